@@ -1,0 +1,486 @@
+"""Sweep configuration: read a TOML file, check every key before any run starts, expand the grid into runs.
+
+A config has the tables of DESIGN.md section 5's sweeps (every key optional unless marked required):
+
+    [data]   model = "gaussian_mixture", preset (optional), n, d (required unless the preset sets them), n_test,
+             and the model's own parameters (kappa, sigma, balanced, rho, p, k, task), as simulate.make_data takes
+    [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic",
+             alpha (required unless gridded, directly or through "fls")
+    [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 1.0, step_policy (a name in
+             compare.runner.STEP_POLICIES, default its first), max_steps = 100000, t_max = 10000.0,
+             batch_size = 32 (sgd), rtol = 1e-8 (flow)
+    [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
+    [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
+             "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
+    [phase]  x = "fls" | "model.alpha", y = a grid key (default: the first grid key that is not an FLS knob)
+    [sweep]  name = "sweep" (letters, digits, '.', '_', '-'), batch_size = 64
+
+:func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
+expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
+(:func:`dump_config`) reproduces the sweep even if defaults change later; ``load_config`` of a resolved config
+returns it unchanged.
+
+A run is a flat dict of dotted keys -> scalars ("data.n": 40, "model.alpha": 0.01, ..., "seed": 3), plus
+"fls" = 1 / (c alpha^2) (DESIGN.md section 2) and "run_id", the first 16 hex digits of the SHA-256 of the run's
+canonical JSON (sorted keys, without run_id): the key of the run table, stable across processes and machines.
+The data preset, once expanded, is not part of a run. Grid values override the tables' values; the product of
+the grids is taken in the order the grid lists them, seeds innermost.
+
+Every check happens here, before a run starts: an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` naming the dotted key, the value and what is allowed. Ranges come from the packages that use
+the values (simulate.data.MODELS for data parameters, simulate.initialization.INIT_SCHEMES, theory's LOSSES,
+compare.runner.STEP_POLICIES).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from simulate.data import DEFAULT_N_TEST, MODELS
+from simulate.initialization import INIT_SCHEMES
+from theory.symbolic import LOSSES
+from theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
+
+#: Engines a run can use (DESIGN.md section 4): discrete full-batch or minibatch training, the high-precision
+#: flow, the lazy-limit kernel flow.
+ENGINES = ("gd", "sgd", "flow", "kernel")
+#: Stopping rules (DESIGN.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
+#: >= 99 %, zero train error.
+STOP_RULES = ("risk", "positive_risk", "accuracy", "zero_error")
+#: Tables of a config file, in the order a resolved config lists them.
+SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep")
+#: Tables whose keys define a run (the others say how to sweep and plot).
+RUN_SECTIONS = ("data", "model", "train", "stop")
+#: Grid keys that are not a table key: FLS values (alpha derived from them) and the seeds.
+FLS_KEY, SEEDS_KEY = "fls", "seeds"
+#: Axes a phase diagram can put on x.
+PHASE_X = (FLS_KEY, "model.alpha")
+#: Keys that set the feature-learning strength, never a phase diagram's second axis by default.
+FLS_KNOBS = (FLS_KEY, "model.alpha", "model.c")
+#: Grid spacings a grid entry may be written as: {logspace = [a, b, num]} is num values from 10^a to 10^b.
+SPACINGS: Mapping[str, Callable[..., np.ndarray]] = {"logspace": np.logspace, "linspace": np.linspace}
+
+_REQUIRED = object()  # a key without a default
+_OPTIONAL = object()  # a key that may be left out
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_TYPE_NAMES = {int: "an integer", float: "a real number", str: "a string", bool: "a boolean (true or false)"}
+
+
+class ConfigError(ParameterError):
+    """A sweep config is invalid: the message names the dotted key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its default (or _REQUIRED / _OPTIONAL), its TOML type, and a range check.
+
+    ``check(name, value, resolved)`` receives the value already of type ``kind`` (ints widened to float for
+    float keys), the keys of the same table resolved so far, and returns the normalized value or raises
+    ParameterError naming ``name``.
+    """
+
+    default: Any
+    kind: type
+    check: Callable[[str, Any, Mapping[str, Any]], Any]
+
+
+def _at_least(minimum: int) -> Callable[[str, Any, Mapping[str, Any]], int]:
+    return lambda name, value, _: check_int(name, value, minimum=minimum)
+
+
+def _positive(name: str, value: Any, _: Mapping[str, Any]) -> float:
+    return check_positive(name, value)
+
+
+def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[str, Any, Mapping[str, Any]], str]:
+    return lambda name, value, _: check_choice(name, value, choices())
+
+
+def _tolerance(name: str, value: Any, _: Mapping[str, Any]) -> float:
+    return check_in_range(name, value, 0.0, 1.0, closed="neither")
+
+
+def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    if not _NAME_PATTERN.fullmatch(value):
+        raise ConfigError(f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-'")
+    return value
+
+
+def step_policies() -> tuple[str, ...]:
+    """The step policies the runner implements (compare.runner.STEP_POLICIES), imported when first needed."""
+    from compare.runner import STEP_POLICIES
+
+    return tuple(STEP_POLICIES)
+
+
+#: The keys of every table but [data] (whose keys depend on the data model) and [grid]. A callable default is
+#: evaluated when the key is filled in.
+TABLES: Mapping[str, Mapping[str, Field]] = {
+    "model": {
+        "width": Field(100, int, _at_least(1)),
+        "c": Field(1.0, float, _positive),
+        "init": Field("random_sign", str, _one_of(lambda: INIT_SCHEMES)),
+        "loss": Field("logistic", str, _one_of(lambda: LOSSES)),
+        "alpha": Field(_REQUIRED, float, _positive),
+    },
+    "train": {
+        "engine": Field("gd", str, _one_of(lambda: ENGINES)),
+        "eta": Field(1.0, float, _positive),
+        "step_policy": Field(lambda: step_policies()[0], str, _one_of(lambda: step_policies())),
+        "max_steps": Field(100_000, int, _at_least(1)),
+        "t_max": Field(1e4, float, _positive),
+        "batch_size": Field(32, int, _at_least(1)),
+        "rtol": Field(1e-8, float, _tolerance),
+    },
+    "stop": {
+        "rule": Field("risk", str, _one_of(lambda: STOP_RULES)),
+        "eps": Field(0.05, float, _positive),
+    },
+    "phase": {
+        "x": Field(FLS_KEY, str, _one_of(lambda: PHASE_X)),
+        "y": Field(_OPTIONAL, str, lambda name, value, _: value),
+    },
+    "sweep": {
+        "name": Field("sweep", str, _sweep_name),
+        "batch_size": Field(64, int, _at_least(1)),
+    },
+}
+
+
+@cache
+def _data_fields(model: str) -> dict[str, Field]:
+    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks."""
+    spec = MODELS[model]
+    fields = {
+        "n": Field(_REQUIRED, int, _at_least(1)),
+        "d": Field(_REQUIRED, int, _at_least(spec.min_d)),
+        "n_test": Field(DEFAULT_N_TEST, int, _at_least(1)),
+    }
+    for key, (default, check) in spec.parameters.items():
+        fields[key] = Field(default, type(default), check)
+    return fields
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    """``value`` if it is of TOML type ``kind`` (an int is accepted where a float is expected), else ConfigError."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not kind:
+        raise ConfigError(
+            f"{name} = {value!r} has the wrong type ({type(value).__name__}); allowed: {_TYPE_NAMES[kind]}"
+        )
+    return value
+
+
+def _checked(name: str, value: Any, field: Field, resolved: Mapping[str, Any]) -> Any:
+    """The value of key ``name`` typed and range-checked; every failure is a ConfigError naming ``name``."""
+    try:
+        return field.check(name, _typed(name, value, field.kind), resolved)
+    except ConfigError:
+        raise
+    except ParameterError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _value(name: str, value: Any, kind: type, check: Callable[[str, Any, Mapping[str, Any]], Any]) -> Any:
+    """A value outside the tables (data.model, grid bounds, FLS) typed and checked like a table key."""
+    return _checked(name, value, Field(_REQUIRED, kind, check), {})
+
+
+def _resolve_table(
+    section: str, given: Mapping[str, Any], fields: Mapping[str, Field], gridded: frozenset[str]
+) -> dict[str, Any]:
+    """Check the keys of one table and fill in defaults; a gridded key may be missing even if required."""
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; allowed in [{section}]: "
+            + ", ".join(fields)
+        )
+    resolved: dict[str, Any] = {}
+    for key, field in fields.items():
+        name = f"{section}.{key}"
+        if key in given:
+            resolved[key] = _checked(name, given[key], field, resolved)
+        elif key in gridded or field.default is _OPTIONAL:
+            continue
+        elif field.default is _REQUIRED:
+            raise ConfigError(f"{name} is required; give it in [{section}] or as a [grid] key")
+        else:
+            resolved[key] = field.default() if callable(field.default) else field.default
+    return resolved
+
+
+def _data_model(given: Mapping[str, Any]) -> str:
+    """data.model of a [data] table, checked (default gaussian_mixture)."""
+    return _value("data.model", given.get("model", "gaussian_mixture"), str, _one_of(lambda: tuple(MODELS)))
+
+
+def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str, Any]:
+    """The [data] table: the model, its preset expanded under the explicit keys, sizes and parameters checked."""
+    model = _data_model(given)
+    presets = MODELS[model].presets
+    explicit = {key: value for key, value in given.items() if key not in ("model", "preset")}
+    resolved: dict[str, Any] = {"model": model}
+    if "preset" in given:
+        if not presets:
+            raise ConfigError(
+                f"data.preset = {given['preset']!r} is not supported: data model {model!r} has no presets"
+            )
+        resolved["preset"] = _value("data.preset", given["preset"], str, _one_of(lambda: tuple(presets)))
+        explicit = {**presets[resolved["preset"]], **explicit}
+    resolved.update(_resolve_table("data", explicit, _data_fields(model), gridded))
+    return resolved
+
+
+def _table(raw: Mapping[str, Any], section: str) -> dict[str, Any]:
+    value = raw.get(section, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{section}] = {value!r} is not a table; allowed: a table of keys")
+    return dict(value)
+
+
+def _finite(name: str, value: Any, _: Mapping[str, Any]) -> float:
+    return check_in_range(name, value, -math.inf, math.inf, closed="neither")
+
+
+def _spaced(name: str, value: Mapping[str, Any]) -> list[float]:
+    """{logspace = [a, b, num]} or {linspace = [a, b, num]} written out."""
+    if len(value) != 1 or next(iter(value)) not in SPACINGS:
+        forms = ", ".join(f"{{{spacing} = [a, b, num]}}" for spacing in SPACINGS)
+        raise ConfigError(f"{name} = {value!r} is not a grid; allowed: a list of values, {forms}")
+    ((spacing, bounds),) = value.items()
+    if not (isinstance(bounds, list) and len(bounds) == 3):
+        raise ConfigError(f"{name}.{spacing} = {bounds!r} has the wrong form; allowed: [a, b, num]")
+    low = _value(f"{name}.{spacing}[0]", bounds[0], float, _finite)
+    high = _value(f"{name}.{spacing}[1]", bounds[1], float, _finite)
+    num = _value(f"{name}.{spacing}[2]", bounds[2], int, _at_least(1))
+    return SPACINGS[spacing](low, high, num).tolist()
+
+
+def _grid_values(key: str, value: Any) -> list[Any]:
+    """One grid entry as an explicit, non-empty list without repeats (values are checked per run)."""
+    name = f"grid.{key}"
+    if key == SEEDS_KEY and isinstance(value, int) and not isinstance(value, bool):
+        values = list(range(_value(name, value, int, _at_least(1))))
+    elif key == SEEDS_KEY and isinstance(value, list):
+        values = [_value(name, seed, int, _at_least(0)) for seed in value]
+    elif key == SEEDS_KEY:
+        raise ConfigError(
+            f"{name} = {value!r} has the wrong type; allowed: an integer N >= 1 (seeds 0..N-1) or a list"
+        )
+    elif isinstance(value, Mapping):
+        values = _spaced(name, value)
+    elif isinstance(value, list):
+        values = list(value)
+    else:
+        raise ConfigError(
+            f"{name} = {value!r} has the wrong type; allowed: a list of values or {{logspace = [a, b, num]}}"
+        )
+    if not values:
+        raise ConfigError(f"{name} is empty; allowed: at least one value")
+    repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"{name} repeats the value(s) {', '.join(repeated)}; allowed: distinct values")
+    return values
+
+
+def _grid_keys(data_model: str) -> tuple[str, ...]:
+    """Every key a grid may vary: the run tables' keys (not data.model / data.preset), FLS and the seeds."""
+    keys = [f"data.{key}" for key in _data_fields(data_model)]
+    keys += [f"{section}.{key}" for section in ("model", "train", "stop") for key in TABLES[section]]
+    return (*keys, FLS_KEY, SEEDS_KEY)
+
+
+def _resolve_grid(raw: Mapping[str, Any], data_model: str) -> dict[str, list[Any]]:
+    """The grid with explicit value lists, seeds last (innermost in the product)."""
+    allowed = _grid_keys(data_model)
+    unknown = [key for key in raw if key not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"grid key(s) {', '.join(map(repr, unknown))} name no config key of data model {data_model!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    if FLS_KEY in raw and "model.alpha" in raw:
+        raise ConfigError(
+            "grid.fls and grid.model.alpha both set the initialization scale; allowed: one of them"
+        )
+    grid = {key: _grid_values(key, value) for key, value in raw.items() if key != SEEDS_KEY}
+    grid[SEEDS_KEY] = _grid_values(SEEDS_KEY, raw.get(SEEDS_KEY, 1))
+    return grid
+
+
+def _resolve_phase(given: Mapping[str, Any], grid: Mapping[str, list[Any]]) -> dict[str, Any]:
+    phase = _resolve_table("phase", given, TABLES["phase"], frozenset())
+    axes = [key for key in grid if key not in (*FLS_KNOBS, SEEDS_KEY)]
+    if "y" not in phase and axes:
+        phase["y"] = axes[0]
+    if "y" in phase and phase["y"] not in grid:
+        raise ConfigError(
+            f"phase.y = {phase['y']!r} is not a grid key; allowed: {', '.join(map(repr, grid))}"
+        )
+    return phase
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The tables of a TOML file; a missing file or a syntax error is a ConfigError naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved, fully checked config from a TOML file path or from a mapping of tables.
+
+    Raises ConfigError (naming the dotted key, the value and what is allowed) for an unknown key, a wrong type,
+    an out-of-range value, a grid key that names no config key, or a grid point that makes an invalid run.
+    """
+    raw = dict(source) if isinstance(source, Mapping) else read_toml(source)
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown table(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SECTIONS)}")
+    data = _table(raw, "data")
+    grid = _resolve_grid(_table(raw, "grid"), _data_model(data))
+    gridded = set(grid) | ({"model.alpha"} if FLS_KEY in grid else set())
+    config: dict[str, Any] = {}
+    for section in RUN_SECTIONS:
+        in_grid = frozenset(key.split(".", 1)[1] for key in gridded if key.startswith(f"{section}."))
+        if section == "data":
+            config[section] = _resolve_data(data, in_grid)
+        else:
+            config[section] = _resolve_table(section, _table(raw, section), TABLES[section], in_grid)
+    config["grid"] = grid
+    config["phase"] = _resolve_phase(_table(raw, "phase"), config["grid"])
+    config["sweep"] = _resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
+    expand_runs(config)
+    return config
+
+
+def run_id(run: Mapping[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical JSON of ``run`` without its "run_id" key."""
+    body = {key: value for key, value in run.items() if key != "run_id"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _scale(model: dict[str, Any], point: Mapping[str, Any]) -> float:
+    """FLS = 1 / (c alpha^2) of a run, setting model["alpha"] = 1 / sqrt(c FLS) when the grid gives FLS."""
+    if FLS_KEY in point:
+        fls = _value(FLS_KEY, point[FLS_KEY], float, _positive)
+        model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, _positive)
+        return fls
+    strength = model["c"] * model["alpha"] ** 2
+    if not (0.0 < strength < math.inf and math.isfinite(1.0 / strength)):
+        raise ConfigError(
+            f"model.alpha = {model['alpha']!r} with model.c = {model['c']!r} gives c alpha^2 = {strength!r}, "
+            "so FLS = 1 / (c alpha^2) is not a finite float; allowed: 0 < c alpha^2 < inf with a finite inverse"
+        )
+    return 1.0 / strength
+
+
+def _check_combination(data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+    """Constraints between keys of different tables."""
+    if model["init"] == "antisymmetric" and model["width"] % 2:
+        raise ConfigError(
+            f"model.width = {model['width']} is out of range for model.init = 'antisymmetric' "
+            "(neurons come in pairs (w, +v), (w, -v)); allowed: even integers >= 2"
+        )
+    if train["engine"] == "sgd" and train["batch_size"] > data["n"]:
+        raise ConfigError(
+            f"train.batch_size = {train['batch_size']} is out of range for train.engine = 'sgd' with "
+            f"data.n = {data['n']}; allowed: integers in [1, {data['n']}]"
+        )
+
+
+def _run(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """One run: the tables updated by a grid point, checked as a whole, flattened to dotted keys."""
+    given = {section: dict(config[section]) for section in RUN_SECTIONS}
+    for key, value in point.items():
+        if key not in (FLS_KEY, SEEDS_KEY):
+            section, name = key.split(".", 1)
+            given[section][name] = value
+    data = _resolve_data(given["data"], frozenset())
+    data.pop("preset", None)
+    skip_alpha = frozenset({"alpha"} if FLS_KEY in point else ())
+    model = _resolve_table("model", given["model"], TABLES["model"], skip_alpha)
+    fls = _scale(model, point)
+    tables = {
+        "data": data,
+        "model": model,
+        "train": _resolve_table("train", given["train"], TABLES["train"], frozenset()),
+        "stop": _resolve_table("stop", given["stop"], TABLES["stop"], frozenset()),
+    }
+    _check_combination(data, model, tables["train"])
+    run = {f"{section}.{key}": value for section, table in tables.items() for key, value in table.items()}
+    run["seed"] = point[SEEDS_KEY]
+    run[FLS_KEY] = fls
+    run["run_id"] = run_id(run)
+    return run
+
+
+def expand_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every run of a resolved config (from :func:`load_config`), in grid order with seeds innermost.
+
+    Raises ConfigError when a grid point makes an invalid run or two grid points make the same run.
+    """
+    grid = config["grid"]
+    runs = [_run(config, dict(zip(grid, values))) for values in itertools.product(*grid.values())]
+    seen: set[str] = set()
+    for run in runs:
+        if run["run_id"] in seen:
+            raise ConfigError(
+                f"the grid makes the same run twice (run_id {run['run_id']}, e.g. 1 and 1.0 in one list); "
+                "allowed: distinct grid points"
+            )
+        seen.add(run["run_id"])
+    return runs
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML (unlike JSON) wants escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise ConfigError(
+        f"cannot write {value!r} ({type(value).__name__}) to TOML; allowed: booleans, numbers, strings, lists"
+    )
+
+
+def dump_config(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """TOML text of a config (tables of scalars and lists); ``tomllib.loads`` reads it back unchanged."""
+    blocks = []
+    for section, table in config.items():
+        lines = [f"[{_toml_key(section)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,160 @@
+"""``integrate_flow``: the high-precision, switch-aware gradient flow of a two-layer ReLU network (DESIGN.md 4)."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import Any
+
+import numpy as np
+
+from simulate.flow.arithmetic import Arithmetic, float_arithmetic
+from simulate.flow.coords import Coordinates, PlainCoordinates
+from simulate.flow.hybrid import FlowOutcome, HybridFlow
+from simulate.flow.logcoords import LogCoordinates
+from simulate.flow.modes import SlidingWeights
+from simulate.flow.recording import Recorder, SaveSchedule, run_result
+from simulate.flow.smooth import SOLVERS, ScipyPieces
+from simulate.flow.stopping import StopRule, TargetRisk
+from simulate.result import RunResult
+from theory.compiled import validate_network
+from theory.symbolic import LOSSES
+from theory.validation import ParameterError, check_choice, check_in_range, check_positive
+
+COORDINATES = ("auto", "plain", "log")
+#: coords="auto" uses log-norm coordinates for a balanced init whose largest neuron norm is below this scale
+#: (there the plain state is small against the absolute tolerance; the paper's small-alpha regime).
+LOG_COORDS_SCALE = 0.1
+#: A neuron is balanced when |v_j^2 - ||w_j||^2| <= this times (v_j^2 + ||w_j||^2) and v_j != 0.
+BALANCE_TOL = 1e-12
+
+
+def is_balanced(W: np.ndarray, v: np.ndarray) -> bool:
+    """Whether every neuron has v_j = +-||w_j|| != 0 (to BALANCE_TOL): the invariant of DESIGN.md 2 is 0."""
+    norms2 = np.einsum("ij,ij->i", W, W)
+    return bool(np.all(v != 0) and np.all(np.abs(v * v - norms2) <= BALANCE_TOL * (v * v + norms2)))
+
+
+def make_coordinates(
+    coords: str, W: np.ndarray, v: np.ndarray, X: Any, y: Any, c: float, arithmetic: Arithmetic
+) -> Coordinates:
+    """The coordinate system for ``coords`` ('auto', 'plain' or 'log'), with X and y in ``arithmetic``."""
+    coords = check_choice("coords", coords, COORDINATES)
+    balanced = is_balanced(W, v)
+    if coords == "log" and not balanced:
+        raise ParameterError(
+            "coords = 'log' needs a balanced initialization (v_j = +-||w_j|| != 0 for every neuron); "
+            "use coords = 'plain' or 'auto'"
+        )
+    use_log = coords == "log" or (coords == "auto" and balanced and np.linalg.norm(W, axis=1).max() < LOG_COORDS_SCALE)
+    X_a, y_a = arithmetic.convert(X), arithmetic.convert(y)
+    if use_log:
+        return LogCoordinates(X_a, y_a, c, np.sign(v), arithmetic)
+    return PlainCoordinates(X_a, y_a, c, W.shape[0], arithmetic)
+
+
+def resolve_stop_rule(target_risk: float | None, stop_rule: StopRule | None, y: np.ndarray) -> StopRule | None:
+    """The run's stopping rule from ``target_risk`` (shorthand for TargetRisk) or ``stop_rule`` (not both)."""
+    if target_risk is not None and stop_rule is not None:
+        raise ParameterError("give either target_risk or stop_rule, not both")
+    if stop_rule is not None and not isinstance(stop_rule, StopRule):
+        raise ParameterError(f"stop_rule must be a StopRule (TargetRisk, PositiveClassLoss, ...), got {stop_rule!r}")
+    rule = TargetRisk(target_risk) if target_risk is not None else stop_rule
+    if rule is not None:
+        rule.check_labels(y)
+    return rule
+
+
+def resolve_schedule(save_at: Any) -> SaveSchedule:
+    """A SaveSchedule from None (every step), an array of times, or a SaveSchedule."""
+    if save_at is None:
+        return SaveSchedule.every_step()
+    if isinstance(save_at, SaveSchedule):
+        return save_at
+    return SaveSchedule.at(save_at)
+
+
+def dense_evaluator(flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ScipyPieces):
+    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (at most 16 steps of one piece).
+
+    Agrees with the run to its tolerance (the re-integration takes its own adaptive steps).
+    """
+    checkpoints = recorder.checkpoints
+    times = [float(t) for t, _, _ in checkpoints]
+    coords = flow.coords
+
+    def dense(t: float) -> tuple[np.ndarray, np.ndarray]:
+        t = check_in_range("t", t, 0.0, float(outcome.t))
+        t_c, Y_c, piece = checkpoints[bisect.bisect_right(times, t) - 1]
+        weights = SlidingWeights(outcome.modes[piece], flow.gram, flow.arith)
+        end = integrator.run(flow.field(weights), flow.jacobian(weights), t_c, Y_c, t, None, None, None)
+        W, v = coords.network(end.y)
+        return np.asarray(W, dtype=np.float64), np.asarray(v, dtype=np.float64)
+
+    return dense
+
+
+def integrate_flow(
+    W0: Any,
+    v0: Any,
+    X: Any,
+    y: Any,
+    *,
+    c: float = 1.0,
+    loss: str = "logistic",
+    target_risk: float | None = None,
+    t_max: float,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    method: str = "DOP853",
+    save_at: Any = None,
+    stop_rule: StopRule | None = None,
+    coords: str = "auto",
+) -> RunResult:
+    """Integrate the Filippov gradient flow theta' = -grad R of DESIGN.md section 2 from (W0, v0) on (X, y).
+
+    A hybrid integrator: adaptive ``method`` (scipy DOP853 by default; RK45, RK23, or Radau / BDF with the
+    analytic Jacobian) on each smooth piece; activation crossings, sliding entries / exits and the stopping time
+    located on the dense output (see :mod:`simulate.flow.hybrid`).
+
+    Args:
+        W0, v0, X, y: initial parameters (m, d), (m,), data (n, d), labels in {-1, +1} (n,).
+        c: output multiplier; loss: one of theory.symbolic.LOSSES.
+        target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule) instead.
+        t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
+        rtol in [1e-14, 1e-2], atol > 0: the solver tolerances on each piece (per step, on the state).
+        save_at: None (every step), times, or a SaveSchedule; the final time is always saved last.
+        coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only) or 'auto' (log for a
+            balanced init with max ||w_j|| < 0.1, else plain).
+
+    Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
+    (crossings), ``sliding_entries``, ``invariant_drift`` (plain coordinates; exact 0 in log coordinates),
+    ``wall_time`` and ``dense(t)``; ``info`` holds sliding exits, events, pieces, coordinates and tolerances.
+    """
+    started = time.perf_counter()
+    W, v, X, y, c = validate_network(W0, v0, X, y, c=c)
+    loss = check_choice("loss", loss, LOSSES)
+    t_max = check_positive("t_max", t_max)
+    rtol = check_in_range("rtol", rtol, 1e-14, 1e-2)
+    atol = check_positive("atol", atol)
+    method = check_choice("method", method, SOLVERS)
+    rule = resolve_stop_rule(target_risk, stop_rule, y)
+    schedule = resolve_schedule(save_at)
+    arithmetic = float_arithmetic(loss)
+    coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic)
+    integrator = ScipyPieces(method, rtol, atol)
+    flow = HybridFlow(coordinates, integrator, rule, loss)
+    recorder = Recorder(schedule, coordinates, loss)
+    with np.errstate(over="ignore", under="ignore"):
+        try:
+            outcome = flow.run(0.0, coordinates.pack(W, v), t_max, recorder)
+        except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:
+            t_last, Y_last = flow.position or (0.0, coordinates.pack(W, v))
+            outcome = FlowOutcome("failed", f"{type(exc).__name__}: {exc}", t_last, Y_last, flow.counts)
+        recorder.finish(outcome.t, outcome.y)
+    dense = dense_evaluator(flow, outcome, recorder, integrator) if outcome.modes else None
+    engine = "flow-logcoords" if coordinates.name == "log" else "flow"
+    info = {"method": method, "rtol": rtol, "atol": atol, "loss": loss, "c": c,
+            "stop_rule": rule.describe() if rule is not None else None}
+    return run_result(outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense,
+                      info=info)

@@ -1,0 +1,75 @@
+"""The number system a flow is integrated in: float64 numpy arrays, or numpy object arrays of mpmath numbers.
+
+The float engine and the arbitrary-precision reference run the same field assembly, guards, mode logic and event
+handling; what differs between them lives here: the loss kernels (the sample factor s_i = -l'(y_i f_i) y_i and the
+loss l(y_i f_i), both from the one symbolic derivation in :mod:`theory.symbolic`), exp / log / sqrt, small linear solves,
+and the unit roundoff ``eps`` that sets every event tolerance of :mod:`simulate.flow.hybrid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from theory.compiled import compile_field
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """Elementwise kernels and tolerances of one number system.
+
+    Attributes:
+        name: ``"float64"`` or ``"mpmath-<digits>"``.
+        eps: unit roundoff of the system (float).
+        sample: (f, y) -> s, the sample factor of the field, elementwise over any leading axes.
+        losses: (f, y) -> l(y f), elementwise.
+        exp, log, sqrt: elementwise functions.
+        solve: (A, B) -> A^{-1} B for a small square A.
+        convert: a float array -> an array of this system (exact: every float64 is representable).
+        to_float: an array of this system -> float64.
+    """
+
+    name: str
+    eps: float
+    sample: Callable[[Any, Any], Any]
+    losses: Callable[[Any, Any], Any]
+    exp: Callable[[Any], Any]
+    log: Callable[[Any], Any]
+    sqrt: Callable[[Any], Any]
+    solve: Callable[[Any, Any], Any]
+    convert: Callable[[Any], Any]
+    to_float: Callable[[Any], np.ndarray]
+
+    @property
+    def guard_tol(self) -> float:
+        """A guard (cosine or sliding weight) counts as crossed only below -guard_tol: 64 roundoffs of noise."""
+        return 64.0 * self.eps
+
+    @property
+    def touch_tol(self) -> float:
+        """Pairs with |cos angle(w_j, x_i)| <= touch_tol at an event are on their surface (eps^(3/4))."""
+        return self.eps**0.75
+
+
+def float_arithmetic(loss: str) -> Arithmetic:
+    """float64 numpy arithmetic with the compiled kernels of ``loss``."""
+    field = compile_field(loss)
+
+    def to_float(a: Any) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    return Arithmetic(
+        name="float64",
+        eps=float(np.finfo(np.float64).eps),
+        sample=field.sample_factor,
+        losses=field.losses,
+        exp=np.exp,
+        log=np.log,
+        sqrt=np.sqrt,
+        solve=np.linalg.solve,
+        convert=to_float,
+        to_float=to_float,
+    )

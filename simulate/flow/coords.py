@@ -1,0 +1,147 @@
+"""State coordinates of the flow and the field of one mode in them (plain (W, v); see logcoords for the other).
+
+The field of a mode is the gradient flow of DESIGN.md section 2 with relu'(P) replaced by the mode's gates and
+relu(P) by its smooth extension (the active pairs' P, 0 elsewhere):
+
+    f_i = c sum_j v_j 1[j,i active] P_ji,       s_i = -l'(y_i f_i) y_i,       q = weighted gates (modes, eq. (1)),
+    w_j' = (c/n) v_j sum_i q_ji x_i,            v_j' = (c/n) sum_i 1[j,i active] P_ji s_i.
+
+On the piece's own region this equals the field of :func:`theory.vector_field` (tests check it to 1e-14); beyond
+the region's boundary it continues the piece's smooth field, so Runge–Kutta stages that probe past an event see a
+smooth right-hand side and the dense output stays accurate to the tolerance up to the event. ``s`` comes from the
+compiled derivation (:mod:`simulate.flow.arithmetic`), so every loss of :mod:`theory.symbolic` is supported.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from simulate.flow.arithmetic import Arithmetic
+from simulate.flow.modes import SlidingWeights
+from theory import symbolic as S
+from theory.compiled import _numpy_namespace, compile_field
+
+
+@cache
+def sample_slope(loss: str):
+    """ds_i/df_i of the sample factor s(f, y), lambdified from the derivation (for the analytic Jacobian)."""
+    sample = compile_field(loss).derivation.factors_W[2]
+    return sp.lambdify((S.f, S.yi), sp.diff(sample, S.f), modules=[_numpy_namespace(), "numpy"])
+
+
+class Coordinates:
+    """Common part of the coordinate systems: the network output and the field assembly of one mode.
+
+    Subclasses provide ``_parts(Y) -> (D, amp)``, with D[..., j, i] a pre-activation factor whose sign is that of
+    <w_j, x_i> and amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and ``_velocity``.
+    """
+
+    name = ""
+
+    def __init__(self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic) -> None:
+        self.arith = arithmetic
+        self.X, self.y = X, y
+        self.n, self.d = X.shape
+        self.m = m
+        self.c = c
+        self.rate = c / self.n  # the neuron factor c/n of the mean-risk field
+        self.x_norms = arithmetic.sqrt((X * X).sum(-1))
+
+    @property
+    def size(self) -> int:
+        """Length of the state vector."""
+        return self.m * (self.d + 1)
+
+    def _split(self, Y: Any) -> tuple[Any, Any]:
+        """(directions part (..., m, d), per-neuron part (..., m)) of states Y (..., size)."""
+        lead = Y.shape[:-1]
+        return Y[..., : self.m * self.d].reshape(*lead, self.m, self.d), Y[..., self.m * self.d :]
+
+    def output(self, Y: Any, weights: SlidingWeights) -> Any:
+        """f (..., n) under the mode's smooth extension (equal to the network output on the piece's region)."""
+        D, amp = self._parts(Y)
+        return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+
+    def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
+        """The field of the mode at the state Y (size,)."""
+        D, amp = self._parts(Y)
+        f = self.c * (amp @ (weights.active * D))
+        s = self.arith.sample(f, self.y)
+        H = weights.weighted_gates(s) @ self.X
+        return self._velocity(Y, D, H, s, weights)
+
+    def cosines(self, Y: Any) -> Any:
+        """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
+        dirs, _ = self._split(Y)
+        norms = self.arith.sqrt((dirs * dirs).sum(-1))
+        return (dirs @ self.X.T) / (norms[..., :, None] * self.x_norms)
+
+    def directions(self, Y: Any) -> Any:
+        """(m, d) rows whose sign against x_i is the sign of <w_j, x_i> (projected at events)."""
+        return self._split(Y)[0]
+
+    def with_directions(self, Y: Any, dirs: Any) -> Any:
+        """The state Y with its direction rows replaced."""
+        out = Y.copy()
+        out[: self.m * self.d] = dirs.reshape(-1)
+        return out
+
+
+class PlainCoordinates(Coordinates):
+    """The state (W, v) flattened: W row-major, then v. Invariant v_j^2 - ||w_j||^2 is tracked as a diagnostic."""
+
+    name = "plain"
+
+    def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
+        return self.arith.convert(np.concatenate([W.reshape(-1), v]))
+
+    def network(self, Y: Any) -> tuple[Any, Any]:
+        return self._split(Y)
+
+    def signs(self, Y: Any) -> np.ndarray:
+        return np.sign(self.arith.to_float(self._split(Y)[1]))
+
+    def invariant(self, Y: Any) -> Any:
+        W, v = self._split(Y)
+        return v * v - (W * W).sum(-1)
+
+    def _parts(self, Y: Any) -> tuple[Any, Any]:
+        W, v = self._split(Y)
+        return W @ self.X.T, v
+
+    def _velocity(self, Y: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
+        _, v = self._split(Y)
+        dW = (self.rate * v)[:, None] * H
+        dv = self.rate * ((weights.active * P) @ s)
+        return np.concatenate([dW.reshape(-1), dv])
+
+    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
+
+        With Js = diag(ds/df) df/dtheta and G_j = X^T L_j (L_j the linear map s -> q_j of equation (1)):
+        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],   d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j} X^T(A . s)_j].
+        """
+        m, d, n = self.m, self.d, self.n
+        W, v = self._split(Y)
+        A = weights.active
+        P = W @ self.X.T
+        f = self.c * (v @ (A * P))
+        s = self.arith.sample(f, self.y)
+        df = np.concatenate(
+            [(self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d), self.c * (A * P).T],
+            axis=1,
+        )
+        Js = sample_slope(loss)(f, self.y)[:, None] * df
+        G = np.einsum("lji,ik->jkl", weights.weighted_gates(np.eye(n)), self.X)  # (m, d, n)
+        H = weights.weighted_gates(s) @ self.X
+        J = np.empty((self.size, self.size))
+        J[: m * d] = ((v[:, None, None] * G).reshape(m * d, n)) @ Js
+        J[m * d :] = (A * P) @ Js
+        rows = np.arange(m * d)
+        J[rows, m * d + rows // d] += H.reshape(-1)
+        J[m * d + rows // d, rows] += ((A * s) @ self.X).reshape(-1)
+        return self.rate * J

@@ -1,0 +1,214 @@
+"""The hybrid (piecewise-smooth) gradient flow: pieces, events and mode changes, in any arithmetic.
+
+The Filippov flow of DESIGN.md section 2 is integrated as a sequence of smooth pieces. On a piece the mode (the
+activation pattern and the sliding set, :mod:`simulate.flow.modes`) is fixed and the field is smooth; a piece ends
+at the first guard event (:mod:`simulate.flow.events`) located on the dense output. At an event:
+
+1. every pair on its surface at that instant is collected, for all neurons at once (|cos| <= eps^(3/4)): aligned
+   duplicate neurons reach the same surface at the same instant, and all such events are handled together;
+2. each neuron is projected exactly onto every surface it touches (its sliding ones included);
+3. each touched neuron's next mode comes from its one-sided fields through one box-constrained least-squares
+   problem (cross, start sliding, stop sliding), :func:`simulate.flow.modes.select_neuron_mode`.
+
+The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and the
+arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from simulate.flow.coords import Coordinates, PlainCoordinates
+from simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
+from simulate.flow.modes import (
+    ACTIVE,
+    INACTIVE,
+    SLIDING,
+    Mode,
+    SlidingWeights,
+    project_onto_surfaces,
+    select_neuron_mode,
+)
+from simulate.flow.recording import Recorder
+from simulate.flow.smooth import PieceEnd
+from simulate.flow.stopping import StopRule
+
+#: A run whose events stop advancing time (more than this many in a row within a few roundoffs) has failed.
+MAX_INSTANT_EVENTS = 200
+
+
+class PieceIntegrator(Protocol):
+    """Integrates one smooth piece until its first guard event or t_bound (see ``smooth.ScipyPieces.run``)."""
+
+    implicit: bool
+
+    def run(self, fun, jac, t0, y0, t_bound, guards, first_step, observer) -> PieceEnd: ...
+
+
+@dataclass
+class EventCounts:
+    """Event diagnostics of one run."""
+
+    switches: int = 0
+    sliding_entries: int = 0
+    sliding_exits: int = 0
+    events: int = 0
+    pieces: int = 0
+    rhs_evals: int = 0
+    jac_evals: int = 0
+
+
+@dataclass
+class FlowOutcome:
+    """End of a hybrid run: status (a RunResult status), where it stopped, and the mode of every piece."""
+
+    status: str
+    message: str
+    t: Any
+    y: Any
+    counts: EventCounts
+    modes: list[Mode] = field(default_factory=list)
+
+
+class HybridFlow:
+    """The event loop over smooth pieces for one problem (coordinates carry X, y, c and the arithmetic)."""
+
+    def __init__(
+        self, coords: Coordinates, integrator: PieceIntegrator, stop_rule: StopRule | None, loss: str
+    ) -> None:
+        self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
+        self.arith = coords.arith
+        self.gram = coords.X @ coords.X.T
+        self.X_float = self.arith.to_float(coords.X)
+        self.counts = EventCounts()
+        self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
+
+    # -- the field of a piece ------------------------------------------------------------------------------------
+    def field(self, weights: SlidingWeights):
+        """y -> the mode's field, counting evaluations."""
+
+        def fun(Y: Any) -> Any:
+            self.counts.rhs_evals += 1
+            return self.coords.rhs(Y, weights)
+
+        return fun
+
+    def jacobian(self, weights: SlidingWeights):
+        """y -> the analytic Jacobian (plain coordinates and implicit methods only; else None: finite differences)."""
+        if not (self.integrator.implicit and isinstance(self.coords, PlainCoordinates)):
+            return None
+
+        def jac(Y: Any) -> np.ndarray:
+            self.counts.jac_evals += 1
+            return self.coords.jacobian(Y, weights, self.loss)
+
+        return jac
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    def initial_mode(self, Y: Any) -> tuple[Any, Mode]:
+        """The mode at the start: signs of the pre-activations, with pairs that start on a surface selected."""
+        cos = self.arith.to_float(self.coords.cosines(Y))
+        mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
+        touching = np.abs(cos) <= self.arith.touch_tol
+        if not touching.any():
+            return Y, mode
+        return self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
+
+    def event_pairs(self, Y: Any, mode: Mode, guards: PieceGuards, column: int | None):
+        """Pairs on their surface at an event (m, n) and the sliding pairs whose weight hit 0 or 1 (hints)."""
+        arith = self.arith
+        touching = (np.abs(arith.to_float(self.coords.cosines(Y))) <= arith.touch_tol) & ~mode.sliding
+        hints: dict[int, dict[int, int]] = {}
+        values = arith.to_float(guards.evaluate(Y[None])[0])
+        at_bound = np.flatnonzero(np.isin(guards.kinds, (MU_LOW, MU_HIGH)) & (values <= arith.touch_tol))
+        if column is not None and guards.kinds[column] in (MU_LOW, MU_HIGH):
+            at_bound = np.union1d(at_bound, [column])
+        for col in at_bound:
+            j, i = guards.sliding_pair(int(col))
+            hints.setdefault(j, {})[i] = INACTIVE if guards.kinds[col] == MU_LOW else ACTIVE
+        if column is not None and guards.kinds[column] == PAIR:
+            touching[guards.pair_rows[column], guards.pair_cols[column]] = True
+        return touching, hints
+
+    def apply_event(
+        self, Y: Any, mode: Mode, weights: SlidingWeights, touching: np.ndarray, hints: dict[int, dict[int, int]]
+    ) -> tuple[Any, Mode]:
+        """Project the touched neurons onto their surfaces and select their next modes; count the transitions."""
+        coords, arith, counts = self.coords, self.arith, self.counts
+        affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
+        on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
+        dirs = coords.directions(Y).copy()
+        for j in affected:
+            dirs[j] = project_onto_surfaces(dirs[j], coords.X[on_surface[j]], arith)
+        Y = coords.with_directions(Y, dirs)
+        s_a = arith.sample(coords.output(Y, weights), coords.y)
+        s = arith.to_float(s_a)
+        h_old = arith.to_float(weights.weighted_gates(s_a)) @ self.X_float
+        signs = coords.signs(Y)
+        rows = {}
+        for j in affected:
+            old = mode.side[j]
+            rate = signs[j] * (self.X_float @ h_old[j])
+            prefer = np.where(
+                old != SLIDING, np.where(old * rate < 0, -old, old), np.where(rate > 0, ACTIVE, INACTIVE)
+            ).astype(np.int8)
+            new = select_neuron_mode(self.X_float, s, signs[j], old, on_surface[j], prefer, hints.get(j))
+            for i in on_surface[j]:
+                if old[i] != SLIDING and new[i] == -old[i]:
+                    counts.switches += 1
+                elif old[i] != SLIDING and new[i] == SLIDING:
+                    counts.sliding_entries += 1
+                elif old[i] == SLIDING and new[i] != SLIDING:
+                    counts.sliding_exits += 1
+            rows[j] = new
+        return Y, mode.with_rows(rows)
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+    def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
+        """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
+        counts = self.counts
+        Y, mode = self.initial_mode(Y0)
+        t, step, instant = t0, None, 0
+        modes: list[Mode] = []
+        recorder.start(t, Y)
+
+        def outcome(status: str, message: str, t_end: Any, Y_end: Any) -> FlowOutcome:
+            return FlowOutcome(status, message, t_end, Y_end, counts, modes)
+
+        while True:
+            weights = SlidingWeights(mode, self.gram, self.arith)
+            guards = PieceGuards(self.coords, weights, self.stop_rule)
+            modes.append(mode)
+            self.position = (t, Y)
+            recorder.begin_piece(len(modes) - 1, t, Y)
+            if guards.stop_column is not None and guards.evaluate(Y[None])[0, guards.stop_column] <= 0:
+                return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
+            end = self.integrator.run(
+                self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder
+            )
+            counts.pieces += 1
+            step = end.step or step
+            if end.kind == "t_bound":
+                if self.stop_rule is None:
+                    return outcome("t_max", f"reached t_max = {float(t_max):g}", end.t, end.y)
+                return outcome(
+                    "not_reached", f"{self.stop_rule.describe()} not reached by t_max = {float(t_max):g}", end.t, end.y
+                )
+            if end.kind in ("diverged", "failed"):
+                return outcome(end.kind, end.message, end.t, end.y)
+            if end.column == guards.stop_column:
+                return outcome(
+                    "target_reached", f"{self.stop_rule.describe()} at t = {float(end.t):.10g}", end.t, end.y
+                )
+            counts.events += 1
+            instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * max(1.0, abs(float(t))) else 0
+            if instant > MAX_INSTANT_EVENTS:
+                return outcome(
+                    "failed", f"{instant} events in a row without progress at t = {float(t):.10g}", end.t, end.y
+                )
+            touching, hints = self.event_pairs(end.y, mode, guards, end.column)
+            t = end.t
+            Y, mode = self.apply_event(end.y, mode, weights, touching, hints)

@@ -1,0 +1,173 @@
+"""Modes of the piecewise-smooth flow: activation pattern, sliding set, the Filippov weights mu, mode selection.
+
+Neuron j's field is w_j' = (c/n) v_j X^T q_j with q_ji = s_i * gate_ji, and the gates are fixed on each piece:
+
+- ``active`` pairs (<w_j, x_i> > 0): gate 1;
+- inactive pairs (<w_j, x_i> < 0): gate 0;
+- ``sliding`` pairs (<w_j, x_i> = 0 held): gate mu_ji in [0, 1], chosen so that the motion stays on every surface
+  of the sliding set S: <w_j', x_i> = 0 for i in S. With K = X X^T this is the linear system
+
+      K_SS z = -K_{S,A} s_A,      z_i = s_i mu_i,                                            (1)
+
+  so z = M_j s with M_j = -K_SS^{-1} K_{S,:} diag(1_A) fixed on the piece (:class:`SlidingWeights`).
+
+At an event the next mode of a neuron touching surfaces T (all pairs with <w_j, x_i> = 0 there) comes from the
+minimal-norm element of the Clarke subdifferential, one box-constrained least-squares problem per neuron:
+
+      mu* = argmin_{mu in [0, 1]^T} || X^T (s . 1_A) + sum_{i in T} mu_i s_i x_i ||^2.          (2)
+
+Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose jump points into the surface from
+both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave to the
+active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0) cannot
+slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import lsq_linear
+
+from simulate.flow.arithmetic import Arithmetic
+
+#: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the least-squares
+#: weight (2) is within this distance of the hinted bound: the weight is located there to ~1e-14.
+HINT_TOL = 1e-9
+#: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
+BOUND_TOL = 1e-13
+
+ACTIVE, SLIDING, INACTIVE = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The discrete state of one piece: boolean (m, n) arrays ``active`` and ``sliding`` (never both true)."""
+
+    active: np.ndarray
+    sliding: np.ndarray
+
+    @property
+    def side(self) -> np.ndarray:
+        """+1 on active pairs, 0 on sliding pairs, -1 on inactive ones, shape (m, n)."""
+        return np.where(self.active, ACTIVE, np.where(self.sliding, SLIDING, INACTIVE)).astype(np.int8)
+
+    def with_rows(self, rows: dict[int, np.ndarray]) -> Mode:
+        """A copy with neuron j's sides replaced by ``rows[j]`` (int arrays of ACTIVE / SLIDING / INACTIVE)."""
+        active, sliding = self.active.copy(), self.sliding.copy()
+        for j, side in rows.items():
+            active[j], sliding[j] = side == ACTIVE, side == SLIDING
+        return Mode(active, sliding)
+
+
+class SlidingWeights:
+    """The weighted gates q = gates . s of one piece as a linear map of the sample factors s, by equation (1).
+
+    Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its precision).
+    """
+
+    def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic) -> None:
+        self.mode = mode
+        self.active = arithmetic.convert(mode.active.astype(np.float64))
+        self.neurons = np.flatnonzero(mode.sliding.any(axis=1))
+        self.sets = [np.flatnonzero(mode.sliding[j]) for j in self.neurons]
+        self.maps = [
+            -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
+            for j, S in zip(self.neurons, self.sets, strict=True)
+        ]
+        self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: the order of ``sets``
+
+    def weighted_gates(self, s: Any) -> Any:
+        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding pairs, 0 elsewhere; s of shape (..., n)."""
+        q = self.active * s[..., None, :]
+        for j, S, M in zip(self.neurons, self.sets, self.maps, strict=True):
+            q[..., j, S] = s @ M.T
+        return q
+
+    def mu(self, s: Any) -> Any:
+        """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``."""
+        if not len(self.pair_rows):
+            return s[..., :0]
+        z = np.concatenate([s @ M.T for M in self.maps], axis=-1)
+        return z / s[..., self.pair_cols]
+
+
+def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin over mu in [0, 1]^k of ||b + A mu||: equation (2), by bounded-variable least squares (exact)."""
+    if A.shape[1] == 0:
+        return np.zeros(0)
+    return lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
+
+
+def select_neuron_mode(
+    X: np.ndarray,
+    s: np.ndarray,
+    sign_v: float,
+    side: np.ndarray,
+    touching: np.ndarray,
+    prefer: np.ndarray,
+    hints: dict[int, int] | None = None,
+) -> np.ndarray:
+    """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
+
+    Args:
+        X: samples (n, d); s: sample factors at the event (n,); sign_v: sign of v_j (0 when v_j = 0).
+        side: the neuron's current sides; entries in ``touching`` are replaced, the others kept.
+        touching: indices of the samples whose surface the neuron is on (it has been projected onto them).
+        prefer: for each sample, the side a non-attracting pair takes when both one-sided fields point away from
+            the surface (then either side is a Filippov solution; the pair keeps the direction it moved in).
+        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at the bound
+            go to that side).
+
+    The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
+    (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field points
+    to (r_i with gate 0 > 0 -> active, r_i with gate 1 < 0 -> inactive), which moves h, so the two are iterated to
+    a consistent choice (at most |T| + 1 rounds; one round unless non-attracting pairs share the event).
+    """
+    hints = hints or {}
+    new = side.astype(np.int8).copy()
+    touching = np.asarray(touching, dtype=int)
+    attracting = touching[sign_v * s[touching] < 0]
+    others = touching[sign_v * s[touching] >= 0]
+    new[others] = prefer[others]
+    norms2 = np.einsum("ij,ij->i", X, X)
+    mu = np.zeros(0)
+    for _ in range(len(touching) + 1):
+        gates = (new == ACTIVE).astype(np.float64)
+        gates[attracting] = 0.0
+        base = X.T @ (s * gates)
+        A = X[attracting].T * s[attracting]
+        mu = min_norm_weights(A, base)
+        h = base + A @ mu
+        changed = False
+        for i in others:
+            rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * sign_v * s[i] * norms2[i]
+            rate_active = rate_inactive + sign_v * s[i] * norms2[i]
+            choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else prefer[i]
+            changed |= bool(choice != new[i])
+            new[i] = choice
+        if not changed:
+            break
+    for i, weight in zip(attracting, mu, strict=True):
+        hint = hints.get(int(i))
+        if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= HINT_TOL:
+            new[i] = hint
+        elif weight >= 1.0 - BOUND_TOL:
+            new[i] = ACTIVE
+        elif weight <= BOUND_TOL:
+            new[i] = INACTIVE
+        else:
+            new[i] = SLIDING
+    return new
+
+
+def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:
+    """The orthogonal projection of ``direction`` (d,) onto {w : <w, x_i> = 0 for the rows x_i of X_T}.
+
+    Puts a neuron back exactly on every surface it touches at an event (w - X_T^T (X_T X_T^T)^{-1} X_T w), so the
+    next piece starts with each of those pre-activations at 0 to roundoff, never on the wrong side.
+    """
+    if len(X_T) == 0:
+        return direction
+    return direction - X_T.T @ arithmetic.solve(X_T @ X_T.T, X_T @ direction)

@@ -1,0 +1,359 @@
+"""Deep networks (MLP, small CNN) trained with an output multiplier c, the feature-learning-strength knob.
+
+The trained function is
+
+    f(x) = c * h(x; theta)                      or, centered,   f(x) = c * (h(x; theta) - h(x; theta_0)),
+
+with h an MLP or a small CNN initialized by torch's default scheme and then scaled by ``alpha`` (theta_0 =
+alpha * theta_default), and theta_0 a frozen copy of the initialization (its outputs on the training and test
+sets are computed once: the copy never changes, so this equals evaluating it at every step). Plain SGD (or
+full-batch GD) on the mean cross-entropy (classes) or logistic loss (labels +-1) uses the step
+
+    eta / c.
+
+Why eta / c (DESIGN.md section 2): for a bias-free two-layer net h is 2-homogeneous, h(s theta) = s^2 h(theta),
+so c h(theta) = h(sqrt(c) theta). A GD step on theta with multiplier c and step eta / c, mapped by
+theta -> sqrt(c) theta, is a GD step with multiplier 1 and step eta from init scale sqrt(c) alpha. Hence
+"multiplier c at step eta / c" equals "init scale sqrt(c) alpha at step eta", step for step, and curves depend on
+c alpha^2 = 1 / FLS only. (For an L-homogeneous net the same argument gives init scale c^(1/L) alpha and step
+eta c^(2/L - 1); the engine keeps eta / c, which is exact for L = 2.)
+
+Members of an ensemble differ in c, eta, alpha and seed (initialization and minibatch order) and are trained in
+one vectorized computation: their parameters are stacked along a leading axis and the network is applied with
+``torch.func.vmap`` over ``functional_call`` (measured here against a Python loop over the members in
+``benchmarks/train.py``). Each member stops by its own rule (:mod:`simulate.train.loop`); test accuracy is
+recorded at the saved steps and at the stop, giving the peak and the final test accuracy.
+
+Command line: ``python -m simulate.train.deep --figure docs/figures/digits_c_sweep.png`` draws the peak test
+accuracy against c on scikit-learn's digits (see docs/train.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from simulate.result import RunResult
+from simulate.train.batches import MinibatchSampler
+from simulate.train.device import Placement, configure_threads, placement
+from simulate.train.ensemble import per_member
+from simulate.train.loop import MemberRecord, run_members
+from simulate.train.schedule import SaveSchedule
+from simulate.train.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
+from theory.compiled import compile_field
+from theory.validation import ParameterError, as_array, check_choice, check_int
+
+LOSSES = ("auto", "logistic", "cross_entropy")
+KINDS = ("mlp", "cnn")
+
+
+class MLP(nn.Module):
+    """x -> Linear -> ReLU -> ... -> Linear, widths ``hidden``; bias-free by default (then homogeneous)."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, *, bias: bool = False) -> None:
+        super().__init__()
+        widths = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(fan_in, fan_out, bias=bias), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], out_features, bias=bias))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class SmallCNN(nn.Module):
+    """Convolutions (kernel k, padding k // 2, stride 2, ReLU) with ``channels`` filters, then a linear readout.
+
+    ``input_shape`` is (C, L) for signals (Conv1d) or (C, H, W) for images (Conv2d); inputs arrive flattened.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        channels: Sequence[int],
+        out_features: int,
+        *,
+        kernel_size: int = 3,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        spatial = list(self.input_shape[1:])
+        if len(spatial) not in (1, 2):
+            raise ParameterError(f"input_shape = {input_shape!r} is not supported; allowed: (C, L) or (C, H, W)")
+        conv = nn.Conv1d if len(spatial) == 1 else nn.Conv2d
+        layers: list[nn.Module] = []
+        previous = self.input_shape[0]
+        for width in channels:
+            layers += [conv(previous, width, kernel_size, stride=2, padding=kernel_size // 2, bias=bias), nn.ReLU()]
+            spatial = [(s + 2 * (kernel_size // 2) - kernel_size) // 2 + 1 for s in spatial]
+            previous = width
+        layers += [nn.Flatten(), nn.Linear(previous * int(np.prod(spatial)), out_features, bias=bias)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.reshape(-1, *self.input_shape))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Which network h is: ``mlp`` with hidden widths ``hidden`` or ``cnn`` with ``hidden`` channels."""
+
+    kind: str = "mlp"
+    hidden: tuple[int, ...] = (256,)
+    bias: bool = False
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, KINDS)
+        for width in self.hidden:
+            check_int("hidden", width)
+
+    def build(self, input_shape: Sequence[int], out_features: int, *, seed: int, alpha: float) -> nn.Module:
+        """A float64 network with torch's default initialization drawn from ``seed`` and scaled by ``alpha``.
+
+        The draw uses a forked torch RNG, so the global torch random state is left as it was.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.kind == "mlp":
+                net = MLP(int(np.prod(input_shape)), self.hidden, out_features, bias=self.bias)
+            else:
+                net = SmallCNN(input_shape, self.hidden, out_features, kernel_size=self.kernel_size, bias=self.bias)
+        net = net.to(torch.float64)
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.mul_(alpha)
+        return net
+
+
+class DeepEnsemble:
+    """The deep-network family for :func:`simulate.train.loop.run_members`: stacked parameters, vmapped forward."""
+
+    def __init__(
+        self,
+        nets: Sequence[nn.Module],
+        c: torch.Tensor,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        X_test: torch.Tensor,
+        y_test: torch.Tensor,
+        *,
+        binary: bool,
+        centered: bool,
+    ) -> None:
+        params, _ = torch.func.stack_module_state(list(nets))
+        self.params = {name: p.detach().to(c.device, c.dtype).requires_grad_(True) for name, p in params.items()}
+        template = copy.deepcopy(nets[0]).to("meta")
+
+        def apply(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(template, p, (x,))
+
+        self._shared = torch.vmap(apply, in_dims=(0, None))
+        self._own = torch.vmap(apply, in_dims=(0, 0))
+        self.c, self.X, self.y, self.X_test, self.y_test, self.binary = c, X, y, X_test, y_test, binary
+        self._logistic = compile_field("logistic").losses if binary else None
+        with torch.no_grad():
+            zero = torch.zeros((), dtype=c.dtype, device=c.device)
+            self.h0 = self._h(self.params, X) if centered else zero
+            self.h0_test = self._h(self.params, X_test) if centered else zero
+        self._grads: tuple[torch.Tensor, ...] | None = None
+
+    def _h(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = self._shared(params, x) if x.ndim == 2 else self._own(params, x)
+        return out[..., 0] if self.binary else out
+
+    def _f(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        scale = self.c[:, None] if self.binary else self.c[:, None, None]
+        return scale * (self._h(self.params, x) - offset)
+
+    def _losses(self, f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample losses and correctness, (E, b) each."""
+        if self.binary:
+            return self._logistic(f, y), (y * f).detach() > 0
+        targets = y.expand(f.shape[:-1])
+        losses = nn.functional.cross_entropy(f.flatten(0, 1), targets.flatten(), reduction="none")
+        return losses.view(targets.shape), f.detach().argmax(-1) == targets
+
+    def _evaluation(self, losses: torch.Tensor, correct: torch.Tensor, y: torch.Tensor) -> Evaluation:
+        positive = (y > 0).expand_as(correct) if self.binary else None
+        return Evaluation(losses.detach(), correct, positive)
+
+    def loss_and_gradient(self, indices: torch.Tensor | None) -> Evaluation:
+        x, y, offset = (self.X, self.y, self.h0) if indices is None else self._minibatch(indices)
+        losses, correct = self._losses(self._f(x, offset), y)
+        self._grads = torch.autograd.grad(losses.mean(-1).sum(), tuple(self.params.values()))
+        return self._evaluation(losses, correct, y)
+
+    def _minibatch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = torch.arange(indices.shape[0], device=indices.device)[:, None]
+        return self.X[indices], self.y[indices], self.h0 if self.h0.ndim == 0 else self.h0[rows, indices]
+
+    def evaluate(self) -> Evaluation:
+        with torch.no_grad():
+            return self._evaluation(*self._losses(self._f(self.X, self.h0), self.y), self.y)
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            _, correct = self._losses(self._f(self.X_test, self.h0_test), self.y_test)
+        return {"test_accuracy": correct.to(self.c.dtype).mean(-1)}
+
+    def update(self, step_sizes: torch.Tensor) -> None:
+        with torch.no_grad():
+            for parameter, grad in zip(self.params.values(), self._grads, strict=True):
+                parameter.addcmul_(grad, -step_sizes.view(-1, *[1] * (grad.ndim - 1)))
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.params.items()}
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.params = {name: p.detach()[rows].requires_grad_(True) for name, p in self.params.items()}
+        self.c = self.c[rows]
+        if self.h0.ndim:
+            self.h0, self.h0_test = self.h0[rows], self.h0_test[rows]
+
+    def export(self, row: int) -> dict[str, np.ndarray]:
+        return {name: p[row].detach().cpu().numpy().astype(np.float64) for name, p in self.params.items()}
+
+
+def _resolve_loss(loss: str, y: np.ndarray) -> str:
+    """``auto`` becomes ``logistic`` for labels in {-1, +1} and ``cross_entropy`` otherwise."""
+    loss = check_choice("loss", loss, LOSSES)
+    if loss == "auto":
+        return "logistic" if np.all(np.isin(y, (-1.0, 1.0))) else "cross_entropy"
+    return loss
+
+
+def _labels(name: str, y: np.ndarray, loss: str) -> np.ndarray:
+    """Labels as float +-1 (logistic) or int classes 0 ... K-1 (cross-entropy; -1/+1 labels become 0/1)."""
+    binary = bool(np.all(np.isin(y, (-1.0, 1.0))))
+    if loss == "logistic":
+        if not binary:
+            raise ParameterError(f"{name} must contain only -1 and +1 for loss 'logistic'; allowed: 'cross_entropy'")
+        return y
+    classes = (y > 0).astype(np.float64) if binary else y
+    if np.any(classes != np.round(classes)) or np.any(classes < 0):
+        raise ParameterError(f"{name} must hold integer classes 0 ... K-1 (or -1/+1) for loss 'cross_entropy'")
+    return classes.astype(np.int64)
+
+
+def train_deep(
+    data: Any,
+    *,
+    architecture: Architecture = Architecture(),
+    c: float | Sequence[float] = 1.0,
+    eta: float | Sequence[float] = 0.1,
+    alpha: float | Sequence[float] = 1.0,
+    seeds: int | Sequence[int] = 0,
+    centered: bool = False,
+    loss: str = "auto",
+    batch_size: int | None = None,
+    stop: StopRule | None = ZERO_TRAIN_ERROR,
+    max_steps: int | Sequence[int] = 10_000,
+    save: SaveSchedule = SaveSchedule.every(10),
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float64",
+    members_per_batch: int | None = None,
+    sync_every: int = 32,
+) -> list[RunResult]:
+    """Train deep nets f = c h (or c (h - h0)) at step eta / c; one :class:`RunResult` per member.
+
+    Args:
+        data: an object with X (n, D), y, X_test, y_test (e.g. :mod:`simulate.realdata`); ``data.params
+            ["input_shape"]``, when present, gives the CNN its (C, L) or (C, H, W) shape.
+        architecture: the network h (:class:`Architecture`).
+        c, eta, alpha, seeds: per-member multiplier, base step (the step taken is eta / c), init scale, and seed
+            (initialization and minibatch order); scalars are shared, sequences give one member each (equal
+            lengths, or length 1).
+        centered: train c (h - h0) with h0 the frozen initial network.
+        loss: ``logistic`` (labels +-1, one output), ``cross_entropy`` (classes) or ``auto`` (by the labels).
+        batch_size: None for full-batch GD, else SGD minibatches.
+        stop: stop rule (default: zero training error); max_steps: step budget.
+        save: steps at which risk, train and test accuracy are recorded (plus step 0 and the stop).
+        members_per_batch: train the members in consecutive groups of this size (memory); None = all at once.
+
+    Each result: W = first-layer weight reshaped to (fan_out, -1), v = last-layer weight flattened, t = k eta / c,
+    and ``info`` with ``peak_test_accuracy`` (max over the recorded steps up to the stop), ``final_test_accuracy``
+    (at the stop), the curves ``test_accuracy`` and ``train_accuracy``, the final ``state`` (parameter arrays by
+    name) and the member's settings.
+    """
+    X = as_array("X", data.X, ndim=2)
+    X_test = as_array("X_test", data.X_test, ndim=2, shape=(None, X.shape[1]))
+    y = as_array("y", data.y, ndim=1, shape=(X.shape[0],))
+    loss = _resolve_loss(loss, y)
+    binary = loss == "logistic"
+    y = _labels("y", y, loss)
+    y_test = _labels("y_test", as_array("y_test", data.y_test, ndim=1, shape=(X_test.shape[0],)), loss)
+    outputs = 1 if binary else int(max(y.max(), y_test.max())) + 1
+    input_shape = tuple(getattr(data, "params", {}).get("input_shape", (X.shape[1],)))
+    size = max(np.size(c), np.size(eta), np.size(alpha), np.size(seeds), np.size(max_steps))
+    settings = {
+        "c": per_member("c", c, size),
+        "eta": per_member("eta", eta, size),
+        "alpha": per_member("alpha", alpha, size),
+        "seed": per_member("seeds", seeds, size, integer=True),
+    }
+    budgets = per_member("max_steps", max_steps, size, integer=True)
+    group = size if members_per_batch is None else check_int("members_per_batch", members_per_batch)
+    where = placement(device, dtype)
+    results: list[RunResult] = []
+    for start in range(0, size, group):
+        members = range(start, min(start + group, size))
+        nets = [architecture.build(input_shape, outputs, seed=int(settings["seed"][e]), alpha=settings["alpha"][e])
+                for e in members]
+        family = DeepEnsemble(
+            nets, where.tensor(settings["c"][members]), where.tensor(X),
+            where.tensor(y) if binary else where.index(y),
+            where.tensor(X_test), where.tensor(y_test) if binary else where.index(y_test),
+            binary=binary, centered=centered,
+        )
+        sampler = None if batch_size is None else MinibatchSampler(settings["seed"][members].tolist(), len(y),
+                                                                   batch_size)
+        step_sizes = settings["eta"][members] / settings["c"][members]
+        records, wall = run_members(
+            family, step_sizes=where.tensor(step_sizes), budgets=budgets[members], rule=stop, schedule=save,
+            sampler=sampler, sync_every=check_int("sync_every", sync_every),
+        )
+        for e, record in zip(members, records, strict=True):
+            info = {name: values[e].item() for name, values in settings.items()}
+            info.update(architecture=architecture, centered=centered, loss=loss,
+                        batch_size=batch_size, step_size=float(step_sizes[e - start]), stop=repr(stop),
+                        **where.describe())
+            results.append(_result(record, batch_size, float(step_sizes[e - start]), wall / len(members), info))
+    return results
+
+
+def _result(record: MemberRecord, batch_size: int | None, step: float, wall: float, info: dict[str, Any]) -> RunResult:
+    names = list(record.final)
+    first, last = record.final[names[0]], record.final[names[-1]]
+    test = record.history["test_accuracy"]
+    return RunResult(
+        status=record.status,
+        message=record.message,
+        engine="train-deep-gd" if batch_size is None else "train-deep-sgd",
+        t_stop=record.steps * step,
+        W=first.reshape(first.shape[0], -1),
+        v=last.reshape(-1),
+        t=record.history["step"] * step,
+        risk=record.history["risk"],
+        rhs_evals=record.steps,
+        wall_time=wall,
+        info={
+            **info,
+            "steps": record.steps,
+            "peak_test_accuracy": float(np.nanmax(test)),
+            "final_test_accuracy": float(test[-1]),
+            "test_accuracy": test,
+            "train_accuracy": record.history["train_accuracy"],
+            "state": record.final,
+        },
+    )

@@ -1,0 +1,248 @@
+"""Batched discrete training of an ensemble of two-layer ReLU networks (DESIGN.md section 4, ``train``).
+
+Member e has its own parameters W_e (m, d), v_e (m,), output multiplier c_e, step size eta_e and minibatch seed,
+and is trained on a shared data set (X, y) or on its own (X_e, y_e). One step of full-batch GD is
+
+    theta_{k+1} = theta_k - eta_e * grad R_e(theta_k),   R_e = (1/n) sum_i l(y_i f_e(x_i)),
+    f_e(x) = c_e sum_j v_ej relu(<w_ej, x>),
+
+with relu'(0) = 0; SGD replaces R_e by the mean over the member's minibatch (see :mod:`simulate.train.batches`).
+The network and the loss are the ones compiled in :mod:`theory.compiled` (one formula for every engine); the
+gradient comes from torch autograd through them, which here is about twice as fast as evaluating the compiled
+field and the risk separately (``benchmarks/train.py`` measures both). All members go through one batched
+computation (the ensemble axis is the leading tensor axis), and each member stops by the rule of
+:mod:`simulate.train.stopping`, as :mod:`simulate.train.loop` describes. A discrete run reports gradient-flow time
+t = k * eta_e.
+
+Precision: float64 by default; an ensemble member equals a separate single-model torch run with the same
+initialization and seed to rounding (tests check 1e-12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from simulate.result import RunResult
+from simulate.train.batches import MinibatchSampler
+from simulate.train.device import Placement, placement
+from simulate.train.loop import MemberRecord, run_members
+from simulate.train.schedule import SaveSchedule
+from simulate.train.stopping import Evaluation, StopRule
+from theory.compiled import CompiledField, compile_field
+from theory.validation import ParameterError, as_array, as_labels, check_int, check_positive
+
+
+class TwoLayerEnsemble:
+    """The two-layer family for :func:`simulate.train.loop.run_members`: parameters (E, m, d), (E, m) on one device."""
+
+    def __init__(
+        self,
+        W: torch.Tensor,
+        v: torch.Tensor,
+        c: torch.Tensor,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        field: CompiledField,
+    ) -> None:
+        self.W = W.detach().clone().requires_grad_(True)
+        self.v = v.detach().clone().requires_grad_(True)
+        self.c, self.X, self.y, self.field = c, X, y, field
+        self.shared_data = X.ndim == 2
+        self.initial_invariant = self._invariant()
+        self._grads: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _invariant(self) -> torch.Tensor:
+        """v_j^2 - ||w_j||^2 per neuron, (E, m): conserved by gradient flow, drifts at O(eta^2) per GD step."""
+        with torch.no_grad():
+            return self.v**2 - (self.W**2).sum(-1)
+
+    def _batch(self, indices: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if indices is None:
+            return self.X, self.y
+        if self.shared_data:
+            return self.X[indices], self.y[indices]
+        rows = torch.arange(indices.shape[0], device=indices.device)[:, None]
+        return self.X[rows, indices], self.y[rows, indices]
+
+    def _evaluation(self, f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Evaluation]:
+        losses = self.field.losses(f, y)
+        margins = (y * f).detach()
+        return losses, Evaluation(losses.detach(), margins > 0, (y > 0).expand_as(margins))
+
+    def loss_and_gradient(self, indices: torch.Tensor | None) -> Evaluation:
+        X, y = self._batch(indices)
+        losses, evaluation = self._evaluation(self.field.output(self.W, self.v, X, self.c), y)
+        self._grads = torch.autograd.grad(losses.mean(-1).sum(), (self.W, self.v))
+        return evaluation
+
+    def evaluate(self) -> Evaluation:
+        with torch.no_grad():
+            return self._evaluation(self.field.output(self.W, self.v, self.X, self.c), self.y)[1]
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        return {"invariant_deviation": (self._invariant() - self.initial_invariant).abs().amax(-1)}
+
+    def update(self, step_sizes: torch.Tensor) -> None:
+        grad_W, grad_v = self._grads
+        with torch.no_grad():
+            self.W.addcmul_(grad_W, -step_sizes[:, None, None])
+            self.v.addcmul_(grad_v, -step_sizes[:, None])
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {"W": self.W.detach().clone(), "v": self.v.detach().clone()}
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.W = self.W.detach()[rows].requires_grad_(True)
+        self.v = self.v.detach()[rows].requires_grad_(True)
+        self.c, self.initial_invariant = self.c[rows], self.initial_invariant[rows]
+        if not self.shared_data:
+            self.X, self.y = self.X[rows], self.y[rows]
+
+    def export(self, row: int) -> dict[str, np.ndarray]:
+        return {
+            "W": self.W[row].detach().cpu().numpy().astype(np.float64),
+            "v": self.v[row].detach().cpu().numpy().astype(np.float64),
+        }
+
+
+def per_member(name: str, value: Any, size: int, *, integer: bool = False) -> np.ndarray:
+    """A scalar (or one-element sequence) or a length-``size`` sequence as ``size`` per-member values: positive
+    reals, or integers >= 0 when ``integer``."""
+    values = np.ravel(np.asarray(value))
+    if values.size == 1:
+        values = np.repeat(values, size)
+    if values.shape != (size,):
+        raise ParameterError(f"{name} has {values.size} values; allowed: one, or one per member ({size})")
+    if integer:
+        return np.array([check_int(name, x, minimum=0) for x in values.tolist()], dtype=np.int64)
+    return np.array([check_positive(name, x) for x in values.tolist()])
+
+
+def _check_data(X: Any, y: Any, size: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, d) with y (n,), shared by all members, or X (E, n, d) with y (E, n), one data set per member."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 2:
+        X = as_array("X", X, ndim=2, shape=(None, dim))
+        y = as_labels("y", y, n=X.shape[0])
+    else:
+        X = as_array("X", X, ndim=3, shape=(size, None, dim))
+        y = as_array("y", y, ndim=2, shape=(size, X.shape[1]))
+        as_labels("y", y.reshape(-1))
+    return X, y
+
+
+def init_ensemble(
+    width: int, dim: int, *, alphas: Sequence[float], seeds: Sequence[int], scheme: str = "random_sign"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked initializations (W0 (E, m, d), v0 (E, m)) of members with scales ``alphas`` and ``seeds``.
+
+    Member e is :func:`simulate.initialization.init_params` (width, dim, alpha=alphas[e], scheme, seed=seeds[e]).
+    """
+    from simulate.initialization import init_params
+
+    if len(alphas) != len(seeds):
+        raise ParameterError(f"alphas and seeds must have the same length; got {len(alphas)} and {len(seeds)}")
+    pairs = [init_params(width, dim, alpha=a, scheme=scheme, seed=s) for a, s in zip(alphas, seeds, strict=True)]
+    return np.stack([W for W, _ in pairs]), np.stack([v for _, v in pairs])
+
+
+def train_ensemble(
+    W0: Any,
+    v0: Any,
+    X: Any,
+    y: Any,
+    *,
+    eta: float | Sequence[float],
+    max_steps: int | Sequence[int],
+    c: float | Sequence[float] = 1.0,
+    stop: StopRule | None = None,
+    batch_size: int | None = None,
+    seeds: int | Sequence[int] = 0,
+    loss: str = "logistic",
+    save: SaveSchedule = SaveSchedule.every(1),
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float64",
+    sync_every: int = 32,
+    info: Sequence[Mapping[str, Any]] | None = None,
+) -> list[RunResult]:
+    """Train E two-layer networks in one batched computation; return one :class:`RunResult` per member.
+
+    Args:
+        W0, v0: initial parameters, shapes (E, m, d) and (E, m) (see :func:`init_ensemble`).
+        X, y: training data, (n, d) and (n,) shared by all members, or (E, n, d) and (E, n); labels in {-1, +1}.
+        eta: step size, one for all or one per member. c: output multiplier, likewise.
+        max_steps: step budget (one or per member); a member that reaches it ends with status ``t_max`` when
+            ``stop`` is None and ``not_reached`` otherwise.
+        stop: a :class:`~simulate.train.stopping.StopRule` (e.g. ``TargetRisk(eps)``), or None to run the budget.
+        batch_size: None for full-batch GD (engine ``train-gd``), else SGD minibatches of that size
+            (``train-sgd``) drawn from ``seeds`` (one per member or one for all).
+        loss: ``logistic``, ``exponential`` or ``squared`` (the losses :mod:`theory.compiled` knows).
+        save: the steps whose risk (and, with ``states``, parameters) the results record.
+        device, dtype: ``cpu`` or ``cuda``; ``float64`` (default) or ``float32``.
+        sync_every: steps between reads of the stop flags by the host (a larger value means fewer device
+            synchronizations; the stopping step stays exact).
+        info: optional per-member metadata (alpha, seed, scheme, ...) copied into each result's ``info``.
+
+    Each result has t = k * eta_e at the saved steps k, the risk there, ``rhs_evals`` = gradient evaluations,
+    ``invariant_drift`` = max over saved steps of max_j |Delta(v_j^2 - ||w_j||^2)|, and ``wall_time`` = the
+    batch's wall time divided by E. Diverged members (NaN or inf) end with status ``diverged``.
+    """
+    W0 = as_array("W0", W0, ndim=3)
+    size, width, dim = W0.shape
+    v0 = as_array("v0", v0, ndim=2, shape=(size, width))
+    X, y = _check_data(X, y, size, dim)
+    etas = per_member("eta", eta, size)
+    cs = per_member("c", c, size)
+    budgets = per_member("max_steps", max_steps, size, integer=True)
+    seed_values = per_member("seeds", seeds, size, integer=True)
+    if info is not None and len(info) != size:
+        raise ParameterError(f"info has {len(info)} entries; allowed: one per member ({size})")
+    where = placement(device, dtype)
+    sync_every = check_int("sync_every", sync_every)
+    n = X.shape[-2]
+    sampler = None if batch_size is None else MinibatchSampler(seed_values.tolist(), n, batch_size)
+    family = TwoLayerEnsemble(
+        where.tensor(W0), where.tensor(v0), where.tensor(cs), where.tensor(X), where.tensor(y), compile_field(loss)
+    )
+    records, wall = run_members(
+        family,
+        step_sizes=where.tensor(etas),
+        budgets=budgets,
+        rule=stop,
+        schedule=save,
+        sampler=sampler,
+        sync_every=sync_every,
+    )
+    engine = "train-gd" if batch_size is None else "train-sgd"
+    common = {"loss": loss, "batch_size": batch_size, "stop": repr(stop), **where.describe()}
+    return [
+        _result(record, engine, etas[e], wall / size, {
+            "member": e, "eta": float(etas[e]), "c": float(cs[e]), "seed": int(seed_values[e]), **common,
+            **(dict(info[e]) if info is not None else {}),
+        })
+        for e, record in enumerate(records)
+    ]
+
+
+def _result(record: MemberRecord, engine: str, eta: float, wall: float, info: dict[str, Any]) -> RunResult:
+    steps = record.history["step"]
+    return RunResult(
+        status=record.status,
+        message=record.message,
+        engine=engine,
+        t_stop=record.steps * eta,
+        W=record.final["W"],
+        v=record.final["v"],
+        t=steps * eta,
+        risk=record.history["risk"],
+        W_t=None if record.states is None else np.stack([s["W"] for s in record.states]),
+        v_t=None if record.states is None else np.stack([s["v"] for s in record.states]),
+        rhs_evals=record.steps,
+        invariant_drift=float(np.nanmax(record.history["invariant_deviation"], initial=0.0)),
+        wall_time=wall,
+        info={**info, "steps": record.steps, "train_accuracy": record.history["train_accuracy"]},
+    )

@@ -1,0 +1,178 @@
+"""Deep-net runner: the FLS equivalence, the vectorized ensemble against plain module loops, stopping, centering."""
+
+from __future__ import annotations
+
+import copy
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from simulate.realdata import load_digits
+from simulate.train.deep import Architecture, train_deep
+from simulate.train.schedule import SaveSchedule
+from simulate.train.stopping import TrainAccuracy
+from theory.validation import ParameterError
+
+
+def subset(data, n: int, n_test: int) -> SimpleNamespace:
+    return SimpleNamespace(X=data.X[:n], y=data.y[:n], X_test=data.X_test[:n_test], y_test=data.y_test[:n_test],
+                           params=data.params)
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return subset(load_digits("binary"), 120, 60)
+
+
+@pytest.fixture(scope="module")
+def classes():
+    return subset(load_digits("multiclass"), 150, 60)
+
+
+@pytest.fixture(scope="module")
+def signals():
+    """Random 1-D signals (C, L) = (2, 12) in 3 classes (arg-max of a fixed random projection), for the 1-D CNN."""
+    rng = np.random.default_rng(0)
+    X, X_test = rng.standard_normal((40, 24)), rng.standard_normal((20, 24))
+    w = rng.standard_normal((24, 3))
+    return SimpleNamespace(X=X, y=(X @ w).argmax(-1).astype(float), X_test=X_test,
+                           y_test=(X_test @ w).argmax(-1).astype(float), params={"input_shape": (2, 12)})
+
+
+TWO_LAYER = Architecture("mlp", (16,), bias=False)
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_multiplier_at_step_over_c_equals_scaled_init_exactly(binary, batch_size):
+    """c h(theta) at step eta / c, mapped by theta -> sqrt(c) theta, is h at init scale sqrt(c) and step eta.
+
+    c = 4 makes every rescaling a power of two, so the two runs agree bit for bit.
+    """
+    runs = train_deep(binary, architecture=TWO_LAYER, c=[4.0, 1.0], alpha=[1.0, 2.0], eta=0.5, seeds=7,
+                      stop=None, max_steps=60, batch_size=batch_size)
+    multiplied, scaled = runs
+    for name, value in multiplied.info["state"].items():
+        np.testing.assert_array_equal(2.0 * value, scaled.info["state"][name])
+    np.testing.assert_array_equal(multiplied.risk, scaled.risk)
+    np.testing.assert_array_equal(multiplied.info["test_accuracy"], scaled.info["test_accuracy"])
+    assert multiplied.info["step_size"] == 0.125 and scaled.info["step_size"] == 0.5
+
+
+def test_multiplier_equivalence_to_rounding_for_any_c(binary):
+    c = 3.0
+    multiplied, scaled = train_deep(binary, architecture=TWO_LAYER, c=[c, 1.0], alpha=[1.0, math.sqrt(c)], eta=0.3,
+                                    seeds=2, stop=None, max_steps=60)
+    for name, value in multiplied.info["state"].items():
+        np.testing.assert_allclose(math.sqrt(c) * value, scaled.info["state"][name], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(multiplied.risk, scaled.risk, rtol=1e-11)
+
+
+def reference_deep_run(data, architecture, *, c, eta, alpha, seed, centered, steps, batch_size):
+    """One ordinary module trained with torch.optim.SGD at lr = eta / c on c (h - h0); final state, test accuracy."""
+    binary = bool(np.all(np.isin(data.y, (-1.0, 1.0))))
+    outputs = 1 if binary else int(max(data.y.max(), data.y_test.max())) + 1
+    net = architecture.build(data.params["input_shape"], outputs, seed=seed, alpha=alpha)
+    frozen = copy.deepcopy(net).requires_grad_(False)
+    optimizer = torch.optim.SGD(net.parameters(), lr=eta / c)
+    X, X_test = torch.from_numpy(data.X), torch.from_numpy(data.X_test)
+    y = torch.from_numpy(data.y if binary else data.y.astype(np.int64))
+
+    def f(x):
+        out = c * (net(x) - frozen(x)) if centered else c * net(x)
+        return out[:, 0] if binary else out
+
+    def loss(x, target):
+        out = f(x)
+        if binary:
+            return torch.nn.functional.soft_margin_loss(out, target)
+        return torch.nn.functional.cross_entropy(out, target)
+
+    generator, order = torch.Generator().manual_seed(seed), None
+    per_epoch = 1 if batch_size is None else math.ceil(len(y) / batch_size)
+    for k in range(steps):
+        idx = slice(None)
+        if batch_size is not None:
+            if k % per_epoch == 0:
+                order = torch.randperm(len(y), generator=generator)
+            idx = order[(k % per_epoch) * batch_size : (k % per_epoch + 1) * batch_size]
+        optimizer.zero_grad()
+        loss(X[idx], y[idx]).backward()
+        optimizer.step()
+    with torch.no_grad():
+        out = f(X_test).numpy()
+    correct = data.y_test * out > 0 if binary else out.argmax(-1) == data.y_test
+    return {name: p.detach().numpy() for name, p in net.named_parameters()}, correct.mean()
+
+
+CASES = {
+    "mlp-bias-logistic": (Architecture("mlp", (12, 8), bias=True), "binary", False, None),
+    "mlp-centered-crossentropy-sgd": (Architecture("mlp", (12,)), "classes", True, 25),
+    "cnn2d-centered-logistic-sgd": (Architecture("cnn", (4, 6)), "binary", True, 30),
+    "cnn1d-crossentropy": (Architecture("cnn", (3,), bias=True, kernel_size=5), "signals", False, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_vectorized_ensemble_equals_separate_module_runs(case, request):
+    architecture, fixture, centered, batch_size = CASES[case]
+    data = request.getfixturevalue(fixture)
+    members = {"c": [0.5, 2.0, 1.0], "eta": [0.2, 0.4, 0.3], "alpha": [1.0, 0.7, 1.5], "seed": [1, 2, 3]}
+    steps = 25
+    runs = train_deep(data, architecture=architecture, c=members["c"], eta=members["eta"], alpha=members["alpha"],
+                      seeds=members["seed"], centered=centered, batch_size=batch_size, stop=None,
+                      max_steps=steps, save=SaveSchedule.every(5))
+    for e, run in enumerate(runs):
+        state, accuracy = reference_deep_run(
+            data, architecture, c=members["c"][e], eta=members["eta"][e], alpha=members["alpha"][e],
+            seed=members["seed"][e], centered=centered, steps=steps, batch_size=batch_size,
+        )
+        assert run.status == "t_max" and run.rhs_evals == steps
+        for name, value in state.items():
+            np.testing.assert_allclose(run.info["state"][name], value, rtol=1e-12, atol=1e-13)
+        assert run.info["final_test_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+        assert run.t[-1] == pytest.approx(steps * members["eta"][e] / members["c"][e])
+
+
+def test_stops_at_target_accuracy_and_records_peak_test_accuracy(binary):
+    runs = train_deep(binary, architecture=TWO_LAYER, c=[0.5, 1.0, 4.0], eta=0.5, seeds=[0, 1, 2],
+                      stop=TrainAccuracy(1.0), max_steps=3000, save=SaveSchedule.every(3))
+    for run in runs:
+        assert run.status == "target_reached"
+        assert run.info["train_accuracy"][-1] == 1.0
+        assert np.all(run.info["train_accuracy"][:-1] < 1.0)  # the rule is checked at every step
+        test = run.info["test_accuracy"]
+        assert run.info["peak_test_accuracy"] == np.nanmax(test) >= run.info["final_test_accuracy"] == test[-1]
+        assert run.info["steps"] == run.rhs_evals and run.t[-1] == pytest.approx(run.t_stop)
+        assert run.W.shape == (16, 64) and run.v.shape == (16,)
+
+
+def test_centering_starts_from_the_zero_function(binary, classes):
+    logistic = train_deep(binary, architecture=TWO_LAYER, c=100.0, centered=True, stop=None, max_steps=0)[0]
+    assert logistic.risk[0] == math.log(2.0)
+    cross_entropy = train_deep(classes, architecture=TWO_LAYER, c=100.0, centered=True, stop=None, max_steps=0)[0]
+    assert cross_entropy.risk[0] == pytest.approx(math.log(10.0), rel=1e-15)
+    plain = train_deep(binary, architecture=TWO_LAYER, c=100.0, stop=None, max_steps=0)[0]
+    assert plain.risk[0] > 1.0  # the uncentered network starts from a large random function
+
+
+def test_members_per_batch_changes_nothing(binary):
+    kwargs = {"architecture": TWO_LAYER, "c": [0.5, 1.0, 2.0], "eta": 0.3, "seeds": [4, 5, 6], "stop": None,
+              "max_steps": 20}
+    together = train_deep(binary, **kwargs)
+    apart = train_deep(binary, members_per_batch=2, **kwargs)
+    for a, b in zip(together, apart, strict=True):
+        np.testing.assert_allclose(a.W, b.W, rtol=1e-12, atol=1e-14)
+
+
+def test_bad_arguments(binary, classes):
+    with pytest.raises(ParameterError, match="loss 'logistic'"):
+        train_deep(classes, loss="logistic", max_steps=1)
+    with pytest.raises(ParameterError, match="kind"):
+        Architecture("transformer")
+    with pytest.raises(ParameterError, match="c has 2 values"):
+        train_deep(binary, c=[1.0, 2.0], eta=[0.1, 0.2, 0.3], max_steps=1)
+    with pytest.raises(ParameterError, match="input_shape"):
+        Architecture("cnn", (2,)).build((1, 2, 2, 2), 1, seed=0, alpha=1.0)

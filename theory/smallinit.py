@@ -1,0 +1,512 @@
+"""The small-initialization limit (strong feature learning) of DESIGN.md section 2.
+
+While |f| << 1 every sample weight is r_i = 1/2, and a balanced neuron (v = sign(v) ||w||) splits into a direction
+u = w / ||w|| on the unit sphere and a log-norm, with
+
+    g(u) = (1/n) sum_i (1/2) y_i 1[<u, x_i> > 0] x_i,        H(u) = <u, g(u)>,
+    u' = c sign(v) (I - u u^T) g(u),                         (log ||w||)' = c sign(v) H(u).
+
+H is piecewise linear (g is constant on each activation region), so the direction flow is, region by region, the
+Riemannian gradient flow of a linear function on the sphere: positive neurons climb H, negative ones descend it,
+and its attracting stationary points are the *extreme vectors* (:func:`extreme_vectors`).
+
+Under orthogonal separability (every same-label pair positively correlated, every opposite pair negatively) a
+positive neuron active on exactly the positive points keeps that activation pattern, g = x+ / (2n), and its cosine
+psi = <u, x+ / ||x+||> and norm solve in closed form (:func:`tanh_alignment`, :func:`aligned_norm`):
+
+    psi(t) = tanh(lambda+ (t - t0) + artanh psi(t0)),         lambda+ = c ||x+|| / (2n),
+    ||w(t)|| = ||w(t0)|| cosh(lambda+ (t - t0) + artanh psi(t0)) / cosh(artanh psi(t0)).
+
+The negative class is the mirror image (a negative neuron active on exactly the negative points, x-, lambda-).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from scipy.optimize import lsq_linear
+
+from theory.validation import (
+    ParameterError,
+    as_array,
+    as_labels,
+    check_in_range,
+    check_int,
+    check_positive,
+)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Orthogonal separability and the class sums
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrthogonalSeparability:
+    """Whether (X, y) is orthogonally separable, with the two inner products that decide it.
+
+    Attributes:
+        holds: every same-label pair i != j has <x_i, x_j> > 0 and every opposite-label pair <x_i, x_j> < 0.
+        min_same_label: min over same-label pairs i != j of <x_i, x_j> (+inf when no such pair exists).
+        max_opposite_label: max over opposite-label pairs of <x_i, x_j> (-inf when one class is empty).
+    """
+
+    holds: bool
+    min_same_label: float
+    max_opposite_label: float
+
+    @property
+    def margin(self) -> float:
+        """min(min_same_label, -max_opposite_label): positive exactly when the condition holds."""
+        return min(self.min_same_label, -self.max_opposite_label)
+
+
+def _data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    X = as_array("X", X, ndim=2)
+    if X.shape[0] == 0:
+        raise ParameterError("X has no rows; at least one sample is needed")
+    return X, as_labels("y", y, n=X.shape[0])
+
+
+def orthogonal_separability(X: Any, y: Any) -> OrthogonalSeparability:
+    """Check orthogonal separability of (X, y): same-label pairs positively, opposite pairs negatively correlated.
+
+    This is the condition under which the extreme vectors of the small-initialization flow are the normalized
+    class sums x+/||x+|| and x-/||x-|| and the tanh law holds (module docstring). Pairs i = j are excluded.
+    """
+    X, y = _data(X, y)
+    gram = X @ X.T
+    same = y[:, None] == y[None, :]
+    np.fill_diagonal(same, False)
+    opposite = y[:, None] != y[None, :]
+    min_same = float(gram[same].min()) if same.any() else np.inf
+    max_opposite = float(gram[opposite].max()) if opposite.any() else -np.inf
+    return OrthogonalSeparability(
+        holds=bool(min_same > 0 and max_opposite < 0),
+        min_same_label=min_same,
+        max_opposite_label=max_opposite,
+    )
+
+
+def class_sums(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(x+, x-): the sums of the positive-class and of the negative-class points, each of shape (d,)."""
+    X, y = _data(X, y)
+    return X[y > 0].sum(axis=0), X[y < 0].sum(axis=0)
+
+
+def alignment_rates(X: Any, y: Any, *, c: float = 1.0) -> tuple[float, float]:
+    """(lambda+, lambda-) = (c ||x+|| / (2n), c ||x-|| / (2n)): the rates of the tanh law of each class."""
+    c = check_positive("c", c)
+    x_plus, x_minus = class_sums(X, y)
+    n = len(np.asarray(y))
+    return c * float(np.linalg.norm(x_plus)) / (2 * n), c * float(np.linalg.norm(x_minus)) / (2 * n)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The directional field
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _directions(U: Any, d: int) -> np.ndarray:
+    """Rows of U normalized to unit length (any non-zero w stands for its direction)."""
+    U = as_array("U", U, ndim=2, shape=(None, d))
+    norms = np.linalg.norm(U, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ParameterError("U has a zero row; every row must be a non-zero direction")
+    return U / norms
+
+
+def _signs(sign: Any, k: int) -> np.ndarray:
+    """sign as a (k,) array of +-1 (a scalar applies to every direction)."""
+    arr = np.asarray(sign, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(k, float(arr))
+    return as_labels("sign", arr, n=k)
+
+
+def _half_correlation(U: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """g(u) for unit rows of U, without input checks (relu'(0) = 0: a point on its surface counts as inactive)."""
+    return ((U @ X.T > 0) * y) @ X / (2 * X.shape[0])
+
+
+def half_correlation(U: Any, X: Any, y: Any) -> np.ndarray:
+    """g(u) = (1/n) sum_i (1/2) y_i 1[<u, x_i> > 0] x_i for each row u of U; shape (k, d)."""
+    X, y = _data(X, y)
+    return _half_correlation(_directions(U, X.shape[1]), X, y)
+
+
+def alignment_potential(U: Any, X: Any, y: Any) -> np.ndarray:
+    """H(u) = <u, g(u)> for each row of U (rows normalized first); shape (k,)."""
+    X, y = _data(X, y)
+    U = _directions(U, X.shape[1])
+    return np.einsum("kd,kd->k", U, _half_correlation(U, X, y))
+
+
+def directional_field(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> np.ndarray:
+    """u' = c sign(v) (I - u u^T) g(u) for each row u of U (normalized first); shape (k, d).
+
+    ``sign`` is sign(v_j): +1 or -1, one for all rows or one per row.
+    """
+    X, y = _data(X, y)
+    U = _directions(U, X.shape[1])
+    s = _signs(sign, U.shape[0])
+    c = check_positive("c", c)
+    g = _half_correlation(U, X, y)
+    H = np.einsum("kd,kd->k", U, g)
+    return (c * s)[:, None] * (g - H[:, None] * U)
+
+
+def log_norm_rate(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> np.ndarray:
+    """(log ||w||)' = c sign(v) H(u) for each row of U; shape (k,)."""
+    H = alignment_potential(U, X, y)
+    return check_positive("c", c) * _signs(sign, H.shape[0]) * H
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Closed forms under orthogonal separability
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _law_inputs(t: Any, rate: Any, psi0: Any, t0: Any) -> tuple[np.ndarray, float]:
+    """Validated (t, phase) with phase = rate (t - t0) + artanh psi0."""
+    t_arr = as_array("t", np.reshape(t, -1), ndim=1).reshape(np.shape(t))  # any shape, checked flat
+    rate = check_positive("rate", rate)
+    psi0 = check_in_range("psi0", psi0, -1.0, 1.0, closed="neither")
+    t0 = check_in_range("t0", t0, -np.inf, np.inf, closed="neither")
+    return rate * (t_arr - t0) + np.arctanh(psi0), float(np.arctanh(psi0))
+
+
+def _log_cosh(z: Any) -> Any:
+    """log cosh z = |z| + log1p(exp(-2|z|)) - log 2, without overflow for large |z|."""
+    return np.abs(z) + np.log1p(np.exp(-2 * np.abs(z))) - np.log(2.0)
+
+
+def tanh_alignment(t: Any, *, rate: float, psi0: float, t0: float = 0.0) -> np.ndarray:
+    """psi(t) = tanh(rate (t - t0) + artanh psi0): the cosine of an aligning neuron with its class sum.
+
+    Holds exactly while g(u) = x+/(2n), i.e. while a positive neuron is active on every positive point and on no
+    negative one (``rate`` = lambda+); under orthogonal separability that pattern, once entered, is kept for
+    ever. The negative class is the same with x-, lambda- and a negative neuron.
+    """
+    phase, _ = _law_inputs(t, rate, psi0, t0)
+    return np.tanh(phase)
+
+
+def aligned_norm(t: Any, *, rate: float, psi0: float, norm0: float, t0: float = 0.0) -> np.ndarray:
+    """||w(t)|| = norm0 cosh(rate (t - t0) + artanh psi0) / cosh(artanh psi0), the integral of (log||w||)' = rate psi.
+
+    Valid under the same activation pattern as :func:`tanh_alignment` (there H(u) = psi ||x+|| / (2n)).
+    """
+    norm0 = check_positive("norm0", norm0)
+    phase, a0 = _law_inputs(t, rate, psi0, t0)
+    return norm0 * np.exp(_log_cosh(phase) - _log_cosh(a0))
+
+
+def escape_time(*, rate: float, psi0: float, norm0: float, c: float = 1.0, t0: float = 0.0) -> float:
+    """The time an aligning neuron's norm reaches 1/sqrt(c): the end of the small-norm phase.
+
+    Threshold: at ||w|| = 1/sqrt(c) one balanced neuron contributes c v ||w|| = c ||w||^2 = 1 per unit of
+    <u, x> to the output, so r_i = 1/2 stops being a good approximation (the data models have ||x|| ~ 1). Solving
+    :func:`aligned_norm` for it gives exactly
+
+        t_alpha = t0 + (arcosh(cosh(a0) / (sqrt(c) norm0)) - a0) / rate,         a0 = artanh psi0,
+
+    and with norm0 = alpha (the init has ||w|| ~ alpha), as alpha -> 0,
+
+        t_alpha = [log(1/alpha) - log(sqrt(c)) + log(2 / (1 + psi0))] / rate + o(1),
+
+    whose leading term is the log(1/alpha) / lambda+ of DESIGN.md. Another O(1) threshold (e.g. the m aligned
+    neurons together reaching |f| = 1) shifts t_alpha by O(1) / rate only. Requires sqrt(c) norm0 < 1.
+    """
+    c = check_positive("c", c)
+    norm0 = check_positive("norm0", norm0)
+    if np.sqrt(c) * norm0 >= 1.0:
+        raise ParameterError(
+            f"norm0 = {norm0!r} is out of range; allowed: (0, 1/sqrt(c)) = (0, {1 / np.sqrt(c)!r}) (already escaped)"
+        )
+    _, a0 = _law_inputs(0.0, rate, psi0, t0)
+    level = _log_cosh(a0) - np.log(np.sqrt(c) * norm0)  # log of cosh(a0) / (sqrt(c) norm0) > 0
+    arcosh = level + np.log1p(
+        np.sqrt(1.0 - np.exp(-2.0 * level))
+    )  # arcosh(e^L) = L + log(1 + sqrt(1 - e^-2L))
+    return float(t0 + (arcosh - a0) / rate)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Extreme vectors
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtremeVector:
+    """One attracting stationary point of the directional flow of one sign.
+
+    Attributes:
+        direction: the unit vector u*, shape (d,).
+        sign: +1 (a positive neuron, climbs H) or -1 (a negative neuron, descends H).
+        value: H(u*) = sign * ||P_S g_A|| (A the active points, S the sliding ones, P_S the projector onto the
+            orthogonal complement of their span).
+        basin: fraction of the starts of this sign that converged here.
+        count: number of those starts.
+        active: indices i with <u*, x_i> > 0.
+        sliding: indices i with <u*, x_i> = 0 on which the flow slides (empty for a point inside a region).
+        residual: the Filippov stationarity residual min over mu in [0, 1]^S of
+            ||(I - u u^T)(g_A + sum_{i in S} mu_i y_i x_i / (2n))|| (0 up to rounding).
+    """
+
+    direction: np.ndarray
+    sign: int
+    value: float
+    basin: float
+    count: int
+    active: tuple[int, ...]
+    sliding: tuple[int, ...]
+    residual: float
+
+
+@dataclass(frozen=True)
+class ExtremeVectorSearch:
+    """Result of :func:`extreme_vectors`.
+
+    Attributes:
+        vectors: the extreme vectors, positive sign first, each sign by decreasing basin.
+        n_starts: starts per sign.
+        dead: per sign, the fraction of starts that ended with g = 0 (inactive on every point, or a sliding
+            face where P_S g_A = 0): the stationary set H = 0, not an isolated point.
+        unresolved: per sign, the number of starts not classified within ``max_steps`` (0 in a converged search).
+        tol: the stationarity tolerance every returned vector meets (relative to the scale G of g).
+    """
+
+    vectors: tuple[ExtremeVector, ...]
+    n_starts: int
+    dead: dict[int, float]
+    unresolved: dict[int, int]
+    tol: float
+
+    def of_sign(self, sign: int) -> tuple[ExtremeVector, ...]:
+        """The extreme vectors of positive (+1) or negative (-1) neurons."""
+        return tuple(e for e in self.vectors if e.sign == sign)
+
+
+def _span_component(M: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The component of g in the row span of M (least squares, so M may be rank deficient)."""
+    if M.shape[0] == 0:
+        return np.zeros_like(g)
+    coef, *_ = np.linalg.lstsq(M.T, g, rcond=None)
+    return M.T @ coef
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """Where one start's flow ends: kind 'point' (an extreme vector), 'dead' (g = 0 there) or 'unresolved'."""
+
+    kind: str
+    direction: np.ndarray | None = None
+    active: tuple[int, ...] = ()
+    sliding: tuple[int, ...] = ()
+    residual: float = 0.0
+
+
+class _DirectionalFlow:
+    """Exact, event-driven integration of the directional flow of one sign (a hybrid system with sliding).
+
+    A mode is (A, S): the points A with <u, x_i> > 0 and the points S whose surfaces <u, x_i> = 0 the neuron slides
+    on (u is kept exactly orthogonal to x_S). In a mode the flow is u' = c s (P_S - u u^T) g_A, the Riemannian
+    gradient of the linear function s <u, P_S g_A> on the great sub-sphere orthogonal to x_S, so u runs along the
+    great circle towards e = s P_S g_A / ||P_S g_A|| (the clock, set by c ||P_S g_A||, is irrelevant here). Every
+    <u, x_i> is a sinusoid of the arc length on that circle, so the first surface crossing is found in closed form.
+    No crossing before e: the flow converges to e, an exact stationary point. At a crossing the next mode is the
+    Filippov one: a surface of the neuron's own class (s y_i > 0) is always crossed (the field has the same
+    normal sign on both sides); for the other surfaces together the velocity is the minimal-norm element of the
+    Filippov set, s (I - u u^T)(g_A + sum_{i in T} mu_i y_i x_i / (2n)) with mu in [0, 1]^T (a box-constrained
+    least-squares problem); surfaces it leaves are assigned the side it moves to, the others stay in S. The
+    sliding weights mu depend only on (A, S), not on u, so a sliding mode ends only at a crossing.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, sign: int, *, tol: float) -> None:
+        self.X, self.y, self.sign, self.tol = X, y, sign, tol
+        self.n = X.shape[0]
+        self.norms = np.linalg.norm(X, axis=1)
+        self.scale = float(self.norms.mean()) / 2  # G >= ||g(u)|| for every u
+
+    def _g(self, side: np.ndarray) -> np.ndarray:
+        return self.y[side > 0] @ self.X[side > 0] / (2 * self.n)
+
+    def _sliding_residual(self, side: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(r, normal): r = min over mu in [0,1]^T of (I - P_T) g_A + X_T^T (mu y_T) / (2n), normal = (I - P_T) g_A."""
+        normal = _span_component(self.X[T], self._g(side))
+        if T.size == 0:
+            return normal, normal
+        fit = lsq_linear(self.X[T].T * (self.y[T] / (2 * self.n)), -normal, bounds=(0.0, 1.0), method="bvls")
+        return fit.fun, normal
+
+    def _choose_mode(self, u: np.ndarray, side: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Next (u, side) after the surfaces ``hit`` are reached (side: +1 active, -1 inactive, 0 sliding)."""
+        own_class = hit[self.sign * self.y[hit] > 0]
+        side[own_class] = -side[own_class]
+        T = np.union1d(np.flatnonzero(side == 0), hit[self.sign * self.y[hit] < 0])
+        u = u - _span_component(self.X[T], u)
+        u /= np.linalg.norm(u)
+        side[T] = -1  # excluded from g_A while the Filippov selection is made
+        r, normal = self._sliding_residual(side, T)
+        g = self._g(side)
+        velocity = self.sign * (r + g - normal - (u @ g) * u)
+        push = self.X[T] @ velocity
+        threshold = 1e-10 * (np.linalg.norm(velocity) + self.scale) * self.norms[T]
+        side[T] = np.where(push > threshold, 1, np.where(push < -threshold, -1, 0))
+        return u, side
+
+    def run(self, u: np.ndarray, max_events: int) -> _Rest:
+        """Follow the flow from the unit vector u until it rests, or until ``max_events`` mode changes."""
+        side = np.where(self.X @ u > 0, 1, -1)
+        for _ in range(max_events + 1):
+            S = np.flatnonzero(side == 0)
+            g = self._g(side)
+            tangent = self.sign * (g - _span_component(self.X[S], g))
+            length = np.linalg.norm(tangent)
+            if length <= self.tol * self.scale:
+                return _Rest("dead")
+            target = tangent / length
+            if S.size and self.X.shape[1] - np.linalg.matrix_rank(self.X[S]) == 1:
+                return self._rest_at(u, side)  # a one-dimensional face: the neuron is pinned at u = +-target
+            cos0 = float(np.clip(u @ target, -1.0, 1.0))
+            ortho = target - cos0 * u
+            ortho -= _span_component(self.X[S], ortho)  # stay on the face despite rounding
+            if np.linalg.norm(ortho) <= 1e-12:
+                # u = e is the rest point; u = -e is an unstable equilibrium, reached only by a non-generic start
+                return self._rest_at(target, side) if cos0 > 0 else _Rest("unresolved")
+            ortho /= np.linalg.norm(ortho)
+            arc_to_target = np.arccos(cos0)
+            # z_i(phi) = side_i <u(phi), x_i> = z0 cos phi + z1 sin phi along u(phi) = cos phi u + sin phi ortho.
+            moving = side != 0
+            z0 = np.maximum(side * (self.X @ u), 0.0)
+            z1 = side * (self.X @ ortho)
+            arc = np.where(moving & ((z0 > 0) | (z1 < 0)), np.arctan2(z0, -z1), np.inf)
+            first = arc.min()
+            if first >= arc_to_target:
+                return self._rest_at(target, side)
+            hit = np.flatnonzero(arc <= first + 1e-12)
+            u = np.cos(first) * u + np.sin(first) * ortho
+            u, side = self._choose_mode(u, side, hit)
+        return _Rest("unresolved")
+
+    def _rest_at(self, u: np.ndarray, side: np.ndarray) -> _Rest:
+        S = np.flatnonzero(side == 0)
+        r, _ = self._sliding_residual(side, S)
+        g = self._g(side)
+        residual = float(np.linalg.norm(r)) if S.size else float(np.linalg.norm(g - (u @ g) * u))
+        if residual > self.tol * self.scale:
+            return _Rest("unresolved", residual=residual)
+        return _Rest("point", u, tuple(np.flatnonzero(side > 0).tolist()), tuple(S.tolist()), residual)
+
+
+def extreme_vectors(
+    X: Any,
+    y: Any,
+    *,
+    n_starts: int = 256,
+    seed: int = 0,
+    starts: Any = None,
+    tol: float = 1e-10,
+    max_events: int | None = None,
+) -> ExtremeVectorSearch:
+    """All attracting stationary points of the directional flow, for positive and for negative neurons.
+
+    The flow is followed exactly (see :class:`_DirectionalFlow`: closed-form great-circle pieces between
+    activation events, Filippov sliding with the minimal-norm selection) from ``n_starts`` directions uniform on
+    the sphere (``np.random.default_rng(seed)``) or from the rows of ``starts``, for sign +1 (climbing H) and
+    sign -1 (descending H). Each end point u* = s P_S g_A / ||P_S g_A|| is exact up to rounding; it is accepted
+    when its Filippov stationarity residual is <= ``tol`` * G, G = mean ||x_i|| / 2 (residuals measured here:
+    ~1e-17). End points are deduplicated by their mode (A, S). The stationary points do not depend on c (c only
+    rescales time). Starts that end where g = 0 count in ``dead``; starts needing more than ``max_events``
+    (default 20 n + 100) mode changes count in ``unresolved`` and are never silently dropped.
+    """
+    X, y = _data(X, y)
+    d = X.shape[1]
+    tol = check_in_range("tol", tol, 0.0, 1e-3, closed="right")
+    max_events = 20 * X.shape[0] + 100 if max_events is None else check_int("max_events", max_events)
+    if starts is None:
+        n_starts = check_int("n_starts", n_starts, minimum=1)
+        starts = np.random.default_rng(check_int("seed", seed, minimum=0)).standard_normal((n_starts, d))
+    U0 = _directions(starts, d)
+    total = U0.shape[0]
+    vectors: list[ExtremeVector] = []
+    dead: dict[int, float] = {}
+    unresolved: dict[int, int] = {}
+    for sign in (1, -1):
+        flow = _DirectionalFlow(X, y, sign, tol=tol)
+        rests = [flow.run(u, max_events) for u in U0]
+        dead[sign] = sum(r.kind == "dead" for r in rests) / total
+        unresolved[sign] = sum(r.kind == "unresolved" for r in rests)
+        groups: dict[tuple, list[_Rest]] = {}
+        for rest in rests:
+            if rest.kind == "point":
+                groups.setdefault((rest.active, rest.sliding), []).append(rest)
+        found = [
+            ExtremeVector(
+                direction=members[0].direction,
+                sign=sign,
+                value=float(members[0].direction @ flow._g(np.isin(np.arange(X.shape[0]), key[0]) * 2 - 1)),
+                basin=len(members) / total,
+                count=len(members),
+                active=key[0],
+                sliding=key[1],
+                residual=max(m.residual for m in members),
+            )
+            for key, members in groups.items()
+        ]
+        vectors.extend(sorted(found, key=lambda e: -e.count))
+    return ExtremeVectorSearch(
+        vectors=tuple(vectors), n_starts=total, dead=dead, unresolved=unresolved, tol=tol
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Symbolic forms for the documentation
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
+    """The main equations of this module as sympy objects: (name, equation, one-sentence meaning)."""
+    t, t0, c, n = sp.symbols("t t_0 c n", positive=True)
+    d = sp.Symbol("d", integer=True, positive=True)
+    psi0 = sp.Symbol("psi_0", real=True)
+    norm0, x_plus, lam, alpha = sp.symbols(r"\|w_0\| \|x_+\| lambda_+ alpha", positive=True)
+    psi, w_norm = sp.Function("psi"), sp.Function(r"\|w\|")
+    s, H = sp.Symbol("s"), sp.Symbol("H(u)")
+    u, g = sp.MatrixSymbol("u", d, 1), sp.MatrixSymbol("g(u)", d, 1)
+    phase = lam * (t - t0) + sp.atanh(psi0)
+    return [
+        (
+            "direction flow",
+            sp.Eq(sp.MatrixSymbol(r"\dot{u}", d, 1), c * s * (sp.Identity(d) - u * u.T) * g),
+            "The direction of a balanced neuron with s = sign(v) follows the projected half-correlation g(u).",
+        ),
+        (
+            "log-norm growth",
+            sp.Eq(sp.Derivative(sp.log(w_norm(t)), t), c * s * H),
+            "A balanced neuron's norm grows at rate c sign(v) H(u), H(u) = <u, g(u)>, while |f| << 1.",
+        ),
+        (
+            "class rate",
+            sp.Eq(lam, c * x_plus / (2 * n)),
+            "The alignment rate of the positive class; the negative class has c ||x-|| / (2n).",
+        ),
+        (
+            "tanh law",
+            sp.Eq(psi(t), sp.tanh(phase)),
+            "Cosine with x+ of a neuron active on exactly the positive points, under orthogonal separability.",
+        ),
+        (
+            "aligned norm",
+            sp.Eq(w_norm(t), norm0 * sp.cosh(phase) / sp.cosh(sp.atanh(psi0))),
+            "The neuron's norm along the tanh law, the integral of (log ||w||)' = lambda+ psi.",
+        ),
+        (
+            "escape time",
+            sp.Eq(sp.Symbol("t_alpha"), sp.log(1 / alpha) / lam),
+            "Leading order of the time ||w|| ~ alpha e^{lambda+ t} needs to reach O(1), as alpha -> 0.",
+        ),
+    ]

@@ -1,0 +1,234 @@
+"""Symbolic derivation of the gradient flow of a bias-free two-layer ReLU network (DESIGN.md section 2).
+
+Nothing here is typed in by hand: the network f(x) = c * sum_j v_j relu(<w_j, x>) and the empirical risk
+R = (1/n) sum_i l(y_i f(x_i)) are written with sympy's indexed sums, and sympy differentiates them. The derived
+field is then split, mechanically, into the factors the compiled code needs (see :mod:`theory.compiled`):
+
+    -dR/dW_pq = sum_i [neuron factor]_p [pair factor](P_pi) [sample factor](f_i, y_i) X_iq
+    -dR/dv_p  = sum_i [v-neuron factor]_p [v-pair factor](P_pi) [sample factor](f_i, y_i)
+
+with P_pi = <w_p, x_i> the pre-activation and f_i = f(x_i). The same objects give the conserved quantity
+v_p^2 - ||w_p||^2 (its time derivative simplifies to 0) and the (alpha, c) <-> (sqrt(c) alpha, 1) time rescaling.
+
+relu'(0) = 0 everywhere: :class:`ReLU` differentiates to ``Heaviside(s, 0)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import sympy as sp
+
+from theory.validation import check_choice
+
+
+class ReLU(sp.Function):
+    """relu(s) = max(s, 0), with the convention relu'(0) = 0 (derivative ``Heaviside(s, 0)``)."""
+
+    @classmethod
+    def eval(cls, s: sp.Expr) -> sp.Expr | None:
+        if s.is_number:
+            return sp.Max(s, 0)
+        coeff, rest = s.as_coeff_Mul() if s.is_Mul else (sp.S.One, s)
+        positive = [a for a in sp.Mul.make_args(rest) if a.is_positive]
+        scale = coeff * sp.Mul(*positive) if coeff.is_positive else sp.Mul(*positive)
+        if positive or (coeff.is_positive and coeff != 1):
+            return scale * cls(s / scale)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.Heaviside(self.args[0], 0)
+
+    def _eval_rewrite_as_Heaviside(self, s: sp.Expr, **kwargs) -> sp.Expr:
+        return s * sp.Heaviside(s, 0)
+
+    def _latex(self, printer) -> str:
+        return r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0])
+
+
+class Expit(sp.Function):
+    """The logistic sigmoid 1 / (1 + exp(-z)); a named function so the compiled code can use a stable kernel."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return Expit(self.args[0]) * (1 - Expit(self.args[0]))
+
+    def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs) -> sp.Expr:
+        return 1 / (1 + sp.exp(-z))
+
+    def _latex(self, printer) -> str:
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+class Softplus(sp.Function):
+    """softplus(z) = log(1 + exp(z)); logistic loss is softplus(-u). Named so it compiles to a stable kernel."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return Expit(self.args[0])
+
+    def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs) -> sp.Expr:
+        return sp.log(1 + sp.exp(z))
+
+    def _latex(self, printer) -> str:
+        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+
+
+#: Losses on the margin u = y f(x). Squared loss (1 - u)^2 / 2 equals (y - f)^2 / 2 for y in {-1, +1}.
+LOSSES = ("logistic", "exponential", "squared")
+
+
+def loss_expression(name: str, u: sp.Symbol) -> sp.Expr:
+    """The loss l(u) as a sympy expression of the margin ``u``."""
+    check_choice("loss", name, LOSSES)
+    return {
+        "logistic": Softplus(-u),
+        "exponential": sp.exp(-u),
+        "squared": (1 - u) ** 2 / 2,
+    }[name]
+
+
+# Index symbols and indexed objects of the network: sample i, neuron j, input coordinate k; (p, q) is the
+# parameter the derivative is taken with respect to.
+n, m, d = sp.symbols("n m d", integer=True, positive=True)
+i, j, k, p, q = sp.symbols("i j k p q", integer=True)
+W = sp.IndexedBase("W", real=True)
+X = sp.IndexedBase("X", real=True)
+v = sp.IndexedBase("v", real=True)
+y = sp.IndexedBase("y", real=True)
+c = sp.Symbol("c", positive=True)
+# Placeholders for the quantities the compiled code computes once per call.
+P = sp.Symbol("P", real=True)  # pre-activation <w_p, x_i>
+f = sp.Symbol("f", real=True)  # network output f(x_i)
+u = sp.Symbol("u", real=True)  # margin y f
+yi = sp.Symbol("y_i", real=True)
+vp = sp.Symbol("v_p", real=True)
+xq = sp.Symbol("x_iq", real=True)
+
+
+def _unwrap_index_range(expr: sp.Expr) -> sp.Expr:
+    """Drop the Piecewise sympy adds for 'index inside its range' (p <= m, q <= d): indices are always in range."""
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The derived gradient flow of one loss, as sympy objects.
+
+    Attributes:
+        loss_name: which loss.
+        network: f(x_i) as an indexed sum.
+        risk: R = (1/n) sum_i l(y_i f(x_i)).
+        dW: -dR/dW_pq as sympy derived it (indexed sums).
+        dv: -dR/dv_p as sympy derived it.
+        dW_summand: the i-th term of dW with P, f, y_i, v_p, x_iq placeholders.
+        dv_summand: the i-th term of dv with the same placeholders.
+        factors_W / factors_v: (neuron, pair, sample) factors of the summands, x_iq removed from dW's.
+        loss: l(u); sample_weight: -l'(u), the weight r_i of sample i in the field.
+        invariant: v_p^2 - sum_q W_pq^2.
+        invariant_rate: its time derivative along the flow, simplified (0 when conserved).
+        rescaling_residual: F_1(sqrt(c) theta) - F_c(theta)/sqrt(c), simplified (0 when the equivalence holds).
+    """
+
+    loss_name: str
+    network: sp.Expr
+    risk: sp.Expr
+    dW: sp.Expr
+    dv: sp.Expr
+    dW_summand: sp.Expr
+    dv_summand: sp.Expr
+    factors_W: tuple[sp.Expr, sp.Expr, sp.Expr]
+    factors_v: tuple[sp.Expr, sp.Expr, sp.Expr]
+    loss: sp.Expr
+    sample_weight: sp.Expr
+    invariant: sp.Expr
+    invariant_rate: sp.Expr
+    rescaling_residual: sp.Expr
+
+
+def _summand(derivative: sp.Expr) -> sp.Expr:
+    """The per-sample term of a derived field, with the inner sums replaced by the placeholders P and f."""
+    expr = _unwrap_index_range(sp.simplify(derivative))
+    outer = [a for a in sp.preorder_traversal(expr) if isinstance(a, sp.Sum) and a.limits[0][0] == i]
+    if len(outer) != 1:
+        raise RuntimeError(f"unexpected shape of the derived field: {expr}")
+    term = sp.simplify(expr / outer[0]) * outer[0].function  # constants in front of the sum over samples
+    hidden = sp.Sum(v[j] * ReLU(sp.Sum(W[j, k] * X[i, k], (k, 1, d))), (j, 1, m))
+    term = term.xreplace({hidden: f / c})
+    term = term.xreplace({sp.Sum(W[p, k] * X[i, k], (k, 1, d)): P, y[i]: yi, v[p]: vp, X[i, q]: xq})
+    return sp.simplify(term)
+
+
+def _split(summand: sp.Expr, *, strip: sp.Symbol | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Split a product into (neuron factor, pair factor, sample factor) by the placeholders each factor holds.
+
+    Neuron factors depend on v_p only, pair factors on P, sample factors on f and y_i; constants (c, 1/n, signs)
+    go to the neuron factor. ``strip`` (x_iq in dW) is divided out: it becomes the matmul with X.
+    """
+    if strip is not None:
+        summand = sp.simplify(summand / strip)
+    neuron, pair, sample = sp.S.One, sp.S.One, sp.S.One
+    for factor in sp.Mul.make_args(sp.factor_terms(summand)):
+        free = factor.free_symbols
+        if P in free:
+            if free & {f, yi, vp}:
+                raise RuntimeError(f"factor {factor} mixes a pair quantity with others; cannot compile")
+            pair *= factor
+        elif free & {f, yi}:
+            if vp in free:
+                raise RuntimeError(f"factor {factor} mixes a neuron and a sample quantity; cannot compile")
+            sample *= factor
+        else:
+            neuron *= factor
+    return neuron, pair, sample
+
+
+def _rescaling_residual(summand: sp.Expr) -> sp.Expr:
+    """F_1(sqrt(c) theta) - F_c(theta) / sqrt(c) for one summand of the field (0 when the equivalence holds)."""
+    unit = summand.xreplace({c: sp.S.One})
+    at_scaled = unit.xreplace({P: sp.sqrt(c) * P, vp: sp.sqrt(c) * vp})
+    at_scaled = at_scaled.replace(
+        lambda e: isinstance(e, sp.Heaviside) and e.args[0] == sp.sqrt(c) * P, lambda e: sp.Heaviside(P, 0)
+    )
+    return sp.simplify(at_scaled - summand / sp.sqrt(c))
+
+
+@cache
+def derive(loss: str = "logistic") -> Derivation:
+    """Derive the gradient flow of f = c sum_j v_j relu(<w_j, x>) under the mean ``loss`` on (X, y)."""
+    check_choice("loss", loss, LOSSES)
+    network = c * sp.Sum(v[j] * ReLU(sp.Sum(W[j, k] * X[i, k], (k, 1, d))), (j, 1, m))
+    loss_u = loss_expression(loss, u)
+    risk = sp.Sum(loss_u.xreplace({u: y[i] * network}), (i, 1, n)) / n
+    dW = -sp.diff(risk, W[p, q])
+    dv = -sp.diff(risk, v[p])
+    dW_summand = _summand(dW)
+    dv_summand = _summand(dv)
+    factors_W = _split(dW_summand, strip=xq)
+    factors_v = _split(dv_summand)
+
+    # Conserved quantity: d/dt (v_p^2 - sum_q W_pq^2) = 2 v_p v_p' - 2 sum_q W_pq W_pq', and
+    # sum_q W_pq x_iq = P, so per sample the rate is 2 v_p dv_summand - 2 P dW_summand / x_iq.
+    invariant = v[p] ** 2 - sp.Sum(W[p, q] ** 2, (q, 1, d))
+    rate = 2 * vp * dv_summand - 2 * P * sp.simplify(dW_summand / xq)
+    invariant_rate = sp.simplify(rate.rewrite(sp.Heaviside))
+
+    # Rescaling: the c-model's field at theta, divided by sqrt(c), equals the c = 1 model's field at
+    # sqrt(c) theta (same outputs f by 2-homogeneity, P -> sqrt(c) P, v_p -> sqrt(c) v_p).
+    rescaling_residual = sp.Matrix([_rescaling_residual(dW_summand), _rescaling_residual(dv_summand)])
+
+    return Derivation(
+        loss_name=loss,
+        network=network,
+        risk=risk,
+        dW=dW,
+        dv=dv,
+        dW_summand=dW_summand,
+        dv_summand=dv_summand,
+        factors_W=factors_W,
+        factors_v=factors_v,
+        loss=loss_u,
+        sample_weight=sp.simplify(-sp.diff(loss_u, u)),
+        invariant=invariant,
+        invariant_rate=invariant_rate,
+        rescaling_residual=rescaling_residual,
+    )
