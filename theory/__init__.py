@@ -1,1 +1,23 @@
-"""theory: the symbolic two-layer ReLU model under logistic-type losses, its compiled field and its limits."""
+"""theory: the symbolic two-layer ReLU model under logistic-type losses, its compiled field and its limits.
+
+Entry points: :func:`vector_field` (the derived field, numpy float64), :func:`compile_field` (numpy and batched
+torch kernels of the network, risk and field), :func:`derive` (the sympy derivation), :func:`tangent_kernel`
+(the closed-form infinite-width tangent kernel), and the modules :mod:`theory.smallinit`, :mod:`theory.lazy`,
+:mod:`theory.mixture` for the limits.
+"""
+
+from theory.compiled import compile_field, vector_field
+from theory.lazy import empirical_tangent_kernel, initial_function_covariance, tangent_kernel
+from theory.symbolic import LOSSES, derive
+from theory.validation import ParameterError
+
+__all__ = [
+    "LOSSES",
+    "ParameterError",
+    "compile_field",
+    "derive",
+    "empirical_tangent_kernel",
+    "initial_function_covariance",
+    "tangent_kernel",
+    "vector_field",
+]

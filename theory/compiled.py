@@ -35,7 +35,7 @@ def _numpy_namespace() -> dict[str, Callable[..., Any]]:
         "Expit": scipy.special.expit,
         "Softplus": lambda z: np.logaddexp(0.0, z),
         "ReLU": lambda z: np.maximum(z, 0.0),
-        "Heaviside": lambda z, h0: np.heaviside(z, h0),
+        "Heaviside": lambda z, h0: (z > 0).astype(z.dtype) if h0 == 0 else np.heaviside(z, h0),
         "exp": np.exp,
         "log": np.log,
     }
@@ -182,6 +182,8 @@ def vector_field(
     """
     W, v, X, y, c = validate_network(W, v, X, y, c=c)
     field = compile_field(loss)
-    if not np.all(np.isfinite(field.output(W, v, X, c))):
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(field.output(W, v, X, c)))
+    if not finite:
         raise ParameterError("the network output overflowed at these parameters; W and v are too large")
     return field.field(W, v, X, y, c)

@@ -206,7 +206,7 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
     The cone minimum and OA are written for the over-aligned case phi > arccos Psi (otherwise OA = 0).
     """
     kappa, sigma = sp.symbols("kappa sigma", positive=True)
-    angle_vs, phi = sp.symbols(r"\angle(v\,s) phi", nonnegative=True)
+    angle_vs, phi = sp.symbols("theta_vs phi", nonnegative=True)
     psi = sp.Symbol("Psi", real=True)
     error = _normal_cdf(-(kappa / sigma) * sp.cos(angle_vs))
     bayes = _normal_cdf(-kappa / sigma)
