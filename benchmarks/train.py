@@ -67,7 +67,9 @@ def matmul_rate(shape_a: tuple[int, int], shape_b: tuple[int, int], repeats: int
     return 2 * shape_a[0] * shape_a[1] * shape_b[1] / best / 1e9
 
 
-def gradient_paths(W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, float]:
+def gradient_paths(
+    W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray, repeats: int
+) -> dict[str, float]:
     """Seconds per ensemble gradient evaluation: autograd (with the risk for free) vs compiled field + risk."""
     field = compile_field("logistic")
     W, v = torch.from_numpy(W0), torch.from_numpy(v0)
@@ -82,16 +84,27 @@ def gradient_paths(W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray,
         field.field(W, v, Xt, yt, c)
         field.risk(W, v, Xt, yt, c)
 
-    return {name: min(timed(fn)[0] for _ in range(repeats)) for name, fn in
-            (("autograd", autograd), ("compiled field + risk", compiled))}
+    return {
+        name: min(timed(fn)[0] for _ in range(repeats))
+        for name, fn in (("autograd", autograd), ("compiled field + risk", compiled))
+    }
 
 
 def deep_comparison(members: int, steps: int) -> tuple[float, float]:
     """Seconds for ``steps`` full-batch steps of ``members`` MLPs on digits: vmap ensemble vs module loop."""
     data = load_digits("multiclass")
     architecture = Architecture("mlp", (128,))
-    vmap_time, _ = timed(train_deep, data, architecture=architecture, c=np.logspace(-1, 1, members), eta=0.1,
-                         seeds=list(range(members)), stop=None, max_steps=steps, save=SaveSchedule.at([]))
+    vmap_time, _ = timed(
+        train_deep,
+        data,
+        architecture=architecture,
+        c=np.logspace(-1, 1, members),
+        eta=0.1,
+        seeds=list(range(members)),
+        stop=None,
+        max_steps=steps,
+        save=SaveSchedule.at([]),
+    )
     X, y = torch.from_numpy(data.X), torch.from_numpy(data.y.astype(np.int64))
 
     def loop() -> None:
@@ -108,9 +121,13 @@ def deep_comparison(members: int, steps: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help=f"{STEPS // 10} steps instead of {STEPS}")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: FLS_TORCH_THREADS or 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: FLS_TORCH_THREADS or 1)"
+    )
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     steps = STEPS // 10 if args.quick else STEPS
@@ -119,12 +136,17 @@ def main() -> None:
     data = make_data("gaussian_mixture", n=N, d=D, seed=0, n_test=10)
     W0, v0 = init_ensemble(M, D, alphas=np.logspace(-1, 0.5, E).tolist(), seeds=list(range(E)))
     print(f"\n1. two-layer ensemble, E={E} n={N} d={D} m={M}, {steps} full-batch GD steps")
-    batched_time, results = timed(train_ensemble, W0, v0, data.X, data.y, eta=ETA, max_steps=steps,
-                                  save=SaveSchedule.every(100))
+    batched_time, results = timed(
+        train_ensemble, W0, v0, data.X, data.y, eta=ETA, max_steps=steps, save=SaveSchedule.every(100)
+    )
     loop_time, finals = timed(module_loop, W0, v0, data.X, data.y, steps)
     agree = max(np.abs(r.W - w).max() for r, w in zip(results, finals, strict=True))
-    print(f"   batched ensemble : {batched_time:8.2f} s  ({batched_time / steps * 1e3:.2f} ms per ensemble step)")
-    print(f"   loop of modules  : {loop_time:8.2f} s  ({loop_time / steps * 1e3:.2f} ms per step of all members)")
+    print(
+        f"   batched ensemble : {batched_time:8.2f} s  ({batched_time / steps * 1e3:.2f} ms per ensemble step)"
+    )
+    print(
+        f"   loop of modules  : {loop_time:8.2f} s  ({loop_time / steps * 1e3:.2f} ms per step of all members)"
+    )
     print(f"   throughput ratio : {loop_time / batched_time:8.2f}x   (max |W difference| {agree:.1e})")
 
     flops = (4 * E * N * M * D + 4 * E * N * M) * steps
@@ -132,7 +154,9 @@ def main() -> None:
     engine_shape = matmul_rate((E * M, D), (D, N), 5)
     print("\n2. arithmetic rate")
     print(f"   ensemble achieved  : {flops / batched_time / 1e9:7.1f} GFLOP/s")
-    print(f"   plain matmul 2048^3: {square:7.1f} GFLOP/s   ({E * M}x{D} @ {D}x{N}: {engine_shape:.1f} GFLOP/s)")
+    print(
+        f"   plain matmul 2048^3: {square:7.1f} GFLOP/s   ({E * M}x{D} @ {D}x{N}: {engine_shape:.1f} GFLOP/s)"
+    )
     print(f"   ensemble / matmul  : {flops / batched_time / 1e9 / square:7.2f}")
 
     paths = gradient_paths(W0, v0, data.X, data.y, 5)

@@ -162,7 +162,7 @@ def phase(
     resolved, store, table = _sweep(config, store, workers=workers, scheduler=scheduler)
     out = store.parent if out is None else out
     out.mkdir(parents=True, exist_ok=True)
-    for path in phase_diagram(table, resolved, out / f"phase-{resolved['sweep']['name']}"):
+    for path in phase_diagram(table, resolved, out / f"phase-{resolved['sweep']['name']}.png"):
         click.echo(path)
 
 

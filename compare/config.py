@@ -6,14 +6,14 @@ A config has the tables of DESIGN.md section 5's sweeps (every key optional unle
              and the model's own parameters (kappa, sigma, balanced, rho, p, k, task), as simulate.make_data takes
     [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic",
              alpha (required unless gridded, directly or through "fls")
-    [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 1.0, step_policy (a name in
-             compare.runner.STEP_POLICIES, default its first), max_steps = 100000, t_max = 10000.0,
+    [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
+             compare.runner.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
              batch_size = 32 (sgd), rtol = 1e-8 (flow)
     [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
     [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
              "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
     [phase]  x = "fls" | "model.alpha", y = a grid key (default: the first grid key that is not an FLS knob)
-    [sweep]  name = "sweep" (letters, digits, '.', '_', '-'), batch_size = 64
+    [sweep]  name = "sweep" (letters, digits, '.', '_', '-'; not starting with '.'), batch_size = 64
 
 :func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
 expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
@@ -74,7 +74,7 @@ SPACINGS: Mapping[str, Callable[..., np.ndarray]] = {"logspace": np.logspace, "l
 
 _REQUIRED = object()  # a key without a default
 _OPTIONAL = object()  # a key that may be left out
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _TYPE_NAMES = {int: "an integer", float: "a real number", str: "a string", bool: "a boolean (true or false)"}
 
 
@@ -114,7 +114,9 @@ def _tolerance(name: str, value: Any, _: Mapping[str, Any]) -> float:
 
 def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
     if not _NAME_PATTERN.fullmatch(value):
-        raise ConfigError(f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-'")
+        raise ConfigError(
+            f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-', not starting with '.'"
+        )
     return value
 
 
@@ -137,9 +139,9 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
     },
     "train": {
         "engine": Field("gd", str, _one_of(lambda: ENGINES)),
-        "eta": Field(1.0, float, _positive),
-        "step_policy": Field(lambda: step_policies()[0], str, _one_of(lambda: step_policies())),
-        "max_steps": Field(100_000, int, _at_least(1)),
+        "eta": Field(0.1, float, _positive),
+        "step_policy": Field(lambda: step_policies()[0], str, _one_of(step_policies)),
+        "max_steps": Field(20_000, int, _at_least(1)),
         "t_max": Field(1e4, float, _positive),
         "batch_size": Field(32, int, _at_least(1)),
         "rtol": Field(1e-8, float, _tolerance),

@@ -2,15 +2,15 @@
 
 Three limits of DESIGN.md section 2, each turned into numbers a run can be compared with:
 
-- small alpha (strong feature learning): every balanced neuron first follows the directional flow to an extreme
-  vector (:func:`theory.smallinit.extreme_vectors`), positive neurons to the one reached from the class sum x+,
-  negative ones to the one reached from x-. Neurons with one direction act as a single neuron whose squared norm
-  is their sum, so the network reduces to the two-neuron model
-  f(x) = c a^2 relu(<u+, x>) - c b^2 relu(<u-, x>), a = b = alpha sqrt(m / 2) at the start (about m / 2 neurons of
-  each sign, ||w_j(0)|| ~ alpha), trained by the same engine and stop rule: its test error is the small-alpha
-  prediction (:func:`reduced_model_error`), its cosines cos(u+, x+), cos(u+, s) the predicted alignment. The
-  small-norm phase ends at the escape time of :func:`theory.smallinit.escape_time` with rate lambda+ and the
-  positive group's norm alpha sqrt(m / 2) (:func:`predicted_escape_time`).
+- small alpha (strong feature learning): while |f| << 1 every balanced neuron follows the directional flow
+  u' = c sign(v) (I - u u^T) g(u), (log ||w||)' = c sign(v) H(u) (:mod:`theory.smallinit`), towards an extreme
+  vector. :func:`aligned_network` integrates it for every neuron of the run's own initialization (explicit steps
+  on the sphere, :data:`DIRECTIONAL_STEP` / lambda+ long) up to :data:`DIRECTIONAL_FRACTION` of the predicted
+  escape time, where the network is still small; the reduced model is the network with the neurons where that
+  flow left them, trained from there by the same engine and stop rule: its test error is the small-alpha
+  prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
+  :func:`theory.smallinit.escape_time` with rate lambda+ and the positive group's norm alpha sqrt(m / 2)
+  (:func:`predicted_escape_time`); the extreme vector reached from the class sum x+ gives the predicted Psi.
 - large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0
   (:func:`theory.lazy.tangent_kernel`), started from the network's own initial function f0 (zero for the
   antisymmetric init, a random function for random_sign), stopped at the same target risk (:func:`lazy_limit`).
@@ -19,6 +19,10 @@ Three limits of DESIGN.md section 2, each turned into numbers a run can be compa
   arcosh(1 / (sqrt(c) alpha sqrt(m/2))) >= artanh(ALIGNED_PSI), i.e. FLS >= (m / 2) / (1 - ALIGNED_PSI^2) (the
   rate lambda+ cancels). The initial function is of order one, and over-fitting through f0 sets in, when its
   standard deviation on the training points reaches 1 (:func:`theory.lazy.initial_function_covariance`).
+
+Measured on the low_signal mixture (n = 40, alpha = 1e-4): a two-neuron model (one neuron at the extreme vector
+reached from x+, one from x-) errs ~0.11 where the network errs ~0.086, also at alpha = 1e-8; the neurons of one
+sign end on many nearby extreme vectors, and that spread matters, so the reduced model keeps every neuron.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ import pandas as pd
 from compare import metrics
 from simulate.data import Dataset
 from theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
-from theory.smallinit import alignment_rates, class_sums, escape_time, extreme_vectors
+from theory.smallinit import (
+    alignment_rates,
+    class_sums,
+    directional_field,
+    escape_time,
+    extreme_vectors,
+    log_norm_rate,
+)
 from theory.validation import check_in_range, check_positive
 
 #: Psi at which a neuron counts as aligned (the boundary "alignment completes before escape").
@@ -41,6 +52,19 @@ ALIGNED_PSI = 0.9
 
 #: Standard deviation of f0 on the training points at the over-fitting boundary.
 F0_SCALE = 1.0
+
+#: Directional-flow step in units of 1 / lambda+, and the fraction of the escape time the flow is followed.
+DIRECTIONAL_STEP, DIRECTIONAL_FRACTION = 0.1, 0.8
+
+
+#: Relative tolerance of the kernel flow (the test errors it feeds are Monte-Carlo estimates, SE ~ 3e-3).
+LAZY_RTOL = 1e-8
+
+
+def unit_tangent_kernels(dataset: Dataset, *, width: int, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """(K0(train, train), K0(test, train)) at alpha = 1."""
+    return (tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c),
+            tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c))
 
 
 @dataclass(frozen=True)
@@ -67,17 +91,21 @@ def lazy_limit(
     eps: float,
     t_max: float,
     loss: str = "logistic",
+    unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LazyLimit:
     """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
-    (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy)."""
-    width = len(v0)
-    K = tangent_kernel(dataset.X, dataset.X, alpha=alpha, width=width, c=c)
-    K_test = tangent_kernel(dataset.X_test, dataset.X, alpha=alpha, width=width, c=c)
+    (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
+
+    K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train, train),
+    K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
+    if unit_kernels is None:
+        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c)
+    K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
     flow = kernel_gradient_flow(
         K, dataset.y, K_test_train=K_test,
         f0_train=metrics.network_outputs(W0, v0, dataset.X, c),
         f0_test=metrics.network_outputs(W0, v0, dataset.X_test, c),
-        target_risk=eps, t_max=t_max, loss=loss,
+        target_risk=eps, t_max=t_max, loss=loss, rtol=LAZY_RTOL, atol=LAZY_RTOL * 1e-2,
     )
     error, se = metrics.error_rate(flow.f_test, dataset.y_test) if flow.reached else (np.nan, np.nan)
     return LazyLimit(flow.status, flow.message, flow.t_stop, flow.t, flow.risk, float(flow.risk[-1]), error, se)
@@ -85,66 +113,84 @@ def lazy_limit(
 
 @dataclass(frozen=True)
 class SmallAlphaLimit:
-    """The extreme vectors the two classes' neurons reach from the class sums, and what they imply.
+    """Where the directional flow takes the class sums, and the alignment rate.
 
     Attributes:
-        u_plus, u_minus: unit extreme vectors of the positive and negative neurons (NaN when the flow from the
-            class sum ends on a dead face or does not settle).
+        u_plus: unit extreme vector a positive neuron reaches from x+ (NaN when the flow ends on a dead face or
+            does not settle).
         psi: cos(u+, x+), the predicted Psi at small alpha.
         cos_bayes: cos(u+, s) with s the Bayes direction (NaN without one).
         lambda_plus: c ||x+|| / (2n), the alignment rate of the positive class.
     """
 
     u_plus: np.ndarray
-    u_minus: np.ndarray
     psi: float
     cos_bayes: float
     lambda_plus: float
 
 
 def small_alpha_limit(dataset: Dataset, *, c: float = 1.0) -> SmallAlphaLimit:
-    """Directional flow (exact, event-driven) from x+ for a positive neuron and from x- for a negative one."""
-    x_plus, x_minus = class_sums(dataset.X, dataset.y)
-    ends = []
-    for start, sign in ((x_plus, 1), (x_minus, -1)):
-        found = extreme_vectors(dataset.X, dataset.y, starts=start[None, :]).of_sign(sign)
-        ends.append(found[0].direction if found else np.full(dataset.d, np.nan))
-    u_plus, u_minus = ends
+    """The exact (event-driven) directional flow of a positive neuron started at x+ (theory.smallinit)."""
+    x_plus, _ = class_sums(dataset.X, dataset.y)
+    found = extreme_vectors(dataset.X, dataset.y, starts=x_plus[None, :]).of_sign(1)
+    u_plus = found[0].direction if found else np.full(dataset.d, np.nan)
     bayes = dataset.bayes_direction
     return SmallAlphaLimit(
         u_plus=u_plus,
-        u_minus=u_minus,
         psi=metrics.cosine(u_plus, x_plus),
         cos_bayes=metrics.cosine(u_plus, bayes) if bayes is not None else float("nan"),
         lambda_plus=alignment_rates(dataset.X, dataset.y, c=c)[0],
     )
 
 
-def reduced_network(limit: SmallAlphaLimit, *, alpha: float, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W, v) of the two-neuron model: rows a u+ and b u-, v = (a, -b), a = b = alpha sqrt(width / 2)."""
-    scale = check_positive("alpha", alpha) * np.sqrt(width / 2)
-    return scale * np.stack([limit.u_plus, limit.u_minus]), scale * np.array([1.0, -1.0])
+def aligned_network(
+    dataset: Dataset, W0: np.ndarray, v0: np.ndarray, *, c: float, duration: float, lambda_plus: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The balanced network (W0, v0) carried by the directional flow for ``duration``: directions by explicit
+    steps u <- normalize(u + h u'), log-norms by log||w|| += h c sign(v) H(u), h = DIRECTIONAL_STEP / lambda+
+    (theory.smallinit.directional_field and log_norm_rate); v keeps its sign and v_j = +-||w_j||."""
+    signs = np.where(v0 > 0, 1.0, -1.0)
+    norms = np.linalg.norm(W0, axis=1)
+    live = norms > 0
+    U, log_norm = W0[live] / norms[live, None], np.log(norms[live])
+    steps = max(1, int(np.ceil(duration * lambda_plus / DIRECTIONAL_STEP)))
+    h = duration / steps
+    for _ in range(steps):
+        velocity = directional_field(U, dataset.X, dataset.y, sign=signs[live], c=c)
+        log_norm = log_norm + h * log_norm_rate(U, dataset.X, dataset.y, sign=signs[live], c=c)
+        U = U + h * velocity
+        U /= np.linalg.norm(U, axis=1, keepdims=True)
+    W, v = np.zeros_like(W0), np.zeros_like(v0)
+    W[live] = np.exp(log_norm)[:, None] * U
+    v[live] = signs[live] * np.exp(log_norm)
+    return W, v
 
 
 def reduced_model_error(
     datasets: Sequence[Dataset],
-    limits: Sequence[SmallAlphaLimit],
+    initializations: Sequence[tuple[np.ndarray, np.ndarray]],
     run: Mapping[str, Any],
 ) -> np.ndarray:
-    """Test error of each data set's two-neuron model, trained as one ensemble with the training settings of
-    ``run`` (a run dict: model.alpha, model.width, model.c, train.*, stop.*); NaN where the model has no extreme
-    vector or does not reach its target."""
+    """Test error of each data set's reduced model (module docstring), the initializations carried by the
+    directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run["model.alpha"] and then trained
+    as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
+    reduced model does not reach its target."""
     from compare.runner import STAGE_STEPS, stop_rule, train_staged
 
-    usable = [i for i, limit in enumerate(limits) if np.all(np.isfinite(limit.u_plus))
-              and np.all(np.isfinite(limit.u_minus))]
+    alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
     errors = np.full(len(datasets), np.nan)
+    starts, usable = [], []
+    for i, (dataset, (W0, v0)) in enumerate(zip(datasets, initializations, strict=True)):
+        rate = alignment_rates(dataset.X, dataset.y, c=c)[0]
+        escape = predicted_escape_time(rate, alpha=alpha, width=width, c=c)
+        if np.isfinite(escape):
+            starts.append(aligned_network(dataset, W0, v0, c=c, duration=DIRECTIONAL_FRACTION * escape,
+                                          lambda_plus=rate))
+            usable.append(i)
     if not usable:
         return errors
-    alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
-    pairs = [reduced_network(limits[i], alpha=alpha, width=width) for i in usable]
     results, _ = train_staged(
-        np.stack([W for W, _ in pairs]), np.stack([v for _, v in pairs]),
+        np.stack([W for W, _ in starts]), np.stack([v for _, v in starts]),
         np.stack([datasets[i].X for i in usable]), np.stack([datasets[i].y for i in usable]),
         c=np.full(len(usable), c), eta=float(run["train.eta"]), policy=run["train.step_policy"],
         rule=stop_rule(run["stop.rule"], float(run["stop.eps"])), loss=run["model.loss"],
@@ -193,47 +239,61 @@ PREDICTION_COLUMNS = ("lambda_plus", "pred_escape_time", "pred_Psi", "pred_cos_b
                       "pred_lazy_error", "pred_lazy_error_se")
 
 
-def add_predictions(table: pd.DataFrame, *, lazy_top: int = 3) -> pd.DataFrame:
-    """The run table with the predictions of this module for each run of the discrete engines.
+def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int = 3) -> pd.DataFrame:
+    """The run table with the predictions of this module for the runs of the network engines.
 
-    Per (cell, seed), a cell being the runs that share every key but alpha, c and the seed: lambda+ and the
-    escape time of each run; the extreme-vector cosines; the reduced model's test error, trained at the cell's
-    smallest alpha (``pred_small_alpha_error``, the same for every alpha of the seed); and the lazy limit at the
-    cell's ``lazy_top`` largest alphas (``pred_lazy_error``, NaN elsewhere: the kernel flow at small alpha
-    needs times ~ 1 / alpha^2 and predicts nothing there).
+    For every run: lambda+ and the predicted escape time. For the runs of the selected cells (a cell: the runs
+    that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every second
+    axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the reduced
+    model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every alpha of the
+    seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN elsewhere: at
+    small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network does).
     """
+    from compare import claims
     from compare.runner import MEMBER_KEYS, dataset_for, initial_parameters
 
     out = table.copy()
     for column in PREDICTION_COLUMNS:
         out[column] = np.nan
-    runs = out[out["train.engine"].isin(("gd", "sgd", "flow"))] if "train.engine" in out else out.iloc[:0]
+    runs = claims.network_runs(out)
+    selected = set()
+    for init in dict.fromkeys(runs["model.init"]):
+        cell = claims.base_cell(runs, init)[0] if cells == "base" else runs[runs["model.init"] == init]
+        selected.update(cell.index)
     keys = [k for k in runs.columns if "." in k and k not in MEMBER_KEYS]
+    columns = {column: out[column].to_numpy(dtype=float) for column in PREDICTION_COLUMNS}
+    position = {label: i for i, label in enumerate(out.index)}
     for _, cell in runs.groupby(keys, dropna=False, sort=False):
-        alphas = np.sort(cell["model.alpha"].unique())
-        smallest = cell[cell["model.alpha"] == alphas[0]]
         seeds = sorted(cell["seed"].unique())
         datasets = {seed: dataset_for(cell[cell["seed"] == seed].iloc[0].to_dict()) for seed in seeds}
-        limits = {seed: small_alpha_limit(datasets[seed], c=float(cell["model.c"].iloc[0])) for seed in seeds}
-        reduced_run = smallest.iloc[0].to_dict()
-        reduced = reduced_model_error([datasets[s] for s in seeds], [limits[s] for s in seeds], reduced_run)
+        c, width = float(cell["model.c"].iloc[0]), int(cell["model.width"].iloc[0])
+        rates = {seed: alignment_rates(datasets[seed].X, datasets[seed].y, c=c)[0] for seed in seeds}
+        for label, seed, alpha in zip(cell.index, cell["seed"], cell["model.alpha"], strict=True):
+            columns["lambda_plus"][position[label]] = rates[seed]
+            columns["pred_escape_time"][position[label]] = predicted_escape_time(
+                rates[seed], alpha=float(alpha), width=width, c=c)
+        if not selected.intersection(cell.index):
+            continue
+        alphas = np.sort(cell["model.alpha"].unique())
+        smallest = cell[cell["model.alpha"] == alphas[0]]
+        first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
+        reduced = reduced_model_error([datasets[s] for s in seeds],
+                                      [initial_parameters(first[s]) for s in seeds], first[seeds[0]])
         for seed, error in zip(seeds, reduced, strict=True):
-            rows = cell.index[cell["seed"] == seed]
-            limit = limits[seed]
-            out.loc[rows, "lambda_plus"] = limit.lambda_plus
-            out.loc[rows, "pred_Psi"] = limit.psi
-            out.loc[rows, "pred_cos_bayes"] = limit.cos_bayes
-            out.loc[rows, "pred_small_alpha_error"] = error
-            for row in rows:
-                out.loc[row, "pred_escape_time"] = predicted_escape_time(
-                    limit.lambda_plus, alpha=float(out.loc[row, "model.alpha"]),
-                    width=int(out.loc[row, "model.width"]), c=float(out.loc[row, "model.c"]))
-        for row in cell.index[cell["model.alpha"].isin(alphas[-lazy_top:])]:
-            run = out.loc[row].to_dict()
-            W0, v0 = initial_parameters(run)
-            lazy = lazy_limit(datasets[run["seed"]], W0, v0, alpha=float(run["model.alpha"]),
-                              c=float(run["model.c"]), eps=float(run["stop.eps"]), t_max=float(run["train.t_max"]),
-                              loss=run["model.loss"])
-            out.loc[row, "pred_lazy_error"] = lazy.test_error
-            out.loc[row, "pred_lazy_error_se"] = lazy.test_error_se
+            limit = small_alpha_limit(datasets[seed], c=c)
+            rows = [position[label] for label in cell.index[cell["seed"] == seed]]
+            columns["pred_Psi"][rows] = limit.psi
+            columns["pred_cos_bayes"][rows] = limit.cos_bayes
+            columns["pred_small_alpha_error"][rows] = error
+            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
+            lazy_rows = cell[(cell["seed"] == seed) & cell["model.alpha"].isin(alphas[-lazy_top:])]
+            for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
+                W0, v0 = initial_parameters(run)
+                lazy = lazy_limit(datasets[seed], W0, v0, alpha=float(run["model.alpha"]), c=c,
+                                  eps=float(run["stop.eps"]), t_max=float(run["train.t_max"]),
+                                  loss=run["model.loss"], unit_kernels=kernels)
+                columns["pred_lazy_error"][position[label]] = lazy.test_error
+                columns["pred_lazy_error_se"][position[label]] = lazy.test_error_se
+    for column, values in columns.items():
+        out[column] = values
     return out

@@ -32,6 +32,7 @@ Measured on the low_signal mixture (n = 40, m = 100, alphas 1e-4 ... 10, stop at
 
 from __future__ import annotations
 
+import hashlib
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,7 @@ from simulate.data import Dataset, make_data
 from simulate.initialization import init_params
 from simulate.result import RunResult
 from simulate.train.ensemble import train_ensemble
+from simulate.train.schedule import SaveSchedule
 from simulate.train.stopping import (
     ZERO_TRAIN_ERROR,
     PositiveClassLoss,
@@ -61,6 +63,9 @@ STEP_POLICIES = ("sharpness", "constant")
 
 #: Steps per stage: the step sizes are re-chosen this often.
 STAGE_STEPS = 16
+
+#: The training risk is recorded every this many steps (and at every stage end).
+RECORD_EVERY = 4
 
 #: Keys in which the runs of one ensemble may differ.
 MEMBER_KEYS = ("model.alpha", "model.c", "seed", "fls", "run_id")
@@ -206,6 +211,7 @@ def train_staged(
             results = train_ensemble(
                 W[keep], v[keep], X[rows], y[rows], eta=etas, max_steps=budgets, c=c[rows], stop=rule,
                 batch_size=batch_size, seeds=[int(seeds[e]) * 100_003 + stage for e in rows], loss=loss,
+                save=SaveSchedule.every(RECORD_EVERY),
             )
         except Exception as exc:  # noqa: BLE001 - an engine failure ends these members with a status
             message = f"engine failed at stage {stage}: {type(exc).__name__}: {exc}"
@@ -295,10 +301,12 @@ def _group_key(run: Mapping[str, Any]) -> tuple:
 def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     """Train and measure every run of ``runs``; one :class:`RunOutput` per run, in order; never raises for a run.
 
-    Each row holds the run's keys, ``status``, ``message``, ``engine``, ``t_stop``, ``steps`` and the metrics of
-    :func:`compare.metrics.run_metrics` (NaN where a run has no usable final state); the arrays hold ``t`` and
+    Each row holds the run's keys, ``status``, ``message``, ``engine``, ``t_stop``, ``steps``, the metrics of
+    :func:`compare.metrics.run_metrics` (NaN where a run has no usable final state) and the batch's
+    ``batch_id``, ``batch_runs`` and ``batch_seconds`` (wall time of the whole call); the arrays hold ``t`` and
     ``risk`` (the training risk over time) and the ``obs_*`` alignment trajectories.
     """
+    start = time.perf_counter()
     outputs: list[RunOutput | None] = [None] * len(runs)
     groups: dict[tuple, list[int]] = {}
     for index, run in enumerate(runs):
@@ -312,6 +320,10 @@ def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
             done = [_failed(run, message) for run in group]
         for i, output in zip(indices, done, strict=True):
             outputs[i] = output
+    batch = {"batch_id": hashlib.sha256("".join(str(r.get("run_id")) for r in runs).encode()).hexdigest()[:12],
+             "batch_runs": len(runs), "batch_seconds": time.perf_counter() - start}
+    for output in outputs:
+        output.row.update(batch)
     return [o for o in outputs if o is not None]
 
 

@@ -8,12 +8,14 @@ Layout of a store directory:
     trajectories/part-<same>.parquet   the batch's trajectories: one row per (run_id, key) with a list of floats
 
 Crash safety (a sweep killed at any moment, SIGKILL included, resumes without losing or duplicating a run):
-every file is written under a temporary name (``.tmp-*``) in its final directory, flushed to disk, and renamed
-to its final name (``os.replace``, atomic within a file system). The trajectories of a batch are renamed first
-and its runs part last, so a batch counts as finished exactly when its runs part exists; readers ignore
-temporary files and trajectory parts without their runs part, and :meth:`RunStore.remove_partial_writes`
-deletes both before a sweep resumes. A run_id written twice (a failed run computed again with
-``retry_failed``) is read from the newest part only (parts are numbered in write order).
+every file is written under a temporary name (``.tmp-*``) in its final directory and renamed to its final name
+(``os.replace``, atomic within a file system). The trajectories of a batch are renamed first and its runs part
+last, so a batch counts as finished exactly when its runs part exists; readers ignore temporary files and
+trajectory parts without their runs part, and :meth:`RunStore.remove_partial_writes` deletes both before a
+sweep resumes. Files are not fsync'ed (a killed process loses nothing the kernel has); after a power loss, a
+part the file system left truncated has no Parquet footer, and remove_partial_writes deletes it too, so its
+batch runs again. A run_id written twice (a failed run computed again with ``retry_failed``) is read from the
+newest part only (parts are numbered in write order).
 
 One process writes to a store at a time (the sweep's driver); any number may read it.
 """
@@ -47,16 +49,22 @@ BASE_COLUMNS = ("run_id", "status", "message")
 
 
 def _write_atomically(path: Path, data: bytes | pa.Table) -> None:
-    """Write ``data`` (raw bytes, or a table as Parquet) to ``path`` via a flushed temporary file and a rename."""
+    """Write ``data`` (raw bytes, or a table as Parquet) to ``path`` via a temporary file and a rename."""
     temporary = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
-    with open(temporary, "wb") as handle:
-        if isinstance(data, bytes):
-            handle.write(data)
-        else:
-            pq.write_table(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    if isinstance(data, bytes):
+        temporary.write_bytes(data)
+    else:
+        pq.write_table(data, temporary)
     os.replace(temporary, path)
+
+
+def _readable(part: Path) -> bool:
+    """Whether a Parquet file is complete (its footer reads)."""
+    try:
+        pq.read_metadata(part)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
 
 
 def _rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -81,6 +89,12 @@ def _trajectories_table(run_ids: Sequence[str], arrays: Sequence[Mapping[str, An
     return pa.table(
         {"run_id": pa.array(owners, pa.string()), "key": pa.array(keys, pa.string()), "values": lists}
     )
+
+
+def _newest(table: pa.Table, keys: np.ndarray) -> pa.Table:
+    """The rows of ``table`` (in write order) that hold the last occurrence of their key."""
+    _, last_from_end = np.unique(keys[::-1], return_index=True)
+    return table.take(np.sort(len(keys) - 1 - last_from_end))
 
 
 def _differences(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -124,9 +138,7 @@ class RunStore:
             return None
         tables = [pq.read_table(part, columns=columns) for part in parts]
         combined = pa.concat_tables(tables, promote_options="permissive")
-        ids = combined.column("run_id").to_numpy(zero_copy_only=False)
-        _, last_from_end = np.unique(ids[::-1], return_index=True)
-        return combined.take(np.sort(len(ids) - 1 - last_from_end))
+        return _newest(combined, combined.column("run_id").to_numpy(zero_copy_only=False))
 
     def statuses(self) -> dict[str, str]:
         """run_id -> status of every finished run."""
@@ -157,9 +169,7 @@ class RunStore:
             return None
         combined = pa.concat_tables(tables)
         pairs = pc.binary_join_element_wise(combined.column("run_id"), combined.column("key"), "\x00")
-        pairs = pairs.to_numpy(zero_copy_only=False)
-        _, last_from_end = np.unique(pairs[::-1], return_index=True)
-        return combined.take(np.sort(len(pairs) - 1 - last_from_end))
+        return _newest(combined, pairs.to_numpy(zero_copy_only=False))
 
     def trajectories(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Trajectories in long format: columns run_id, key, index, value (all runs, or those in ``run_ids``)."""
@@ -207,15 +217,18 @@ class RunStore:
         return self._runs / name
 
     def remove_partial_writes(self) -> int:
-        """Delete temporary files and trajectory parts whose batch never committed; returns how many."""
-        committed = {part.name for part in self._parts()}
+        """Delete temporary files, trajectory parts whose batch never committed, and both parts of a batch with
+        an unreadable (truncated) one, so that batch runs again; returns how many files it deleted."""
         folders = (self.directory, self._runs, self._trajectories)
         leftovers = [path for folder in folders for path in folder.glob(f"{TEMP_PREFIX}*")]
-        leftovers += [
-            p for p in self._trajectories.glob(f"{PART_PREFIX}*.parquet") if p.name not in committed
-        ]
+        runs = self._parts()
+        trajectories = sorted(self._trajectories.glob(f"{PART_PREFIX}*.parquet"))
+        broken = {part.name for part in [*runs, *trajectories] if not _readable(part)}
+        committed = {part.name for part in runs} - broken
+        leftovers += [part for part in runs if part.name in broken]
+        leftovers += [part for part in trajectories if part.name not in committed]
         for path in leftovers:
-            path.unlink(missing_ok=True)
+            path.unlink()
         return len(leftovers)
 
 

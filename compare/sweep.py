@@ -42,12 +42,12 @@ import math
 import os
 import pickle
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from importlib import metadata
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_all_start_methods, get_context, parent_process
+from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
@@ -69,8 +69,6 @@ Runner = Callable[[list[Run]], Sequence[Any]]
 ENSEMBLE_KEYS = ("model.alpha", "model.c", "seed", FLS_KEY, "run_id")
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
-#: How often (seconds) a pool worker checks that the driver process is still alive.
-PARENT_CHECK_INTERVAL = 0.5
 
 try:
     VERSION = metadata.version("fls")
@@ -111,10 +109,15 @@ def _checked_outcome(run: Run, output: Any) -> Outcome:
         raise ValueError(
             f"runner returned status {row.get('status')!r} for run {run['run_id']}; allowed: {STATUSES}"
         )
+    not_scalar = [key for key, value in row.items() if value is not None and not np.isscalar(value)]
+    if not_scalar:
+        raise ValueError(
+            f"runner returned row values {not_scalar} for run {run['run_id']} that are not scalars"
+        )
     trajectories = {str(key): np.asarray(values, dtype=np.float64) for key, values in arrays.items()}
-    flat = [key for key, values in trajectories.items() if values.ndim != 1]
-    if flat:
-        raise ValueError(f"runner returned arrays {flat} for run {run['run_id']} that are not 1-D")
+    not_1d = [key for key, values in trajectories.items() if values.ndim != 1]
+    if not_1d:
+        raise ValueError(f"runner returned arrays {not_1d} for run {run['run_id']} that are not 1-D")
     return _stored_row(run, row), trajectories
 
 
@@ -142,20 +145,20 @@ def execute_in_worker(runner: Runner, runs: list[Run]) -> list[Outcome]:
     return execute(runner, runs)
 
 
-def _exit_with_parent() -> None:
-    """Pool-worker initializer: end this worker when the process that started it is gone.
+def _exit_with_driver() -> None:
+    """Pool-worker initializer: end this worker as soon as the driver process that started it is gone.
 
-    That process is the driver (spawn) or the fork server, which exits when the driver does; either way a
-    SIGKILLed driver leaves no worker running.
+    The driver holds the other end of the worker's parent sentinel (multiprocessing.parent_process(), the same
+    for spawn and the fork server), which becomes ready when the driver exits or is killed; a watcher thread
+    waits on it, so a SIGKILLed driver leaves no worker running.
     """
-    parent = os.getppid()
+    driver = parent_process()
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_INTERVAL)
+        wait([driver.sentinel])
         os._exit(1)
 
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=watch, name="exit-with-driver", daemon=True).start()
 
 
 def _pool_context(runner: Runner) -> BaseContext:
@@ -200,7 +203,7 @@ class _ProcessPool:
     def __init__(self, workers: int, runner: Runner) -> None:
         self.slots = workers
         self._pool = ProcessPoolExecutor(
-            workers, mp_context=_pool_context(runner), initializer=_exit_with_parent
+            workers, mp_context=_pool_context(runner), initializer=_exit_with_driver
         )
 
     def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
@@ -242,7 +245,7 @@ class _Dask:
 
         futures = {
             self._client.submit(
-                execute_in_worker, runner, batch, key=f"fls-batch-{batch[0]['run_id']}", pure=False
+                execute_in_worker, runner, batch, key=f"fls-batch-{batch[0]['run_id']}"
             ): batch
             for batch in batches
         }
@@ -316,6 +319,11 @@ def _failures(rows: Sequence[Mapping[str, Any]]) -> int:
     return sum(row.get("status") in FAILED_STATUSES for row in rows)
 
 
+def _running(pending: Mapping[int, list[Run]], slots: int) -> int:
+    """Runs executing now: backends start batches in submission order, ``slots`` at a time."""
+    return sum(len(batch) for batch in list(pending.values())[:slots])
+
+
 def run_sweep(
     config: str | os.PathLike[str] | Mapping[str, Any],
     store_dir: str | os.PathLike[str],
@@ -361,12 +369,14 @@ def run_sweep(
             try:
                 batches = make_batches(todo, config["sweep"]["batch_size"], backend.slots)
                 pending = {id(batch): batch for batch in batches}
+                bar.update(finished=0, failed=0, running=_running(pending, backend.slots))
                 for batch, outcomes in backend.results(runner, batches):
                     rows = [{**row, "fls_version": VERSION} for row, _ in outcomes]
                     store.write_batch(rows, [arrays for _, arrays in outcomes])
                     del pending[id(batch)]
-                    running = sum(len(waiting) for waiting in list(pending.values())[: backend.slots])
-                    bar.update(finished=len(rows), failed=_failures(rows), running=running)
+                    bar.update(
+                        finished=len(rows), failed=_failures(rows), running=_running(pending, backend.slots)
+                    )
             except BaseException:
                 backend.close(cancel=True)
                 raise

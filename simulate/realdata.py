@@ -39,8 +39,15 @@ def _dataset(name: str, task: str, X, y, X_test, y_test, input_shape, seed: int 
         y, y_test = _binary_odd_even(y), _binary_odd_even(y_test)
     else:
         y, y_test = y.astype(np.float64), y_test.astype(np.float64)
-    params = {"n": len(y), "d": X.shape[1], "n_test": len(y_test), "task": task,
-              "classes": 2 if task == "binary" else 10, "input_shape": tuple(input_shape), **extra}
+    params = {
+        "n": len(y),
+        "d": X.shape[1],
+        "n_test": len(y_test),
+        "task": task,
+        "classes": 2 if task == "binary" else 10,
+        "input_shape": tuple(input_shape),
+        **extra,
+    }
     return Dataset(name=name, seed=seed, params=params, X=X, y=y, X_test=X_test, y_test=y_test)
 
 
@@ -56,8 +63,17 @@ def load_digits(task: str = "multiclass", *, test_fraction: float = 0.2, split_s
     X_train, X_test, y_train, y_test = train_test_split(
         X, bunch.target, test_size=test_fraction, random_state=split_seed, stratify=bunch.target
     )
-    return _dataset("digits", task, X_train, y_train, X_test, y_test, (1, 8, 8), seed=split_seed,
-                    test_fraction=test_fraction)
+    return _dataset(
+        "digits",
+        task,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        (1, 8, 8),
+        seed=split_seed,
+        test_fraction=test_fraction,
+    )
 
 
 def load_mnist1d(task: str = "multiclass", *, num_samples: int | None = None) -> Dataset:
@@ -96,8 +112,11 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def load_fashion_mnist(
-    task: str = "multiclass", *, root: str | Path = FASHION_MNIST_DIR, n_train: int | None = None,
-    n_test: int | None = None
+    task: str = "multiclass",
+    *,
+    root: str | Path = FASHION_MNIST_DIR,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> Dataset:
     """Fashion-MNIST from the Debian package's files (pixels / 255); ``n_train``/``n_test`` keep the first ones.
 
@@ -105,9 +124,15 @@ def load_fashion_mnist(
     Raises FileNotFoundError when the package (or ``root``) is missing.
     """
     root = Path(root)
-    files = {key: root / f"{prefix}-{kind}-idx{dim}-ubyte.gz" for key, prefix, kind, dim in (
-        ("X", "train", "images", 3), ("y", "train", "labels", 1),
-        ("X_test", "t10k", "images", 3), ("y_test", "t10k", "labels", 1))}
+    files = {
+        key: root / f"{prefix}-{kind}-idx{dim}-ubyte.gz"
+        for key, prefix, kind, dim in (
+            ("X", "train", "images", 3),
+            ("y", "train", "labels", 1),
+            ("X_test", "t10k", "images", 3),
+            ("y_test", "t10k", "labels", 1),
+        )
+    }
     missing = [str(p) for p in files.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(
@@ -118,5 +143,12 @@ def load_fashion_mnist(
     keep_test = len(arrays["y_test"]) if n_test is None else check_int("n_test", n_test)
     X = arrays["X"][:keep_train].reshape(-1, 28 * 28).astype(np.float64) / 255.0
     X_test = arrays["X_test"][:keep_test].reshape(-1, 28 * 28).astype(np.float64) / 255.0
-    return _dataset("fashion_mnist", task, X, arrays["y"][:keep_train].astype(np.int64), X_test,
-                    arrays["y_test"][:keep_test].astype(np.int64), (1, 28, 28))
+    return _dataset(
+        "fashion_mnist",
+        task,
+        X,
+        arrays["y"][:keep_train].astype(np.int64),
+        X_test,
+        arrays["y_test"][:keep_test].astype(np.int64),
+        (1, 28, 28),
+    )

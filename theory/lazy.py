@@ -4,18 +4,19 @@ The tangent kernel of f(x) = c sum_j v_j relu(<w_j, x>) sums over parameters:
 
     K(x, x') = c^2 sum_j [ relu(<w_j, x>) relu(<w_j, x'>) + v_j^2 1[<w_j, x> > 0] 1[<w_j, x'> > 0] <x, x'> ].
 
-For a balanced init (w_j = alpha z_j / sqrt(d), z_j ~ N(0, I_d), v_j^2 = ||w_j||^2; random_sign and antisymmetric
-alike) its mean is, with theta = angle(x, x') and J(theta) = sin theta + (pi - theta) cos theta,
+For a balanced init (w_j = alpha z_j / sqrt(d), z_j ~ N(0, I_d), v_j^2 = ||w_j||^2; random_sign and
+antisymmetric alike) its mean is, with theta = angle(x, x') and J(theta) = sin theta + (pi - theta) cos theta,
 
     K0(x, x') = m c^2 alpha^2 [ ||x|| ||x'|| J(theta) / (2 pi d) + <x, x'> (pi - theta) / (2 pi) ]
 
-(E relu(<z, x>) relu(<z, x'>) = ||x|| ||x'|| J / (2 pi); ||z||^2 is independent of the direction of z, which alone
-sets the indicators, and E ||z||^2 = d). Under random_sign the initial function f0 has mean 0 and covariance
+(E relu(<z, x>) relu(<z, x'>) = ||x|| ||x'|| J / (2 pi); ||z||^2 is independent of the direction of z, which
+alone sets the indicators, and E ||z||^2 = d). Under random_sign the initial function f0 has mean 0 and the
+covariance
 
     E f0(x) f0(x') = m c^2 alpha^4 (d + 2) / d^2 * ||x|| ||x'|| J(theta) / (2 pi)
 
-(the signs kill the cross terms; E ||z||^4 = d (d + 2)). With f(theta(0)) = 0 and alpha -> infinity, training is the
-kernel gradient flow f' = -(1/n) K l'(y f) y in function space (:func:`kernel_gradient_flow`).
+(the signs kill the cross terms; E ||z||^4 = d (d + 2)). With f(theta(0)) = 0 and alpha -> infinity, training
+is the kernel gradient flow f' = -(1/n) K l'(y f) y in function space (:func:`kernel_gradient_flow`).
 
 The closed forms are built once in sympy (:func:`equations`) and compiled with ``lambdify``, so the documented
 and the computed formula are the same expression.
@@ -36,9 +37,9 @@ from theory.compiled import compile_field, validate_network
 from theory.symbolic import LOSSES
 from theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Closed forms (sympy, compiled once)
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 _m, _d = sp.symbols("m d", integer=True, positive=True)
 _c, _alpha = sp.symbols("c alpha", positive=True)
@@ -71,7 +72,7 @@ def _compiled(name: str) -> Callable[..., np.ndarray]:
 
 
 def _pair_geometry(X1: Any, X2: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Norms (n1, 1), (1, n2) and angles (n1, n2) of all pairs; a zero vector gets angle 0 (its terms vanish)."""
+    """Norms (n1, 1), (1, n2) and angles (n1, n2) of all pairs; a zero vector gets angle 0 (terms are 0)."""
     X1 = as_array("X1", X1, ndim=2)
     X2 = as_array("X2", X2, ndim=2, shape=(None, X1.shape[1]))
     norm1 = np.linalg.norm(X1, axis=1)[:, None]
@@ -94,8 +95,9 @@ def tangent_kernel(X1: Any, X2: Any, *, alpha: float, width: int, c: float = 1.0
 
         K0(x, x') = m c^2 alpha^2 [ ||x|| ||x'|| J(theta) / (2 pi d) + <x, x'> (pi - theta) / (2 pi) ]
 
-    with m = ``width``, d the input dimension and theta = angle(x, x'). The angle is arccos of the clipped cosine;
-    the error this leaves in K0 is O(eps) because dJ/dtheta = -(pi - theta) sin theta vanishes at theta = 0.
+    with m = ``width``, d the input dimension and theta = angle(x, x'). The angle is arccos of the clipped
+    cosine; the error this leaves in K0 is O(eps) because dJ/dtheta = -(pi - theta) sin theta vanishes at
+    theta = 0.
     """
     return _kernel_closed_form("tangent_kernel", X1, X2, alpha, width, c)
 
@@ -109,11 +111,14 @@ def initial_function_covariance(X1: Any, X2: Any, *, alpha: float, width: int, c
 
 
 def empirical_tangent_kernel(W: Any, v: Any, X1: Any, X2: Any, *, c: float = 1.0) -> np.ndarray:
-    """The finite-width tangent kernel sum_theta df(x)/dtheta df(x')/dtheta of the network (W, v), shape (n1, n2).
+    """The finite-width tangent kernel sum_theta df(x)/dtheta df(x')/dtheta of the network (W, v), (n1, n2).
 
-    From the Jacobian in closed form (relu'(0) = 0): df/dv_j = c relu(<w_j, x>), df/dw_j = c v_j 1[<w_j, x> > 0] x,
-    so K = c^2 [ relu(X1 W^T) relu(X2 W^T)^T + ((1[X1 W^T > 0] v) (1[X2 W^T > 0] v)^T) * (X1 X2^T) ]: two
-    (n, m) x (m, n) products, no loop over neurons.
+    From the Jacobian in closed form (relu'(0) = 0): df/dv_j = c relu(<w_j, x>) and
+    df/dw_j = c v_j 1[<w_j, x> > 0] x, so
+
+        K = c^2 [ relu(X1 W^T) relu(X2 W^T)^T + ((1[X1 W^T > 0] v) (1[X2 W^T > 0] v)^T) * (X1 X2^T) ]:
+
+    two (n, m) x (m, n) products, no loop over neurons.
     """
     W, v, X1, _, c = validate_network(W, v, X1, c=c)
     X2 = as_array("X2", X2, ndim=2, shape=(None, W.shape[1]))
@@ -123,9 +128,9 @@ def empirical_tangent_kernel(W: Any, v: Any, X1: Any, X2: Any, *, c: float = 1.0
     return c**2 * (features + gates * (X1 @ X2.T))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Kernel gradient flow
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,9 @@ class KernelFlowSolution:
     """Outcome of :func:`kernel_gradient_flow`.
 
     Attributes:
-        status: ``"target_reached"`` (R <= target_risk at ``t_stop``), ``"not_reached"`` (t_max came first; the
-            outputs are those at t_max and are not a result) or ``"failed"`` (the integrator failed; message).
+        status: ``"target_reached"`` (R <= target_risk at ``t_stop``), ``"not_reached"`` (t_max came
+            first; the outputs are those at t_max and are not a result) or ``"failed"`` (the integrator
+            failed; see message).
         message: why it stopped.
         reached: status == "target_reached".
         t_stop: the stopping time (the event time, located on the dense output to the solver's tolerance).
@@ -158,17 +164,21 @@ class KernelFlowSolution:
     rhs_evals: int
 
 
-def _psd_kernel(name: str, K: Any, n: int | None) -> np.ndarray:
-    """A square, symmetric, positive semi-definite kernel matrix (to 1e-10 of its largest entry)."""
-    K = as_array(name, K, ndim=2, shape=(n, n))
-    if K.shape[0] != K.shape[1]:
-        raise ParameterError(f"{name} must be square, got shape {K.shape}")
-    size = float(np.abs(K).max()) if K.size else 0.0
-    if not np.allclose(K, K.T, rtol=0.0, atol=1e-10 * size):
-        raise ParameterError(f"{name} must be symmetric (to 1e-10 of its largest entry)")
-    lowest = float(np.linalg.eigvalsh(K).min()) if K.size else 0.0
-    if lowest < -1e-10 * max(size, np.finfo(float).tiny) * K.shape[0]:
-        raise ParameterError(f"{name} must be positive semi-definite; its smallest eigenvalue is {lowest!r}")
+def _psd_kernel(name: str, K: Any) -> np.ndarray:
+    """A non-empty square kernel matrix, symmetric and positive semi-definite to 1e-6 of its scale (so a kernel
+    computed in single precision passes), returned exactly symmetrized."""
+    K = as_array(name, K, ndim=2)
+    if K.shape[0] != K.shape[1] or K.shape[0] == 0:
+        raise ParameterError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
+    if not np.allclose(K, K.T, rtol=0.0, atol=1e-6 * float(np.abs(K).max())):
+        raise ParameterError(f"{name} must be symmetric (to 1e-6 of its largest entry)")
+    K = (K + K.T) / 2
+    eigenvalues = np.linalg.eigvalsh(K)
+    if eigenvalues[0] < -1e-6 * np.abs(eigenvalues).max():
+        raise ParameterError(
+            f"{name} must be positive semi-definite; its smallest eigenvalue is {eigenvalues[0]!r} "
+            f"(largest {eigenvalues[-1]!r})"
+        )
     return K
 
 
@@ -185,25 +195,26 @@ def kernel_gradient_flow(
     rtol: float = 1e-10,
     atol: float = 1e-12,
 ) -> KernelFlowSolution:
-    """Kernel gradient flow of the mean loss in function space, stopped when the training risk reaches a target.
+    """Kernel gradient flow of the mean loss in function space, stopped when the training risk hits a target.
 
         f' = -(1/n) K l'(y f) y,      f_test' = -(1/n) K_test_train l'(y f) y,
 
-    integrated as a(t) in R^n with a' = -(1/n) l'(y f) y, f = f0_train + K a, f_test = f0_test + K_test_train a
-    (one n-dimensional ODE serves train and test). DOP853 at (``rtol``, ``atol``); the stopping rule
-    tau = inf{t : R(t) <= target_risk} is a terminal event located on the dense output. With K positive
-    semi-definite the risk is non-increasing: R' = -(1/n^2) s^T K s <= 0, s = l'(y f) y. The sample factor
-    -l'(y f) y and the loss come from the derived model (:func:`theory.compiled.compile_field`).
+    integrated as a(t) in R^n with a' = -(1/n) l'(y f) y, f = f0_train + K a and
+    f_test = f0_test + K_test_train a (one n-dimensional ODE serves train and test), by DOP853 at (``rtol``,
+    ``atol``); the stopping rule tau = inf{t : R(t) <= target_risk} is a terminal event located on the dense
+    output. With K positive semi-definite the risk is non-increasing: R' = -(1/n^2) s^T K s <= 0 with
+    s = l'(y f) y. The sample factor -l'(y f) y and the loss come from the derived model
+    (:func:`theory.compiled.compile_field`; its first call in a process derives them, a few seconds).
 
     Args:
-        K_train: (n, n) kernel on the training set (symmetric, PSD).
+        K_train: (n, n) kernel on the training set (symmetric, PSD; it is symmetrized exactly).
         y: (n,) labels in {-1, +1}.
         K_test_train: optional (n_test, n) kernel between test and training points.
         f0_train / f0_test: initial outputs (default 0: the antisymmetric init).
         target_risk: the stopping risk eps > 0.
         t_max: the time limit; not reaching eps by then gives status ``not_reached``.
     """
-    K = _psd_kernel("K_train", K_train, None)
+    K = _psd_kernel("K_train", K_train)
     n = K.shape[0]
     labels = as_labels("y", y, n=n)
     K_test = (
@@ -316,9 +327,9 @@ def _solution(
     )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Symbolic forms for the documentation
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
@@ -334,14 +345,14 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
         (
             "tangent kernel K0",
             sp.Eq(sp.Function("K_0")(x, x2), _tangent_kernel_expression()),
-            "Mean tangent kernel of a width-m balanced init at scale alpha (second-layer plus first-layer part).",
+            "Mean tangent kernel of a width-m balanced init at scale alpha (second- plus first-layer part).",
         ),
         (
             "f0 covariance",
             sp.Eq(
                 sp.Function("Cov")(sp.Function("f_0")(x), sp.Function("f_0")(x2)), _covariance_expression()
             ),
-            "Covariance of the initial function under random_sign init, the source of over-fitting at small FLS.",
+            "Covariance of f0 under random_sign init, the source of over-fitting at small FLS.",
         ),
         (
             "kernel gradient flow",

@@ -5,8 +5,8 @@ y <v, x> = kappa <v, s> + sigma y <v, z> < 0, and y <v, z> ~ N(0, ||v||^2), so
 
     E(v) = Phi(-(kappa / sigma) cos angle(v, s)),          E* = E(s) = Phi(-kappa / sigma).
 
-Only the angle enters, so the positive rescaling x -> x / sqrt(kappa^2 + sigma^2 d) of the data model changes no
-error here. With x+ the sum of the positive training points, phi = angle(x+, s), the alignment
+Only the angle enters, so the positive rescaling x -> x / sqrt(kappa^2 + sigma^2 d) of the data model changes
+no error here. With x+ the sum of the positive training points, phi = angle(x+, s), the alignment
 Psi = cos angle(w_hat, x+) of the positive part w_hat = sum_{v_j > 0} v_j w_j, and the cone
 H = {v : cos angle(v, x+) >= Psi} (which contains w_hat), the closest direction of H to s makes the angle
 (phi - arccos Psi)_+ with s, hence
@@ -16,7 +16,7 @@ H = {v : cos angle(v, x+) >= Psi} (which contains w_hat), the closest direction 
     OF = E(w_hat) - min_H E   (over-fitting: what the predictor loses inside its cone),
 
 and OA + OF = E(w_hat) - E*. Differences of small tail probabilities are formed from ``log_ndtr`` so they keep
-their relative precision far in the tails (kappa / sigma up to ~35 and beyond, where Phi(-kappa/sigma) ~ 1e-270).
+their relative precision in both tails (down to the smallest double, Phi(-37) ~ 6e-300).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from scipy.special import log_ndtr, ndtr
 
 from theory.validation import ParameterError, as_array, check_in_range, check_positive
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Geometry and Gaussian tails
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """angle(a, b) along the last axis as 2 atan2(||a^ - b^||, ||a^ + b^||): accurate near 0 and pi as well."""
+    """angle(a, b) along the last axis as 2 atan2(||a^ - b^||, ||a^ + b^||): accurate near 0 and pi too."""
     a_hat = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b_hat = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return 2.0 * np.arctan2(np.linalg.norm(a_hat - b_hat, axis=-1), np.linalg.norm(a_hat + b_hat, axis=-1))
@@ -53,7 +53,8 @@ def _signal(s: Any, d: int) -> np.ndarray:
     s = as_array("s", s, ndim=1, shape=(d,))
     if abs(float(np.linalg.norm(s)) - 1.0) > 1e-8:
         raise ParameterError(
-            f"s must have unit norm (the model is x | y ~ N(kappa y s, sigma^2 I)); ||s|| = {np.linalg.norm(s)!r}"
+            "s must have unit norm (the model is x | y ~ N(kappa y s, sigma^2 I)); "
+            f"||s|| = {np.linalg.norm(s)!r}"
         )
     return s
 
@@ -75,9 +76,9 @@ def _tail_gap(a: Any, b: Any) -> np.ndarray:
     return np.where(a >= 0, right, np.where(b <= 0, left, ndtr(-a) - ndtr(-b)))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Errors
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def direction_error(v: Any, s: Any, kappa: float, sigma: float) -> float | np.ndarray:
@@ -119,8 +120,8 @@ def cone_minimum_error(psi: float, phi: float, kappa: float, sigma: float) -> fl
 def cone_minimizer(x_plus: Any, s: Any, psi: float) -> np.ndarray:
     """A unit direction of H = {v : cos angle(v, x+) >= Psi} closest in angle to s (so it minimizes E over H).
 
-    s itself if it lies in H; otherwise x+ / ||x+|| rotated towards s by arccos Psi in their common plane. When s
-    is antiparallel to x+ every edge direction is equally close; the one towards a fixed coordinate is returned.
+    s itself if it lies in H; otherwise x+ / ||x+|| rotated towards s by arccos Psi in their common plane.
+    When s is antiparallel to x+ every edge direction is equally close; one towards a fixed axis is returned.
     """
     x_plus = _nonzero("x_plus", x_plus)
     s = _signal(s, x_plus.shape[0])
@@ -190,9 +191,9 @@ def oa_of_split(w_hat: Any, x_plus: Any, s: Any, kappa: float, sigma: float) -> 
     )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Symbolic forms for the documentation
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _normal_cdf(z: sp.Expr) -> sp.Expr:
@@ -211,7 +212,7 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
     error = _normal_cdf(-(kappa / sigma) * sp.cos(angle_vs))
     bayes = _normal_cdf(-kappa / sigma)
     cone = _normal_cdf(-(kappa / sigma) * sp.cos(phi - sp.acos(psi)))
-    E, E_star, E_cone = sp.Symbol("E(v)"), sp.Symbol("E^*"), sp.Symbol(r"\min_H E")
+    E, E_star, E_cone = sp.Symbol("E(v)"), sp.Symbol("E^*"), sp.Symbol(r"\min_{H} E")
     return [
         (
             "direction error",
@@ -222,7 +223,7 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
         (
             "cone minimum",
             sp.Eq(E_cone, cone),
-            "Least error over the directions at least as aligned with x+ as the predictor (phi > arccos Psi).",
+            "Least error over directions at least as aligned with x+ as the predictor (phi > arccos Psi).",
         ),
         (
             "over-alignment",

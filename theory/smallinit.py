@@ -1,18 +1,18 @@
 """The small-initialization limit (strong feature learning) of DESIGN.md section 2.
 
-While |f| << 1 every sample weight is r_i = 1/2, and a balanced neuron (v = sign(v) ||w||) splits into a direction
-u = w / ||w|| on the unit sphere and a log-norm, with
+While |f| << 1 every sample weight is r_i = 1/2, and a balanced neuron (v = sign(v) ||w||) splits into a
+direction u = w / ||w|| on the unit sphere and a log-norm, with
 
     g(u) = (1/n) sum_i (1/2) y_i 1[<u, x_i> > 0] x_i,        H(u) = <u, g(u)>,
     u' = c sign(v) (I - u u^T) g(u),                         (log ||w||)' = c sign(v) H(u).
 
-H is piecewise linear (g is constant on each activation region), so the direction flow is, region by region, the
-Riemannian gradient flow of a linear function on the sphere: positive neurons climb H, negative ones descend it,
-and its attracting stationary points are the *extreme vectors* (:func:`extreme_vectors`).
+H is piecewise linear (g is constant on each activation region), so the direction flow is, region by region,
+the Riemannian gradient flow of a linear function on the sphere: positive neurons climb H, negative ones
+descend it, and its attracting stationary points are the *extreme vectors* (:func:`extreme_vectors`).
 
 Under orthogonal separability (every same-label pair positively correlated, every opposite pair negatively) a
-positive neuron active on exactly the positive points keeps that activation pattern, g = x+ / (2n), and its cosine
-psi = <u, x+ / ||x+||> and norm solve in closed form (:func:`tanh_alignment`, :func:`aligned_norm`):
+positive neuron active on exactly the positive points keeps that activation pattern, g = x+ / (2n), and its
+cosine psi = <u, x+ / ||x+||> and norm solve in closed form (:func:`tanh_alignment`, :func:`aligned_norm`):
 
     psi(t) = tanh(lambda+ (t - t0) + artanh psi(t0)),         lambda+ = c ||x+|| / (2n),
     ||w(t)|| = ||w(t0)|| cosh(lambda+ (t - t0) + artanh psi(t0)) / cosh(artanh psi(t0)).
@@ -38,9 +38,9 @@ from theory.validation import (
     check_positive,
 )
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Orthogonal separability and the class sums
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def orthogonal_separability(X: Any, y: Any) -> OrthogonalSeparability:
-    """Check orthogonal separability of (X, y): same-label pairs positively, opposite pairs negatively correlated.
+    """Check orthogonal separability: same-label pairs positively, opposite pairs negatively correlated.
 
     This is the condition under which the extreme vectors of the small-initialization flow are the normalized
     class sums x+/||x+|| and x-/||x-|| and the tanh law holds (module docstring). Pairs i = j are excluded.
@@ -99,35 +99,33 @@ def class_sums(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def alignment_rates(X: Any, y: Any, *, c: float = 1.0) -> tuple[float, float]:
     """(lambda+, lambda-) = (c ||x+|| / (2n), c ||x-|| / (2n)): the rates of the tanh law of each class."""
     c = check_positive("c", c)
+    X, y = _data(X, y)
     x_plus, x_minus = class_sums(X, y)
-    n = len(np.asarray(y))
+    n = len(y)
     return c * float(np.linalg.norm(x_plus)) / (2 * n), c * float(np.linalg.norm(x_minus)) / (2 * n)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The directional field
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-def _directions(U: Any, d: int) -> np.ndarray:
+def _directions(U: Any, d: int, name: str = "U") -> np.ndarray:
     """Rows of U normalized to unit length (any non-zero w stands for its direction)."""
-    U = as_array("U", U, ndim=2, shape=(None, d))
+    U = as_array(name, U, ndim=2, shape=(None, d))
     norms = np.linalg.norm(U, axis=1, keepdims=True)
     if np.any(norms == 0):
-        raise ParameterError("U has a zero row; every row must be a non-zero direction")
+        raise ParameterError(f"{name} has a zero row; every row must be a non-zero direction")
     return U / norms
 
 
 def _signs(sign: Any, k: int) -> np.ndarray:
     """sign as a (k,) array of +-1 (a scalar applies to every direction)."""
-    arr = np.asarray(sign, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(k, float(arr))
-    return as_labels("sign", arr, n=k)
+    return as_labels("sign", [sign] * k if np.ndim(sign) == 0 else sign, n=k)
 
 
 def _half_correlation(U: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g(u) for unit rows of U, without input checks (relu'(0) = 0: a point on its surface counts as inactive)."""
+    """g(u) for unit rows of U, unchecked (relu'(0) = 0: a point on its surface counts as inactive)."""
     return ((U @ X.T > 0) * y) @ X / (2 * X.shape[0])
 
 
@@ -164,9 +162,9 @@ def log_norm_rate(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> np.nd
     return check_positive("c", c) * _signs(sign, H.shape[0]) * H
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Closed forms under orthogonal separability
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _law_inputs(t: Any, rate: Any, psi0: Any, t0: Any) -> tuple[np.ndarray, float]:
@@ -186,30 +184,30 @@ def _log_cosh(z: Any) -> Any:
 def tanh_alignment(t: Any, *, rate: float, psi0: float, t0: float = 0.0) -> np.ndarray:
     """psi(t) = tanh(rate (t - t0) + artanh psi0): the cosine of an aligning neuron with its class sum.
 
-    Holds exactly while g(u) = x+/(2n), i.e. while a positive neuron is active on every positive point and on no
-    negative one (``rate`` = lambda+); under orthogonal separability that pattern, once entered, is kept for
-    ever. The negative class is the same with x-, lambda- and a negative neuron.
+    Holds exactly while g(u) = x+/(2n), i.e. while a positive neuron is active on every positive point and on
+    no negative one (``rate`` = lambda+); under orthogonal separability that pattern, once entered, is kept
+    for ever. The negative class is the same with x-, lambda- and a negative neuron.
     """
     phase, _ = _law_inputs(t, rate, psi0, t0)
     return np.tanh(phase)
 
 
 def aligned_norm(t: Any, *, rate: float, psi0: float, norm0: float, t0: float = 0.0) -> np.ndarray:
-    """||w(t)|| = norm0 cosh(rate (t - t0) + artanh psi0) / cosh(artanh psi0), the integral of (log||w||)' = rate psi.
+    """||w(t)|| = norm0 cosh(rate (t - t0) + artanh psi0) / cosh(artanh psi0), from (log||w||)' = rate psi.
 
     Valid under the same activation pattern as :func:`tanh_alignment` (there H(u) = psi ||x+|| / (2n)).
     """
     norm0 = check_positive("norm0", norm0)
     phase, a0 = _law_inputs(t, rate, psi0, t0)
-    return norm0 * np.exp(_log_cosh(phase) - _log_cosh(a0))
+    return np.exp(np.log(norm0) + _log_cosh(phase) - _log_cosh(a0))
 
 
 def escape_time(*, rate: float, psi0: float, norm0: float, c: float = 1.0, t0: float = 0.0) -> float:
     """The time an aligning neuron's norm reaches 1/sqrt(c): the end of the small-norm phase.
 
     Threshold: at ||w|| = 1/sqrt(c) one balanced neuron contributes c v ||w|| = c ||w||^2 = 1 per unit of
-    <u, x> to the output, so r_i = 1/2 stops being a good approximation (the data models have ||x|| ~ 1). Solving
-    :func:`aligned_norm` for it gives exactly
+    <u, x> to the output, so r_i = 1/2 stops being a good approximation (the data models have ||x|| ~ 1).
+    Solving :func:`aligned_norm` for it gives exactly
 
         t_alpha = t0 + (arcosh(cosh(a0) / (sqrt(c) norm0)) - a0) / rate,         a0 = artanh psi0,
 
@@ -224,19 +222,19 @@ def escape_time(*, rate: float, psi0: float, norm0: float, c: float = 1.0, t0: f
     norm0 = check_positive("norm0", norm0)
     if np.sqrt(c) * norm0 >= 1.0:
         raise ParameterError(
-            f"norm0 = {norm0!r} is out of range; allowed: (0, 1/sqrt(c)) = (0, {1 / np.sqrt(c)!r}) (already escaped)"
+            f"norm0 = {norm0!r} is out of range; allowed: (0, 1/sqrt(c)) = (0, {1 / np.sqrt(c)!r}) "
+            "(already escaped)"
         )
     _, a0 = _law_inputs(0.0, rate, psi0, t0)
-    level = _log_cosh(a0) - np.log(np.sqrt(c) * norm0)  # log of cosh(a0) / (sqrt(c) norm0) > 0
-    arcosh = level + np.log1p(
-        np.sqrt(1.0 - np.exp(-2.0 * level))
-    )  # arcosh(e^L) = L + log(1 + sqrt(1 - e^-2L))
+    # arcosh(e^L) = L + log(1 + sqrt(1 - e^-2L)), L = log(cosh(a0) / (sqrt(c) norm0)) > 0: no overflow
+    level = _log_cosh(a0) - np.log(np.sqrt(c) * norm0)
+    arcosh = level + np.log1p(np.sqrt(1.0 - np.exp(-2.0 * level)))
     return float(t0 + (arcosh - a0) / rate)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Extreme vectors
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -275,7 +273,8 @@ class ExtremeVectorSearch:
         n_starts: starts per sign.
         dead: per sign, the fraction of starts that ended with g = 0 (inactive on every point, or a sliding
             face where P_S g_A = 0): the stationary set H = 0, not an isolated point.
-        unresolved: per sign, the number of starts not classified within ``max_steps`` (0 in a converged search).
+        unresolved: per sign, the number of starts not settled within ``max_events`` mode changes, or stopped
+            on an unstable equilibrium (0 in a converged search).
         tol: the stationarity tolerance every returned vector meets (relative to the scale G of g).
     """
 
@@ -290,12 +289,12 @@ class ExtremeVectorSearch:
         return tuple(e for e in self.vectors if e.sign == sign)
 
 
-def _span_component(M: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """The component of g in the row span of M (least squares, so M may be rank deficient)."""
+def _span_basis(M: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (d, r) of the row span of M (SVD: dependent rows are fine); (d, 0) for no rows."""
     if M.shape[0] == 0:
-        return np.zeros_like(g)
-    coef, *_ = np.linalg.lstsq(M.T, g, rcond=None)
-    return M.T @ coef
+        return np.zeros((M.shape[1], 0))
+    left, singular, _ = np.linalg.svd(M.T, full_matrices=False)
+    return left[:, singular > singular[0] * 1e-12 * max(M.shape)]
 
 
 @dataclass(frozen=True)
@@ -304,6 +303,7 @@ class _Rest:
 
     kind: str
     direction: np.ndarray | None = None
+    value: float = 0.0
     active: tuple[int, ...] = ()
     sliding: tuple[int, ...] = ()
     residual: float = 0.0
@@ -312,17 +312,18 @@ class _Rest:
 class _DirectionalFlow:
     """Exact, event-driven integration of the directional flow of one sign (a hybrid system with sliding).
 
-    A mode is (A, S): the points A with <u, x_i> > 0 and the points S whose surfaces <u, x_i> = 0 the neuron slides
-    on (u is kept exactly orthogonal to x_S). In a mode the flow is u' = c s (P_S - u u^T) g_A, the Riemannian
-    gradient of the linear function s <u, P_S g_A> on the great sub-sphere orthogonal to x_S, so u runs along the
-    great circle towards e = s P_S g_A / ||P_S g_A|| (the clock, set by c ||P_S g_A||, is irrelevant here). Every
-    <u, x_i> is a sinusoid of the arc length on that circle, so the first surface crossing is found in closed form.
-    No crossing before e: the flow converges to e, an exact stationary point. At a crossing the next mode is the
-    Filippov one: a surface of the neuron's own class (s y_i > 0) is always crossed (the field has the same
-    normal sign on both sides); for the other surfaces together the velocity is the minimal-norm element of the
-    Filippov set, s (I - u u^T)(g_A + sum_{i in T} mu_i y_i x_i / (2n)) with mu in [0, 1]^T (a box-constrained
-    least-squares problem); surfaces it leaves are assigned the side it moves to, the others stay in S. The
-    sliding weights mu depend only on (A, S), not on u, so a sliding mode ends only at a crossing.
+    A mode is (A, S): the points A with <u, x_i> > 0 and the points S whose surfaces <u, x_i> = 0 the neuron
+    slides on (u is kept exactly orthogonal to x_S). In a mode the flow is u' = c s (P_S - u u^T) g_A, the
+    Riemannian gradient of the linear function s <u, P_S g_A> on the great sub-sphere orthogonal to x_S, so u
+    runs along the great circle towards e = s P_S g_A / ||P_S g_A|| (the clock, set by c ||P_S g_A||, is
+    irrelevant here). Every <u, x_i> is a sinusoid of the arc length on that circle, so the first surface
+    crossing is found in closed form. No crossing before e: the flow converges to e, an exact stationary
+    point. At a crossing the next mode is the Filippov one: a surface of the neuron's own class (s y_i > 0) is
+    always crossed (the field has the same normal sign on both sides); for the other surfaces together the
+    velocity is the minimal-norm element of the Filippov set, s (I - u u^T)(g_A + sum_{i in T} mu_i y_i x_i /
+    (2n)) with mu in [0, 1]^T (a box-constrained least-squares problem); surfaces it leaves are assigned the
+    side it moves to, the others stay in S. The sliding weights mu depend only on (A, S), not on u, so a
+    sliding mode ends only at a crossing.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, sign: int, *, tol: float) -> None:
@@ -334,23 +335,34 @@ class _DirectionalFlow:
     def _g(self, side: np.ndarray) -> np.ndarray:
         return self.y[side > 0] @ self.X[side > 0] / (2 * self.n)
 
-    def _sliding_residual(self, side: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(r, normal): r = min over mu in [0,1]^T of (I - P_T) g_A + X_T^T (mu y_T) / (2n), normal = (I - P_T) g_A."""
-        normal = _span_component(self.X[T], self._g(side))
+    def _sliding_residual(
+        self, side: np.ndarray, T: np.ndarray, basis: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(r, normal): r = min over mu in [0,1]^T of (I - P_T) g_A + X_T^T (mu y_T) / (2n), normal = (I -
+        P_T) g_A.
+
+        ``basis`` spans x_T. The unconstrained least-squares mu is used when it lies in the box, else BVLS.
+        """
+        g = self._g(side)
+        normal = basis @ (basis.T @ g)
         if T.size == 0:
             return normal, normal
-        fit = lsq_linear(self.X[T].T * (self.y[T] / (2 * self.n)), -normal, bounds=(0.0, 1.0), method="bvls")
-        return fit.fun, normal
+        A = self.X[T].T * (self.y[T] / (2 * self.n))
+        mu, *_ = np.linalg.lstsq(A, -normal, rcond=None)
+        if np.all((mu >= 0) & (mu <= 1)):
+            return A @ mu + normal, normal
+        return lsq_linear(A, -normal, bounds=(0.0, 1.0), method="bvls").fun, normal
 
     def _choose_mode(self, u: np.ndarray, side: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Next (u, side) after the surfaces ``hit`` are reached (side: +1 active, -1 inactive, 0 sliding)."""
         own_class = hit[self.sign * self.y[hit] > 0]
         side[own_class] = -side[own_class]
         T = np.union1d(np.flatnonzero(side == 0), hit[self.sign * self.y[hit] < 0])
-        u = u - _span_component(self.X[T], u)
+        basis = _span_basis(self.X[T])
+        u = u - basis @ (basis.T @ u)
         u /= np.linalg.norm(u)
         side[T] = -1  # excluded from g_A while the Filippov selection is made
-        r, normal = self._sliding_residual(side, T)
+        r, normal = self._sliding_residual(side, T, basis)
         g = self._g(side)
         velocity = self.sign * (r + g - normal - (u @ g) * u)
         push = self.X[T] @ velocity
@@ -363,43 +375,49 @@ class _DirectionalFlow:
         side = np.where(self.X @ u > 0, 1, -1)
         for _ in range(max_events + 1):
             S = np.flatnonzero(side == 0)
+            basis = _span_basis(self.X[S])
             g = self._g(side)
-            tangent = self.sign * (g - _span_component(self.X[S], g))
+            tangent = self.sign * (g - basis @ (basis.T @ g))
             length = np.linalg.norm(tangent)
             if length <= self.tol * self.scale:
                 return _Rest("dead")
             target = tangent / length
-            if S.size and self.X.shape[1] - np.linalg.matrix_rank(self.X[S]) == 1:
-                return self._rest_at(u, side)  # a one-dimensional face: the neuron is pinned at u = +-target
+            if self.X.shape[1] - basis.shape[1] == 1:
+                return self._rest_at(
+                    u, side, basis
+                )  # a one-dimensional face: the neuron is pinned at u = +-target
             cos0 = float(np.clip(u @ target, -1.0, 1.0))
             ortho = target - cos0 * u
-            ortho -= _span_component(self.X[S], ortho)  # stay on the face despite rounding
+            ortho -= basis @ (basis.T @ ortho)  # stay on the face despite rounding
             if np.linalg.norm(ortho) <= 1e-12:
-                # u = e is the rest point; u = -e is an unstable equilibrium, reached only by a non-generic start
-                return self._rest_at(target, side) if cos0 > 0 else _Rest("unresolved")
+                # u = e is the rest point; u = -e is an unstable equilibrium, reached only by a non-generic
+                # start
+                return self._rest_at(target, side, basis) if cos0 > 0 else _Rest("unresolved")
             ortho /= np.linalg.norm(ortho)
             arc_to_target = np.arccos(cos0)
-            # z_i(phi) = side_i <u(phi), x_i> = z0 cos phi + z1 sin phi along u(phi) = cos phi u + sin phi ortho.
+            # z_i(phi) = side_i <u(phi), x_i> = z0 cos phi + z1 sin phi along u(phi) = cos phi u + sin phi
+            # ortho.
             moving = side != 0
             z0 = np.maximum(side * (self.X @ u), 0.0)
             z1 = side * (self.X @ ortho)
             arc = np.where(moving & ((z0 > 0) | (z1 < 0)), np.arctan2(z0, -z1), np.inf)
             first = arc.min()
             if first >= arc_to_target:
-                return self._rest_at(target, side)
+                return self._rest_at(target, side, basis)
             hit = np.flatnonzero(arc <= first + 1e-12)
             u = np.cos(first) * u + np.sin(first) * ortho
             u, side = self._choose_mode(u, side, hit)
         return _Rest("unresolved")
 
-    def _rest_at(self, u: np.ndarray, side: np.ndarray) -> _Rest:
+    def _rest_at(self, u: np.ndarray, side: np.ndarray, basis: np.ndarray) -> _Rest:
         S = np.flatnonzero(side == 0)
-        r, _ = self._sliding_residual(side, S)
+        r, _ = self._sliding_residual(side, S, basis)
         g = self._g(side)
         residual = float(np.linalg.norm(r)) if S.size else float(np.linalg.norm(g - (u @ g) * u))
         if residual > self.tol * self.scale:
             return _Rest("unresolved", residual=residual)
-        return _Rest("point", u, tuple(np.flatnonzero(side > 0).tolist()), tuple(S.tolist()), residual)
+        active = tuple(np.flatnonzero(side > 0).tolist())
+        return _Rest("point", u, float(u @ g), active, tuple(S.tolist()), residual)
 
 
 def extreme_vectors(
@@ -415,13 +433,14 @@ def extreme_vectors(
     """All attracting stationary points of the directional flow, for positive and for negative neurons.
 
     The flow is followed exactly (see :class:`_DirectionalFlow`: closed-form great-circle pieces between
-    activation events, Filippov sliding with the minimal-norm selection) from ``n_starts`` directions uniform on
-    the sphere (``np.random.default_rng(seed)``) or from the rows of ``starts``, for sign +1 (climbing H) and
-    sign -1 (descending H). Each end point u* = s P_S g_A / ||P_S g_A|| is exact up to rounding; it is accepted
-    when its Filippov stationarity residual is <= ``tol`` * G, G = mean ||x_i|| / 2 (residuals measured here:
-    ~1e-17). End points are deduplicated by their mode (A, S). The stationary points do not depend on c (c only
-    rescales time). Starts that end where g = 0 count in ``dead``; starts needing more than ``max_events``
-    (default 20 n + 100) mode changes count in ``unresolved`` and are never silently dropped.
+    activation events, Filippov sliding with the minimal-norm selection) from ``n_starts`` directions uniform
+    on the sphere (``np.random.default_rng(seed)``) or from the rows of ``starts``, for sign +1 (climbing H)
+    and sign -1 (descending H). Each end point u* = s P_S g_A / ||P_S g_A|| is exact up to rounding; it is
+    accepted when its Filippov stationarity residual is <= ``tol`` * G, G = mean ||x_i|| / 2 (residuals
+    measured here: ~1e-17). End points are deduplicated by their mode (A, S). The stationary points do not
+    depend on c (c only rescales time). Starts that end where g = 0 count in ``dead``; starts needing more
+    than ``max_events`` (default 20 n + 100) mode changes count in ``unresolved`` and are never silently
+    dropped.
     """
     X, y = _data(X, y)
     d = X.shape[1]
@@ -430,7 +449,7 @@ def extreme_vectors(
     if starts is None:
         n_starts = check_int("n_starts", n_starts, minimum=1)
         starts = np.random.default_rng(check_int("seed", seed, minimum=0)).standard_normal((n_starts, d))
-    U0 = _directions(starts, d)
+    U0 = _directions(starts, d, name="starts")
     total = U0.shape[0]
     vectors: list[ExtremeVector] = []
     dead: dict[int, float] = {}
@@ -448,7 +467,7 @@ def extreme_vectors(
             ExtremeVector(
                 direction=members[0].direction,
                 sign=sign,
-                value=float(members[0].direction @ flow._g(np.isin(np.arange(X.shape[0]), key[0]) * 2 - 1)),
+                value=members[0].value,
                 basin=len(members) / total,
                 count=len(members),
                 active=key[0],
@@ -463,9 +482,9 @@ def extreme_vectors(
     )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Symbolic forms for the documentation
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
@@ -473,7 +492,8 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
     t, t0, c, n = sp.symbols("t t_0 c n", positive=True)
     d = sp.Symbol("d", integer=True, positive=True)
     psi0 = sp.Symbol("psi_0", real=True)
-    norm0, x_plus, lam, alpha = sp.symbols(r"\|w_0\| \|x_+\| lambda_+ alpha", positive=True)
+    norm0, x_plus = sp.Symbol(r"\|w_{0}\|", positive=True), sp.Symbol(r"\|x_{+}\|", positive=True)
+    lam, alpha = sp.symbols("lambda_+ alpha", positive=True)
     psi, w_norm = sp.Function("psi"), sp.Function(r"\|w\|")
     s, H = sp.Symbol("s"), sp.Symbol("H(u)")
     u, g = sp.MatrixSymbol("u", d, 1), sp.MatrixSymbol("g(u)", d, 1)
@@ -482,7 +502,7 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
         (
             "direction flow",
             sp.Eq(sp.MatrixSymbol(r"\dot{u}", d, 1), c * s * (sp.Identity(d) - u * u.T) * g),
-            "The direction of a balanced neuron with s = sign(v) follows the projected half-correlation g(u).",
+            "The direction of a balanced neuron, s = sign(v), follows the projected half-correlation g(u).",
         ),
         (
             "log-norm growth",
@@ -497,7 +517,7 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
         (
             "tanh law",
             sp.Eq(psi(t), sp.tanh(phase)),
-            "Cosine with x+ of a neuron active on exactly the positive points, under orthogonal separability.",
+            "Cosine with x+ of a neuron active on just the positive points, under orthogonal separability.",
         ),
         (
             "aligned norm",
@@ -506,7 +526,15 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
         ),
         (
             "escape time",
+            sp.Eq(
+                sp.Symbol("t_alpha"),
+                t0 + (sp.acosh(sp.cosh(sp.atanh(psi0)) / (sp.sqrt(c) * norm0)) - sp.atanh(psi0)) / lam,
+            ),
+            "When the aligning neuron reaches norm 1/sqrt(c): then c ||w||^2 = 1 and r_i = 1/2 fails.",
+        ),
+        (
+            "escape time, leading order",
             sp.Eq(sp.Symbol("t_alpha"), sp.log(1 / alpha) / lam),
-            "Leading order of the time ||w|| ~ alpha e^{lambda+ t} needs to reach O(1), as alpha -> 0.",
+            "As alpha -> 0 (||w_0|| = alpha), ||w|| ~ alpha e^{lambda+ t} is O(1) at log(1/alpha) / lambda+.",
         ),
     ]

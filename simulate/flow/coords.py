@@ -47,8 +47,8 @@ class Coordinates:
         self.X, self.y = X, y
         self.n, self.d = X.shape
         self.m = m
-        self.c = c
-        self.rate = c / self.n  # the neuron factor c/n of the mean-risk field
+        self.c = arithmetic.convert(np.array([c]))[0]  # exact in either arithmetic, as are c/n and the products
+        self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
         self.x_norms = arithmetic.sqrt((X * X).sum(-1))
 
     @property
@@ -79,6 +79,11 @@ class Coordinates:
         dirs, _ = self._split(Y)
         norms = self.arith.sqrt((dirs * dirs).sum(-1))
         return (dirs @ self.X.T) / (norms[..., :, None] * self.x_norms)
+
+    def cosine(self, Y: Any, j: int, i: int) -> Any:
+        """cos angle(w_j, x_i) at one state Y (size,), in O(d)."""
+        row = Y[j * self.d : (j + 1) * self.d]
+        return (row @ self.X[i]) / (self.arith.sqrt(np.array([row @ row]))[0] * self.x_norms[i])
 
     def directions(self, Y: Any) -> Any:
         """(m, d) rows whose sign against x_i is the sign of <w_j, x_i> (projected at events)."""

@@ -17,6 +17,7 @@ the stopping guard at 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,37 +32,50 @@ PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 
 
 class PieceGuards:
-    """All guard functions of one piece, evaluated together on a batch of states."""
+    """All guard functions of one piece, evaluated together on a batch of states, or one at a time."""
 
-    def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None) -> None:
+    def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None, Y0: Any) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
         self.pair_rows, self.pair_cols = np.nonzero(~mode.sliding)
         self.pair_side = coords.arith.convert(mode.side[self.pair_rows, self.pair_cols].astype(np.float64))
-        n_pairs, n_sliding = len(self.pair_rows), len(weights.pair_rows)
+        self.n_pairs, self.n_sliding = len(self.pair_rows), len(weights.pair_rows)
         self.kinds = np.concatenate(
-            [np.full(n_pairs, PAIR), np.full(n_sliding, MU_LOW), np.full(n_sliding, MU_HIGH)]
+            [np.full(self.n_pairs, PAIR), np.full(self.n_sliding, MU_LOW), np.full(self.n_sliding, MU_HIGH)]
             + [np.full(1, STOP)] * (stop_rule is not None)
         )
         self.thresholds = np.where(self.kinds == STOP, 0.0, coords.arith.guard_tol)
         self.stop_column = len(self.kinds) - 1 if stop_rule is not None else None
+        self.initial = self.evaluate(Y0[None])[0]  # at the piece's start state
 
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size)."""
         coords = self.coords
         parts = [self.pair_side * coords.cosines(Ys)[:, self.pair_rows, self.pair_cols]]
-        if len(self.weights.pair_rows) or self.stop_rule is not None:
+        if self.n_sliding or self.stop_rule is not None:
             f = coords.output(Ys, self.weights)
-            if len(self.weights.pair_rows):
+            if self.n_sliding:
                 mu = self.weights.mu(coords.arith.sample(f, coords.y))
                 parts += [mu, 1 - mu]
             if self.stop_rule is not None:
                 parts.append(self.stop_rule.value(f, coords.y, coords.arith)[:, None])
         return np.concatenate(parts, axis=1)
 
+    def column(self, Y: Any, col: int) -> Any:
+        """The value of guard ``col`` at one state Y (size,): a pair's costs O(d), the others one output."""
+        if self.kinds[col] == PAIR:
+            j, i = self.pair_rows[col], self.pair_cols[col]
+            return self.pair_side[col] * self.coords.cosine(Y, j, i)
+        if self.kinds[col] == STOP:
+            return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
+        k = (col - self.n_pairs) % self.n_sliding
+        s = self.coords.arith.sample(self.coords.output(Y, self.weights), self.coords.y)
+        mu = self.weights.mu(s)[k]
+        return mu if self.kinds[col] == MU_LOW else 1 - mu
+
     def sliding_pair(self, column: int) -> tuple[int, int]:
         """(j, i) of a MU_LOW / MU_HIGH column."""
-        k = (column - len(self.pair_rows)) % len(self.weights.pair_rows)
+        k = (column - self.n_pairs) % self.n_sliding
         return int(self.weights.pair_rows[k]), int(self.weights.pair_cols[k])
 
 
@@ -115,49 +129,116 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
     return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
 
 
-def first_event(
-    ts: Any,
-    G: Any,
-    thresholds: np.ndarray,
-    guard_at: Callable[[Any], Any],
-    xtol: float,
-    refine_dips: bool = True,
-) -> tuple[Any, int] | None:
-    """The earliest time in [ts[0], ts[-1]] where a guard crosses its threshold, and that guard's column.
-
-    ``G`` holds the guards at the sample times ``ts`` (a step's dense output); ``guard_at(t)`` evaluates all
-    guards at one time. Crossings between samples are located to ``xtol`` (an absolute time tolerance).
-    """
+def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(crossed, wrong_way): sample intervals where a guard goes from > 0 to <= -threshold (K - 1, columns), and
+    guards that start at their surface (<= 0) and go the wrong way in the first interval (columns,)."""
     Gf = np.asarray(G, dtype=np.float64)
     below = Gf[1:] <= -thresholds
-    crossed = (Gf[:-1] > 0) & below
-    # A guard that starts a piece at its surface (0 to roundoff) and goes the wrong way: event at once.
-    wrong_way = (Gf[0] <= 0) & below[0] & (thresholds > 0)
-    if np.any(wrong_way):
-        return ts[0], int(np.flatnonzero(wrong_way)[0])
-    brackets = []
+    return (Gf[:-1] > 0) & below, (Gf[0] <= 0) & below[0] & (thresholds > 0)
+
+
+class StepGuards:
+    """The guards along one step: their values ``G`` at the sample times ``ts``, and any guard at any time inside.
+
+    ``state_at(t)`` is the step's dense output. When the dense output is a polynomial in t of degree < len(ts)
+    (every scipy solver's is: degree 7 for DOP853, 4 for RK45, 3 for Radau, <= 5 for BDF), pass the sampled
+    states ``Ys``: a pair's pre-activation <w_j(t), x_i> is then that same polynomial, recovered exactly from its
+    samples by barycentric interpolation, so locating an activation event costs no further dense evaluations.
+    """
+
+    def __init__(self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None) -> None:
+        self.guards, self.ts, self.G, self.state_at, self.Ys = guards, ts, G, state_at, Ys
+        if Ys is not None:
+            K = len(ts) - 1
+            self.bary = np.array([(-1.0) ** k * math.comb(K, k) for k in range(K + 1)])
+            self.pair_samples: dict[int, tuple[np.ndarray, float]] = {}
+
+    def has_polynomial(self, col: int) -> bool:
+        return self.Ys is not None and self.guards.kinds[col] == PAIR
+
+    def _pair_polynomial(self, col: int, t: float) -> float:
+        if col not in self.pair_samples:
+            g = self.guards
+            j, i = g.pair_rows[col], g.pair_cols[col]
+            d = g.coords.d
+            rows = self.Ys[:, j * d : (j + 1) * d]
+            scale = float(np.linalg.norm(rows[0]) * g.coords.x_norms[i])
+            self.pair_samples[col] = (float(g.pair_side[col]) * (rows @ g.coords.X[i]) / scale, scale)
+        values, _ = self.pair_samples[col]
+        gaps = t - self.ts
+        exact = np.flatnonzero(gaps == 0)
+        if len(exact):
+            return float(values[exact[0]])
+        terms = self.bary / gaps
+        return float(terms @ values / terms.sum())
+
+    def column(self, t: Any, col: int) -> Any:
+        """Guard ``col`` at time t in the step."""
+        if self.has_polynomial(col):
+            return self._pair_polynomial(col, float(t))
+        return self.guards.column(self.state_at(t), col)
+
+    def all(self, t: Any) -> np.ndarray:
+        """All guards at time t (float64)."""
+        return np.asarray(self.guards.evaluate(self.state_at(t)[None])[0], dtype=np.float64)
+
+
+def first_event(step: StepGuards, xtol: float, refine_dips: bool = True) -> tuple[Any, int, np.ndarray] | None:
+    """The earliest time in the step where a guard crosses its threshold, that guard's column, all guards there.
+
+    Crossings are located to ``xtol`` (absolute time). Root finding is spent only where it decides the answer:
+    the bracket whose linear-interpolation estimate is earliest is located first, then only guards already
+    crossed at that time (one evaluation of all guards there) are located, inside [their bracket start, time].
+    """
+    guards, ts, G = step.guards, step.ts, step.G
+    thresholds = guards.thresholds
+    Gf = np.asarray(G, dtype=np.float64)
+    crossed, wrong_way = crossings(Gf, thresholds)
+    if np.any(wrong_way):  # a guard that starts on its surface and goes the wrong way: event at once
+        return ts[0], int(np.flatnonzero(wrong_way)[0]), Gf[0]
+    brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     ks, cols = np.nonzero(crossed)
-    first_k = {}
     for k, col in zip(ks.tolist(), cols.tolist()):
-        first_k.setdefault(col, k)
-    for col, k in first_k.items():
-        brackets.append((ts[k], ts[k + 1], G[k, col], G[k + 1, col], col))
-    last = min(first_k.values()) if first_k else len(ts) - 1
+        brackets.setdefault(col, (ts[k], ts[k + 1], G[k, col], G[k + 1, col]))
     if refine_dips:
         tf = np.asarray(ts, dtype=np.float64)
+        last = int(ks.min()) if len(ks) else len(ts) - 1
         for k, col in _dip_candidates(tf, Gf, last):
-            def at(t: float, col: int = col) -> float:
-                return float(guard_at(t)[col])
-            found = minimize_scalar(at, bounds=(tf[k - 1], tf[k + 1]), method="bounded", options={"xatol": xtol})
+            if col in brackets:
+                continue
+            found = minimize_scalar(
+                lambda t, col=col: float(step.column(t, col)),
+                bounds=(tf[k - 1], tf[k + 1]),
+                method="bounded",
+                options={"xatol": xtol},
+            )
             if found.fun <= -thresholds[col]:
-                brackets.append((ts[k - 1], found.x, G[k - 1, col], guard_at(found.x)[col], col))
+                brackets[col] = (ts[k - 1], found.x, G[k - 1, col], found.fun)
     if not brackets:
         return None
-    best: tuple[Any, int] | None = None
-    for a, b, ga, gb, col in sorted(brackets, key=lambda br: float(br[0])):
-        if best is not None and a >= best[0]:
-            break
-        root = illinois(lambda t, col=col: guard_at(t)[col], a, b, ga, gb, xtol)
-        if best is None or root < best[0]:
-            best = (root, col)
-    return best
+
+    def locate(col: int, a: Any, b: Any, ga: Any, gb: Any) -> Any:
+        value = lambda t: step.column(t, col)  # noqa: E731
+        if step.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
+            ga, gb = value(a), value(b)
+        return illinois(value, a, b, ga, gb, xtol)
+
+    def estimate(col: int) -> float:
+        a, b, ga, gb = (float(x) for x in brackets[col])
+        return a + (b - a) * ga / (ga - gb)
+
+    col = min(brackets, key=estimate)
+    best = (locate(col, *brackets[col]), col)
+    done = {col}
+    while True:
+        at_best = step.all(best[0])
+        earlier = [
+            c for c in brackets
+            if c not in done and at_best[c] <= -thresholds[c] and float(brackets[c][0]) < float(best[0])
+        ]
+        if not earlier:
+            return best[0], best[1], at_best
+        col = min(earlier, key=estimate)
+        done.add(col)
+        a, _, ga, _ = brackets[col]
+        best = (locate(col, a, best[0], ga, step.column(best[0], col)), col)

@@ -117,20 +117,26 @@ class HybridFlow:
             return Y, mode
         return self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
 
-    def event_pairs(self, Y: Any, mode: Mode, guards: PieceGuards, column: int | None):
-        """Pairs on their surface at an event (m, n) and the sliding pairs whose weight hit 0 or 1 (hints)."""
-        arith = self.arith
-        touching = (np.abs(arith.to_float(self.coords.cosines(Y))) <= arith.touch_tol) & ~mode.sliding
-        hints: dict[int, dict[int, int]] = {}
-        values = arith.to_float(guards.evaluate(Y[None])[0])
-        at_bound = np.flatnonzero(np.isin(guards.kinds, (MU_LOW, MU_HIGH)) & (values <= arith.touch_tol))
-        if column is not None and guards.kinds[column] in (MU_LOW, MU_HIGH):
+    def event_pairs(self, mode: Mode, guards: PieceGuards, end: PieceEnd):
+        """Pairs on their surface at an event (m, n) and the sliding pairs whose weight hit 0 or 1 (hints).
+
+        Uses the guards at the event (``end.values``): |side cos| of the non-sliding pairs, mu and 1 - mu.
+        """
+        tol = self.arith.touch_tol
+        values = np.asarray(end.values, dtype=np.float64)
+        touching = np.zeros_like(mode.sliding)
+        near = np.flatnonzero((guards.kinds == PAIR) & (np.abs(values) <= tol))
+        touching[guards.pair_rows[near], guards.pair_cols[near]] = True
+        at_bound = np.flatnonzero(np.isin(guards.kinds, (MU_LOW, MU_HIGH)) & (values <= tol))
+        column = end.column
+        if guards.kinds[column] == PAIR:
+            touching[guards.pair_rows[column], guards.pair_cols[column]] = True
+        elif guards.kinds[column] in (MU_LOW, MU_HIGH):
             at_bound = np.union1d(at_bound, [column])
+        hints: dict[int, dict[int, int]] = {}
         for col in at_bound:
             j, i = guards.sliding_pair(int(col))
             hints.setdefault(j, {})[i] = INACTIVE if guards.kinds[col] == MU_LOW else ACTIVE
-        if column is not None and guards.kinds[column] == PAIR:
-            touching[guards.pair_rows[column], guards.pair_cols[column]] = True
         return touching, hints
 
     def apply_event(
@@ -180,11 +186,11 @@ class HybridFlow:
 
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith)
-            guards = PieceGuards(self.coords, weights, self.stop_rule)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, Y)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
-            if guards.stop_column is not None and guards.evaluate(Y[None])[0, guards.stop_column] <= 0:
+            if guards.stop_column is not None and guards.initial[guards.stop_column] <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(
                 self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder
@@ -209,6 +215,6 @@ class HybridFlow:
                 return outcome(
                     "failed", f"{instant} events in a row without progress at t = {float(t):.10g}", end.t, end.y
                 )
-            touching, hints = self.event_pairs(end.y, mode, guards, end.column)
+            touching, hints = self.event_pairs(mode, guards, end)
             t = end.t
             Y, mode = self.apply_event(end.y, mode, weights, touching, hints)

@@ -70,27 +70,26 @@ class SlidingWeights:
     def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic) -> None:
         self.mode = mode
         self.active = arithmetic.convert(mode.active.astype(np.float64))
-        self.neurons = np.flatnonzero(mode.sliding.any(axis=1))
-        self.sets = [np.flatnonzero(mode.sliding[j]) for j in self.neurons]
-        self.maps = [
+        self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
+        n = gram.shape[0]
+        maps = [
             -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
-            for j, S in zip(self.neurons, self.sets, strict=True)
+            for j in np.unique(self.pair_rows)
+            for S in [np.flatnonzero(mode.sliding[j])]
         ]
-        self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: the order of ``sets``
+        # One matrix for all sliding pairs: z = s @ map^T, in the order of (pair_rows, pair_cols).
+        self.map = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, n)))
 
     def weighted_gates(self, s: Any) -> Any:
         """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding pairs, 0 elsewhere; s of shape (..., n)."""
         q = self.active * s[..., None, :]
-        for j, S, M in zip(self.neurons, self.sets, self.maps, strict=True):
-            q[..., j, S] = s @ M.T
+        if len(self.pair_rows):
+            q[..., self.pair_rows, self.pair_cols] = s @ self.map.T
         return q
 
     def mu(self, s: Any) -> Any:
         """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``."""
-        if not len(self.pair_rows):
-            return s[..., :0]
-        z = np.concatenate([s @ M.T for M in self.maps], axis=-1)
-        return z / s[..., self.pair_cols]
+        return (s @ self.map.T) / s[..., self.pair_cols]
 
 
 def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import sympy as sp
 
 from simulate.flow.api import make_coordinates, resolve_stop_rule
 from simulate.flow.arithmetic import Arithmetic
-from simulate.flow.events import PieceGuards, first_event
+from simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
 from simulate.flow.hybrid import HybridFlow
 from simulate.flow.recording import Recorder, SaveSchedule, run_result
 from simulate.flow.smooth import Observer, PieceEnd
@@ -72,22 +72,26 @@ class ExtrapolationPieces:
 
     implicit = False
 
-    def __init__(self, tol: Any, columns: int = 8, max_step: float = 0.25) -> None:
+    def __init__(self, tol: Any, columns: int = 8, max_step: float = 1.0) -> None:
         self.tol = mpmath.mpf(tol)
         self.sequence = [2 * (k + 1) for k in range(columns)]
         self.max_step = mpmath.mpf(max_step)
         self.ratios = {(a, b): (mpmath.mpf(a) / b) ** 2 - 1 for a in self.sequence for b in self.sequence}
 
     def _midpoint(self, fun, y, f0, H, n: int) -> tuple[Any, list[Any]]:
-        """Gragg's modified midpoint rule with n substeps; also the states at the even substeps."""
+        """Gragg's modified midpoint rule with n substeps; also the states at the even substeps.
+
+        Arrays multiply mpmath scalars from the left (array * scalar): the other order makes mpmath format the
+        whole array into an error message before numpy takes over.
+        """
         h = H / n
-        previous, current = y, y + h * f0
+        previous, current = y, y + f0 * h
         evens = [y]
         for k in range(1, n):
-            previous, current = current, previous + 2 * h * fun(current)
+            previous, current = current, previous + fun(current) * (2 * h)
             if (k + 1) % 2 == 0:
                 evens.append(current)
-        return (current + previous + h * fun(current)) / 2, evens
+        return (current + previous + fun(current) * h) / 2, evens
 
     def step(self, fun, y, f0, H) -> tuple[Any, Any, list[Any]]:
         """(y(t + H), error estimate in tolerance units, approximate states at the finest grid's even substeps)."""
@@ -100,7 +104,7 @@ class ExtrapolationPieces:
                 row.append(row[k - 1] + (row[k - 1] - table[j - 1][k - 1]) / self.ratios[(n, self.sequence[j - k])])
             table.append(row)
         result = table[-1][-1]
-        scale = self.tol * (1 + np.maximum(np.abs(y), np.abs(result)))
+        scale = (1 + np.maximum(np.abs(y), np.abs(result))) * self.tol
         error = max(np.abs(result - table[-1][-2]) / scale)
         return result, error, evens
 
@@ -109,7 +113,7 @@ class ExtrapolationPieces:
         t, y = mpmath.mpf(t0), y0
         t_bound = mpmath.mpf(t_bound)
         H = mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05")
-        previous = guards.evaluate(y[None])[0] if guards is not None else None
+        previous = guards.initial if guards is not None else None
         order = 2 * len(self.sequence)
         while t < t_bound:
             H = min(H, self.max_step, t_bound - t)
@@ -130,16 +134,16 @@ class ExtrapolationPieces:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))
                 G[0] = previous
-                guard_at = lambda tau, exact=exact: guards.evaluate(exact(tau)[None])[0]  # noqa: E731
                 xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
-                if first_event(ts, G, guards.thresholds, guard_at, xtol, refine_dips=False) is not None:
-                    G = np.stack([previous] + [guard_at(tau) for tau in ts[1:-1]] + [G[-1]])
-                    event = first_event(ts, G, guards.thresholds, guard_at, xtol, refine_dips=False)
+                if any(np.any(flags) for flags in crossings(G, guards.thresholds)):
+                    # The inner samples are second-order approximations: redo the search on exact states.
+                    G = np.concatenate([G[:1], guards.evaluate(states(ts[1:-1])), G[-1:]])
+                    event = first_event(StepGuards(guards, ts, G, exact), xtol, refine_dips=False)
                     if event is not None:
                         y_event = exact(event[0])
                         if observer is not None:
                             observer(t, event[0], y_event, states)
-                        return PieceEnd("event", event[0], y_event, float(H), event[1])
+                        return PieceEnd("event", event[0], y_event, float(H), event[1], event[2])
                 previous = G[-1]
             if observer is not None:
                 observer(t, t_new, y_new, states)
@@ -166,7 +170,7 @@ def reference_flow(
     """The flow of :func:`simulate.flow.integrate_flow` at ``dps`` decimal digits (engine 'flow-mpmath').
 
     Local error per step ~10^-(dps - 8); ``info`` holds the final state and stop time as mpmath numbers
-    (``W_mp``, ``v_mp``, ``t_stop_mp``). Steps are at most 0.25 time units (the guards are sampled on each).
+    (``W_mp``, ``v_mp``, ``t_stop_mp``). Steps are at most 1 time unit (the guards are sampled on each).
     """
     started = time.perf_counter()
     W, v, X, y, c = validate_network(W0, v0, X, y, c=c)

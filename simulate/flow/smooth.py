@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
-from simulate.flow.events import PieceGuards, first_event
+from simulate.flow.events import PieceGuards, StepGuards, first_event
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
@@ -36,6 +36,7 @@ class PieceEnd:
     y: Any
     step: float | None = None
     column: int | None = None
+    values: np.ndarray | None = None  # all guards at t (events)
     message: str = ""
 
 
@@ -81,7 +82,7 @@ class ScipyPieces:
         t_good, y_good = t0, y0
         try:
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
-            previous = guards.evaluate(y0[None])[0] if guards is not None else None
+            previous = guards.initial if guards is not None else None
             fractions = np.linspace(0.0, 1.0, self.nodes + 1)
             while solver.status == "running":
                 message = solver.step()
@@ -98,16 +99,17 @@ class ScipyPieces:
                 if guards is not None:
                     ts = t_a + (t_b - t_a) * fractions
                     ts[-1] = t_b
-                    G = guards.evaluate(states(ts))
+                    Ys = states(ts)
+                    G = guards.evaluate(Ys)
                     G[0] = previous
                     xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
-                    event = first_event(ts, G, guards.thresholds, lambda t: guards.evaluate(states(t))[0], xtol)
+                    event = first_event(StepGuards(guards, ts, G, lambda t: states(t)[0], Ys), xtol)
                     if event is not None:
-                        t_event, column = float(event[0]), event[1]
+                        t_event, column, values = float(event[0]), event[1], event[2]
                         y_event = states(t_event)[0]
                         if observer is not None:
                             observer(t_a, t_event, y_event, states)
-                        return PieceEnd("event", t_event, y_event, solver.step_size, column)
+                        return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
                     previous = G[-1]
                 if observer is not None:
                     observer(t_a, t_b, solver.y, states)

@@ -26,7 +26,9 @@ class MinibatchSampler:
         if self.batch_size > self.n:
             raise ParameterError(f"batch_size = {batch_size} is out of range; allowed: 1 ... n = {n}")
         self.batches_per_epoch = -(-self.n // self.batch_size)
-        self._generators = [torch.Generator().manual_seed(check_int("seed", int(s), minimum=0)) for s in seeds]
+        self._generators = [
+            torch.Generator().manual_seed(check_int("seed", int(s), minimum=0)) for s in seeds
+        ]
         self._order: torch.Tensor | None = None
         self._next_step = 0
 

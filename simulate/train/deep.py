@@ -24,16 +24,16 @@ one vectorized computation: their parameters are stacked along a leading axis an
 ``benchmarks/train.py``). Each member stops by its own rule (:mod:`simulate.train.loop`); test accuracy is
 recorded at the saved steps and at the stop, giving the peak and the final test accuracy.
 
-Command line: ``python -m simulate.train.deep --figure docs/figures/digits_c_sweep.png`` draws the peak test
-accuracy against c on scikit-learn's digits (see docs/train.md).
+``docs/digits_c_sweep.py`` uses this runner to draw the peak test accuracy against c on scikit-learn's digits
+(docs/train.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from torch import nn
 
 from simulate.result import RunResult
 from simulate.train.batches import MinibatchSampler
-from simulate.train.device import Placement, configure_threads, placement
+from simulate.train.device import placement
 from simulate.train.ensemble import per_member
 from simulate.train.loop import MemberRecord, run_members
 from simulate.train.schedule import SaveSchedule
@@ -57,11 +57,13 @@ KINDS = ("mlp", "cnn")
 class MLP(nn.Module):
     """x -> Linear -> ReLU -> ... -> Linear, widths ``hidden``; bias-free by default (then homogeneous)."""
 
-    def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, *, bias: bool = False) -> None:
+    def __init__(
+        self, in_features: int, hidden: Sequence[int], out_features: int, *, bias: bool = False
+    ) -> None:
         super().__init__()
         widths = [in_features, *hidden]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        for fan_in, fan_out in pairwise(widths):
             layers += [nn.Linear(fan_in, fan_out, bias=bias), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], out_features, bias=bias))
         self.layers = nn.Sequential(*layers)
@@ -89,12 +91,17 @@ class SmallCNN(nn.Module):
         self.input_shape = tuple(input_shape)
         spatial = list(self.input_shape[1:])
         if len(spatial) not in (1, 2):
-            raise ParameterError(f"input_shape = {input_shape!r} is not supported; allowed: (C, L) or (C, H, W)")
+            raise ParameterError(
+                f"input_shape = {input_shape!r} is not supported; allowed: (C, L) or (C, H, W)"
+            )
         conv = nn.Conv1d if len(spatial) == 1 else nn.Conv2d
         layers: list[nn.Module] = []
         previous = self.input_shape[0]
         for width in channels:
-            layers += [conv(previous, width, kernel_size, stride=2, padding=kernel_size // 2, bias=bias), nn.ReLU()]
+            layers += [
+                conv(previous, width, kernel_size, stride=2, padding=kernel_size // 2, bias=bias),
+                nn.ReLU(),
+            ]
             spatial = [(s + 2 * (kernel_size // 2) - kernel_size) // 2 + 1 for s in spatial]
             previous = width
         layers += [nn.Flatten(), nn.Linear(previous * int(np.prod(spatial)), out_features, bias=bias)]
@@ -128,7 +135,9 @@ class Architecture:
             if self.kind == "mlp":
                 net = MLP(int(np.prod(input_shape)), self.hidden, out_features, bias=self.bias)
             else:
-                net = SmallCNN(input_shape, self.hidden, out_features, kernel_size=self.kernel_size, bias=self.bias)
+                net = SmallCNN(
+                    input_shape, self.hidden, out_features, kernel_size=self.kernel_size, bias=self.bias
+                )
         net = net.to(torch.float64)
         with torch.no_grad():
             for parameter in net.parameters():
@@ -152,7 +161,9 @@ class DeepEnsemble:
         centered: bool,
     ) -> None:
         params, _ = torch.func.stack_module_state(list(nets))
-        self.params = {name: p.detach().to(c.device, c.dtype).requires_grad_(True) for name, p in params.items()}
+        self.params = {
+            name: p.detach().to(c.device, c.dtype).requires_grad_(True) for name, p in params.items()
+        }
         template = copy.deepcopy(nets[0]).to("meta")
 
         def apply(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -238,11 +249,15 @@ def _labels(name: str, y: np.ndarray, loss: str) -> np.ndarray:
     binary = bool(np.all(np.isin(y, (-1.0, 1.0))))
     if loss == "logistic":
         if not binary:
-            raise ParameterError(f"{name} must contain only -1 and +1 for loss 'logistic'; allowed: 'cross_entropy'")
+            raise ParameterError(
+                f"{name} must contain only -1 and +1 for loss 'logistic'; allowed: 'cross_entropy'"
+            )
         return y
     classes = (y > 0).astype(np.float64) if binary else y
     if np.any(classes != np.round(classes)) or np.any(classes < 0):
-        raise ParameterError(f"{name} must hold integer classes 0 ... K-1 (or -1/+1) for loss 'cross_entropy'")
+        raise ParameterError(
+            f"{name} must hold integer classes 0 ... K-1 (or -1/+1) for loss 'cross_entropy'"
+        )
     return classes.astype(np.int64)
 
 
@@ -259,7 +274,7 @@ def train_deep(
     batch_size: int | None = None,
     stop: StopRule | None = ZERO_TRAIN_ERROR,
     max_steps: int | Sequence[int] = 10_000,
-    save: SaveSchedule = SaveSchedule.every(10),
+    save: SaveSchedule | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float64",
     members_per_batch: int | None = None,
@@ -278,7 +293,8 @@ def train_deep(
         loss: ``logistic`` (labels +-1, one output), ``cross_entropy`` (classes) or ``auto`` (by the labels).
         batch_size: None for full-batch GD, else SGD minibatches.
         stop: stop rule (default: zero training error); max_steps: step budget.
-        save: steps at which risk, train and test accuracy are recorded (plus step 0 and the stop).
+        save: steps at which risk, train and test accuracy are recorded (plus step 0 and the stop); default
+            every 10 steps.
         members_per_batch: train the members in consecutive groups of this size (memory); None = all at once.
 
     Each result: W = first-layer weight reshaped to (fan_out, -1), v = last-layer weight flattened, t = k eta / c,
@@ -308,31 +324,57 @@ def train_deep(
     results: list[RunResult] = []
     for start in range(0, size, group):
         members = range(start, min(start + group, size))
-        nets = [architecture.build(input_shape, outputs, seed=int(settings["seed"][e]), alpha=settings["alpha"][e])
-                for e in members]
+        nets = [
+            architecture.build(
+                input_shape, outputs, seed=int(settings["seed"][e]), alpha=settings["alpha"][e]
+            )
+            for e in members
+        ]
         family = DeepEnsemble(
-            nets, where.tensor(settings["c"][members]), where.tensor(X),
+            nets,
+            where.tensor(settings["c"][members]),
+            where.tensor(X),
             where.tensor(y) if binary else where.index(y),
-            where.tensor(X_test), where.tensor(y_test) if binary else where.index(y_test),
-            binary=binary, centered=centered,
+            where.tensor(X_test),
+            where.tensor(y_test) if binary else where.index(y_test),
+            binary=binary,
+            centered=centered,
         )
-        sampler = None if batch_size is None else MinibatchSampler(settings["seed"][members].tolist(), len(y),
-                                                                   batch_size)
+        sampler = (
+            None
+            if batch_size is None
+            else MinibatchSampler(settings["seed"][members].tolist(), len(y), batch_size)
+        )
         step_sizes = settings["eta"][members] / settings["c"][members]
         records, wall = run_members(
-            family, step_sizes=where.tensor(step_sizes), budgets=budgets[members], rule=stop, schedule=save,
-            sampler=sampler, sync_every=check_int("sync_every", sync_every),
+            family,
+            step_sizes=where.tensor(step_sizes),
+            budgets=budgets[members],
+            rule=stop,
+            schedule=SaveSchedule.every(10) if save is None else save,
+            sampler=sampler,
+            sync_every=check_int("sync_every", sync_every),
         )
         for e, record in zip(members, records, strict=True):
             info = {name: values[e].item() for name, values in settings.items()}
-            info.update(architecture=architecture, centered=centered, loss=loss,
-                        batch_size=batch_size, step_size=float(step_sizes[e - start]), stop=repr(stop),
-                        **where.describe())
-            results.append(_result(record, batch_size, float(step_sizes[e - start]), wall / len(members), info))
+            info.update(
+                architecture=asdict(architecture),
+                centered=centered,
+                loss=loss,
+                batch_size=batch_size,
+                step_size=float(step_sizes[e - start]),
+                stop=repr(stop),
+                **where.describe(),
+            )
+            results.append(
+                _result(record, batch_size, float(step_sizes[e - start]), wall / len(members), info)
+            )
     return results
 
 
-def _result(record: MemberRecord, batch_size: int | None, step: float, wall: float, info: dict[str, Any]) -> RunResult:
+def _result(
+    record: MemberRecord, batch_size: int | None, step: float, wall: float, info: dict[str, Any]
+) -> RunResult:
     names = list(record.final)
     first, last = record.final[names[0]], record.final[names[-1]]
     test = record.history["test_accuracy"]

@@ -45,7 +45,9 @@ def configure_threads(threads: int | None = None) -> int:
             try:
                 threads = int(raw)
             except ValueError as exc:
-                raise ParameterError(f"{THREADS_ENV} = {raw!r} is not an integer; allowed: integers >= 1") from exc
+                raise ParameterError(
+                    f"{THREADS_ENV} = {raw!r} is not an integer; allowed: integers >= 1"
+                ) from exc
     torch.set_num_threads(check_int("threads", threads))
     return int(threads)
 
@@ -59,7 +61,9 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"device = {device!r} is not a device name; allowed: 'cpu', 'cuda', 'cuda:N'") from exc
+        raise ParameterError(
+            f"device = {device!r} is not a device name; allowed: 'cpu', 'cuda', 'cuda:N'"
+        ) from exc
     check_choice("device", resolved.type, DEVICE_TYPES)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():

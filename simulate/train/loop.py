@@ -143,16 +143,32 @@ def run_members(
 
         if (k + 1) % sync_every == 0 or k == budgets.max():
             code_h, stop_h = code.cpu().numpy(), stop.cpu().numpy()
-            _collect(window, names, code_h, stop_h, rows_to_ids, pending, schedule)
+            _collect(
+                window,
+                names,
+                torch.full_like(step_sizes, float("nan")),
+                code_h,
+                stop_h,
+                rows_to_ids,
+                pending,
+                schedule,
+            )
             window = []
-            finished = [r for r in range(len(rows_to_ids)) if code_h[r] != RUNNING and records[rows_to_ids[r]] is None]
+            finished = [
+                r for r in range(len(rows_to_ids)) if code_h[r] != RUNNING and records[rows_to_ids[r]] is None
+            ]
             if finished:
                 final_metrics = {name: value.cpu().numpy() for name, value in family.metrics().items()}
                 for r in finished:
                     member = rows_to_ids[r]
                     records[member] = _finish(
-                        pending[member], family.export(r), {n: float(v[r]) for n, v in final_metrics.items()},
-                        int(code_h[r]), int(stop_h[r]), rule, schedule.states,
+                        pending[member],
+                        family.export(r),
+                        {n: float(v[r]) for n, v in final_metrics.items()},
+                        int(code_h[r]),
+                        int(stop_h[r]),
+                        rule,
+                        schedule.states,
                     )
             alive = np.flatnonzero(code_h == RUNNING)
             if len(alive) == 0:
@@ -170,24 +186,25 @@ def run_members(
 def _collect(
     window: list[tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]],
     names: list[str],
+    missing: torch.Tensor,
     code: np.ndarray,
     stop: np.ndarray,
     rows_to_ids: np.ndarray,
     pending: list[_Pending],
     schedule: SaveSchedule,
 ) -> None:
-    """Move the records of the last steps to the host: due steps up to each member's stop, and the stop itself."""
+    """Move the records of the last steps to the host: due steps up to each member's stop, and the stop itself.
+
+    A metric not evaluated at a step (SGD evaluates the full training set only when a record or a rule needs it)
+    is recorded as NaN (``missing``, one per member).
+    """
     steps = np.array([k for k, _, _ in window])
-    values = {
-        name: np.stack([
-            metrics[name].detach().cpu().numpy() if name in metrics else np.full(len(rows_to_ids), np.nan)
-            for _, metrics, _ in window
-        ])
-        for name in names
-    }
+    values = {name: torch.stack([m.get(name, missing) for _, m, _ in window]).cpu().numpy() for name in names}
     due = np.array([schedule.due(int(k)) for k in steps])
     stopped = code != RUNNING
-    keep = (due[:, None] & (~stopped[None, :] | (steps[:, None] <= stop[None, :]))) | (steps[:, None] == stop[None, :])
+    keep = (due[:, None] & (~stopped[None, :] | (steps[:, None] <= stop[None, :]))) | (
+        steps[:, None] == stop[None, :]
+    )
     for r, member in enumerate(rows_to_ids):
         take = np.flatnonzero(keep[:, r])
         if len(take) == 0:

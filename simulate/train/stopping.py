@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 
 import torch
@@ -97,8 +98,9 @@ class PositiveClassLoss(StopRule):
 
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         if evaluation.positive is None:
-            raise ParameterError("stop = PositiveClassLoss needs binary labels in {-1, +1}; allowed: TargetRisk, "
-                                 "TrainAccuracy")
+            raise ParameterError(
+                "stop = PositiveClassLoss needs binary labels in {-1, +1}; allowed: TargetRisk, TrainAccuracy"
+            )
         mask = evaluation.positive.to(evaluation.losses.dtype).expand_as(evaluation.losses)
         count = mask.sum(-1)
         mean = (evaluation.losses * mask).sum(-1) / count.clamp(min=1)
@@ -117,9 +119,9 @@ class TrainAccuracy(StopRule):
         check_in_range("level", self.level, 0.0, 1.0, closed="right")
 
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
-        n = evaluation.correct.shape[-1]
-        # ceil of level * n without float noise (level 0.99, n = 100 needs 99 correct, not 100)
-        needed = math.ceil(round(self.level * n, 9))
+        # count needed = ceil(level * n), with level read as the decimal it prints as (0.99 means 99/100, not the
+        # binary float just below it), in exact rational arithmetic
+        needed = math.ceil(Fraction(repr(float(self.level))) * evaluation.correct.shape[-1])
         return evaluation.correct.sum(-1) >= needed
 
 

@@ -144,6 +144,7 @@ _ALLOWED = "allowed"
         (with_({"model": {"alpha": 1.0}, "data": {"model": "spirals"}}), ["data.model", "'staircase'"]),
         (with_({"model": {"alpha": 1.0}, "data": {"preset": "huge"}}), ["data.preset", "'separable'"]),
         (with_({"model": {"alpha": 1.0}, "sweep": {"name": "a b"}}), ["sweep.name", "letters"]),
+        (with_({"model": {"alpha": 1.0}, "sweep": {"name": ".."}}), ["sweep.name", "not starting with '.'"]),
         (with_({"model": {"alpha": 1.0}, "sweep": {"batch_size": 0}}), ["sweep.batch_size", ">= 1"]),
         (with_({"grid": {"model.alpha": [1.0, -1.0]}}), ["model.alpha", "(0, inf)"]),
         (with_({"grid": {"fls": [0.0]}}), ["fls", "(0, inf)"]),

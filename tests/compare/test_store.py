@@ -72,6 +72,19 @@ def test_partial_writes_are_ignored_by_readers_and_removed_before_a_resume(tmp_p
     assert left == {f"runs/{committed}", f"trajectories/{committed}"}
 
 
+def test_a_batch_with_a_truncated_part_is_removed_whole_so_it_runs_again(tmp_path):
+    store = create_store(tmp_path, CONFIG)
+    kept = store.write_batch([row(0.1, 0)], [{"t": [1.0]}])
+    lost = store.write_batch([row(0.1, 1), row(1.0, 1)], [{"t": [1.0]}, {"t": [2.0, 3.0]}])
+    store.write_batch([row(1.0, 0)], [{"t": [4.0]}])
+    truncated = tmp_path / "trajectories" / lost.name
+    truncated.write_bytes(truncated.read_bytes()[:-20])  # as a power loss may leave it
+    assert store.remove_partial_writes() == 2
+    assert not lost.exists() and not truncated.exists() and kept.exists()
+    assert sorted(store.statuses()) == ["id-0.1-0", "id-1.0-0"]
+    assert store.arrays("id-1.0-0")["t"].tolist() == [4.0]
+
+
 def test_a_store_keeps_one_sweep(tmp_path):
     create_store(tmp_path, CONFIG)
     renamed = {**CONFIG, "sweep": {"name": "renamed", "batch_size": 8}}

@@ -5,6 +5,7 @@ The runners here are deterministic stand-ins for compare.runner.execute_batch (m
 and the subprocesses of the kill test can import them).
 """
 
+import io
 import os
 import random
 import signal
@@ -160,9 +161,16 @@ def _failing_some(runs):
     return outputs
 
 
+def _row_with_a_list(runs):
+    outputs = fake_runner(runs)
+    outputs[0].row["history"] = [1.0, 2.0]
+    return outputs
+
+
 @pytest.mark.parametrize(
     ("runner", "failed", "message"),
     [
+        (_row_with_a_list, lambda t: t["run_id"].notna(), "['history'] for run"),
         (
             _raising_for_antisymmetric,
             lambda t: t["model.init"] == "antisymmetric",
@@ -177,7 +185,7 @@ def test_failures_are_recorded_per_run_and_never_stop_the_sweep(tmp_path, runner
     assert len(table) == 18
     bad = failed(table)
     assert 0 < bad.sum() and (table.loc[bad, "status"] == "failed").all()
-    assert table.loc[bad, "message"].str.contains(message).all()
+    assert table.loc[bad, "message"].str.contains(message, regex=False).all()
     assert set(table.loc[~bad, "status"]) <= {"target_reached", "diverged"}
 
 
@@ -188,6 +196,28 @@ def test_retry_failed_runs_only_the_failed_runs_again(tmp_path):
     retried = sorted(rid for call in runner.calls for rid in call)
     assert retried == sorted(table.loc[table["model.init"] == "antisymmetric", "run_id"])
     assert "failed" not in set(table["status"]) and len(table) == 18
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_counts_runs_done_running_and_failed_on_a_terminal_only(tmp_path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run_sweep(SMALL_CONFIG, tmp_path, workers=0, runner=slow_runner)  # batches of 3 runs, slower than a redraw
+    drawn = terminal.getvalue()
+    assert "18/18" in drawn and "failed=6" in drawn and "running=3" in drawn, drawn
+    assert "test: " in drawn and "run/s" in drawn
+    resumed = _Terminal()
+    monkeypatch.setattr(sys, "stderr", resumed)
+    run_sweep(SMALL_CONFIG, tmp_path, workers=0, runner=fake_runner)
+    assert "18/18" in resumed.getvalue() and "0/18" not in resumed.getvalue()
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    run_sweep(SMALL_CONFIG, tmp_path / "quiet", workers=0, runner=fake_runner, progress=False)
+    assert quiet.getvalue() == ""
 
 
 @pytest.mark.parametrize(
@@ -230,11 +260,16 @@ def test_a_dask_local_cluster_gives_the_table_of_the_local_pool(tmp_path):
 
 # ---- SIGKILL at random moments ----------------------------------------------------------------------------------
 
-_SWEEP_SCRIPT = (
+#: A sweep driver: it imports and checks everything first, then waits for a line on stdin to start, so the test
+#: can start the next driver while the current one runs.
+_DRIVER_SCRIPT = (
     "import sys\n"
+    "from compare.config import load_config\n"
     "from compare.sweep import run_sweep\n"
     "from tests.compare.test_sweep import KILL_CONFIG, slow_runner\n"
-    "run_sweep(KILL_CONFIG, sys.argv[1], workers=2, runner=slow_runner, progress=False)\n"
+    "load_config(KILL_CONFIG)\n"
+    "sys.stdin.readline()\n"
+    "run_sweep(KILL_CONFIG, sys.argv[1], workers=int(sys.argv[2]), runner=slow_runner, progress=False)\n"
 )
 
 
@@ -255,52 +290,61 @@ def _alive_in_group(group: int) -> list[int]:
     return alive
 
 
-def _sweep_and_kill(store: Path, parts: int, delay: float) -> None:
-    """Start the sweep in a new process group; SIGKILL its driver once ``parts`` batches are committed plus
-    ``delay`` seconds; check that its workers exit by themselves."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    driver = subprocess.Popen(
-        [sys.executable, "-c", _SWEEP_SCRIPT, str(store)],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def _start_driver(store: Path, workers: int, log: Path) -> subprocess.Popen:
+    """A sweep driver in its own process group (with its workers), waiting for the go."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", _DRIVER_SCRIPT, str(store), str(workers)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": path},
+            start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _go_and_kill(driver: subprocess.Popen, store: Path, parts: int, delay: float, log: Path) -> None:
+    """Start the sweep; SIGKILL its driver ``delay`` seconds after ``parts`` batches are committed; check that
+    its workers exit by themselves."""
+    driver.stdin.write(b"go\n")
+    driver.stdin.close()
     deadline = time.monotonic() + 120
     while _committed(store) < parts:
         if driver.poll() is not None:
-            pytest.fail(f"the sweep ended before it was killed:\n{driver.stdout.read().decode()}")
-        assert time.monotonic() < deadline, "the sweep made no progress"
+            pytest.fail(f"the sweep ended before it was killed:\n{log.read_text()}")
+        assert time.monotonic() < deadline, f"the sweep made no progress:\n{log.read_text()}"
         time.sleep(0.002)
     time.sleep(delay)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    driver.stdout.close()
-    if Path("/proc").is_dir():
-        deadline = time.monotonic() + 10
-        while _alive_in_group(driver.pid):
-            assert time.monotonic() < deadline, (
-                f"workers outlived their driver: {_alive_in_group(driver.pid)}"
-            )
-            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while Path("/proc").is_dir() and _alive_in_group(driver.pid):
+        assert time.monotonic() < deadline, f"workers outlived their driver: {_alive_in_group(driver.pid)}"
+        time.sleep(0.05)
 
 
 def test_a_sweep_killed_twice_resumes_to_the_table_of_an_uninterrupted_sweep(tmp_path):
+    """Kill 1: a driver with a pool of 2 workers; kill 2: a driver running batches itself; then resume."""
     rng = random.Random(20240611)
     store = tmp_path / "killed"
     total = len(expand_runs(load_config(KILL_CONFIG)))
-    first = rng.randint(1, 5)
-    _sweep_and_kill(store, first, rng.uniform(0.0, 0.1))
-    after_first = _committed(store)
-    assert len(open_store(store).statuses()) < total
-    _sweep_and_kill(store, after_first + rng.randint(1, 4), rng.uniform(0.0, 0.1))
-    assert after_first < _committed(store) and len(open_store(store).statuses()) < total
+    logs = [tmp_path / "driver-1.log", tmp_path / "driver-2.log"]
+    drivers = [_start_driver(store, 2, logs[0]), _start_driver(store, 0, logs[1])]
+    try:
+        _go_and_kill(drivers[0], store, rng.randint(1, 5), rng.uniform(0.0, 0.1), logs[0])
+        after_first = _committed(store)
+        assert len(open_store(store).statuses()) < total
+        _go_and_kill(drivers[1], store, after_first + rng.randint(1, 4), rng.uniform(0.0, 0.1), logs[1])
+        assert after_first < _committed(store) and len(open_store(store).statuses()) < total
+    finally:
+        for driver in drivers:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
 
-    resumed = run_sweep(KILL_CONFIG, store, workers=0, runner=slow_runner, progress=False)
+    resumed = run_sweep(KILL_CONFIG, store, workers=0, runner=fake_runner, progress=False)
     reference = run_sweep(KILL_CONFIG, tmp_path / "reference", workers=0, runner=fake_runner, progress=False)
     assert len(resumed) == total and resumed["run_id"].is_unique
     pd.testing.assert_frame_equal(resumed, reference, check_like=True)

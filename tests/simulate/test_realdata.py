@@ -109,7 +109,9 @@ def test_fashion_mnist_missing_package_is_a_clear_error(tmp_path):
         realdata.load_fashion_mnist(root=tmp_path)
 
 
-@pytest.mark.skipif(not realdata.FASHION_MNIST_DIR.exists(), reason="Debian package dataset-fashion-mnist missing")
+@pytest.mark.skipif(
+    not realdata.FASHION_MNIST_DIR.exists(), reason="Debian package dataset-fashion-mnist missing"
+)
 def test_fashion_mnist_package():
     data = realdata.load_fashion_mnist(n_train=100, n_test=50)
     assert data.X.shape == (100, 784) and data.params["input_shape"] == (1, 28, 28)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,24 +13,31 @@ import pytest
 import torch
 
 from simulate.realdata import load_digits
-from simulate.train.deep import Architecture, train_deep
+from simulate.train.deep import Architecture, DeepEnsemble, train_deep
 from simulate.train.schedule import SaveSchedule
 from simulate.train.stopping import TrainAccuracy
 from theory.validation import ParameterError
 
 
 def subset(data, n: int, n_test: int) -> SimpleNamespace:
-    return SimpleNamespace(X=data.X[:n], y=data.y[:n], X_test=data.X_test[:n_test], y_test=data.y_test[:n_test],
-                           params=data.params)
+    return SimpleNamespace(
+        X=data.X[:n],
+        y=data.y[:n],
+        X_test=data.X_test[:n_test],
+        y_test=data.y_test[:n_test],
+        params=data.params,
+    )
 
 
 @pytest.fixture(scope="module")
 def binary():
+    pytest.importorskip("sklearn")
     return subset(load_digits("binary"), 120, 60)
 
 
 @pytest.fixture(scope="module")
 def classes():
+    pytest.importorskip("sklearn")
     return subset(load_digits("multiclass"), 150, 60)
 
 
@@ -38,8 +47,13 @@ def signals():
     rng = np.random.default_rng(0)
     X, X_test = rng.standard_normal((40, 24)), rng.standard_normal((20, 24))
     w = rng.standard_normal((24, 3))
-    return SimpleNamespace(X=X, y=(X @ w).argmax(-1).astype(float), X_test=X_test,
-                           y_test=(X_test @ w).argmax(-1).astype(float), params={"input_shape": (2, 12)})
+    return SimpleNamespace(
+        X=X,
+        y=(X @ w).argmax(-1).astype(float),
+        X_test=X_test,
+        y_test=(X_test @ w).argmax(-1).astype(float),
+        params={"input_shape": (2, 12)},
+    )
 
 
 TWO_LAYER = Architecture("mlp", (16,), bias=False)
@@ -51,8 +65,17 @@ def test_multiplier_at_step_over_c_equals_scaled_init_exactly(binary, batch_size
 
     c = 4 makes every rescaling a power of two, so the two runs agree bit for bit.
     """
-    runs = train_deep(binary, architecture=TWO_LAYER, c=[4.0, 1.0], alpha=[1.0, 2.0], eta=0.5, seeds=7,
-                      stop=None, max_steps=60, batch_size=batch_size)
+    runs = train_deep(
+        binary,
+        architecture=TWO_LAYER,
+        c=[4.0, 1.0],
+        alpha=[1.0, 2.0],
+        eta=0.5,
+        seeds=7,
+        stop=None,
+        max_steps=60,
+        batch_size=batch_size,
+    )
     multiplied, scaled = runs
     for name, value in multiplied.info["state"].items():
         np.testing.assert_array_equal(2.0 * value, scaled.info["state"][name])
@@ -63,8 +86,16 @@ def test_multiplier_at_step_over_c_equals_scaled_init_exactly(binary, batch_size
 
 def test_multiplier_equivalence_to_rounding_for_any_c(binary):
     c = 3.0
-    multiplied, scaled = train_deep(binary, architecture=TWO_LAYER, c=[c, 1.0], alpha=[1.0, math.sqrt(c)], eta=0.3,
-                                    seeds=2, stop=None, max_steps=60)
+    multiplied, scaled = train_deep(
+        binary,
+        architecture=TWO_LAYER,
+        c=[c, 1.0],
+        alpha=[1.0, math.sqrt(c)],
+        eta=0.3,
+        seeds=2,
+        stop=None,
+        max_steps=60,
+    )
     for name, value in multiplied.info["state"].items():
         np.testing.assert_allclose(math.sqrt(c) * value, scaled.info["state"][name], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(multiplied.risk, scaled.risk, rtol=1e-11)
@@ -121,13 +152,30 @@ def test_vectorized_ensemble_equals_separate_module_runs(case, request):
     data = request.getfixturevalue(fixture)
     members = {"c": [0.5, 2.0, 1.0], "eta": [0.2, 0.4, 0.3], "alpha": [1.0, 0.7, 1.5], "seed": [1, 2, 3]}
     steps = 25
-    runs = train_deep(data, architecture=architecture, c=members["c"], eta=members["eta"], alpha=members["alpha"],
-                      seeds=members["seed"], centered=centered, batch_size=batch_size, stop=None,
-                      max_steps=steps, save=SaveSchedule.every(5))
+    runs = train_deep(
+        data,
+        architecture=architecture,
+        c=members["c"],
+        eta=members["eta"],
+        alpha=members["alpha"],
+        seeds=members["seed"],
+        centered=centered,
+        batch_size=batch_size,
+        stop=None,
+        max_steps=steps,
+        save=SaveSchedule.every(5),
+    )
     for e, run in enumerate(runs):
         state, accuracy = reference_deep_run(
-            data, architecture, c=members["c"][e], eta=members["eta"][e], alpha=members["alpha"][e],
-            seed=members["seed"][e], centered=centered, steps=steps, batch_size=batch_size,
+            data,
+            architecture,
+            c=members["c"][e],
+            eta=members["eta"][e],
+            alpha=members["alpha"][e],
+            seed=members["seed"][e],
+            centered=centered,
+            steps=steps,
+            batch_size=batch_size,
         )
         assert run.status == "t_max" and run.rhs_evals == steps
         for name, value in state.items():
@@ -137,14 +185,24 @@ def test_vectorized_ensemble_equals_separate_module_runs(case, request):
 
 
 def test_stops_at_target_accuracy_and_records_peak_test_accuracy(binary):
-    runs = train_deep(binary, architecture=TWO_LAYER, c=[0.5, 1.0, 4.0], eta=0.5, seeds=[0, 1, 2],
-                      stop=TrainAccuracy(1.0), max_steps=3000, save=SaveSchedule.every(3))
+    runs = train_deep(
+        binary,
+        architecture=TWO_LAYER,
+        c=[0.5, 1.0, 4.0],
+        eta=0.5,
+        seeds=[0, 1, 2],
+        stop=TrainAccuracy(1.0),
+        max_steps=3000,
+        save=SaveSchedule.every(3),
+    )
     for run in runs:
         assert run.status == "target_reached"
         assert run.info["train_accuracy"][-1] == 1.0
         assert np.all(run.info["train_accuracy"][:-1] < 1.0)  # the rule is checked at every step
         test = run.info["test_accuracy"]
-        assert run.info["peak_test_accuracy"] == np.nanmax(test) >= run.info["final_test_accuracy"] == test[-1]
+        assert (
+            run.info["peak_test_accuracy"] == np.nanmax(test) >= run.info["final_test_accuracy"] == test[-1]
+        )
         assert run.info["steps"] == run.rhs_evals and run.t[-1] == pytest.approx(run.t_stop)
         assert run.W.shape == (16, 64) and run.v.shape == (16,)
 
@@ -152,15 +210,23 @@ def test_stops_at_target_accuracy_and_records_peak_test_accuracy(binary):
 def test_centering_starts_from_the_zero_function(binary, classes):
     logistic = train_deep(binary, architecture=TWO_LAYER, c=100.0, centered=True, stop=None, max_steps=0)[0]
     assert logistic.risk[0] == math.log(2.0)
-    cross_entropy = train_deep(classes, architecture=TWO_LAYER, c=100.0, centered=True, stop=None, max_steps=0)[0]
+    cross_entropy = train_deep(
+        classes, architecture=TWO_LAYER, c=100.0, centered=True, stop=None, max_steps=0
+    )[0]
     assert cross_entropy.risk[0] == pytest.approx(math.log(10.0), rel=1e-15)
     plain = train_deep(binary, architecture=TWO_LAYER, c=100.0, stop=None, max_steps=0)[0]
     assert plain.risk[0] > 1.0  # the uncentered network starts from a large random function
 
 
 def test_members_per_batch_changes_nothing(binary):
-    kwargs = {"architecture": TWO_LAYER, "c": [0.5, 1.0, 2.0], "eta": 0.3, "seeds": [4, 5, 6], "stop": None,
-              "max_steps": 20}
+    kwargs = {
+        "architecture": TWO_LAYER,
+        "c": [0.5, 1.0, 2.0],
+        "eta": 0.3,
+        "seeds": [4, 5, 6],
+        "stop": None,
+        "max_steps": 20,
+    }
     together = train_deep(binary, **kwargs)
     apart = train_deep(binary, members_per_batch=2, **kwargs)
     for a, b in zip(together, apart, strict=True):
@@ -176,3 +242,35 @@ def test_bad_arguments(binary, classes):
         train_deep(binary, c=[1.0, 2.0], eta=[0.1, 0.2, 0.3], max_steps=1)
     with pytest.raises(ParameterError, match="input_shape"):
         Architecture("cnn", (2,)).build((1, 2, 2, 2), 1, seed=0, alpha=1.0)
+
+
+@pytest.mark.slow
+def test_digits_peak_test_accuracy_is_highest_at_an_interior_c():
+    """The over-alignment / over-fitting trade-off on real data (docs/digits_c_sweep.py, a reduced c grid)."""
+    path = Path(__file__).parents[2] / "docs" / "digits_c_sweep.py"
+    spec = importlib.util.spec_from_file_location("digits_c_sweep", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = script.sweep("multiclass", c_values=[1e-6, 1.0, 10.0, 100.0])
+    mean = result["peak"].mean(1)
+    assert result["reached"].all()
+    assert mean[1:-1].max() > max(mean[0], mean[-1]) + 0.01
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_deep_tensors_follow_the_placement(binary, dtype):
+    """One vectorized step on torch's shape-only 'meta' device keeps every tensor on that device and dtype."""
+    meta = torch.device("meta")
+    nets = [Architecture("cnn", (3,)).build((1, 8, 8), 1, seed=s, alpha=1.0) for s in (0, 1)]
+    family = DeepEnsemble(
+        nets,
+        torch.ones(2, dtype=dtype, device=meta),
+        *(torch.as_tensor(a, dtype=dtype).to(meta) for a in (binary.X, binary.y, binary.X_test, binary.y_test)),
+        binary=True,
+        centered=True,
+    )
+    family.loss_and_gradient(torch.zeros(2, 5, dtype=torch.int64, device=meta))
+    family.update(torch.full((2,), 0.1, dtype=dtype, device=meta))
+    family.keep(torch.zeros(1, dtype=torch.int64, device=meta))
+    for tensor in (*family.params.values(), family.h0, family.metrics()["test_accuracy"]):
+        assert tensor.device.type == "meta" and tensor.dtype == dtype

@@ -139,8 +139,17 @@ def test_each_member_stops_at_its_own_first_step(data, init, rule_name, batch_si
     budget = 400
     # sync_every=1: the host compacts the batch as soon as half of it has stopped, which this test also covers
     results = train_ensemble(
-        W0, v0, data.X, data.y, eta=ETAS, c=CS, max_steps=budget, stop=rule, batch_size=batch_size,
-        seeds=SEEDS, sync_every=1,
+        W0,
+        v0,
+        data.X,
+        data.y,
+        eta=ETAS,
+        c=CS,
+        max_steps=budget,
+        stop=rule,
+        batch_size=batch_size,
+        seeds=SEEDS,
+        sync_every=1,
     )
     stops = []
     for e, result in enumerate(results):
@@ -155,6 +164,34 @@ def test_each_member_stops_at_its_own_first_step(data, init, rule_name, batch_si
         np.testing.assert_allclose(result.risk[-1], logistic(margins[expected]).mean(), rtol=1e-12)
         stops.append(expected)
     assert len(set(stops)) > 1, "members should stop at different steps"
+
+
+def test_rule_checked_every_few_steps_stops_at_the_first_checked_step(data, init):
+    W0, v0 = init
+    rule = TargetRisk(0.3, every=5)
+    results = train_ensemble(
+        W0,
+        v0,
+        data.X,
+        data.y,
+        eta=ETAS,
+        c=CS,
+        max_steps=400,
+        stop=rule,
+        batch_size=6,
+        seeds=SEEDS,
+        save=SaveSchedule.every(10),
+    )
+    for e, result in enumerate(results):
+        outputs, _ = reference_run(
+            W0[e], v0[e], CS[e], ETAS[e], data.X, data.y, 400, batch_size=6, seed=SEEDS[e]
+        )
+        risks = logistic(data.y * outputs).mean(-1)
+        expected = first_step((risks <= 0.3) & (np.arange(len(risks)) % 5 == 0))
+        assert result.rhs_evals == expected and expected % 5 == 0
+        steps = np.round(result.t / ETAS[e]).astype(int)
+        assert np.all(steps[:-1] % 10 == 0) and steps[-1] == expected
+        np.testing.assert_allclose(result.risk, risks[steps], rtol=1e-12)
 
 
 def test_budget_and_divergence_statuses(data, init):
@@ -200,8 +237,13 @@ def test_gradient_descent_converges_to_the_flow_at_first_order():
         assert np.array_equal(W @ ds.X.T > 0, pattern), "the reference must stay on one smooth piece"
     etas = [0.02, 0.01, 0.005]
     runs = train_ensemble(
-        np.repeat(W0, 3, axis=0), np.repeat(v0, 3, axis=0), ds.X, ds.y,
-        eta=etas, max_steps=[round(T / e) for e in etas], save=SaveSchedule.at([]),
+        np.repeat(W0, 3, axis=0),
+        np.repeat(v0, 3, axis=0),
+        ds.X,
+        ds.y,
+        eta=etas,
+        max_steps=[round(T / e) for e in etas],
+        save=SaveSchedule.at([]),
     )
     errors = [np.sqrt(np.sum((r.W - W) ** 2) + np.sum((r.v - v) ** 2)) for r in runs]
     assert [r.t_stop for r in runs] == pytest.approx([T] * 3, rel=1e-12)
@@ -219,7 +261,13 @@ def test_saved_states_and_schedules(data, init):
     np.testing.assert_array_equal(run.W_t[0], W0[0])
     np.testing.assert_array_equal(run.W_t[-1], run.W)
     stopped = train_ensemble(
-        W0[:1], v0[:1], data.X, data.y, eta=0.3, max_steps=500, stop=TargetRisk(0.3),
+        W0[:1],
+        v0[:1],
+        data.X,
+        data.y,
+        eta=0.3,
+        max_steps=500,
+        stop=TargetRisk(0.3),
         save=SaveSchedule.log_spaced(5, states=True),
     )[0]
     steps = np.round(stopped.t / 0.3).astype(int)
@@ -251,7 +299,7 @@ def test_float32_agrees_with_float64(data, init):
     ("kwargs", "match"),
     [
         ({"eta": -0.1}, "eta"),
-        ({"eta": [0.1, 0.2]}, "eta has shape"),
+        ({"eta": [0.1, 0.2]}, "eta has 2 values"),
         ({"max_steps": 2.5}, "max_steps"),
         ({"c": 0.0}, "c = 0.0"),
         ({"batch_size": 1000}, "batch_size"),
@@ -285,8 +333,15 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
     with pytest.raises(ParameterError, match="device = 'cuda' is not available"):
         resolve_device("cuda")
     with pytest.raises(ParameterError, match="not available"):
-        train_ensemble(np.ones((1, 2, 3)), np.ones((1, 2)), np.ones((4, 3)), np.ones(4), eta=0.1, max_steps=1,
-                       device="cuda")
+        train_ensemble(
+            np.ones((1, 2, 3)),
+            np.ones((1, 2)),
+            np.ones((4, 3)),
+            np.ones(4),
+            eta=0.1,
+            max_steps=1,
+            device="cuda",
+        )
 
 
 def test_cuda_names_resolve_when_cuda_is_reported(monkeypatch):
@@ -317,7 +372,11 @@ def test_engine_tensors_follow_the_placement(data, init, dtype):
     where = Placement(torch.device("meta"), dtype)
     W0, v0 = init
     family = TwoLayerEnsemble(
-        where.tensor(W0), where.tensor(v0), where.tensor(CS), where.tensor(data.X), where.tensor(data.y),
+        where.tensor(W0),
+        where.tensor(v0),
+        where.tensor(CS),
+        where.tensor(data.X),
+        where.tensor(data.y),
         compile_field("logistic"),
     )
     evaluation = family.loss_and_gradient(where.index(np.zeros((len(CS), 3), dtype=int)))
@@ -346,13 +405,23 @@ def test_configure_threads(monkeypatch):
 # ------------------------------------------------------------------------------------------ rules, schedules
 
 
-@given(n=st.integers(1, 300), level=st.fractions(0, 1).filter(lambda q: q > 0), seed=st.integers(0, 10**6))
+@given(n=st.integers(1, 120), level=st.fractions(0, 1).filter(lambda q: q > 0), seed=st.integers(0, 10**6))
 def test_train_accuracy_rule_counts_exactly(n, level, seed):
     correct = torch.from_numpy(np.random.default_rng(seed).random((3, n)) < 0.9)
     evaluation = Evaluation(torch.zeros(3, n, dtype=torch.float64), correct)
     reached = TrainAccuracy(float(level)).reached(evaluation).tolist()
-    level_float = Fraction(float(level))
-    assert reached == [Fraction(int(c.sum()), n) >= level_float for c in correct]
+    decimal = Fraction(repr(float(level)))  # the level as the decimal it prints as
+    assert reached == [Fraction(int(c.sum()), n) >= decimal for c in correct]
+
+
+@pytest.mark.parametrize(
+    ("level", "n", "count", "expected"),
+    [(0.99, 100, 99, True), (0.99, 100, 98, False), (0.1, 10, 1, True), (0.3, 10, 2, False)],
+)
+def test_train_accuracy_reads_the_level_as_a_decimal(level, n, count, expected):
+    correct = torch.zeros(1, n, dtype=torch.bool)
+    correct[0, :count] = True
+    assert TrainAccuracy(level).reached(Evaluation(torch.zeros(1, n), correct)).item() is expected
 
 
 @given(per_decade=st.integers(1, 40), upto=st.integers(1, 2000))

@@ -1,6 +1,7 @@
 """The small-initialization limit against independent references: solve_ivp on the directional field (tanh and
 norm laws), central finite differences of H (the field), the derived network field at tiny alpha (the limit
-itself), plain Euler on the sphere and random perturbations (the extreme vectors), sympy (the closed forms)."""
+itself), plain Euler on the sphere and random perturbations (the extreme vectors), sympy (the
+closed forms)."""
 
 import numpy as np
 import pytest
@@ -60,9 +61,9 @@ separable_sets = st.builds(
 )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Orthogonal separability
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def test_checker_on_hand_built_cases():
@@ -113,9 +114,9 @@ def test_checker_validates_input(X, y, match):
         orthogonal_separability(X, y)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The directional field
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @given(st.integers(0, 2**32 - 1), st.floats(0.1, 5.0), st.sampled_from([1, -1]))
@@ -162,15 +163,19 @@ def test_field_validates_input():
         directional_field(np.zeros((1, 2)), X, y, sign=1)
     with pytest.raises(ParameterError, match="sign must contain only"):
         directional_field(np.ones((2, 2)), X, y, sign=0.5)
+    with pytest.raises(ParameterError, match="sign has shape \\(3,\\)"):
+        directional_field(np.ones((2, 2)), X, y, sign=[1, -1, 1])
+    with pytest.raises(ParameterError, match="sign must be a real array"):
+        log_norm_rate(np.ones((1, 2)), X, y, sign="up")
     with pytest.raises(ParameterError, match="c = -1"):
         log_norm_rate(np.ones((1, 2)), X, y, sign=1, c=-1)
     with pytest.raises(ParameterError, match="axis 1 must have size 2"):
         half_correlation(np.ones((1, 3)), X, y)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Tanh law and norm law
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @given(
@@ -181,8 +186,8 @@ def test_tanh_and_norm_laws_match_integrated_directional_flow(data, c, sign, mix
     x_class = class_sums(X, y)[0 if sign > 0 else 1]
     rate = alignment_rates(X, y, c=c)[0 if sign > 0 else 1]
     own = y == sign
-    # a start active on exactly the own-class points: a point of the segment from the own-class sum to a random
-    # direction, before it leaves that activation region
+    # a start active on exactly the own-class points: a point of the segment from the own-class sum to a
+    # random direction, before it leaves that activation region
     rng = np.random.default_rng(seed)
     e = x_class / np.linalg.norm(x_class)
     r = rng.standard_normal(X.shape[1])
@@ -257,9 +262,9 @@ def test_law_inputs_are_validated():
         aligned_norm(1.0, rate=1.0, psi0=0.1, norm0=0.0)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Extreme vectors
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @given(separable_sets)
@@ -279,8 +284,8 @@ def test_finder_recovers_class_sums_on_orthogonally_separable_data(data):
 
 
 def test_finder_on_hand_built_sliding_example():
-    # x1 = (1, 1/2) labelled +1, x2 = (0, 1) labelled -1. A positive neuron is pushed onto <u, x2> = 0 from both
-    # sides and slides to (1, 0) (weight mu = 1/2, H = 1/4); a negative one slides on <u, x1> = 0 to
+    # x1 = (1, 1/2) labelled +1, x2 = (0, 1) labelled -1. A positive neuron is pushed onto <u, x2> = 0 from
+    # both sides and slides to (1, 0) (weight mu = 1/2, H = 1/4); a negative one slides on <u, x1> = 0 to
     # (-1, 2) / sqrt 5 (mu = 2/5, H = -1 / (2 sqrt 5)). Both attract every start that does not die.
     X = np.array([[1.0, 0.5], [0.0, 1.0]])
     y = np.array([1.0, -1.0])
@@ -292,8 +297,8 @@ def test_finder_on_hand_built_sliding_example():
     assert positive.value == pytest.approx(0.25, rel=1e-14) and positive.sliding == (1,)
     np.testing.assert_allclose(negative.direction, np.array([-1.0, 2.0]) / np.sqrt(5), atol=1e-15)
     assert negative.value == pytest.approx(-1 / (2 * np.sqrt(5)), rel=1e-14) and negative.sliding == (0,)
-    # Dead ends: a positive neuron dies from the arc where it is inactive on x1 (half the circle: on x2 alone it
-    # turns away from x2 until silent); a negative one from the arc where it is inactive on x2 (half as well).
+    # Dead ends: a positive neuron dies from the arc where it is inactive on x1 (half the circle: on x2 alone
+    # it turns away from x2 until silent); a negative one from the arc where it is inactive on x2 (half too).
     assert search.dead == {1: pytest.approx(0.5, abs=1 / 360), -1: pytest.approx(0.5, abs=1 / 360)}
     assert positive.basin == negative.basin == pytest.approx(0.5, abs=1 / 360)
 
@@ -314,9 +319,9 @@ def test_extreme_vectors_are_strict_local_maxima_and_euler_limits(n, d, seed):
             step = rng.standard_normal((500, d))
             moved = vec.direction + eps * step / np.linalg.norm(step, axis=1, keepdims=True)
             assert np.all(vec.sign * alignment_potential(moved, X, y) < vec.sign * vec.value)
-    # Plain explicit Euler on the sphere (relu'(0) = 0, g written out again here, step 1e-2 in units of the angle)
-    # ends within O(step) of the exact limit of its start: the number of Euler end points near each extreme
-    # vector is its count (a start near a basin boundary may go to the neighbour: one miss allowed).
+    # Plain explicit Euler on the sphere (relu'(0) = 0, g written out again here, step 1e-2 in units of the
+    # angle) ends within O(step) of the exact limit of its start: the number of Euler end points near each
+    # extreme vector is its count (a start near a basin boundary may go to the neighbour: one miss allowed).
     scale = np.linalg.norm(X, axis=1).mean() / 2
     for sign in (1, -1):
         U = starts / np.linalg.norm(starts, axis=1, keepdims=True)
@@ -338,13 +343,15 @@ def test_finder_validates_input():
         extreme_vectors(X, y, tol=0.1)
     with pytest.raises(ParameterError, match="n_starts"):
         extreme_vectors(X, y, n_starts=0)
-    with pytest.raises(ParameterError, match="axis 1 must have size 2"):
+    with pytest.raises(ParameterError, match="starts has shape \\(3, 4\\); axis 1 must have size 2"):
         extreme_vectors(X, y, starts=np.ones((3, 4)))
+    with pytest.raises(ParameterError, match="starts has a zero row"):
+        extreme_vectors(X, y, starts=np.zeros((1, 2)))
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Symbolic forms
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def test_equations_solve_their_differential_equations_and_match_the_code():
@@ -359,7 +366,7 @@ def test_equations_solve_their_differential_equations_and_match_the_code():
     assert sp.simplify(sp.diff(sp.log(norm), t) - lam * psi) == 0
     assert sp.simplify(psi.subs(t, t0) - psi0) == 0
     values = {lam: 0.7, psi0: -0.3, t0: 0.5}
-    w0 = next(s for s in norm.free_symbols if s.name == r"\|w_0\|")
+    w0 = next(s for s in norm.free_symbols if s.name == r"\|w_{0}\|")
     for time in (0.5, 2.0, 9.0):
         assert float(psi.subs({**values, t: time})) == pytest.approx(
             tanh_alignment(time, rate=0.7, psi0=-0.3, t0=0.5), rel=1e-13
@@ -367,3 +374,8 @@ def test_equations_solve_their_differential_equations_and_match_the_code():
         assert float(norm.subs({**values, w0: 0.01, t: time})) == pytest.approx(
             aligned_norm(time, rate=0.7, psi0=-0.3, norm0=0.01, t0=0.5), rel=1e-12
         )
+    escape = eqs["escape time"].rhs
+    c = next(s for s in escape.free_symbols if s.name == "c")
+    assert float(escape.subs({**values, w0: 0.01, c: 2.0})) == pytest.approx(
+        escape_time(rate=0.7, psi0=-0.3, norm0=0.01, c=2.0, t0=0.5), rel=1e-12
+    )

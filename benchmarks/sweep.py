@@ -1,0 +1,121 @@
+"""Timings of the sweep machinery on real runs (compare.runner.execute_batch): prints ratios.
+
+1. Parallel efficiency of the local process pool, 2 workers against 1, on a 16-run sweep:
+       efficiency = T(1 worker) / (2 * T(2 workers))            (1.0 = perfect; target >= 0.8)
+   End to end, each wall time includes starting the pool's workers and each worker's first run, which pays
+   one-time costs (the symbolic derivation of the field, cached per process); the fork server the workers are
+   copied from is started once, before the timings. The steady-state efficiency removes them
+   with a second, 2-run sweep: (T1(16) - T1(2)) / (2 (T2(16) - T2(2))), where T_w(2) is one warm-up run per
+   worker for w = 2 and two runs for w = 1.
+2. Per-run overhead of the store: the same runs as a bare loop ``for batch: runner(batch)`` and as
+   ``run_sweep(..., workers=0)`` (config check, batching, Parquet writes, progress), both in this process with
+   warm caches, alternated; overhead = (T_sweep - T_bare) / T_bare (target <= 0.05). Also the cost of the
+   store's writes alone (write_batch of the same outputs), per run. Both on two clocks: wall time, and this
+   process's CPU time, which other load on the machine does not inflate.
+
+The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 100, alpha = 0.01, gd with the runner's
+default step policy until the training risk is <= 0.05, one run per batch (sweep.batch_size = 1), 16 seeds;
+each takes about 0.5-1 s on one CPU thread.
+
+    python benchmarks/sweep.py [--runs 16] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from compare.config import expand_runs, load_config
+from compare.runner import execute_batch
+from compare.store import create_store
+from compare.sweep import execute, make_batches, run_sweep
+from simulate.train.device import configure_threads
+
+
+def config(runs: int) -> dict:
+    return {
+        "data": {"preset": "low_signal", "n_test": 2000},
+        "model": {"width": 100},
+        "train": {"eta": 0.1, "max_steps": 20000},
+        "stop": {"rule": "risk", "eps": 0.05},
+        "grid": {"model.alpha": [0.01], "seeds": runs},
+        "sweep": {"name": "bench", "batch_size": 1},
+    }
+
+
+def timed_sweep(runs: int, workers: int, root: Path) -> float:
+    store = Path(tempfile.mkdtemp(dir=root))
+    start = time.perf_counter()
+    table = run_sweep(config(runs), store, workers=workers, progress=False)
+    elapsed = time.perf_counter() - start
+    assert len(table) == runs and set(table["status"]) == {"target_reached"}, table["status"].value_counts()
+    return elapsed
+
+
+def parallel_efficiency(runs: int, root: Path) -> None:
+    timed_sweep(1, 1, root)  # starts the fork server (once per driver process) outside the timings
+    wall = {(w, n): timed_sweep(n, w, root) for w in (1, 2) for n in (runs, 2)}
+    end_to_end = wall[1, runs] / (2 * wall[2, runs])
+    steady = (wall[1, runs] - wall[1, 2]) / (2 * (wall[2, runs] - wall[2, 2]))
+    print(f"pool, {runs} runs: 1 worker {wall[1, runs]:.2f} s, 2 workers {wall[2, runs]:.2f} s")
+    print(
+        f"pool, 2 runs (start-up and first run per worker): 1 worker {wall[1, 2]:.2f} s, 2 workers {wall[2, 2]:.2f} s"
+    )
+    print(f"parallel efficiency, 2 workers vs 1: end to end {end_to_end:.1%}, steady state {steady:.1%}")
+
+
+def clocks(action: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) spent in ``action()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def store_overhead(runs: int, repeats: int, root: Path) -> None:
+    resolved = load_config(config(runs))
+    batches = make_batches(expand_runs(resolved), resolved["sweep"]["batch_size"])
+    execute_batch(batches[0])  # warm the per-process caches for both contenders
+
+    def bare_loop() -> None:
+        for batch in batches:
+            execute_batch(batch)
+
+    def sweep() -> None:
+        run_sweep(resolved, tempfile.mkdtemp(dir=root), workers=0, runner=execute_batch, progress=False)
+
+    timings = {"bare loop": [], "run_sweep": []}
+    for _ in range(repeats):
+        timings["bare loop"].append(clocks(bare_loop))
+        timings["run_sweep"].append(clocks(sweep))
+    outcomes = [execute(execute_batch, batch) for batch in batches]
+    store = create_store(Path(tempfile.mkdtemp(dir=root)), resolved)
+    writes = clocks(lambda: [store.write_batch([r for r, _ in out], [a for _, a in out]) for out in outcomes])
+    for index, clock in enumerate(("wall", "CPU")):
+        bare, swept = (statistics.median(t[index] for t in timings[name]) for name in timings)
+        print(
+            f"{clock} time, {runs} runs (medians of {repeats}): bare loop {bare:.2f} s, run_sweep {swept:.2f} s; "
+            f"store overhead {(swept - bare) / bare:+.1%} = {(swept - bare) / runs * 1e3:+.1f} ms per run; "
+            f"store writes alone {writes[index] / runs * 1e3:.1f} ms per run = {writes[index] / bare:.1%}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    configure_threads(1)
+    print(f"CPUs usable: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as root:
+        parallel_efficiency(args.runs, Path(root))
+        store_overhead(args.runs, args.repeats, Path(root))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Figures of a sweep (matplotlib, Agg backend, headless): phase diagram, error against FLS, limits, scaling,
+alignment over time. Every function writes a PNG and a PDF next to each other and returns both paths.
+
+Bands are 95 % bootstrap intervals over seeds (:mod:`compare.claims`), so a figure shows the same uncertainty as
+the claim it illustrates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from compare import claims  # noqa: E402
+
+#: Line colours by init.
+INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
+
+#: Labels of the metric columns the figures plot.
+LABELS = {
+    "test_error": "test error", "Psi": r"$\Psi = \cos(\hat w_+, x_+)$", "cos_bayes": r"$\cos(\hat w_+, s)$",
+    "oa": "over-alignment OA", "of": "over-fitting OF", "f0_contamination": r"$\|f_0\| / \|f - f_0\|$ (test)",
+    "pred_small_alpha_error": "small-alpha limit (extreme vectors)", "pred_lazy_error": "lazy limit (K0 + f0)",
+}
+
+
+def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
+    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both paths."""
+    base = Path(out_path).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    paths = [base.with_suffix(".png"), base.with_suffix(".pdf")]
+    for path in paths:
+        figure.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+def _restrict(table: pd.DataFrame, chosen: Mapping[str, Any] | None) -> pd.DataFrame:
+    for key, value in (chosen or {}).items():
+        table = table[table[key] == value]
+    return table
+
+
+def _band(ax: plt.Axes, cell: pd.DataFrame, column: str, *, colour: str, label: str, context: claims.ClaimContext,
+          linestyle: str = "-") -> None:
+    """Mean of ``column`` over seeds against FLS, with its bootstrap band."""
+    grid = claims.seed_grid(cell, column)
+    if not np.any(np.isfinite(grid.values)):
+        return
+    boot = claims.bootstrap_means(grid.values, claims.resample_indices(len(grid.seeds), n_boot=context.n_boot,
+                                                                       seed=context.seed))
+    low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    ax.plot(grid.fls, grid.mean(), color=colour, linestyle=linestyle, marker="o", markersize=3, label=label)
+    ax.fill_between(grid.fls, low, high, color=colour, alpha=0.2, linewidth=0)
+
+
+def _fls_axis(ax: plt.Axes) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel(r"FLS $= 1/(c\,\alpha^2)$")
+    ax.grid(alpha=0.3, which="both", linewidth=0.4)
+
+
+def error_vs_fls(
+    table: pd.DataFrame,
+    out_path: str | Path,
+    *,
+    chosen: Mapping[str, Any] | None = None,
+    argmin_band: tuple[float, float] | None = None,
+    context: claims.ClaimContext = claims.ClaimContext(),
+) -> list[Path]:
+    """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
+    runs = _restrict(claims.network_runs(table), chosen)
+    figure, ax = plt.subplots(figsize=(6.4, 4.2))
+    for init in dict.fromkeys(runs["model.init"]):
+        _band(ax, runs[runs["model.init"] == init], "test_error", colour=INIT_COLOURS.get(init, "C3"),
+              label=init, context=context)
+    bayes = runs["bayes_error"].dropna() if "bayes_error" in runs else pd.Series(dtype=float)
+    if len(bayes):
+        ax.axhline(float(bayes.mean()), color="k", linestyle=":", linewidth=1, label="Bayes error")
+    if argmin_band is not None:
+        ax.axvspan(*argmin_band, color="0.6", alpha=0.25, label="argmin, 95% interval")
+    _fls_axis(ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("test error (mean over seeds)")
+    where = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
+    ax.set_title("test error against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10)
+    ax.legend(fontsize=8)
+    return save(figure, out_path)
+
+
+def metric_panels(
+    table: pd.DataFrame,
+    out_path: str | Path,
+    columns: Sequence[str],
+    *,
+    chosen: Mapping[str, Any] | None = None,
+    references: Mapping[str, float] | None = None,
+    context: claims.ClaimContext = claims.ClaimContext(),
+) -> list[Path]:
+    """One panel per metric column against FLS, a line per init, optional horizontal reference values."""
+    runs = _restrict(claims.network_runs(table), chosen)
+    figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        for init in dict.fromkeys(runs["model.init"]):
+            _band(ax, runs[runs["model.init"] == init], column, colour=INIT_COLOURS.get(init, "C3"),
+                  label=init, context=context)
+        if references and column in references:
+            ax.axhline(references[column], color="k", linestyle="--", linewidth=1, label="class-sum value")
+        _fls_axis(ax)
+        ax.set_ylabel(LABELS.get(column, column))
+        if column in ("f0_contamination", "of", "oa"):
+            ax.set_yscale("symlog", linthresh=1e-3)
+        ax.legend(fontsize=7)
+    return save(figure, out_path)
+
+
+def limits_figure(
+    table: pd.DataFrame,
+    out_path: str | Path,
+    *,
+    chosen: Mapping[str, Any] | None = None,
+    context: claims.ClaimContext = claims.ClaimContext(),
+) -> list[Path]:
+    """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
+    runs = _restrict(claims.network_runs(table), chosen)
+    inits = list(dict.fromkeys(runs["model.init"]))
+    figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)
+    for ax, init in zip(axes[0], inits, strict=True):
+        cell = runs[runs["model.init"] == init]
+        _band(ax, cell, "test_error", colour=INIT_COLOURS.get(init, "C3"), label=f"{init} (network)",
+              context=context)
+        for column, colour in (("pred_small_alpha_error", "C4"), ("pred_lazy_error", "C5")):
+            if column in cell:
+                _band(ax, cell, column, colour=colour, label=LABELS[column], context=context, linestyle="--")
+        _fls_axis(ax)
+        ax.set_yscale("log")
+        ax.set_ylabel("test error")
+        ax.legend(fontsize=7)
+    return save(figure, out_path)
+
+
+def scaling_figure(
+    values: Sequence[float],
+    stars: Sequence[float],
+    samples: Sequence[np.ndarray],
+    exponent: float,
+    literature: float,
+    symbol: str,
+    out_path: str | Path,
+) -> list[Path]:
+    """alpha* against the second axis (log-log) with bootstrap intervals, the fit and the literature slope."""
+    values, stars = np.asarray(values, dtype=float), np.asarray(stars, dtype=float)
+    low = [np.nanpercentile(s, 2.5) for s in samples]
+    high = [np.nanpercentile(s, 97.5) for s in samples]
+    figure, ax = plt.subplots(figsize=(5.2, 4.0))
+    ax.errorbar(values, stars, yerr=[stars - low, np.asarray(high) - stars], fmt="o", color="C0",
+                label=r"measured $\alpha^*$ (95% bootstrap)")
+    grid = np.geomspace(values.min(), values.max(), 50)
+    anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
+    ax.plot(grid, anchor * grid**exponent, color="C0", label=f"fit: exponent {exponent:.2f}")
+    middle = len(values) // 2
+    ax.plot(grid, stars[middle] * (grid / values[middle]) ** literature, color="k", linestyle="--",
+            label=f"literature: exponent {literature:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(symbol)
+    ax.set_ylabel(r"optimal $\alpha^*$")
+    ax.grid(alpha=0.3, which="both", linewidth=0.4)
+    ax.legend(fontsize=8)
+    return save(figure, out_path)
+
+
+def _edges(centres: np.ndarray, *, log: bool) -> np.ndarray:
+    """Cell edges around sorted centres (geometric midpoints on a log axis)."""
+    x = np.log(centres) if log else centres.astype(float)
+    if len(x) == 1:
+        inner, step = np.array([]), 1.0
+        edges = np.array([x[0] - step / 2, x[0] + step / 2])
+    else:
+        inner = (x[1:] + x[:-1]) / 2
+        edges = np.concatenate([[2 * x[0] - inner[0]], inner, [2 * x[-1] - inner[-1]]])
+    return np.exp(edges) if log else edges
+
+
+def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str | Path) -> list[Path]:
+    """Mean test error over (x = [phase] x, y = [phase] y) as an image, one panel per init, with the predicted
+    boundaries (:func:`compare.predictions.boundaries`) as lines, the measured optimum of each row as white dots
+    and, when y is data.n or model.width, the literature slope alpha* ~ n^-1 m^-1/2 through the middle row's
+    optimum (dashed)."""
+    from compare import predictions
+    from compare.runner import dataset_for
+
+    phase = config.get("phase", {})
+    x_key = phase.get("x", "fls")
+    y_key = phase.get("y")
+    runs = claims.network_runs(table)
+    runs = runs[runs["status"] == "target_reached"]
+    inits = list(dict.fromkeys(runs["model.init"])) or ["(none)"]
+    figure, axes = plt.subplots(1, len(inits), figsize=(5.6 * len(inits), 4.4), squeeze=False)
+    for ax, init in zip(axes[0], inits, strict=True):
+        cell = runs[runs["model.init"] == init]
+        if cell.empty:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
+            continue
+        x_column = "fls" if x_key == "fls" else "model.alpha"
+        rows = sorted(cell[y_key].unique()) if y_key else [None]
+        xs = np.sort(cell[x_column].unique())
+        image = np.full((len(rows), len(xs)), np.nan)
+        optima = []
+        for i, level in enumerate(rows):
+            sub = cell if level is None else cell[cell[y_key] == level]
+            means = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
+            image[i] = means
+            star = claims.optimal_alpha(claims.seed_grid(sub, "test_error"))
+            optima.append(1 / (float(sub["model.c"].iloc[0]) * star**2) if x_key == "fls" else star)
+        y_positions = np.arange(len(rows), dtype=float)
+        mesh = ax.pcolormesh(_edges(xs, log=True), _edges(y_positions, log=False), image, cmap="viridis",
+                             shading="flat", norm=matplotlib.colors.LogNorm())
+        figure.colorbar(mesh, ax=ax, label="mean test error")
+        ax.plot(optima, y_positions, "o", color="white", markeredgecolor="k", label="measured optimum")
+        for i, level in enumerate(rows):
+            sub = cell if level is None else cell[cell[y_key] == level]
+            run = sub.iloc[0].to_dict()
+            bounds = predictions.boundaries(dataset_for(run), width=int(run["model.width"]))
+            c = float(run["model.c"])
+            for name, style in (("alignment", "-"), ("f0", "--")):
+                if name == "f0" and init in ("antisymmetric",):
+                    continue
+                value = bounds[name] if x_key == "fls" else 1 / np.sqrt(c * bounds[name])
+                ax.plot([value, value], [i - 0.5, i + 0.5], color="red", linestyle=style, linewidth=1.5,
+                        label=f"predicted {name} boundary" if i == 0 else None)
+        if y_key in claims.LITERATURE_EXPONENTS and len(rows) > 1 and np.isfinite(optima[len(rows) // 2]):
+            middle = len(rows) // 2
+            exponent = claims.LITERATURE_EXPONENTS[y_key] * (-2 if x_key == "fls" else 1)
+            ratio = np.asarray(rows, dtype=float) / float(rows[middle])
+            ax.plot(optima[middle] * ratio**exponent, y_positions, color="white", linestyle=":",
+                    label="literature scaling")
+        ax.set_xscale("log")
+        ax.set_xlim(_edges(xs, log=True)[[0, -1]])
+        ax.set_yticks(y_positions)
+        ax.set_yticklabels([str(level) for level in rows] if y_key else [""])
+        ax.set_ylabel(y_key or "")
+        ax.set_xlabel(r"FLS $= 1/(c\,\alpha^2)$" if x_key == "fls" else r"$\alpha$")
+        ax.set_title(f"init = {init}", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.6)
+    return save(figure, out_path)
+
+
+def alignment_over_time(
+    arrays: Mapping[str, Mapping[str, np.ndarray]],
+    table: pd.DataFrame,
+    out_path: str | Path,
+) -> list[Path]:
+    """Psi(t) and cos(w_hat+, s)(t) of the runs in ``arrays`` (run_id -> the run's trajectories), coloured by
+    alpha, with the tanh law psi(t) = tanh(lambda+ t + artanh Psi(0)) of the smallest alpha's data set."""
+    rows = table.set_index("run_id").loc[list(arrays)]
+    alphas = rows["model.alpha"].to_numpy(dtype=float)
+    colours = plt.cm.viridis(np.linspace(0, 1, max(len(alphas), 2)))
+    figure, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    order = np.argsort(alphas)
+    for rank, index in enumerate(order):
+        run_id = rows.index[index]
+        data = arrays[run_id]
+        if "obs_t" not in data or len(data["obs_t"]) < 2:
+            continue
+        t = data["obs_t"]
+        for ax, key in zip(axes, ("obs_Psi", "obs_cos_bayes"), strict=True):
+            if key in data:
+                ax.plot(t[1:], data[key][1:], color=colours[rank], label=f"alpha={alphas[index]:.2g}")
+    smallest = rows.index[order[0]]
+    lam = float(rows.loc[smallest].get("lambda_plus", np.nan)) if "lambda_plus" in rows else np.nan
+    data = arrays[smallest]
+    if np.isfinite(lam) and "obs_t" in data and len(data["obs_t"]) > 1:
+        t = np.geomspace(max(data["obs_t"][1], 1e-3), data["obs_t"][-1], 200)
+        psi0 = float(np.clip(data["obs_Psi"][0], -0.999, 0.999))
+        axes[0].plot(t, np.tanh(lam * t + np.arctanh(psi0)), color="k", linestyle="--",
+                     label=r"tanh law, $\lambda_+$")
+    for ax, label in zip(axes, (LABELS["Psi"], LABELS["cos_bayes"]), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("gradient-flow time t")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both", linewidth=0.4)
+    axes[0].legend(fontsize=7, ncol=2)
+    return save(figure, out_path)

@@ -1,0 +1,41 @@
+"""Discretized training in torch (DESIGN.md section 4, ``train``): batched two-layer ensembles and deep nets.
+
+- :func:`train_ensemble` — E two-layer ReLU networks (per-member seed, alpha, c, step size) in one batched GD or
+  SGD computation, with per-member stopping; one :class:`simulate.result.RunResult` per member.
+- :func:`train_deep` — MLPs and small CNNs with output multiplier c (optionally centered) at step eta / c.
+- Stop rules (:class:`TargetRisk`, :class:`PositiveClassLoss`, :class:`TrainAccuracy`, :data:`ZERO_TRAIN_ERROR`),
+  the record schedule (:class:`SaveSchedule`) and device handling (:func:`placement`, :func:`configure_threads`).
+"""
+
+from simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
+from simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
+from simulate.train.ensemble import init_ensemble, train_ensemble
+from simulate.train.schedule import SaveSchedule
+from simulate.train.stopping import (
+    ZERO_TRAIN_ERROR,
+    Evaluation,
+    PositiveClassLoss,
+    StopRule,
+    TargetRisk,
+    TrainAccuracy,
+)
+
+__all__ = [
+    "DEFAULT_THREADS",
+    "MLP",
+    "ZERO_TRAIN_ERROR",
+    "Architecture",
+    "Evaluation",
+    "Placement",
+    "PositiveClassLoss",
+    "SaveSchedule",
+    "SmallCNN",
+    "StopRule",
+    "TargetRisk",
+    "TrainAccuracy",
+    "configure_threads",
+    "init_ensemble",
+    "placement",
+    "train_deep",
+    "train_ensemble",
+]

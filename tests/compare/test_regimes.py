@@ -1,0 +1,67 @@
+"""Regime labels (measured and predicted) and the predicted boundaries against independent references."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compare import predictions, regimes
+from simulate.data import make_data
+from simulate.initialization import init_params
+from theory.smallinit import escape_time
+
+
+def test_measured_regime_follows_the_share_of_over_alignment():
+    base = {"test_error": 0.10, "bayes_error": 0.02}
+    assert regimes.measured_regime({**base, "oa": 0.07}) == "over-alignment"  # 0.07 / 0.08 > 2/3
+    assert regimes.measured_regime({**base, "oa": 0.01}) == "over-fitting"  # 0.01 / 0.08 < 1/3
+    assert regimes.measured_regime({**base, "oa": 0.04}) == "balanced"
+    assert regimes.measured_regime({"test_error": 0.02, "bayes_error": 0.03, "oa": 0.0}) == "balanced"
+
+
+def test_measured_regime_falls_back_on_alignment_and_kernel_movement():
+    assert regimes.measured_regime({"Psi": 0.95, "kernel_movement": 5.0}) == "over-alignment"
+    assert regimes.measured_regime({"Psi": 0.2, "kernel_movement": 0.01}) == "over-fitting"
+    assert regimes.measured_regime({"Psi": 0.5, "kernel_movement": 0.5}) == "balanced"
+    assert regimes.measured_regime({}) is None
+
+
+def test_predicted_regime_and_the_zero_f0_init():
+    bounds = {"alignment": 100.0, "f0": 1.0}
+    assert regimes.predicted_regime(1e3, "random_sign", bounds) == "over-alignment"
+    assert regimes.predicted_regime(10.0, "random_sign", bounds) == "balanced"
+    assert regimes.predicted_regime(0.5, "random_sign", bounds) == "over-fitting"
+    assert regimes.predicted_regime(0.5, "antisymmetric", bounds) == "balanced"
+
+
+@pytest.mark.parametrize("width", [10, 100, 1000])
+def test_alignment_boundary_is_where_the_escape_time_equals_the_alignment_time(width):
+    fls = predictions.alignment_boundary_fls(width)
+    alpha = 1 / np.sqrt(fls)  # c = 1
+    rate = 0.37
+    t_escape = escape_time(rate=rate, psi0=0.0, norm0=alpha * np.sqrt(width / 2))
+    assert t_escape * rate == pytest.approx(np.arctanh(predictions.ALIGNED_PSI), rel=1e-10)
+
+
+def test_f0_boundary_matches_a_monte_carlo_of_the_initial_function():
+    data = make_data("gaussian_mixture", n=6, d=20, seed=0, n_test=10)
+    width = 50
+    fls = predictions.f0_boundary_fls(data.X, width=width)
+    alpha = 1 / np.sqrt(fls)
+    draws = 2000
+    outputs = np.empty((draws, data.n))
+    for seed in range(draws):
+        W, v = init_params(width, 20, alpha=alpha, scheme="random_sign", seed=seed)
+        outputs[seed] = np.maximum(data.X @ W.T, 0) @ v
+    mean_variance = np.mean(outputs**2)  # E f0 = 0
+    # relative standard error of a mean of squares of ~Gaussian draws: sqrt(2 / draws) ~ 3 %
+    assert np.sqrt(mean_variance) == pytest.approx(predictions.F0_SCALE, rel=0.1)
+
+
+def test_label_regimes_adds_measured_and_predicted_columns():
+    table = pd.DataFrame({
+        "test_error": [0.1, 0.3], "bayes_error": [0.02, 0.02], "oa": [0.07, 0.0], "fls": [1e4, 0.1],
+        "model.init": ["random_sign"] * 2, "data.n": [40, 40], "model.width": [100, 100],
+    })
+    out = regimes.label_regimes(table, {(40, 100): {"alignment": 300.0, "f0": 0.7}})
+    assert out["regime"].tolist() == ["over-alignment", "over-fitting"]
+    assert out["predicted_regime"].tolist() == ["over-alignment", "over-fitting"]

@@ -1,0 +1,151 @@
+"""Mode logic of the flow engine: Filippov weights, minimal-norm selection, projection onto surfaces."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulate.flow.arithmetic import float_arithmetic
+from simulate.flow.modes import (
+    ACTIVE,
+    INACTIVE,
+    SLIDING,
+    Mode,
+    SlidingWeights,
+    min_norm_weights,
+    project_onto_surfaces,
+    select_neuron_mode,
+)
+
+ARITH = float_arithmetic("logistic")
+
+
+def brute_force_min_norm(A: np.ndarray, b: np.ndarray) -> float:
+    """min over mu in [0, 1]^k of ||b + A mu||^2 by enumerating which coordinates sit at 0, at 1 or are free."""
+    best = np.inf
+    for labels in itertools.product((0, 1, 2), repeat=A.shape[1]):
+        labels = np.array(labels)
+        mu = np.where(labels == 1, 1.0, 0.0)
+        free = labels == 2
+        if free.any():
+            rhs = -(b + A[:, ~free] @ mu[~free])
+            mu[free] = np.linalg.lstsq(A[:, free], rhs, rcond=None)[0]
+            if np.any(mu[free] < -1e-12) or np.any(mu[free] > 1 + 1e-12):
+                continue
+        best = min(best, float(np.sum((b + A @ np.clip(mu, 0, 1)) ** 2)))
+    return best
+
+
+@given(st.integers(0, 10_000), st.integers(1, 4))
+def test_min_norm_weights_is_the_box_constrained_minimum(seed, k):
+    rng = np.random.default_rng(seed)
+    A, b = rng.standard_normal((5, k)), rng.standard_normal(5)
+    mu = min_norm_weights(A, b)
+    assert np.all((mu >= 0) & (mu <= 1))
+    assert np.sum((b + A @ mu) ** 2) == pytest.approx(brute_force_min_norm(A, b), rel=1e-10, abs=1e-12)
+
+
+def random_neuron(seed: int, n: int = 8, d: int = 5):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    s = rng.choice([-1.0, 1.0], n) * rng.uniform(0.1, 1.0, n)
+    side = rng.choice([ACTIVE, INACTIVE], n).astype(np.int8)
+    touching = np.sort(rng.choice(n, size=rng.integers(1, d), replace=False))
+    prefer = rng.choice([ACTIVE, INACTIVE], n).astype(np.int8)
+    return X, s, rng.choice([-1.0, 1.0]), side, touching, prefer
+
+
+def field_of(X, s, side):
+    """h = X^T q of one neuron: s on active pairs, z on sliding pairs from K_SS z = -K_{S,:}(s . 1_A)."""
+    K = X @ X.T
+    q = s * (side == ACTIVE)
+    S = np.flatnonzero(side == SLIDING)
+    if len(S):
+        q[S] = np.linalg.solve(K[np.ix_(S, S)], -K[S] @ q)
+    return X.T @ q, q
+
+
+@given(st.integers(0, 100_000))
+def test_selected_mode_is_a_consistent_filippov_mode(seed):
+    """Sliding pairs move tangentially with mu in [0, 1]; the others leave towards the side whose gate they got."""
+    X, s, sign_v, side, touching, prefer = random_neuron(seed)
+    new = select_neuron_mode(X, s, sign_v, side, touching, prefer)
+    untouched = np.setdiff1d(np.arange(len(s)), touching)
+    assert np.array_equal(new[untouched], side[untouched])
+    h, q = field_of(X, s, new)
+    rate = sign_v * (X @ h)
+    scale = np.abs(s).max() * np.abs(X).max() ** 2
+    for i in touching:
+        if new[i] == SLIDING:
+            assert sign_v * s[i] < 0  # only pairs whose jump points into the surface can slide
+            assert abs(rate[i]) <= 1e-9 * scale
+            assert -1e-9 <= q[i] / s[i] <= 1 + 1e-9
+        elif new[i] == ACTIVE:
+            assert rate[i] >= -1e-9 * scale
+        else:
+            assert rate[i] <= 1e-9 * scale
+
+
+def test_two_surfaces_get_their_weights_from_one_problem_not_pair_by_pair():
+    """A neuron on two surfaces: the joint minimal-norm weights keep it on both; pair-by-pair ones do not."""
+    X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.3, 0.2, 0.9], [0.5, -0.4, 0.2]])
+    s = np.array([-0.5, -0.5, 0.5, 0.5])
+    side = np.array([SLIDING, SLIDING, ACTIVE, ACTIVE], dtype=np.int8)
+    new = select_neuron_mode(X, s, 1.0, side, np.array([0, 1]), np.full(4, INACTIVE, dtype=np.int8))
+    assert list(new[:2]) == [SLIDING, SLIDING]
+    h, q = field_of(X, s, new)
+    assert np.allclose(X[:2] @ h, 0.0, atol=1e-14)
+    # Pair by pair: each weight chosen as if the other pair were off its surface (gate 0).
+    base = X[2:].T @ s[2:]
+    mu_single = [min_norm_weights((X[i] * s[i])[:, None], base)[0] for i in (0, 1)]
+    h_single = base + X[:2].T @ (s[:2] * mu_single)
+    assert np.max(np.abs(X[:2] @ h_single)) > 1e-2
+    assert not np.allclose(mu_single, q[:2] / s[:2], atol=1e-3)
+
+
+def test_hint_sends_a_pair_whose_weight_reached_its_bound_to_that_side():
+    """At a weight event mu = 1 the least-squares weight is 1 - O(roundoff): the hint decides 'leave active'."""
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])
+    s = np.array([-1.0, 1.0])
+    side = np.array([SLIDING, ACTIVE], dtype=np.int8)
+    # q_0 from K_00 z = -K_01 s_1: z = -1, mu = 1 exactly at this state.
+    prefer = np.full(2, INACTIVE, dtype=np.int8)
+    X_perturbed = X.copy()
+    X_perturbed[1, 0] -= 1e-11  # mu = 1 - 1e-11: interior without the hint
+    assert select_neuron_mode(X_perturbed, s, 1.0, side, np.array([0]), prefer)[0] == SLIDING
+    hinted = select_neuron_mode(X_perturbed, s, 1.0, side, np.array([0]), prefer, {0: ACTIVE})
+    assert hinted[0] == ACTIVE
+
+
+@given(st.integers(0, 100_000))
+def test_sliding_weights_keep_every_sliding_pair_on_its_surface(seed):
+    rng = np.random.default_rng(seed)
+    m, n, d = 4, 7, 5
+    X = rng.standard_normal((n, d))
+    sliding = np.zeros((m, n), dtype=bool)
+    for j in range(m):
+        sliding[j, rng.choice(n, size=rng.integers(0, d), replace=False)] = True
+    active = ~sliding & (rng.random((m, n)) < 0.5)
+    weights = SlidingWeights(Mode(active, sliding), X @ X.T, ARITH)
+    s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    q = weights.weighted_gates(s)
+    H = q @ X
+    assert np.allclose((H @ X.T)[sliding], 0.0, atol=1e-10)
+    assert np.allclose(q[active], np.broadcast_to(s, (m, n))[active])
+    assert np.all(q[~active & ~sliding] == 0)
+    assert np.allclose(weights.mu(s), q[sliding] / np.broadcast_to(s, (m, n))[sliding])
+    batch = np.stack([s, 2 * s])  # leading axes broadcast
+    assert np.allclose(weights.weighted_gates(batch)[1], 2 * q)
+
+
+@given(st.integers(0, 100_000), st.integers(1, 3))
+def test_projection_lands_on_every_surface_and_moves_least(seed, k):
+    rng = np.random.default_rng(seed)
+    X_T, w = rng.standard_normal((k, 5)), rng.standard_normal(5)
+    p = project_onto_surfaces(w, X_T, ARITH)
+    assert np.allclose(X_T @ p, 0.0, atol=1e-12)
+    # The displacement lies in the span of X_T (orthogonal projection: the nearest point of the subspace).
+    coeffs = np.linalg.lstsq(X_T.T, w - p, rcond=None)[0]
+    assert np.allclose(X_T.T @ coeffs, w - p, atol=1e-12)
