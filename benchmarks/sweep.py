@@ -9,15 +9,16 @@
    worker for w = 2 and two runs for w = 1.
 2. Per-run overhead of the store: the same runs as a bare loop ``for batch: runner(batch)`` and as
    ``run_sweep(..., workers=0)`` (config check, batching, Parquet writes, progress), both in this process with
-   warm caches, alternated; overhead = (T_sweep - T_bare) / T_bare (target <= 0.05). Also the cost of the
-   store's writes alone (write_batch of the same outputs), per run. Both on two clocks: wall time, and this
-   process's CPU time, which other load on the machine does not inflate.
+   warm caches, alternated; overhead = (T_sweep - T_bare) / T_bare (target <= 0.05). As the runs themselves
+   vary by a few per cent from one loop to the next, also the direct measure: the time run_sweep spends outside
+   the runner over the time inside it; and the store's writes alone (write_batch of the same outputs). On two
+   clocks: wall time, and this process's CPU time, which other load on the machine inflates less.
 
 The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 100, alpha = 0.01, gd with the runner's
 default step policy until the training risk is <= 0.05, one run per batch (sweep.batch_size = 1), 16 seeds;
 each takes about 0.5-1 s on one CPU thread.
 
-    python benchmarks/sweep.py [--runs 16] [--repeats 3]
+    python benchmarks/sweep.py [--runs 16] [--repeats 3] [--only pool|store]
 """
 
 from __future__ import annotations
@@ -80,27 +81,37 @@ def store_overhead(runs: int, repeats: int, root: Path) -> None:
     resolved = load_config(config(runs))
     batches = make_batches(expand_runs(resolved), resolved["sweep"]["batch_size"])
     execute_batch(batches[0])  # warm the per-process caches for both contenders
+    inside: list[tuple[float, float]] = []
 
-    def bare_loop() -> None:
-        for batch in batches:
-            execute_batch(batch)
+    def timed_runner(batch: list[dict]) -> list:
+        wall, cpu = time.perf_counter(), time.process_time()
+        outputs = execute_batch(batch)
+        inside.append((time.perf_counter() - wall, time.process_time() - cpu))
+        return outputs
 
-    def sweep() -> None:
-        run_sweep(resolved, tempfile.mkdtemp(dir=root), workers=0, runner=execute_batch, progress=False)
-
-    timings = {"bare loop": [], "run_sweep": []}
+    bare, swept, machinery = [], [], []
     for _ in range(repeats):
-        timings["bare loop"].append(clocks(bare_loop))
-        timings["run_sweep"].append(clocks(sweep))
+        bare.append(clocks(lambda: [execute_batch(batch) for batch in batches]))
+        inside.clear()
+        total = clocks(
+            lambda: run_sweep(
+                resolved, tempfile.mkdtemp(dir=root), workers=0, runner=timed_runner, progress=False
+            )
+        )
+        swept.append(total)
+        in_runner = [sum(clock) for clock in zip(*inside)]
+        machinery.append([(t - r) / r for t, r in zip(total, in_runner)])
     outcomes = [execute(execute_batch, batch) for batch in batches]
     store = create_store(Path(tempfile.mkdtemp(dir=root)), resolved)
     writes = clocks(lambda: [store.write_batch([r for r, _ in out], [a for _, a in out]) for out in outcomes])
     for index, clock in enumerate(("wall", "CPU")):
-        bare, swept = (statistics.median(t[index] for t in timings[name]) for name in timings)
+        t_bare = statistics.median(t[index] for t in bare)
+        t_swept = statistics.median(t[index] for t in swept)
+        direct = statistics.median(m[index] for m in machinery)
         print(
-            f"{clock} time, {runs} runs (medians of {repeats}): bare loop {bare:.2f} s, run_sweep {swept:.2f} s; "
-            f"store overhead {(swept - bare) / bare:+.1%} = {(swept - bare) / runs * 1e3:+.1f} ms per run; "
-            f"store writes alone {writes[index] / runs * 1e3:.1f} ms per run = {writes[index] / bare:.1%}"
+            f"{clock} time, {runs} runs, medians of {repeats}: bare loop {t_bare:.2f} s, run_sweep {t_swept:.2f} s "
+            f"({(t_swept - t_bare) / t_bare:+.1%}); run_sweep outside the runner: {direct:+.1%} of the time "
+            f"inside it; store writes alone {writes[index] / runs * 1e3:.1f} ms per run = {writes[index] / t_bare:.1%}"
         )
 
 
@@ -108,12 +119,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=("pool", "store"), default=None, help="Run one of the two measurements."
+    )
     args = parser.parse_args()
     configure_threads(1)
     print(f"CPUs usable: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as root:
-        parallel_efficiency(args.runs, Path(root))
-        store_overhead(args.runs, args.repeats, Path(root))
+        if args.only in (None, "pool"):
+            parallel_efficiency(args.runs, Path(root))
+        if args.only in (None, "store"):
+            store_overhead(args.runs, args.repeats, Path(root))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -1,12 +1,13 @@
 """Batched ensemble training against a Python loop of single-model trainings; prints ratios and GFLOP/s.
 
     python benchmarks/train.py            # the stated size: E = 64, n = 200, d = 100, m = 256, 2000 GD steps
-    python benchmarks/train.py --quick    # the same problem for 200 steps
+    python benchmarks/train.py --quick    # the same problem for 200 steps (and 50 for section 1b)
     python benchmarks/train.py --threads 2
 
 Sections:
 1. two-layer ensemble (``train_ensemble``, full-batch GD, float64) against 64 separate ``torch.nn.Module``
    trainings with ``torch.optim.SGD``, same data, same initializations, same step count: throughput ratio;
+   (1b) the same for small members (n = 40, d = 100, m = 100), where per-operation costs dominate the loop;
 2. the ensemble's achieved GFLOP/s (4 E n m d + 4 E n m flops per step: the two big matrix products of the forward
    and backward passes and the two matrix-vector products of the output layer) against the machine's plain float64
    matrix-product rate, measured in the same run on a square product and on the engine's own product shape;
@@ -33,6 +34,7 @@ from simulate.train.schedule import SaveSchedule
 from theory.compiled import compile_field
 
 E, N, D, M, STEPS, ETA = 64, 200, 100, 256, 2000, 0.1
+SMALL_STEPS = 500
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -46,7 +48,7 @@ def module_loop(W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray, st
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     finals = []
     for W, v in zip(W0, v0, strict=True):
-        hidden = torch.nn.Linear(D, M, bias=False, dtype=torch.float64)
+        hidden = torch.nn.Linear(W.shape[1], W.shape[0], bias=False, dtype=torch.float64)
         with torch.no_grad():
             hidden.weight.copy_(torch.from_numpy(W))
         out = torch.nn.Parameter(torch.from_numpy(v.copy()))
@@ -120,22 +122,12 @@ def deep_comparison(members: int, steps: int) -> tuple[float, float]:
     return vmap_time, loop_time
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help=f"{STEPS // 10} steps instead of {STEPS}")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: FLS_TORCH_THREADS or 1)"
-    )
-    args = parser.parse_args()
-    threads = configure_threads(args.threads)
-    steps = STEPS // 10 if args.quick else STEPS
-    print(f"torch {torch.__version__}, {threads} thread(s), load average {os.getloadavg()[0]:.2f}, float64")
-
-    data = make_data("gaussian_mixture", n=N, d=D, seed=0, n_test=10)
-    W0, v0 = init_ensemble(M, D, alphas=np.logspace(-1, 0.5, E).tolist(), seeds=list(range(E)))
-    print(f"\n1. two-layer ensemble, E={E} n={N} d={D} m={M}, {steps} full-batch GD steps")
+def ensemble_against_loop(
+    n: int, d: int, m: int, steps: int
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Time the batched ensemble and the module loop on one problem; print both and their ratio."""
+    data = make_data("gaussian_mixture", n=n, d=d, seed=0, n_test=10)
+    W0, v0 = init_ensemble(m, d, alphas=np.logspace(-1, 0.5, E).tolist(), seeds=list(range(E)))
     batched_time, results = timed(
         train_ensemble, W0, v0, data.X, data.y, eta=ETA, max_steps=steps, save=SaveSchedule.every(100)
     )
@@ -148,6 +140,26 @@ def main() -> None:
         f"   loop of modules  : {loop_time:8.2f} s  ({loop_time / steps * 1e3:.2f} ms per step of all members)"
     )
     print(f"   throughput ratio : {loop_time / batched_time:8.2f}x   (max |W difference| {agree:.1e})")
+    return batched_time, W0, v0, data.X, data.y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help=f"{STEPS // 10} steps instead of {STEPS}")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: FLS_TORCH_THREADS or 1)"
+    )
+    args = parser.parse_args()
+    threads = configure_threads(args.threads)
+    steps, small_steps = (STEPS // 10, SMALL_STEPS // 10) if args.quick else (STEPS, SMALL_STEPS)
+    print(f"torch {torch.__version__}, {threads} thread(s), load average {os.getloadavg()[0]:.2f}, float64")
+
+    print(f"\n1. two-layer ensemble, E={E} n={N} d={D} m={M}, {steps} full-batch GD steps")
+    batched_time, W0, v0, X, y = ensemble_against_loop(N, D, M, steps)
+    print(f"\n1b. small members (the low_signal preset size), E={E} n=40 d=100 m=100, {small_steps} steps")
+    ensemble_against_loop(40, 100, 100, small_steps)
 
     flops = (4 * E * N * M * D + 4 * E * N * M) * steps
     square = matmul_rate((2048, 2048), (2048, 2048), 3)
@@ -159,7 +171,7 @@ def main() -> None:
     )
     print(f"   ensemble / matmul  : {flops / batched_time / 1e9 / square:7.2f}")
 
-    paths = gradient_paths(W0, v0, data.X, data.y, 5)
+    paths = gradient_paths(W0, v0, X, y, 5)
     print("\n3. one ensemble gradient with its risk")
     for name, seconds in paths.items():
         print(f"   {name:22s}: {seconds * 1e3:7.2f} ms")

@@ -158,8 +158,14 @@ def seed_grid(cell: pd.DataFrame, column: str) -> SeedGrid:
     """``column`` of a cell's runs over (seed, FLS); runs that did not reach their target count as missing."""
     ok = cell["status"] == "target_reached"
     values = cell[column].where(ok) if column in cell else pd.Series(np.nan, index=cell.index)
-    frame = pd.DataFrame({"seed": cell["seed"], "fls": cell["fls"].astype(float),
-                          "alpha": cell["model.alpha"].astype(float), "value": values.astype(float)})
+    frame = pd.DataFrame(
+        {
+            "seed": cell["seed"],
+            "fls": cell["fls"].astype(float),
+            "alpha": cell["model.alpha"].astype(float),
+            "value": values.astype(float),
+        }
+    )
     matrix = frame.groupby(["seed", "fls"])["value"].mean().unstack("fls").sort_index(axis=1)
     fls = np.asarray(matrix.columns, dtype=float)
     alpha = frame.groupby("fls")["alpha"].first().reindex(fls).to_numpy(dtype=float)
@@ -223,6 +229,13 @@ def _decidable(grid: SeedGrid) -> str | None:
     return None
 
 
+def _mean(values: Any) -> float:
+    """Mean of the finite entries (NaN when there is none)."""
+    finite = np.asarray(values, dtype=float).ravel()
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def _inconclusive(key: str, title: str, statistic: str, reason: str, **evidence: Any) -> ClaimResult:
     nan = float("nan")
     return ClaimResult(key, title, "inconclusive", reason, statistic, nan, (nan, nan), evidence)
@@ -259,7 +272,9 @@ def _within(name: str, value: float, bounds: tuple[float, float], low: float, hi
 
 
 def _evidence(checks: Sequence[Subcheck]) -> dict[str, Any]:
-    return {c.name: f"{c.value:.4g} [{c.interval[0]:.4g}, {c.interval[1]:.4g}] -> {c.verdict}" for c in checks}
+    return {
+        c.name: f"{c.value:.4g} [{c.interval[0]:.4g}, {c.interval[1]:.4g}] -> {c.verdict}" for c in checks
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,6 +297,10 @@ class ClaimContext:
         return self.figure_dir / name
 
 
+#: The default settings (2000 resamples, seed 0, no figures).
+DEFAULT_CONTEXT = ClaimContext()
+
+
 def _select(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None, dict[str, Any]]:
     runs = network_runs(table)
     init = headline_init(runs)
@@ -296,7 +315,7 @@ def _where(init: str | None, chosen: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def interior_optimum(table: pd.DataFrame, context: ClaimContext = ClaimContext()) -> ClaimResult:
+def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(a) The FLS of least mean test error is inside the grid; its bootstrap interval excludes both ends."""
     title = "an interior optimal FLS exists"
     statistic = "argmin FLS of the mean test error"
@@ -309,20 +328,30 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = ClaimContext()
         return _inconclusive("a", title, statistic, reason, cell=_where(init, chosen))
     means = grid.mean()
     k = int(np.nanargmin(means))
-    boot = bootstrap_means(grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed))
+    boot = bootstrap_means(
+        grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
+    )
     arg = np.array([np.nanargmin(row) if np.any(np.isfinite(row)) else -1 for row in boot])
-    lo, hi = (int(round(q)) for q in np.percentile(arg[arg >= 0], [2.5, 97.5]))
+    lo, hi = (round(q) for q in np.percentile(arg[arg >= 0], [2.5, 97.5]))
     last = len(grid.fls) - 1
     depths = held_out_depths(grid.values, n_boot=context.n_boot, seed=context.seed)
     if k in (0, last):
         verdict, reason = "fail", "the least mean test error is at an end of the FLS grid"
     elif lo > 0 and hi < last and all(low > 0 for _, (low, _) in depths):
-        verdict, reason = "pass", ("the argmin and its bootstrap interval lie strictly inside the grid, and both "
-                                   "ends err more than the minimum on held-out seeds")
+        verdict, reason = (
+            "pass",
+            (
+                "the argmin and its bootstrap interval lie strictly inside the grid, and both "
+                "ends err more than the minimum on held-out seeds"
+            ),
+        )
     elif lo > 0 and hi < last:
         verdict, reason = "inconclusive", "held-out seeds do not show both ends above the minimum"
     else:
-        verdict, reason = "inconclusive", "the argmin is inside the grid but its bootstrap interval reaches an end"
+        verdict, reason = (
+            "inconclusive",
+            "the argmin is inside the grid but its bootstrap interval reaches an end",
+        )
     evidence = {
         "cell": _where(init, chosen),
         "seeds": len(grid.seeds),
@@ -330,16 +359,31 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = ClaimContext()
         "mean test error at the smallest FLS": f"{means[0]:.4f} (FLS {grid.fls[0]:.3g})",
         "mean test error at the largest FLS": f"{means[last]:.4f} (FLS {grid.fls[last]:.3g})",
         "argmin FLS bootstrap interval (grid indices)": f"[{lo}, {hi}] of 0..{last}",
-        "held-out error(smallest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(depths[0][0], *depths[0][1]),
-        "held-out error(largest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(depths[1][0], *depths[1][1]),
+        "held-out error(smallest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(
+            depths[0][0], *depths[0][1]
+        ),
+        "held-out error(largest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(
+            depths[1][0], *depths[1][1]
+        ),
     }
     figure = context.figure("claim_a_error_vs_fls.png")
     if figure is not None:
         from compare import plots
 
-        plots.error_vs_fls(network_runs(table), figure, chosen=chosen, argmin_band=(grid.fls[lo], grid.fls[hi]))
-    return ClaimResult("a", title, verdict, reason, statistic, float(grid.fls[k]),
-                       (float(grid.fls[lo]), float(grid.fls[hi])), evidence, figure)
+        plots.error_vs_fls(
+            network_runs(table), figure, chosen=chosen, argmin_band=(grid.fls[lo], grid.fls[hi])
+        )
+    return ClaimResult(
+        "a",
+        title,
+        verdict,
+        reason,
+        statistic,
+        float(grid.fls[k]),
+        (float(grid.fls[lo]), float(grid.fls[hi])),
+        evidence,
+        figure,
+    )
 
 
 def held_out_depths(values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[float, tuple]]:
@@ -349,9 +393,13 @@ def held_out_depths(values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) 
     interval (seeds resampled within each half)."""
     halves = (values[0::2], values[1::2])
     rng_seeds = (seed, seed + 1)
-    boots = [bootstrap_means(half, resample_indices(len(half), n_boot=n_boot, seed=s))
-             for half, s in zip(halves, rng_seeds, strict=True)]
-    means = [np.nanmean(half, axis=0) for half in halves]
+    boots = [
+        bootstrap_means(half, resample_indices(len(half), n_boot=n_boot, seed=s))
+        for half, s in zip(halves, rng_seeds, strict=True)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = [np.nanmean(half, axis=0) for half in halves]
     picks = [int(np.nanargmin(m)) for m in means]
     out = []
     for end in (0, values.shape[1] - 1):
@@ -361,15 +409,17 @@ def held_out_depths(values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) 
     return out
 
 
-def _ends_difference(grid: SeedGrid, indices: np.ndarray, *, large_minus_small_fls: bool) -> tuple[float, tuple]:
+def _ends_difference(
+    grid: SeedGrid, indices: np.ndarray, *, large_minus_small_fls: bool
+) -> tuple[float, tuple]:
     """Mean over seeds of value(largest FLS) - value(smallest FLS) (or the reverse), with its bootstrap interval."""
     sign = 1.0 if large_minus_small_fls else -1.0
     diff = sign * (grid.values[:, -1] - grid.values[:, 0])
     boot = bootstrap_means(diff[:, None], indices)[:, 0]
-    return float(np.nanmean(diff)), interval(boot)
+    return _mean(diff), interval(boot)
 
 
-def over_alignment(table: pd.DataFrame, context: ClaimContext = ClaimContext()) -> ClaimResult:
+def over_alignment(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(b) At large FLS Psi -> 1 and cos(w_hat+, s) -> cos(x+, s); OA falls with alpha."""
     title = "over-alignment at large FLS"
     statistic = "mean Psi at the largest FLS"
@@ -383,29 +433,43 @@ def over_alignment(table: pd.DataFrame, context: ClaimContext = ClaimContext()) 
     indices = resample_indices(len(grids["Psi"].seeds), n_boot=context.n_boot, seed=context.seed)
     psi = grids["Psi"].values[:, -1]
     psi_boot = bootstrap_means(psi[:, None], indices)[:, 0]
-    psi_check = _within("Psi at the largest FLS", float(np.nanmean(psi)), interval(psi_boot), ALIGNED_PSI, 1.0)
+    psi_check = _within("Psi at the largest FLS", _mean(psi), interval(psi_boot), ALIGNED_PSI, 1.0)
     gap = grids["cos_bayes"].values[:, -1] - grids["cos_class_sum_bayes"].values[:, -1]
     gap_boot = bootstrap_means(gap[:, None], indices)[:, 0]
-    gap_check = _within("cos(w_hat+, s) - cos(x+, s) at the largest FLS", float(np.nanmean(gap)),
-                        interval(gap_boot), -COS_TOLERANCE, COS_TOLERANCE)
+    gap_check = _within(
+        "cos(w_hat+, s) - cos(x+, s) at the largest FLS",
+        _mean(gap),
+        interval(gap_boot),
+        -COS_TOLERANCE,
+        COS_TOLERANCE,
+    )
     oa_value, oa_interval = _ends_difference(grids["oa"], indices, large_minus_small_fls=True)
     oa_check = _within("OA(largest FLS) - OA(smallest FLS)", oa_value, oa_interval, 0.0, np.inf)
     if not all(np.isfinite(grids["oa"].mean())):
         oa_check = Subcheck(oa_check.name, oa_value, oa_interval, "inconclusive")
     checks = [psi_check, gap_check, oa_check]
     verdict, reason = _combine(checks)
-    evidence = {"cell": _where(init, chosen), **_evidence(checks),
-                "mean OA over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grids["oa"].mean())}
+    evidence = {
+        "cell": _where(init, chosen),
+        **_evidence(checks),
+        "mean OA over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grids["oa"].mean()),
+    }
     figure = context.figure("claim_b_alignment.png")
     if figure is not None:
         from compare import plots
 
-        plots.metric_panels(cell, figure, ("Psi", "cos_bayes", "oa"),
-                            references={"cos_bayes": float(np.nanmean(grids["cos_class_sum_bayes"].values))})
-    return ClaimResult("b", title, verdict, reason, statistic, psi_check.value, psi_check.interval, evidence, figure)
+        plots.metric_panels(
+            cell,
+            figure,
+            ("Psi", "cos_bayes", "oa"),
+            references={"cos_bayes": _mean(grids["cos_class_sum_bayes"].values)},
+        )
+    return ClaimResult(
+        "b", title, verdict, reason, statistic, psi_check.value, psi_check.interval, evidence, figure
+    )
 
 
-def over_fitting(table: pd.DataFrame, context: ClaimContext = ClaimContext()) -> ClaimResult:
+def over_fitting(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(c) OF rises with alpha; for the antisymmetric init, whether the large-alpha arm of the error survives."""
     title = "over-fitting at small FLS"
     statistic = "OF(smallest FLS) - OF(largest FLS)"
@@ -419,8 +483,11 @@ def over_fitting(table: pd.DataFrame, context: ClaimContext = ClaimContext()) ->
     indices = resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
     value, bounds = _ends_difference(grid, indices, large_minus_small_fls=False)
     check = _within(statistic, value, bounds, 0.0, np.inf)
-    evidence: dict[str, Any] = {"cell": _where(init, chosen), **_evidence([check]),
-                                "mean OF over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grid.mean())}
+    evidence: dict[str, Any] = {
+        "cell": _where(init, chosen),
+        **_evidence([check]),
+        "mean OF over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grid.mean()),
+    }
     runs = network_runs(table)
     for other in dict.fromkeys(runs["model.init"]):
         arm_cell = runs[runs["model.init"] == other]
@@ -434,16 +501,28 @@ def over_fitting(table: pd.DataFrame, context: ClaimContext = ClaimContext()) ->
         from compare import plots
 
         plots.metric_panels(runs, figure, ("of", "f0_contamination", "test_error"), chosen=chosen)
-    return ClaimResult("c", title, check.verdict, "OF at the smallest FLS exceeds OF at the largest"
-                       if check.verdict == "pass" else f"{statistic}: interval {bounds}", statistic, value, bounds,
-                       evidence, figure)
+    return ClaimResult(
+        "c",
+        title,
+        check.verdict,
+        "OF at the smallest FLS exceeds OF at the largest"
+        if check.verdict == "pass"
+        else f"{statistic}: interval {bounds}",
+        statistic,
+        value,
+        bounds,
+        evidence,
+        figure,
+    )
 
 
 def _arm(grid: SeedGrid, context: ClaimContext) -> str | None:
     """'d [lo, hi]: survives / vanishes / undecided' for the large-alpha arm of a cell's test error."""
     if _decidable(grid):
         return None
-    boot = bootstrap_means(grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed))
+    boot = bootstrap_means(
+        grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
+    )
     height = boot[:, 0] - np.nanmin(boot, axis=1)
     lo, hi = interval(height)
     status = "survives" if lo > ARM_TOLERANCE else "vanishes" if hi < ARM_TOLERANCE else "undecided"
@@ -451,18 +530,18 @@ def _arm(grid: SeedGrid, context: ClaimContext) -> str | None:
     return f"{point:.4f} [{lo:.4f}, {hi:.4f}]: the arm {status} (threshold {ARM_TOLERANCE})"
 
 
-def _paired_check(grid: SeedGrid, prediction: SeedGrid, column: int, name: str, width: float,
-                  indices: np.ndarray) -> Subcheck:
+def _paired_check(
+    grid: SeedGrid, prediction: SeedGrid, column: int, name: str, width: float, indices: np.ndarray
+) -> Subcheck:
     """Mean over seeds of (network - prediction) at one grid column, within +-max(ERROR_TOLERANCE, E / sqrt(m))
     with E the mean prediction: a finite network of width m differs from its infinite-width limit by O(1 / sqrt m)
     in relative terms."""
     diff = grid.values[:, column] - prediction.values[:, column]
     if not np.any(np.isfinite(diff)):
         return Subcheck(name, float("nan"), (float("nan"), float("nan")), "inconclusive")
-    tolerance = max(ERROR_TOLERANCE, float(np.nanmean(prediction.values[:, column])) / np.sqrt(width))
+    tolerance = max(ERROR_TOLERANCE, _mean(prediction.values[:, column]) / np.sqrt(width))
     boot = bootstrap_means(diff[:, None], indices)[:, 0]
-    return _within(f"{name} (tolerance {tolerance:.3g})", float(np.nanmean(diff)), interval(boot), -tolerance,
-                   tolerance)
+    return _within(f"{name} (tolerance {tolerance:.3g})", _mean(diff), interval(boot), -tolerance, tolerance)
 
 
 def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
@@ -481,7 +560,7 @@ def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
     return np.array(ratios)
 
 
-def reduced_models(table: pd.DataFrame, context: ClaimContext = ClaimContext()) -> ClaimResult:
+def reduced_models(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(d) The small-alpha and lazy reduced models match the full runs in their limits (needs the prediction
     columns of :func:`compare.predictions.add_predictions`)."""
     title = "the small-alpha and lazy reduced models match the full runs in their limits"
@@ -505,20 +584,37 @@ def reduced_models(table: pd.DataFrame, context: ClaimContext = ClaimContext()) 
             lazy_cell = lazy_cell[lazy_cell[key] == value]
         lazy_grid = seed_grid(lazy_cell, "test_error")
         if _decidable(lazy_grid) is None:
-            checks.append(_paired_check(
-                lazy_grid, seed_grid(lazy_cell, "pred_lazy_error"), 0,
-                f"{other}: mean test error - lazy prediction at the smallest FLS", width,
-                resample_indices(len(lazy_grid.seeds), n_boot=context.n_boot, seed=context.seed)))
+            checks.append(
+                _paired_check(
+                    lazy_grid,
+                    seed_grid(lazy_cell, "pred_lazy_error"),
+                    0,
+                    f"{other}: mean test error - lazy prediction at the smallest FLS",
+                    width,
+                    resample_indices(len(lazy_grid.seeds), n_boot=context.n_boot, seed=context.seed),
+                )
+            )
     ratios = escape_slope_ratios(cell)
     if np.any(np.isfinite(ratios)):
-        boot = bootstrap_means(ratios[:, None], resample_indices(len(ratios), n_boot=context.n_boot,
-                                                                  seed=context.seed))[:, 0]
-        checks.append(_within("escape-time slope x lambda+", float(np.nanmean(ratios)), interval(boot),
-                              1 - ESCAPE_TOLERANCE, 1 + ESCAPE_TOLERANCE))
+        boot = bootstrap_means(
+            ratios[:, None], resample_indices(len(ratios), n_boot=context.n_boot, seed=context.seed)
+        )[:, 0]
+        checks.append(
+            _within(
+                "escape-time slope x lambda+",
+                _mean(ratios),
+                interval(boot),
+                1 - ESCAPE_TOLERANCE,
+                1 + ESCAPE_TOLERANCE,
+            )
+        )
     verdict, reason = _combine(checks)
-    evidence = {"cell": _where(init, chosen), **_evidence(checks),
-                "predicted Psi (extreme vector from x+)": f"{np.nanmean(cell.get('pred_Psi', np.nan)):.4f}",
-                "measured Psi at the largest FLS": f"{np.nanmean(seed_grid(cell, 'Psi').values[:, -1]):.4f}"}
+    evidence = {
+        "cell": _where(init, chosen),
+        **_evidence(checks),
+        "predicted Psi (extreme vector from x+)": f"{_mean(cell.get('pred_Psi', np.nan)):.4f}",
+        "measured Psi at the largest FLS": f"{_mean(seed_grid(cell, 'Psi').values[:, -1]):.4f}",
+    }
     figure = context.figure("claim_d_limits.png")
     if figure is not None:
         from compare import plots
@@ -536,7 +632,7 @@ def optimal_alpha(grid: SeedGrid, means: np.ndarray | None = None) -> np.ndarray
     return np.exp(smooth_argmin(np.log(grid.alpha[order]), values[..., order]))
 
 
-def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = ClaimContext()) -> ClaimResult:
+def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to the literature's."""
     axis = check_choice("axis", axis, tuple(LITERATURE_EXPONENTS))
     symbol = {"data.n": "n", "model.width": "m"}[axis]
@@ -565,8 +661,14 @@ def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = ClaimContext
         stars.append(float(star))
         samples.append(optimal_alpha(grid, bootstrap_means(grid.values, indices)))
     if len(values) < MIN_POINTS:
-        return _inconclusive(key, title, statistic, f"only {len(values)} value(s) of {axis} have an interior "
-                             f"optimum; at least {MIN_POINTS} are needed", literature=literature)
+        return _inconclusive(
+            key,
+            title,
+            statistic,
+            f"only {len(values)} value(s) of {axis} have an interior "
+            f"optimum; at least {MIN_POINTS} are needed",
+            literature=literature,
+        )
     log_v = np.log(values)
     exponent = float(np.polyfit(log_v, np.log(stars), 1)[0])
     draws = np.stack(samples, axis=1)
@@ -575,12 +677,20 @@ def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = ClaimContext
     boot = np.log(draws[usable]) @ centred / (centred @ centred)  # least-squares slopes of every resample
     bounds = interval(boot)
     verdict = "pass" if bounds[0] <= literature <= bounds[1] else "fail"
-    reason = (f"the literature exponent {literature:g} is {'inside' if verdict == 'pass' else 'outside'} the "
-              f"bootstrap interval of the fitted exponent")
+    reason = (
+        f"the literature exponent {literature:g} is {'inside' if verdict == 'pass' else 'outside'} the "
+        f"bootstrap interval of the fitted exponent"
+    )
     if usable.mean() < 1 - MAX_MISSING:
-        verdict, reason = "inconclusive", f"{1 - usable.mean():.0%} of the bootstrap resamples lose the optimum"
-    evidence = {"init": init, "literature exponent": literature,
-                **{f"alpha* at {symbol}={v:g}": f"{s:.4g}" for v, s in zip(values, stars, strict=True)}}
+        verdict, reason = (
+            "inconclusive",
+            f"{1 - usable.mean():.0%} of the bootstrap resamples lose the optimum",
+        )
+    evidence = {
+        "init": init,
+        "literature exponent": literature,
+        **{f"alpha* at {symbol}={v:g}": f"{s:.4g}" for v, s in zip(values, stars, strict=True)},
+    }
     figure = context.figure(f"claim_{key}_scaling.png")
     if figure is not None:
         from compare import plots
@@ -595,15 +705,17 @@ CLAIMS: dict[str, Callable[[pd.DataFrame, ClaimContext], ClaimResult]] = {
     "b": over_alignment,
     "c": over_fitting,
     "d": reduced_models,
-    "e_n": lambda table, context=ClaimContext(): scaling(table, "data.n", context),
-    "e_m": lambda table, context=ClaimContext(): scaling(table, "model.width", context),
+    "e_n": lambda table, context=DEFAULT_CONTEXT: scaling(table, "data.n", context),
+    "e_m": lambda table, context=DEFAULT_CONTEXT: scaling(table, "model.width", context),
 }
 
 #: Claim families verify can check.
 FAMILIES = {"fls": tuple(CLAIMS)}
 
 
-def check_claims(table: pd.DataFrame, *, family: str = "fls", context: ClaimContext = ClaimContext()) -> list[ClaimResult]:
+def check_claims(
+    table: pd.DataFrame, *, family: str = "fls", context: ClaimContext = DEFAULT_CONTEXT
+) -> list[ClaimResult]:
     """Every claim of ``family`` on ``table``; a claim that raises is reported inconclusive with the error."""
     family = check_choice("family", family, tuple(FAMILIES))
     results = []
@@ -611,6 +723,7 @@ def check_claims(table: pd.DataFrame, *, family: str = "fls", context: ClaimCont
         try:
             results.append(CLAIMS[key](table, context))
         except Exception as exc:  # noqa: BLE001 - one broken claim must not hide the others
-            results.append(_inconclusive(key, key, "", f"the claim could not be evaluated: "
-                                         f"{type(exc).__name__}: {exc}"))
+            results.append(
+                _inconclusive(key, key, "", f"the claim could not be evaluated: {type(exc).__name__}: {exc}")
+            )
     return results

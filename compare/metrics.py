@@ -9,7 +9,8 @@ returns a number or a small array; :func:`run_metrics` collects them into one ta
 - per-group errors (rare feature: group 1 is the minority);
 - alignment: psi_j = cos(w_j, x+) per neuron, Psi = cos(w_hat+, x+), the cosine of w_hat+ with the Bayes
   direction, activation classes on the training set (S+: active on positive points only, S-: on negative points
-  only, dead: on none, mixed: the rest), stable rank ||W||_F^2 / ||W||_2^2, escape time;
+  only, dead: on none, mixed: the rest), stable rank ||W||_F^2 / ||W||_2^2, escape time, and Psi at the escape
+  time (read off the run's alignment trajectory, :func:`value_at`);
 - strength: relative weight movement ||theta - theta0|| / ||theta0||, tangent-kernel movement
   ||K - K0||_F / ||K0||_F (empirical kernels on the training points), kernel-target alignment
   y^T K y / (n ||K||_F);
@@ -104,10 +105,20 @@ def escape_time(t: Any, risk: Any, eps: float, *, fraction: float = ESCAPE_FRACT
     return float(t[k - 1] + (t[k] - t[k - 1]) * (r0 - level) / (r0 - r1))
 
 
+def value_at(t: Any, values: Any, when: float) -> float:
+    """values(t) at time ``when`` by linear interpolation; NaN when ``when`` is NaN or outside [t0, t_end]."""
+    t, values = np.asarray(t, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if not np.isfinite(when) or t.size == 0 or when < t[0] or when > t[-1]:
+        return float("nan")
+    return float(np.interp(when, t, values))
+
+
 def network_outputs(W: np.ndarray, v: np.ndarray, X: np.ndarray, c: float) -> np.ndarray:
     """f(x) = c sum_j v_j relu(<w_j, x>) on the rows of X, in chunks of :data:`TEST_CHUNK` points."""
     field = compile_field("logistic")
-    return np.concatenate([field.output(W, v, X[i : i + TEST_CHUNK], c) for i in range(0, len(X), TEST_CHUNK)])
+    return np.concatenate(
+        [field.output(W, v, X[i : i + TEST_CHUNK], c) for i in range(0, len(X), TEST_CHUNK)]
+    )
 
 
 def error_rate(scores: Any, labels: Any) -> tuple[float, float]:
@@ -180,12 +191,34 @@ def alignment_observables(W: Any, v: Any, reference: AlignmentReference) -> dict
 
 #: Every metric column :func:`run_metrics` may write, so that rows of failed runs have the same columns (NaN).
 METRIC_COLUMNS = (
-    "test_error", "test_error_se", "surrogate_error", "bayes_error", "excess_error", "train_error",
-    "minority_error", "minority_error_se", "surrogate_minority_error",
-    "Psi", "cos_bayes", "cos_class_sum_bayes", "psi_mean", "psi_max",
-    "frac_s_plus", "frac_s_minus", "frac_dead", "frac_mixed", "stable_rank", "escape_time",
-    "weight_change", "kernel_movement", "kta_init", "kta_final",
-    "f0_contamination", "fitted_flipped", "oa", "of",
+    "test_error",
+    "test_error_se",
+    "surrogate_error",
+    "bayes_error",
+    "excess_error",
+    "train_error",
+    "minority_error",
+    "minority_error_se",
+    "surrogate_minority_error",
+    "Psi",
+    "cos_bayes",
+    "cos_class_sum_bayes",
+    "psi_mean",
+    "psi_max",
+    "frac_s_plus",
+    "frac_s_minus",
+    "frac_dead",
+    "frac_mixed",
+    "stable_rank",
+    "escape_time",
+    "weight_change",
+    "kernel_movement",
+    "kta_init",
+    "kta_final",
+    "f0_contamination",
+    "fitted_flipped",
+    "oa",
+    "of",
 )
 
 
@@ -225,7 +258,9 @@ def run_metrics(
     if dataset.group_test is not None:
         minority = dataset.group_test == 1
         if minority.any():
-            out["minority_error"], out["minority_error_se"] = error_rate(f_test[minority], dataset.y_test[minority])
+            out["minority_error"], out["minority_error_se"] = error_rate(
+                f_test[minority], dataset.y_test[minority]
+            )
     w_hat = positive_combination(W, v)
     reference = AlignmentReference.of(dataset)
     psi = neuron_cosines(W, reference.x_plus)
@@ -253,7 +288,8 @@ def run_metrics(
         out["bayes_error"] = float(dataset.bayes_error)
         out["excess_error"] = out["test_error"] - out["bayes_error"]
     if dataset.bayes_direction is not None and "kappa" in dataset.params and np.isfinite(out["Psi"]):
-        split = oa_of_split(w_hat, reference.x_plus, dataset.bayes_direction, dataset.params["kappa"],
-                            dataset.params["sigma"])
+        split = oa_of_split(
+            w_hat, reference.x_plus, dataset.bayes_direction, dataset.params["kappa"], dataset.params["sigma"]
+        )
         out["oa"], out["of"] = split.oa, split.of
     return out

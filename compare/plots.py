@@ -7,6 +7,7 @@ the claim it illustrates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,26 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-from compare import claims  # noqa: E402
+from compare import claims
 
 #: Line colours by init.
 INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
 
 #: Labels of the metric columns the figures plot.
 LABELS = {
-    "test_error": "test error", "Psi": r"$\Psi = \cos(\hat w_+, x_+)$", "cos_bayes": r"$\cos(\hat w_+, s)$",
-    "oa": "over-alignment OA", "of": "over-fitting OF", "f0_contamination": r"$\|f_0\| / \|f - f_0\|$ (test)",
-    "pred_small_alpha_error": "small-alpha limit (extreme vectors)", "pred_lazy_error": "lazy limit (K0 + f0)",
+    "test_error": "test error",
+    "Psi": "Ψ = cos(ŵ₊, x₊)",
+    "cos_bayes": "cos(ŵ₊, s)",
+    "oa": "over-alignment OA",
+    "of": "over-fitting OF",
+    "f0_contamination": "‖f₀‖ / ‖f − f₀‖ (test)",
+    "pred_small_alpha_error": "small-alpha limit (extreme vectors)",
+    "pred_lazy_error": "lazy limit (K0 + f0)",
 }
 
 
@@ -49,23 +56,48 @@ def _restrict(table: pd.DataFrame, chosen: Mapping[str, Any] | None) -> pd.DataF
     return table
 
 
-def _band(ax: plt.Axes, cell: pd.DataFrame, column: str, *, colour: str, label: str, context: claims.ClaimContext,
-          linestyle: str = "-") -> None:
+def _band(
+    ax: plt.Axes,
+    cell: pd.DataFrame,
+    column: str,
+    *,
+    colour: str,
+    label: str,
+    context: claims.ClaimContext,
+    linestyle: str = "-",
+) -> None:
     """Mean of ``column`` over seeds against FLS, with its bootstrap band."""
     grid = claims.seed_grid(cell, column)
     if not np.any(np.isfinite(grid.values)):
         return
-    boot = claims.bootstrap_means(grid.values, claims.resample_indices(len(grid.seeds), n_boot=context.n_boot,
-                                                                       seed=context.seed))
-    low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    boot = claims.bootstrap_means(
+        grid.values, claims.resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # grid points without any result give NaN bands
+        low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
     ax.plot(grid.fls, grid.mean(), color=colour, linestyle=linestyle, marker="o", markersize=3, label=label)
     ax.fill_between(grid.fls, low, high, color=colour, alpha=0.2, linewidth=0)
 
 
+FLS_LABEL = "FLS = 1/(c α²)"
+
+#: Tick labels as plain numbers.
+PLAIN = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+
+
+def log_axis(ax: plt.Axes, which: str = "x") -> None:
+    """A log scale with plain tick labels ("0.01", "1e+08"; math text would be parsed for every tick)."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_formatter(PLAIN)
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def _fls_axis(ax: plt.Axes) -> None:
-    ax.set_xscale("log")
-    ax.set_xlabel(r"FLS $= 1/(c\,\alpha^2)$")
-    ax.grid(alpha=0.3, which="both", linewidth=0.4)
+    log_axis(ax, "x")
+    ax.set_xlabel(FLS_LABEL)
+    ax.grid(alpha=0.3, linewidth=0.4)
 
 
 def error_vs_fls(
@@ -74,24 +106,32 @@ def error_vs_fls(
     *,
     chosen: Mapping[str, Any] | None = None,
     argmin_band: tuple[float, float] | None = None,
-    context: claims.ClaimContext = claims.ClaimContext(),
+    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
     runs = _restrict(claims.network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
     for init in dict.fromkeys(runs["model.init"]):
-        _band(ax, runs[runs["model.init"] == init], "test_error", colour=INIT_COLOURS.get(init, "C3"),
-              label=init, context=context)
+        _band(
+            ax,
+            runs[runs["model.init"] == init],
+            "test_error",
+            colour=INIT_COLOURS.get(init, "C3"),
+            label=init,
+            context=context,
+        )
     bayes = runs["bayes_error"].dropna() if "bayes_error" in runs else pd.Series(dtype=float)
     if len(bayes):
         ax.axhline(float(bayes.mean()), color="k", linestyle=":", linewidth=1, label="Bayes error")
     if argmin_band is not None:
         ax.axvspan(*argmin_band, color="0.6", alpha=0.25, label="argmin, 95% interval")
     _fls_axis(ax)
-    ax.set_yscale("log")
+    log_axis(ax, "y")
     ax.set_ylabel("test error (mean over seeds)")
     where = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
-    ax.set_title("test error against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10)
+    ax.set_title(
+        "test error against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10
+    )
     ax.legend(fontsize=8)
     return save(figure, out_path)
 
@@ -103,21 +143,28 @@ def metric_panels(
     *,
     chosen: Mapping[str, Any] | None = None,
     references: Mapping[str, float] | None = None,
-    context: claims.ClaimContext = claims.ClaimContext(),
+    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
 ) -> list[Path]:
     """One panel per metric column against FLS, a line per init, optional horizontal reference values."""
     runs = _restrict(claims.network_runs(table), chosen)
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
         for init in dict.fromkeys(runs["model.init"]):
-            _band(ax, runs[runs["model.init"] == init], column, colour=INIT_COLOURS.get(init, "C3"),
-                  label=init, context=context)
+            _band(
+                ax,
+                runs[runs["model.init"] == init],
+                column,
+                colour=INIT_COLOURS.get(init, "C3"),
+                label=init,
+                context=context,
+            )
         if references and column in references:
             ax.axhline(references[column], color="k", linestyle="--", linewidth=1, label="class-sum value")
         _fls_axis(ax)
         ax.set_ylabel(LABELS.get(column, column))
         if column in ("f0_contamination", "of", "oa"):
             ax.set_yscale("symlog", linthresh=1e-3)
+            ax.yaxis.set_major_formatter(PLAIN)
         ax.legend(fontsize=7)
     return save(figure, out_path)
 
@@ -127,7 +174,7 @@ def limits_figure(
     out_path: str | Path,
     *,
     chosen: Mapping[str, Any] | None = None,
-    context: claims.ClaimContext = claims.ClaimContext(),
+    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
     runs = _restrict(claims.network_runs(table), chosen)
@@ -135,13 +182,19 @@ def limits_figure(
     figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
         cell = runs[runs["model.init"] == init]
-        _band(ax, cell, "test_error", colour=INIT_COLOURS.get(init, "C3"), label=f"{init} (network)",
-              context=context)
+        _band(
+            ax,
+            cell,
+            "test_error",
+            colour=INIT_COLOURS.get(init, "C3"),
+            label=f"{init} (network)",
+            context=context,
+        )
         for column, colour in (("pred_small_alpha_error", "C4"), ("pred_lazy_error", "C5")):
             if column in cell:
                 _band(ax, cell, column, colour=colour, label=LABELS[column], context=context, linestyle="--")
         _fls_axis(ax)
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         ax.set_ylabel("test error")
         ax.legend(fontsize=7)
     return save(figure, out_path)
@@ -161,19 +214,30 @@ def scaling_figure(
     low = [np.nanpercentile(s, 2.5) for s in samples]
     high = [np.nanpercentile(s, 97.5) for s in samples]
     figure, ax = plt.subplots(figsize=(5.2, 4.0))
-    ax.errorbar(values, stars, yerr=[stars - low, np.asarray(high) - stars], fmt="o", color="C0",
-                label=r"measured $\alpha^*$ (95% bootstrap)")
+    ax.errorbar(
+        values,
+        stars,
+        yerr=[stars - low, np.asarray(high) - stars],
+        fmt="o",
+        color="C0",
+        label="measured α* (95% bootstrap)",
+    )
     grid = np.geomspace(values.min(), values.max(), 50)
     anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
     ax.plot(grid, anchor * grid**exponent, color="C0", label=f"fit: exponent {exponent:.2f}")
     middle = len(values) // 2
-    ax.plot(grid, stars[middle] * (grid / values[middle]) ** literature, color="k", linestyle="--",
-            label=f"literature: exponent {literature:g}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.plot(
+        grid,
+        stars[middle] * (grid / values[middle]) ** literature,
+        color="k",
+        linestyle="--",
+        label=f"literature: exponent {literature:g}",
+    )
+    log_axis(ax, "x")
+    log_axis(ax, "y")
     ax.set_xlabel(symbol)
-    ax.set_ylabel(r"optimal $\alpha^*$")
-    ax.grid(alpha=0.3, which="both", linewidth=0.4)
+    ax.set_ylabel("optimal α*")
+    ax.grid(alpha=0.3, linewidth=0.4)
     ax.legend(fontsize=8)
     return save(figure, out_path)
 
@@ -222,9 +286,17 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             star = claims.optimal_alpha(claims.seed_grid(sub, "test_error"))
             optima.append(1 / (float(sub["model.c"].iloc[0]) * star**2) if x_key == "fls" else star)
         y_positions = np.arange(len(rows), dtype=float)
-        mesh = ax.pcolormesh(_edges(xs, log=True), _edges(y_positions, log=False), image, cmap="viridis",
-                             shading="flat", norm=matplotlib.colors.LogNorm())
-        figure.colorbar(mesh, ax=ax, label="mean test error")
+        mesh = ax.pcolormesh(
+            _edges(xs, log=True),
+            _edges(y_positions, log=False),
+            image,
+            cmap="viridis",
+            shading="flat",
+            norm=matplotlib.colors.LogNorm(),
+        )
+        bar = figure.colorbar(mesh, ax=ax, label="mean test error")
+        bar.ax.yaxis.set_major_formatter(PLAIN)
+        bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.plot(optima, y_positions, "o", color="white", markeredgecolor="k", label="measured optimum")
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]
@@ -235,20 +307,31 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
                 if name == "f0" and init in ("antisymmetric",):
                     continue
                 value = bounds[name] if x_key == "fls" else 1 / np.sqrt(c * bounds[name])
-                ax.plot([value, value], [i - 0.5, i + 0.5], color="red", linestyle=style, linewidth=1.5,
-                        label=f"predicted {name} boundary" if i == 0 else None)
+                ax.plot(
+                    [value, value],
+                    [i - 0.5, i + 0.5],
+                    color="red",
+                    linestyle=style,
+                    linewidth=1.5,
+                    label=f"predicted {name} boundary" if i == 0 else None,
+                )
         if y_key in claims.LITERATURE_EXPONENTS and len(rows) > 1 and np.isfinite(optima[len(rows) // 2]):
             middle = len(rows) // 2
             exponent = claims.LITERATURE_EXPONENTS[y_key] * (-2 if x_key == "fls" else 1)
             ratio = np.asarray(rows, dtype=float) / float(rows[middle])
-            ax.plot(optima[middle] * ratio**exponent, y_positions, color="white", linestyle=":",
-                    label="literature scaling")
-        ax.set_xscale("log")
+            ax.plot(
+                optima[middle] * ratio**exponent,
+                y_positions,
+                color="white",
+                linestyle=":",
+                label="literature scaling",
+            )
+        log_axis(ax, "x")
         ax.set_xlim(_edges(xs, log=True)[[0, -1]])
         ax.set_yticks(y_positions)
         ax.set_yticklabels([str(level) for level in rows] if y_key else [""])
         ax.set_ylabel(y_key or "")
-        ax.set_xlabel(r"FLS $= 1/(c\,\alpha^2)$" if x_key == "fls" else r"$\alpha$")
+        ax.set_xlabel(FLS_LABEL if x_key == "fls" else "α")
         ax.set_title(f"init = {init}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", framealpha=0.6)
     return save(figure, out_path)
@@ -281,12 +364,13 @@ def alignment_over_time(
     if np.isfinite(lam) and "obs_t" in data and len(data["obs_t"]) > 1:
         t = np.geomspace(max(data["obs_t"][1], 1e-3), data["obs_t"][-1], 200)
         psi0 = float(np.clip(data["obs_Psi"][0], -0.999, 0.999))
-        axes[0].plot(t, np.tanh(lam * t + np.arctanh(psi0)), color="k", linestyle="--",
-                     label=r"tanh law, $\lambda_+$")
+        axes[0].plot(
+            t, np.tanh(lam * t + np.arctanh(psi0)), color="k", linestyle="--", label="tanh law, rate λ₊"
+        )
     for ax, label in zip(axes, (LABELS["Psi"], LABELS["cos_bayes"]), strict=True):
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_xlabel("gradient-flow time t")
         ax.set_ylabel(label)
-        ax.grid(alpha=0.3, which="both", linewidth=0.4)
+        ax.grid(alpha=0.3, linewidth=0.4)
     axes[0].legend(fontsize=7, ncol=2)
     return save(figure, out_path)

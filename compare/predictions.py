@@ -63,8 +63,10 @@ LAZY_RTOL = 1e-8
 
 def unit_tangent_kernels(dataset: Dataset, *, width: int, c: float) -> tuple[np.ndarray, np.ndarray]:
     """(K0(train, train), K0(test, train)) at alpha = 1."""
-    return (tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c),
-            tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c))
+    return (
+        tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c),
+        tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c),
+    )
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,21 @@ def lazy_limit(
         unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
     flow = kernel_gradient_flow(
-        K, dataset.y, K_test_train=K_test,
+        K,
+        dataset.y,
+        K_test_train=K_test,
         f0_train=metrics.network_outputs(W0, v0, dataset.X, c),
         f0_test=metrics.network_outputs(W0, v0, dataset.X_test, c),
-        target_risk=eps, t_max=t_max, loss=loss, rtol=LAZY_RTOL, atol=LAZY_RTOL * 1e-2,
+        target_risk=eps,
+        t_max=t_max,
+        loss=loss,
+        rtol=LAZY_RTOL,
+        atol=LAZY_RTOL * 1e-2,
     )
     error, se = metrics.error_rate(flow.f_test, dataset.y_test) if flow.reached else (np.nan, np.nan)
-    return LazyLimit(flow.status, flow.message, flow.t_stop, flow.t, flow.risk, float(flow.risk[-1]), error, se)
+    return LazyLimit(
+        flow.status, flow.message, flow.t_stop, flow.t, flow.risk, float(flow.risk[-1]), error, se
+    )
 
 
 @dataclass(frozen=True)
@@ -184,18 +194,28 @@ def reduced_model_error(
         rate = alignment_rates(dataset.X, dataset.y, c=c)[0]
         escape = predicted_escape_time(rate, alpha=alpha, width=width, c=c)
         if np.isfinite(escape):
-            starts.append(aligned_network(dataset, W0, v0, c=c, duration=DIRECTIONAL_FRACTION * escape,
-                                          lambda_plus=rate))
+            starts.append(
+                aligned_network(
+                    dataset, W0, v0, c=c, duration=DIRECTIONAL_FRACTION * escape, lambda_plus=rate
+                )
+            )
             usable.append(i)
     if not usable:
         return errors
     results, _ = train_staged(
-        np.stack([W for W, _ in starts]), np.stack([v for _, v in starts]),
-        np.stack([datasets[i].X for i in usable]), np.stack([datasets[i].y for i in usable]),
-        c=np.full(len(usable), c), eta=float(run["train.eta"]), policy=run["train.step_policy"],
-        rule=stop_rule(run["stop.rule"], float(run["stop.eps"])), loss=run["model.loss"],
-        max_steps=max(int(run["train.max_steps"]), STAGE_STEPS), t_max=float(run["train.t_max"]),
-        batch_size=None, seeds=[0] * len(usable),
+        np.stack([W for W, _ in starts]),
+        np.stack([v for _, v in starts]),
+        np.stack([datasets[i].X for i in usable]),
+        np.stack([datasets[i].y for i in usable]),
+        c=np.full(len(usable), c),
+        eta=float(run["train.eta"]),
+        policy=run["train.step_policy"],
+        rule=stop_rule(run["stop.rule"], float(run["stop.eps"])),
+        loss=run["model.loss"],
+        max_steps=max(int(run["train.max_steps"]), STAGE_STEPS),
+        t_max=float(run["train.t_max"]),
+        batch_size=None,
+        seeds=[0] * len(usable),
     )
     for i, result in zip(usable, results, strict=True):
         if result.ok:
@@ -235,8 +255,15 @@ def boundaries(dataset: Dataset, *, width: int) -> dict[str, float]:
 
 
 #: Columns :func:`add_predictions` writes.
-PREDICTION_COLUMNS = ("lambda_plus", "pred_escape_time", "pred_Psi", "pred_cos_bayes", "pred_small_alpha_error",
-                      "pred_lazy_error", "pred_lazy_error_se")
+PREDICTION_COLUMNS = (
+    "lambda_plus",
+    "pred_escape_time",
+    "pred_Psi",
+    "pred_cos_bayes",
+    "pred_small_alpha_error",
+    "pred_lazy_error",
+    "pred_lazy_error_se",
+)
 
 
 def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int = 3) -> pd.DataFrame:
@@ -253,15 +280,13 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     from compare.runner import MEMBER_KEYS, dataset_for, initial_parameters
 
     out = table.copy()
-    for column in PREDICTION_COLUMNS:
-        out[column] = np.nan
     runs = claims.network_runs(out)
     selected = set()
     for init in dict.fromkeys(runs["model.init"]):
         cell = claims.base_cell(runs, init)[0] if cells == "base" else runs[runs["model.init"] == init]
         selected.update(cell.index)
     keys = [k for k in runs.columns if "." in k and k not in MEMBER_KEYS]
-    columns = {column: out[column].to_numpy(dtype=float) for column in PREDICTION_COLUMNS}
+    columns = {column: np.full(len(out), np.nan) for column in PREDICTION_COLUMNS}
     position = {label: i for i, label in enumerate(out.index)}
     for _, cell in runs.groupby(keys, dropna=False, sort=False):
         seeds = sorted(cell["seed"].unique())
@@ -271,14 +296,16 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
         for label, seed, alpha in zip(cell.index, cell["seed"], cell["model.alpha"], strict=True):
             columns["lambda_plus"][position[label]] = rates[seed]
             columns["pred_escape_time"][position[label]] = predicted_escape_time(
-                rates[seed], alpha=float(alpha), width=width, c=c)
+                rates[seed], alpha=float(alpha), width=width, c=c
+            )
         if not selected.intersection(cell.index):
             continue
         alphas = np.sort(cell["model.alpha"].unique())
         smallest = cell[cell["model.alpha"] == alphas[0]]
         first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
-        reduced = reduced_model_error([datasets[s] for s in seeds],
-                                      [initial_parameters(first[s]) for s in seeds], first[seeds[0]])
+        reduced = reduced_model_error(
+            [datasets[s] for s in seeds], [initial_parameters(first[s]) for s in seeds], first[seeds[0]]
+        )
         for seed, error in zip(seeds, reduced, strict=True):
             limit = small_alpha_limit(datasets[seed], c=c)
             rows = [position[label] for label in cell.index[cell["seed"] == seed]]
@@ -289,9 +316,17 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
             lazy_rows = cell[(cell["seed"] == seed) & cell["model.alpha"].isin(alphas[-lazy_top:])]
             for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
                 W0, v0 = initial_parameters(run)
-                lazy = lazy_limit(datasets[seed], W0, v0, alpha=float(run["model.alpha"]), c=c,
-                                  eps=float(run["stop.eps"]), t_max=float(run["train.t_max"]),
-                                  loss=run["model.loss"], unit_kernels=kernels)
+                lazy = lazy_limit(
+                    datasets[seed],
+                    W0,
+                    v0,
+                    alpha=float(run["model.alpha"]),
+                    c=c,
+                    eps=float(run["stop.eps"]),
+                    t_max=float(run["train.t_max"]),
+                    loss=run["model.loss"],
+                    unit_kernels=kernels,
+                )
                 columns["pred_lazy_error"][position[label]] = lazy.test_error
                 columns["pred_lazy_error_se"][position[label]] = lazy.test_error_se
     for column, values in columns.items():

@@ -1,8 +1,8 @@
 """The progress bar of a sweep (tqdm, on stderr): runs done out of the sweep's total, runs running and failed, ETA.
 
 The bar counts runs, not batches; runs finished before a resumed sweep started count as done from the start, so
-the ETA (tqdm's, from the rate of this session) covers only what is left. It draws only when asked for and when
-stderr is a terminal.
+the ETA (tqdm's, from the rate since this sweep started) covers only what is left. It draws only when asked for
+and when stderr is a terminal.
 """
 
 from __future__ import annotations

@@ -74,17 +74,22 @@ from theory.validation import ParameterError, as_array
 #: The packaged default quality sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
 
-#: The controls run next to it, as changes to it (``None`` removes a key): the sign of S_3 as a classification
-#: task with the logistic loss, and the parity x1 x2 x3 (no staircase to climb), each at the largest and the
-#: smallest FLS of the main grid.
+#: The controls run next to it, as changes to it (``None`` removes a key): the sign of S_3 as labels (the error is
+#: then an error rate), and the parity x1 x2 x3 (no staircase to climb), each at the largest and the smallest FLS
+#: of the main grid. Both keep the squared loss, so every kernel peer is an exact ridgeless fit: a logistic-loss
+#: variant ("model": {"loss": "logistic"}) fits its kernels by kernel gradient flow to the same target risk, which
+#: at n = 800 takes minutes per kernel (10^5 to 10^6 units of normalized time, and t_max for the conjugate kernel
+#: at init, whose 128 features do not separate the data).
 CONTROLS: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
     "staircase-classification": {
-        "data": {"task": "classification"}, "model": {"loss": "logistic"},
-        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2}, "sweep": {"name": "quality-classification"},
+        "data": {"task": "classification"},
+        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2},
+        "sweep": {"name": "quality-classification"},
     },
     "parity": {
         "data": {"model": "parity", "task": None},
-        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2}, "sweep": {"name": "quality-parity"},
+        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2},
+        "sweep": {"name": "quality-parity"},
     },
 }
 MAIN_SWEEP = "staircase-regression"
@@ -96,8 +101,12 @@ LAZY_STEP = 1.0
 KERNEL_T_MAX = 1e6
 
 #: Kernel fits of every run: name -> (kernel of simulate.kernel.KERNELS, which parameters).
-INIT_FITS = {"tangent": "tangent", "conjugate": "conjugate", "tangent_closed": "tangent_closed",
-             "conjugate_closed": "conjugate_closed"}
+INIT_FITS = {
+    "tangent": "tangent",
+    "conjugate": "conjugate",
+    "tangent_closed": "tangent_closed",
+    "conjugate_closed": "conjugate_closed",
+}
 AFTER_FITS = {"tangent_after": "tangent", "conjugate_after": "conjugate"}
 
 #: The claim's rule (module docstring of compare.quality and docs/quality.md).
@@ -144,8 +153,16 @@ def are_labels(y: Any) -> bool:
 
 
 def train_members(
-    W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray, *, c: np.ndarray, etas: np.ndarray,
-    loss: str, rule: Any, max_steps: int,
+    W0: np.ndarray,
+    v0: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    c: np.ndarray,
+    etas: np.ndarray,
+    loss: str,
+    rule: Any,
+    max_steps: int,
 ) -> list[MemberRecord]:
     """Full-batch GD of the ensemble (W0 (E, m, d), v0 (E, m)) on per-member data X (E, n, d), y (E, n).
 
@@ -154,14 +171,23 @@ def train_members(
     """
     labels = are_labels(y)
     if not labels and loss != "squared":
-        raise ParameterError(f"model.loss = {loss!r} needs labels in {{-1, +1}}; allowed for real targets: 'squared'")
+        raise ParameterError(
+            f"model.loss = {loss!r} needs labels in {{-1, +1}}; allowed for real targets: 'squared'"
+        )
     where = placement("cpu", "float64")
     family = TwoLayerEnsemble(
-        where.tensor(W0), where.tensor(v0), where.tensor(c), where.tensor(X), where.tensor(y),
+        where.tensor(W0),
+        where.tensor(v0),
+        where.tensor(c),
+        where.tensor(X),
+        where.tensor(y),
         compile_field(loss) if labels else SquaredError(),
     )
     records, _ = run_members(
-        family, step_sizes=where.tensor(etas), budgets=[max_steps] * len(etas), rule=rule,
+        family,
+        step_sizes=where.tensor(etas),
+        budgets=[max_steps] * len(etas),
+        rule=rule,
         schedule=SaveSchedule.log_spaced(10),
     )
     return records
@@ -191,8 +217,9 @@ def _fit(K: np.ndarray, K_test: np.ndarray, data: _Data, loss: str, eps: float) 
     return kernel_logistic_regression(K, data.y, K_test, target_risk=eps, t_max=KERNEL_T_MAX, loss=loss)
 
 
-def _fit_errors(fits: Mapping[str, tuple[np.ndarray, np.ndarray]], data: _Data, loss: str, eps: float
-                ) -> dict[str, float]:
+def _fit_errors(
+    fits: Mapping[str, tuple[np.ndarray, np.ndarray]], data: _Data, loss: str, eps: float
+) -> dict[str, float]:
     """err_<name>, jitter_<name> and the fit's status for every kernel of ``fits``."""
     row: dict[str, float] = {}
     for name, (K, K_test) in fits.items():
@@ -204,10 +231,13 @@ def _fit_errors(fits: Mapping[str, tuple[np.ndarray, np.ndarray]], data: _Data, 
     return row
 
 
-def _init_fits(W0: np.ndarray, v0: np.ndarray, c: float, alpha: float, data: _Data, loss: str, eps: float
-               ) -> dict[str, float]:
-    fits = {name: kernel_matrices(kernel, data.X, data.X_test, W=W0, v=v0, c=c, alpha=alpha)
-            for name, kernel in INIT_FITS.items()}
+def _init_fits(
+    W0: np.ndarray, v0: np.ndarray, c: float, alpha: float, data: _Data, loss: str, eps: float
+) -> dict[str, float]:
+    fits = {
+        name: kernel_matrices(kernel, data.X, data.X_test, W=W0, v=v0, c=c, alpha=alpha)
+        for name, kernel in INIT_FITS.items()
+    }
     return _fit_errors(fits, data, loss, eps)
 
 
@@ -222,7 +252,8 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     Each row: the run's status, message, t_stop, steps, eta, final_risk; test errors ``err_network`` and
     ``err_<kernel>`` for the init kernels (tangent, conjugate, tangent_closed, conjugate_closed) and the
     after-kernels (tangent_after, conjugate_after), each fit's relative jitter and status; the strength measures
-    and quality gains of :mod:`compare.quality_metrics`; ``task`` and the batch's wall time. Arrays: ``t`` and
+    of :mod:`compare.quality_metrics` (the gains are formed from the errors when a table is read,
+    :func:`finished_runs`); ``task`` and the training and batch wall times. Arrays: ``t`` and
     ``risk``. Runs without a result (not_reached, diverged) keep NaN in the measured columns.
     """
     start = time.perf_counter()
@@ -237,8 +268,9 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         if seed not in datasets:
             datasets[seed] = _data(run)
         data = datasets[seed]
-        W0, v0 = init_params(int(run["model.width"]), data.X.shape[1], alpha=alpha, scheme=run["model.init"],
-                             seed=seed)
+        W0, v0 = init_params(
+            int(run["model.width"]), data.X.shape[1], alpha=alpha, scheme=run["model.init"], seed=seed
+        )
         if seed not in init_rows:
             init_rows[seed] = _init_fits(W0, v0, c, alpha, data, loss, eps)
         K0 = empirical_tangent_kernel(W0, v0, data.X, data.X, c=c)
@@ -247,32 +279,57 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     c = np.array([float(run["model.c"]) for run in runs])
     train_start = time.perf_counter()
     records = train_members(
-        np.stack(W0s), np.stack(v0s), np.stack([d.X for d in members]), np.stack([d.y for d in members]),
-        c=c, etas=np.array(etas), loss=loss, rule=stop_rule(first["stop.rule"], eps),
+        np.stack(W0s),
+        np.stack(v0s),
+        np.stack([d.X for d in members]),
+        np.stack([d.y for d in members]),
+        c=c,
+        etas=np.array(etas),
+        loss=loss,
+        rule=stop_rule(first["stop.rule"], eps),
         max_steps=int(first["train.max_steps"]),
     )
     train_seconds = time.perf_counter() - train_start
     outputs = []
     for e, (run, record, data) in enumerate(zip(runs, records, members, strict=True)):
         row: dict[str, Any] = {
-            "status": record.status, "message": record.message, "engine": run["train.engine"], "task": data.task,
-            "steps": record.steps, "eta": etas[e], "t_stop": record.steps * etas[e],
-            "final_risk": float(record.history["risk"][-1]), "bias_coordinate": True,
+            "status": record.status,
+            "message": record.message,
+            "engine": run["train.engine"],
+            "task": data.task,
+            "steps": record.steps,
+            "eta": etas[e],
+            "t_stop": record.steps * etas[e],
+            "final_risk": float(record.history["risk"][-1]),
+            "bias_coordinate": True,
             **init_rows[int(run["seed"])],
         }
         if record.status == "target_reached":
             row.update(_measure(W0s[e], v0s[e], K0s[e], record, data, c[e], loss, eps))
-        outputs.append(RunOutput(row, {"t": record.history["step"] * etas[e], "risk": record.history["risk"]}))
+        outputs.append(
+            RunOutput(row, {"t": record.history["step"] * etas[e], "risk": record.history["risk"]})
+        )
     for output in outputs:
         output.row.update({"train_seconds": train_seconds, "batch_seconds": time.perf_counter() - start})
     return outputs
 
 
-def _measure(W0: np.ndarray, v0: np.ndarray, K0: np.ndarray, record: MemberRecord, data: _Data, c: float,
-             loss: str, eps: float) -> dict[str, Any]:
+def _measure(
+    W0: np.ndarray,
+    v0: np.ndarray,
+    K0: np.ndarray,
+    record: MemberRecord,
+    data: _Data,
+    c: float,
+    loss: str,
+    eps: float,
+) -> dict[str, Any]:
     """Errors of the network and its after-kernels, strength measures and quality gains of one trained run."""
     W, v = record.final["W"], record.final["v"]
-    fits = {name: kernel_matrices(kernel, data.X, data.X_test, W=W, v=v, c=c) for name, kernel in AFTER_FITS.items()}
+    fits = {
+        name: kernel_matrices(kernel, data.X, data.X_test, W=W, v=v, c=c)
+        for name, kernel in AFTER_FITS.items()
+    }
     row: dict[str, Any] = _fit_errors(fits, data, loss, eps)
     f_test = compile_field("squared").output(W, v, data.X_test, c)
     row["err_network"] = prediction_error(f_test, data.y_test, data.task)
@@ -282,10 +339,14 @@ def _measure(W0: np.ndarray, v0: np.ndarray, K0: np.ndarray, record: MemberRecor
 
 def _with_gains(table: pd.DataFrame) -> pd.DataFrame:
     """The table with the quality gains of :func:`compare.quality_metrics.quality_gains` as columns."""
-    errors = {name: table.get(f"err_{name}", pd.Series(np.nan, index=table.index))
-              for name in ("network", "tangent", "tangent_after", "conjugate", "conjugate_after")}
-    gains = [quality_gains({name: float(column.iloc[i]) for name, column in errors.items()})
-             for i in range(len(table))]
+    errors = {
+        name: table.get(f"err_{name}", pd.Series(np.nan, index=table.index))
+        for name in ("network", "tangent", "tangent_after", "conjugate", "conjugate_after")
+    }
+    gains = [
+        quality_gains({name: float(column.iloc[i]) for name, column in errors.items()})
+        for i in range(len(table))
+    ]
     return table.assign(**{name: [g[name] for g in gains] for name in QUALITY_MEASURES})
 
 
@@ -315,7 +376,9 @@ class Correlation:
     state: str
 
     def describe(self) -> str:
-        sizes = "; ".join(f"n={n}: {r:+.2f} [{lo:+.2f}, {hi:+.2f}]" for n, (r, (lo, hi)) in self.by_size.items())
+        sizes = "; ".join(
+            f"n={n}: {r:+.2f} [{lo:+.2f}, {hi:+.2f}]" for n, (r, (lo, hi)) in self.by_size.items()
+        )
         lo, hi = self.interval
         return f"{self.rho:+.2f} [{lo:+.2f}, {hi:+.2f}]; {sizes} -> {self.state}"
 
@@ -338,8 +401,10 @@ def correlations(runs: pd.DataFrame, quality: str, context: claims.ClaimContext)
     from :data:`compare.claims.N_BOOT` resamples of the runs within each data size (seeded by context.seed)."""
     sizes = sorted(int(n) for n in runs["data.n"].unique())
     strata = [np.flatnonzero(runs["data.n"].to_numpy() == n) for n in sizes]
-    draws = [rows[claims.resample_indices(len(rows), n_boot=context.n_boot, seed=context.seed + j)]
-             for j, rows in enumerate(strata)]
+    draws = [
+        rows[claims.resample_indices(len(rows), n_boot=context.n_boot, seed=context.seed + j)]
+        for j, rows in enumerate(strata)
+    ]
     pooled = np.concatenate(draws, axis=1)
     q = runs[quality].to_numpy(dtype=float)
     out = []
@@ -347,8 +412,10 @@ def correlations(runs: pd.DataFrame, quality: str, context: claims.ClaimContext)
         s = runs[measure].to_numpy(dtype=float)
         rho = float(spearman_rows(s, q))
         interval = claims.interval(spearman_rows(s[pooled], q[pooled]), claims.LEVEL)
-        by_size = {n: (float(spearman_rows(s[rows], q[rows])), claims.interval(spearman_rows(s[draw], q[draw])))
-                   for n, rows, draw in zip(sizes, strata, draws, strict=True)}
+        by_size = {
+            n: (float(spearman_rows(s[rows], q[rows])), claims.interval(spearman_rows(s[draw], q[draw])))
+            for n, rows, draw in zip(sizes, strata, draws, strict=True)
+        }
         state = tracking_state(interval, [bounds for _, bounds in by_size.values()])
         out.append(Correlation(measure, rho, interval, by_size, state))
     return out
@@ -362,7 +429,7 @@ def finished_runs(table: pd.DataFrame, quality: str = "gain_tangent") -> pd.Data
 
 
 def strength_quality_claim(
-    table: pd.DataFrame, context: claims.ClaimContext = claims.ClaimContext(), *, quality: str = "gain_tangent"
+    table: pd.DataFrame, context: claims.ClaimContext | None = None, *, quality: str = "gain_tangent"
 ) -> claims.ClaimResult:
     """(q) Feature-learning strength does not track feature quality, by the rule of :data:`RULE`.
 
@@ -371,14 +438,23 @@ def strength_quality_claim(
     the evidence lists every measure's rho, its interval, its rho_n per data size and its state, and the same
     correlations with the network's own gain. The figure plots every strength measure against the quality.
     """
+    context = claims.ClaimContext() if context is None else context
     title = "feature-learning strength does not track feature quality"
     statistic = f"Spearman rho(strength, {quality}), the measure with the largest |rho|"
     runs = finished_runs(table, quality)
     sizes = runs["data.n"].nunique() if len(runs) else 0
     if len(runs) < MIN_RUNS or sizes < MIN_SIZES:
-        return claims.ClaimResult("q", title, "inconclusive", f"{len(runs)} finished runs over {sizes} data sizes; "
-                                  f"at least {MIN_RUNS} and {MIN_SIZES} are needed", statistic, float("nan"),
-                                  (float("nan"), float("nan")), {"rule": RULE})
+        return claims.ClaimResult(
+            "q",
+            title,
+            "inconclusive",
+            f"{len(runs)} finished runs over {sizes} data sizes; "
+            f"at least {MIN_RUNS} and {MIN_SIZES} are needed",
+            statistic,
+            float("nan"),
+            (float("nan"), float("nan")),
+            {"rule": RULE},
+        )
     found = correlations(runs, quality, context)
     states = [c.state for c in found]
     if all(s == "decoupled" for s in states):
@@ -390,18 +466,27 @@ def strength_quality_claim(
         verdict = "inconclusive"
         reason = "undecided: " + ", ".join(c.measure for c in found if c.state == "undecided")
     strongest = max(found, key=lambda c: abs(c.rho) if np.isfinite(c.rho) else -1.0)
-    evidence: dict[str, Any] = {"rule": RULE, "quality": quality, "runs": len(runs),
-                                "data sizes": sorted(int(n) for n in runs["data.n"].unique())}
+    evidence: dict[str, Any] = {
+        "rule": RULE,
+        "quality": quality,
+        "runs": len(runs),
+        "data sizes": sorted(int(n) for n in runs["data.n"].unique()),
+    }
     evidence.update({f"rho({c.measure})": c.describe() for c in found})
     if quality != "gain_network":
         network = finished_runs(table, "gain_network")
         if len(network) >= MIN_RUNS:
-            evidence.update({f"rho({c.measure}, gain_network)": c.describe()
-                             for c in correlations(network, "gain_network", context)})
+            evidence.update(
+                {
+                    f"rho({c.measure}, gain_network)": c.describe()
+                    for c in correlations(network, "gain_network", context)
+                }
+            )
     path = context.figure("quality_strength.png")
     figure = strength_quality_figure(runs, found, quality, path)[0] if path is not None else None
-    return claims.ClaimResult("q", title, verdict, reason, statistic, strongest.rho, strongest.interval, evidence,
-                              figure)
+    return claims.ClaimResult(
+        "q", title, verdict, reason, statistic, strongest.rho, strongest.interval, evidence, figure
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,22 +495,28 @@ def strength_quality_claim(
 
 #: Test errors in a learning curve, with their labels.
 CURVE_ERRORS = {
-    "err_network": "network", "err_tangent": "tangent kernel at init", "err_tangent_closed":
-    "tangent kernel at init (infinite width)", "err_conjugate": "conjugate kernel at init",
-    "err_conjugate_closed": "conjugate kernel at init (infinite width)", "err_tangent_after":
-    "tangent after-kernel", "err_conjugate_after": "conjugate after-kernel",
+    "err_network": "network",
+    "err_tangent": "tangent kernel at init",
+    "err_tangent_closed": "tangent kernel at init (infinite width)",
+    "err_conjugate": "conjugate kernel at init",
+    "err_conjugate_closed": "conjugate kernel at init (infinite width)",
+    "err_tangent_after": "tangent after-kernel",
+    "err_conjugate_after": "conjugate after-kernel",
 }
 INIT_ERRORS = ("err_tangent", "err_tangent_closed", "err_conjugate", "err_conjugate_closed")
 
 
 def learning_curves(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean test errors over seeds per (n, alpha) of the finished runs, with the network's advantage
+    """Mean test errors, strength and quality over seeds per (n, alpha) of the finished runs, with the network's
+    advantage
 
         ratio = min over init kernels of the mean error / mean network error
 
     (the best kernel at init against the network); ``runs`` counts the finished runs of each cell."""
-    runs = table[table["status"] == "target_reached"]
-    columns = [c for c in CURVE_ERRORS if c in runs]
+    runs = _with_gains(table[table["status"] == "target_reached"])
+    columns = [c for c in (*CURVE_ERRORS, "weight_change", "kernel_change", "gain_tangent") if c in runs]
+    if runs.empty:
+        return pd.DataFrame(columns=["data.n", "model.alpha", *columns, "runs", "fls", "ratio"])
     curves = runs.groupby(["data.n", "model.alpha"])[columns].mean()
     curves["runs"] = runs.groupby(["data.n", "model.alpha"]).size()
     curves["fls"] = runs.groupby(["data.n", "model.alpha"])["fls"].first()
@@ -433,16 +524,23 @@ def learning_curves(table: pd.DataFrame) -> pd.DataFrame:
     return curves.reset_index()
 
 
-def strength_quality_figure(runs: pd.DataFrame, found: Sequence[Correlation], quality: str,
-                            out_path: str | Path) -> list[Path]:
+def strength_quality_figure(
+    runs: pd.DataFrame, found: Sequence[Correlation], quality: str, out_path: str | Path
+) -> list[Path]:
     """Every strength measure against the quality, one panel each, colour = data size, size = FLS."""
     figure, axes = plots.plt.subplots(1, len(found), figsize=(4.0 * len(found), 3.6), sharey=True)
     sizes = sorted(runs["data.n"].unique())
     for ax, correlation in zip(np.atleast_1d(axes), found, strict=True):
         for i, n in enumerate(sizes):
             cell = runs[runs["data.n"] == n]
-            ax.scatter(cell[correlation.measure], cell[quality], s=12 + 10 * np.log10(cell["fls"] / runs["fls"].min()),
-                       color=f"C{i}", alpha=0.8, label=f"n = {n}")
+            ax.scatter(
+                cell[correlation.measure],
+                cell[quality],
+                s=12 + 10 * np.log10(cell["fls"] / runs["fls"].min()),
+                color=f"C{i}",
+                alpha=0.8,
+                label=f"n = {n}",
+            )
         if correlation.measure in ("weight_change", "kernel_change"):
             ax.set_xscale("log")
         lo, hi = correlation.interval
@@ -467,9 +565,19 @@ def learning_curve_figure(curves: Mapping[str, pd.DataFrame], out_path: str | Pa
             at = table[table["fls"] == rich]
             style = "-" if column in ("err_network", "err_tangent_after", "err_conjugate_after") else "--"
             suffix = f" (FLS {rich:.3g})" if style == "-" else ""
-            ax.plot(at["data.n"], at[column], style, marker="o", ms=3, color=f"C{colour}", label=label + suffix)
+            ax.plot(
+                at["data.n"], at[column], style, marker="o", ms=3, color=f"C{colour}", label=label + suffix
+            )
         at = table[table["fls"] == lazy]
-        ax.plot(at["data.n"], at["err_network"], ":", marker="s", ms=3, color="C0", label=f"network (FLS {lazy:.3g})")
+        ax.plot(
+            at["data.n"],
+            at["err_network"],
+            ":",
+            marker="s",
+            ms=3,
+            color="C0",
+            label=f"network (FLS {lazy:.3g})",
+        )
         ax.set(xscale="log", yscale="log", xlabel="n", ylabel="test error", title=name)
     np.atleast_1d(axes)[0].legend(fontsize=6)
     return plots.save(figure, out_path)
@@ -499,8 +607,10 @@ def quality_sweeps() -> dict[str, dict[str, Any]]:
 def _markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *rows])
 
 
@@ -510,27 +620,76 @@ def headline_ratio(curves: pd.DataFrame) -> pd.DataFrame:
     return rich[["data.n", "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]]
 
 
-def write_quality_report(out_dir: Path, result: claims.ClaimResult, tables: Mapping[str, pd.DataFrame],
-                         curves: Mapping[str, pd.DataFrame], figures: Sequence[Path], seconds: float) -> Path:
-    """``out_dir/quality_report.md``: the verdict and its rule, the correlations, the learning curves, the
-    network-to-kernel ratios and the figures (linked relative to the report)."""
+def pooled_with_control(tables: Mapping[str, pd.DataFrame], context: claims.ClaimContext) -> list[Correlation]:
+    """The correlations of the main sweep pooled with the parity control (informational, not the verdict): the
+    parity runs move as much as the staircase runs at the same FLS but gain little, which a strength measure
+    cannot tell apart."""
+    pooled = finished_runs(pd.concat([tables[MAIN_SWEEP], tables["parity"]], ignore_index=True))
+    return correlations(pooled, "gain_tangent", context) if len(pooled) >= MIN_RUNS else []
+
+
+def write_quality_report(
+    out_dir: Path,
+    result: claims.ClaimResult,
+    tables: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame],
+    pooled: Sequence[Correlation],
+    figures: Sequence[Path],
+    seconds: float,
+) -> Path:
+    """``out_dir/quality_report.md``: the verdict and its rule, the correlations (and those pooled with the parity
+    control), the learning curves, the network-to-kernel ratios and the figures (linked relative to it)."""
     lines = [
-        "# Feature-learning strength against feature quality", "",
-        f"**Claim (q): {result.title}: {result.verdict}** ({result.reason}).", "",
-        f"Rule: {RULE}", "",
-        f"Statistic: {result.statistic} = {result.value:+.3f}, 95 % interval "
-        f"[{result.interval[0]:+.3f}, {result.interval[1]:+.3f}].", "",
-        "| evidence | value |", "|---|---|",
-        *[f"| {key} | {value} |" for key, value in result.evidence.items() if key != "rule"], "",
+        "# Feature-learning strength against feature quality",
+        "",
+        f"**Claim (q): {result.title}: {result.verdict}** ({result.reason}).",
+        "",
+        f"Rule: {RULE}",
+        "",
+        (
+            f"Statistic: {result.statistic} = {result.value:+.3f}, 95 % interval "
+            f"[{result.interval[0]:+.3f}, {result.interval[1]:+.3f}]."
+        ),
+        "",
+        "| evidence | value |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in result.evidence.items() if key != "rule"],
+        "",
+        "Pooled with the parity control (not part of the verdict; the same rule applied to both tasks' runs):",
+        "",
+        "| measure | rho [95 %]; per n -> state |",
+        "|---|---|",
+        *[f"| {c.measure} | {c.describe()} |" for c in pooled],
+        "",
     ]
     for name, table in tables.items():
         counts = ", ".join(f"{status}: {count}" for status, count in table["status"].value_counts().items())
-        lines += [f"## {name}", "", f"Runs: {counts}.", "", "Network at the largest FLS against the best kernel at "
-                  "init (ratio = best init-kernel error / network error; errors are test MSE for regression and "
-                  "error rates for labels):", "", _markdown_table(headline_ratio(curves[name])), "",
-                  "All cells (means over seeds):", "", _markdown_table(curves[name]), ""]
-    lines += ["## Figures", "", *[f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in figures], "",
-              f"Wall time: {seconds:.1f} s.", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"Runs: {counts}.",
+            "",
+            (
+                "Network at the largest FLS against the best kernel "
+                "at init (ratio = best init-kernel error / network error; errors are test MSE for regression and "
+                "error rates for labels):"
+            ),
+            "",
+            _markdown_table(headline_ratio(curves[name])),
+            "",
+            "All cells (means over seeds):",
+            "",
+            _markdown_table(curves[name]),
+            "",
+        ]
+    lines += [
+        "## Figures",
+        "",
+        *[f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in figures],
+        "",
+        f"Wall time: {seconds:.1f} s.",
+        "",
+    ]
     path = out_dir / "quality_report.md"
     path.write_text("\n".join(lines))
     return path
@@ -543,22 +702,30 @@ def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = Non
     out_dir = Path(out_dir)
     for variable in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
-    tables = {name: run_sweep(config, out_dir / f"store-{name}", workers=workers, runner=run_quality_batch,
-                              progress=False)
-              for name, config in quality_sweeps().items()}
+    tables = {
+        name: run_sweep(
+            config, out_dir / f"store-{name}", workers=workers, runner=run_quality_batch, progress=False
+        )
+        for name, config in quality_sweeps().items()
+    }
     context = claims.ClaimContext(figure_dir=out_dir / "figures")
     result = strength_quality_claim(tables[MAIN_SWEEP], context)
     curves = {name: learning_curves(table) for name, table in tables.items()}
     figures = [p for p in [result.figure] if p is not None]
     figures += learning_curve_figure(curves, out_dir / "figures" / "quality_learning_curves.png")[:1]
+    pooled = pooled_with_control(tables, context)
     seconds = time.perf_counter() - start
-    path = write_quality_report(out_dir, result, tables, curves, figures, seconds)
+    path = write_quality_report(out_dir, result, tables, curves, pooled, figures, seconds)
     print(f"(q) {result.title}: {result.verdict} ({result.reason})")
     for key, value in result.evidence.items():
-        if key.startswith("rho("):
+        if key.startswith("rho(") and "gain_network" not in key:
             print(f"  {key}: {value}")
+    for correlation in pooled:
+        print(f"  pooled with parity, rho({correlation.measure}): {correlation.describe()}")
     for name, table in curves.items():
-        ratios = ", ".join(f"n={int(r['data.n'])}: {r['ratio']:.3g}" for _, r in headline_ratio(table).iterrows())
+        ratios = ", ".join(
+            f"n={int(r['data.n'])}: {r['ratio']:.3g}" for _, r in headline_ratio(table).iterrows()
+        )
         print(f"  {name}: best init kernel / network error at the largest FLS: {ratios}")
     print(f"wall time {seconds:.1f} s; report: {path}")
     return path

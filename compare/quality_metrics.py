@@ -59,8 +59,16 @@ def linear_cka(A: Any, B: Any) -> float:
 
 
 def strength_measures(
-    W0: Any, v0: Any, W: Any, v: Any, X: Any, y: Any, *, c: float = 1.0,
-    K0: np.ndarray | None = None, K: np.ndarray | None = None,
+    W0: Any,
+    v0: Any,
+    W: Any,
+    v: Any,
+    X: Any,
+    y: Any,
+    *,
+    c: float = 1.0,
+    K0: np.ndarray | None = None,
+    K: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The four strength measures of the module docstring, on the training set (X, y).
 

@@ -42,8 +42,10 @@ def claims_table(results: list[claims.ClaimResult], *, link_root: Path | None = 
             target = result.figure.relative_to(link_root) if link_root is not None else result.figure
             figure = f"[{result.figure.name}]({target.as_posix()})"
         lo, hi = result.interval
-        lines.append(f"| ({result.key}) {result.title} | **{result.verdict}** | {result.statistic} | "
-                     f"{result.value:.4g} | [{lo:.4g}, {hi:.4g}] | {figure} |")
+        lines.append(
+            f"| ({result.key}) {result.title} | **{result.verdict}** | {result.statistic} | "
+            f"{result.value:.4g} | [{lo:.4g}, {hi:.4g}] | {figure} |"
+        )
     return "\n".join(lines)
 
 
@@ -72,7 +74,11 @@ def _regime_section(table: pd.DataFrame) -> list[str]:
     runs = claims.network_runs(table)
     if "regime" not in runs or runs["regime"].isna().all():
         return ["No run has the metrics a regime label needs."]
-    lines = [f"Measured regime by init and FLS decade (rule: {regimes.__name__}); counts of runs:", ""]
+    rule = (
+        f"f0 contamination >= {regimes.F0_CONTAMINATION:g}: over-fitting; else Psi at the escape time >= "
+        f"{regimes.ALIGNED_PSI:g}: over-alignment; else balanced"
+    )
+    lines = [f"Measured regime by init and FLS decade ({rule}); counts of runs:", ""]
     decade = np.floor(np.log10(runs["fls"].astype(float))).astype(int)
     counts = pd.crosstab([runs["model.init"], decade.rename("log10 FLS")], runs["regime"])
     lines += ["```", counts.to_string(), "```"]
@@ -80,8 +86,14 @@ def _regime_section(table: pd.DataFrame) -> list[str]:
         both = runs.dropna(subset=["regime", "predicted_regime"])
         if len(both):
             agreement = float((both["regime"] == both["predicted_regime"]).mean())
-            lines += ["", f"Measured and predicted regime agree on {agreement:.0%} of {len(both)} runs:", "", "```",
-                      pd.crosstab(both["regime"], both["predicted_regime"]).to_string(), "```"]
+            lines += [
+                "",
+                f"Measured and predicted regime agree on {agreement:.0%} of {len(both)} runs:",
+                "",
+                "```",
+                pd.crosstab(both["regime"], both["predicted_regime"]).to_string(),
+                "```",
+            ]
     return lines
 
 
@@ -121,8 +133,13 @@ def build_report(
     chosen = claims.base_cell(runs, init)[1] if init is not None else {}
     error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0]
     picked = _trajectory_runs(table)
-    alignment = (plots.alignment_over_time({run_id: store.arrays(run_id) for run_id in picked}, table,
-                                           figures / "alignment_over_time")[0] if picked else None)
+    alignment = (
+        plots.alignment_over_time(
+            {run_id: store.arrays(run_id) for run_id in picked}, table, figures / "alignment_over_time"
+        )[0]
+        if picked
+        else None
+    )
     spent["figures"] = time.perf_counter() - start
     table.to_csv(out_dir / "runs.csv", index=False)
 
@@ -130,10 +147,21 @@ def build_report(
     lines += [f"{len(table)} runs ({_status_line(table)}).", ""]
     if "batch_seconds" in table:
         batches = table.drop_duplicates("batch_id")
-        lines += [f"{len(batches)} batches; wall time per batch: median {batches['batch_seconds'].median():.1f} s, "
-                  f"max {batches['batch_seconds'].max():.1f} s (runs per batch: median "
-                  f"{batches['batch_runs'].median():.0f}).", ""]
-    lines += ["Wall time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in spent.items()) + ".", ""]
+        seconds = batches["batch_seconds"]
+        lines.append(
+            f"{len(batches)} batches of median {batches['batch_runs'].median():.0f} runs; wall time per "
+            f"batch: median {seconds.median():.1f} s, max {seconds.max():.1f} s, total {seconds.sum():.0f} s."
+        )
+        if "batch_cpu_seconds" in batches:
+            cpu = batches["batch_cpu_seconds"]
+            lines.append(
+                f"CPU time of the batches: total {cpu.sum():.0f} s, median {cpu.median():.1f} s per batch."
+            )
+        lines.append("")
+    lines += [
+        "Wall time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in spent.items()) + ".",
+        "",
+    ]
     lines += ["## Claims", "", claims_table(results, link_root=out_dir), ""]
     for result in results:
         lines += [f"### ({result.key}) {result.title}: {result.verdict}", "", f"{result.reason}.", ""]
@@ -141,15 +169,32 @@ def build_report(
         if result.figure is not None:
             lines += ["", f"![claim {result.key}]({result.figure.relative_to(out_dir).as_posix()})"]
         lines.append("")
-    lines += ["## Phase diagram", "", f"![phase diagram]({phase.relative_to(out_dir).as_posix()})", "",
-              "Colour: mean test error over seeds. Red lines: predicted boundaries (solid: alignment completes "
-              "before escape; dashed: the initial function reaches order one). White dots: measured optimum of "
-              "each row; dotted: the literature scaling through the middle row's optimum.", ""]
-    lines += ["## Test error against FLS", "", f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
-              ""]
+    caption = (
+        "Colour: mean test error over seeds. Red lines: predicted boundaries (solid: alignment completes "
+        "before escape; dashed: the initial function reaches order one). White dots: measured optimum of "
+        "each row; dotted: the literature scaling through the middle row's optimum."
+    )
+    lines += [
+        "## Phase diagram",
+        "",
+        f"![phase diagram]({phase.relative_to(out_dir).as_posix()})",
+        "",
+        caption,
+        "",
+    ]
+    lines += [
+        "## Test error against FLS",
+        "",
+        f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
+        "",
+    ]
     if alignment is not None:
-        lines += ["## Alignment over time", "",
-                  f"![alignment over time]({alignment.relative_to(out_dir).as_posix()})", ""]
+        lines += [
+            "## Alignment over time",
+            "",
+            f"![alignment over time]({alignment.relative_to(out_dir).as_posix()})",
+            "",
+        ]
     lines += ["## Regimes", "", *_regime_section(table), ""]
     lines += ["## Config", "", "```toml", dump_config(config).rstrip(), "```", ""]
     path = out_dir / "report.md"

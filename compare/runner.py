@@ -40,8 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from compare import metrics, predictions
 from simulate.data import Dataset, make_data
+from simulate.flow.coords import sample_slope
 from simulate.initialization import init_params
 from simulate.result import RunResult
 from simulate.train.ensemble import train_ensemble
@@ -53,7 +55,6 @@ from simulate.train.stopping import (
     TargetRisk,
     TrainAccuracy,
 )
-from simulate.flow.coords import sample_slope
 from theory.compiled import compile_field
 from theory.lazy import empirical_tangent_kernel
 from theory.validation import ParameterError, check_choice, check_positive
@@ -155,6 +156,7 @@ class _Member:
     time: float = 0.0
     wall: float = 0.0
     etas: list[float] = field(default_factory=list)
+    engine: str = "train-gd"
     result: RunResult | None = None
 
 
@@ -199,18 +201,35 @@ def train_staged(
         v = np.stack([members[e].v for e in rows])
         try:
             etas = step_sizes(policy, eta, W, v, X[rows], y[rows], c[rows], loss=loss)
-            budgets = [_stage_budget(members[e], eta_e, max_steps, t_max) for e, eta_e in zip(rows, etas, strict=True)]
+            budgets = [
+                _stage_budget(members[e], eta_e, max_steps, t_max)
+                for e, eta_e in zip(rows, etas, strict=True)
+            ]
             spent = [e for e, budget in zip(rows, budgets, strict=True) if budget == 0]
             for e in spent:
-                members[e].result = _final(members[e], W0[e], v0[e], "not_reached", f"{rule!r} did not hold within "
-                                           f"max_steps = {max_steps} or t_max = {t_max:g}")
+                members[e].result = _final(
+                    members[e],
+                    W0[e],
+                    v0[e],
+                    "not_reached",
+                    f"{rule!r} did not hold within max_steps = {max_steps} or t_max = {t_max:g}",
+                )
             keep = np.array([budget > 0 for budget in budgets])
             rows, etas, budgets = rows[keep], etas[keep], [b for b in budgets if b > 0]
             if len(rows) == 0:
                 break
             results = train_ensemble(
-                W[keep], v[keep], X[rows], y[rows], eta=etas, max_steps=budgets, c=c[rows], stop=rule,
-                batch_size=batch_size, seeds=[int(seeds[e]) * 100_003 + stage for e in rows], loss=loss,
+                W[keep],
+                v[keep],
+                X[rows],
+                y[rows],
+                eta=etas,
+                max_steps=budgets,
+                c=c[rows],
+                stop=rule,
+                batch_size=batch_size,
+                seeds=[int(seeds[e]) * 100_003 + stage for e in rows],
+                loss=loss,
                 save=SaveSchedule.every(RECORD_EVERY),
             )
         except Exception as exc:  # noqa: BLE001 - an engine failure ends these members with a status
@@ -228,15 +247,26 @@ def train_staged(
             member.time += steps * eta_e
             member.wall += result.wall_time
             member.etas.append(float(eta_e))
+            member.engine = f"{result.engine} ({policy} steps)"
             member.W, member.v = result.W, result.v
             if observe is not None and result.status != "diverged":
                 member.observations.append({"t": member.time, **observe(int(e), member.W, member.v)})
             if result.status == "target_reached":
-                member.result = _final(member, W0[e], v0[e], "target_reached",
-                                       f"{rule!r} held at t = {member.time:.6g} after {member.steps} steps")
+                member.result = _final(
+                    member,
+                    W0[e],
+                    v0[e],
+                    "target_reached",
+                    f"{rule!r} held at t = {member.time:.6g} after {member.steps} steps",
+                )
             elif result.status == "diverged":
-                member.result = _final(member, W0[e], v0[e], "diverged", "the training loss became NaN or inf "
-                                       f"at step {member.steps} (t = {member.time:.6g})")
+                member.result = _final(
+                    member,
+                    W0[e],
+                    v0[e],
+                    "diverged",
+                    f"the training loss became NaN or inf at step {member.steps} (t = {member.time:.6g})",
+                )
             else:
                 still.append(int(e))
         running = still
@@ -250,14 +280,19 @@ def _stage_budget(member: _Member, eta: float, max_steps: int, t_max: float) -> 
     return max(0, min(STAGE_STEPS, max_steps - member.steps, by_time))
 
 
+def _invariant(W: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v_j^2 - ||w_j||^2 per neuron (conserved by gradient flow, DESIGN.md section 2)."""
+    return v**2 - (W**2).sum(-1)
+
+
 def _final(member: _Member, W0: np.ndarray, v0: np.ndarray, status: str, message: str) -> RunResult:
-    invariant = lambda W, v: v**2 - (W**2).sum(-1)  # noqa: E731
-    drift = np.abs(invariant(member.W, member.v) - invariant(W0, v0))
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverged member's drift is inf or NaN
+        drift = np.abs(_invariant(member.W, member.v) - _invariant(W0, v0))
     etas = np.array(member.etas) if member.etas else np.array([np.nan])
     return RunResult(
         status=status,
         message=message,
-        engine="train-staged",
+        engine=member.engine,
         t_stop=member.time,
         W=member.W,
         v=member.v,
@@ -266,8 +301,12 @@ def _final(member: _Member, W0: np.ndarray, v0: np.ndarray, status: str, message
         rhs_evals=member.steps,
         invariant_drift=float(np.nanmax(drift, initial=0.0)) if np.all(np.isfinite(drift)) else float("inf"),
         wall_time=member.wall,
-        info={"steps": member.steps, "stages": len(member.etas), "eta_min": float(np.min(etas)),
-              "eta_max": float(np.max(etas))},
+        info={
+            "steps": member.steps,
+            "stages": len(member.etas),
+            "eta_min": float(np.min(etas)),
+            "eta_max": float(np.max(etas)),
+        },
     )
 
 
@@ -289,8 +328,11 @@ def dataset_for(run: Mapping[str, Any]) -> Dataset:
 def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The run's initialization (W0, v0) (:func:`simulate.initialization.init_params`)."""
     return init_params(
-        int(run["model.width"]), int(run["data.d"]), alpha=float(run["model.alpha"]),
-        scheme=run["model.init"], seed=int(run["seed"]),
+        int(run["model.width"]),
+        int(run["data.d"]),
+        alpha=float(run["model.alpha"]),
+        scheme=run["model.init"],
+        seed=int(run["seed"]),
     )
 
 
@@ -303,10 +345,11 @@ def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
 
     Each row holds the run's keys, ``status``, ``message``, ``engine``, ``t_stop``, ``steps``, the metrics of
     :func:`compare.metrics.run_metrics` (NaN where a run has no usable final state) and the batch's
-    ``batch_id``, ``batch_runs`` and ``batch_seconds`` (wall time of the whole call); the arrays hold ``t`` and
+    ``batch_id``, ``batch_runs``, ``batch_seconds`` and ``batch_cpu_seconds`` (wall and CPU time of the whole
+    call: they differ when other processes share the cores); the arrays hold ``t`` and
     ``risk`` (the training risk over time) and the ``obs_*`` alignment trajectories.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     outputs: list[RunOutput | None] = [None] * len(runs)
     groups: dict[tuple, list[int]] = {}
     for index, run in enumerate(runs):
@@ -320,8 +363,12 @@ def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
             done = [_failed(run, message) for run in group]
         for i, output in zip(indices, done, strict=True):
             outputs[i] = output
-    batch = {"batch_id": hashlib.sha256("".join(str(r.get("run_id")) for r in runs).encode()).hexdigest()[:12],
-             "batch_runs": len(runs), "batch_seconds": time.perf_counter() - start}
+    batch = {
+        "batch_id": hashlib.sha256("".join(str(r.get("run_id")) for r in runs).encode()).hexdigest()[:12],
+        "batch_runs": len(runs),
+        "batch_seconds": time.perf_counter() - start,
+        "batch_cpu_seconds": time.process_time() - cpu_start,
+    }
     for output in outputs:
         output.row.update(batch)
     return [o for o in outputs if o is not None]
@@ -349,7 +396,9 @@ def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
         engine = group[0]["train.engine"]
         trainer = _ENGINES.get(engine)
         if trainer is None:
-            raise ParameterError(f"train.engine = {engine!r} is not supported; allowed: {', '.join(_ENGINES)}")
+            raise ParameterError(
+                f"train.engine = {engine!r} is not supported; allowed: {', '.join(_ENGINES)}"
+            )
         for index, output in trainer([group[i] for i, *_ in prepared], prepared):
             outputs[index] = output
     return [o for o in outputs if o is not None]
@@ -364,8 +413,10 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
     c = np.array([float(run["model.c"]) for run in runs])
     references = [metrics.AlignmentReference.of(ds) for ds in datasets]
     results, observations = train_staged(
-        W0, v0,
-        np.stack([ds.X for ds in datasets]), np.stack([ds.y for ds in datasets]),
+        W0,
+        v0,
+        np.stack([ds.X for ds in datasets]),
+        np.stack([ds.y for ds in datasets]),
         c=c,
         eta=float(first["train.eta"]),
         policy=first["train.step_policy"],
@@ -378,8 +429,9 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
         observe=lambda e, W, v: metrics.alignment_observables(W, v, references[e]),
     )
     out = []
-    for (index, dataset, W0_e, v0_e), run, result, observed in zip(prepared, runs, results, observations,
-                                                                      strict=True):
+    for (index, dataset, W0_e, v0_e), run, result, observed in zip(
+        prepared, runs, results, observations, strict=True
+    ):
         out.append((index, _measured(run, dataset, W0_e, v0_e, result, observed)))
     return out
 
@@ -390,12 +442,26 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
     for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):
         try:
             lazy = predictions.lazy_limit(
-                dataset, W0, v0, alpha=float(run["model.alpha"]), c=float(run["model.c"]),
-                eps=float(run["stop.eps"]), t_max=float(run["train.t_max"]), loss=run["model.loss"],
+                dataset,
+                W0,
+                v0,
+                alpha=float(run["model.alpha"]),
+                c=float(run["model.c"]),
+                eps=float(run["stop.eps"]),
+                t_max=float(run["train.t_max"]),
+                loss=run["model.loss"],
             )
-            row = {**run, **metrics.empty_metrics(), "status": lazy.status, "message": lazy.message,
-                   "engine": "kernel", "t_stop": lazy.t_stop, "test_error": lazy.test_error,
-                   "test_error_se": lazy.test_error_se, "final_risk": lazy.final_risk}
+            row = {
+                **run,
+                **metrics.empty_metrics(),
+                "status": lazy.status,
+                "message": lazy.message,
+                "engine": "kernel",
+                "t_stop": lazy.t_stop,
+                "test_error": lazy.test_error,
+                "test_error_se": lazy.test_error_se,
+                "final_risk": lazy.final_risk,
+            }
             out.append((index, RunOutput(row, {"t": lazy.t, "risk": lazy.risk})))
         except Exception as exc:  # noqa: BLE001
             out.append((index, _failed(run, f"kernel engine: {type(exc).__name__}: {exc}")))
@@ -406,15 +472,26 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
     """The high-precision flow engine, one run at a time (it has no ensemble axis)."""
     from simulate import flow
 
-    rules = {"risk": lambda eps: flow.TargetRisk(eps), "positive_risk": lambda eps: flow.PositiveClassLoss(eps),
-             "accuracy": lambda eps: flow.TrainAccuracy(ACCURACY_LEVEL), "zero_error": lambda eps: flow.zero_train_error()}
+    rules = {
+        "risk": lambda eps: flow.TargetRisk(eps),
+        "positive_risk": lambda eps: flow.PositiveClassLoss(eps),
+        "accuracy": lambda eps: flow.TrainAccuracy(ACCURACY_LEVEL),
+        "zero_error": lambda eps: flow.zero_train_error(),
+    }
     out = []
     for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):
         try:
             result = flow.integrate_flow(
-                W0, v0, dataset.X, dataset.y, c=float(run["model.c"]), loss=run["model.loss"],
-                stop_rule=rules[run["stop.rule"]](float(run["stop.eps"])), t_max=float(run["train.t_max"]),
-                rtol=float(run["train.rtol"]), atol=float(run["train.rtol"]) * 1e-3,
+                W0,
+                v0,
+                dataset.X,
+                dataset.y,
+                c=float(run["model.c"]),
+                loss=run["model.loss"],
+                stop_rule=rules[run["stop.rule"]](float(run["stop.eps"])),
+                t_max=float(run["train.t_max"]),
+                rtol=float(run["train.rtol"]),
+                atol=float(run["train.rtol"]) * 1e-3,
             )
         except Exception as exc:  # noqa: BLE001
             out.append((index, _failed(run, f"flow engine: {type(exc).__name__}: {exc}")))
@@ -443,19 +520,36 @@ def _measured(
 ) -> RunOutput:
     """A trained run's row (metrics of its final state when it has one) and trajectories."""
     start = time.perf_counter()
-    row: dict[str, Any] = {**run, **metrics.empty_metrics(), **result.summary(), "steps": result.rhs_evals,
-                           "stages": result.info.get("stages", 0), "eta_min": result.info.get("eta_min", np.nan),
-                           "eta_max": result.info.get("eta_max", np.nan)}
+    row: dict[str, Any] = {
+        **run,
+        **metrics.empty_metrics(),
+        **result.summary(),
+        "steps": result.rhs_evals,
+        "stages": result.info.get("stages", 0),
+        "eta_min": result.info.get("eta_min", np.nan),
+        "eta_max": result.info.get("eta_max", np.nan),
+    }
     if result.ok:
         try:
-            row.update(metrics.run_metrics(
-                result.W, result.v, W0, v0, dataset, c=float(run["model.c"]), t=result.t, risk=result.risk,
-                eps=float(run["stop.eps"]),
-            ))
+            row.update(
+                metrics.run_metrics(
+                    result.W,
+                    result.v,
+                    W0,
+                    v0,
+                    dataset,
+                    c=float(run["model.c"]),
+                    t=result.t,
+                    risk=result.risk,
+                    eps=float(run["stop.eps"]),
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - a metric that cannot be computed fails the run, with its reason
             row["status"], row["message"] = "failed", f"metrics: {type(exc).__name__}: {exc}"
-    row["metrics_time"] = time.perf_counter() - start
     arrays = {"t": np.asarray(result.t, dtype=np.float64), "risk": np.asarray(result.risk, dtype=np.float64)}
-    for key in (observed[0] if observed else {}):
+    for key in observed[0] if observed else {}:
         arrays[f"obs_{key}"] = np.array([o[key] for o in observed], dtype=np.float64)
+    if "obs_Psi" in arrays:
+        row["psi_at_escape"] = metrics.value_at(arrays["obs_t"], arrays["obs_Psi"], row["escape_time"])
+    row["metrics_time"] = time.perf_counter() - start
     return RunOutput(row, arrays)

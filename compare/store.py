@@ -58,6 +58,12 @@ def _write_atomically(path: Path, data: bytes | pa.Table) -> None:
     os.replace(temporary, path)
 
 
+def _read(part: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One Parquet part (the single-file reader: a few times faster than the dataset reader on small parts)."""
+    with pq.ParquetFile(part) as reader:
+        return reader.read(columns=columns, use_threads=False)
+
+
 def _readable(part: Path) -> bool:
     """Whether a Parquet file is complete (its footer reads)."""
     try:
@@ -136,7 +142,7 @@ class RunStore:
         parts = self._parts()
         if not parts:
             return None
-        tables = [pq.read_table(part, columns=columns) for part in parts]
+        tables = [_read(part, columns) for part in parts]
         combined = pa.concat_tables(tables, promote_options="permissive")
         return _newest(combined, combined.column("run_id").to_numpy(zero_copy_only=False))
 
@@ -161,9 +167,10 @@ class RunStore:
     def _trajectory_rows(self, run_ids: Iterable[str] | None) -> pa.Table | None:
         committed = [self._trajectories / part.name for part in self._parts()]
         committed = [part for part in committed if part.exists()]
-        wanted = None if run_ids is None else [str(owner) for owner in run_ids]
-        filters = None if wanted is None else [("run_id", "in", wanted)]
-        tables = [pq.read_table(part, filters=filters) for part in committed]
+        tables = [_read(part) for part in committed]
+        if run_ids is not None:
+            wanted = pa.array([str(owner) for owner in run_ids], pa.string())
+            tables = [table.filter(pc.is_in(table.column("run_id"), value_set=wanted)) for table in tables]
         tables = [table for table in tables if table.num_rows]
         if not tables:
             return None

@@ -49,7 +49,10 @@ def verify(
     report = build_report(store, out_dir, family=family, timings={"sweep": sweep_seconds})
     total = time.perf_counter() - start
     print(claims_table(report.results))
-    print(f"{len(report.table)} runs; wall time {total:.1f} s (sweep {sweep_seconds:.1f} s, "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items() if k != "sweep") + ")")
+    print(
+        f"{len(report.table)} runs; wall time {total:.1f} s (sweep {sweep_seconds:.1f} s, "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items() if k != "sweep")
+        + ")"
+    )
     print(f"report: {report.path}")
     return report.path

@@ -3,5 +3,15 @@
 from simulate.data import Dataset, make_data
 from simulate.initialization import INIT_SCHEMES, init_params
 from simulate.result import STATUSES, RunResult
+from simulate.train import train_deep, train_ensemble
 
-__all__ = ["INIT_SCHEMES", "STATUSES", "Dataset", "RunResult", "init_params", "make_data"]
+__all__ = [
+    "INIT_SCHEMES",
+    "STATUSES",
+    "Dataset",
+    "RunResult",
+    "init_params",
+    "make_data",
+    "train_deep",
+    "train_ensemble",
+]

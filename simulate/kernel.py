@@ -18,11 +18,15 @@ network f(x) = c sum_j v_j relu(<w_j, x>) with parameters (W, v) at init or at t
 
 Fits (each returns a :class:`simulate.result.RunResult`, engine ``kernel-ridge`` or ``kernel-flow``):
 
-- :func:`kernel_regression`: kernel ridge(less) regression a = (K + lambda I)^{-1} y by Cholesky. Where the
-  factorization fails (K is only positive semi-definite: a finite network's kernel has rank at most
-  m (d + 1)), a jitter delta I is added, delta = 0, then 1e-14, 1e-13, ... 1e-6 times the mean diagonal, the
-  first that factors; the result reports it (``info["jitter"]``, absolute, and ``info["relative_jitter"]``).
-  As delta -> 0 the fit tends to the minimum-norm least-squares fit (the ridgeless limit).
+- :func:`kernel_regression`: kernel ridge(less) regression a = (K + lambda I)^{-1} y by Cholesky. K is only
+  positive semi-definite (a finite network's kernel has rank at most m (d + 1); the conjugate kernel at most m),
+  so a jitter delta I is added where needed: delta = 0, then 1e-10, 1e-9, ... 1e-5 times the mean diagonal s,
+  the first for which the factorization exists and its smallest pivot squared is at least
+  :data:`PIVOT_FLOOR` s. A smaller pivot means cond(K) beyond ~1e10: the rounding noise of a computed K in its
+  null space (~2^-52 n s) would then reach the fit amplified by 1 / pivot^2, and Cholesky can succeed on such a
+  matrix with an answer that is noise. The result reports the jitter (``info["jitter"]``, absolute, and
+  ``info["relative_jitter"]``). As delta -> 0 the fit tends to the minimum-norm least-squares fit (the ridgeless
+  limit); with delta = 1e-10 s it differs from it by O(delta / sigma^2), sigma the smallest nonzero eigenvalue.
 - :func:`kernel_logistic_regression`: kernel gradient flow of the logistic (or exponential) loss,
   f' = -(1/n) K l'(y f) y, stopped at the network's own rule tau_eps = inf{t : R(t) <= eps}
   (:func:`theory.lazy.kernel_gradient_flow`). The kernel is divided by its mean diagonal first: scaling K by s
@@ -31,8 +35,9 @@ Fits (each returns a :class:`simulate.result.RunResult`, engine ``kernel-ridge``
 Deep networks: :func:`deep_tangent_kernel` forms the empirical tangent kernel of any torch module with one output
 from per-sample Jacobians (``torch.func.jacrev`` under ``vmap``).
 
-Precision: float64 throughout. A ridgeless fit interpolates its training targets to the accuracy of the solve
-(relative residual ~ cond(K) * 2^-52 plus the jitter's share, reported as ``info["train_residual"]``).
+Precision: float64 throughout. A ridgeless fit of a positive definite K interpolates its training targets to the accuracy of the
+solve (relative residual ~ cond(K) 2^-52, plus the jitter's share where one was needed; reported as
+``info["train_residual"]``).
 """
 
 from __future__ import annotations
@@ -44,7 +49,12 @@ import numpy as np
 import scipy.linalg
 
 from simulate.result import RunResult
-from theory.lazy import empirical_tangent_kernel, initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from theory.lazy import (
+    empirical_tangent_kernel,
+    initial_function_covariance,
+    kernel_gradient_flow,
+    tangent_kernel,
+)
 from theory.symbolic import LOSSES
 from theory.validation import (
     ParameterError,
@@ -58,8 +68,11 @@ from theory.validation import (
 #: Kernels :func:`kernel_matrices` builds (module docstring).
 KERNELS = ("tangent", "conjugate", "tangent_closed", "conjugate_closed")
 
-#: Jitters tried, relative to the mean diagonal of K, when the Cholesky factorization of K + ridge I fails.
-JITTER_LADDER = (0.0, *(10.0**p for p in range(-14, -5)))
+#: Smallest accepted pivot^2 of the Cholesky factor, relative to the mean diagonal of K (module docstring).
+PIVOT_FLOOR = 1e-10
+
+#: Jitters tried in turn, relative to the mean diagonal of K (module docstring).
+JITTER_LADDER = (0.0, *(10.0**p for p in range(-10, -4)))
 
 
 def conjugate_kernel(W: Any, X1: Any, X2: Any) -> np.ndarray:
@@ -140,7 +153,7 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
         ridge: lambda >= 0 added to the diagonal (0: ridgeless).
 
     Returns a result with status ``target_reached`` (the exact solution) or ``failed`` (no jitter of
-    :data:`JITTER_LADDER` made K + ridge I factor), engine ``kernel-ridge``, ``risk`` = [mean (f - y)^2 / 2] on the
+    :data:`JITTER_LADDER` made K + ridge I factor with an accepted pivot), engine ``kernel-ridge``, ``risk`` = [mean (f - y)^2 / 2] on the
     training set, and ``info`` with ``f_train``, ``f_test``, ``coefficients``, ``jitter``, ``relative_jitter``,
     ``train_residual`` (||K a - y|| / ||y||, of the unjittered K + ridge I).
     """
@@ -155,6 +168,8 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
         try:
             factor = scipy.linalg.cho_factor(K + (ridge + jitter) * np.eye(K.shape[0]), lower=True)
         except np.linalg.LinAlgError:
+            continue
+        if relative < PIVOT_FLOOR and np.min(np.diag(factor[0])) ** 2 < PIVOT_FLOOR * scale:
             continue
         a = scipy.linalg.cho_solve(factor, targets)
         f_train = K @ a

@@ -177,7 +177,9 @@ def oa_of_split(w_hat: Any, x_plus: Any, s: Any, kappa: float, sigma: float) -> 
     alignment_angle = float(_angle(w_hat, x_plus))
     phi = float(_angle(x_plus, s))
     gap = max(phi - alignment_angle, 0.0)
-    predictor_angle = float(_angle(w_hat, s))
+    # angle(w_hat, s) >= phi - angle(w_hat, x+) (triangle inequality on the sphere); max() keeps it exact
+    # when rounding breaks it at the last bit (w_hat parallel to x+), so OF >= 0 holds exactly
+    predictor_angle = max(float(_angle(w_hat, s)), gap)
     a_w, a_cone = snr * np.cos(predictor_angle), snr * np.cos(gap)
     return OverAlignmentSplit(  # "+ 0.0" turns the -0.0 of an exact zero gap into 0.0
         oa=float(_tail_gap(a_cone, snr)) + 0.0,

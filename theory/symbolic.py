@@ -146,12 +146,18 @@ class Derivation:
 
 
 def _summand(derivative: sp.Expr) -> sp.Expr:
-    """The per-sample term of a derived field, with the inner sums replaced by the placeholders P and f."""
-    expr = _unwrap_index_range(sp.simplify(derivative))
-    outer = [a for a in sp.preorder_traversal(expr) if isinstance(a, sp.Sum) and a.limits[0][0] == i]
+    """The per-sample term of a derived field, with the inner sums replaced by the placeholders P and f.
+
+    The derivative is -(1/n) Sum_i [...]; inside, sympy leaves sums of Kronecker deltas (from dW_jk / dW_pq),
+    which are evaluated here, one sum at a time, before the small per-sample expression is simplified.
+    """
+    outer = [a for a in sp.preorder_traversal(derivative) if isinstance(a, sp.Sum) and a.limits[0][0] == i]
     if len(outer) != 1:
-        raise RuntimeError(f"unexpected shape of the derived field: {expr}")
-    term = sp.simplify(expr / outer[0]) * outer[0].function  # constants in front of the sum over samples
+        raise RuntimeError(f"unexpected shape of the derived field: {derivative}")
+    term = sp.simplify(derivative / outer[0]) * outer[0].function  # constants in front of the sum over samples
+    term = term.replace(
+        lambda e: isinstance(e, sp.Sum) and e.has(sp.KroneckerDelta), lambda e: _unwrap_index_range(e.doit())
+    )
     hidden = sp.Sum(v[j] * ReLU(sp.Sum(W[j, k] * X[i, k], (k, 1, d))), (j, 1, m))
     term = term.xreplace({hidden: f / c})
     term = term.xreplace({sp.Sum(W[p, k] * X[i, k], (k, 1, d)): P, y[i]: yi, v[p]: vp, X[i, q]: xq})

@@ -145,7 +145,7 @@ def integrate_flow(
     integrator = ScipyPieces(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)
     recorder = Recorder(schedule, coordinates, loss)
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):  # divergence is a status
         try:
             outcome = flow.run(0.0, coordinates.pack(W, v), t_max, recorder)
         except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:

@@ -96,7 +96,7 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """argmin over mu in [0, 1]^k of ||b + A mu||: equation (2), by bounded-variable least squares (exact)."""
     if A.shape[1] == 0:
         return np.zeros(0)
-    return lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
+    return np.clip(lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x, 0.0, 1.0)  # bvls may overshoot by ~eps
 
 
 def select_neuron_mode(
@@ -114,8 +114,9 @@ def select_neuron_mode(
         X: samples (n, d); s: sample factors at the event (n,); sign_v: sign of v_j (0 when v_j = 0).
         side: the neuron's current sides; entries in ``touching`` are replaced, the others kept.
         touching: indices of the samples whose surface the neuron is on (it has been projected onto them).
-        prefer: for each sample, the side a non-attracting pair takes when both one-sided fields point away from
-            the surface (then either side is a Filippov solution; the pair keeps the direction it moved in).
+        prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both one-sided fields
+            point away from the surface (then either side is a Filippov solution; the caller passes the side the
+            pair was moving to, so it keeps its direction).
         hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at the bound
             go to that side).
 
@@ -143,7 +144,7 @@ def select_neuron_mode(
         for i in others:
             rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * sign_v * s[i] * norms2[i]
             rate_active = rate_inactive + sign_v * s[i] * norms2[i]
-            choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else prefer[i]
+            choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else new[i]
             changed |= bool(choice != new[i])
             new[i] = choice
         if not changed:

@@ -18,9 +18,18 @@ def make_table(value_of, *, seeds=16, alphas=ALPHAS, inits=("random_sign",), ns=
         for n in ns:
             for alpha in alphas:
                 for s in range(seeds):
-                    row = {"model.init": init, "data.n": n, "model.width": 100, "model.alpha": alpha,
-                           "model.c": 1.0, "fls": 1 / alpha**2, "seed": s, "run_id": f"{init}-{n}-{alpha}-{s}",
-                           "status": "target_reached", "train.engine": "gd"}
+                    row = {
+                        "model.init": init,
+                        "data.n": n,
+                        "model.width": 100,
+                        "model.alpha": alpha,
+                        "model.c": 1.0,
+                        "fls": 1 / alpha**2,
+                        "seed": s,
+                        "run_id": f"{init}-{n}-{alpha}-{s}",
+                        "status": "target_reached",
+                        "train.engine": "gd",
+                    }
                     for key, mean in value_of(alpha, n, init).items():
                         row[key] = mean + noise * rng.standard_normal()
                     rows.append(row)
@@ -56,8 +65,13 @@ def test_too_few_seeds_or_missing_runs_make_a_claim_inconclusive():
 
 def aligned(alpha, n=40, init="random_sign"):
     small = alpha < 0.1
-    return {"Psi": 0.99 if small else 0.5, "cos_bayes": 0.67 if small else 0.4, "cos_class_sum_bayes": 0.665,
-            "oa": 0.04 if small else 0.0, "of": 0.02 if small else 0.3}
+    return {
+        "Psi": 0.99 if small else 0.5,
+        "cos_bayes": 0.67 if small else 0.4,
+        "cos_class_sum_bayes": 0.665,
+        "oa": 0.04 if small else 0.0,
+        "of": 0.02 if small else 0.3,
+    }
 
 
 def test_over_alignment_and_over_fitting_pass_on_an_aligned_table():
@@ -67,7 +81,9 @@ def test_over_alignment_and_over_fitting_pass_on_an_aligned_table():
 
 
 def test_over_alignment_fails_without_alignment_and_over_fitting_fails_when_of_falls():
-    table = make_table(lambda a, n, i: {**u_shape(a), **aligned(a), "Psi": 0.5, "of": 0.3 - 0.02 * np.log10(a)})
+    table = make_table(
+        lambda a, n, i: {**u_shape(a), **aligned(a), "Psi": 0.5, "of": 0.3 - 0.02 * np.log10(a)}
+    )
     assert claims.over_alignment(table).verdict == "fail"
     assert claims.over_fitting(table).verdict == "fail"
 
@@ -85,7 +101,11 @@ def test_over_fitting_reports_whether_the_antisymmetric_arm_survives():
 def test_reduced_models_pass_when_the_predictions_match_and_fail_when_they_do_not():
     def matching(alpha, n, init, offset=0.0):
         error = u_shape(alpha)["test_error"]
-        return {"test_error": error, "pred_small_alpha_error": error + offset, "pred_lazy_error": error + offset}
+        return {
+            "test_error": error,
+            "pred_small_alpha_error": error + offset,
+            "pred_lazy_error": error + offset,
+        }
 
     assert claims.reduced_models(make_table(matching)).verdict == "pass"
     assert claims.reduced_models(make_table(lambda a, n, i: matching(a, n, i, 0.05))).verdict == "fail"

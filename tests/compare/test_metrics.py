@@ -67,13 +67,22 @@ def test_escape_time_interpolates_the_risk_trajectory():
     assert np.isnan(metrics.escape_time(t, np.full(4, 0.7), 0.05))
 
 
+def test_value_at_interpolates_inside_the_trajectory_only():
+    assert metrics.value_at([0.0, 2.0], [0.0, 1.0], 0.5) == pytest.approx(0.25)
+    assert np.isnan(metrics.value_at([0.0, 2.0], [0.0, 1.0], 3.0))
+    assert np.isnan(metrics.value_at([0.0, 2.0], [0.0, 1.0], float("nan")))
+
+
 def test_activation_classes_on_a_hand_example():
     X = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     y = np.array([1.0, 1.0, -1.0])
     W = np.array([[1.0, 1.0], [-1.0, -1.0], [0.0, -1.0], [-1.0, 1.0]])
     # neuron 0: points 0, 1 (both +); 1: point 2 (-); 2: none; 3: points 1 (+) and 2 (-)
     assert metrics.activation_classes(W, X, y) == {
-        "frac_s_plus": 0.25, "frac_s_minus": 0.25, "frac_dead": 0.25, "frac_mixed": 0.25,
+        "frac_s_plus": 0.25,
+        "frac_s_minus": 0.25,
+        "frac_dead": 0.25,
+        "frac_mixed": 0.25,
     }
 
 
@@ -87,7 +96,9 @@ def test_over_fitting_diagnostics():
     assert metrics.f0_contamination(np.zeros(3), np.ones(3)) == 0.0
     assert metrics.f0_contamination(np.ones(4), 3 * np.ones(4)) == pytest.approx(0.5)
     flipped = np.array([True, True, False, True])
-    assert metrics.fitted_flipped([1.0, -1.0, 1.0, 2.0], [1.0, 1.0, 1.0, -1.0], flipped) == pytest.approx(1 / 3)
+    assert metrics.fitted_flipped([1.0, -1.0, 1.0, 2.0], [1.0, 1.0, 1.0, -1.0], flipped) == pytest.approx(
+        1 / 3
+    )
     assert np.isnan(metrics.fitted_flipped([1.0], [1.0], [False]))
 
 
@@ -96,7 +107,9 @@ def test_run_metrics_against_direct_computations():
     W0, v0 = init_params(10, 8, alpha=0.1, scheme="random_sign", seed=2)
     rng = np.random.default_rng(0)
     W, v = W0 + 0.3 * rng.standard_normal(W0.shape), v0 + 0.3 * rng.standard_normal(v0.shape)
-    out = metrics.run_metrics(W, v, W0, v0, data, c=1.0, t=np.arange(3.0), risk=np.array([0.7, 0.3, 0.04]), eps=0.05)
+    out = metrics.run_metrics(
+        W, v, W0, v0, data, c=1.0, t=np.arange(3.0), risk=np.array([0.7, 0.3, 0.04]), eps=0.05
+    )
     f = np.maximum(data.X_test @ W.T, 0) @ v
     assert out["test_error"] == pytest.approx(np.mean(data.y_test * f <= 0))
     w_hat = metrics.positive_combination(W, v)

@@ -2,6 +2,8 @@
 cases, the claim's rule on synthetic tables, the lazy-regime agreement of the network with its after-kernel, and
 the runner and verify end to end."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,7 +47,9 @@ def test_cka_of_identical_representations_is_one(seed: int, n: int, p: int) -> N
 
 
 @given(seed=st.integers(0, 10_000), scale=st.floats(1e-3, 1e3), shift=st.floats(-5, 5))
-def test_cka_is_invariant_to_scaling_orthogonal_maps_and_shifts(seed: int, scale: float, shift: float) -> None:
+def test_cka_is_invariant_to_scaling_orthogonal_maps_and_shifts(
+    seed: int, scale: float, shift: float
+) -> None:
     A, B = _matrix(seed, 20, 4), _matrix(seed + 1, 20, 3)
     reference = linear_cka(A, B)
     assert linear_cka(scale * A @ _orthogonal(seed + 2, 4) + shift, B) == pytest.approx(reference, rel=1e-9)
@@ -109,20 +113,25 @@ def test_strength_grows_when_the_features_change() -> None:
     W = W0.copy()
     W[:, 0] += 2.0  # every neuron turns towards e1
     measures = strength_measures(W0, v0, W, v0, X, y)
-    assert measures["weight_change"] > 0.5 and measures["kernel_change"] > 0.5 and measures["cka_change"] > 0.05
+    assert (
+        measures["weight_change"] > 0.5 and measures["kernel_change"] > 0.5 and measures["cka_change"] > 0.05
+    )
 
 
 def test_prediction_error_is_mse_or_error_rate_with_a_floor() -> None:
     assert prediction_error([1.0, 2.0], [0.0, 0.0], "regression") == pytest.approx(2.5)
-    assert prediction_error([1.0, -1.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0], "classification") == pytest.approx(0.5)
+    assert prediction_error([1.0, -1.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0], "classification") == pytest.approx(
+        0.5
+    )
     assert prediction_error([1.0, -1.0], [1.0, -1.0], "classification") == pytest.approx(0.25)
     with pytest.raises(ParameterError, match="task"):
         prediction_error([1.0], [1.0], "ranking")
 
 
 def test_quality_gains_are_error_ratios() -> None:
-    gains = quality_gains({"network": 0.1, "tangent": 1.0, "tangent_after": 0.5, "conjugate": 2.0,
-                           "conjugate_after": 0.0})
+    gains = quality_gains(
+        {"network": 0.1, "tangent": 1.0, "tangent_after": 0.5, "conjugate": 2.0, "conjugate_after": 0.0}
+    )
     assert gains["gain_network"] == pytest.approx(10.0)
     assert gains["gain_tangent"] == pytest.approx(2.0)
     assert np.isnan(gains["gain_conjugate"])
@@ -148,7 +157,8 @@ def test_the_odd_part_of_a_bias_free_network_is_linear(seed: int) -> None:
 # The network and its after-kernel agree in the lazy regime
 # ---------------------------------------------------------------------------------------------------------------
 
-#: Relative tolerance of the lazy-regime agreement (measured: about 2e-4 at alpha = 8, width 400).
+#: Relative tolerance of the lazy-regime agreement (measured at alpha = 8, width 400: 3.4e-3 in the test predictions,
+#: 2.7e-3 in the test error; the gap shrinks like 1 / alpha: 3.5e-2 at alpha = 0.5, 1.5e-2 at 1, 6.7e-3 at 4).
 LAZY_TOLERANCE = 0.01
 
 
@@ -161,8 +171,17 @@ def test_after_kernel_recovers_the_network_in_the_lazy_regime() -> None:
     W0, v0 = init_params(400, X.shape[1], alpha=8.0, scheme="antisymmetric", seed=0)
     K0, _ = kernel_matrices("tangent", X, X_test, W=W0, v=v0)
     eta = 1.0 / np.linalg.eigvalsh(K0 / len(X))[-1]
-    (record,) = quality.train_members(W0[None], v0[None], X[None], data.y[None], c=np.ones(1), etas=np.array([eta]),
-                                      loss="squared", rule=TargetRisk(1e-9), max_steps=20_000)
+    (record,) = quality.train_members(
+        W0[None],
+        v0[None],
+        X[None],
+        data.y[None],
+        c=np.ones(1),
+        etas=np.array([eta]),
+        loss="squared",
+        rule=TargetRisk(1e-9),
+        max_steps=20_000,
+    )
     assert record.status == "target_reached"
     W, v = record.final["W"], record.final["v"]
     K, K_test = kernel_matrices("tangent", X, X_test, W=W, v=v)
@@ -174,22 +193,41 @@ def test_after_kernel_recovers_the_network_in_the_lazy_regime() -> None:
     assert errors[1] == pytest.approx(errors[0], rel=LAZY_TOLERANCE)
     # and the lazy network is not a feature learner: its error is within the tolerance of the kernel at init too
     init = kernel_regression(K0, data.y, kernel_matrices("tangent", X, X_test, W=W0, v=v0)[1])
-    assert prediction_error(init.info["f_test"], data.y_test, "regression") == pytest.approx(errors[0],
-                                                                                              rel=LAZY_TOLERANCE)
+    assert prediction_error(init.info["f_test"], data.y_test, "regression") == pytest.approx(
+        errors[0], rel=LAZY_TOLERANCE
+    )
 
 
 def test_train_members_fits_real_targets_and_refuses_them_with_a_classification_loss() -> None:
     X = quality.with_bias(np.where(_matrix(3, 20, 4) > 0, 1.0, -1.0))
     y = staircase(X[:, :4], 2)
     W0, v0 = init_params(10, 5, alpha=0.5, scheme="antisymmetric", seed=0)
-    (record,) = quality.train_members(W0[None], v0[None], X[None], y[None], c=np.ones(1), etas=np.array([0.05]),
-                                      loss="squared", rule=TargetRisk(1e-3), max_steps=20)
+    (record,) = quality.train_members(
+        W0[None],
+        v0[None],
+        X[None],
+        y[None],
+        c=np.ones(1),
+        etas=np.array([0.05]),
+        loss="squared",
+        rule=TargetRisk(1e-3),
+        max_steps=20,
+    )
     output = compile_field("squared").output(record.final["W"], record.final["v"], X, 1.0)
     assert record.history["risk"][-1] == pytest.approx(np.mean((output - y) ** 2) / 2, rel=1e-10)
     assert record.history["risk"][-1] < record.history["risk"][0]
     with pytest.raises(ParameterError, match="squared"):
-        quality.train_members(W0[None], v0[None], X[None], y[None], c=np.ones(1), etas=np.array([0.05]),
-                              loss="logistic", rule=TargetRisk(1e-3), max_steps=5)
+        quality.train_members(
+            W0[None],
+            v0[None],
+            X[None],
+            y[None],
+            c=np.ones(1),
+            etas=np.array([0.05]),
+            loss="logistic",
+            rule=TargetRisk(1e-3),
+            max_steps=5,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,22 +243,27 @@ def test_spearman_rows_matches_scipy(seed: int, n: int, ties: bool) -> None:
         x = np.round(x)
     got = quality.spearman_rows(x, y)
     for row in range(4):
-        expected = spearmanr(x[row], y[row]).statistic
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns on a constant row, whose rho is NaN
+            expected = spearmanr(x[row], y[row]).statistic
         if np.isnan(expected):
             assert np.isnan(got[row])
         else:
             assert got[row] == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize(("interval", "by_size", "state"), [
-    ((-0.2, 0.4), [(0.1, 0.5)], "decoupled"),              # contains 0
-    ((0.1, 0.45), [(0.1, 0.5)], "decoupled"),              # weak throughout
-    ((0.6, 0.9), [(0.3, 0.8), (-0.9, -0.2)], "decoupled"),  # sign change across data sizes
-    ((0.6, 0.9), [(0.3, 0.8), (-0.2, 0.5)], "tracks"),
-    ((-0.95, -0.7), [(-0.9, -0.5)], "tracks"),
-    ((0.3, 0.8), [(0.2, 0.9)], "undecided"),
-    ((np.nan, np.nan), [], "undecided"),
-])
+@pytest.mark.parametrize(
+    ("interval", "by_size", "state"),
+    [
+        ((-0.2, 0.4), [(0.1, 0.5)], "decoupled"),  # contains 0
+        ((0.1, 0.45), [(0.1, 0.5)], "decoupled"),  # weak throughout
+        ((0.6, 0.9), [(0.3, 0.8), (-0.9, -0.2)], "decoupled"),  # sign change across data sizes
+        ((0.6, 0.9), [(0.3, 0.8), (-0.2, 0.5)], "tracks"),
+        ((-0.95, -0.7), [(-0.9, -0.5)], "tracks"),
+        ((0.3, 0.8), [(0.2, 0.9)], "undecided"),
+        ((np.nan, np.nan), [], "undecided"),
+    ],
+)
 def test_tracking_state_follows_the_stated_rule(interval, by_size, state) -> None:
     assert quality.tracking_state(interval, by_size) == state
 
@@ -232,26 +275,43 @@ def _synthetic_table(quality_of, seed: int = 0) -> pd.DataFrame:
         for alpha in np.logspace(-2, 0.5, 6):
             for s in range(3):
                 strength = 1.0 / alpha + 0.05 * rng.standard_normal()
-                rows.append({"data.n": n, "model.alpha": alpha, "seed": s, "fls": 1 / alpha**2,
-                             "status": "target_reached", "weight_change": strength, "kernel_change": strength**2,
-                             "alignment_change": 0.01 * strength, "cka_change": strength / (1 + strength),
-                             "err_tangent": 1.0, "err_network": 1.0, "err_conjugate": 1.0,
-                             "err_conjugate_after": 1.0, "err_tangent_after": 1.0 / quality_of(strength, n, rng)})
+                rows.append(
+                    {
+                        "data.n": n,
+                        "model.alpha": alpha,
+                        "seed": s,
+                        "fls": 1 / alpha**2,
+                        "status": "target_reached",
+                        "weight_change": strength,
+                        "kernel_change": strength**2,
+                        "alignment_change": 0.01 * strength,
+                        "cka_change": strength / (1 + strength),
+                        "err_tangent": 1.0,
+                        "err_network": 1.0,
+                        "err_conjugate": 1.0,
+                        "err_conjugate_after": 1.0,
+                        "err_tangent_after": 1.0 / quality_of(strength, n, rng),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_claim_fails_when_quality_is_a_function_of_strength() -> None:
-    result = quality.strength_quality_claim(_synthetic_table(lambda s, n, rng: 1 + s), ClaimContext(n_boot=300))
+    result = quality.strength_quality_claim(
+        _synthetic_table(lambda s, n, rng: 1 + s), ClaimContext(n_boot=300)
+    )
     assert result.verdict == "fail" and result.value > 0.9
     assert "tracks" in result.evidence["rho(weight_change)"]
 
 
 def test_claim_passes_when_quality_is_unrelated_or_flips_with_the_data_size() -> None:
     unrelated = quality.strength_quality_claim(
-        _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal())), ClaimContext(n_boot=300))
+        _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal())), ClaimContext(n_boot=300)
+    )
     assert unrelated.verdict == "pass"
     flipping = quality.strength_quality_claim(
-        _synthetic_table(lambda s, n, rng: (1 + s) ** (1 if n < 200 else -1)), ClaimContext(n_boot=300))
+        _synthetic_table(lambda s, n, rng: (1 + s) ** (1 if n < 200 else -1)), ClaimContext(n_boot=300)
+    )
     assert flipping.verdict == "pass"
     assert all("decoupled" in flipping.evidence[f"rho({m})"] for m in quality.STRENGTH_MEASURES)
 
@@ -285,8 +345,11 @@ def test_run_quality_batch_measures_every_run(name: str) -> None:
         row = output.row
         assert row["status"] == "target_reached", row["message"]
         assert row["task"] == ("regression" if name == quality.MAIN_SWEEP else "classification")
-        for column in ("err_network", *[f"err_{k}" for k in (*quality.INIT_FITS, *quality.AFTER_FITS)],
-                       *quality.STRENGTH_MEASURES):
+        for column in (
+            "err_network",
+            *[f"err_{k}" for k in (*quality.INIT_FITS, *quality.AFTER_FITS)],
+            *quality.STRENGTH_MEASURES,
+        ):
             assert np.isfinite(row[column]), column
         assert len(output.arrays["t"]) == len(output.arrays["risk"])
     rich, lazy = (o.row for o in outputs)

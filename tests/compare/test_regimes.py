@@ -10,18 +10,11 @@ from simulate.initialization import init_params
 from theory.smallinit import escape_time
 
 
-def test_measured_regime_follows_the_share_of_over_alignment():
-    base = {"test_error": 0.10, "bayes_error": 0.02}
-    assert regimes.measured_regime({**base, "oa": 0.07}) == "over-alignment"  # 0.07 / 0.08 > 2/3
-    assert regimes.measured_regime({**base, "oa": 0.01}) == "over-fitting"  # 0.01 / 0.08 < 1/3
-    assert regimes.measured_regime({**base, "oa": 0.04}) == "balanced"
-    assert regimes.measured_regime({"test_error": 0.02, "bayes_error": 0.03, "oa": 0.0}) == "balanced"
-
-
-def test_measured_regime_falls_back_on_alignment_and_kernel_movement():
-    assert regimes.measured_regime({"Psi": 0.95, "kernel_movement": 5.0}) == "over-alignment"
-    assert regimes.measured_regime({"Psi": 0.2, "kernel_movement": 0.01}) == "over-fitting"
-    assert regimes.measured_regime({"Psi": 0.5, "kernel_movement": 0.5}) == "balanced"
+def test_measured_regime_from_f0_and_alignment_at_escape():
+    assert regimes.measured_regime({"f0_contamination": 0.8, "psi_at_escape": 0.99}) == "over-fitting"
+    assert regimes.measured_regime({"f0_contamination": 0.01, "psi_at_escape": 0.95}) == "over-alignment"
+    assert regimes.measured_regime({"f0_contamination": 0.01, "psi_at_escape": 0.5}) == "balanced"
+    assert regimes.measured_regime({"f0_contamination": 0.0, "psi_at_escape": float("nan")}) == "balanced"
     assert regimes.measured_regime({}) is None
 
 
@@ -58,10 +51,16 @@ def test_f0_boundary_matches_a_monte_carlo_of_the_initial_function():
 
 
 def test_label_regimes_adds_measured_and_predicted_columns():
-    table = pd.DataFrame({
-        "test_error": [0.1, 0.3], "bayes_error": [0.02, 0.02], "oa": [0.07, 0.0], "fls": [1e4, 0.1],
-        "model.init": ["random_sign"] * 2, "data.n": [40, 40], "model.width": [100, 100],
-    })
+    table = pd.DataFrame(
+        {
+            "f0_contamination": [0.0, 2.0],
+            "psi_at_escape": [0.99, 0.1],
+            "fls": [1e4, 0.1],
+            "model.init": ["random_sign"] * 2,
+            "data.n": [40, 40],
+            "model.width": [100, 100],
+        }
+    )
     out = regimes.label_regimes(table, {(40, 100): {"alignment": 300.0, "f0": 0.7}})
     assert out["regime"].tolist() == ["over-alignment", "over-fitting"]
     assert out["predicted_regime"].tolist() == ["over-alignment", "over-fitting"]

@@ -41,7 +41,14 @@ def test_a_tiny_batch_reaches_its_targets_in_order():
 
 
 def test_a_diverging_member_is_recorded_as_diverged():
-    runs = tiny_runs(**{"train.step_policy": "constant", "train.eta": 1e4, "grid.model.alpha": [10.0]})
+    runs = tiny_runs(
+        **{
+            "train.step_policy": "constant",
+            "train.eta": 1e4,
+            "train.t_max": 1e200,
+            "grid.model.alpha": [10.0],
+        }
+    )
     outputs = runner.execute_batch(runs)
     assert {o.row["status"] for o in outputs} == {"diverged"}
     assert all("NaN or inf" in o.row["message"] for o in outputs)
@@ -100,5 +107,7 @@ def test_sharpness_bound_bounds_the_hessian_spectrum(seed, scale):
 
 def test_constant_policy_gives_the_base_step():
     W, v = np.ones((2, 3, 4)), np.ones((2, 3))
-    steps = runner.step_sizes("constant", 0.3, W, v, np.ones((2, 5, 4)), np.ones((2, 5)), np.ones(2), loss="logistic")
+    steps = runner.step_sizes(
+        "constant", 0.3, W, v, np.ones((2, 5, 4)), np.ones((2, 5)), np.ones(2), loss="logistic"
+    )
     np.testing.assert_array_equal(steps, [0.3, 0.3])

@@ -14,7 +14,7 @@ TINY = {
     "data": {"model": "gaussian_mixture", "n": 12, "d": 8, "n_test": 500, "kappa": 2.0},
     "model": {"width": 8},
     "train": {"eta": 0.2, "max_steps": 5000},
-    "grid": {"data.n": [8, 12, 16], "model.alpha": {"logspace": [-3, 1, 5]}, "seeds": 4},
+    "grid": {"data.n": [8, 12, 16], "model.alpha": {"logspace": [-2, 1, 5]}, "seeds": 4},
     "phase": {"x": "fls", "y": "data.n"},
     "sweep": {"name": "tiny"},
 }
@@ -41,7 +41,7 @@ def test_verify_writes_a_report_with_every_claim_and_figure(tiny_verify, capsys)
 def test_report_from_an_existing_store_gives_the_same_verdicts(tiny_verify, tmp_path):
     out, report = tiny_verify
     again = write_report(out / "store", tmp_path)
-    verdicts = lambda text: [line.split("|")[2] for line in text.splitlines() if line.startswith("| (")]  # noqa: E731
+    verdicts = lambda text: [line.split("|")[2] for line in text.splitlines() if line.startswith("| (")]
     assert verdicts(again.read_text()) == verdicts(report.read_text())
 
 
@@ -55,7 +55,9 @@ def test_phase_diagram_returns_png_and_pdf(tiny_verify, tmp_path):
 def test_the_default_config_meets_the_stated_minimums():
     config = load_config(DEFAULT_CONFIG)
     grid = config["grid"]
-    assert len(grid["model.alpha"]) >= 16 and min(grid["model.alpha"]) <= 1e-4 and max(grid["model.alpha"]) >= 10
+    assert (
+        len(grid["model.alpha"]) >= 16 and min(grid["model.alpha"]) <= 1e-4 and max(grid["model.alpha"]) >= 10
+    )
     assert len(grid["seeds"]) >= 16 and len(grid["data.n"]) >= 5
     assert set(grid["model.init"]) == {"random_sign", "antisymmetric"}
     assert config["data"]["kappa"] == 2.0 and config["data"]["d"] == 100 and config["data"]["sigma"] == 1.0

@@ -265,7 +265,10 @@ def test_deep_tensors_follow_the_placement(binary, dtype):
     family = DeepEnsemble(
         nets,
         torch.ones(2, dtype=dtype, device=meta),
-        *(torch.as_tensor(a, dtype=dtype).to(meta) for a in (binary.X, binary.y, binary.X_test, binary.y_test)),
+        *(
+            torch.as_tensor(a, dtype=dtype).to(meta)
+            for a in (binary.X, binary.y, binary.X_test, binary.y_test)
+        ),
         binary=True,
         centered=True,
     )

@@ -99,9 +99,10 @@ def test_cone_minimum_equals_brute_force_minimum(seed, d, phi, cone_angle, ratio
             constraints=[{"type": "ineq", "fun": lambda v: cos_angle(v, x_plus) - psi}],
             options={"ftol": 1e-14, "maxiter": 500},
         )
-        if cos_angle(result.x, x_plus) >= psi - 1e-9:
-            best = min(best, direction_error(result.x, s, kappa, sigma))
-    assert best == pytest.approx(closed_form, abs=1e-7)
+        best = min(
+            best, direction_error(into_cone(result.x), s, kappa, sigma)
+        )  # SLSQP may end just outside H
+    assert closed_form - 1e-15 <= best <= closed_form + 1e-7
     minimizer = cone_minimizer(x_plus, s, psi)
     assert minimizer @ e >= psi - 1e-12 and np.linalg.norm(minimizer) == pytest.approx(1.0)
     assert direction_error(minimizer, s, kappa, sigma) == pytest.approx(closed_form, rel=1e-12, abs=1e-300)

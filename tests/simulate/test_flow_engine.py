@@ -1,0 +1,160 @@
+"""integrate_flow: input checks, statuses, diagnostics, coordinates, simultaneous events, dense output."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from simulate.flow import (
+    PositiveClassLoss,
+    SaveSchedule,
+    TrainAccuracy,
+    integrate_flow,
+    zero_train_error,
+)
+from simulate.flow.problems import stall_problem, switching_problem
+from theory import vector_field
+from theory.compiled import compile_field
+from theory.validation import ParameterError
+
+FIELD = compile_field("logistic")
+
+
+def test_bad_input_gets_clear_errors():
+    W, v, X, y = switching_problem()
+    run = lambda **kw: integrate_flow(**{"W0": W, "v0": v, "X": X, "y": y, "t_max": 1.0, **kw})  # noqa: E731
+    cases = [
+        ({"W0": W[:, :2]}, "W has shape"),
+        ({"v0": v[:3]}, "v has shape"),
+        ({"y": y[:4]}, "y has shape"),
+        ({"y": np.where(y > 0, 1.0, 0.0)}, "y must contain only -1 and \\+1"),
+        ({"X": np.where(X > 0.5, np.nan, X)}, "X contains non-finite"),
+        ({"target_risk": 0.0}, "target_risk = 0.0 is out of range"),
+        ({"target_risk": -0.1}, "target_risk = -0.1 is out of range"),
+        ({"rtol": 1e-15}, "rtol = 1e-15 is out of range; allowed: \\[1e-14, 0.01\\]"),
+        ({"rtol": 0.1}, "rtol = 0.1 is out of range"),
+        ({"atol": 0.0}, "atol = 0.0 is out of range"),
+        ({"t_max": -1.0}, "t_max = -1.0 is out of range"),
+        ({"c": 0.0}, "c = 0.0 is out of range"),
+        ({"method": "Euler"}, "method = 'Euler' is not supported"),
+        ({"coords": "polar"}, "coords = 'polar' is not supported"),
+        ({"coords": "log", "v0": 2 * v}, "needs a balanced initialization"),
+        ({"target_risk": 0.1, "stop_rule": TrainAccuracy(0.9)}, "either target_risk or stop_rule"),
+        ({"stop_rule": 0.1}, "stop_rule must be a StopRule"),
+        ({"stop_rule": PositiveClassLoss(0.1), "y": -np.ones(5)}, "at least one sample with y = \\+1"),
+        ({"save_at": [1.0, 0.5]}, "save_at must be non-negative and non-decreasing"),
+        ({"loss": "hinge"}, "loss = 'hinge' is not supported"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ParameterError, match=message):
+            run(**overrides)
+
+
+def test_without_events_it_is_the_smooth_flow_to_the_tolerance():
+    """All pairs active for all time (one class, neurons inside the data cone): a plain ODE, no events."""
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((6, 3))) + 0.5
+    y = np.ones(6)
+    W = np.abs(rng.standard_normal((3, 3))) + 0.2
+    v = np.linalg.norm(W, axis=1)
+    result = integrate_flow(W, v, X, y, t_max=10.0, rtol=1e-12, atol=1e-14)
+    m, d = W.shape
+
+    def field(t, z):
+        dW, dv = vector_field(z[: m * d].reshape(m, d), z[m * d :], X, y)
+        return np.concatenate([dW.ravel(), dv])
+
+    exact = solve_ivp(field, (0, 10), np.concatenate([W.ravel(), v]), method="DOP853", rtol=1e-13, atol=1e-15).y[:, -1]
+    assert result.status == "t_max" and result.t_stop == 10.0
+    assert result.switches == 0 and result.sliding_entries == 0 and result.info["events"] == 0
+    assert np.allclose(np.concatenate([result.W.ravel(), result.v]), exact, rtol=1e-10, atol=0)
+    assert result.invariant_drift < 1e-10
+
+
+def test_stall_problem_run_carries_its_diagnostics_and_descends():
+    W, v, X, y = stall_problem(1.0)
+    result = integrate_flow(W, v, X, y, target_risk=1e-2, t_max=500.0, coords="plain")
+    assert result.status == "target_reached" and result.ok
+    assert result.risk[-1] == pytest.approx(1e-2, rel=1e-9)
+    assert np.all(result.risk[:-1] > 1e-2)
+    assert np.all(np.diff(result.risk) <= 1e-13)  # gradient flow descends the risk (Filippov selection too)
+    assert result.switches > 20 and result.sliding_entries > 0
+    assert result.rhs_evals > 0 and result.wall_time > 0 and result.invariant_drift < 1e-9
+    assert result.engine == "flow" and result.info["coords"] == "plain"
+    assert FIELD.risk(result.W, result.v, X, y) == pytest.approx(1e-2, rel=1e-9)
+
+
+def test_duplicate_neurons_hit_their_surfaces_together_and_stay_duplicates():
+    """Each neuron split into two copies (w, v) / sqrt(2): the same function and flow, every event doubled."""
+    W, v, X, y = switching_problem()
+    single = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11)
+    W2, v2 = np.repeat(W, 2, axis=0) / np.sqrt(2), np.repeat(v, 2) / np.sqrt(2)
+    double = integrate_flow(W2, v2, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11)
+    assert double.status == single.status == "target_reached"
+    assert double.t_stop == pytest.approx(single.t_stop, rel=1e-9)
+    assert np.array_equal(double.W[0::2], double.W[1::2]) and np.array_equal(double.v[0::2], double.v[1::2])
+    assert np.allclose(double.W[0::2] * np.sqrt(2), single.W, rtol=1e-8, atol=1e-10)
+    assert double.switches == 2 * single.switches and double.sliding_entries == 2 * single.sliding_entries
+    assert double.info["events"] == single.info["events"]  # the copies' events are handled as one group
+
+
+def test_log_and_plain_coordinates_agree():
+    W, v, X, y = stall_problem(0.05)
+    kwargs = {"target_risk": 0.05, "t_max": 500.0, "rtol": 1e-11}
+    plain = integrate_flow(W, v, X, y, coords="plain", **kwargs)
+    log = integrate_flow(W, v, X, y, coords="log", **kwargs)
+    assert log.engine == "flow-logcoords" and log.invariant_drift == 0.0
+    assert integrate_flow(W, v, X, y, t_max=1.0).engine == "flow-logcoords"  # auto: balanced, small alpha
+    assert log.t_stop == pytest.approx(plain.t_stop, rel=1e-7)
+    assert np.allclose(log.W, plain.W, rtol=1e-6, atol=1e-9 * np.abs(plain.W).max())
+    assert (log.switches, log.sliding_entries) == (plain.switches, plain.sliding_entries)
+
+
+def test_dense_output_reproduces_saved_states():
+    W, v, X, y = stall_problem(1.0)
+    times = np.linspace(0.0, 20.0, 9)
+    result = integrate_flow(W, v, X, y, t_max=20.0, save_at=times)
+    assert np.array_equal(result.t, times) and result.W_t.shape == (9, 20, 3)
+    for k in (0, 3, 8):
+        W_k, v_k = result.dense(times[k])
+        assert np.allclose(W_k, result.W_t[k], rtol=1e-8, atol=1e-10)
+        assert np.allclose(v_k, result.v_t[k], rtol=1e-8, atol=1e-10)
+    with pytest.raises(ParameterError, match="t = 21.0 is out of range"):
+        result.dense(21.0)
+    only_risk = integrate_flow(W, v, X, y, t_max=5.0, save_at=SaveSchedule.at([1.0, 2.0], keep_states=False))
+    assert only_risk.W_t is None and np.array_equal(only_risk.t, [1.0, 2.0, 5.0])
+
+
+def test_implicit_method_with_the_analytic_jacobian_agrees():
+    W, v, X, y = switching_problem()
+    explicit = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11)
+    implicit = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-9, method="Radau")
+    assert implicit.info["jac_evals"] > 0
+    assert implicit.t_stop == pytest.approx(explicit.t_stop, rel=1e-6)
+    assert np.allclose(implicit.W, explicit.W, rtol=1e-6, atol=1e-8)
+
+
+def test_statuses_not_reached_t_max_and_diverged():
+    W, v, X, y = switching_problem()
+    unreachable = integrate_flow(W, v, X, y, target_risk=1e-8, t_max=50.0)
+    assert unreachable.status == "not_reached" and not unreachable.ok and unreachable.t_stop == 50.0
+    assert "not reached by t_max = 50" in unreachable.message
+    assert integrate_flow(W, v, X, y, t_max=5.0).status == "t_max"
+    exploding = integrate_flow(1e120 * W, 1e120 * v, X, y, loss="squared", t_max=1.0, coords="plain")
+    assert exploding.status == "diverged" and "not finite" in exploding.message
+
+
+@pytest.mark.parametrize(
+    "rule, measure",
+    [
+        (PositiveClassLoss(0.05), lambda f, y: FIELD.losses(f, y)[y > 0].mean() - 0.05),
+        (TrainAccuracy(0.9), lambda f, y: -np.sort(y * f)[2]),
+        (zero_train_error(), lambda f, y: -np.min(y * f)),
+    ],
+)
+def test_stop_rules_are_located_on_the_dense_output(rule, measure):
+    W, v, X, y = stall_problem(1.0)
+    result = integrate_flow(W, v, X, y, stop_rule=rule, t_max=500.0)
+    assert result.status == "target_reached"
+    f = FIELD.output(result.W, result.v, X)
+    assert abs(measure(f, y)) <= 1e-9
+    assert measure(FIELD.output(*result.dense(0.999 * result.t_stop), X), y) > 0
