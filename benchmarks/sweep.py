@@ -4,9 +4,10 @@
        efficiency = T(1 worker) / (2 * T(2 workers))            (1.0 = perfect; target >= 0.8)
    End to end, each wall time includes starting the pool's workers and each worker's first run, which pays
    one-time costs (the symbolic derivation of the field, cached per process); the fork server the workers are
-   copied from is started once, before the timings. The steady-state efficiency removes them
-   with a second, 2-run sweep: (T1(16) - T1(2)) / (2 (T2(16) - T2(2))), where T_w(2) is one warm-up run per
-   worker for w = 2 and two runs for w = 1.
+   copied from is started once, before the timings. The steady-state efficiency removes them with a second,
+   2-run sweep: (T1(16) - T1(2)) / (2 (T2(16) - T2(2))), where T_w(2) is one warm-up run per worker for w = 2
+   and two runs for w = 1. A control maps the same runs over a plain ProcessPoolExecutor: on
+   a machine shared with other work its efficiency shows what the CPUs allow, whatever the sweep machinery.
 2. Per-run overhead of the store: the same runs as a bare loop ``for batch: runner(batch)`` and as
    ``run_sweep(..., workers=0)`` (config check, batching, Parquet writes, progress), both in this process with
    warm caches, alternated; overhead = (T_sweep - T_bare) / T_bare (target <= 0.05). As the runs themselves
@@ -14,7 +15,7 @@
    the runner over the time inside it; and the store's writes alone (write_batch of the same outputs). On two
    clocks: wall time, and this process's CPU time, which other load on the machine inflates less.
 
-The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 100, alpha = 0.01, gd with the runner's
+The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 200, alpha = 0.01, gd with the runner's
 default step policy until the training risk is <= 0.05, one run per batch (sweep.batch_size = 1), 16 seeds;
 each takes about 0.5-1 s on one CPU thread.
 
@@ -29,6 +30,8 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from compare.config import expand_runs, load_config
@@ -41,7 +44,7 @@ from simulate.train.device import configure_threads
 def config(runs: int) -> dict:
     return {
         "data": {"preset": "low_signal", "n_test": 2000},
-        "model": {"width": 100},
+        "model": {"width": 200},
         "train": {"eta": 0.1, "max_steps": 20000},
         "stop": {"rule": "risk", "eps": 0.05},
         "grid": {"model.alpha": [0.01], "seeds": runs},
@@ -58,16 +61,43 @@ def timed_sweep(runs: int, workers: int, root: Path) -> float:
     return elapsed
 
 
-def parallel_efficiency(runs: int, root: Path) -> None:
+def timed_bare_pool(runs: int, workers: int) -> float:
+    """The control: the same runs mapped over a plain ProcessPoolExecutor (one torch thread per worker), with
+    no config check, batching, store or progress."""
+    resolved = load_config(config(runs))
+    batches = make_batches(expand_runs(resolved), resolved["sweep"]["batch_size"])
+    start = time.perf_counter()
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("forkserver"), initializer=configure_threads
+    ) as pool:
+        list(pool.map(execute_batch, batches))
+    return time.perf_counter() - start
+
+
+def parallel_efficiency(runs: int, repeats: int, root: Path) -> None:
     timed_sweep(1, 1, root)  # starts the fork server (once per driver process) outside the timings
-    wall = {(w, n): timed_sweep(n, w, root) for w in (1, 2) for n in (runs, 2)}
-    end_to_end = wall[1, runs] / (2 * wall[2, runs])
-    steady = (wall[1, runs] - wall[1, 2]) / (2 * (wall[2, runs] - wall[2, 2]))
-    print(f"pool, {runs} runs: 1 worker {wall[1, runs]:.2f} s, 2 workers {wall[2, runs]:.2f} s")
+    samples: dict[tuple[str, int, int], list[float]] = {}
+    for _ in range(repeats):  # interleaved, so that a change in the machine's load hits every contender
+        for workers in (1, 2):
+            for size in (runs, 2):
+                samples.setdefault(("sweep", workers, size), []).append(timed_sweep(size, workers, root))
+            samples.setdefault(("plain", workers, runs), []).append(timed_bare_pool(runs, workers))
+    wall = {key: statistics.median(values) for key, values in samples.items()}
+    sweep = {(w, n): wall["sweep", w, n] for w in (1, 2) for n in (runs, 2)}
+    end_to_end = sweep[1, runs] / (2 * sweep[2, runs])
+    steady = (sweep[1, runs] - sweep[1, 2]) / (2 * (sweep[2, runs] - sweep[2, 2]))
+    plain = wall["plain", 1, runs] / (2 * wall["plain", 2, runs])
     print(
-        f"pool, 2 runs (start-up and first run per worker): 1 worker {wall[1, 2]:.2f} s, 2 workers {wall[2, 2]:.2f} s"
+        f"medians of {repeats}; pool, {runs} runs: 1 worker {sweep[1, runs]:.2f} s, 2 workers {sweep[2, runs]:.2f} s"
+    )
+    print(
+        f"pool, 2 runs (start-up and first run per worker): 1 worker {sweep[1, 2]:.2f} s, 2 workers {sweep[2, 2]:.2f} s"
     )
     print(f"parallel efficiency, 2 workers vs 1: end to end {end_to_end:.1%}, steady state {steady:.1%}")
+    print(
+        f"control, a plain ProcessPoolExecutor on the same runs: 1 worker {wall['plain', 1, runs]:.2f} s, "
+        f"2 workers {wall['plain', 2, runs]:.2f} s, efficiency {plain:.1%}"
+    )
 
 
 def clocks(action: Callable[[], object]) -> tuple[float, float]:
@@ -127,7 +157,7 @@ def main() -> None:
     print(f"CPUs usable: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as root:
         if args.only in (None, "pool"):
-            parallel_efficiency(args.runs, Path(root))
+            parallel_efficiency(args.runs, args.repeats, Path(root))
         if args.only in (None, "store"):
             store_overhead(args.runs, args.repeats, Path(root))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

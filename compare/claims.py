@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from compare.sweep import ENSEMBLE_KEYS
 from theory.validation import check_choice, check_int
 
 #: Verdicts a claim can return.
@@ -66,9 +67,6 @@ LITERATURE_EXPONENTS = {"data.n": -1.0, "model.width": -0.5}
 
 #: Engines whose runs are networks (the kernel engine is a prediction, not a run of the network).
 NETWORK_ENGINES = ("gd", "sgd", "flow")
-
-#: Keys in which the runs of one cell differ.
-MEMBER_KEYS = ("model.alpha", "model.c", "seed", "fls", "run_id")
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def headline_init(table: pd.DataFrame) -> str | None:
 
 def second_axes(table: pd.DataFrame) -> list[str]:
     """Run keys (dotted) other than the init and the member keys that take more than one value in the table."""
-    keys = [k for k in table.columns if "." in k and k not in MEMBER_KEYS and k != "model.init"]
+    keys = [k for k in table.columns if "." in k and k not in ENSEMBLE_KEYS and k != "model.init"]
     return [k for k in keys if table[k].nunique(dropna=False) > 1]
 
 

@@ -181,12 +181,13 @@ class AlignmentReference:
 def alignment_observables(W: Any, v: Any, reference: AlignmentReference) -> dict[str, float]:
     """Psi = cos(w_hat+, x+), cos(w_hat+, Bayes direction) (NaN without one) and ||theta||: cheap enough to take
     at every stage of a run (the ``obs_*`` trajectories)."""
-    w_hat = positive_combination(W, v)
-    return {
-        "Psi": cosine(w_hat, reference.x_plus),
-        "cos_bayes": cosine(w_hat, reference.bayes) if reference.bayes is not None else float("nan"),
-        "norm": float(np.sqrt(np.sum(np.asarray(W) ** 2) + np.sum(np.asarray(v) ** 2))),
-    }
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging network gives inf or NaN, not a warning
+        w_hat = positive_combination(W, v)
+        return {
+            "Psi": cosine(w_hat, reference.x_plus),
+            "cos_bayes": cosine(w_hat, reference.bayes) if reference.bayes is not None else float("nan"),
+            "norm": float(np.sqrt(np.sum(np.asarray(W) ** 2) + np.sum(np.asarray(v) ** 2))),
+        }
 
 
 #: Every metric column :func:`run_metrics` may write, so that rows of failed runs have the same columns (NaN).

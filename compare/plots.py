@@ -34,7 +34,7 @@ LABELS = {
     "oa": "over-alignment OA",
     "of": "over-fitting OF",
     "f0_contamination": "‖f₀‖ / ‖f − f₀‖ (test)",
-    "pred_small_alpha_error": "small-alpha limit (extreme vectors)",
+    "pred_small_alpha_error": "small-alpha limit (directional flow, reduced model)",
     "pred_lazy_error": "lazy limit (K0 + f0)",
 }
 
@@ -44,6 +44,7 @@ def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
     base = Path(out_path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".pdf")]
+    figure.tight_layout()
     for path in paths:
         figure.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(figure)
@@ -90,6 +91,12 @@ def log_axis(ax: plt.Axes, which: str = "x") -> None:
     """A log scale with plain tick labels ("0.01", "1e+08"; math text would be parsed for every tick)."""
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    _plain_log_ticks(axis, subs=(1.0,) if which == "x" else (1.0, 2.0, 5.0))
+
+
+def _plain_log_ticks(axis: matplotlib.axis.Axis, subs: tuple[float, ...]) -> None:
+    """Major ticks at subs x 10^k labelled as plain numbers, unlabelled minor ticks."""
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
     axis.set_major_formatter(PLAIN)
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -295,8 +302,7 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             norm=matplotlib.colors.LogNorm(),
         )
         bar = figure.colorbar(mesh, ax=ax, label="mean test error")
-        bar.ax.yaxis.set_major_formatter(PLAIN)
-        bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _plain_log_ticks(bar.ax.yaxis, subs=(1.0, 2.0, 5.0))
         ax.plot(optima, y_positions, "o", color="white", markeredgecolor="k", label="measured optimum")
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]

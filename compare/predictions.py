@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from compare import metrics
+from compare.sweep import ENSEMBLE_KEYS
 from simulate.data import Dataset
 from theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
 from theory.smallinit import (
@@ -185,7 +186,7 @@ def reduced_model_error(
     directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run["model.alpha"] and then trained
     as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
     reduced model does not reach its target."""
-    from compare.runner import STAGE_STEPS, stop_rule, train_staged
+    from compare.runner import stop_rule, train_staged
 
     alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
     errors = np.full(len(datasets), np.nan)
@@ -212,7 +213,7 @@ def reduced_model_error(
         policy=run["train.step_policy"],
         rule=stop_rule(run["stop.rule"], float(run["stop.eps"])),
         loss=run["model.loss"],
-        max_steps=max(int(run["train.max_steps"]), STAGE_STEPS),
+        max_steps=int(run["train.max_steps"]),
         t_max=float(run["train.t_max"]),
         batch_size=None,
         seeds=[0] * len(usable),
@@ -277,7 +278,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network does).
     """
     from compare import claims
-    from compare.runner import MEMBER_KEYS, dataset_for, initial_parameters
+    from compare.runner import dataset_for, initial_parameters
 
     out = table.copy()
     runs = claims.network_runs(out)
@@ -285,7 +286,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     for init in dict.fromkeys(runs["model.init"]):
         cell = claims.base_cell(runs, init)[0] if cells == "base" else runs[runs["model.init"] == init]
         selected.update(cell.index)
-    keys = [k for k in runs.columns if "." in k and k not in MEMBER_KEYS]
+    keys = [k for k in runs.columns if "." in k and k not in ENSEMBLE_KEYS]
     columns = {column: np.full(len(out), np.nan) for column in PREDICTION_COLUMNS}
     position = {label: i for i, label in enumerate(out.index)}
     for _, cell in runs.groupby(keys, dropna=False, sort=False):

@@ -59,9 +59,8 @@ from compare.quality_metrics import (
 )
 from compare.runner import RunOutput, dataset_for, stop_rule
 from compare.sweep import run_sweep
-from compare.verify import BLAS_THREAD_VARIABLES
 from simulate.initialization import init_params
-from simulate.kernel import kernel_logistic_regression, kernel_matrices, kernel_regression
+from simulate.kernel import KERNELS, kernel_logistic_regression, kernel_matrices, kernel_regression
 from simulate.result import RunResult
 from simulate.train.device import placement
 from simulate.train.ensemble import TwoLayerEnsemble
@@ -100,13 +99,8 @@ LAZY_STEP = 1.0
 #: Time limit of the kernel gradient flows (in the normalized time of simulate.kernel).
 KERNEL_T_MAX = 1e6
 
-#: Kernel fits of every run: name -> (kernel of simulate.kernel.KERNELS, which parameters).
-INIT_FITS = {
-    "tangent": "tangent",
-    "conjugate": "conjugate",
-    "tangent_closed": "tangent_closed",
-    "conjugate_closed": "conjugate_closed",
-}
+#: Kernel fits of every run: each kernel of simulate.kernel.KERNELS at init (column err_<kernel>), and the
+#: empirical ones after training (err_<name> for name -> kernel).
 AFTER_FITS = {"tangent_after": "tangent", "conjugate_after": "conjugate"}
 
 #: The claim's rule (module docstring of compare.quality and docs/quality.md).
@@ -234,14 +228,16 @@ def _fit_errors(
 def _init_fits(
     W0: np.ndarray, v0: np.ndarray, c: float, alpha: float, data: _Data, loss: str, eps: float
 ) -> dict[str, float]:
+    """:func:`_fit_errors` of every kernel of simulate.kernel.KERNELS at the init (W0, v0) of scale alpha."""
     fits = {
-        name: kernel_matrices(kernel, data.X, data.X_test, W=W0, v=v0, c=c, alpha=alpha)
-        for name, kernel in INIT_FITS.items()
+        kernel: kernel_matrices(kernel, data.X, data.X_test, W=W0, v=v0, c=c, alpha=alpha)
+        for kernel in KERNELS
     }
     return _fit_errors(fits, data, loss, eps)
 
 
 def _step_size(K0: np.ndarray, eta: float) -> float:
+    """min(eta, LAZY_STEP / lambda_max(K0 / n)) for the tangent kernel K0 on the n training points."""
     top = float(eigh(K0, eigvals_only=True, subset_by_index=[len(K0) - 1, len(K0) - 1])[0])
     return min(eta, LAZY_STEP * len(K0) / top) if top > 0 else eta
 
@@ -274,7 +270,10 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         if seed not in init_rows:
             init_rows[seed] = _init_fits(W0, v0, c, alpha, data, loss, eps)
         K0 = empirical_tangent_kernel(W0, v0, data.X, data.X, c=c)
-        W0s.append(W0), v0s.append(v0), K0s.append(K0), etas.append(_step_size(K0, float(run["train.eta"])))
+        W0s.append(W0)
+        v0s.append(v0)
+        K0s.append(K0)
+        etas.append(_step_size(K0, float(run["train.eta"])))
     members = [datasets[int(run["seed"])] for run in runs]
     c = np.array([float(run["model.c"]) for run in runs])
     train_start = time.perf_counter()
@@ -324,7 +323,7 @@ def _measure(
     loss: str,
     eps: float,
 ) -> dict[str, Any]:
-    """Errors of the network and its after-kernels, strength measures and quality gains of one trained run."""
+    """Test errors of the network and of its after-kernels, and the strength measures, of one trained run."""
     W, v = record.final["W"], record.final["v"]
     fits = {
         name: kernel_matrices(kernel, data.X, data.X_test, W=W, v=v, c=c)
@@ -388,7 +387,7 @@ def tracking_state(interval: tuple[float, float], by_size: Sequence[tuple[float,
     lo, hi = interval
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "undecided"
-    sign_change = any(l > 0 for l, _ in by_size) and any(h < 0 for _, h in by_size)
+    sign_change = any(low > 0 for low, _ in by_size) and any(high < 0 for _, high in by_size)
     if lo <= 0 <= hi or (-TRACKING_RHO < lo and hi < TRACKING_RHO) or sign_change:
         return "decoupled"
     if lo > TRACKING_RHO or hi < -TRACKING_RHO:
@@ -425,6 +424,8 @@ def finished_runs(table: pd.DataFrame, quality: str = "gain_tangent") -> pd.Data
     """Runs that reached their target, with the gains, and finite strength measures and ``quality``."""
     runs = _with_gains(table[table["status"] == "target_reached"])
     columns = [*STRENGTH_MEASURES, quality]
+    if any(column not in runs for column in columns):  # no run was measured
+        return runs.iloc[0:0]
     return runs[np.isfinite(runs[columns].to_numpy(dtype=float)).all(axis=1)]
 
 
@@ -620,7 +621,9 @@ def headline_ratio(curves: pd.DataFrame) -> pd.DataFrame:
     return rich[["data.n", "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]]
 
 
-def pooled_with_control(tables: Mapping[str, pd.DataFrame], context: claims.ClaimContext) -> list[Correlation]:
+def pooled_with_control(
+    tables: Mapping[str, pd.DataFrame], context: claims.ClaimContext
+) -> list[Correlation]:
     """The correlations of the main sweep pooled with the parity control (informational, not the verdict): the
     parity runs move as much as the staircase runs at the same FLS but gain little, which a strength measure
     cannot tell apart."""
@@ -698,6 +701,8 @@ def write_quality_report(
 def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = None) -> Path:
     """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim,
     write ``out_dir/quality_report.md`` and ``out_dir/figures/``, print a summary and return the report's path."""
+    from compare.verify import BLAS_THREAD_VARIABLES  # here: compare.verify may dispatch to this module
+
     start = time.perf_counter()
     out_dir = Path(out_dir)
     for variable in BLAS_THREAD_VARIABLES:

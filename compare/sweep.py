@@ -214,8 +214,9 @@ class _ProcessPool:
                 yield batch, future.result()
             except BrokenProcessPool as exc:
                 raise RuntimeError(
-                    "a worker process died (out of memory, or a crash in native code); the finished batches are "
-                    "stored, run the sweep again to resume"
+                    "a worker process died (out of memory, a crash in native code, or a script that starts the "
+                    "sweep without `if __name__ == '__main__':`); the finished batches are stored, run the sweep "
+                    "again to resume"
                 ) from exc
             except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be unpickled
                 yield batch, failed_outcomes(batch, f"worker error: {type(exc).__name__}: {exc}")

@@ -36,8 +36,8 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
+from theory.mixture import bayes_error, direction_error
 from theory.validation import (
     ParameterError,
     as_array,
@@ -90,8 +90,8 @@ class SignalGroup:
     snr: float
 
     def error(self, unit_direction: np.ndarray) -> float:
-        """Exact error of sign(<u, x>) on this component, for a unit vector u."""
-        return float(ndtr(-self.snr * float(unit_direction @ self.mean_direction)))
+        """Exact error of sign(<u, x>) on this component (:func:`theory.mixture.direction_error`)."""
+        return direction_error(unit_direction, self.mean_direction, self.snr, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,7 +281,7 @@ def _build_gaussian_mixture(
     return {
         **fields,
         "bayes_direction": np.eye(d)[0],
-        "bayes_error": float(ndtr(-snr)),
+        "bayes_error": bayes_error(snr, 1.0),
         "signal_groups": (SignalGroup(1.0, np.eye(d)[0], snr),),
     }
 

@@ -35,9 +35,9 @@ Fits (each returns a :class:`simulate.result.RunResult`, engine ``kernel-ridge``
 Deep networks: :func:`deep_tangent_kernel` forms the empirical tangent kernel of any torch module with one output
 from per-sample Jacobians (``torch.func.jacrev`` under ``vmap``).
 
-Precision: float64 throughout. A ridgeless fit of a positive definite K interpolates its training targets to the accuracy of the
-solve (relative residual ~ cond(K) 2^-52, plus the jitter's share where one was needed; reported as
-``info["train_residual"]``).
+Precision: float64 throughout. A ridgeless fit of a positive definite K interpolates its training targets to the
+accuracy of the solve (relative residual ~ cond(K) 2^-52, plus the jitter's share where one was needed; reported
+as ``info["train_residual"]``).
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def kernel_matrices(
     kernel = check_choice("kernel", kernel, KERNELS)
     if kernel in ("tangent", "conjugate"):
         if W is None or (kernel == "tangent" and v is None):
-            raise ParameterError(f"kernel = {kernel!r} needs the network's parameters; allowed: W and v given")
+            raise ParameterError(
+                f"kernel = {kernel!r} needs the network's parameters; allowed: W and v given"
+            )
         if kernel == "tangent":
             return (empirical_tangent_kernel(W, v, X, X, c=c), empirical_tangent_kernel(W, v, X_test, X, c=c))
         return conjugate_kernel(W, X, X), conjugate_kernel(W, X_test, X)
@@ -121,10 +123,14 @@ def kernel_matrices(
         raise ParameterError(f"kernel = {kernel!r} needs the init scale; allowed: alpha > 0")
     width = 1 if W is None else np.shape(W)[0]
     if kernel == "tangent_closed":
-        return (tangent_kernel(X, X, alpha=alpha, width=width, c=c),
-                tangent_kernel(X_test, X, alpha=alpha, width=width, c=c))
-    return (conjugate_kernel_closed(X, X, alpha=alpha, width=width),
-            conjugate_kernel_closed(X_test, X, alpha=alpha, width=width))
+        return (
+            tangent_kernel(X, X, alpha=alpha, width=width, c=c),
+            tangent_kernel(X_test, X, alpha=alpha, width=width, c=c),
+        )
+    return (
+        conjugate_kernel_closed(X, X, alpha=alpha, width=width),
+        conjugate_kernel_closed(X_test, X, alpha=alpha, width=width),
+    )
 
 
 def _square_kernel(K_train: Any, K_test_train: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -153,9 +159,10 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
         ridge: lambda >= 0 added to the diagonal (0: ridgeless).
 
     Returns a result with status ``target_reached`` (the exact solution) or ``failed`` (no jitter of
-    :data:`JITTER_LADDER` made K + ridge I factor with an accepted pivot), engine ``kernel-ridge``, ``risk`` = [mean (f - y)^2 / 2] on the
-    training set, and ``info`` with ``f_train``, ``f_test``, ``coefficients``, ``jitter``, ``relative_jitter``,
-    ``train_residual`` (||K a - y|| / ||y||, of the unjittered K + ridge I).
+    :data:`JITTER_LADDER` made K + ridge I factor with an accepted pivot), engine ``kernel-ridge``,
+    ``risk`` = [mean (f - y)^2 / 2] on the training set, and ``info`` with ``f_train``, ``f_test``,
+    ``coefficients``, ``jitter``, ``relative_jitter``, ``train_residual`` (||(K + ridge I) a - y|| / ||y||: the
+    residual of the unjittered system).
     """
     start = time.perf_counter()
     K, K_test = _square_kernel(K_train, K_test_train)
@@ -176,15 +183,36 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
         residual = float(np.linalg.norm(f_train + ridge * a - targets) / max(np.linalg.norm(targets), 1e-300))
         risk = float(np.mean((f_train - targets) ** 2) / 2)
         return RunResult(
-            status="target_reached", message=f"exact solve, ridge {ridge!r}, jitter {jitter!r}", engine="kernel-ridge",
-            t_stop=0.0, W=W, v=v, t=np.zeros(1), risk=np.array([risk]), wall_time=time.perf_counter() - start,
-            info={"f_train": f_train, "f_test": K_test @ a, "coefficients": a, "ridge": ridge, "jitter": jitter,
-                  "relative_jitter": relative, "train_residual": residual},
+            status="target_reached",
+            message=f"exact solve, ridge {ridge!r}, jitter {jitter!r}",
+            engine="kernel-ridge",
+            t_stop=0.0,
+            W=W,
+            v=v,
+            t=np.zeros(1),
+            risk=np.array([risk]),
+            wall_time=time.perf_counter() - start,
+            info={
+                "f_train": f_train,
+                "f_test": K_test @ a,
+                "coefficients": a,
+                "ridge": ridge,
+                "jitter": jitter,
+                "relative_jitter": relative,
+                "train_residual": residual,
+            },
         )
     return RunResult(
-        status="failed", message=f"K + ridge I did not factor with jitter up to {JITTER_LADDER[-1]!r} x mean diag",
-        engine="kernel-ridge", t_stop=0.0, W=W, v=v, t=np.zeros(0), risk=np.zeros(0),
-        wall_time=time.perf_counter() - start, info={"jitter": float("nan"), "relative_jitter": float("nan")},
+        status="failed",
+        message=f"K + ridge I did not factor with jitter up to {JITTER_LADDER[-1]!r} x mean diag",
+        engine="kernel-ridge",
+        t_stop=0.0,
+        W=W,
+        v=v,
+        t=np.zeros(0),
+        risk=np.zeros(0),
+        wall_time=time.perf_counter() - start,
+        info={"jitter": float("nan"), "relative_jitter": float("nan")},
     )
 
 
@@ -212,14 +240,32 @@ def kernel_logistic_regression(
     if not scale > 0:
         raise ParameterError("K_train has a zero diagonal; allowed: a kernel with some nonzero feature")
     solution = kernel_gradient_flow(
-        (K + K.T) / (2 * scale), labels, K_test_train=K_test / scale, target_risk=target_risk, t_max=t_max, loss=loss
+        (K + K.T) / (2 * scale),
+        labels,
+        K_test_train=K_test / scale,
+        target_risk=target_risk,
+        t_max=t_max,
+        loss=loss,
     )
     W, v = _empty_parameters()
     return RunResult(
-        status=solution.status, message=solution.message, engine="kernel-flow", t_stop=solution.t_stop, W=W, v=v,
-        t=solution.t, risk=solution.risk, rhs_evals=solution.rhs_evals, wall_time=time.perf_counter() - start,
-        info={"f_train": solution.f_train, "f_test": solution.f_test, "coefficients": solution.coefficients,
-              "kernel_scale": scale, "loss": loss},
+        status=solution.status,
+        message=solution.message,
+        engine="kernel-flow",
+        t_stop=solution.t_stop,
+        W=W,
+        v=v,
+        t=solution.t,
+        risk=solution.risk,
+        rhs_evals=solution.rhs_evals,
+        wall_time=time.perf_counter() - start,
+        info={
+            "f_train": solution.f_train,
+            "f_test": solution.f_test,
+            "coefficients": solution.coefficients,
+            "kernel_scale": scale,
+            "loss": loss,
+        },
     )
 
 
@@ -255,4 +301,3 @@ def deep_tangent_kernel(model: Any, X1: Any, X2: Any, *, c: float = 1.0, chunk: 
     J1 = jacobian(X1)
     J2 = J1 if X2 is X1 else jacobian(X2)
     return (c**2 * (J1 @ J2.T)).detach().cpu().numpy().astype(np.float64)
-

@@ -7,17 +7,25 @@ torch kernels of the network, risk and field), :func:`derive` (the sympy derivat
 """
 
 from theory.compiled import compile_field, vector_field
-from theory.lazy import empirical_tangent_kernel, initial_function_covariance, tangent_kernel
+from theory.lazy import empirical_tangent_kernel, initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from theory.mixture import bayes_error, direction_error, oa_of_split
+from theory.smallinit import extreme_vectors, orthogonal_separability
 from theory.symbolic import LOSSES, derive
 from theory.validation import ParameterError
 
 __all__ = [
     "LOSSES",
     "ParameterError",
+    "bayes_error",
     "compile_field",
     "derive",
+    "direction_error",
     "empirical_tangent_kernel",
+    "extreme_vectors",
     "initial_function_covariance",
+    "kernel_gradient_flow",
+    "oa_of_split",
+    "orthogonal_separability",
     "tangent_kernel",
     "vector_field",
 ]

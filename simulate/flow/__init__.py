@@ -5,11 +5,11 @@ from simulate.flow.recording import SaveSchedule
 from simulate.flow.stopping import PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy, zero_train_error
 
 __all__ = [
-    "integrate_flow",
+    "PositiveClassLoss",
     "SaveSchedule",
     "StopRule",
     "TargetRisk",
-    "PositiveClassLoss",
     "TrainAccuracy",
+    "integrate_flow",
     "zero_train_error",
 ]

@@ -1,4 +1,5 @@
-"""``integrate_flow``: the high-precision, switch-aware gradient flow of a two-layer ReLU network (DESIGN.md 4)."""
+"""``integrate_flow``: the high-precision, switch-aware gradient flow of a two-layer ReLU network (DESIGN.md
+4)."""
 
 from __future__ import annotations
 
@@ -46,19 +47,25 @@ def make_coordinates(
             "coords = 'log' needs a balanced initialization (v_j = +-||w_j|| != 0 for every neuron); "
             "use coords = 'plain' or 'auto'"
         )
-    use_log = coords == "log" or (coords == "auto" and balanced and np.linalg.norm(W, axis=1).max() < LOG_COORDS_SCALE)
+    use_log = coords == "log" or (
+        coords == "auto" and balanced and np.linalg.norm(W, axis=1).max() < LOG_COORDS_SCALE
+    )
     X_a, y_a = arithmetic.convert(X), arithmetic.convert(y)
     if use_log:
         return LogCoordinates(X_a, y_a, c, np.sign(v), arithmetic)
     return PlainCoordinates(X_a, y_a, c, W.shape[0], arithmetic)
 
 
-def resolve_stop_rule(target_risk: float | None, stop_rule: StopRule | None, y: np.ndarray) -> StopRule | None:
+def resolve_stop_rule(
+    target_risk: float | None, stop_rule: StopRule | None, y: np.ndarray
+) -> StopRule | None:
     """The run's stopping rule from ``target_risk`` (shorthand for TargetRisk) or ``stop_rule`` (not both)."""
     if target_risk is not None and stop_rule is not None:
         raise ParameterError("give either target_risk or stop_rule, not both")
     if stop_rule is not None and not isinstance(stop_rule, StopRule):
-        raise ParameterError(f"stop_rule must be a StopRule (TargetRisk, PositiveClassLoss, ...), got {stop_rule!r}")
+        raise ParameterError(
+            f"stop_rule must be a StopRule (TargetRisk, PositiveClassLoss, ...), got {stop_rule!r}"
+        )
     rule = TargetRisk(target_risk) if target_risk is not None else stop_rule
     if rule is not None:
         rule.check_labels(y)
@@ -75,7 +82,8 @@ def resolve_schedule(save_at: Any) -> SaveSchedule:
 
 
 def dense_evaluator(flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ScipyPieces):
-    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (at most 16 steps of one piece).
+    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (at most 16 steps of one
+    piece).
 
     Agrees with the run to its tolerance (the re-integration takes its own adaptive steps).
     """
@@ -114,13 +122,14 @@ def integrate_flow(
     """Integrate the Filippov gradient flow theta' = -grad R of DESIGN.md section 2 from (W0, v0) on (X, y).
 
     A hybrid integrator: adaptive ``method`` (scipy DOP853 by default; RK45, RK23, or Radau / BDF with the
-    analytic Jacobian) on each smooth piece; activation crossings, sliding entries / exits and the stopping time
-    located on the dense output (see :mod:`simulate.flow.hybrid`).
+    analytic Jacobian) on each smooth piece; activation crossings, sliding entries / exits and the stopping
+    time located on the dense output (see :mod:`simulate.flow.hybrid`).
 
     Args:
         W0, v0, X, y: initial parameters (m, d), (m,), data (n, d), labels in {-1, +1} (n,).
         c: output multiplier; loss: one of theory.symbolic.LOSSES.
-        target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule) instead.
+        target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule)
+        instead.
         t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
         rtol in [1e-14, 1e-2], atol > 0: the solver tolerances on each piece (per step, on the state).
         save_at: None (every step), times, or a SaveSchedule; the final time is always saved last.
@@ -145,7 +154,9 @@ def integrate_flow(
     integrator = ScipyPieces(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)
     recorder = Recorder(schedule, coordinates, loss)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):  # divergence is a status
+    with np.errstate(
+        over="ignore", under="ignore", invalid="ignore", divide="ignore"
+    ):  # divergence is a status
         try:
             outcome = flow.run(0.0, coordinates.pack(W, v), t_max, recorder)
         except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:
@@ -154,7 +165,14 @@ def integrate_flow(
         recorder.finish(outcome.t, outcome.y)
     dense = dense_evaluator(flow, outcome, recorder, integrator) if outcome.modes else None
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
-    info = {"method": method, "rtol": rtol, "atol": atol, "loss": loss, "c": c,
-            "stop_rule": rule.describe() if rule is not None else None}
-    return run_result(outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense,
-                      info=info)
+    info = {
+        "method": method,
+        "rtol": rtol,
+        "atol": atol,
+        "loss": loss,
+        "c": c,
+        "stop_rule": rule.describe() if rule is not None else None,
+    }
+    return run_result(
+        outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense, info=info
+    )

@@ -1,9 +1,10 @@
 """The number system a flow is integrated in: float64 numpy arrays, or numpy object arrays of mpmath numbers.
 
-The float engine and the arbitrary-precision reference run the same field assembly, guards, mode logic and event
-handling; what differs between them lives here: the loss kernels (the sample factor s_i = -l'(y_i f_i) y_i and the
-loss l(y_i f_i), both from the one symbolic derivation in :mod:`theory.symbolic`), exp / log / sqrt, small linear solves,
-and the unit roundoff ``eps`` that sets every event tolerance of :mod:`simulate.flow.hybrid`.
+The float engine and the arbitrary-precision reference run the same field assembly, guards, mode logic and
+event handling; what differs between them lives here: the loss kernels (the sample factor s_i = -l'(y_i f_i)
+y_i and the loss l(y_i f_i), both from the one symbolic derivation in :mod:`theory.symbolic`), exp / log /
+sqrt, small linear solves, and the unit roundoff ``eps`` that sets every event tolerance of
+:mod:`simulate.flow.hybrid`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Arithmetic:
 
     @property
     def guard_tol(self) -> float:
-        """A guard (cosine or sliding weight) counts as crossed only below -guard_tol: 64 roundoffs of noise."""
+        """A guard (cosine or sliding weight) counts as crossed only below -guard_tol: 64 roundoffs of
+        noise."""
         return 64.0 * self.eps
 
     @property

@@ -1,4 +1,5 @@
-"""What the hybrid engine is compared with: a plain ODE solver on the unswitched field, and fixed-step Euler (GD).
+"""What the hybrid engine is compared with: a plain ODE solver on the unswitched field, and fixed-step Euler
+(GD).
 
 Both use the compiled field of :mod:`theory.compiled` with relu'(0) = 0 and no knowledge of the activation
 surfaces. ``plain_ode_flow`` is capped (evaluations and seconds), because on problems with sliding it stalls:
@@ -19,7 +20,8 @@ from theory.validation import check_int, check_positive
 
 @dataclass(frozen=True)
 class BaselineRun:
-    """Outcome of a baseline: status 'target_reached', 't_max' or 'stalled' (cap hit), time reached, state, cost."""
+    """Outcome of a baseline: status 'target_reached', 't_max' or 'stalled' (cap hit), time reached, state,
+    cost."""
 
     status: str
     t: float
@@ -54,7 +56,10 @@ def plain_ode_flow(
     max_evals = check_int("max_evals", max_evals)
     field = compile_field(loss)
     m, d = W0.shape
-    split = lambda z: (z[: m * d].reshape(m, d), z[m * d :])  # noqa: E731
+
+    def split(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return z[: m * d].reshape(m, d), z[m * d :]
+
     counter = {"evals": 0, "t": 0.0}
     started = time.perf_counter()
 
@@ -68,30 +73,47 @@ def plain_ode_flow(
 
     events = None
     if target_risk is not None:
+
         def reached(t: float, z: np.ndarray) -> float:
             return float(field.risk(*split(z), X, y, c)) - target_risk
 
         reached.terminal = True
         events = reached
     try:
-        sol = solve_ivp(rhs, (0.0, t_max), np.concatenate([W0.ravel(), v0]), method=method, rtol=rtol, atol=atol,
-                        events=events)
+        sol = solve_ivp(
+            rhs,
+            (0.0, t_max),
+            np.concatenate([W0.ravel(), v0]),
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            events=events,
+        )
     except _CapReached:
-        return BaselineRun("stalled", counter["t"], None, None, counter["evals"], time.perf_counter() - started)
+        return BaselineRun(
+            "stalled", counter["t"], None, None, counter["evals"], time.perf_counter() - started
+        )
     W, v = split(sol.y[:, -1])
     status = "target_reached" if sol.status == 1 else "t_max" if sol.status == 0 else "stalled"
     return BaselineRun(status, float(sol.t[-1]), W, v, counter["evals"], time.perf_counter() - started)
 
 
 def euler(
-    W0: np.ndarray, v0: np.ndarray, X: np.ndarray, y: np.ndarray, *, eta: float, t: float, c: float = 1.0,
+    W0: np.ndarray,
+    v0: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    eta: float,
+    t: float,
+    c: float = 1.0,
     loss: str = "logistic",
 ) -> BaselineRun:
     """Fixed-step Euler on the field = full-batch gradient descent with step eta, round(t / eta) steps."""
     eta, t = check_positive("eta", eta), check_positive("t", t)
     field = compile_field(loss)
     W, v = W0.copy(), v0.copy()
-    steps = int(round(t / eta))
+    steps = round(t / eta)
     started = time.perf_counter()
     for _ in range(steps):
         dW, dv = field.field(W, v, X, y, c)

@@ -1,15 +1,17 @@
-"""State coordinates of the flow and the field of one mode in them (plain (W, v); see logcoords for the other).
+"""State coordinates of the flow and the field of one mode in them (plain (W, v); see logcoords for the
+other).
 
 The field of a mode is the gradient flow of DESIGN.md section 2 with relu'(P) replaced by the mode's gates and
 relu(P) by its smooth extension (the active pairs' P, 0 elsewhere):
 
-    f_i = c sum_j v_j 1[j,i active] P_ji,       s_i = -l'(y_i f_i) y_i,       q = weighted gates (modes, eq. (1)),
-    w_j' = (c/n) v_j sum_i q_ji x_i,            v_j' = (c/n) sum_i 1[j,i active] P_ji s_i.
+    f_i = c sum_j v_j 1[j,i active] P_ji,       s_i = -l'(y_i f_i) y_i,       q = weighted gates (modes, eq.
+    (1)), w_j' = (c/n) v_j sum_i q_ji x_i,            v_j' = (c/n) sum_i 1[j,i active] P_ji s_i.
 
-On the piece's own region this equals the field of :func:`theory.vector_field` (tests check it to 1e-14); beyond
-the region's boundary it continues the piece's smooth field, so Runge–Kutta stages that probe past an event see a
-smooth right-hand side and the dense output stays accurate to the tolerance up to the event. ``s`` comes from the
-compiled derivation (:mod:`simulate.flow.arithmetic`), so every loss of :mod:`theory.symbolic` is supported.
+On the piece's own region this equals the field of :func:`theory.vector_field` (tests check it to 1e-14);
+beyond the region's boundary it continues the piece's smooth field, so Runge–Kutta stages that probe past an
+event see a smooth right-hand side and the dense output stays accurate to the tolerance up to the event. ``s``
+comes from the compiled derivation (:mod:`simulate.flow.arithmetic`), so every loss of :mod:`theory.symbolic`
+is supported.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def sample_slope(loss: str):
 class Coordinates:
     """Common part of the coordinate systems: the network output and the field assembly of one mode.
 
-    Subclasses provide ``_parts(Y) -> (D, amp)``, with D[..., j, i] a pre-activation factor whose sign is that of
-    <w_j, x_i> and amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and ``_velocity``.
+    Subclasses provide ``_parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
+    that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
+    ``_velocity`` reuses.
     """
 
     name = ""
@@ -47,7 +50,9 @@ class Coordinates:
         self.X, self.y = X, y
         self.n, self.d = X.shape
         self.m = m
-        self.c = arithmetic.convert(np.array([c]))[0]  # exact in either arithmetic, as are c/n and the products
+        self.c = arithmetic.convert(np.array([c]))[
+            0
+        ]  # exact in either arithmetic, as are c/n and the products
         self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
         self.x_norms = arithmetic.sqrt((X * X).sum(-1))
 
@@ -62,17 +67,18 @@ class Coordinates:
         return Y[..., : self.m * self.d].reshape(*lead, self.m, self.d), Y[..., self.m * self.d :]
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
-        """f (..., n) under the mode's smooth extension (equal to the network output on the piece's region)."""
-        D, amp = self._parts(Y)
+        """f (..., n) under the mode's smooth extension (equal to the network output on the piece's
+        region)."""
+        D, amp, _ = self._parts(Y)
         return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
 
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
-        D, amp = self._parts(Y)
+        D, amp, aux = self._parts(Y)
         f = self.c * (amp @ (weights.active * D))
         s = self.arith.sample(f, self.y)
         H = weights.weighted_gates(s) @ self.X
-        return self._velocity(Y, D, H, s, weights)
+        return self._velocity(aux, D, H, s, weights)
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
@@ -97,7 +103,8 @@ class Coordinates:
 
 
 class PlainCoordinates(Coordinates):
-    """The state (W, v) flattened: W row-major, then v. Invariant v_j^2 - ||w_j||^2 is tracked as a diagnostic."""
+    """The state (W, v) flattened: W row-major, then v. Invariant v_j^2 - ||w_j||^2 is tracked as a
+    diagnostic."""
 
     name = "plain"
 
@@ -114,12 +121,11 @@ class PlainCoordinates(Coordinates):
         W, v = self._split(Y)
         return v * v - (W * W).sum(-1)
 
-    def _parts(self, Y: Any) -> tuple[Any, Any]:
+    def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
-        return W @ self.X.T, v
+        return W @ self.X.T, v, v
 
-    def _velocity(self, Y: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
-        _, v = self._split(Y)
+    def _velocity(self, v: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         dW = (self.rate * v)[:, None] * H
         dv = self.rate * ((weights.active * P) @ s)
         return np.concatenate([dW.reshape(-1), dv])
@@ -128,7 +134,8 @@ class PlainCoordinates(Coordinates):
         """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
 
         With Js = diag(ds/df) df/dtheta and G_j = X^T L_j (L_j the linear map s -> q_j of equation (1)):
-        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],   d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j} X^T(A . s)_j].
+        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],   d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j}
+        X^T(A . s)_j].
         """
         m, d, n = self.m, self.d, self.n
         W, v = self._split(Y)
@@ -137,7 +144,10 @@ class PlainCoordinates(Coordinates):
         f = self.c * (v @ (A * P))
         s = self.arith.sample(f, self.y)
         df = np.concatenate(
-            [(self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d), self.c * (A * P).T],
+            [
+                (self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d),
+                self.c * (A * P).T,
+            ],
             axis=1,
         )
         Js = sample_slope(loss)(f, self.y)[:, None] * df

@@ -7,12 +7,13 @@ A piece stays valid while every guard is positive:
 - the stopping rule's value, if any.
 
 The integrator samples all guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
-has degree <= 7 for DOP853, so 10 sub-intervals resolve it), looks for sign changes, and also for guards that dip
-between samples: a guard with a discrete local minimum whose parabola through the three samples dips well below
-the middle value is minimized on the dense output, so a pair that crosses a surface and comes back within one
-step is not missed. The earliest root is then located by regula falsi (Illinois) to the arithmetic's roundoff.
-Pair and weight guards count as crossed only below -64 eps (noise of a guard that starts at 0 after an event);
-the stopping guard at 0.
+has degree <= 7 for DOP853, so 10 sub-intervals resolve it), looks for sign changes, and also for guards that
+dip
+between samples: a guard with a discrete local minimum whose parabola through the three samples dips well
+below the middle value is minimized on the dense output, so a pair that crosses a surface and comes back
+within one step is not missed. The earliest root is then located by regula falsi (Illinois) to the
+arithmetic's roundoff. Pair and weight guards count as crossed only below -64 eps (noise of a guard that
+starts at 0 after an event); the stopping guard at 0.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 class PieceGuards:
     """All guard functions of one piece, evaluated together on a batch of states, or one at a time."""
 
-    def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None, Y0: Any) -> None:
+    def __init__(
+        self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None, Y0: Any
+    ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
         self.pair_rows, self.pair_cols = np.nonzero(~mode.sliding)
@@ -47,6 +50,11 @@ class PieceGuards:
         self.thresholds = np.where(self.kinds == STOP, 0.0, coords.arith.guard_tol)
         self.stop_column = len(self.kinds) - 1 if stop_rule is not None else None
         self.initial = self.evaluate(Y0[None])[0]  # at the piece's start state
+        self.seen_positive = np.asarray(self.initial, dtype=np.float64) > 0
+
+    def observe(self, G: Any) -> None:
+        """Record an accepted step's samples (for the wrong-way check of :func:`crossings`)."""
+        self.seen_positive |= np.any(np.asarray(G, dtype=np.float64) > 0, axis=0)
 
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size)."""
@@ -79,12 +87,14 @@ class PieceGuards:
         return int(self.weights.pair_rows[k]), int(self.weights.pair_cols[k])
 
 
-def illinois(g: Callable[[Any], Any], a: Any, b: Any, ga: Any, gb: Any, xtol: float, max_iter: int = 200) -> Any:
+def illinois(
+    g: Callable[[Any], Any], a: Any, b: Any, ga: Any, gb: Any, xtol: float, max_iter: int = 200
+) -> Any:
     """A root of g in [a, b] (ga > 0 >= gb or the reverse) by the Illinois variant of regula falsi.
 
     Works in any arithmetic (float or mpmath); stops when the bracket is narrower than ``xtol`` or g = 0, and
-    returns the end of the final bracket on the side where g has not crossed (g(a) side), so the located state is
-    never past the surface by more than the bracket width.
+    returns the end of the final bracket on the side where g has not crossed (g(a) side), so the located state
+    is never past the surface by more than the bracket width.
     """
     side = 0
     for _ in range(max_iter):
@@ -129,24 +139,35 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
     return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
 
 
-def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(crossed, wrong_way): sample intervals where a guard goes from > 0 to <= -threshold (K - 1, columns), and
-    guards that start at their surface (<= 0) and go the wrong way in the first interval (columns,)."""
+def crossings(G: Any, guards: PieceGuards) -> tuple[np.ndarray, np.ndarray]:
+    """(crossed, wrong_way), both (K - 1, columns) over the sample intervals of one step.
+
+    crossed: the guard goes from > 0 to <= -threshold. wrong_way: a guard that has not been positive yet in
+    this piece (it started on its surface, at an event) goes to <= -threshold: the piece's mode was wrong for
+    it.
+    """
     Gf = np.asarray(G, dtype=np.float64)
+    thresholds = guards.thresholds
     below = Gf[1:] <= -thresholds
-    return (Gf[:-1] > 0) & below, (Gf[0] <= 0) & below[0] & (thresholds > 0)
+    positive = Gf > 0
+    seen = guards.seen_positive | np.logical_or.accumulate(positive, axis=0)
+    return positive[:-1] & below, ~seen[:-1] & below & (thresholds > 0)
 
 
 class StepGuards:
-    """The guards along one step: their values ``G`` at the sample times ``ts``, and any guard at any time inside.
+    """The guards along one step: their values ``G`` at the sample times ``ts``, and any guard at any time
+    inside.
 
     ``state_at(t)`` is the step's dense output. When the dense output is a polynomial in t of degree < len(ts)
     (every scipy solver's is: degree 7 for DOP853, 4 for RK45, 3 for Radau, <= 5 for BDF), pass the sampled
-    states ``Ys``: a pair's pre-activation <w_j(t), x_i> is then that same polynomial, recovered exactly from its
-    samples by barycentric interpolation, so locating an activation event costs no further dense evaluations.
+    states ``Ys``: a pair's pre-activation <w_j(t), x_i> is then that same polynomial, recovered exactly from
+    its samples by barycentric interpolation, so locating an activation event costs no further dense
+    evaluations.
     """
 
-    def __init__(self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None) -> None:
+    def __init__(
+        self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None
+    ) -> None:
         self.guards, self.ts, self.G, self.state_at, self.Ys = guards, ts, G, state_at, Ys
         if Ys is not None:
             K = len(ts) - 1
@@ -183,8 +204,11 @@ class StepGuards:
         return np.asarray(self.guards.evaluate(self.state_at(t)[None])[0], dtype=np.float64)
 
 
-def first_event(step: StepGuards, xtol: float, refine_dips: bool = True) -> tuple[Any, int, np.ndarray] | None:
-    """The earliest time in the step where a guard crosses its threshold, that guard's column, all guards there.
+def first_event(
+    step: StepGuards, xtol: float, refine_dips: bool = True
+) -> tuple[Any, int, np.ndarray] | None:
+    """The earliest time in the step where a guard crosses its threshold, that guard's column, all guards
+    there.
 
     Crossings are located to ``xtol`` (absolute time). Root finding is spent only where it decides the answer:
     the bracket whose linear-interpolation estimate is earliest is located first, then only guards already
@@ -193,9 +217,12 @@ def first_event(step: StepGuards, xtol: float, refine_dips: bool = True) -> tupl
     guards, ts, G = step.guards, step.ts, step.G
     thresholds = guards.thresholds
     Gf = np.asarray(G, dtype=np.float64)
-    crossed, wrong_way = crossings(Gf, thresholds)
-    if np.any(wrong_way):  # a guard that starts on its surface and goes the wrong way: event at once
-        return ts[0], int(np.flatnonzero(wrong_way)[0]), Gf[0]
+    crossed, wrong_way = crossings(Gf, guards)
+    if np.any(wrong_way):  # a guard that left its surface the wrong way: an event at the last sample before
+        k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
+        if not crossed[:k].any():
+            return ts[k], int(np.flatnonzero(wrong_way[k])[0]), Gf[k]
+        crossed[k:] = False
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     ks, cols = np.nonzero(crossed)
     for k, col in zip(ks.tolist(), cols.tolist()):
@@ -218,7 +245,9 @@ def first_event(step: StepGuards, xtol: float, refine_dips: bool = True) -> tupl
         return None
 
     def locate(col: int, a: Any, b: Any, ga: Any, gb: Any) -> Any:
-        value = lambda t: step.column(t, col)  # noqa: E731
+        def value(t: Any) -> Any:
+            return step.column(t, col)
+
         if step.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
             ga, gb = value(a), value(b)
         return illinois(value, a, b, ga, gb, xtol)
@@ -233,7 +262,8 @@ def first_event(step: StepGuards, xtol: float, refine_dips: bool = True) -> tupl
     while True:
         at_best = step.all(best[0])
         earlier = [
-            c for c in brackets
+            c
+            for c in brackets
             if c not in done and at_best[c] <= -thresholds[c] and float(brackets[c][0]) < float(best[0])
         ]
         if not earlier:

@@ -1,17 +1,19 @@
 """The hybrid (piecewise-smooth) gradient flow: pieces, events and mode changes, in any arithmetic.
 
-The Filippov flow of DESIGN.md section 2 is integrated as a sequence of smooth pieces. On a piece the mode (the
-activation pattern and the sliding set, :mod:`simulate.flow.modes`) is fixed and the field is smooth; a piece ends
-at the first guard event (:mod:`simulate.flow.events`) located on the dense output. At an event:
+The Filippov flow of DESIGN.md section 2 is integrated as a sequence of smooth pieces. On a piece the mode
+(the activation pattern and the sliding set, :mod:`simulate.flow.modes`) is fixed and the field is smooth; a
+piece ends at the first guard event (:mod:`simulate.flow.events`) located on the dense output. At an event:
 
-1. every pair on its surface at that instant is collected, for all neurons at once (|cos| <= eps^(3/4)): aligned
+1. every pair on its surface at that instant is collected, for all neurons at once (|cos| <= eps^(3/4)):
+aligned
    duplicate neurons reach the same surface at the same instant, and all such events are handled together;
 2. each neuron is projected exactly onto every surface it touches (its sliding ones included);
 3. each touched neuron's next mode comes from its one-sided fields through one box-constrained least-squares
    problem (cross, start sliding, stop sliding), :func:`simulate.flow.modes.select_neuron_mode`.
 
-The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and the
-arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS calls.
+The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
+the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
+calls.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class HybridFlow:
         self.counts = EventCounts()
         self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
 
-    # -- the field of a piece ------------------------------------------------------------------------------------
+    # -- the field of a piece
+    # ------------------------------------------------------------------------------------
     def field(self, weights: SlidingWeights):
         """y -> the mode's field, counting evaluations."""
 
@@ -97,7 +100,8 @@ class HybridFlow:
         return fun
 
     def jacobian(self, weights: SlidingWeights):
-        """y -> the analytic Jacobian (plain coordinates and implicit methods only; else None: finite differences)."""
+        """y -> the analytic Jacobian (plain coordinates and implicit methods only; else None: finite
+        differences)."""
         if not (self.integrator.implicit and isinstance(self.coords, PlainCoordinates)):
             return None
 
@@ -107,9 +111,11 @@ class HybridFlow:
 
         return jac
 
-    # -- events ---------------------------------------------------------------------------------------------------
+    # -- events
+    # ---------------------------------------------------------------------------------------------------
     def initial_mode(self, Y: Any) -> tuple[Any, Mode]:
-        """The mode at the start: signs of the pre-activations, with pairs that start on a surface selected."""
+        """The mode at the start: signs of the pre-activations, with pairs that start on a surface
+        selected."""
         cos = self.arith.to_float(self.coords.cosines(Y))
         mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
         touching = np.abs(cos) <= self.arith.touch_tol
@@ -140,9 +146,15 @@ class HybridFlow:
         return touching, hints
 
     def apply_event(
-        self, Y: Any, mode: Mode, weights: SlidingWeights, touching: np.ndarray, hints: dict[int, dict[int, int]]
+        self,
+        Y: Any,
+        mode: Mode,
+        weights: SlidingWeights,
+        touching: np.ndarray,
+        hints: dict[int, dict[int, int]],
     ) -> tuple[Any, Mode]:
-        """Project the touched neurons onto their surfaces and select their next modes; count the transitions."""
+        """Project the touched neurons onto their surfaces and select their next modes; count the
+        transitions."""
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
@@ -172,7 +184,8 @@ class HybridFlow:
             rows[j] = new
         return Y, mode.with_rows(rows)
 
-    # -- the loop -------------------------------------------------------------------------------------------------
+    # -- the loop
+    # -------------------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
         counts = self.counts
@@ -201,7 +214,10 @@ class HybridFlow:
                 if self.stop_rule is None:
                     return outcome("t_max", f"reached t_max = {float(t_max):g}", end.t, end.y)
                 return outcome(
-                    "not_reached", f"{self.stop_rule.describe()} not reached by t_max = {float(t_max):g}", end.t, end.y
+                    "not_reached",
+                    f"{self.stop_rule.describe()} not reached by t_max = {float(t_max):g}",
+                    end.t,
+                    end.y,
                 )
             if end.kind in ("diverged", "failed"):
                 return outcome(end.kind, end.message, end.t, end.y)
@@ -213,7 +229,10 @@ class HybridFlow:
             instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * max(1.0, abs(float(t))) else 0
             if instant > MAX_INSTANT_EVENTS:
                 return outcome(
-                    "failed", f"{instant} events in a row without progress at t = {float(t):.10g}", end.t, end.y
+                    "failed",
+                    f"{instant} events in a row without progress at t = {float(t):.10g}",
+                    end.t,
+                    end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
             t = end.t

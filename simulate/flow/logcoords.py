@@ -1,16 +1,17 @@
-"""Direction / log-norm coordinates for balanced neurons, so tiny initial scales integrate without loss of precision.
+"""Direction / log-norm coordinates for balanced neurons, so tiny initial scales integrate without loss of
+precision.
 
 A balanced neuron has v_j = sign_j ||w_j|| for all time (v_j^2 - ||w_j||^2 = 0 is conserved and sign_j fixed).
-Write w_j = exp(rho_j) u_j / ||u_j||. With h_j = X^T q_j (q the mode's weighted gates) the flow w_j' = (c/n) v_j h_j
-becomes, with u-hat = u / ||u||,
+Write w_j = exp(rho_j) u_j / ||u_j||. With h_j = X^T q_j (q the mode's weighted gates) the flow w_j' = (c/n)
+v_j h_j becomes, with u-hat = u / ||u||,
 
     rho_j' = (c/n) sign_j <u-hat_j, h_j>,            u_j' = (c/n) sign_j ||u_j|| (I - u-hat_j u-hat_j^T) h_j,
 
-and the output is f_i = c sum_j sign_j exp(2 rho_j) relu(<u-hat_j, x_i>). The right-hand side does not depend on
-the scale except through f, so at alpha = 1e-12 the directions (O(1)) and log-norms (O(log alpha)) are integrated
-to the relative tolerance while plain (W, v) of size 1e-12 would sit below any absolute tolerance. u_j' has no
-radial part, so ||u_j|| drifts only by the integration error and never matters (u is renormalized where used).
-The invariant is exact by construction (drift 0).
+and the output is f_i = c sum_j sign_j exp(2 rho_j) relu(<u-hat_j, x_i>). The right-hand side does not depend
+on the scale except through f, so at alpha = 1e-12 the directions (O(1)) and log-norms (O(log alpha)) are
+integrated to the relative tolerance while plain (W, v) of size 1e-12 would sit below any absolute tolerance.
+u_j' has no radial part, so ||u_j|| drifts only by the integration error and never matters (u is renormalized
+where used). The invariant is exact by construction (drift 0).
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ class LogCoordinates(Coordinates):
     def invariant(self, Y: Any) -> None:
         return None
 
-    def _parts(self, Y: Any) -> tuple[Any, Any]:
-        U_hat, _, rho = self._unit(Y)
-        return U_hat @ self.X.T, self.sign_a * self.arith.exp(2 * rho)
+    def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
+        U_hat, norms, rho = self._unit(Y)
+        return U_hat @ self.X.T, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
-    def _velocity(self, Y: Any, D: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
-        U_hat, norms, _ = self._unit(Y)
+    def _velocity(self, aux: tuple[Any, Any], D: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
+        U_hat, norms = aux
         along = (U_hat * H).sum(-1)
         drho = self.rate * self.sign_a * along
         dU = (self.rate * self.sign_a * norms)[:, None] * (H - along[:, None] * U_hat)

@@ -1,11 +1,12 @@
-"""Modes of the piecewise-smooth flow: activation pattern, sliding set, the Filippov weights mu, mode selection.
+"""Modes of the piecewise-smooth flow: activation pattern, sliding set, the Filippov weights mu, mode
+selection.
 
 Neuron j's field is w_j' = (c/n) v_j X^T q_j with q_ji = s_i * gate_ji, and the gates are fixed on each piece:
 
 - ``active`` pairs (<w_j, x_i> > 0): gate 1;
 - inactive pairs (<w_j, x_i> < 0): gate 0;
-- ``sliding`` pairs (<w_j, x_i> = 0 held): gate mu_ji in [0, 1], chosen so that the motion stays on every surface
-  of the sliding set S: <w_j', x_i> = 0 for i in S. With K = X X^T this is the linear system
+- ``sliding`` pairs (<w_j, x_i> = 0 held): gate mu_ji in [0, 1], chosen so that the motion stays on every
+  surface of the sliding set S: <w_j', x_i> = 0 for i in S. With K = X X^T this is the linear system
 
       K_SS z = -K_{S,A} s_A,      z_i = s_i mu_i,                                            (1)
 
@@ -16,10 +17,10 @@ minimal-norm element of the Clarke subdifferential, one box-constrained least-sq
 
       mu* = argmin_{mu in [0, 1]^T} || X^T (s . 1_A) + sum_{i in T} mu_i s_i x_i ||^2.          (2)
 
-Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose jump points into the surface from
-both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave to the
-active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0) cannot
-slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
+Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose jump points into the surface
+from both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave
+to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0)
+cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from scipy.optimize import lsq_linear
 
 from simulate.flow.arithmetic import Arithmetic
 
-#: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the least-squares
+#  A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
+# least-squares
 #: weight (2) is within this distance of the hinted bound: the weight is located there to ~1e-14.
 HINT_TOL = 1e-9
 #: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
@@ -54,7 +56,8 @@ class Mode:
         return np.where(self.active, ACTIVE, np.where(self.sliding, SLIDING, INACTIVE)).astype(np.int8)
 
     def with_rows(self, rows: dict[int, np.ndarray]) -> Mode:
-        """A copy with neuron j's sides replaced by ``rows[j]`` (int arrays of ACTIVE / SLIDING / INACTIVE)."""
+        """A copy with neuron j's sides replaced by ``rows[j]`` (int arrays of ACTIVE / SLIDING /
+        INACTIVE)."""
         active, sliding = self.active.copy(), self.sliding.copy()
         for j, side in rows.items():
             active[j], sliding[j] = side == ACTIVE, side == SLIDING
@@ -64,7 +67,8 @@ class Mode:
 class SlidingWeights:
     """The weighted gates q = gates . s of one piece as a linear map of the sample factors s, by equation (1).
 
-    Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its precision).
+    Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its
+    precision).
     """
 
     def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic) -> None:
@@ -81,7 +85,8 @@ class SlidingWeights:
         self.map = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, n)))
 
     def weighted_gates(self, s: Any) -> Any:
-        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding pairs, 0 elsewhere; s of shape (..., n)."""
+        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding pairs, 0 elsewhere; s of shape (...,
+        n)."""
         q = self.active * s[..., None, :]
         if len(self.pair_rows):
             q[..., self.pair_rows, self.pair_cols] = s @ self.map.T
@@ -96,7 +101,9 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """argmin over mu in [0, 1]^k of ||b + A mu||: equation (2), by bounded-variable least squares (exact)."""
     if A.shape[1] == 0:
         return np.zeros(0)
-    return np.clip(lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x, 0.0, 1.0)  # bvls may overshoot by ~eps
+    return np.clip(
+        lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x, 0.0, 1.0
+    )  # bvls may overshoot by ~eps
 
 
 def select_neuron_mode(
@@ -114,16 +121,19 @@ def select_neuron_mode(
         X: samples (n, d); s: sample factors at the event (n,); sign_v: sign of v_j (0 when v_j = 0).
         side: the neuron's current sides; entries in ``touching`` are replaced, the others kept.
         touching: indices of the samples whose surface the neuron is on (it has been projected onto them).
-        prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both one-sided fields
-            point away from the surface (then either side is a Filippov solution; the caller passes the side the
-            pair was moving to, so it keeps its direction).
-        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at the bound
+        prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both one-sided
+        fields
+            point away from the surface (then either side is a Filippov solution; the caller passes the side
+            the pair was moving to, so it keeps its direction).
+        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at the
+        bound
             go to that side).
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
-    (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field points
-    to (r_i with gate 0 > 0 -> active, r_i with gate 1 < 0 -> inactive), which moves h, so the two are iterated to
-    a consistent choice (at most |T| + 1 rounds; one round unless non-attracting pairs share the event).
+    (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field
+    points to (r_i with gate 0 > 0 -> active, r_i with gate 1 < 0 -> inactive), which moves h, so the two are
+    iterated to a consistent choice (at most |T| + 1 rounds; one round unless non-attracting pairs share the
+    event).
     """
     hints = hints or {}
     new = side.astype(np.int8).copy()
@@ -165,8 +175,8 @@ def select_neuron_mode(
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:
     """The orthogonal projection of ``direction`` (d,) onto {w : <w, x_i> = 0 for the rows x_i of X_T}.
 
-    Puts a neuron back exactly on every surface it touches at an event (w - X_T^T (X_T X_T^T)^{-1} X_T w), so the
-    next piece starts with each of those pre-activations at 0 to roundoff, never on the wrong side.
+    Puts a neuron back exactly on every surface it touches at an event (w - X_T^T (X_T X_T^T)^{-1} X_T w), so
+    the next piece starts with each of those pre-activations at 0 to roundoff, never on the wrong side.
     """
     if len(X_T) == 0:
         return direction

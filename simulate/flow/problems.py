@@ -1,9 +1,9 @@
 """Small fixed problems on which the flow engine is checked and benchmarked.
 
 - :func:`stall_problem` — DESIGN.md section 4's 20-point problem: n = 20 points uniform on the unit sphere in
-  d = 3, labels from the fixed linear rule y = sign(x_1), m = 20 neurons with the paper's ``random_sign`` init.
-  Plain ODE solvers stall on it near t ~ 2 (sliding), the hybrid engine crosses ~200 activation surfaces and
-  enters ~15-35 sliding episodes on its way to R = 1e-2.
+  d = 3, labels from the fixed linear rule y = sign(x_1), m = 20 neurons with the paper's ``random_sign``
+  init. Plain ODE solvers stall on it near t ~ 2 (sliding), the hybrid engine crosses ~200 activation surfaces
+  and enters ~15-35 sliding episodes on its way to R = 1e-2.
 - :func:`switching_problem` — m = 4 neurons, n = 5 points in d = 3, alpha = 1: small enough for the mpmath
   reference, and its trajectory to R = 0.1 (t ~ 31.8) crosses activation surfaces, slides and leaves sliding.
 """

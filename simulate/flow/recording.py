@@ -1,4 +1,5 @@
-"""What a flow run keeps: the save schedule, the saved trajectory, the invariant drift and restart checkpoints."""
+"""What a flow run keeps: the save schedule, the saved trajectory, the invariant drift and restart
+checkpoints."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from theory.validation import ParameterError, as_array
 class SaveSchedule:
     """Which times a run records (t, risk and, with ``keep_states``, W and v).
 
-    ``times=None``: the start, every accepted step, every event and the stop. Otherwise the given times that fall
-    in [t0, t_stop], evaluated on the dense output, plus t_stop itself (so ``risk[-1]`` is always the final risk).
+    ``times=None``: the start, every accepted step, every event and the stop. Otherwise the given times that
+    fall in [t0, t_stop], evaluated on the dense output, plus t_stop itself (so ``risk[-1]`` is always the
+    final risk).
     """
 
     times: np.ndarray | None = None
@@ -119,7 +121,8 @@ def run_result(
     dense: Callable[[float], tuple[np.ndarray, np.ndarray]] | None,
     info: dict[str, Any],
 ) -> RunResult:
-    """The :class:`~simulate.result.RunResult` of a finished hybrid run (``outcome`` a ``hybrid.FlowOutcome``)."""
+    """The :class:`~simulate.result.RunResult` of a finished hybrid run (``outcome`` a
+    ``hybrid.FlowOutcome``)."""
     coords = recorder.coords
     W, v = (coords.arith.to_float(a) for a in coords.network(outcome.y))
     counts = outcome.counts

@@ -1,13 +1,13 @@
 """The arbitrary-precision reference: the same hybrid flow with every smooth piece integrated in mpmath.
 
-Everything discrete — guards, event grouping, projection, mode selection, stopping — is the float engine's code
-(:class:`~simulate.flow.hybrid.HybridFlow`); only the arithmetic (numpy object arrays of mpmath numbers at ``dps``
-digits, with the loss kernels lambdified from the same symbolic derivation) and the piece integrator differ.
-Pieces are integrated by Gragg–Bulirsch–Stoer extrapolation (modified midpoint rule with n = 2, 4, ..., 2k
-substeps, Richardson-extrapolated in h^2: order 2k, all coefficients exact rationals, so the method is accurate
-to any working precision). Event times are located by regula falsi on exact steps from the step's start, so a
-located time is as accurate as the integration itself (~10^-(dps - 8) relative). Small problems only: every
-field evaluation is an object-array computation (about a millisecond for m, n ~ 5).
+Everything discrete — guards, event grouping, projection, mode selection, stopping — is the float engine's
+code (:class:`~simulate.flow.hybrid.HybridFlow`); only the arithmetic (numpy object arrays of mpmath numbers
+at ``dps`` digits, with the loss kernels lambdified from the same symbolic derivation) and the piece
+integrator differ. Pieces are integrated by Gragg–Bulirsch–Stoer extrapolation (modified midpoint rule with n
+= 2, 4, ..., 2k substeps, Richardson-extrapolated in h^2: order 2k, all coefficients exact rationals, so the
+method is accurate to any working precision). Event times are located by regula falsi on exact steps from the
+step's start, so a located time is as accurate as the integration itself (~10^-(dps - 8) relative). Small
+problems only: every field evaluation is an object-array computation (about a millisecond for m, n ~ 5).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from theory.validation import check_choice, check_int, check_positive
 
 
 def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
-    """mpmath arithmetic (object arrays) with the loss kernels of the symbolic derivation; call inside workdps."""
+    """mpmath arithmetic (object arrays) with the loss kernels of the symbolic derivation; call inside
+    workdps."""
     derivation = compile_field(loss).derivation
     namespace = {
         "Expit": lambda z: 1 / (1 + mpmath.exp(-z)),
@@ -42,7 +43,9 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
         "exp": mpmath.exp,
         "log": mpmath.log,
     }
-    sample = np.frompyfunc(sp.lambdify((S.f, S.yi), derivation.factors_W[2], modules=[namespace, "mpmath"]), 2, 1)
+    sample = np.frompyfunc(
+        sp.lambdify((S.f, S.yi), derivation.factors_W[2], modules=[namespace, "mpmath"]), 2, 1
+    )
     loss_of_margin = np.frompyfunc(sp.lambdify((S.u,), derivation.loss, modules=[namespace, "mpmath"]), 1, 1)
     to_mp = np.frompyfunc(mpmath.mpf, 1, 1)
 
@@ -94,22 +97,28 @@ class ExtrapolationPieces:
         return (current + previous + fun(current) * h) / 2, evens
 
     def step(self, fun, y, f0, H) -> tuple[Any, Any, list[Any]]:
-        """(y(t + H), error estimate in tolerance units, approximate states at the finest grid's even substeps)."""
+        """(y(t + H), error estimate in tolerance units, approximate states at the finest grid's even
+        substeps)."""
         table: list[list[Any]] = []
         evens: list[Any] = []
         for j, n in enumerate(self.sequence):
             value, evens = self._midpoint(fun, y, f0, H, n)
             row = [value]
             for k in range(1, j + 1):
-                row.append(row[k - 1] + (row[k - 1] - table[j - 1][k - 1]) / self.ratios[(n, self.sequence[j - k])])
+                row.append(
+                    row[k - 1] + (row[k - 1] - table[j - 1][k - 1]) / self.ratios[(n, self.sequence[j - k])]
+                )
             table.append(row)
         result = table[-1][-1]
         scale = (1 + np.maximum(np.abs(y), np.abs(result))) * self.tol
         error = max(np.abs(result - table[-1][-2]) / scale)
         return result, error, evens
 
-    def run(self, fun, jac, t0, y0, t_bound, guards: PieceGuards | None, first_step, observer: Observer | None):
-        """Integrate one piece from (t0, y0) to its first guard event or t_bound (see smooth.ScipyPieces.run)."""
+    def run(
+        self, fun, jac, t0, y0, t_bound, guards: PieceGuards | None, first_step, observer: Observer | None
+    ):
+        """Integrate one piece from (t0, y0) to its first guard event or t_bound (see
+        smooth.ScipyPieces.run)."""
         t, y = mpmath.mpf(t0), y0
         t_bound = mpmath.mpf(t_bound)
         H = mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05")
@@ -135,7 +144,7 @@ class ExtrapolationPieces:
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))
                 G[0] = previous
                 xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
-                if any(np.any(flags) for flags in crossings(G, guards.thresholds)):
+                if any(np.any(flags) for flags in crossings(G, guards)):
                     # The inner samples are second-order approximations: redo the search on exact states.
                     G = np.concatenate([G[:1], guards.evaluate(states(ts[1:-1])), G[-1:]])
                     event = first_event(StepGuards(guards, ts, G, exact), xtol, refine_dips=False)
@@ -144,11 +153,15 @@ class ExtrapolationPieces:
                         if observer is not None:
                             observer(t, event[0], y_event, states)
                         return PieceEnd("event", event[0], y_event, float(H), event[1], event[2])
+                guards.observe(G)
                 previous = G[-1]
             if observer is not None:
                 observer(t, t_new, y_new, states)
             t, y = t_new, y_new
-            H *= min(mpmath.mpf(4), mpmath.mpf("0.9") * max(error, mpmath.mpf(10) ** -30) ** (-mpmath.mpf(1) / (order - 1)))
+            H *= min(
+                mpmath.mpf(4),
+                mpmath.mpf("0.9") * max(error, mpmath.mpf(10) ** -30) ** (-mpmath.mpf(1) / (order - 1)),
+            )
         return PieceEnd("t_bound", t, y, float(H))
 
 
@@ -187,7 +200,20 @@ def reference_flow(
         outcome = flow.run(mpmath.mpf(0), coordinates.pack(W, v), mpmath.mpf(t_max), recorder)
         recorder.finish(outcome.t, outcome.y)
         W_mp, v_mp = coordinates.network(outcome.y)
-    info = {"dps": dps, "loss": loss, "c": c, "W_mp": W_mp, "v_mp": v_mp, "t_stop_mp": outcome.t,
-            "stop_rule": rule.describe() if rule is not None else None}
-    return run_result(outcome, recorder, engine="flow-mpmath", wall_time=time.perf_counter() - started,
-                      dense=None, info=info)
+    info = {
+        "dps": dps,
+        "loss": loss,
+        "c": c,
+        "W_mp": W_mp,
+        "v_mp": v_mp,
+        "t_stop_mp": outcome.t,
+        "stop_rule": rule.describe() if rule is not None else None,
+    }
+    return run_result(
+        outcome,
+        recorder,
+        engine="flow-mpmath",
+        wall_time=time.perf_counter() - started,
+        dense=None,
+        info=info,
+    )

@@ -1,9 +1,10 @@
 """One smooth piece of the hybrid flow, integrated step by step with a scipy Runge–Kutta or implicit method.
 
-Within a piece the mode is fixed and the field is smooth (analytic in the state), so an adaptive high-order method
-meets its tolerance: DOP853 (order 8, dense output of order 7) by default, RK45 / RK23, or Radau / BDF with the
-analytic Jacobian for stiff cases. After every accepted step the guards (:mod:`simulate.flow.events`) are sampled on
-the step's dense output; the first crossing ends the piece at its located time.
+Within a piece the mode is fixed and the field is smooth (analytic in the state), so an adaptive high-order
+method
+meets its tolerance: DOP853 (order 8, dense output of order 7) by default, RK45 / RK23, or Radau / BDF with
+the analytic Jacobian for stiff cases. After every accepted step the guards (:mod:`simulate.flow.events`) are
+sampled on the step's dense output; the first crossing ends the piece at its located time.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class PieceEnd:
     message: str = ""
 
 
-#: observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b]; dense(ts)
+#  observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
+# dense(ts)
 #: returns the states (K, size) at times ts in [t_a, t_b].
 Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 
@@ -110,6 +112,7 @@ class ScipyPieces:
                         if observer is not None:
                             observer(t_a, t_event, y_event, states)
                         return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
+                    guards.observe(G)
                     previous = G[-1]
                 if observer is not None:
                     observer(t_a, t_b, solver.y, states)

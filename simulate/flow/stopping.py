@@ -1,9 +1,9 @@
 """Stopping rules tau = inf { t : value(theta_t) <= 0 } (DESIGN.md section 2), located on the dense output.
 
-Each rule's ``value`` is a continuous function of the network outputs f on the training set (continuous in time,
-smooth between activation changes), so the integrator can bracket its first zero between two samples of the dense
-output and locate it to the solver's tolerance, exactly like an activation event. ``value`` works on any leading
-axes and in any :class:`~simulate.flow.arithmetic.Arithmetic` (float64 or mpmath).
+Each rule's ``value`` is a continuous function of the network outputs f on the training set (continuous in
+time, smooth between activation changes), so the integrator can bracket its first zero between two samples of
+the dense output and locate it to the solver's tolerance, exactly like an activation event. ``value`` works on
+any leading axes and in any :class:`~simulate.flow.arithmetic.Arithmetic` (float64 or mpmath).
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ class PositiveClassLoss(StopRule):
 
     def check_labels(self, y: np.ndarray) -> None:
         if not np.any(y > 0):
-            raise ParameterError("the positive-class stopping rule needs at least one sample with y = +1; got none")
+            raise ParameterError(
+                "the positive-class stopping rule needs at least one sample with y = +1; got none"
+            )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from compare.quality_metrics import (
 )
 from simulate.data import make_data, staircase
 from simulate.initialization import init_params
-from simulate.kernel import kernel_matrices, kernel_regression
+from simulate.kernel import KERNELS, kernel_matrices, kernel_regression
 from simulate.train.stopping import TargetRisk
 from theory.compiled import compile_field
 from theory.validation import ParameterError
@@ -320,6 +320,8 @@ def test_claim_is_inconclusive_without_enough_runs(tmp_path) -> None:
     table = _synthetic_table(lambda s, n, rng: 1 + s)
     result = quality.strength_quality_claim(table[table["data.n"] == 100], ClaimContext(n_boot=100))
     assert result.verdict == "inconclusive" and "data sizes" in result.reason
+    unmeasured = table[["data.n", "model.alpha", "seed", "fls"]].assign(status="failed", message="broken")
+    assert quality.strength_quality_claim(unmeasured).verdict == "inconclusive"
     figure = quality.strength_quality_claim(table, ClaimContext(n_boot=100, figure_dir=tmp_path)).figure
     assert figure is not None and figure.exists()
 
@@ -347,7 +349,7 @@ def test_run_quality_batch_measures_every_run(name: str) -> None:
         assert row["task"] == ("regression" if name == quality.MAIN_SWEEP else "classification")
         for column in (
             "err_network",
-            *[f"err_{k}" for k in (*quality.INIT_FITS, *quality.AFTER_FITS)],
+            *[f"err_{k}" for k in (*KERNELS, *quality.AFTER_FITS)],
             *quality.STRENGTH_MEASURES,
         ):
             assert np.isfinite(row[column]), column
@@ -355,6 +357,20 @@ def test_run_quality_batch_measures_every_run(name: str) -> None:
     rich, lazy = (o.row for o in outputs)
     assert rich["weight_change"] > 10 * lazy["weight_change"]
     assert rich["eta"] >= lazy["eta"]
+
+
+def test_run_quality_batch_fits_logistic_peers_by_kernel_flow() -> None:
+    """With the logistic loss the network and every kernel peer stop at the same target risk."""
+    config = quality.quality_sweeps()["staircase-classification"]
+    config["data"].update({"d": 6, "n_test": 200})
+    config["model"].update({"width": 40, "loss": "logistic"})
+    config["stop"] = {"rule": "risk", "eps": 0.1}
+    config["grid"].update({"data.n": [40], "model.alpha": [0.1], "seeds": 1})
+    (output,) = quality.run_quality_batch(expand_runs(load_config(config)))
+    assert output.row["status"] == "target_reached" and output.row["final_risk"] <= 0.1
+    for name in (*KERNELS, *quality.AFTER_FITS):
+        assert output.row[f"fit_{name}"] == "target_reached", name
+        assert 0.0 < output.row[f"err_{name}"] < 0.5, name
 
 
 def test_quality_sweeps_are_valid_configs() -> None:

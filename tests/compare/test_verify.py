@@ -5,7 +5,7 @@ import time
 import pytest
 
 from compare import plots
-from compare.config import load_config
+from compare.config import expand_runs, load_config
 from compare.report import write_report
 from compare.store import open_store
 from compare.verify import DEFAULT_CONFIG, verify
@@ -50,6 +50,11 @@ def test_phase_diagram_returns_png_and_pdf(tiny_verify, tmp_path):
     store = open_store(out / "store")
     paths = plots.phase_diagram(store.table(), store.config(), tmp_path / "phase")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+
+
+@pytest.mark.parametrize("path", sorted(DEFAULT_CONFIG.parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_packaged_config_loads(path):
+    assert expand_runs(load_config(path))
 
 
 def test_the_default_config_meets_the_stated_minimums():

@@ -21,7 +21,10 @@ FIELD = compile_field("logistic")
 
 def test_bad_input_gets_clear_errors():
     W, v, X, y = switching_problem()
-    run = lambda **kw: integrate_flow(**{"W0": W, "v0": v, "X": X, "y": y, "t_max": 1.0, **kw})  # noqa: E731
+
+    def run(**overrides):
+        return integrate_flow(**{"W0": W, "v0": v, "X": X, "y": y, "t_max": 1.0, **overrides})
+
     cases = [
         ({"W0": W[:, :2]}, "W has shape"),
         ({"v0": v[:3]}, "v has shape"),
@@ -63,7 +66,9 @@ def test_without_events_it_is_the_smooth_flow_to_the_tolerance():
         dW, dv = vector_field(z[: m * d].reshape(m, d), z[m * d :], X, y)
         return np.concatenate([dW.ravel(), dv])
 
-    exact = solve_ivp(field, (0, 10), np.concatenate([W.ravel(), v]), method="DOP853", rtol=1e-13, atol=1e-15).y[:, -1]
+    exact = solve_ivp(
+        field, (0, 10), np.concatenate([W.ravel(), v]), method="DOP853", rtol=1e-13, atol=1e-15
+    ).y[:, -1]
     assert result.status == "t_max" and result.t_stop == 10.0
     assert result.switches == 0 and result.sliding_entries == 0 and result.info["events"] == 0
     assert np.allclose(np.concatenate([result.W.ravel(), result.v]), exact, rtol=1e-10, atol=0)

@@ -12,8 +12,8 @@ from simulate.flow.coords import PlainCoordinates
 from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
 from simulate.flow.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy, zero_train_error
-from theory.compiled import compile_field
 from theory import vector_field
+from theory.compiled import compile_field
 
 LOSS = st.sampled_from(["logistic", "squared"])  # squared: a sample factor that changes sign
 
@@ -40,7 +40,9 @@ def test_plain_mode_field_is_the_derived_field_on_its_region(seed, loss, c):
     weights = SlidingWeights(sign_mode(W, X), X @ X.T, arith)
     dW, dv = vector_field(W, v, X, y, c=c, loss=loss)
     expected = np.concatenate([dW.ravel(), dv])
-    assert np.allclose(coords.rhs(coords.pack(W, v), weights), expected, rtol=1e-13, atol=1e-14 * np.abs(expected).max())
+    assert np.allclose(
+        coords.rhs(coords.pack(W, v), weights), expected, rtol=1e-13, atol=1e-14 * np.abs(expected).max()
+    )
 
 
 @given(st.integers(0, 100_000), st.floats(1e-12, 10.0))
@@ -60,7 +62,9 @@ def test_log_coordinates_give_the_same_flow_by_the_chain_rule(seed, alpha):
     scale = np.linalg.norm(W, axis=1)
     dW, dv = vector_field(W, v, X, y)
     U = W / scale[:, None]
-    assert np.allclose(scale[:, None] * (drho[:, None] * U + dU), dW, rtol=1e-12, atol=1e-13 * np.abs(dW).max())
+    assert np.allclose(
+        scale[:, None] * (drho[:, None] * U + dU), dW, rtol=1e-12, atol=1e-13 * np.abs(dW).max()
+    )
     assert np.allclose(np.sign(v) * scale * drho, dv, rtol=1e-12, atol=1e-13 * np.abs(dv).max())
 
 
@@ -78,7 +82,8 @@ def test_analytic_jacobian_matches_finite_differences_with_a_sliding_pair(loss):
     J = coords.jacobian(Y, weights, loss)
     h = 1e-6
     numeric = np.stack(
-        [(coords.rhs(Y + h * e, weights) - coords.rhs(Y - h * e, weights)) / (2 * h) for e in np.eye(len(Y))], axis=1
+        [(coords.rhs(Y + h * e, weights) - coords.rhs(Y - h * e, weights)) / (2 * h) for e in np.eye(len(Y))],
+        axis=1,
     )
     assert np.allclose(J, numeric, rtol=1e-6, atol=1e-8)
 

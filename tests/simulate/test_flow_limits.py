@@ -1,4 +1,5 @@
-"""The engine against the limits it must reproduce: discrete GD as eta -> 0, the small-init tanh law, targets."""
+"""The engine against the limits it must reproduce: discrete GD as eta -> 0, the small-init tanh law,
+targets."""
 
 import warnings
 
@@ -21,7 +22,8 @@ def state(run) -> np.ndarray:
 
 
 def test_gradient_descent_converges_to_the_flow_at_first_order():
-    """On the stall problem (40 crossings, 2 sliding entries by t = 4) ||GD_eta(t) - flow(t)|| / eta -> a constant."""
+    """On the stall problem (40 crossings, 2 sliding entries by t = 4) ||GD_eta(t) - flow(t)|| / eta -> a
+    constant."""
     W, v, X, y = stall_problem(1.0)
     flow = integrate_flow(W, v, X, y, t_max=4.0, rtol=1e-12, atol=1e-14)
     assert flow.sliding_entries > 0 and flow.switches > 0
@@ -44,7 +46,8 @@ def separable():
 
 @pytest.mark.parametrize("alpha, tolerance", [(1e-2, 1e-3), (1e-4, 1e-6), (1e-8, 1e-6)])
 def test_alignment_follows_the_tanh_law(separable, alpha, tolerance):
-    """A positive neuron active on exactly the positive points aligns as psi(t) = tanh(lambda+ (t - t0) + artanh psi0).
+    """A positive neuron active on exactly the positive points aligns as psi(t) = tanh(lambda+ (t - t0) +
+    artanh psi0).
 
     Checked while the output is small (max |f| <= 1e-2, so r_i = 1/2 up to 0.25 %).
     """
@@ -56,7 +59,9 @@ def test_alignment_follows_the_tanh_law(separable, alpha, tolerance):
     result = integrate_flow(W, v, X, y, t_max=times[-1], save_at=times)
     assert result.engine == "flow-logcoords"
     psi = (result.W_t / np.linalg.norm(result.W_t, axis=2, keepdims=True)) @ (x_plus / np.linalg.norm(x_plus))
-    small = np.array([np.abs(FIELD.output(W_k, v_k, X)).max() <= 1e-2 for W_k, v_k in zip(result.W_t, result.v_t)])
+    small = np.array(
+        [np.abs(FIELD.output(W_k, v_k, X)).max() <= 1e-2 for W_k, v_k in zip(result.W_t, result.v_t)]
+    )
     checked = 0
     for j in np.flatnonzero(v > 0):
         on_positives = np.all((result.W_t[:, j] @ X.T > 0) == (y > 0), axis=1) & small

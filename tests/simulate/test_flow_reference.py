@@ -1,4 +1,5 @@
-"""The float engine against the mpmath reference (same hybrid logic, 30-digit pieces) and against plain solvers."""
+"""The float engine against the mpmath reference (same hybrid logic, 30-digit pieces) and against plain
+solvers."""
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def test_reference_agrees_on_a_short_run_through_one_crossing():
 
 @pytest.mark.slow
 def test_engine_matches_the_mpmath_reference_through_crossings_and_sliding():
-    """Acceptance: final state and stop time to 1e-9 relative at rtol = 1e-11; plain DOP853 stalls or errs more."""
+    """Acceptance: final state and stop time to 1e-9 relative at rtol = 1e-11; plain DOP853 stalls or errs
+    more."""
     W, v, X, y = switching_problem()
     engine = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11)
     reference = reference_flow(W, v, X, y, target_risk=0.1, t_max=200.0, dps=30)
@@ -39,13 +41,18 @@ def test_engine_matches_the_mpmath_reference_through_crossings_and_sliding():
     time_error = abs(engine.t_stop - reference.t_stop) / reference.t_stop
     assert state_error < 1e-9 and time_error < 1e-9
     assert engine.invariant_drift < 1e-10
-    plain = plain_ode_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11, atol=1e-13,
-                           max_evals=20 * engine.rhs_evals)
-    print(f"\nengine: t_stop = {engine.t_stop:.15g}, state error {state_error:.2e}, time error {time_error:.2e}, "
-          f"{engine.rhs_evals} RHS evaluations")
+    plain = plain_ode_flow(
+        W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11, atol=1e-13, max_evals=20 * engine.rhs_evals
+    )
+    print(
+        f"\nengine: t_stop = {engine.t_stop:.15g}, state error {state_error:.2e}, time error {time_error:.2e}, "
+        f"{engine.rhs_evals} RHS evaluations"
+    )
     if plain.status == "stalled":
         print(f"plain DOP853: stalled at t = {plain.t:.4g} after {plain.rhs_evals} evaluations")
     else:
         plain_error = relative_error(np.concatenate([plain.W.ravel(), plain.v]), state(reference))
-        print(f"plain DOP853: t_stop = {plain.t:.15g}, state error {plain_error:.2e}, {plain.rhs_evals} evaluations")
+        print(
+            f"plain DOP853: t_stop = {plain.t:.15g}, state error {plain_error:.2e}, {plain.rhs_evals} evaluations"
+        )
         assert plain_error > state_error

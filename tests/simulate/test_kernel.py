@@ -130,7 +130,9 @@ def test_conjugate_kernel_closed_form_matches_a_wide_network() -> None:
     empirical = conjugate_kernel(W, X, X) / m
     closed = conjugate_kernel_closed(X, X, alpha=alpha)
     norms = np.linalg.norm(X, axis=1)
-    per_neuron_sd = np.sqrt(1.5) * alpha**2 * np.outer(norms, norms) / d  # E relu(a)^2 relu(b)^2 <= 1.5 sd(a)^2 sd(b)^2
+    per_neuron_sd = (
+        np.sqrt(1.5) * alpha**2 * np.outer(norms, norms) / d
+    )  # E relu(a)^2 relu(b)^2 <= 1.5 sd(a)^2 sd(b)^2
     assert np.all(np.abs(empirical - closed) <= 6 * per_neuron_sd / np.sqrt(m))
     np.testing.assert_allclose(conjugate_kernel_closed(X, X, alpha=alpha, width=3), 3 * closed)
 
@@ -168,7 +170,15 @@ def test_deep_tangent_kernel_of_a_two_layer_module_is_the_closed_form() -> None:
         model.layers[0].weight.copy_(torch.as_tensor(W))
         model.layers[2].weight.copy_(torch.as_tensor(v[None, :]))
     expected = empirical_tangent_kernel(W, v, X1, X2, c=c)
-    np.testing.assert_allclose(deep_tangent_kernel(model, X1, X2, c=c, chunk=4), expected, rtol=1e-12,
-                               atol=1e-12 * np.abs(expected).max())
-    np.testing.assert_allclose(deep_tangent_kernel(model, X1, X1, c=c), empirical_tangent_kernel(W, v, X1, X1, c=c),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        deep_tangent_kernel(model, X1, X2, c=c, chunk=4),
+        expected,
+        rtol=1e-12,
+        atol=1e-12 * np.abs(expected).max(),
+    )
+    np.testing.assert_allclose(
+        deep_tangent_kernel(model, X1, X1, c=c),
+        empirical_tangent_kernel(W, v, X1, X1, c=c),
+        rtol=1e-12,
+        atol=1e-12,
+    )
