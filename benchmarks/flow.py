@@ -1,18 +1,16 @@
 """The flow engine on the low_signal Gaussian mixture against fixed-step Euler (plain GD) and plain solve_ivp.
 
-low_signal: n = 40, d = 100, kappa = 2, sigma = 1; m = 100 neurons, random_sign init, target risk 0.05. For
-each alpha in {1e-4, 0.3, 3}:
+low_signal: n = 40, d = 100, kappa = 2, sigma = 1; m = 100 neurons, random_sign init, target risk 0.05. For each
+alpha in {1e-4, 0.3, 3}:
 
 1. a tight engine run (rtol 1e-13) to the target gives the stop time T and the reference state theta(T);
 2. the engine at working tolerance (the loosest of rtol 1e-8, 1e-10 that reaches 1e-6) runs to T: its error;
-3. Euler (GD) to T: its first-order constant C = error / eta from two coarse steps, the step eta* = 1e-6 / C
-that
-   reaches 1e-6, and its cost there — run when it takes at most EULER_MAX_STEPS steps, else extrapolated from
-   the measured cost per step (marked 'extrap.');
+3. Euler (GD) to T: its first-order constant C = error / eta from two coarse steps, the step eta* = 1e-6 / C that
+   reaches 1e-6, and its cost there — run when it takes at most EULER_MAX_STEPS steps, else extrapolated from the
+   measured cost per step (marked 'extrap.');
 4. scipy DOP853 on the unswitched field at the engine's tolerance, capped at 20x the engine's evaluations.
 
-The table gives the ratios Euler / engine of RHS evaluations and wall time, and the accuracy each method
-reaches.
+The table gives the ratios Euler / engine of RHS evaluations and wall time, and the accuracy each method reaches.
 
     python benchmarks/flow.py
 """

@@ -15,9 +15,10 @@
    the runner over the time inside it; and the store's writes alone (write_batch of the same outputs). On two
    clocks: wall time, and this process's CPU time, which other load on the machine inflates less.
 
-The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 200, alpha = 0.01, gd with the runner's
-default step policy until the training risk is <= 0.05, one run per batch (sweep.batch_size = 1), 16 seeds;
-each takes about 0.5-1 s on one CPU thread.
+The runs: the low_signal Gaussian mixture (n = 40, d = 100), width 100, alpha = 0.01, gd with the runner's
+default step policy at train.eta = 0.015 (a small step, for runs of a few hundred steps) until the training risk
+is <= 0.05, one run per batch (sweep.batch_size = 1), 16 seeds; each takes about 0.5-0.7 s on one CPU thread.
+This process and every worker compute on one thread (OpenMP, OpenBLAS, MKL, torch).
 
     python benchmarks/sweep.py [--runs 16] [--repeats 3] [--only pool|store]
 """
@@ -34,6 +35,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+# This process runs the in-process contenders: one thread, as each pool worker has (set before numpy loads).
+os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
+
 from compare.config import expand_runs, load_config
 from compare.runner import execute_batch
 from compare.store import create_store
@@ -44,8 +48,8 @@ from simulate.train.device import configure_threads
 def config(runs: int) -> dict:
     return {
         "data": {"preset": "low_signal", "n_test": 2000},
-        "model": {"width": 200},
-        "train": {"eta": 0.1, "max_steps": 20000},
+        "model": {"width": 100},
+        "train": {"eta": 0.015, "max_steps": 20000},
         "stop": {"rule": "risk", "eps": 0.05},
         "grid": {"model.alpha": [0.01], "seeds": runs},
         "sweep": {"name": "bench", "batch_size": 1},

@@ -15,9 +15,10 @@ Where the batches run:
 
 - ``workers=N`` (default: the number of usable CPUs): a pool of N processes started by a fork server (by
   ``spawn`` where there is none), so no state is inherited from the caller and the runner must be importable
-  (a module-level function). Each worker runs torch on one thread (simulate.train.device.configure_threads:
-  1, or ``$FLS_TORCH_THREADS``) and exits by itself if the driver dies. ``workers=0`` runs the batches one
-  after another in the calling process.
+  (a module-level function). Each worker computes on one thread: torch through
+  simulate.train.device.configure_threads (1, or ``$FLS_TORCH_THREADS``), OpenMP, OpenBLAS and MKL through
+  their environment variables (1 unless set); a worker exits by itself if the driver dies. ``workers=0`` runs
+  the batches one after another in the calling process.
 - ``scheduler="local:N"``: a Dask LocalCluster of N worker processes with one thread each, started and
   stopped by the sweep (``"local"``: N = ``workers`` or the number of CPUs).
 - ``scheduler="tcp://host:8786"``: the Dask scheduler at that address, with whatever workers it has.
@@ -45,6 +46,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from importlib import metadata
 from multiprocessing import get_all_start_methods, get_context, parent_process
 from multiprocessing.connection import wait
@@ -67,6 +69,8 @@ Runner = Callable[[list[Run]], Sequence[Any]]
 
 #: Keys that may differ within one batch: the runner trains a batch as an ensemble over them.
 ENSEMBLE_KEYS = ("model.alpha", "model.c", "seed", FLS_KEY, "run_id")
+#: Thread counts of the numerical libraries a pool worker starts with: one thread per worker process.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
 
@@ -161,6 +165,24 @@ def _exit_with_driver() -> None:
     threading.Thread(target=watch, name="exit-with-driver", daemon=True).start()
 
 
+@contextmanager
+def _one_thread_per_worker() -> Iterator[None]:
+    """Set THREAD_VARIABLES to 1 (where unset) while worker processes start, so that they inherit it.
+
+    BLAS and OpenMP libraries read these when they load, in the workers (or in the fork server they are copied
+    from), before any code of ours runs there; without them each worker's OpenBLAS starts a thread per core,
+    and two single-run workers fill two cores with threads that spin. Dask's nanny does the same for its
+    workers. The variables are removed again once the workers have started.
+    """
+    added = {name: "1" for name in THREAD_VARIABLES if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            del os.environ[name]
+
+
 def _pool_context(runner: Runner) -> BaseContext:
     """``forkserver`` where the platform has it, else ``spawn``: no state inherited from the driver either way.
 
@@ -207,7 +229,8 @@ class _ProcessPool:
         )
 
     def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
-        futures = {self._pool.submit(execute_in_worker, runner, batch): batch for batch in batches}
+        with _one_thread_per_worker():  # the workers (and the fork server) start during the first submissions
+            futures = {self._pool.submit(execute_in_worker, runner, batch): batch for batch in batches}
         for future in as_completed(futures):
             batch = futures.pop(future)
             try:

@@ -1,5 +1,4 @@
-"""``integrate_flow``: the high-precision, switch-aware gradient flow of a two-layer ReLU network (DESIGN.md
-4)."""
+"""``integrate_flow``: the high-precision, switch-aware gradient flow of the two-layer net (DESIGN.md 4)."""
 
 from __future__ import annotations
 
@@ -82,8 +81,7 @@ def resolve_schedule(save_at: Any) -> SaveSchedule:
 
 
 def dense_evaluator(flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ScipyPieces):
-    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (at most 16 steps of one
-    piece).
+    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (<= 16 steps, one piece).
 
     Agrees with the run to its tolerance (the re-integration takes its own adaptive steps).
     """
@@ -154,9 +152,8 @@ def integrate_flow(
     integrator = ScipyPieces(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)
     recorder = Recorder(schedule, coordinates, loss)
-    with np.errstate(
-        over="ignore", under="ignore", invalid="ignore", divide="ignore"
-    ):  # divergence is a status
+    # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         try:
             outcome = flow.run(0.0, coordinates.pack(W, v), t_max, recorder)
         except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:

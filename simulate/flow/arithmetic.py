@@ -46,8 +46,7 @@ class Arithmetic:
 
     @property
     def guard_tol(self) -> float:
-        """A guard (cosine or sliding weight) counts as crossed only below -guard_tol: 64 roundoffs of
-        noise."""
+        """A guard (cosine or sliding weight) counts as crossed only below -guard_tol (64 roundoffs)."""
         return 64.0 * self.eps
 
     @property

@@ -1,5 +1,4 @@
-"""What the hybrid engine is compared with: a plain ODE solver on the unswitched field, and fixed-step Euler
-(GD).
+"""What the hybrid engine is compared with: a plain ODE solver on the unswitched field, and Euler (GD).
 
 Both use the compiled field of :mod:`theory.compiled` with relu'(0) = 0 and no knowledge of the activation
 surfaces. ``plain_ode_flow`` is capped (evaluations and seconds), because on problems with sliding it stalls:
@@ -20,8 +19,7 @@ from theory.validation import check_int, check_positive
 
 @dataclass(frozen=True)
 class BaselineRun:
-    """Outcome of a baseline: status 'target_reached', 't_max' or 'stalled' (cap hit), time reached, state,
-    cost."""
+    """A baseline's end: status 'target_reached', 't_max' or 'stalled' (cap hit), time, state, cost."""
 
     status: str
     t: float

@@ -1,11 +1,10 @@
-"""State coordinates of the flow and the field of one mode in them (plain (W, v); see logcoords for the
-other).
+"""State coordinates of the flow and the field of one mode in them (plain (W, v); logcoords has the other).
 
 The field of a mode is the gradient flow of DESIGN.md section 2 with relu'(P) replaced by the mode's gates and
 relu(P) by its smooth extension (the active pairs' P, 0 elsewhere):
 
-    f_i = c sum_j v_j 1[j,i active] P_ji,       s_i = -l'(y_i f_i) y_i,       q = weighted gates (modes, eq.
-    (1)), w_j' = (c/n) v_j sum_i q_ji x_i,            v_j' = (c/n) sum_i 1[j,i active] P_ji s_i.
+    f_i = c sum_j v_j 1[j,i active] P_ji,     s_i = -l'(y_i f_i) y_i,     q = weighted gates (modes, eq. (1)),
+    w_j' = (c/n) v_j sum_i q_ji x_i,            v_j' = (c/n) sum_i 1[j,i active] P_ji s_i.
 
 On the piece's own region this equals the field of :func:`theory.vector_field` (tests check it to 1e-14);
 beyond the region's boundary it continues the piece's smooth field, so Runge–Kutta stages that probe past an
@@ -50,9 +49,8 @@ class Coordinates:
         self.X, self.y = X, y
         self.n, self.d = X.shape
         self.m = m
-        self.c = arithmetic.convert(np.array([c]))[
-            0
-        ]  # exact in either arithmetic, as are c/n and the products
+        # c in the arithmetic itself, so c/n and every product with it are exact to its precision
+        self.c = arithmetic.convert(np.array([c]))[0]
         self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
         self.x_norms = arithmetic.sqrt((X * X).sum(-1))
 
@@ -67,8 +65,7 @@ class Coordinates:
         return Y[..., : self.m * self.d].reshape(*lead, self.m, self.d), Y[..., self.m * self.d :]
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
-        """f (..., n) under the mode's smooth extension (equal to the network output on the piece's
-        region)."""
+        """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
         D, amp, _ = self._parts(Y)
         return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
 
@@ -103,8 +100,7 @@ class Coordinates:
 
 
 class PlainCoordinates(Coordinates):
-    """The state (W, v) flattened: W row-major, then v. Invariant v_j^2 - ||w_j||^2 is tracked as a
-    diagnostic."""
+    """The state (W, v) flattened: W row-major, then v; the invariant v_j^2 - ||w_j||^2 is a diagnostic."""
 
     name = "plain"
 
@@ -134,8 +130,8 @@ class PlainCoordinates(Coordinates):
         """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
 
         With Js = diag(ds/df) df/dtheta and G_j = X^T L_j (L_j the linear map s -> q_j of equation (1)):
-        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],   d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j}
-        X^T(A . s)_j].
+        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],
+        d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j} X^T (A . s)_j].
         """
         m, d, n = self.m, self.d, self.n
         W, v = self._split(Y)

@@ -8,8 +8,7 @@ A piece stays valid while every guard is positive:
 
 The integrator samples all guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
 has degree <= 7 for DOP853, so 10 sub-intervals resolve it), looks for sign changes, and also for guards that
-dip
-between samples: a guard with a discrete local minimum whose parabola through the three samples dips well
+dip between samples: a guard with a discrete local minimum whose parabola through the three samples dips well
 below the middle value is minimized on the dense output, so a pair that crosses a surface and comes back
 within one step is not missed. The earliest root is then located by regula falsi (Illinois) to the
 arithmetic's roundoff. Pair and weight guards count as crossed only below -64 eps (noise of a guard that
@@ -35,12 +34,11 @@ PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 class PieceGuards:
     """All guard functions of one piece, evaluated together on a batch of states, or one at a time."""
 
-    def __init__(
-        self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None, Y0: Any
-    ) -> None:
+    def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
         self.pair_rows, self.pair_cols = np.nonzero(~mode.sliding)
+        self.pair_flat = np.flatnonzero(~mode.sliding)
         self.pair_side = coords.arith.convert(mode.side[self.pair_rows, self.pair_cols].astype(np.float64))
         self.n_pairs, self.n_sliding = len(self.pair_rows), len(weights.pair_rows)
         self.kinds = np.concatenate(
@@ -49,17 +47,21 @@ class PieceGuards:
         )
         self.thresholds = np.where(self.kinds == STOP, 0.0, coords.arith.guard_tol)
         self.stop_column = len(self.kinds) - 1 if stop_rule is not None else None
-        self.initial = self.evaluate(Y0[None])[0]  # at the piece's start state
-        self.seen_positive = np.asarray(self.initial, dtype=np.float64) > 0
+        self.seen_positive = np.zeros(len(self.kinds), dtype=bool)  # in an accepted step of this piece
 
     def observe(self, G: Any) -> None:
         """Record an accepted step's samples (for the wrong-way check of :func:`crossings`)."""
         self.seen_positive |= np.any(np.asarray(G, dtype=np.float64) > 0, axis=0)
 
+    def stop_value(self, Y: Any) -> Any:
+        """The stopping rule's value at one state (<= 0: reached)."""
+        return self.stop_rule.value(self.coords.output(Y[None], self.weights), self.coords.y, self.coords.arith)[0]
+
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size)."""
         coords = self.coords
-        parts = [self.pair_side * coords.cosines(Ys)[:, self.pair_rows, self.pair_cols]]
+        cos = coords.cosines(Ys)
+        parts = [self.pair_side * cos.reshape(len(cos), -1)[:, self.pair_flat]]
         if self.n_sliding or self.stop_rule is not None:
             f = coords.output(Ys, self.weights)
             if self.n_sliding:
@@ -155,8 +157,7 @@ def crossings(G: Any, guards: PieceGuards) -> tuple[np.ndarray, np.ndarray]:
 
 
 class StepGuards:
-    """The guards along one step: their values ``G`` at the sample times ``ts``, and any guard at any time
-    inside.
+    """The guards along one step: their values ``G`` at the sample times ``ts``, and any guard at any time.
 
     ``state_at(t)`` is the step's dense output. When the dense output is a polynomial in t of degree < len(ts)
     (every scipy solver's is: degree 7 for DOP853, 4 for RK45, 3 for Radau, <= 5 for BDF), pass the sampled
@@ -207,8 +208,7 @@ class StepGuards:
 def first_event(
     step: StepGuards, xtol: float, refine_dips: bool = True
 ) -> tuple[Any, int, np.ndarray] | None:
-    """The earliest time in the step where a guard crosses its threshold, that guard's column, all guards
-    there.
+    """(time, column, all guards there) of the earliest guard crossing in the step, or None.
 
     Crossings are located to ``xtol`` (absolute time). Root finding is spent only where it decides the answer:
     the bracket whose linear-interpolation estimate is earliest is located first, then only guards already

@@ -5,8 +5,8 @@ The Filippov flow of DESIGN.md section 2 is integrated as a sequence of smooth p
 piece ends at the first guard event (:mod:`simulate.flow.events`) located on the dense output. At an event:
 
 1. every pair on its surface at that instant is collected, for all neurons at once (|cos| <= eps^(3/4)):
-aligned
-   duplicate neurons reach the same surface at the same instant, and all such events are handled together;
+   aligned duplicate neurons reach the same surface at the same instant, and all such events are handled
+   together;
 2. each neuron is projected exactly onto every surface it touches (its sliding ones included);
 3. each touched neuron's next mode comes from its one-sided fields through one box-constrained least-squares
    problem (cross, start sliding, stop sliding), :func:`simulate.flow.modes.select_neuron_mode`.
@@ -86,10 +86,10 @@ class HybridFlow:
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
         self.counts = EventCounts()
+        self.weight_maps: dict = {}  # SlidingWeights' per-neuron maps, reused across pieces
         self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
 
-    # -- the field of a piece
-    # ------------------------------------------------------------------------------------
+    # -- the field of a piece -----------------------------------------------------------------------------
     def field(self, weights: SlidingWeights):
         """y -> the mode's field, counting evaluations."""
 
@@ -100,8 +100,7 @@ class HybridFlow:
         return fun
 
     def jacobian(self, weights: SlidingWeights):
-        """y -> the analytic Jacobian (plain coordinates and implicit methods only; else None: finite
-        differences)."""
+        """y -> the analytic Jacobian (plain coordinates, implicit methods; else None: finite differences)."""
         if not (self.integrator.implicit and isinstance(self.coords, PlainCoordinates)):
             return None
 
@@ -111,11 +110,9 @@ class HybridFlow:
 
         return jac
 
-    # -- events
-    # ---------------------------------------------------------------------------------------------------
+    # -- events ------------------------------------------------------------------------------------------
     def initial_mode(self, Y: Any) -> tuple[Any, Mode]:
-        """The mode at the start: signs of the pre-activations, with pairs that start on a surface
-        selected."""
+        """The mode at the start: signs of the pre-activations; pairs that start on a surface are selected."""
         cos = self.arith.to_float(self.coords.cosines(Y))
         mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
         touching = np.abs(cos) <= self.arith.touch_tol
@@ -153,8 +150,7 @@ class HybridFlow:
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
     ) -> tuple[Any, Mode]:
-        """Project the touched neurons onto their surfaces and select their next modes; count the
-        transitions."""
+        """Project the touched neurons onto their surfaces, select their next modes, count the transitions."""
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
@@ -184,8 +180,7 @@ class HybridFlow:
             rows[j] = new
         return Y, mode.with_rows(rows)
 
-    # -- the loop
-    # -------------------------------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
         counts = self.counts
@@ -198,12 +193,12 @@ class HybridFlow:
             return FlowOutcome(status, message, t_end, Y_end, counts, modes)
 
         while True:
-            weights = SlidingWeights(mode, self.gram, self.arith)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, Y)
+            weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps)
+            guards = PieceGuards(self.coords, weights, self.stop_rule)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
-            if guards.stop_column is not None and guards.initial[guards.stop_column] <= 0:
+            if self.stop_rule is not None and guards.stop_value(Y) <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(
                 self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder

@@ -1,5 +1,4 @@
-"""Direction / log-norm coordinates for balanced neurons, so tiny initial scales integrate without loss of
-precision.
+"""Direction / log-norm coordinates for balanced neurons: tiny initial scales without loss of precision.
 
 A balanced neuron has v_j = sign_j ||w_j|| for all time (v_j^2 - ||w_j||^2 = 0 is conserved and sign_j fixed).
 Write w_j = exp(rho_j) u_j / ||u_j||. With h_j = X^T q_j (q the mode's weighted gates) the flow w_j' = (c/n)

@@ -1,5 +1,4 @@
-"""Modes of the piecewise-smooth flow: activation pattern, sliding set, the Filippov weights mu, mode
-selection.
+"""Modes of the piecewise-smooth flow: activation pattern, sliding set, Filippov weights mu, mode selection.
 
 Neuron j's field is w_j' = (c/n) v_j X^T q_j with q_ji = s_i * gate_ji, and the gates are fixed on each piece:
 
@@ -26,6 +25,7 @@ cannot slide stably; they cross, to the side where the one-sided field points (:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,9 @@ from scipy.optimize import lsq_linear
 
 from simulate.flow.arithmetic import Arithmetic
 
-#  A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
-# least-squares
-#: weight (2) is within this distance of the hinted bound: the weight is located there to ~1e-14.
+#: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
+#: least-squares weight (2) is within this distance of the hinted bound: the weight is located there to
+#: ~1e-14.
 HINT_TOL = 1e-9
 #: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
 BOUND_TOL = 1e-13
@@ -50,14 +50,13 @@ class Mode:
     active: np.ndarray
     sliding: np.ndarray
 
-    @property
+    @cached_property
     def side(self) -> np.ndarray:
         """+1 on active pairs, 0 on sliding pairs, -1 on inactive ones, shape (m, n)."""
         return np.where(self.active, ACTIVE, np.where(self.sliding, SLIDING, INACTIVE)).astype(np.int8)
 
     def with_rows(self, rows: dict[int, np.ndarray]) -> Mode:
-        """A copy with neuron j's sides replaced by ``rows[j]`` (int arrays of ACTIVE / SLIDING /
-        INACTIVE)."""
+        """A copy with neuron j's sides replaced by ``rows[j]`` (arrays of ACTIVE / SLIDING / INACTIVE)."""
         active, sliding = self.active.copy(), self.sliding.copy()
         for j, side in rows.items():
             active[j], sliding[j] = side == ACTIVE, side == SLIDING
@@ -68,25 +67,28 @@ class SlidingWeights:
     """The weighted gates q = gates . s of one piece as a linear map of the sample factors s, by equation (1).
 
     Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its
-    precision).
+    precision). ``cache`` (a dict kept across pieces) reuses a neuron's M_j while its sliding set and active
+    pairs are unchanged: an event changes the mode of the touched neurons only.
     """
 
-    def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic) -> None:
+    def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic, cache: dict | None = None) -> None:
         self.mode = mode
         self.active = arithmetic.convert(mode.active.astype(np.float64))
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
         n = gram.shape[0]
-        maps = [
-            -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
-            for j in np.unique(self.pair_rows)
-            for S in [np.flatnonzero(mode.sliding[j])]
-        ]
+        cache = {} if cache is None else cache
+        maps = []
+        for j in np.unique(self.pair_rows):
+            key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
+            if key not in cache:
+                S = np.flatnonzero(mode.sliding[j])
+                cache[key] = -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
+            maps.append(cache[key])
         # One matrix for all sliding pairs: z = s @ map^T, in the order of (pair_rows, pair_cols).
         self.map = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, n)))
 
     def weighted_gates(self, s: Any) -> Any:
-        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding pairs, 0 elsewhere; s of shape (...,
-        n)."""
+        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding ones, else 0; s of shape (..., n)."""
         q = self.active * s[..., None, :]
         if len(self.pair_rows):
             q[..., self.pair_rows, self.pair_cols] = s @ self.map.T
@@ -101,9 +103,8 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """argmin over mu in [0, 1]^k of ||b + A mu||: equation (2), by bounded-variable least squares (exact)."""
     if A.shape[1] == 0:
         return np.zeros(0)
-    return np.clip(
-        lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x, 0.0, 1.0
-    )  # bvls may overshoot by ~eps
+    weights = lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
+    return np.clip(weights, 0.0, 1.0)  # bvls may overshoot a bound by ~eps
 
 
 def select_neuron_mode(
@@ -121,13 +122,11 @@ def select_neuron_mode(
         X: samples (n, d); s: sample factors at the event (n,); sign_v: sign of v_j (0 when v_j = 0).
         side: the neuron's current sides; entries in ``touching`` are replaced, the others kept.
         touching: indices of the samples whose surface the neuron is on (it has been projected onto them).
-        prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both one-sided
-        fields
-            point away from the surface (then either side is a Filippov solution; the caller passes the side
-            the pair was moving to, so it keeps its direction).
-        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at the
-        bound
-            go to that side).
+        prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both
+            one-sided fields point away from the surface (then either side is a Filippov solution; the caller
+            passes the side the pair was moving to, so it keeps its direction).
+        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at
+            the bound go to that side).
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field

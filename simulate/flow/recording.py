@@ -1,5 +1,4 @@
-"""What a flow run keeps: the save schedule, the saved trajectory, the invariant drift and restart
-checkpoints."""
+"""What a flow run keeps: save schedule, saved trajectory, invariant drift, restart checkpoints."""
 
 from __future__ import annotations
 
@@ -121,8 +120,7 @@ def run_result(
     dense: Callable[[float], tuple[np.ndarray, np.ndarray]] | None,
     info: dict[str, Any],
 ) -> RunResult:
-    """The :class:`~simulate.result.RunResult` of a finished hybrid run (``outcome`` a
-    ``hybrid.FlowOutcome``)."""
+    """The :class:`~simulate.result.RunResult` of a finished run (``outcome``: a ``hybrid.FlowOutcome``)."""
     coords = recorder.coords
     W, v = (coords.arith.to_float(a) for a in coords.network(outcome.y))
     counts = outcome.counts

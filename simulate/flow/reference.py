@@ -34,8 +34,7 @@ from theory.validation import check_choice, check_int, check_positive
 
 
 def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
-    """mpmath arithmetic (object arrays) with the loss kernels of the symbolic derivation; call inside
-    workdps."""
+    """mpmath arithmetic (object arrays), loss kernels from the symbolic derivation; call inside workdps."""
     derivation = compile_field(loss).derivation
     namespace = {
         "Expit": lambda z: 1 / (1 + mpmath.exp(-z)),
@@ -97,8 +96,7 @@ class ExtrapolationPieces:
         return (current + previous + fun(current) * h) / 2, evens
 
     def step(self, fun, y, f0, H) -> tuple[Any, Any, list[Any]]:
-        """(y(t + H), error estimate in tolerance units, approximate states at the finest grid's even
-        substeps)."""
+        """(y(t + H), error in tolerance units, approximate states at the finest grid's even substeps)."""
         table: list[list[Any]] = []
         evens: list[Any] = []
         for j, n in enumerate(self.sequence):
@@ -117,12 +115,10 @@ class ExtrapolationPieces:
     def run(
         self, fun, jac, t0, y0, t_bound, guards: PieceGuards | None, first_step, observer: Observer | None
     ):
-        """Integrate one piece from (t0, y0) to its first guard event or t_bound (see
-        smooth.ScipyPieces.run)."""
+        """Integrate a piece from (t0, y0) to its first guard event or t_bound (as smooth.ScipyPieces.run)."""
         t, y = mpmath.mpf(t0), y0
         t_bound = mpmath.mpf(t_bound)
         H = mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05")
-        previous = guards.initial if guards is not None else None
         order = 2 * len(self.sequence)
         while t < t_bound:
             H = min(H, self.max_step, t_bound - t)
@@ -141,8 +137,7 @@ class ExtrapolationPieces:
             t_new = t + H
             if guards is not None:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
-                G = guards.evaluate(np.stack(evens[:-1] + [y_new]))
-                G[0] = previous
+                G = guards.evaluate(np.stack(evens[:-1] + [y_new]))  # evens[0] is y: exact, as is y_new
                 xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
                 if any(np.any(flags) for flags in crossings(G, guards)):
                     # The inner samples are second-order approximations: redo the search on exact states.
@@ -154,7 +149,6 @@ class ExtrapolationPieces:
                             observer(t, event[0], y_event, states)
                         return PieceEnd("event", event[0], y_event, float(H), event[1], event[2])
                 guards.observe(G)
-                previous = G[-1]
             if observer is not None:
                 observer(t, t_new, y_new, states)
             t, y = t_new, y_new

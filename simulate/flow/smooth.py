@@ -1,10 +1,9 @@
 """One smooth piece of the hybrid flow, integrated step by step with a scipy Runge–Kutta or implicit method.
 
 Within a piece the mode is fixed and the field is smooth (analytic in the state), so an adaptive high-order
-method
-meets its tolerance: DOP853 (order 8, dense output of order 7) by default, RK45 / RK23, or Radau / BDF with
-the analytic Jacobian for stiff cases. After every accepted step the guards (:mod:`simulate.flow.events`) are
-sampled on the step's dense output; the first crossing ends the piece at its located time.
+method meets its tolerance: DOP853 (order 8, dense output of order 7) by default, RK45 / RK23, or Radau / BDF
+with the analytic Jacobian for stiff cases. After every accepted step the guards (:mod:`simulate.flow.events`)
+are sampled on the step's dense output; the first crossing ends the piece at its located time.
 """
 
 from __future__ import annotations
@@ -41,9 +40,8 @@ class PieceEnd:
     message: str = ""
 
 
-#  observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
-# dense(ts)
-#: returns the states (K, size) at times ts in [t_a, t_b].
+#: observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
+#: dense(ts) returns the states (K, size) at times ts in [t_a, t_b].
 Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 
 
@@ -84,7 +82,6 @@ class ScipyPieces:
         t_good, y_good = t0, y0
         try:
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
-            previous = guards.initial if guards is not None else None
             fractions = np.linspace(0.0, 1.0, self.nodes + 1)
             while solver.status == "running":
                 message = solver.step()
@@ -103,7 +100,6 @@ class ScipyPieces:
                     ts[-1] = t_b
                     Ys = states(ts)
                     G = guards.evaluate(Ys)
-                    G[0] = previous
                     xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
                     event = first_event(StepGuards(guards, ts, G, lambda t: states(t)[0], Ys), xtol)
                     if event is not None:
@@ -113,7 +109,6 @@ class ScipyPieces:
                             observer(t_a, t_event, y_event, states)
                         return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
                     guards.observe(G)
-                    previous = G[-1]
                 if observer is not None:
                     observer(t_a, t_b, solver.y, states)
                 t_good, y_good = t_b, solver.y

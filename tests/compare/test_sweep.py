@@ -26,6 +26,7 @@ from compare.sweep import ENSEMBLE_KEYS, make_batches, run_sweep
 from theory.validation import ParameterError
 
 REPO = Path(__file__).resolve().parents[2]
+ORIGINAL_ENVIRONMENT = dict(os.environ)
 #: Seconds the slow runner spends per run.
 SLEEP_PER_RUN = 0.04
 
@@ -54,11 +55,14 @@ def slow_runner(runs: list[dict]) -> list[FakeOutput]:
 
 
 def thread_reporting_runner(runs: list[dict]) -> list[FakeOutput]:
+    """fake_runner, plus the thread counts of torch and of the BLAS / OpenMP libraries numpy loaded."""
     import torch
+    from threadpoolctl import threadpool_info
 
     outputs = fake_runner(runs)
     for output in outputs:
         output.row["torch_threads"] = torch.get_num_threads()
+        output.row["library_threads"] = max(pool["num_threads"] for pool in threadpool_info())
     return outputs
 
 
@@ -239,15 +243,18 @@ def test_bad_backend_arguments_are_rejected_before_the_store_is_made(tmp_path, o
     assert not (tmp_path / "store").exists()
 
 
-def test_the_process_pool_gives_the_table_of_a_run_in_this_process_with_one_torch_thread(tmp_path):
+def test_the_process_pool_gives_the_table_of_a_run_in_this_process_with_one_thread_per_worker(tmp_path):
+    pytest.importorskip("threadpoolctl")
     serial = run_sweep(
         SMALL_CONFIG, tmp_path / "serial", workers=0, runner=thread_reporting_runner, progress=False
     )
     pooled = run_sweep(
         SMALL_CONFIG, tmp_path / "pool", workers=2, runner=thread_reporting_runner, progress=False
     )
-    assert (pooled["torch_threads"] == 1).all()
-    pd.testing.assert_frame_equal(pooled, serial, check_like=True)
+    assert (pooled["torch_threads"] == 1).all() and (pooled["library_threads"] == 1).all()
+    assert not set(os.environ) & {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"} - set(ORIGINAL_ENVIRONMENT)
+    threads = ["library_threads"]  # this process's BLAS keeps its own count
+    pd.testing.assert_frame_equal(pooled.drop(columns=threads), serial.drop(columns=threads), check_like=True)
     pd.testing.assert_frame_equal(trajectories(tmp_path / "pool"), trajectories(tmp_path / "serial"))
 
 

@@ -163,3 +163,14 @@ def test_stop_rules_are_located_on_the_dense_output(rule, measure):
     f = FIELD.output(result.W, result.v, X)
     assert abs(measure(f, y)) <= 1e-9
     assert measure(FIELD.output(*result.dense(0.999 * result.t_stop), X), y) > 0
+
+
+def test_output_multiplier_is_a_time_and_scale_change():
+    """DESIGN.md 2: the run with (alpha, c) at time t is the run with (sqrt(c) alpha, 1) at c t, divided by sqrt(c)."""
+    W, v, X, y = switching_problem()
+    c = 4.0
+    with_c = integrate_flow(W, v, X, y, c=c, t_max=5.0, rtol=1e-11)
+    rescaled = integrate_flow(np.sqrt(c) * W, np.sqrt(c) * v, X, y, t_max=c * 5.0, rtol=1e-11)
+    assert np.allclose(with_c.W, rescaled.W / np.sqrt(c), rtol=1e-9, atol=1e-11)
+    assert np.allclose(with_c.v, rescaled.v / np.sqrt(c), rtol=1e-9, atol=1e-11)
+    assert with_c.switches == rescaled.switches and with_c.sliding_entries == rescaled.sliding_entries

@@ -23,8 +23,7 @@ ARITH = float_arithmetic("logistic")
 
 
 def brute_force_min_norm(A: np.ndarray, b: np.ndarray) -> float:
-    """min over mu in [0, 1]^k of ||b + A mu||^2 by enumerating which coordinates sit at 0, at 1 or are
-    free."""
+    """min over mu in [0, 1]^k of ||b + A mu||^2, enumerating which coordinates sit at 0, at 1 or are free."""
     best = np.inf
     for labels in itertools.product((0, 1, 2), repeat=A.shape[1]):
         labels = np.array(labels)
@@ -70,8 +69,7 @@ def field_of(X, s, side):
 
 @given(st.integers(0, 100_000))
 def test_selected_mode_is_a_consistent_filippov_mode(seed):
-    """Sliding pairs move tangentially with mu in [0, 1]; the others leave towards the side whose gate they
-    got."""
+    """Sliding pairs move tangentially with mu in [0, 1]; the others leave towards the side of their gate."""
     X, s, sign_v, side, touching, prefer = random_neuron(seed)
     new = select_neuron_mode(X, s, sign_v, side, touching, prefer)
     untouched = np.setdiff1d(np.arange(len(s)), touching)
@@ -109,8 +107,7 @@ def test_two_surfaces_get_their_weights_from_one_problem_not_pair_by_pair():
 
 
 def test_hint_sends_a_pair_whose_weight_reached_its_bound_to_that_side():
-    """At a weight event mu = 1 the least-squares weight is 1 - O(roundoff): the hint decides 'leave
-    active'."""
+    """At a weight event mu = 1 the least-squares weight is 1 - O(roundoff): the hint says 'leave active'."""
     X = np.array([[1.0, 0.0], [1.0, 1.0]])
     s = np.array([-1.0, 1.0])
     side = np.array([SLIDING, ACTIVE], dtype=np.int8)

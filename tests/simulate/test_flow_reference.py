@@ -1,5 +1,4 @@
-"""The float engine against the mpmath reference (same hybrid logic, 30-digit pieces) and against plain
-solvers."""
+"""The float engine against the mpmath reference (same hybrid logic, 30-digit pieces) and plain solvers."""
 
 import numpy as np
 import pytest
@@ -29,8 +28,7 @@ def test_reference_agrees_on_a_short_run_through_one_crossing():
 
 @pytest.mark.slow
 def test_engine_matches_the_mpmath_reference_through_crossings_and_sliding():
-    """Acceptance: final state and stop time to 1e-9 relative at rtol = 1e-11; plain DOP853 stalls or errs
-    more."""
+    """Final state and stop time to 1e-9 relative at rtol = 1e-11; plain DOP853 stalls or errs more."""
     W, v, X, y = switching_problem()
     engine = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11)
     reference = reference_flow(W, v, X, y, target_risk=0.1, t_max=200.0, dps=30)
@@ -45,14 +43,15 @@ def test_engine_matches_the_mpmath_reference_through_crossings_and_sliding():
         W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11, atol=1e-13, max_evals=20 * engine.rhs_evals
     )
     print(
-        f"\nengine: t_stop = {engine.t_stop:.15g}, state error {state_error:.2e}, time error {time_error:.2e}, "
-        f"{engine.rhs_evals} RHS evaluations"
+        f"\nengine: t_stop = {engine.t_stop:.15g}, state error {state_error:.2e}, "
+        f"time error {time_error:.2e}, {engine.rhs_evals} RHS evaluations"
     )
     if plain.status == "stalled":
         print(f"plain DOP853: stalled at t = {plain.t:.4g} after {plain.rhs_evals} evaluations")
     else:
         plain_error = relative_error(np.concatenate([plain.W.ravel(), plain.v]), state(reference))
         print(
-            f"plain DOP853: t_stop = {plain.t:.15g}, state error {plain_error:.2e}, {plain.rhs_evals} evaluations"
+            f"plain DOP853: t_stop = {plain.t:.15g}, state error {plain_error:.2e}, "
+            f"{plain.rhs_evals} evaluations"
         )
         assert plain_error > state_error
