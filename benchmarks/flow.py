@@ -1,44 +1,80 @@
-"""The flow engine on the low_signal Gaussian mixture against fixed-step Euler (plain GD) and plain solve_ivp.
+"""The flow engine on the low_signal mixture against fixed-step Euler (plain GD) and plain solve_ivp.
 
-low_signal: n = 40, d = 100, kappa = 2, sigma = 1; m = 100 neurons, random_sign init, target risk 0.05. For each
-alpha in {1e-4, 0.3, 3}:
+low_signal: n = 40, d = 100, kappa = 2, sigma = 1; m = 100 neurons, random_sign init, target risk 0.05. For
+each alpha in {1e-4, 0.3, 3}:
 
-1. a tight engine run (rtol 1e-13) to the target gives the stop time T and the reference state theta(T);
-2. the engine at working tolerance (the loosest of rtol 1e-8, 1e-10 that reaches 1e-6) runs to T: its error;
-3. Euler (GD) to T: its first-order constant C = error / eta from two coarse steps, the step eta* = 1e-6 / C that
-   reaches 1e-6, and its cost there — run when it takes at most EULER_MAX_STEPS steps, else extrapolated from the
-   measured cost per step (marked 'extrap.');
-4. scipy DOP853 on the unswitched field at the engine's tolerance, capped at 20x the engine's evaluations.
+1. a tight engine run (DOP853, rtol 1e-13) to the target gives the stop time T and the state theta*(T);
+2. the engine runs to T in a few configurations (method, rtol); the fastest that reaches 1e-6 relative
+   accuracy is compared (every configuration is printed);
+3. Euler (GD) to T with k = 2000, 4000, ... steps until its error halves with the step twice in a row (first
+   order); its constant C = error / eta gives the step eta* = 1e-6 / C; Euler is run there when that takes at
+   most EULER_MAX_STEPS steps, else its cost is extrapolated from the measured cost per step ('extrap.');
+4. scipy DOP853 on the unswitched field at rtol 1e-8, capped at PLAIN_MAX_SECONDS.
 
-The table gives the ratios Euler / engine of RHS evaluations and wall time, and the accuracy each method reaches.
+Printed: ratios Euler / engine of RHS evaluations and of wall time, and the accuracy each method reaches.
 
     python benchmarks/flow.py
 """
 
+import itertools
 import math
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add contention
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from simulate.data import make_data
 from simulate.flow import integrate_flow
-from simulate.flow.baselines import euler, plain_ode_flow
+from simulate.flow.baselines import BaselineRun, euler, plain_ode_flow
 from simulate.initialization import init_params
+from simulate.result import RunResult
 
 ALPHAS = (1e-4, 0.3, 3.0)
 TARGET = 0.05
 ACCURACY = 1e-6
+ENGINE_CONFIGS = (("DOP853", 1e-8), ("RK45", 1e-7), ("RK23", 1e-6))
 EULER_MAX_STEPS = 200_000
+EULER_MAX_PROBE = 128_000
+PLAIN_MAX_SECONDS = 120.0
 
 
-def state(run) -> np.ndarray:
+def state(run: RunResult | BaselineRun) -> np.ndarray:
     return np.concatenate([run.W.ravel(), run.v])
 
 
-def relative_error(run, exact: np.ndarray) -> float:
+def error(run: RunResult | BaselineRun, exact: np.ndarray) -> float:
     return float(np.max(np.abs(state(run) - exact)) / np.max(np.abs(exact)))
+
+
+@dataclass
+class EulerCost:
+    steps: int
+    wall_time: float
+    error: float
+    measured: bool
+    order: float
+
+
+def euler_cost(W, v, X, y, T: float, exact: np.ndarray) -> EulerCost:
+    """Euler's cost at the accuracy ACCURACY, from its measured first-order error constant."""
+    k, errors, runs = 2000, [], []
+    while True:
+        runs.append(euler(W, v, X, y, eta=T / k, t=T))
+        errors.append(error(runs[-1], exact))
+        ratios = [a / b for a, b in itertools.pairwise(errors)]
+        if (len(ratios) >= 2 and all(1.8 < r < 2.2 for r in ratios[-2:])) or 2 * k > EULER_MAX_PROBE:
+            break
+        k *= 2
+    steps = max(1, math.ceil(errors[-1] * k / ACCURACY))
+    order = math.log2(ratios[-1]) if ratios else float("nan")
+    if steps <= EULER_MAX_STEPS:
+        run = euler(W, v, X, y, eta=T / steps, t=T)
+        return EulerCost(steps, run.wall_time, error(run, exact), True, order)
+    per_step = runs[-1].wall_time / runs[-1].rhs_evals
+    return EulerCost(steps, steps * per_step, ACCURACY, False, order)
 
 
 def main() -> None:
@@ -47,91 +83,59 @@ def main() -> None:
     integrate_flow(
         *init_params(100, 100, alpha=1.0, scheme="random_sign", seed=0), X, y, t_max=0.01
     )  # compile
-    rows = []
+    print(
+        f"low_signal (n = 40, d = 100, m = 100), target risk {TARGET:g}; accuracy = max |theta - theta*| / "
+        "max |theta*| at T = tau_eps of a tight engine run (rtol 1e-13)\n"
+    )
+    summary = []
     for alpha in ALPHAS:
         W, v = init_params(100, 100, alpha=alpha, scheme="random_sign", seed=0)
         tight = integrate_flow(W, v, X, y, target_risk=TARGET, t_max=1e5, rtol=1e-13, atol=1e-15)
         T, exact = tight.t_stop, state(tight)
-        for rtol in (1e-8, 1e-10):
-            engine = integrate_flow(W, v, X, y, t_max=T, rtol=rtol, atol=rtol * 1e-2)
-            engine_error = relative_error(engine, exact)
-            if engine_error <= ACCURACY:
-                break
-        coarse = [euler(W, v, X, y, eta=T / k, t=T) for k in (1000, 2000)]
-        coarse_errors = [relative_error(run, exact) for run in coarse]
-        constant = coarse_errors[1] / (T / 2000)
-        order = math.log2(coarse_errors[0] / coarse_errors[1])
-        steps = math.ceil(T * constant / ACCURACY)
-        if steps <= EULER_MAX_STEPS:
-            gd = euler(W, v, X, y, eta=T / steps, t=T)
-            gd_error, gd_wall, mark = relative_error(gd, exact), gd.wall_time, ""
-        else:
-            gd_error, gd_wall, mark = ACCURACY, steps * coarse[1].wall_time / coarse[1].rhs_evals, " extrap."
-        plain = plain_ode_flow(
-            W,
-            v,
-            X,
-            y,
-            t_max=T,
-            rtol=rtol,
-            atol=rtol * 1e-2,
-            max_evals=20 * engine.rhs_evals,
-            max_seconds=600.0,
+        print(
+            f"alpha = {alpha:g}: T = {T:.4f}, {tight.switches} crossings, {tight.sliding_entries} sliding "
+            f"entries, {tight.info['sliding_exits']} exits, {tight.info['events']} events ({tight.engine})"
         )
-        plain_result = (
-            f"error {relative_error(plain, exact):.1e}"
-            if plain.status != "stalled"
-            else f"stalled at t = {plain.t:.3g}"
-        )
-        rows.append(
-            (
-                alpha,
-                T,
-                tight,
-                engine,
-                rtol,
-                engine_error,
-                order,
-                steps,
-                gd_error,
-                gd_wall,
-                mark,
-                plain,
-                plain_result,
+        runs = []
+        for method, rtol in ENGINE_CONFIGS:
+            run = integrate_flow(W, v, X, y, t_max=T, rtol=rtol, atol=rtol * 1e-2, method=method)
+            runs.append((method, rtol, run, error(run, exact)))
+            print(
+                f"  engine {method:>6} rtol {rtol:.0e}: {run.rhs_evals:>7d} RHS evals, "
+                f"{run.wall_time:7.2f} s, error {runs[-1][3]:.1e}"
             )
+        accurate = [r for r in runs if r[3] <= ACCURACY] or runs
+        best = min(accurate, key=lambda r: r[2].wall_time)
+        gd = euler_cost(W, v, X, y, T, exact)
+        print(
+            f"  Euler (GD): order {gd.order:.2f}, {gd.steps} steps for {ACCURACY:g}, {gd.wall_time:.1f} s"
+            f"{'' if gd.measured else ' (extrapolated)'}, error {gd.error:.1e}"
         )
-        print(f"alpha = {alpha:g} done", flush=True)
+        plain = plain_ode_flow(
+            W, v, X, y, t_max=T, rtol=1e-8, atol=1e-10, max_evals=10**8, max_seconds=PLAIN_MAX_SECONDS
+        )
+        plain_text = (
+            f"error {error(plain, exact):.1e}"
+            if plain.status != "stalled"
+            else f"stalled at t = {plain.t:.3g} of {T:.3g}"
+        )
+        print(
+            f"  plain DOP853 rtol 1e-8: {plain_text}, {plain.rhs_evals} RHS evals, {plain.wall_time:.0f} s\n",
+            flush=True,
+        )
+        summary.append((alpha, best, gd, plain_text))
 
     print(
-        f"\nlow_signal (n = 40, d = 100, m = 100), target risk {TARGET:g}: T = tau_eps of a tight engine run "
-        f"(rtol 1e-13); accuracy = relative max error of theta(T)"
+        f"{'alpha':>6} | {'engine':>14} {'evals':>7} {'wall s':>7} {'error':>8} | {'Euler steps':>11} "
+        f"{'wall s':>8} | {'evals x':>7} {'wall x':>6} | plain DOP853 at rtol 1e-8"
     )
-    print(
-        f"{'alpha':>6} {'T':>8} {'crossings':>9} {'slide in':>8} | {'engine rtol':>11} {'evals':>7} {'wall s':>7} "
-        f"{'error':>8} | {'GD order':>8} {'GD steps':>10} {'wall s':>13} {'error':>8} | {'evals x':>8} "
-        f"{'wall x':>7} | plain DOP853 (same rtol)"
-    )
-    for (
-        alpha,
-        T,
-        tight,
-        engine,
-        rtol,
-        engine_error,
-        order,
-        steps,
-        gd_error,
-        gd_wall,
-        mark,
-        plain,
-        plain_result,
-    ) in rows:
+    for alpha, (method, rtol, run, err), gd, plain_text in summary:
         print(
-            f"{alpha:>6g} {T:>8.2f} {tight.switches:>9d} {tight.sliding_entries:>8d} | {rtol:>11.0e} "
-            f"{engine.rhs_evals:>7d} {engine.wall_time:>7.1f} {engine_error:>8.1e} | {order:>8.2f} {steps:>10d} "
-            f"{gd_wall:>7.1f}{mark:<6} {gd_error:>8.1e} | {steps / engine.rhs_evals:>8.0f} "
-            f"{gd_wall / engine.wall_time:>7.0f} | {plain_result}, {plain.rhs_evals} evals, {plain.wall_time:.0f} s"
+            f"{alpha:>6g} | {method:>6} {rtol:>7.0e} {run.rhs_evals:>7d} {run.wall_time:>7.2f} {err:>8.1e} | "
+            f"{gd.steps:>11d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} | "
+            f"{gd.steps / run.rhs_evals:>7.0f} {gd.wall_time / run.wall_time:>6.1f} | {plain_text}"
         )
+    print("* extrapolated from the measured cost per Euler step")
 
 
 if __name__ == "__main__":

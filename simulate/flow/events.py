@@ -37,8 +37,8 @@ class PieceGuards:
     def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
-        self.pair_rows, self.pair_cols = np.nonzero(~mode.sliding)
         self.pair_flat = np.flatnonzero(~mode.sliding)
+        self.pair_rows, self.pair_cols = np.divmod(self.pair_flat, mode.sliding.shape[1])
         self.pair_side = coords.arith.convert(mode.side[self.pair_rows, self.pair_cols].astype(np.float64))
         self.n_pairs, self.n_sliding = len(self.pair_rows), len(weights.pair_rows)
         self.kinds = np.concatenate(
@@ -152,8 +152,12 @@ def crossings(G: Any, guards: PieceGuards) -> tuple[np.ndarray, np.ndarray]:
     thresholds = guards.thresholds
     below = Gf[1:] <= -thresholds
     positive = Gf > 0
-    seen = guards.seen_positive | np.logical_or.accumulate(positive, axis=0)
-    return positive[:-1] & below, ~seen[:-1] & below & (thresholds > 0)
+    wrong_way = np.zeros_like(below)
+    unseen = np.flatnonzero(~guards.seen_positive & ~positive[0] & (thresholds > 0))
+    if len(unseen):
+        seen = np.logical_or.accumulate(positive[:, unseen], axis=0)
+        wrong_way[:, unseen] = ~seen[:-1] & below[:, unseen]
+    return positive[:-1] & below, wrong_way
 
 
 class StepGuards:
@@ -170,6 +174,7 @@ class StepGuards:
         self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None
     ) -> None:
         self.guards, self.ts, self.G, self.state_at, self.Ys = guards, ts, G, state_at, Ys
+        self._last: tuple[Any, Any] | None = None
         if Ys is not None:
             K = len(ts) - 1
             self.bary = np.array([(-1.0) ** k * math.comb(K, k) for k in range(K + 1)])
@@ -198,11 +203,17 @@ class StepGuards:
         """Guard ``col`` at time t in the step."""
         if self.has_polynomial(col):
             return self._pair_polynomial(col, float(t))
-        return self.guards.column(self.state_at(t), col)
+        return self.guards.column(self.state(t), col)
+
+    def state(self, t: Any) -> Any:
+        """The state at time t in the step (the last one asked for is kept: the event's state is asked twice)."""
+        if self._last is None or self._last[0] != t:
+            self._last = (t, self.state_at(t))
+        return self._last[1]
 
     def all(self, t: Any) -> np.ndarray:
         """All guards at time t (float64)."""
-        return np.asarray(self.guards.evaluate(self.state_at(t)[None])[0], dtype=np.float64)
+        return np.asarray(self.guards.evaluate(self.state(t)[None])[0], dtype=np.float64)
 
 
 def first_event(

@@ -19,8 +19,9 @@ from simulate.flow.events import PieceGuards, StepGuards, first_event
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
-#: Sub-intervals per step at which the guards are sampled.
-NODES = 10
+#: Sub-intervals per step at which the guards are sampled: three more than the degree of the method's dense
+#: output (7, 4, 3, 3, <= 5), at least 6, so the samples resolve the step's polynomial with room to spare.
+NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "Radau": 6, "BDF": 8}
 
 
 class Diverged(ArithmeticError):
@@ -48,10 +49,10 @@ Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 class ScipyPieces:
     """Integrates pieces with a scipy solver class, stepping manually so the guards see every step."""
 
-    def __init__(self, method: str, rtol: float, atol: float, nodes: int = NODES) -> None:
+    def __init__(self, method: str, rtol: float, atol: float) -> None:
         self.solver_class = SOLVERS[method]
         self.implicit = method in IMPLICIT
-        self.rtol, self.atol, self.nodes = rtol, atol, nodes
+        self.rtol, self.atol, self.nodes = rtol, atol, NODES[method]
 
     def run(
         self,
@@ -101,10 +102,11 @@ class ScipyPieces:
                     Ys = states(ts)
                     G = guards.evaluate(Ys)
                     xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
-                    event = first_event(StepGuards(guards, ts, G, lambda t: states(t)[0], Ys), xtol)
+                    step = StepGuards(guards, ts, G, lambda t, states=states: states(t)[0], Ys)
+                    event = first_event(step, xtol)
                     if event is not None:
-                        t_event, column, values = float(event[0]), event[1], event[2]
-                        y_event = states(t_event)[0]
+                        t_event, column, values = event
+                        y_event = step.state(t_event)
                         if observer is not None:
                             observer(t_a, t_event, y_event, states)
                         return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
