@@ -25,6 +25,7 @@ import click
 
 from compare.config import FLS_KEY, SEEDS_KEY, ConfigError, expand_runs, load_config
 from compare.sweep import run_sweep
+from compare.verify import VERIFY_FAMILIES
 from theory.validation import ParameterError
 
 #: Where outputs go unless an option says otherwise.
@@ -104,13 +105,19 @@ def main() -> None:
     help="Sweep config to verify on [default: the packaged default sweep].",
 )
 @_options(_WORKERS, _SCHEDULER)
-@click.option("--family", default="fls", show_default=True, help="Which family of claims to check.")
+@click.option(
+    "--family",
+    type=click.Choice(VERIFY_FAMILIES),
+    default="fls",
+    show_default=True,
+    help="fls: the over-alignment / over-fitting claims; quality: feature-learning strength against quality.",
+)
 def verify(out: Path, config: Path | None, workers: int | None, scheduler: str | None, family: str) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     from compare.verify import verify as verify_claims
 
     _configure_threads()
-    click.echo(verify_claims(out, config=config, workers=workers, scheduler=scheduler, family=family))
+    verify_claims(out, config=config, workers=workers, scheduler=scheduler, family=family)  # prints its summary
 
 
 def _sweep(config: Path, store: Path | None, **options: Any) -> tuple[dict[str, Any], Path, Any]:

@@ -22,6 +22,9 @@ from theory.validation import check_choice
 #: The packaged default sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
 
+#: The claim families ``fls verify --family`` accepts.
+VERIFY_FAMILIES = (*FAMILIES, "quality")
+
 #: Environment variables that set the BLAS thread count of worker processes.
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -36,8 +39,16 @@ def verify(
 ) -> Path:
     """Run the sweep of ``config`` (default :data:`DEFAULT_CONFIG`) into ``out_dir/store`` (resuming a stopped
     one), check the claims of ``family``, write ``out_dir/report.md`` and its figures, print the claims table and
-    the wall times, and return the report's path."""
-    family = check_choice("family", family, tuple(FAMILIES))
+    the wall times, and return the report's path.
+
+    ``family="quality"`` runs the strength-versus-quality family instead (:func:`compare.quality.verify_quality`,
+    its own staircase sweeps; ``config`` and ``scheduler`` do not apply to it).
+    """
+    family = check_choice("family", family, VERIFY_FAMILIES)
+    if family == "quality":
+        from compare.quality import verify_quality
+
+        return verify_quality(out_dir, workers=workers)
     start = time.perf_counter()
     out_dir = Path(out_dir)
     resolved = load_config(DEFAULT_CONFIG if config is None else config)

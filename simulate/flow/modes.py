@@ -103,6 +103,8 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """argmin over mu in [0, 1]^k of ||b + A mu||: equation (2), by bounded-variable least squares (exact)."""
     if A.shape[1] == 0:
         return np.zeros(0)
+    if A.shape[1] == 1:  # one surface (the common case): the clipped one-dimensional minimizer
+        return np.clip([-(A[:, 0] @ b) / (A[:, 0] @ A[:, 0])], 0.0, 1.0)
     weights = lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
     return np.clip(weights, 0.0, 1.0)  # bvls may overshoot a bound by ~eps
 
