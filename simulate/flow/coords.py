@@ -39,7 +39,7 @@ class Coordinates:
 
     Subclasses provide ``_parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
     that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
-    ``_velocity`` reuses.
+    ``_velocity`` reuses; ``_pair_scale(Y)``, the factor with D / scale = cos angle(w_j, x_i).
     """
 
     name = ""
@@ -79,9 +79,12 @@ class Coordinates:
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
-        dirs, _ = self._split(Y)
-        norms = self.arith.sqrt((dirs * dirs).sum(-1))
-        return (dirs @ self.X.T) / (norms[..., :, None] * self.x_norms)
+        return self._parts(Y)[0] / self._pair_scale(Y)
+
+    def cosines_and_output(self, Y: Any, weights: SlidingWeights) -> tuple[Any, Any]:
+        """(cosines (..., m, n), output f (..., n)) from one product of the directions with X."""
+        D, amp, _ = self._parts(Y)
+        return D / self._pair_scale(Y), self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
 
     def cosine(self, Y: Any, j: int, i: int) -> Any:
         """cos angle(w_j, x_i) at one state Y (size,), in O(d)."""
@@ -120,6 +123,10 @@ class PlainCoordinates(Coordinates):
     def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
         return W @ self.X.T, v, v
+
+    def _pair_scale(self, Y: Any) -> Any:
+        W, _ = self._split(Y)
+        return self.arith.sqrt((W * W).sum(-1))[..., :, None] * self.x_norms
 
     def _velocity(self, v: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         dW = (self.rate * v)[:, None] * H

@@ -60,15 +60,13 @@ class PieceGuards:
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size)."""
         coords = self.coords
-        cos = coords.cosines(Ys)
+        cos, f = coords.cosines_and_output(Ys, self.weights)
         parts = [self.pair_side * cos.reshape(len(cos), -1)[:, self.pair_flat]]
-        if self.n_sliding or self.stop_rule is not None:
-            f = coords.output(Ys, self.weights)
-            if self.n_sliding:
-                mu = self.weights.mu(coords.arith.sample(f, coords.y))
-                parts += [mu, 1 - mu]
-            if self.stop_rule is not None:
-                parts.append(self.stop_rule.value(f, coords.y, coords.arith)[:, None])
+        if self.n_sliding:
+            mu = self.weights.mu(coords.arith.sample(f, coords.y))
+            parts += [mu, 1 - mu]
+        if self.stop_rule is not None:
+            parts.append(self.stop_rule.value(f, coords.y, coords.arith)[:, None])
         return np.concatenate(parts, axis=1)
 
     def column(self, Y: Any, col: int) -> Any:

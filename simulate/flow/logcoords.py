@@ -59,6 +59,9 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.X.T, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
+    def _pair_scale(self, Y: Any) -> Any:
+        return self.x_norms  # the pre-activation factor is already that of the unit direction
+
     def _velocity(self, aux: tuple[Any, Any], D: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         U_hat, norms = aux
         along = (U_hat * H).sum(-1)

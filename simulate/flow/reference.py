@@ -120,9 +120,9 @@ class ExtrapolationPieces:
         t_bound = mpmath.mpf(t_bound)
         H = mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05")
         order = 2 * len(self.sequence)
+        f0 = fun(y)
         while t < t_bound:
             H = min(H, self.max_step, t_bound - t)
-            f0 = fun(y)
             y_new, error, evens = self.step(fun, y, f0, H)
             if not error <= 1:
                 H *= max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * error ** (-mpmath.mpf(1) / (order - 1)))
@@ -142,16 +142,17 @@ class ExtrapolationPieces:
                 if any(np.any(flags) for flags in crossings(G, guards)):
                     # The inner samples are second-order approximations: redo the search on exact states.
                     G = np.concatenate([G[:1], guards.evaluate(states(ts[1:-1])), G[-1:]])
-                    event = first_event(StepGuards(guards, ts, G, exact), xtol, refine_dips=False)
+                    step = StepGuards(guards, ts, G, exact)
+                    event = first_event(step, xtol, refine_dips=False)
                     if event is not None:
-                        y_event = exact(event[0])
+                        y_event = step.state(event[0])
                         if observer is not None:
                             observer(t, event[0], y_event, states)
                         return PieceEnd("event", event[0], y_event, float(H), event[1], event[2])
                 guards.observe(G)
             if observer is not None:
                 observer(t, t_new, y_new, states)
-            t, y = t_new, y_new
+            t, y, f0 = t_new, y_new, fun(y_new)
             H *= min(
                 mpmath.mpf(4),
                 mpmath.mpf("0.9") * max(error, mpmath.mpf(10) ** -30) ** (-mpmath.mpf(1) / (order - 1)),
