@@ -33,7 +33,9 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--m", type=int, default=1000)
@@ -71,8 +73,10 @@ def main() -> None:
     ):
         flops = flops_matmul if name.startswith("plain") else flops_field
         print(f"{name:28s}{1e3 * t:12.3f}{flops / t / 1e9:10.2f}{t / t_matmul:14.2f}")
-    print(f"autograd / compiled (numpy): {t_autograd / t_numpy:.2f}x;  autograd / compiled (torch): "
-          f"{t_autograd / t_torch:.2f}x")
+    print(
+        f"autograd / compiled (numpy): {t_autograd / t_numpy:.2f}x;  autograd / compiled (torch): "
+        f"{t_autograd / t_torch:.2f}x"
+    )
     print(f"field cost: {t_numpy / t_matmul:.2f} matmul-equivalents (target <= 3)")
 
 

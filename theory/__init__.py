@@ -7,7 +7,12 @@ torch kernels of the network, risk and field), :func:`derive` (the sympy derivat
 """
 
 from theory.compiled import compile_field, vector_field
-from theory.lazy import empirical_tangent_kernel, initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from theory.lazy import (
+    empirical_tangent_kernel,
+    initial_function_covariance,
+    kernel_gradient_flow,
+    tangent_kernel,
+)
 from theory.mixture import bayes_error, direction_error, oa_of_split
 from theory.smallinit import extreme_vectors, orthogonal_separability
 from theory.symbolic import LOSSES, derive

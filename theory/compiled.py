@@ -48,7 +48,9 @@ def _torch_namespace() -> dict[str, Callable[..., Any]]:
         "Expit": torch.sigmoid,
         "Softplus": lambda z: torch.logaddexp(torch.zeros_like(z), z),  # exact; F.softplus linearizes past 20
         "ReLU": torch.relu,
-        "Heaviside": lambda z, h0: (z > 0).to(z.dtype) if h0 == 0 else torch.heaviside(z, torch.full_like(z, h0)),
+        "Heaviside": lambda z, h0: (
+            (z > 0).to(z.dtype) if h0 == 0 else torch.heaviside(z, torch.full_like(z, h0))
+        ),
         "exp": torch.exp,
         "log": torch.log,
     }
@@ -74,7 +76,9 @@ def _kernels(derivation: S.Derivation, namespace: dict[str, Callable[..., Any]])
     nW, pW, sW = derivation.factors_W
     nv, pv, sv = derivation.factors_v
     if sp.simplify(sW - sv) != 0:
-        raise RuntimeError("the W and v fields have different sample factors; the compiled layout assumes one")
+        raise RuntimeError(
+            "the W and v fields have different sample factors; the compiled layout assumes one"
+        )
     return _Kernels(
         neuron_W=_lambdify((S.vp, S.c, S.n), nW, namespace),
         pair_W=_lambdify((S.P,), pW, namespace),

@@ -44,7 +44,7 @@ class ReLU(sp.Function):
         return s * sp.Heaviside(s, 0)
 
     def _latex(self, printer) -> str:
-        return r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{relu}}\left({printer._print(self.args[0])}\right)"
 
 
 class Expit(sp.Function):
@@ -57,7 +57,7 @@ class Expit(sp.Function):
         return 1 / (1 + sp.exp(-z))
 
     def _latex(self, printer) -> str:
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
 class Softplus(sp.Function):
@@ -70,7 +70,7 @@ class Softplus(sp.Function):
         return sp.log(1 + sp.exp(z))
 
     def _latex(self, printer) -> str:
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
 
 
 #: Losses on the margin u = y f(x). Squared loss (1 - u)^2 / 2 equals (y - f)^2 / 2 for y in {-1, +1}.
@@ -154,7 +154,9 @@ def _summand(derivative: sp.Expr) -> sp.Expr:
     outer = [a for a in sp.preorder_traversal(derivative) if isinstance(a, sp.Sum) and a.limits[0][0] == i]
     if len(outer) != 1:
         raise RuntimeError(f"unexpected shape of the derived field: {derivative}")
-    term = sp.simplify(derivative / outer[0]) * outer[0].function  # constants in front of the sum over samples
+    term = (
+        sp.simplify(derivative / outer[0]) * outer[0].function
+    )  # constants in front of the sum over samples
     term = term.replace(
         lambda e: isinstance(e, sp.Sum) and e.has(sp.KroneckerDelta), lambda e: _unwrap_index_range(e.doit())
     )

@@ -47,9 +47,7 @@ def as_labels(name: str, value: Any, *, n: int | None = None) -> np.ndarray:
     arr = as_array(name, value, ndim=1, shape=(n,))
     bad = ~np.isin(arr, (-1.0, 1.0))
     if np.any(bad):
-        raise ParameterError(
-            f"{name} must contain only -1 and +1; found {np.unique(arr[bad])[:5].tolist()}"
-        )
+        raise ParameterError(f"{name} must contain only -1 and +1; found {np.unique(arr[bad])[:5].tolist()}")
     return arr
 
 

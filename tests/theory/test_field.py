@@ -10,8 +10,8 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from theory.compiled import compile_field, vector_field
 from theory import symbolic as S
+from theory.compiled import compile_field, vector_field
 from theory.symbolic import LOSSES, derive
 
 TORCH_LOSSES = {
@@ -88,7 +88,11 @@ def test_field_equals_finite_differences_off_boundaries(problem):
             plus, minus = list(theta), list(theta)
             plus[idx] += h
             minus[idx] -= h
-            fd.append(float((mp_risk(plus, m, d, X, y, c_mp, loss) - mp_risk(minus, m, d, X, y, c_mp, loss)) / (2 * h)))
+            fd.append(
+                float(
+                    (mp_risk(plus, m, d, X, y, c_mp, loss) - mp_risk(minus, m, d, X, y, c_mp, loss)) / (2 * h)
+                )
+            )
     fd = np.array(fd)
     dW, dv = vector_field(W, v, X, y, c=c, loss=loss)
     field = np.concatenate([dW.ravel(), dv])
@@ -137,7 +141,9 @@ def rk4_step(field, W, v, X, y, c, h):
     k2 = field.field(W + h / 2 * k1[0], v + h / 2 * k1[1], X, y, c)
     k3 = field.field(W + h / 2 * k2[0], v + h / 2 * k2[1], X, y, c)
     k4 = field.field(W + h * k3[0], v + h * k3[1], X, y, c)
-    return W + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]), v + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+    return W + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]), v + h / 6 * (
+        k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1]
+    )
 
 
 def rk4(field, W, v, X, y, c, h, steps):
