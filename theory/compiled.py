@@ -121,7 +121,9 @@ class CompiledField:
 
     def output_from_preactivations(self, P: Any, v: Any, c: Any) -> Any:
         """f(x_i) = c sum_j v_j relu(P_ji), shape (..., n)."""
-        relu = self._backend(P).pair_v(P)
+        return self._output(self._backend(P).pair_v(P), v, c)
+
+    def _output(self, relu: Any, v: Any, c: Any) -> Any:
         return self._col(c) * (v[..., None, :] @ relu)[..., 0, :]
 
     def output(self, W: Any, v: Any, X: Any, c: Any = 1.0) -> Any:
@@ -149,11 +151,11 @@ class CompiledField:
         kern = self._backend(W)
         n = X.shape[-2]
         P = self.preactivations(W, X)
-        f = self.output_from_preactivations(P, v, c)
-        s = kern.sample(f, y)[..., None, :]  # (..., 1, n)
+        relu = kern.pair_v(P)  # the pair factor of v' is relu(P), the same as in f
+        s = kern.sample(self._output(relu, v, c), y)  # (..., n)
         pair = kern.pair_W(P) if gates is None else gates
-        dW = kern.neuron_W(v, self._col(c), n)[..., None] * ((pair * s) @ X)
-        dv = kern.neuron_v(self._col(c), n) * (kern.pair_v(P) * s).sum(-1)
+        dW = kern.neuron_W(v, self._col(c), n)[..., None] * ((pair * s[..., None, :]) @ X)
+        dv = kern.neuron_v(self._col(c), n) * (relu @ s[..., None])[..., 0]
         return dW, dv
 
 
