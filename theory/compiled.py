@@ -30,7 +30,8 @@ from theory import symbolic as S
 from theory.validation import ParameterError, as_array, as_labels, check_choice, check_positive
 
 
-def _numpy_namespace() -> dict[str, Callable[..., Any]]:
+def numpy_namespace() -> dict[str, Callable[..., Any]]:
+    """The stable numpy kernels of the named sympy functions, for ``sympy.lambdify`` of derived expressions."""
     return {
         "Expit": scipy.special.expit,
         "Softplus": lambda z: np.logaddexp(0.0, z),
@@ -41,7 +42,8 @@ def _numpy_namespace() -> dict[str, Callable[..., Any]]:
     }
 
 
-def _torch_namespace() -> dict[str, Callable[..., Any]]:
+def torch_namespace() -> dict[str, Callable[..., Any]]:
+    """The torch kernels of the named sympy functions, for ``sympy.lambdify`` of derived expressions."""
     import torch
 
     return {
@@ -100,14 +102,14 @@ class CompiledField:
     def __init__(self, loss: str) -> None:
         self.loss_name = check_choice("loss", loss, S.LOSSES)
         self.derivation = S.derive(loss)
-        self._numpy = _kernels(self.derivation, _numpy_namespace())
+        self._numpy = _kernels(self.derivation, numpy_namespace())
         self._torch: _Kernels | None = None
 
     def _backend(self, array: Any) -> _Kernels:
         if isinstance(array, np.ndarray):
             return self._numpy
         if self._torch is None:
-            self._torch = _kernels(self.derivation, _torch_namespace())
+            self._torch = _kernels(self.derivation, torch_namespace())
         return self._torch
 
     @staticmethod

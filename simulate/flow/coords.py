@@ -24,14 +24,14 @@ import sympy as sp
 from simulate.flow.arithmetic import Arithmetic
 from simulate.flow.modes import SlidingWeights
 from theory import symbolic as S
-from theory.compiled import _numpy_namespace, compile_field
+from theory.compiled import compile_field, numpy_namespace
 
 
 @cache
 def sample_slope(loss: str):
     """ds_i/df_i of the sample factor s(f, y), lambdified from the derivation (for the analytic Jacobian)."""
     sample = compile_field(loss).derivation.factors_W[2]
-    return sp.lambdify((S.f, S.yi), sp.diff(sample, S.f), modules=[_numpy_namespace(), "numpy"])
+    return sp.lambdify((S.f, S.yi), sp.diff(sample, S.f), modules=[numpy_namespace(), "numpy"])
 
 
 class Coordinates:

@@ -55,7 +55,8 @@ class PieceGuards:
 
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
-        return self.stop_rule.value(self.coords.output(Y[None], self.weights), self.coords.y, self.coords.arith)[0]
+        f = self.coords.output(Y[None], self.weights)
+        return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size)."""
