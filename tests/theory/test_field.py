@@ -164,7 +164,7 @@ def test_invariant_conserved_along_fine_rk4(problem):
     for _ in range(250):
         dW, dv = field.field(W, v, X, y, c)
         rate = np.sqrt((dW**2).sum() + (dv**2).sum()) / np.sqrt((W**2).sum() + (v**2).sum())
-        h = 2.5e-4 / (1.0 + rate)  # steps small against the local rate
+        h = 1.25e-4 / (1.0 + rate)  # steps small against the local rate
         if np.abs(X @ W.T).min() < 10 * h * x_norm * np.abs(dW).max():
             break  # no RK4 stage may reach an activation surface
         W, v = rk4_step(field, W, v, X, y, c, h)
