@@ -137,6 +137,12 @@ class SquaredError:
     def output(self, W: Any, v: Any, X: Any, c: Any) -> Any:
         return self._field.output(W, v, X, c)
 
+    def field_and_output(
+        self, W: Any, v: Any, X: Any, y: Any, c: Any, *, out: tuple[Any, Any]
+    ) -> tuple[Any, Any, Any]:
+        """-grad of the mean of (f - y)^2 / 2, and f: the compiled field with sample factor y - f."""
+        return self._field.field_and_output(W, v, X, y, c, out=out, sample=lambda f, y: y - f)
+
     def losses(self, f: Any, y: Any) -> Any:
         return (f - y) ** 2 / 2
 

@@ -4,11 +4,17 @@
 factor. Here each factor is turned into an elementwise function (``sympy.lambdify``) for numpy and for torch, and
 the sum over samples becomes a matrix product, so one evaluation of
 
-    W' = a(v, c) * ((B(P) * s(f, y)) @ X),     v' = a_v(c) * (B_v(P) @ s(f, y)),     P = W X^T, f = c v relu(P)
+    W' = a(v, c) * (B(P) @ (s(f, y) * X)),     v' = a_v(c) * (relu(P) @ s(f, y)),     P = W X^T, f = c v relu(P)
 
 costs two (m, n, d) matrix products — no Python loop over neurons or samples. The same body serves numpy arrays
 (W of shape (m, d)) and batched torch tensors (W of shape (E, m, d), an ensemble axis in front), because it uses
 only ``@``, broadcasting and ``swapaxes``.
+
+The (m, n) pair arrays are the only large intermediates; everything else is O(m d + n d). They are therefore built
+in place in a per-thread workspace that is reused between calls with the same shapes: the sample factor is folded
+into X (n, d) rather than into B (m, n), relu(P) is written over P as P * B(P), and the matrix products write into
+preallocated buffers. A fresh (m, n) array per call costs page faults comparable to the arithmetic at the sizes of
+``benchmarks/vector_field.py``; with the workspace the field takes about 2.7 matmul-equivalents there.
 
 Named special functions compile to numerically stable kernels: softplus -> ``logaddexp`` / ``softplus``,
 sigmoid -> ``expit`` / ``sigmoid``, relu'(0) = 0 -> ``heaviside(P, 0)`` / ``P > 0``. Precision: the result
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import threading
 from functools import cache
 from typing import Any
 
@@ -64,31 +71,83 @@ def _lambdify(args: tuple[sp.Symbol, ...], expr: sp.Expr, namespace: dict[str, C
 
 @dataclass(frozen=True)
 class _Kernels:
-    """The elementwise pieces of one loss's field, for one backend."""
+    """The elementwise pieces of one loss's field, for one backend, and the in-place array operations."""
 
     neuron_W: Callable[..., Any]  # (v_p, c, n) -> neuron factor of W'
-    pair_W: Callable[..., Any]  # P -> pair factor of W'
     neuron_v: Callable[..., Any]  # (c, n) -> neuron factor of v'
-    pair_v: Callable[..., Any]  # P -> pair factor of v' (relu)
     sample: Callable[..., Any]  # (f, y_i) -> sample factor
     loss: Callable[..., Any]  # u -> l(u)
+    empty: Callable[[Any, tuple[int, ...]], Any]  # (like, shape) -> uninitialized array
+    matmul: Callable[..., Any]  # (a, b, out) -> a @ b written into out
+    step: Callable[..., Any]  # (P, out) -> Heaviside(P, 0) as 0.0 / 1.0 written into out
+    multiply: Callable[..., Any]  # (a, b, out) -> a * b written into out
+    relu_: Callable[[Any], Any]  # P -> relu(P) written over P
 
 
-def _kernels(derivation: S.Derivation, namespace: dict[str, Callable[..., Any]]) -> _Kernels:
+def _numpy_operations() -> dict[str, Callable[..., Any]]:
+    return {
+        "empty": lambda like, shape: np.empty(shape, like.dtype),
+        "matmul": lambda a, b, out: np.matmul(a, b, out=out),
+        "step": lambda P, out: np.greater(P, 0.0, out=out),
+        "multiply": lambda a, b, out: np.multiply(a, b, out=out),
+        "relu_": lambda P: np.maximum(P, 0.0, out=P),
+    }
+
+
+def _torch_operations() -> dict[str, Callable[..., Any]]:
+    import torch
+
+    return {
+        "empty": lambda like, shape: like.new_empty(shape),
+        "matmul": lambda a, b, out: torch.matmul(a, b, out=out),
+        "step": lambda P, out: torch.gt(P, 0.0, out=out),
+        "multiply": lambda a, b, out: torch.mul(a, b, out=out),
+        "relu_": torch.relu_,
+    }
+
+
+def _kernels(
+    derivation: S.Derivation,
+    namespace: dict[str, Callable[..., Any]],
+    operations: dict[str, Callable[..., Any]],
+) -> _Kernels:
     nW, pW, sW = derivation.factors_W
     nv, pv, sv = derivation.factors_v
     if sp.simplify(sW - sv) != 0:
         raise RuntimeError(
             "the W and v fields have different sample factors; the compiled layout assumes one"
         )
+    if pW != sp.Heaviside(S.P, 0) or pv != S.ReLU(S.P):
+        raise RuntimeError(
+            f"the pair factors are {pW} and {pv}; the compiled layout assumes Heaviside(P, 0) and ReLU(P)"
+        )
     return _Kernels(
         neuron_W=_lambdify((S.vp, S.c, S.n), nW, namespace),
-        pair_W=_lambdify((S.P,), pW, namespace),
         neuron_v=_lambdify((S.c, S.n), nv, namespace),
-        pair_v=_lambdify((S.P,), pv, namespace),
         sample=_lambdify((S.f, S.yi), sW, namespace),
         loss=_lambdify((S.u,), derivation.loss, namespace),
+        **operations,
     )
+
+
+class _Workspace(threading.local):
+    """Per-thread buffers for the (..., m, n) and (..., m, d) intermediates of the field, reused while the
+    shapes, dtype and device stay the same."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, Any] = {}
+
+    def get(self, name: str, like: Any, shape: tuple[int, ...], kern: _Kernels) -> Any:
+        buffer = self.buffers.get(name)
+        if (
+            buffer is None
+            or type(buffer) is not type(like)
+            or tuple(buffer.shape) != shape
+            or buffer.dtype != like.dtype
+            or getattr(buffer, "device", None) != getattr(like, "device", None)
+        ):
+            buffer = self.buffers[name] = kern.empty(like, shape)
+        return buffer
 
 
 class CompiledField:
@@ -102,14 +161,15 @@ class CompiledField:
     def __init__(self, loss: str) -> None:
         self.loss_name = check_choice("loss", loss, S.LOSSES)
         self.derivation = S.derive(loss)
-        self._numpy = _kernels(self.derivation, numpy_namespace())
+        self._numpy = _kernels(self.derivation, numpy_namespace(), _numpy_operations())
         self._torch: _Kernels | None = None
+        self._workspace = _Workspace()
 
     def _backend(self, array: Any) -> _Kernels:
         if isinstance(array, np.ndarray):
             return self._numpy
         if self._torch is None:
-            self._torch = _kernels(self.derivation, torch_namespace())
+            self._torch = _kernels(self.derivation, torch_namespace(), _torch_operations())
         return self._torch
 
     @staticmethod
@@ -121,16 +181,13 @@ class CompiledField:
         """P = W X^T, shape (..., m, n): P[j, i] = <w_j, x_i>."""
         return W @ X.swapaxes(-1, -2)
 
-    def output_from_preactivations(self, P: Any, v: Any, c: Any) -> Any:
-        """f(x_i) = c sum_j v_j relu(P_ji), shape (..., n)."""
-        return self._output(self._backend(P).pair_v(P), v, c)
-
     def _output(self, relu: Any, v: Any, c: Any) -> Any:
+        """f(x_i) = c sum_j v_j relu_ji, shape (..., n), from the relu of the preactivations."""
         return self._col(c) * (v[..., None, :] @ relu)[..., 0, :]
 
     def output(self, W: Any, v: Any, X: Any, c: Any = 1.0) -> Any:
         """The network f(x) = c sum_j v_j relu(<w_j, x>) on the rows of X."""
-        return self.output_from_preactivations(self.preactivations(W, X), v, c)
+        return self._output(self._backend(W).relu_(self.preactivations(W, X)), v, c)
 
     def losses(self, f: Any, y: Any) -> Any:
         """Per-sample loss l(y_i f(x_i))."""
@@ -144,21 +201,59 @@ class CompiledField:
         """s_i = -l'(y_i f_i) y_i: the weight of sample i in the field (for logistic loss r_i y_i)."""
         return self._backend(f).sample(f, y)
 
-    def field(self, W: Any, v: Any, X: Any, y: Any, c: Any = 1.0, gates: Any = None) -> tuple[Any, Any]:
-        """(dW, dv) = -grad R at (W, v).
+    def field(
+        self,
+        W: Any,
+        v: Any,
+        X: Any,
+        y: Any,
+        c: Any = 1.0,
+        gates: Any = None,
+        *,
+        out: tuple[Any, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """(dW, dv) = -grad R at (W, v); see :meth:`field_and_output`."""
+        return self.field_and_output(W, v, X, y, c, gates, out=out)[:2]
+
+    def field_and_output(
+        self,
+        W: Any,
+        v: Any,
+        X: Any,
+        y: Any,
+        c: Any = 1.0,
+        gates: Any = None,
+        *,
+        out: tuple[Any, Any] | None = None,
+        sample: Callable[[Any, Any], Any] | None = None,
+    ) -> tuple[Any, Any, Any]:
+        """(dW, dv, f): the field -grad R at (W, v) and the network output f (..., n) it was computed from.
 
         ``gates``, if given, replaces the pair factor relu'(P) of W' (shape (..., m, n), values in [0, 1]): the
         flow engine passes its activation pattern with sliding weights mu there (the Filippov selection).
+        ``out``, if given, is a pair of arrays of the shapes of (W, v) that receive the result (no allocation).
+        ``sample``, if given, replaces the derived sample factor s(f, y) = -l'(y f) y, for a loss that is not a
+        function of the margin (squared error y - f on real-valued targets).
+        Tensors that require grad are not supported (the products write into buffers); differentiate
+        :meth:`risk` instead.
         """
         kern = self._backend(W)
         n = X.shape[-2]
-        P = self.preactivations(W, X)
-        relu = kern.pair_v(P)  # the pair factor of v' is relu(P), the same as in f
-        s = kern.sample(self._output(relu, v, c), y)  # (..., n)
-        pair = kern.pair_W(P) if gates is None else gates
-        dW = kern.neuron_W(v, self._col(c), n)[..., None] * ((pair * s[..., None, :]) @ X)
-        dv = kern.neuron_v(self._col(c), n) * (relu @ s[..., None])[..., 0]
-        return dW, dv
+        batch = tuple(W.shape[:-2])
+        m, d = W.shape[-2:]
+        P = kern.matmul(W, X.swapaxes(-1, -2), self._workspace.get("P", W, (*batch, m, n), kern))
+        if gates is None:
+            gates = kern.step(P, self._workspace.get("gates", W, (*batch, m, n), kern))
+            relu = kern.multiply(P, gates, P)  # relu(P) = P * Heaviside(P, 0), over P
+        else:
+            relu = kern.relu_(P)
+        f = self._output(relu, v, c)
+        s = (kern.sample if sample is None else sample)(f, y)  # (..., n)
+        gated = kern.matmul(gates, s[..., None] * X, self._workspace.get("gated", W, (*batch, m, d), kern))
+        dW_out, dv_out = (None, None) if out is None else out
+        dW = kern.multiply(kern.neuron_W(v, self._col(c), n)[..., None], gated, dW_out)
+        dv = kern.multiply(kern.neuron_v(self._col(c), n), (relu @ s[..., None])[..., 0], dv_out)
+        return dW, dv, f
 
 
 @cache
