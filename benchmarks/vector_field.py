@@ -35,8 +35,8 @@ THREADS = _threads_from_argv()
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = str(THREADS)
 
-import numpy as np  # noqa: E402  (after the thread count is fixed)
-import torch  # noqa: E402
+import numpy as np  # after the thread count is fixed
+import torch
 
 from theory.compiled import compile_field
 

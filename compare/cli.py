@@ -117,7 +117,9 @@ def verify(out: Path, config: Path | None, workers: int | None, scheduler: str |
     from compare.verify import verify as verify_claims
 
     _configure_threads()
-    verify_claims(out, config=config, workers=workers, scheduler=scheduler, family=family)  # prints its summary
+    verify_claims(
+        out, config=config, workers=workers, scheduler=scheduler, family=family
+    )  # prints its summary
 
 
 def _sweep(config: Path, store: Path | None, **options: Any) -> tuple[dict[str, Any], Path, Any]:

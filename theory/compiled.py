@@ -23,9 +23,9 @@ equals the exact field to float64 rounding (tests compare with autograd and fini
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-import threading
 from functools import cache
 from typing import Any
 

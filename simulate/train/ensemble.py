@@ -52,7 +52,10 @@ class TwoLayerEnsemble:
         self.c, self.X, self.y, self.field = c, X, y, field
         self.shared_data = X.ndim == 2
         self.initial_invariant = self._invariant()
-        self._descent = (torch.empty_like(self.W), torch.empty_like(self.v))  # -grad R_e, written by the field
+        self._descent = (
+            torch.empty_like(self.W),
+            torch.empty_like(self.v),
+        )  # -grad R_e, written by the field
 
     def _invariant(self) -> torch.Tensor:
         """v_j^2 - ||w_j||^2 per neuron, (E, m): conserved by gradient flow, drifts at O(eta^2) per GD step."""
