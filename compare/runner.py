@@ -49,15 +49,9 @@ from simulate.data import Dataset, make_data
 from simulate.flow.coords import sample_slope
 from simulate.initialization import init_params
 from simulate.result import RunResult
+from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
 from simulate.train.ensemble import train_ensemble
 from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import (
-    ZERO_TRAIN_ERROR,
-    PositiveClassLoss,
-    StopRule,
-    TargetRisk,
-    TrainAccuracy,
-)
 from theory.compiled import compile_field
 from theory.lazy import empirical_tangent_kernel
 from theory.validation import ParameterError, check_choice, check_positive
@@ -473,12 +467,6 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
     """The high-precision flow engine, one run at a time (it has no ensemble axis)."""
     from simulate import flow
 
-    rules = {
-        "risk": lambda eps: flow.TargetRisk(eps),
-        "positive_risk": lambda eps: flow.PositiveClassLoss(eps),
-        "accuracy": lambda eps: flow.TrainAccuracy(ACCURACY_LEVEL),
-        "zero_error": lambda eps: flow.zero_train_error(),
-    }
     out = []
     for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):
         try:
@@ -489,7 +477,7 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
                 dataset.y,
                 c=float(run["model.c"]),
                 loss=run["model.loss"],
-                stop_rule=rules[run["stop.rule"]](float(run["stop.eps"])),
+                stop_rule=stop_rule(run["stop.rule"], float(run["stop.eps"])),
                 t_max=float(run["train.t_max"]),
                 rtol=float(run["train.rtol"]),
                 atol=float(run["train.rtol"]) * 1e-3,

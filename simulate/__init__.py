@@ -1,16 +1,23 @@
-"""simulate: data models, initialization and the engines (exact gradient flow, batched discrete training)."""
+"""simulate: data models, initialization, the engines (exact gradient flow, batched discrete training) and the
+stopping rules they share."""
 
 from simulate.data import Dataset, make_data
 from simulate.flow import integrate_flow
 from simulate.initialization import INIT_SCHEMES, init_params
 from simulate.result import STATUSES, RunResult
+from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
 from simulate.train import train_deep, train_ensemble
 
 __all__ = [
     "INIT_SCHEMES",
     "STATUSES",
+    "ZERO_TRAIN_ERROR",
     "Dataset",
+    "PositiveClassLoss",
     "RunResult",
+    "StopRule",
+    "TargetRisk",
+    "TrainAccuracy",
     "init_params",
     "integrate_flow",
     "make_data",

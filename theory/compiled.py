@@ -79,16 +79,28 @@ class _Kernels:
     loss: Callable[..., Any]  # u -> l(u)
     empty: Callable[[Any, tuple[int, ...]], Any]  # (like, shape) -> uninitialized array
     matmul: Callable[..., Any]  # (a, b, out) -> a @ b written into out
-    step: Callable[..., Any]  # (P, out) -> Heaviside(P, 0) as 0.0 / 1.0 written into out
+    step_relu: Callable[..., Any]  # (P, out) -> (Heaviside(P, 0) as 0.0 / 1.0 into out, relu(P) over P)
     multiply: Callable[..., Any]  # (a, b, out) -> a * b written into out
     relu_: Callable[[Any], Any]  # P -> relu(P) written over P
+
+
+def _numpy_step_relu(P: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    step = np.greater(P, 0.0, out=out)
+    return step, np.multiply(P, step, out=P)  # one pass; np.maximum(P, 0) is slower
+
+
+def _torch_step_relu(P: Any, out: Any) -> tuple[Any, Any]:
+    import torch
+
+    relu = torch.relu_(P)
+    return torch.gt(relu, 0.0, out=out), relu
 
 
 def _numpy_operations() -> dict[str, Callable[..., Any]]:
     return {
         "empty": lambda like, shape: np.empty(shape, like.dtype),
         "matmul": lambda a, b, out: np.matmul(a, b, out=out),
-        "step": lambda P, out: np.greater(P, 0.0, out=out),
+        "step_relu": _numpy_step_relu,
         "multiply": lambda a, b, out: np.multiply(a, b, out=out),
         "relu_": lambda P: np.maximum(P, 0.0, out=P),
     }
@@ -100,7 +112,7 @@ def _torch_operations() -> dict[str, Callable[..., Any]]:
     return {
         "empty": lambda like, shape: like.new_empty(shape),
         "matmul": lambda a, b, out: torch.matmul(a, b, out=out),
-        "step": lambda P, out: torch.gt(P, 0.0, out=out),
+        "step_relu": _torch_step_relu,
         "multiply": lambda a, b, out: torch.mul(a, b, out=out),
         "relu_": torch.relu_,
     }
@@ -243,8 +255,7 @@ class CompiledField:
         m, d = W.shape[-2:]
         P = kern.matmul(W, X.swapaxes(-1, -2), self._workspace.get("P", W, (*batch, m, n), kern))
         if gates is None:
-            gates = kern.step(P, self._workspace.get("gates", W, (*batch, m, n), kern))
-            relu = kern.multiply(P, gates, P)  # relu(P) = P * Heaviside(P, 0), over P
+            gates, relu = kern.step_relu(P, self._workspace.get("gates", W, (*batch, m, n), kern))
         else:
             relu = kern.relu_(P)
         f = self._output(relu, v, c)

@@ -2,14 +2,14 @@
 
 from simulate.flow.api import integrate_flow
 from simulate.flow.recording import SaveSchedule
-from simulate.flow.stopping import PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy, zero_train_error
+from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
 
 __all__ = [
+    "ZERO_TRAIN_ERROR",
     "PositiveClassLoss",
     "SaveSchedule",
     "StopRule",
     "TargetRisk",
     "TrainAccuracy",
     "integrate_flow",
-    "zero_train_error",
 ]

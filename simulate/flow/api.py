@@ -15,8 +15,8 @@ from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import SlidingWeights
 from simulate.flow.recording import Recorder, SaveSchedule, run_result
 from simulate.flow.smooth import SOLVERS, ScipyPieces
-from simulate.flow.stopping import StopRule, TargetRisk
 from simulate.result import RunResult
+from simulate.stopping import StopRule, TargetRisk
 from theory.compiled import validate_network
 from theory.symbolic import LOSSES
 from theory.validation import ParameterError, check_choice, check_in_range, check_positive
@@ -65,7 +65,7 @@ def resolve_stop_rule(
         raise ParameterError(
             f"stop_rule must be a StopRule (TargetRisk, PositiveClassLoss, ...), got {stop_rule!r}"
         )
-    rule = TargetRisk(target_risk) if target_risk is not None else stop_rule
+    rule = TargetRisk(check_positive("target_risk", target_risk)) if target_risk is not None else stop_rule
     if rule is not None:
         rule.check_labels(y)
     return rule

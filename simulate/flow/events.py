@@ -26,7 +26,7 @@ from scipy.optimize import minimize_scalar
 
 from simulate.flow.coords import Coordinates
 from simulate.flow.modes import SlidingWeights
-from simulate.flow.stopping import StopRule
+from simulate.stopping import StopRule
 
 PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 

@@ -36,7 +36,7 @@ from simulate.flow.modes import (
 )
 from simulate.flow.recording import Recorder
 from simulate.flow.smooth import PieceEnd
-from simulate.flow.stopping import StopRule
+from simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs) has failed.
 MAX_INSTANT_EVENTS = 200

@@ -25,8 +25,8 @@ from simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
 from simulate.flow.hybrid import HybridFlow
 from simulate.flow.recording import Recorder, SaveSchedule, run_result
 from simulate.flow.smooth import Observer, PieceEnd
-from simulate.flow.stopping import StopRule
 from simulate.result import RunResult
+from simulate.stopping import StopRule
 from theory import symbolic as S
 from theory.compiled import compile_field, validate_network
 from theory.symbolic import LOSSES

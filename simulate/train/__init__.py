@@ -3,15 +3,12 @@
 - :func:`train_ensemble` — E two-layer ReLU networks (per-member seed, alpha, c, step size) in one batched GD or
   SGD computation, with per-member stopping; one :class:`simulate.result.RunResult` per member.
 - :func:`train_deep` — MLPs and small CNNs with output multiplier c (optionally centered) at step eta / c.
-- Stop rules (:class:`TargetRisk`, :class:`PositiveClassLoss`, :class:`TrainAccuracy`, :data:`ZERO_TRAIN_ERROR`),
-  the record schedule (:class:`SaveSchedule`) and device handling (:func:`placement`, :func:`configure_threads`).
+- Stop rules (:class:`TargetRisk`, :class:`PositiveClassLoss`, :class:`TrainAccuracy`, :data:`ZERO_TRAIN_ERROR`;
+  from :mod:`simulate.stopping`, shared with the flow engine), the record schedule (:class:`SaveSchedule`) and
+  device handling (:func:`placement`, :func:`configure_threads`).
 """
 
-from simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
-from simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
-from simulate.train.ensemble import init_ensemble, train_ensemble
-from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import (
+from simulate.stopping import (
     ZERO_TRAIN_ERROR,
     Evaluation,
     PositiveClassLoss,
@@ -19,6 +16,10 @@ from simulate.train.stopping import (
     TargetRisk,
     TrainAccuracy,
 )
+from simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
+from simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
+from simulate.train.ensemble import init_ensemble, train_ensemble
+from simulate.train.schedule import SaveSchedule
 
 __all__ = [
     "DEFAULT_THREADS",

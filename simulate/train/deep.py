@@ -41,12 +41,12 @@ import torch
 from torch import nn
 
 from simulate.result import RunResult
+from simulate.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
 from simulate.train.batches import MinibatchSampler
 from simulate.train.device import placement
 from simulate.train.ensemble import per_member
 from simulate.train.loop import MemberRecord, run_members
 from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
 from theory.compiled import compile_field
 from theory.validation import ParameterError, as_array, check_choice, check_int
 

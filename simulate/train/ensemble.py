@@ -11,7 +11,7 @@ The network, the loss and the gradient are the ones compiled in :mod:`theory.com
 engine): one call gives -grad R_e and the outputs the stopping rule needs, written into preallocated buffers,
 1.2-1.6 times faster than torch autograd through the same network (``benchmarks/train.py`` measures both).
 All members go through one batched computation (the ensemble axis is the leading tensor axis), and each member stops by the rule of
-:mod:`simulate.train.stopping`, as :mod:`simulate.train.loop` describes. A discrete run reports gradient-flow time
+:mod:`simulate.stopping`, as :mod:`simulate.train.loop` describes. A discrete run reports gradient-flow time
 t = k * eta_e.
 
 Precision: float64 by default; an ensemble member equals a separate single-model torch run with the same
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from simulate.result import RunResult
+from simulate.stopping import Evaluation, StopRule
 from simulate.train.batches import MinibatchSampler
 from simulate.train.device import placement
 from simulate.train.loop import MemberRecord, run_members
 from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import Evaluation, StopRule
 from theory.compiled import CompiledField, compile_field
 from theory.validation import ParameterError, as_array, as_labels, check_int, check_positive
 
@@ -178,7 +178,7 @@ def train_ensemble(
         eta: step size, one for all or one per member. c: output multiplier, likewise.
         max_steps: step budget (one or per member); a member that reaches it ends with status ``t_max`` when
             ``stop`` is None and ``not_reached`` otherwise.
-        stop: a :class:`~simulate.train.stopping.StopRule` (e.g. ``TargetRisk(eps)``), or None to run the budget.
+        stop: a :class:`~simulate.stopping.StopRule` (e.g. ``TargetRisk(eps)``), or None to run the budget.
         batch_size: None for full-batch GD (engine ``train-gd``), else SGD minibatches of that size
             (``train-sgd``) drawn from ``seeds`` (one per member or one for all).
         loss: ``logistic``, ``exponential`` or ``squared`` (the losses :mod:`theory.compiled` knows).

@@ -26,9 +26,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from simulate.stopping import Evaluation, StopRule
 from simulate.train.batches import MinibatchSampler
 from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import Evaluation, StopRule
 
 RUNNING, TARGET, DIVERGED, BUDGET = 0, 1, 2, 3
 

@@ -23,7 +23,7 @@ from compare.quality_metrics import (
 from simulate.data import make_data, staircase
 from simulate.initialization import init_params
 from simulate.kernel import KERNELS, kernel_matrices, kernel_regression
-from simulate.train.stopping import TargetRisk
+from simulate.stopping import TargetRisk
 from theory.compiled import compile_field
 from theory.validation import ParameterError
 

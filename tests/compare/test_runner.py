@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from compare import runner
 from compare.config import ConfigError, expand_runs, load_config
-from simulate.train.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
+from simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
 from theory.compiled import compile_field
 
 

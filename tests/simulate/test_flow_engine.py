@@ -4,13 +4,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from simulate.flow import (
-    PositiveClassLoss,
-    SaveSchedule,
-    TrainAccuracy,
-    integrate_flow,
-    zero_train_error,
-)
+from simulate.flow import ZERO_TRAIN_ERROR, PositiveClassLoss, SaveSchedule, TrainAccuracy, integrate_flow
 from simulate.flow.problems import stall_problem, switching_problem
 from theory import vector_field
 from theory.compiled import compile_field
@@ -153,7 +147,7 @@ def test_statuses_not_reached_t_max_and_diverged():
     [
         (PositiveClassLoss(0.05), lambda f, y: FIELD.losses(f, y)[y > 0].mean() - 0.05),
         (TrainAccuracy(0.9), lambda f, y: -np.sort(y * f)[2]),
-        (zero_train_error(), lambda f, y: -np.min(y * f)),
+        (ZERO_TRAIN_ERROR, lambda f, y: -np.min(y * f)),
     ],
 )
 def test_stop_rules_are_located_on_the_dense_output(rule, measure):

@@ -1,6 +1,4 @@
-"""The field of a mode in plain and log-norm coordinates, its Jacobian, and the stopping rules."""
-
-import math
+"""The field of a mode in plain and log-norm coordinates and its Jacobian."""
 
 import numpy as np
 import pytest
@@ -11,9 +9,7 @@ from simulate.flow.arithmetic import float_arithmetic
 from simulate.flow.coords import PlainCoordinates
 from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
-from simulate.flow.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy, zero_train_error
 from theory import vector_field
-from theory.compiled import compile_field
 
 LOSS = st.sampled_from(["logistic", "squared"])  # squared: a sample factor that changes sign
 
@@ -86,35 +82,3 @@ def test_analytic_jacobian_matches_finite_differences_with_a_sliding_pair(loss):
         axis=1,
     )
     assert np.allclose(J, numeric, rtol=1e-6, atol=1e-8)
-
-
-def test_stop_rules_measure_what_they_name():
-    arith = float_arithmetic("logistic")
-    y = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
-    f = np.array([[2.0, -0.5, -1.0, 0.3, 4.0], [2.0, 0.5, -1.0, -0.3, 4.0]])
-    losses = compile_field("logistic").losses(f, y)
-    assert np.allclose(TargetRisk(0.1).value(f, y, arith), losses.mean(-1) - 0.1)
-    assert np.allclose(PositiveClassLoss(0.1).value(f, y, arith), losses[:, y > 0].mean(-1) - 0.1)
-    # Margins: row 0 has 2 errors (x2: -0.5 and x4: -0.3), row 1 has none.
-    assert TrainAccuracy(0.6).value(f, y, arith)[0] <= 0 < TrainAccuracy(0.8).value(f, y, arith)[0]
-    assert zero_train_error().value(f, y, arith)[1] < 0 < zero_train_error().value(f, y, arith)[0]
-
-
-@given(st.integers(0, 10_000), st.floats(0.5, 1.0))
-def test_accuracy_rule_value_is_nonpositive_exactly_when_the_accuracy_is_reached(seed, level):
-    rng = np.random.default_rng(seed)
-    y = rng.choice([-1.0, 1.0], 23)
-    f = rng.standard_normal(23)
-    accuracy = np.mean(y * f > 0)
-    value = TrainAccuracy(level).value(f, y, float_arithmetic("logistic"))
-    assert (value < 0) == (accuracy >= math.ceil(level * 23 - 1e-9) / 23)
-
-
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
-def test_stop_rules_reject_bad_levels(bad):
-    from theory.validation import ParameterError
-
-    with pytest.raises(ParameterError, match="target_risk"):
-        TargetRisk(bad)
-    with pytest.raises(ParameterError, match="level"):
-        TrainAccuracy(bad)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from simulate.realdata import load_digits
+from simulate.stopping import TrainAccuracy
 from simulate.train.deep import Architecture, DeepEnsemble, train_deep
 from simulate.train.schedule import SaveSchedule
-from simulate.train.stopping import TrainAccuracy
 from theory.validation import ParameterError
 
 

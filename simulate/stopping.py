@@ -1,0 +1,198 @@
+"""Stopping rules of DESIGN.md section 2: one object per target, read by the flow and the discrete engines alike.
+
+A run stops at the first time its target holds; for the paper's rule (:class:`TargetRisk`) that is
+
+    tau_eps = inf { t : R(theta_t) <= eps },    R(theta) = (1/n) sum_i l(y_i f(x_i; theta)).
+
+Every rule has two faces, so that one object (``TargetRisk(0.05)``, say) can be given to
+:func:`simulate.flow.integrate_flow` (``stop_rule=``), :func:`simulate.train.train_ensemble` and
+:func:`simulate.train.train_deep` (``stop=``) and means the same target in each:
+
+- ``value(f, y, arithmetic)`` (flow engine): a function of the outputs f on the training set that is <= 0 exactly
+  when the target holds. It is continuous in time (smooth between activation changes), so the integrator brackets
+  its first zero between two samples of the dense output and locates it to the solver's tolerance, like an
+  activation event. It works on any leading axes and in any :class:`~simulate.flow.arithmetic.Arithmetic`
+  (float64 or mpmath).
+- ``reached(evaluation)`` (discrete engines): which members of an ensemble meet the target at step k, from their
+  per-sample losses and correctness (:class:`Evaluation`). A rule is checked at the steps k with k % every == 0
+  (default every step, which makes the stopping step exact), and a member stops at the first checked step where
+  its rule holds: tau_eps = k eta. The flow engine has no steps and ignores ``every``.
+
+For binary labels the faces agree: ``value(f, y) <= 0`` exactly when ``reached`` holds at the same outputs, apart
+from a margin y_i f_i exactly 0 in :class:`TrainAccuracy` (see there).
+
+Rules:
+
+- :class:`TargetRisk` (the paper's protocol): R <= eps.
+- :class:`PositiveClassLoss` (the paper's positive-class variant): mean loss over the samples with y = +1 <= eps.
+- :class:`TrainAccuracy`: at least a fraction ``level`` of the training samples classified correctly; level 0.99 is
+  the "train accuracy >= 99 %" variant and :data:`ZERO_TRAIN_ERROR` (level 1) the "zero train error" variant.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from theory.validation import ParameterError, check_in_range, check_int, check_positive
+
+if TYPE_CHECKING:
+    from simulate.flow.arithmetic import Arithmetic
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Training-set statistics of every member at one step.
+
+    Attributes:
+        losses: per-sample losses, shape (E, n).
+        correct: whether each sample is classified correctly, bool, shape (E, n).
+        positive: mask of the samples with label +1, shape (n,) or (E, n); None for a multi-class task.
+    """
+
+    losses: torch.Tensor
+    correct: torch.Tensor
+    positive: torch.Tensor | None = None
+
+    @cached_property
+    def risk(self) -> torch.Tensor:
+        """R per member, shape (E,)."""
+        return self.losses.mean(-1)
+
+    @cached_property
+    def accuracy(self) -> torch.Tensor:
+        """Training accuracy per member, shape (E,)."""
+        return self.correct.to(self.losses.dtype).mean(-1)
+
+
+@dataclass(frozen=True)
+class StopRule(ABC):
+    """A target: the run stops at the first time it holds. Subclasses declare the field ``every`` (int >= 1)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "every", check_int("every", self.every))
+
+    @abstractmethod
+    def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
+        """The continuous face at outputs f (..., n) and labels y (n,): shape (...), <= 0 where the target holds."""
+
+    @abstractmethod
+    def reached(self, evaluation: Evaluation) -> torch.Tensor:
+        """The discrete face: bool tensor (E,), which members meet the target at this step."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short human-readable statement of the target."""
+
+    def check_labels(self, y: np.ndarray) -> None:
+        """Raise ParameterError when the rule cannot be evaluated on these labels (default: always fine)."""
+
+    def due(self, step: int) -> bool:
+        """Whether a discrete engine checks the rule at ``step``."""
+        return step % self.every == 0
+
+
+@dataclass(frozen=True)
+class TargetRisk(StopRule):
+    """The paper's rule: R(theta) = (1/n) sum_i l(y_i f_i) <= eps."""
+
+    eps: float
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "eps", check_positive("eps", self.eps))
+
+    def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
+        return arithmetic.losses(f, y).mean(-1) - self.eps
+
+    def reached(self, evaluation: Evaluation) -> torch.Tensor:
+        return evaluation.risk <= self.eps
+
+    def describe(self) -> str:
+        return f"training risk <= {self.eps:g}"
+
+
+@dataclass(frozen=True)
+class PositiveClassLoss(StopRule):
+    """The positive-class rule: the mean loss over the samples with y = +1 is <= eps.
+
+    During the alignment phase of a small initialization every loss is ~ log 2 > eps (eps < log 2), so its first
+    passage below eps comes after that phase, as the paper's protocol requires. It needs binary labels; a member
+    without positive samples never reaches it.
+    """
+
+    eps: float
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "eps", check_positive("eps", self.eps))
+
+    def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
+        positive = np.asarray(arithmetic.to_float(y)) > 0
+        return arithmetic.losses(f, y)[..., positive].mean(-1) - self.eps
+
+    def reached(self, evaluation: Evaluation) -> torch.Tensor:
+        if evaluation.positive is None:
+            raise ParameterError(
+                "stop = PositiveClassLoss needs binary labels in {-1, +1}; allowed: TargetRisk, TrainAccuracy"
+            )
+        mask = evaluation.positive.to(evaluation.losses.dtype).expand_as(evaluation.losses)
+        count = mask.sum(-1)
+        mean = (evaluation.losses * mask).sum(-1) / count.clamp(min=1)
+        return (mean <= self.eps) & (count > 0)
+
+    def describe(self) -> str:
+        return f"positive-class mean loss <= {self.eps:g}"
+
+    def check_labels(self, y: np.ndarray) -> None:
+        if not np.any(y > 0):
+            raise ParameterError(
+                "the positive-class stopping rule needs at least one sample with y = +1; got none"
+            )
+
+
+@dataclass(frozen=True)
+class TrainAccuracy(StopRule):
+    """Training accuracy >= level: at least ``required(n)`` = ceil(level n) of the n samples classified correctly.
+
+    Discrete face: a sample is correct when its margin y f(x) is > 0 (binary) or its label is the unique arg-max
+    (classes); a zero margin is an error. Continuous face (binary): value = minus the (e+1)-th smallest margin,
+    e = n - ceil(level n) the allowed errors, so value <= 0 exactly when at least n - e margins are >= 0. The faces
+    differ only at a margin exactly 0, which the continuous face counts as met: its zero set is the boundary of the
+    open set where the discrete face holds, and the flow stops where that order statistic reaches 0.
+    """
+
+    level: float = 0.99
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "level", check_in_range("level", self.level, 0.0, 1.0, closed="right"))
+
+    def required(self, n: int) -> int:
+        """ceil(level n), with level read as the decimal it prints as (0.99 means 99/100, not the binary float
+        just below it), in exact rational arithmetic."""
+        return math.ceil(Fraction(repr(self.level)) * n)
+
+    def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
+        n = f.shape[-1]
+        return -np.sort(y * f, axis=-1)[..., n - self.required(n)]
+
+    def reached(self, evaluation: Evaluation) -> torch.Tensor:
+        return evaluation.correct.sum(-1) >= self.required(evaluation.correct.shape[-1])
+
+    def describe(self) -> str:
+        return f"train accuracy >= {self.level:g}"
+
+
+#: The "zero train error" variant: every training sample classified correctly.
+ZERO_TRAIN_ERROR = TrainAccuracy(1.0)
