@@ -65,6 +65,14 @@ def torch_namespace() -> dict[str, Callable[..., Any]]:
     }
 
 
+#: An ensemble (W of shape (E, m, d)) is evaluated in blocks of members whose (block, m, n) intermediates hold at
+#: most about this many elements (4 MiB of float64), so that each elementwise pass over them runs in cache rather
+#: than in main memory; ``benchmarks/train.py`` measures the batched step.
+BLOCK_ELEMENTS = 2**19
+#: Buffers the per-thread workspace keeps before it starts over (a few shapes: full blocks and the last one).
+WORKSPACE_BUFFERS = 8
+
+
 def _lambdify(args: tuple[sp.Symbol, ...], expr: sp.Expr, namespace: dict[str, Callable[..., Any]]):
     return sp.lambdify(args, expr, modules=[namespace])
 
@@ -143,22 +151,23 @@ def _kernels(
 
 
 class _Workspace(threading.local):
-    """Per-thread buffers for the (..., m, n) and (..., m, d) intermediates of the field, reused while the
-    shapes, dtype and device stay the same."""
+    """Per-thread buffers for the (..., m, n) and (..., m, d) intermediates of the field, one per name and shape,
+    reused while the dtype and device stay the same (at most :data:`WORKSPACE_BUFFERS` are kept)."""
 
     def __init__(self) -> None:
-        self.buffers: dict[str, Any] = {}
+        self.buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     def get(self, name: str, like: Any, shape: tuple[int, ...], kern: _Kernels) -> Any:
-        buffer = self.buffers.get(name)
+        buffer = self.buffers.get((name, shape))
         if (
             buffer is None
             or type(buffer) is not type(like)
-            or tuple(buffer.shape) != shape
             or buffer.dtype != like.dtype
             or getattr(buffer, "device", None) != getattr(like, "device", None)
         ):
-            buffer = self.buffers[name] = kern.empty(like, shape)
+            if len(self.buffers) >= WORKSPACE_BUFFERS:
+                self.buffers.clear()
+            buffer = self.buffers[(name, shape)] = kern.empty(like, shape)
         return buffer
 
 
@@ -250,6 +259,45 @@ class CompiledField:
         :meth:`risk` instead.
         """
         kern = self._backend(W)
+        size, m, n = (W.shape[0] if W.ndim == 3 else 1), W.shape[-2], X.shape[-2]
+        if W.ndim != 3 or size * m * n <= BLOCK_ELEMENTS:
+            return self._field_block(kern, W, v, X, y, c, gates, out, sample)
+        per_block = max(1, BLOCK_ELEMENTS // (m * n))
+        dW, dv = out if out is not None else (kern.empty(W, tuple(W.shape)), kern.empty(v, tuple(v.shape)))
+        f = kern.empty(W, (size, n))
+        for start in range(0, size, per_block):
+            rows = slice(start, start + per_block)
+
+            def part(a: Any, ndim: int, rows: slice = rows) -> Any:
+                """The block's members of an argument that has the member axis (ndim axes), else itself."""
+                return a[rows] if getattr(a, "ndim", 0) == ndim else a
+
+            _, _, f[rows] = self._field_block(
+                kern,
+                W[rows],
+                v[rows],
+                part(X, 3),
+                part(y, 2),
+                part(c, 1),
+                part(gates, 3),
+                (dW[rows], dv[rows]),
+                sample,
+            )
+        return dW, dv, f
+
+    def _field_block(
+        self,
+        kern: _Kernels,
+        W: Any,
+        v: Any,
+        X: Any,
+        y: Any,
+        c: Any,
+        gates: Any,
+        out: tuple[Any, Any] | None,
+        sample: Callable[[Any, Any], Any] | None,
+    ) -> tuple[Any, Any, Any]:
+        """:meth:`field_and_output` on one block of members (or one network)."""
         n = X.shape[-2]
         batch = tuple(W.shape[:-2])
         m, d = W.shape[-2:]

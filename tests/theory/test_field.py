@@ -199,3 +199,31 @@ def test_batched_torch_field_equals_numpy():
         dW, dv = field.field(W[e], v[e], X, y, c[e])
         np.testing.assert_allclose(dWt[e].numpy(), dW, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(dvt[e].numpy(), dv, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("shared_data", [True, False])
+@pytest.mark.parametrize("with_gates", [False, True])
+def test_member_blocks_equal_the_single_networks(monkeypatch, shared_data, with_gates):
+    """An ensemble evaluated in blocks of members (uneven last block) equals each member evaluated alone, with
+    per-member data, multipliers and gates, into ``out=`` buffers, and the outputs come back in order."""
+    from theory import compiled
+
+    rng = np.random.default_rng(2)
+    E, m, d, n = 5, 4, 3, 6
+    monkeypatch.setattr(compiled, "BLOCK_ELEMENTS", 2 * m * n)  # blocks of 2, 2, 1 members
+    W, v = rng.normal(size=(E, m, d)), rng.normal(size=(E, m))
+    X = rng.normal(size=(n, d)) if shared_data else rng.normal(size=(E, n, d))
+    y = rng.choice([-1.0, 1.0], size=n if shared_data else (E, n))
+    c = np.array([0.5, 1.0, 3.0, 2.0, 0.25])
+    gates = rng.uniform(size=(E, m, n)) if with_gates else None
+    field = compile_field()
+    out = (torch.empty(E, m, d, dtype=torch.float64), torch.empty(E, m, dtype=torch.float64))
+    tensors = [torch.tensor(a) for a in (W, v, X, y, c)]
+    dWt, dvt, ft = field.field_and_output(*tensors, None if gates is None else torch.tensor(gates), out=out)
+    assert dWt is out[0] and dvt is out[1]
+    for e in range(E):
+        Xe, ye = (X, y) if shared_data else (X[e], y[e])
+        dW, dv, f = field.field_and_output(W[e], v[e], Xe, ye, c[e], None if gates is None else gates[e])
+        np.testing.assert_allclose(dWt[e].numpy(), dW, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(dvt[e].numpy(), dv, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(ft[e].numpy(), f, rtol=1e-13, atol=1e-15)
