@@ -10,9 +10,9 @@ with relu'(0) = 0; SGD replaces R_e by the mean over the member's minibatch (see
 The network, the loss and the gradient are the ones compiled in :mod:`theory.compiled` (one formula for every
 engine): one call gives -grad R_e and the outputs the stopping rule needs, written into preallocated buffers,
 1.2 times faster than torch autograd through the same network at E = 64, n = 200, d = 100, m = 256
-(``benchmarks/train.py`` measures both).
-All members go through one batched computation (the ensemble axis is the leading tensor axis), and each member stops by the rule of
-:mod:`simulate.stopping`, as :mod:`simulate.train.loop` describes. A discrete run reports gradient-flow time
+(``benchmarks/train.py`` measures both). All members go through one batched computation (the ensemble axis is
+the leading tensor axis), and each member stops by the rule of :mod:`simulate.stopping`, as
+:mod:`simulate.train.loop` describes. A discrete run reports gradient-flow time
 t = k * eta_e.
 
 Precision: float64 by default; an ensemble member equals a separate single-model torch run with the same
