@@ -28,6 +28,7 @@ class Arithmetic:
         sample: (f, y) -> s, the sample factor of the field, elementwise over any leading axes.
         losses: (f, y) -> l(y f), elementwise.
         exp, log, sqrt: elementwise functions.
+        row_norms: A (..., k) -> the Euclidean norms of its rows, shape (...).
         solve: (A, B) -> A^{-1} B for a small square A.
         convert: a float array -> an array of this system (exact: every float64 is representable).
         to_float: an array of this system -> float64.
@@ -40,6 +41,7 @@ class Arithmetic:
     exp: Callable[[Any], Any]
     log: Callable[[Any], Any]
     sqrt: Callable[[Any], Any]
+    row_norms: Callable[[Any], Any]
     solve: Callable[[Any, Any], Any]
     convert: Callable[[Any], Any]
     to_float: Callable[[Any], np.ndarray]
@@ -70,6 +72,7 @@ def float_arithmetic(loss: str) -> Arithmetic:
         exp=np.exp,
         log=np.log,
         sqrt=np.sqrt,
+        row_norms=lambda A: np.sqrt(np.einsum("...i,...i->...", A, A)),  # no (..., k) temporary
         solve=np.linalg.solve,
         convert=to_float,
         to_float=to_float,

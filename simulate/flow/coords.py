@@ -47,12 +47,13 @@ class Coordinates:
     def __init__(self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic) -> None:
         self.arith = arithmetic
         self.X, self.y = X, y
+        self.XT = np.ascontiguousarray(X.T)  # the products with X^T run faster on a contiguous copy
         self.n, self.d = X.shape
         self.m = m
         # c in the arithmetic itself, so c/n and every product with it are exact to its precision
         self.c = arithmetic.convert(np.array([c]))[0]
         self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
-        self.x_norms = arithmetic.sqrt((X * X).sum(-1))
+        self.x_norms = arithmetic.row_norms(X)
 
     @property
     def size(self) -> int:
@@ -122,11 +123,11 @@ class PlainCoordinates(Coordinates):
 
     def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
-        return W @ self.X.T, v, v
+        return W @ self.XT, v, v
 
     def _pair_scale(self, Y: Any) -> Any:
         W, _ = self._split(Y)
-        return self.arith.sqrt((W * W).sum(-1))[..., :, None] * self.x_norms
+        return self.arith.row_norms(W)[..., :, None] * self.x_norms
 
     def _velocity(self, v: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         dW = (self.rate * v)[:, None] * H
@@ -143,7 +144,7 @@ class PlainCoordinates(Coordinates):
         m, d, n = self.m, self.d, self.n
         W, v = self._split(Y)
         A = weights.active
-        P = W @ self.X.T
+        P = W @ self.XT
         f = self.c * (v @ (A * P))
         s = self.arith.sample(f, self.y)
         df = np.concatenate(

@@ -62,7 +62,8 @@ class PieceGuards:
         """Guard values (K, G) at states Ys (K, size)."""
         coords = self.coords
         cos, f = coords.cosines_and_output(Ys, self.weights)
-        parts = [self.pair_side * cos.reshape(len(cos), -1)[:, self.pair_flat]]
+        cos = cos.reshape(len(cos), -1)
+        parts = [self.pair_side * (cos if self.n_sliding == 0 else cos[:, self.pair_flat])]
         if self.n_sliding:
             mu = self.weights.mu(coords.arith.sample(f, coords.y))
             parts += [mu, 1 - mu]
@@ -176,27 +177,33 @@ class StepGuards:
         self._last: tuple[Any, Any] | None = None
         if Ys is not None:
             K = len(ts) - 1
-            self.bary = np.array([(-1.0) ** k * math.comb(K, k) for k in range(K + 1)])
-            self.pair_samples: dict[int, tuple[np.ndarray, float]] = {}
+            self.bary_list = [(-1.0) ** k * math.comb(K, k) for k in range(K + 1)]
+            self.ts_list = [float(t) for t in ts]
+            self.pair_samples: dict[int, tuple[list[float], float]] = {}
 
     def has_polynomial(self, col: int) -> bool:
         return self.Ys is not None and self.guards.kinds[col] == PAIR
 
     def _pair_polynomial(self, col: int, t: float) -> float:
+        """Pair guard ``col`` at time t from its samples, by the barycentric formula (plain floats: this runs
+        inside the root finder, about ten times per event)."""
         if col not in self.pair_samples:
             g = self.guards
             j, i = g.pair_rows[col], g.pair_cols[col]
             d = g.coords.d
             rows = self.Ys[:, j * d : (j + 1) * d]
             scale = float(np.linalg.norm(rows[0]) * g.coords.x_norms[i])
-            self.pair_samples[col] = (float(g.pair_side[col]) * (rows @ g.coords.X[i]) / scale, scale)
+            values = float(g.pair_side[col]) * (rows @ g.coords.X[i]) / scale
+            self.pair_samples[col] = (values.tolist(), scale)
         values, _ = self.pair_samples[col]
-        gaps = t - self.ts
-        exact = np.flatnonzero(gaps == 0)
-        if len(exact):
-            return float(values[exact[0]])
-        terms = self.bary / gaps
-        return float(terms @ values / terms.sum())
+        numerator = denominator = 0.0
+        for node, weight, value in zip(self.ts_list, self.bary_list, values, strict=True):
+            gap = t - node
+            if gap == 0:
+                return value
+            numerator += weight / gap * value
+            denominator += weight / gap
+        return numerator / denominator
 
     def column(self, t: Any, col: int) -> Any:
         """Guard ``col`` at time t in the step."""

@@ -36,12 +36,12 @@ class LogCoordinates(Coordinates):
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         W_a = self.arith.convert(W)
-        norms = self.arith.sqrt((W_a * W_a).sum(-1))
+        norms = self.arith.row_norms(W_a)
         return np.concatenate([(W_a / norms[:, None]).reshape(-1), self.arith.log(norms)])
 
     def _unit(self, Y: Any) -> tuple[Any, Any, Any]:
         U, rho = self._split(Y)
-        norms = self.arith.sqrt((U * U).sum(-1))
+        norms = self.arith.row_norms(U)
         return U / norms[..., None], norms, rho
 
     def network(self, Y: Any) -> tuple[Any, Any]:
@@ -57,7 +57,7 @@ class LogCoordinates(Coordinates):
 
     def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
         U_hat, norms, rho = self._unit(Y)
-        return U_hat @ self.X.T, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
+        return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
     def _pair_scale(self, Y: Any) -> Any:
         return self.x_norms  # the pre-activation factor is already that of the unit direction

@@ -55,6 +55,8 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
         inverse = mpmath.inverse(mpmath.matrix(np.asarray(A).tolist()))
         return np.array(inverse.tolist(), dtype=object) @ B
 
+    sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
+
     return Arithmetic(
         name=f"mpmath-{dps}",
         eps=float(mpmath.mpf(2) ** (-mpmath.mp.prec)),
@@ -62,7 +64,8 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
         losses=lambda f, y: np.asarray(loss_of_margin(y * f), dtype=object),
         exp=np.frompyfunc(mpmath.exp, 1, 1),
         log=np.frompyfunc(mpmath.log, 1, 1),
-        sqrt=np.frompyfunc(mpmath.sqrt, 1, 1),
+        sqrt=sqrt,
+        row_norms=lambda A: sqrt((A * A).sum(-1)),
         solve=solve,
         convert=convert,
         to_float=lambda a: np.asarray(a, dtype=np.float64),
