@@ -14,7 +14,7 @@ from simulate.flow.hybrid import FlowOutcome, HybridFlow
 from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import SlidingWeights
 from simulate.flow.recording import Recorder, SaveSchedule, run_result
-from simulate.flow.smooth import SOLVERS, ScipyPieces
+from simulate.flow.smooth import SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
 from simulate.result import RunResult
 from simulate.stopping import StopRule, TargetRisk
 from theory.compiled import validate_network
@@ -80,7 +80,9 @@ def resolve_schedule(save_at: Any) -> SaveSchedule:
     return SaveSchedule.at(save_at)
 
 
-def dense_evaluator(flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ScipyPieces):
+def dense_evaluator(
+    flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ExplicitPieces | ScipyPieces
+):
     """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (<= 16 steps, one piece).
 
     Agrees with the run to its tolerance (the re-integration takes its own adaptive steps).
@@ -149,7 +151,7 @@ def integrate_flow(
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic)
-    integrator = ScipyPieces(method, rtol, atol)
+    integrator = piece_integrator(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)
     recorder = Recorder(schedule, coordinates, loss)
     # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.

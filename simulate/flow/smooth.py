@@ -19,6 +19,8 @@ from simulate.flow.events import PieceGuards, StepGuards, first_event
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
+#: The methods :class:`ExplicitPieces` integrates itself; the others go through scipy's solver objects.
+EXPLICIT = ("RK23", "RK45")
 #: Sub-intervals per step at which the guards are sampled: three more than the degree of the method's dense
 #: output (7, 4, 3, 3, <= 5), at least 6, so the samples resolve the step's polynomial with room to spare.
 NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "Radau": 6, "BDF": 8}
@@ -46,6 +48,40 @@ class PieceEnd:
 Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 
 
+def event_in_step(
+    guards: PieceGuards, fractions: np.ndarray, t_a: float, t_b: float, states: Callable[[Any], np.ndarray]
+) -> tuple[float, np.ndarray, int, np.ndarray] | None:
+    """The first guard event in the accepted step [t_a, t_b]: (time, state, guard column, all guards there).
+
+    The guards are sampled at ``t_a + (t_b - t_a) * fractions`` of the step's dense output ``states`` (times ->
+    states (K, size)); the samples are recorded as seen (:meth:`PieceGuards.observe`) when no event is found.
+    """
+    ts = t_a + (t_b - t_a) * fractions
+    ts[-1] = t_b
+    Ys = states(ts)
+    G = guards.evaluate(Ys)
+    xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
+    step = StepGuards(guards, ts, G, lambda t: states(t)[0], Ys)
+    event = first_event(step, xtol)
+    if event is None:
+        guards.observe(G)
+        return None
+    t_event, column, values = event
+    return t_event, step.state(t_event), column, values
+
+
+def finite_field(fun: Callable[[Any], Any]) -> Callable[[float, np.ndarray], np.ndarray]:
+    """(t, y) -> fun(y), raising :class:`Diverged` when the value is not finite."""
+
+    def checked(t: float, y: np.ndarray) -> np.ndarray:
+        dy = fun(y)
+        if not np.all(np.isfinite(dy)):
+            raise Diverged(f"the field is not finite at t = {t:.6g}")
+        return dy
+
+    return checked
+
+
 class ScipyPieces:
     """Integrates pieces with a scipy solver class, stepping manually so the guards see every step."""
 
@@ -69,12 +105,7 @@ class ScipyPieces:
         if t_bound <= t0:
             return PieceEnd("t_bound", t0, y0, first_step)
 
-        def checked(t: float, y: np.ndarray) -> np.ndarray:
-            dy = fun(y)
-            if not np.all(np.isfinite(dy)):
-                raise Diverged(f"the field is not finite at t = {t:.6g}")
-            return dy
-
+        checked = finite_field(fun)
         options = {"rtol": self.rtol, "atol": self.atol}
         if first_step is not None:
             options["first_step"] = min(first_step, t_bound - t0)
@@ -97,23 +128,123 @@ class ScipyPieces:
                     return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
 
                 if guards is not None:
-                    ts = t_a + (t_b - t_a) * fractions
-                    ts[-1] = t_b
-                    Ys = states(ts)
-                    G = guards.evaluate(Ys)
-                    xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
-                    step = StepGuards(guards, ts, G, lambda t, states=states: states(t)[0], Ys)
-                    event = first_event(step, xtol)
+                    event = event_in_step(guards, fractions, t_a, t_b, states)
                     if event is not None:
-                        t_event, column, values = event
-                        y_event = step.state(t_event)
+                        t_event, y_event, column, values = event
                         if observer is not None:
                             observer(t_a, t_event, y_event, states)
                         return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
-                    guards.observe(G)
                 if observer is not None:
                     observer(t_a, t_b, solver.y, states)
                 t_good, y_good = t_b, solver.y
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
         return PieceEnd("t_bound", solver.t, solver.y, solver.step_size)
+
+
+class ExplicitPieces:
+    """Integrates pieces with an embedded explicit Runge–Kutta pair (RK23 or RK45), stepping it directly.
+
+    The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
+    the dense output of a step from (t, y) with size h is y(t + theta h) = y + h sum_k (K^T P)_k theta^(k+1),
+    a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs.
+    """
+
+    implicit = False
+
+    def __init__(self, method: str, rtol: float, atol: float) -> None:
+        tableau = SOLVERS[method]
+        self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
+        self.E, self.P = tableau.E, tableau.P
+        self.stages = tableau.n_stages
+        self.exponent = -1.0 / (tableau.error_estimator_order + 1)
+        self.powers = np.arange(1, self.P.shape[1] + 1)
+        self.rtol, self.atol, self.nodes = rtol, atol, NODES[method]
+
+    @staticmethod
+    def _norm(values: np.ndarray, scale: np.ndarray) -> float:
+        """The RMS norm of values / scale."""
+        return float(np.sqrt(np.mean((values / scale) ** 2)))
+
+    def _initial_step(self, fun, t0: float, y0: np.ndarray, f0: np.ndarray, t_bound: float) -> float:
+        """The usual starting step: h0 from the sizes of y0 and f0, then from a second-derivative estimate."""
+        scale = self.atol + np.abs(y0) * self.rtol
+        d0, d1 = self._norm(y0, scale), self._norm(f0, scale)
+        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+        h0 = min(h0, t_bound - t0)
+        d2 = self._norm(fun(t0 + h0, y0 + h0 * f0) - f0, scale) / h0
+        order = -1.0 / self.exponent
+        h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1.0 / order)
+        return min(100 * h0, h1, t_bound - t0)
+
+    def _step(self, fun, t: float, y: np.ndarray, f: np.ndarray, h: float):
+        """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm)."""
+        K = np.empty((self.stages + 1, y.size))
+        K[0] = f
+        for s in range(1, self.stages):
+            K[s] = fun(t + h * self.C[s], y + h * (self.A[s, :s] @ K[:s]))
+        y_new = y + h * (self.B @ K[: self.stages])
+        K[-1] = fun(t + h, y_new)
+        scale = self.atol + self.rtol * np.maximum(np.abs(y), np.abs(y_new))
+        return y_new, K, self._norm(h * (self.E @ K), scale)
+
+    def run(
+        self,
+        fun: Callable[[Any], Any],
+        jac: Callable[[Any], Any] | None,
+        t0: float,
+        y0: np.ndarray,
+        t_bound: float,
+        guards: PieceGuards | None,
+        first_step: float | None,
+        observer: Observer | None,
+    ) -> PieceEnd:
+        """Integrate y' = fun(y) from (t0, y0) until the first guard event or t_bound (as ScipyPieces.run)."""
+        if t_bound <= t0:
+            return PieceEnd("t_bound", t0, y0, first_step)
+        checked = finite_field(fun)
+        fractions = np.linspace(0.0, 1.0, self.nodes + 1)
+        t, y, used = t0, y0, first_step
+        try:
+            f = checked(t, y)
+            h = min(first_step, t_bound - t) if first_step else self._initial_step(checked, t, y, f, t_bound)
+            rejected = False
+            while t < t_bound:
+                h = min(h, t_bound - t)
+                if h <= 10 * np.spacing(max(1.0, abs(t))):
+                    return PieceEnd("failed", t, y, used, message=f"step size too small at t = {t:.6g}")
+                y_new, K, error = self._step(checked, t, y, f, h)
+                if not error < 1:  # rejected (a NaN error included: the next try is smaller)
+                    h *= max(0.2, 0.9 * error**self.exponent) if np.isfinite(error) else 0.2
+                    rejected = True
+                    continue
+                if not np.all(np.isfinite(y_new)):
+                    raise Diverged(f"the state is not finite at t = {t + h:.6g}")
+                t_new = t_bound if h == t_bound - t else t + h
+                Q = K.T @ self.P
+
+                def states(ts: Any, t=t, y=y, h=h, Q=Q) -> np.ndarray:
+                    theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
+                    return y + h * ((theta[:, None] ** self.powers) @ Q.T)
+
+                if guards is not None:
+                    event = event_in_step(guards, fractions, t, t_new, states)
+                    if event is not None:
+                        t_event, y_event, column, values = event
+                        if observer is not None:
+                            observer(t, t_event, y_event, states)
+                        return PieceEnd("event", t_event, y_event, h, column, values)
+                if observer is not None:
+                    observer(t, t_new, y_new, states)
+                t, y, f, used = t_new, y_new, K[-1], h
+                factor = 10.0 if error == 0 else min(10.0, 0.9 * error**self.exponent)
+                h *= min(1.0, factor) if rejected else factor
+                rejected = False
+        except Diverged as exc:
+            return PieceEnd("diverged", t, y, message=str(exc))
+        return PieceEnd("t_bound", t, y, used)
+
+
+def piece_integrator(method: str, rtol: float, atol: float) -> ExplicitPieces | ScipyPieces:
+    """The piece integrator of ``method`` (one of :data:`SOLVERS`)."""
+    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol)
