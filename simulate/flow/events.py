@@ -269,9 +269,11 @@ def first_event(
             ga, gb = value(a), value(b)
         return illinois(value, a, b, ga, gb, xtol)
 
-    def estimate(col: int) -> float:
-        a, b, ga, gb = (float(x) for x in brackets[col])
-        return a + (b - a) * ga / (ga - gb)
+    estimates = {}  # column -> the linear-interpolation estimate of its crossing time in its bracket
+    for c, (a, b, ga, gb) in brackets.items():
+        a, b, ga, gb = float(a), float(b), float(ga), float(gb)
+        estimates[c] = a + (b - a) * ga / (ga - gb)
+    estimate = estimates.__getitem__
 
     col = min(brackets, key=estimate)
     best = (locate(col, *brackets[col]), col)
