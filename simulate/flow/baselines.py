@@ -86,14 +86,23 @@ def plain_ode_flow(
             rtol=rtol,
             atol=atol,
             events=events,
+            t_eval=[t_max],  # keep only the end state, not every step (gigabytes on a stalling run)
         )
     except _CapReached:
         return BaselineRun(
             "stalled", counter["t"], None, None, counter["evals"], time.perf_counter() - started
         )
-    W, v = split(sol.y[:, -1])
-    status = "target_reached" if sol.status == 1 else "t_max" if sol.status == 0 else "stalled"
-    return BaselineRun(status, float(sol.t[-1]), W, v, counter["evals"], time.perf_counter() - started)
+    if sol.status == 1:  # the target, a terminal event: its state is the end state
+        t_end, z = float(sol.t_events[0][-1]), sol.y_events[0][-1]
+    elif sol.status == 0:
+        t_end, z = float(sol.t[-1]), sol.y[:, -1]
+    else:
+        return BaselineRun(
+            "stalled", counter["t"], None, None, counter["evals"], time.perf_counter() - started
+        )
+    W, v = split(z)
+    status = "target_reached" if sol.status == 1 else "t_max"
+    return BaselineRun(status, t_end, W, v, counter["evals"], time.perf_counter() - started)
 
 
 def euler(

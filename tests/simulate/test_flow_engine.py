@@ -168,3 +168,22 @@ def test_output_multiplier_is_a_time_and_scale_change():
     assert np.allclose(with_c.W, rescaled.W / np.sqrt(c), rtol=1e-9, atol=1e-11)
     assert np.allclose(with_c.v, rescaled.v / np.sqrt(c), rtol=1e-9, atol=1e-11)
     assert with_c.switches == rescaled.switches and with_c.sliding_entries == rescaled.sliding_entries
+
+
+def test_plain_solver_baseline_returns_its_end_state():
+    """Without activation changes the plain solve_ivp baseline is the flow: its end state (at t_max, or at the
+    target as a terminal event) equals the engine's to the tolerance."""
+    from simulate.flow.baselines import plain_ode_flow
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((6, 3))) + 0.5
+    y = np.ones(6)
+    W = np.abs(rng.standard_normal((3, 3))) + 0.2
+    v = np.linalg.norm(W, axis=1)
+    free = integrate_flow(W, v, X, y, t_max=3.0, rtol=1e-12, atol=1e-14)
+    for target in (None, (free.risk[0] + free.risk[-1]) / 2):  # a target reached on the way
+        engine = integrate_flow(W, v, X, y, t_max=3.0, target_risk=target, rtol=1e-12, atol=1e-14)
+        plain = plain_ode_flow(W, v, X, y, t_max=3.0, target_risk=target, rtol=1e-12, atol=1e-14)
+        assert plain.status == engine.status
+        assert plain.t == pytest.approx(engine.t_stop, rel=1e-9)
+        assert np.allclose(plain.W, engine.W, rtol=1e-9, atol=1e-12)
