@@ -173,8 +173,7 @@ class ExplicitPieces:
         h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
         h0 = min(h0, t_bound - t0)
         d2 = self._norm(fun(t0 + h0, y0 + h0 * f0) - f0, scale) / h0
-        order = -1.0 / self.exponent
-        h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1.0 / order)
+        h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** -self.exponent
         return min(100 * h0, h1, t_bound - t0)
 
     def _step(self, fun, t: float, y: np.ndarray, f: np.ndarray, h: float):
