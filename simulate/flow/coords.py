@@ -39,7 +39,8 @@ class Coordinates:
 
     Subclasses provide ``_parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
     that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
-    ``_velocity`` reuses; ``_pair_scale(Y)``, the factor with D / scale = cos angle(w_j, x_i).
+    ``_velocity`` reuses; ``_row_scale(Y)``, the factor s_j (..., m) with D_ji / (s_j ||x_i||) = cos angle(w_j,
+    x_i), or None when it is 1.
     """
 
     name = ""
@@ -68,7 +69,18 @@ class Coordinates:
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
         D, amp, _ = self._parts(Y)
+        return self.output_of_parts(D, amp, weights)
+
+    def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
+        """f (..., n) from the parts (D, amp) of :meth:`_parts`."""
         return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+
+    def divide_by_row_scale(self, A: Any, Y: Any) -> Any:
+        """A (..., m, n) divided in place by the row factors s_j of states Y (turns D / ||x_i|| into cosines)."""
+        scale = self._row_scale(Y)
+        if scale is not None:
+            A /= scale[..., None]
+        return A
 
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
@@ -80,12 +92,7 @@ class Coordinates:
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
-        return self._parts(Y)[0] / self._pair_scale(Y)
-
-    def cosines_and_output(self, Y: Any, weights: SlidingWeights) -> tuple[Any, Any]:
-        """(cosines (..., m, n), output f (..., n)) from one product of the directions with X."""
-        D, amp, _ = self._parts(Y)
-        return D / self._pair_scale(Y), self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+        return self.divide_by_row_scale(self._parts(Y)[0] / self.x_norms, Y)
 
     def cosine(self, Y: Any, j: int, i: int) -> Any:
         """cos angle(w_j, x_i) at one state Y (size,), in O(d)."""
@@ -125,9 +132,8 @@ class PlainCoordinates(Coordinates):
         W, v = self._split(Y)
         return W @ self.XT, v, v
 
-    def _pair_scale(self, Y: Any) -> Any:
-        W, _ = self._split(Y)
-        return self.arith.row_norms(W)[..., :, None] * self.x_norms
+    def _row_scale(self, Y: Any) -> Any:
+        return self.arith.row_norms(self._split(Y)[0])
 
     def _velocity(self, v: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         dW = (self.rate * v)[:, None] * H

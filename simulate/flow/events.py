@@ -40,6 +40,8 @@ class PieceGuards:
         self.pair_flat = np.flatnonzero(~mode.sliding)
         self.pair_rows, self.pair_cols = np.divmod(self.pair_flat, mode.sliding.shape[1])
         self.pair_side = coords.arith.convert(mode.side[self.pair_rows, self.pair_cols].astype(np.float64))
+        # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
+        self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
         self.n_pairs, self.n_sliding = len(self.pair_rows), len(weights.pair_rows)
         self.kinds = np.concatenate(
             [np.full(self.n_pairs, PAIR), np.full(self.n_sliding, MU_LOW), np.full(self.n_sliding, MU_HIGH)]
@@ -59,17 +61,23 @@ class PieceGuards:
         return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any) -> Any:
-        """Guard values (K, G) at states Ys (K, size)."""
+        """Guard values (K, G) at states Ys (K, size), written column block by column block into one array."""
         coords = self.coords
-        cos, f = coords.cosines_and_output(Ys, self.weights)
-        cos = cos.reshape(len(cos), -1)
-        parts = [self.pair_side * (cos if self.n_sliding == 0 else cos[:, self.pair_flat])]
-        if self.n_sliding:
+        D, amp, _ = coords._parts(Ys)
+        f = coords.output_of_parts(D, amp, self.weights)
+        G = np.empty((len(Ys), len(self.kinds)), dtype=D.dtype)
+        if self.n_sliding == 0:  # the pair columns are all pairs, row-major: fill them as an (m, n) block
+            block = G[:, : self.n_pairs].reshape(D.shape)
+            coords.divide_by_row_scale(np.multiply(D, self.side_over_x, out=block), Ys)
+        else:
+            guards = coords.divide_by_row_scale(D * self.side_over_x, Ys)
+            G[:, : self.n_pairs] = guards.reshape(len(Ys), -1)[:, self.pair_flat]
             mu = self.weights.mu(coords.arith.sample(f, coords.y))
-            parts += [mu, 1 - mu]
+            G[:, self.n_pairs : self.n_pairs + self.n_sliding] = mu
+            G[:, self.n_pairs + self.n_sliding : self.n_pairs + 2 * self.n_sliding] = 1 - mu
         if self.stop_rule is not None:
-            parts.append(self.stop_rule.value(f, coords.y, coords.arith)[:, None])
-        return np.concatenate(parts, axis=1)
+            G[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
+        return G
 
     def column(self, Y: Any, col: int) -> Any:
         """The value of guard ``col`` at one state Y (size,): a pair's costs O(d), the others one output."""

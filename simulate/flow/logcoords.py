@@ -59,8 +59,8 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
-    def _pair_scale(self, Y: Any) -> Any:
-        return self.x_norms  # the pre-activation factor is already that of the unit direction
+    def _row_scale(self, Y: Any) -> None:
+        return None  # the pre-activation factor is already that of the unit direction
 
     def _velocity(self, aux: tuple[Any, Any], D: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
         U_hat, norms = aux

@@ -146,7 +146,7 @@ class ExplicitPieces:
     """Integrates pieces with an embedded explicit Runge–Kutta pair (RK23 or RK45), stepping it directly.
 
     The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
-    the dense output of a step from (t, y) with size h is y(t + theta h) = y + h sum_k (K^T P)_k theta^(k+1),
+    the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
     a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs.
     """
 
@@ -228,11 +228,13 @@ class ExplicitPieces:
                 if not np.all(np.isfinite(y_new)):
                     raise Diverged(f"the state is not finite at t = {t + h:.6g}")
                 t_new = t_bound if h == t_bound - t else t + h
-                Q = K.T @ self.P
+                coefficients = (h * self.P.T) @ K  # (degree, size), contiguous: the products below stay fast
 
-                def states(ts: Any, t=t, y=y, h=h, Q=Q) -> np.ndarray:
+                def states(ts: Any, t=t, y=y, h=h, coefficients=coefficients) -> np.ndarray:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
-                    return y + h * ((theta[:, None] ** self.powers) @ Q.T)
+                    out = (theta[:, None] ** self.powers) @ coefficients
+                    out += y
+                    return out
 
                 if guards is not None:
                     event = event_in_step(guards, fractions, t, t_new, states)
