@@ -37,7 +37,7 @@ def sample_slope(loss: str):
 class Coordinates:
     """Common part of the coordinate systems: the network output and the field assembly of one mode.
 
-    Subclasses provide ``_parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
+    Subclasses provide ``parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
     that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
     ``_velocity`` reuses; ``_row_scale(Y)``, the factor s_j (..., m) with D_ji / (s_j ||x_i||) = cos angle(w_j,
     x_i), or None when it is 1.
@@ -68,11 +68,11 @@ class Coordinates:
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
-        D, amp, _ = self._parts(Y)
+        D, amp, _ = self.parts(Y)
         return self.output_of_parts(D, amp, weights)
 
     def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
-        """f (..., n) from the parts (D, amp) of :meth:`_parts`."""
+        """f (..., n) from the parts (D, amp) of :meth:`parts`."""
         return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
 
     def divide_by_row_scale(self, A: Any, Y: Any) -> Any:
@@ -84,7 +84,7 @@ class Coordinates:
 
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
-        D, amp, aux = self._parts(Y)
+        D, amp, aux = self.parts(Y)
         f = self.c * (amp @ (weights.active * D))
         s = self.arith.sample(f, self.y)
         H = weights.weighted_gates(s) @ self.X
@@ -92,7 +92,7 @@ class Coordinates:
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
-        return self.divide_by_row_scale(self._parts(Y)[0] / self.x_norms, Y)
+        return self.divide_by_row_scale(self.parts(Y)[0] / self.x_norms, Y)
 
     def cosine(self, Y: Any, j: int, i: int) -> Any:
         """cos angle(w_j, x_i) at one state Y (size,), in O(d)."""
@@ -128,7 +128,7 @@ class PlainCoordinates(Coordinates):
         W, v = self._split(Y)
         return v * v - (W * W).sum(-1)
 
-    def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
+    def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
         return W @ self.XT, v, v
 

@@ -63,7 +63,7 @@ class PieceGuards:
     def evaluate(self, Ys: Any) -> Any:
         """Guard values (K, G) at states Ys (K, size), written column block by column block into one array."""
         coords = self.coords
-        D, amp, _ = coords._parts(Ys)
+        D, amp, _ = coords.parts(Ys)
         f = coords.output_of_parts(D, amp, self.weights)
         G = np.empty((len(Ys), len(self.kinds)), dtype=D.dtype)
         if self.n_sliding == 0:  # the pair columns are all pairs, row-major: fill them as an (m, n) block

@@ -55,7 +55,7 @@ class LogCoordinates(Coordinates):
     def invariant(self, Y: Any) -> None:
         return None
 
-    def _parts(self, Y: Any) -> tuple[Any, Any, Any]:
+    def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
