@@ -48,26 +48,41 @@ class PieceEnd:
 Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 
 
-def event_in_step(
-    guards: PieceGuards, fractions: np.ndarray, t_a: float, t_b: float, states: Callable[[Any], np.ndarray]
-) -> tuple[float, np.ndarray, int, np.ndarray] | None:
-    """The first guard event in the accepted step [t_a, t_b]: (time, state, guard column, all guards there).
+def accepted_step(
+    guards: PieceGuards | None,
+    observer: Observer | None,
+    fractions: np.ndarray,
+    t_a: float,
+    t_b: float,
+    y_b: np.ndarray,
+    states: Callable[[Any], np.ndarray],
+    step_size: float,
+) -> PieceEnd | None:
+    """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
+    output ``states`` (times -> states (K, size)), tell the observer, and return the piece's end at the event,
+    or None to go on.
 
-    The guards are sampled at ``t_a + (t_b - t_a) * fractions`` of the step's dense output ``states`` (times ->
-    states (K, size)); the samples are recorded as seen (:meth:`PieceGuards.observe`) when no event is found.
+    The guards are sampled at ``t_a + (t_b - t_a) * fractions``; the samples are recorded as seen
+    (:meth:`PieceGuards.observe`) when no event is found.
     """
-    ts = t_a + (t_b - t_a) * fractions
-    ts[-1] = t_b
-    Ys = states(ts)
-    G = guards.evaluate(Ys)
-    xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
-    step = StepGuards(guards, ts, G, lambda t: states(t)[0], Ys)
-    event = first_event(step, xtol)
-    if event is None:
+    if guards is not None:
+        ts = t_a + (t_b - t_a) * fractions
+        ts[-1] = t_b
+        Ys = states(ts)
+        G = guards.evaluate(Ys)
+        xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
+        step = StepGuards(guards, ts, G, lambda t: states(t)[0], Ys)
+        event = first_event(step, xtol)
+        if event is not None:
+            t_event, column, values = event
+            y_event = step.state(t_event)
+            if observer is not None:
+                observer(t_a, t_event, y_event, states)
+            return PieceEnd("event", t_event, y_event, step_size, column, values)
         guards.observe(G)
-        return None
-    t_event, column, values = event
-    return t_event, step.state(t_event), column, values
+    if observer is not None:
+        observer(t_a, t_b, y_b, states)
+    return None
 
 
 def finite_field(fun: Callable[[Any], Any]) -> Callable[[float, np.ndarray], np.ndarray]:
@@ -127,15 +142,9 @@ class ScipyPieces:
                 def states(ts: Any, dense=dense) -> np.ndarray:
                     return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
 
-                if guards is not None:
-                    event = event_in_step(guards, fractions, t_a, t_b, states)
-                    if event is not None:
-                        t_event, y_event, column, values = event
-                        if observer is not None:
-                            observer(t_a, t_event, y_event, states)
-                        return PieceEnd("event", t_event, y_event, solver.step_size, column, values)
-                if observer is not None:
-                    observer(t_a, t_b, solver.y, states)
+                end = accepted_step(guards, observer, fractions, t_a, t_b, solver.y, states, solver.step_size)
+                if end is not None:
+                    return end
                 t_good, y_good = t_b, solver.y
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
@@ -236,15 +245,9 @@ class ExplicitPieces:
                     out += y
                     return out
 
-                if guards is not None:
-                    event = event_in_step(guards, fractions, t, t_new, states)
-                    if event is not None:
-                        t_event, y_event, column, values = event
-                        if observer is not None:
-                            observer(t, t_event, y_event, states)
-                        return PieceEnd("event", t_event, y_event, h, column, values)
-                if observer is not None:
-                    observer(t, t_new, y_new, states)
+                end = accepted_step(guards, observer, fractions, t, t_new, y_new, states, h)
+                if end is not None:
+                    return end
                 t, y, f, used = t_new, y_new, K[-1], h
                 factor = 10.0 if error == 0 else min(10.0, 0.9 * error**self.exponent)
                 h *= min(1.0, factor) if rejected else factor
