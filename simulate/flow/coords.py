@@ -44,6 +44,9 @@ class Coordinates:
     """
 
     name = ""
+    #: Whether the guards of a step follow from its polynomial dense output (:mod:`~simulate.flow.polynomial_guards`):
+    #: the directions part and the output amplitudes are the state's own entries, so polynomials in time.
+    polynomial_guards = False
 
     def __init__(self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic) -> None:
         self.arith = arithmetic
@@ -85,10 +88,12 @@ class Coordinates:
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
-        f = self.c * (amp @ (weights.active * D))
-        s = self.arith.sample(f, self.y)
+        AD = weights.active * D  # the mode's smooth extension of relu(D)
+        s = self.arith.sample(self.c * (amp @ AD), self.y)
         H = weights.weighted_gates(s) @ self.X
-        return self._velocity(aux, D, H, s, weights)
+        out = np.empty(self.size, dtype=Y.dtype)
+        self._velocity(aux, AD, H, s, out[: self.m * self.d].reshape(self.m, self.d), out[self.m * self.d :])
+        return out
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
@@ -114,6 +119,7 @@ class PlainCoordinates(Coordinates):
     """The state (W, v) flattened: W row-major, then v; the invariant v_j^2 - ||w_j||^2 is a diagnostic."""
 
     name = "plain"
+    polynomial_guards = True
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         return self.arith.convert(np.concatenate([W.reshape(-1), v]))
@@ -135,10 +141,9 @@ class PlainCoordinates(Coordinates):
     def _row_scale(self, Y: Any) -> Any:
         return self.arith.row_norms(self._split(Y)[0])
 
-    def _velocity(self, v: Any, P: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
-        dW = (self.rate * v)[:, None] * H
-        dv = self.rate * ((weights.active * P) @ s)
-        return np.concatenate([dW.reshape(-1), dv])
+    def _velocity(self, v: Any, AP: Any, H: Any, s: Any, dW: Any, dv: Any) -> None:
+        np.multiply((self.rate * v)[:, None], H, out=dW)
+        np.matmul(AP, self.rate * s, out=dv)
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
         """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.

@@ -37,19 +37,32 @@ class PieceGuards:
     def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
-        self.pair_flat = np.flatnonzero(~mode.sliding)
-        self.pair_rows, self.pair_cols = np.divmod(self.pair_flat, mode.sliding.shape[1])
-        self.pair_side = coords.arith.convert(mode.side[self.pair_rows, self.pair_cols].astype(np.float64))
+        self.n = mode.sliding.shape[1]
+        # Columns: all m * n pairs row-major (a sliding pair's column holds the constant 1: no guard), then
+        # mu and 1 - mu of the sliding pairs, then the stopping rule's value.
+        self.n_pairs, self.n_sliding = mode.sliding.size, len(weights.pair_rows)
+        self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
-        self.n_pairs, self.n_sliding = len(self.pair_rows), len(weights.pair_rows)
-        self.kinds = np.concatenate(
-            [np.full(self.n_pairs, PAIR), np.full(self.n_sliding, MU_LOW), np.full(self.n_sliding, MU_HIGH)]
-            + [np.full(1, STOP)] * (stop_rule is not None)
-        )
-        self.thresholds = np.where(self.kinds == STOP, 0.0, coords.arith.guard_tol)
-        self.stop_column = len(self.kinds) - 1 if stop_rule is not None else None
-        self.seen_positive = np.zeros(len(self.kinds), dtype=bool)  # in an accepted step of this piece
+        size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
+        self.thresholds = np.full(size, coords.arith.guard_tol)
+        self.stop_column = size - 1 if stop_rule is not None else None
+        if stop_rule is not None:
+            self.thresholds[-1] = 0.0
+        self.seen_positive = np.zeros(size, dtype=bool)  # in an accepted step of this piece
+
+    def kind(self, col: int) -> int:
+        """PAIR, MU_LOW, MU_HIGH or STOP: what column ``col`` guards."""
+        if col < self.n_pairs:
+            return PAIR
+        if col < self.n_pairs + 2 * self.n_sliding:
+            return MU_LOW if col < self.n_pairs + self.n_sliding else MU_HIGH
+        return STOP
+
+    def pair(self, col: int) -> tuple[int, int]:
+        """(j, i) of a PAIR column."""
+        j, i = divmod(int(col), self.n)
+        return j, i
 
     def observe(self, G: Any) -> None:
         """Record an accepted step's samples (for the wrong-way check of :func:`crossings`)."""
@@ -60,36 +73,55 @@ class PieceGuards:
         f = self.coords.output(Y[None], self.weights)
         return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
-    def evaluate(self, Ys: Any) -> Any:
-        """Guard values (K, G) at states Ys (K, size), written column block by column block into one array."""
+    def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:
+        """Guard values (K, G) at states Ys (K, size), written column block by column block into one array.
+
+        With ``one_scale`` the pair columns are divided by the row scale of the first state Ys[0] instead of
+        each state's own: side_ji <w_j, x_i> / (||w_j(t_a)|| ||x_i||), which has the cosine's sign, is the
+        step's polynomial in t that the root finder interpolates, and saves a pass over the samples.
+        """
         coords = self.coords
         D, amp, _ = coords.parts(Ys)
-        f = coords.output_of_parts(D, amp, self.weights)
-        G = np.empty((len(Ys), len(self.kinds)), dtype=D.dtype)
-        if self.n_sliding == 0:  # the pair columns are all pairs, row-major: fill them as an (m, n) block
-            block = G[:, : self.n_pairs].reshape(D.shape)
-            coords.divide_by_row_scale(np.multiply(D, self.side_over_x, out=block), Ys)
+        G = np.empty((len(Ys), len(self.thresholds)), dtype=D.dtype)
+        block = G[:, : self.n_pairs].reshape(D.shape)  # the pair columns, filled as an (m, n) block per state
+        if one_scale:
+            np.multiply(D, coords.divide_by_row_scale(self.side_over_x.copy(), Ys[0]), out=block)
         else:
-            guards = coords.divide_by_row_scale(D * self.side_over_x, Ys)
-            G[:, : self.n_pairs] = guards.reshape(len(Ys), -1)[:, self.pair_flat]
-            mu = self.weights.mu(coords.arith.sample(f, coords.y))
-            G[:, self.n_pairs : self.n_pairs + self.n_sliding] = mu
-            G[:, self.n_pairs + self.n_sliding : self.n_pairs + 2 * self.n_sliding] = 1 - mu
-        if self.stop_rule is not None:
-            G[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
+            coords.divide_by_row_scale(np.multiply(D, self.side_over_x, out=block), Ys)
+        if self.needs_output:
+            G[:, self.n_pairs :] = self.output_guards(coords.output_of_parts(D, amp, self.weights))
+            G[:, self.sliding_columns] = 1.0
         return G
+
+    @property
+    def needs_output(self) -> bool:
+        """Whether some guard depends on the network output (a sliding weight or the stopping rule)."""
+        return bool(self.n_sliding) or self.stop_rule is not None
+
+    def output_guards(self, f: Any) -> Any:
+        """The guards after the pair columns, from the outputs f (K, n): mu, 1 - mu and the stopping value."""
+        coords, S = self.coords, self.n_sliding
+        out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
+        if S:
+            mu = self.weights.mu(coords.arith.sample(f, coords.y))
+            out[:, :S] = mu
+            out[:, S : 2 * S] = 1 - mu
+        if self.stop_rule is not None:
+            out[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
+        return out
 
     def column(self, Y: Any, col: int) -> Any:
         """The value of guard ``col`` at one state Y (size,): a pair's costs O(d), the others one output."""
-        if self.kinds[col] == PAIR:
-            j, i = self.pair_rows[col], self.pair_cols[col]
-            return self.pair_side[col] * self.coords.cosine(Y, j, i)
-        if self.kinds[col] == STOP:
+        kind = self.kind(col)
+        if kind == PAIR:
+            j, i = self.pair(col)
+            return int(self.weights.mode.side[j, i]) * self.coords.cosine(Y, j, i)
+        if kind == STOP:
             return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
         s = self.coords.arith.sample(self.coords.output(Y, self.weights), self.coords.y)
         mu = self.weights.mu(s)[k]
-        return mu if self.kinds[col] == MU_LOW else 1 - mu
+        return mu if kind == MU_LOW else 1 - mu
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
         """(j, i) of a MU_LOW / MU_HIGH column."""
@@ -130,14 +162,16 @@ def illinois(
 
 
 def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int, int]]:
-    """(k, column) of guards with a positive local minimum at sample k (< last) that may hide a zero."""
+    """(k, column) of guards with a positive local minimum at sample k (< last) that may hide a zero (strictly
+    below its left neighbour: a guard held constant has none)."""
     mid, left, right = G[1:-1], G[:-2], G[2:]
-    local = (mid > 0) & (mid <= left) & (mid <= right)
+    local = (mid > 0) & (mid < left) & (mid <= right)
     local[last:] = False
-    ks, cols = np.nonzero(local)
-    if not len(ks):
+    columns = np.flatnonzero(local.any(axis=0))  # few: over one step most guards are monotone
+    if not len(columns):
         return []
-    ks = ks + 1
+    ks, which = np.nonzero(local[:, columns])
+    ks, cols = ks + 1, columns[which]
     t0, t1, t2 = ts[ks - 1], ts[ks], ts[ks + 1]
     g0, g1, g2 = G[ks - 1, cols], G[ks, cols], G[ks + 1, cols]
     slope01, slope12 = (g1 - g0) / (t1 - t0), (g2 - g1) / (t2 - t1)
@@ -149,23 +183,28 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
     return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
 
 
-def crossings(G: Any, guards: PieceGuards) -> tuple[np.ndarray, np.ndarray]:
-    """(crossed, wrong_way), both (K - 1, columns) over the sample intervals of one step.
+def crossings(
+    G: Any, thresholds: np.ndarray, seen_positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(columns, crossed, wrong_way) over the sample intervals of one step.
 
-    crossed: the guard goes from > 0 to <= -threshold. wrong_way: a guard that has not been positive yet in
-    this piece (it started on its surface, at an event) goes to <= -threshold: the piece's mode was wrong for
-    it.
+    columns: the guards that are <= -threshold at some sample after the first (the only ones that can have
+    crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard goes from > 0 to
+    <= -threshold. wrong_way: a guard that has not been positive yet in this piece (it started on its surface,
+    at an event) goes to <= -threshold: the piece's mode was wrong for it. ``thresholds`` and ``seen_positive``
+    (guards positive in an earlier step of the piece) are per column of G.
     """
     Gf = np.asarray(G, dtype=np.float64)
-    thresholds = guards.thresholds
-    below = Gf[1:] <= -thresholds
-    positive = Gf > 0
+    columns = np.flatnonzero(Gf[1:].min(axis=0) <= -thresholds)
+    sub, thresholds = Gf[:, columns], thresholds[columns]
+    below = sub[1:] <= -thresholds
+    positive = sub > 0
     wrong_way = np.zeros_like(below)
-    unseen = np.flatnonzero(~guards.seen_positive & ~positive[0] & (thresholds > 0))
+    unseen = np.flatnonzero(~seen_positive[columns] & ~positive[0] & (thresholds > 0))
     if len(unseen):
         seen = np.logical_or.accumulate(positive[:, unseen], axis=0)
         wrong_way[:, unseen] = ~seen[:-1] & below[:, unseen]
-    return positive[:-1] & below, wrong_way
+    return columns, positive[:-1] & below, wrong_way
 
 
 class StepGuards:
@@ -189,19 +228,36 @@ class StepGuards:
             self.ts_list = [float(t) for t in ts]
             self.pair_samples: dict[int, tuple[list[float], float]] = {}
 
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Crossing thresholds of G's columns (here every guard of the piece, in order)."""
+        return self.guards.thresholds
+
+    @property
+    def seen_positive(self) -> np.ndarray:
+        return self.guards.seen_positive
+
+    def observe(self) -> None:
+        """Record the samples as an accepted step's (no event in it)."""
+        self.guards.observe(self.G)
+
+    def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
+        """(t, the piece's guard index, all the piece's guards at t) from G's column and values there."""
+        return t, col, values
+
     def has_polynomial(self, col: int) -> bool:
-        return self.Ys is not None and self.guards.kinds[col] == PAIR
+        return self.Ys is not None and self.guards.kind(col) == PAIR
 
     def _pair_polynomial(self, col: int, t: float) -> float:
         """Pair guard ``col`` at time t from its samples, by the barycentric formula (plain floats: this runs
         inside the root finder, about ten times per event)."""
         if col not in self.pair_samples:
             g = self.guards
-            j, i = g.pair_rows[col], g.pair_cols[col]
+            j, i = g.pair(col)
             d = g.coords.d
             rows = self.Ys[:, j * d : (j + 1) * d]
             scale = float(np.linalg.norm(rows[0]) * g.coords.x_norms[i])
-            values = float(g.pair_side[col]) * (rows @ g.coords.X[i]) / scale
+            values = float(g.weights.mode.side[j, i]) * (rows @ g.coords.X[i]) / scale
             self.pair_samples[col] = (values.tolist(), scale)
         values, _ = self.pair_samples[col]
         numerator = denominator = 0.0
@@ -225,32 +281,34 @@ class StepGuards:
             self._last = (t, self.state_at(t))
         return self._last[1]
 
-    def all(self, t: Any) -> np.ndarray:
-        """All guards at time t (float64)."""
+    def values(self, t: Any) -> np.ndarray:
+        """The guards of G's columns at time t (float64)."""
         return np.asarray(self.guards.evaluate(self.state(t)[None])[0], dtype=np.float64)
 
 
 def first_event(
     step: StepGuards, xtol: float, refine_dips: bool = True
 ) -> tuple[Any, int, np.ndarray] | None:
-    """(time, column, all guards there) of the earliest guard crossing in the step, or None.
+    """(time, guard index, all the piece's guards there) of the earliest guard crossing in the step, or None.
 
-    Crossings are located to ``xtol`` (absolute time). Root finding is spent only where it decides the answer:
-    the bracket whose linear-interpolation estimate is earliest is located first, then only guards already
-    crossed at that time (one evaluation of all guards there) are located, inside [their bracket start, time].
+    Works on the step's sampled columns G (all guards, or those that can change sign in the step) and maps
+    the result back with ``step.event``. Crossings are located to ``xtol`` (absolute time). Root finding is
+    spent only where it decides the answer: the bracket whose linear-interpolation estimate is earliest is
+    located first, then only guards already crossed at that time (one evaluation of all guards there) are
+    located, inside [their bracket start, time].
     """
-    guards, ts, G = step.guards, step.ts, step.G
-    thresholds = guards.thresholds
+    ts, G = step.ts, step.G
+    thresholds = step.thresholds
     Gf = np.asarray(G, dtype=np.float64)
-    crossed, wrong_way = crossings(Gf, guards)
+    columns, crossed, wrong_way = crossings(Gf, thresholds, step.seen_positive)
     if np.any(wrong_way):  # a guard that left its surface the wrong way: an event at the last sample before
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
-            return ts[k], int(np.flatnonzero(wrong_way[k])[0]), Gf[k]
+            return step.event(ts[k], int(columns[np.flatnonzero(wrong_way[k])[0]]), Gf[k])
         crossed[k:] = False
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
-    ks, cols = np.nonzero(crossed)
-    for k, col in zip(ks.tolist(), cols.tolist()):
+    ks, which = np.nonzero(crossed)
+    for k, col in zip(ks.tolist(), columns[which].tolist()):
         brackets.setdefault(col, (ts[k], ts[k + 1], G[k, col], G[k + 1, col]))
     if refine_dips:
         tf = np.asarray(ts, dtype=np.float64)
@@ -287,14 +345,14 @@ def first_event(
     best = (locate(col, *brackets[col]), col)
     done = {col}
     while True:
-        at_best = step.all(best[0])
+        at_best = step.values(best[0])
         earlier = [
             c
             for c in brackets
             if c not in done and at_best[c] <= -thresholds[c] and float(brackets[c][0]) < float(best[0])
         ]
         if not earlier:
-            return best[0], best[1], at_best
+            return step.event(best[0], best[1], at_best)
         col = min(earlier, key=estimate)
         done.add(col)
         a, _, ga, _ = brackets[col]

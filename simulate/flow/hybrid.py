@@ -127,19 +127,19 @@ class HybridFlow:
         """
         tol = self.arith.touch_tol
         values = np.asarray(end.values, dtype=np.float64)
-        touching = np.zeros_like(mode.sliding)
-        near = np.flatnonzero((guards.kinds == PAIR) & (np.abs(values) <= tol))
-        touching[guards.pair_rows[near], guards.pair_cols[near]] = True
-        at_bound = np.flatnonzero(np.isin(guards.kinds, (MU_LOW, MU_HIGH)) & (values <= tol))
-        column = end.column
-        if guards.kinds[column] == PAIR:
-            touching[guards.pair_rows[column], guards.pair_cols[column]] = True
-        elif guards.kinds[column] in (MU_LOW, MU_HIGH):
-            at_bound = np.union1d(at_bound, [column])
+        P, S = guards.n_pairs, guards.n_sliding
+        touching = (np.abs(values[:P]) <= tol).reshape(mode.sliding.shape)  # a sliding pair's column is 1
+        at_bound = (P + np.flatnonzero(values[P : P + 2 * S] <= tol)).tolist()
+        column = int(end.column)
+        kind = guards.kind(column)
+        if kind == PAIR:
+            touching[guards.pair(column)] = True
+        elif kind in (MU_LOW, MU_HIGH) and column not in at_bound:
+            at_bound.append(column)
         hints: dict[int, dict[int, int]] = {}
         for col in at_bound:
-            j, i = guards.sliding_pair(int(col))
-            hints.setdefault(j, {})[i] = INACTIVE if guards.kinds[col] == MU_LOW else ACTIVE
+            j, i = guards.sliding_pair(col)
+            hints.setdefault(j, {})[i] = INACTIVE if guards.kind(col) == MU_LOW else ACTIVE
         return touching, hints
 
     def apply_event(
@@ -160,12 +160,12 @@ class HybridFlow:
         Y = coords.with_directions(Y, dirs)
         s_a = arith.sample(coords.output(Y, weights), coords.y)
         s = arith.to_float(s_a)
-        h_old = arith.to_float(weights.weighted_gates(s_a)) @ self.X_float
+        h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
-        for j in affected:
+        for j, h_j in zip(affected, h_old, strict=True):
             old = mode.side[j]
-            rate = signs[j] * (self.X_float @ h_old[j])
+            rate = signs[j] * (self.X_float @ h_j)
             prefer = np.where(
                 old != SLIDING, np.where(old * rate < 0, -old, old), np.where(rate > 0, ACTIVE, INACTIVE)
             ).astype(np.int8)

@@ -21,7 +21,6 @@ import numpy as np
 
 from simulate.flow.arithmetic import Arithmetic
 from simulate.flow.coords import Coordinates
-from simulate.flow.modes import SlidingWeights
 
 
 class LogCoordinates(Coordinates):
@@ -62,9 +61,8 @@ class LogCoordinates(Coordinates):
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction
 
-    def _velocity(self, aux: tuple[Any, Any], D: Any, H: Any, s: Any, weights: SlidingWeights) -> Any:
+    def _velocity(self, aux: tuple[Any, Any], AD: Any, H: Any, s: Any, dU: Any, drho: Any) -> None:
         U_hat, norms = aux
         along = (U_hat * H).sum(-1)
-        drho = self.rate * self.sign_a * along
-        dU = (self.rate * self.sign_a * norms)[:, None] * (H - along[:, None] * U_hat)
-        return np.concatenate([dU.reshape(-1), drho])
+        np.multiply(self.rate * self.sign_a, along, out=drho)
+        np.multiply((self.rate * self.sign_a * norms)[:, None], H - along[:, None] * U_hat, out=dU)

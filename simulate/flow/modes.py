@@ -104,7 +104,8 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     if A.shape[1] == 0:
         return np.zeros(0)
     if A.shape[1] == 1:  # one surface (the common case): the clipped one-dimensional minimizer
-        return np.clip([-(A[:, 0] @ b) / (A[:, 0] @ A[:, 0])], 0.0, 1.0)
+        a = A[:, 0]
+        return np.array([min(max(-float(a @ b) / float(a @ a), 0.0), 1.0)])
     weights = lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
     return np.clip(weights, 0.0, 1.0)  # bvls may overshoot a bound by ~eps
 
@@ -142,7 +143,6 @@ def select_neuron_mode(
     attracting = touching[sign_v * s[touching] < 0]
     others = touching[sign_v * s[touching] >= 0]
     new[others] = prefer[others]
-    norms2 = np.einsum("ij,ij->i", X, X)
     mu = np.zeros(0)
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
@@ -153,8 +153,9 @@ def select_neuron_mode(
         h = base + A @ mu
         changed = False
         for i in others:
-            rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * sign_v * s[i] * norms2[i]
-            rate_active = rate_inactive + sign_v * s[i] * norms2[i]
+            jump = sign_v * s[i] * (X[i] @ X[i])  # the rate's jump from gate 0 to gate 1
+            rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * jump
+            rate_active = rate_inactive + jump
             choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else new[i]
             changed |= bool(choice != new[i])
             new[i] = choice
@@ -181,4 +182,7 @@ def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> A
     """
     if len(X_T) == 0:
         return direction
+    if len(X_T) == 1:  # one surface (the common case): w - x <x, w> / ||x||^2
+        x = X_T[0]
+        return direction - x * ((x @ direction) / (x @ x))
     return direction - X_T.T @ arithmetic.solve(X_T @ X_T.T, X_T @ direction)

@@ -142,7 +142,8 @@ class ExtrapolationPieces:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))  # evens[0] is y: exact, as is y_new
                 xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
-                if any(np.any(flags) for flags in crossings(G, guards)):
+                _, crossed, wrong_way = crossings(G, guards.thresholds, guards.seen_positive)
+                if crossed.any() or wrong_way.any():
                     # The inner samples are second-order approximations: redo the search on exact states.
                     G = np.concatenate([G[:1], guards.evaluate(states(ts[1:-1])), G[-1:]])
                     step = StepGuards(guards, ts, G, exact)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
 from simulate.flow.events import PieceGuards, StepGuards, first_event
+from simulate.flow.polynomial_guards import PolynomialStepGuards
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
@@ -57,21 +58,30 @@ def accepted_step(
     y_b: np.ndarray,
     states: Callable[[Any], np.ndarray],
     step_size: float,
+    coefficients: np.ndarray | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
     output ``states`` (times -> states (K, size)), tell the observer, and return the piece's end at the event,
     or None to go on.
 
     The guards are sampled at ``t_a + (t_b - t_a) * fractions``; the samples are recorded as seen
-    (:meth:`PieceGuards.observe`) when no event is found.
+    (:meth:`PieceGuards.observe`) when no event is found. ``coefficients``: the dense output in the power basis
+    of theta = (t - t_a) / step_size, when it is one; in coordinates that allow it the guards then come from
+    the coefficients (:class:`~simulate.flow.polynomial_guards.PolynomialStepGuards`), not from sampled states.
     """
     if guards is not None:
-        ts = t_a + (t_b - t_a) * fractions
-        ts[-1] = t_b
-        Ys = states(ts)
-        G = guards.evaluate(Ys)
+
+        def state_at(t: Any) -> np.ndarray:
+            return states(t)[0]
+
+        if coefficients is not None and guards.coords.polynomial_guards:
+            step = PolynomialStepGuards(guards, t_a, step_size, fractions, coefficients, state_at)
+        else:
+            ts = t_a + (t_b - t_a) * fractions
+            ts[-1] = t_b
+            Ys = states(ts)
+            step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
         xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
-        step = StepGuards(guards, ts, G, lambda t: states(t)[0], Ys)
         event = first_event(step, xtol)
         if event is not None:
             t_event, column, values = event
@@ -79,7 +89,7 @@ def accepted_step(
             if observer is not None:
                 observer(t_a, t_event, y_event, states)
             return PieceEnd("event", t_event, y_event, step_size, column, values)
-        guards.observe(G)
+        step.observe()
     if observer is not None:
         observer(t_a, t_b, y_b, states)
     return None
@@ -167,7 +177,7 @@ class ExplicitPieces:
         self.E, self.P = tableau.E, tableau.P
         self.stages = tableau.n_stages
         self.exponent = -1.0 / (tableau.error_estimator_order + 1)
-        self.powers = np.arange(1, self.P.shape[1] + 1)
+        self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol, self.nodes = rtol, atol, NODES[method]
 
     @staticmethod
@@ -237,15 +247,16 @@ class ExplicitPieces:
                 if not np.all(np.isfinite(y_new)):
                     raise Diverged(f"the state is not finite at t = {t + h:.6g}")
                 t_new = t_bound if h == t_bound - t else t + h
-                coefficients = (h * self.P.T) @ K  # (degree, size), contiguous: the products below stay fast
+                # y(t + theta h) = sum_k coefficients_k theta^k, k = 0 .. degree (row 0 is y): contiguous rows
+                coefficients = np.empty((len(self.powers), y.size))
+                coefficients[0] = y
+                np.matmul(h * self.P.T, K, out=coefficients[1:])
 
-                def states(ts: Any, t=t, y=y, h=h, coefficients=coefficients) -> np.ndarray:
+                def states(ts: Any, t=t, h=h, coefficients=coefficients) -> np.ndarray:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
-                    out = (theta[:, None] ** self.powers) @ coefficients
-                    out += y
-                    return out
+                    return (theta[:, None] ** self.powers) @ coefficients
 
-                end = accepted_step(guards, observer, fractions, t, t_new, y_new, states, h)
+                end = accepted_step(guards, observer, fractions, t, t_new, y_new, states, h, coefficients)
                 if end is not None:
                     return end
                 t, y, f, used = t_new, y_new, K[-1], h

@@ -11,6 +11,8 @@ from simulate.flow.arithmetic import float_arithmetic
 from simulate.flow.coords import PlainCoordinates
 from simulate.flow.events import PAIR, PieceGuards, StepGuards, first_event, illinois
 from simulate.flow.modes import Mode, SlidingWeights
+from simulate.flow.polynomial_guards import PolynomialStepGuards
+from simulate.stopping import TargetRisk
 
 
 @dataclass
@@ -20,7 +22,6 @@ class ScalarGuards:
     functions: list
 
     def __post_init__(self):
-        self.kinds = np.full(len(self.functions), PAIR)
         self.thresholds = np.full(len(self.functions), 1e-14)
         self.seen_positive = np.ones(len(self.functions), dtype=bool)
 
@@ -29,6 +30,9 @@ class ScalarGuards:
 
     def column(self, Y, col):
         return self.functions[col](Y[0])
+
+    def kind(self, col):
+        return PAIR
 
 
 def step_over(guards, ts):
@@ -83,16 +87,16 @@ def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():
     ts = np.linspace(0.0, 0.4, 11)
     Ys = np.stack([state(t) for t in ts])
     step = StepGuards(guards, ts, guards.evaluate(Ys), state, Ys)
-    for col in range(len(guards.kinds)):
-        j, i = guards.pair_rows[col], guards.pair_cols[col]
+    for col in range(guards.n_pairs):
+        j, i = guards.pair(col)
         for t in (0.013, 0.2, 0.377):
             scale = np.linalg.norm(Ys[0, j * d : (j + 1) * d]) * np.linalg.norm(X[i])
             assert step.column(t, col) == pytest.approx(
-                guards.pair_side[col] * preactivation(t, j, i) / scale, abs=1e-13
+                weights.mode.side[j, i] * preactivation(t, j, i) / scale, abs=1e-13
             )
     event = first_event(step, xtol=1e-15)
     assert event is not None
-    j, i = guards.pair_rows[event[1]], guards.pair_cols[event[1]]
+    j, i = guards.pair(event[1])
     root = brentq(preactivation, 0.0, float(event[0]) + 1e-3, args=(j, i), xtol=1e-15)
     assert event[0] == pytest.approx(root, abs=1e-12)
 
@@ -108,3 +112,35 @@ def test_illinois_converges_in_mpmath_to_the_working_precision():
             xtol=mpmath.mpf(10) ** -35,
         )
         assert abs(root - mpmath.pi / 2) < mpmath.mpf(10) ** -34
+
+
+def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
+    """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a), and a pair
+    held at its start value keeps its sign over the whole step."""
+    rng = np.random.default_rng(7)
+    m, n, d = 6, 8, 3
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = PlainCoordinates(X, y, 1.3, m, float_arithmetic("logistic"))
+    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.3, 0.1, 0.05])[:, None]
+    P0 = C[0, : m * d].reshape(m, d) @ X.T
+    sliding = np.zeros((m, n), dtype=bool)
+    sliding[1, 2] = sliding[4, 5] = True
+    weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
+    guards = PieceGuards(coords, weights, TargetRisk(0.1))
+    t_a, h = 0.3, 0.2
+
+    def state_at(t):
+        return ((t - t_a) / h) ** np.arange(4) @ C
+
+    step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
+    assert 0 < len(step.candidates) < guards.n_pairs - 2
+    held = np.setdiff1d(np.arange(guards.n_pairs), np.union1d(step.candidates, guards.sliding_columns))
+    for k, t in enumerate(step.ts):
+        assert step.values(t) == pytest.approx(step.G[k], rel=1e-12, abs=1e-14)
+    for t in np.linspace(t_a, t_a + h, 51):
+        expected = guards.evaluate(np.stack([C[0], state_at(t)]), one_scale=True)[1]
+        _, _, got = step.event(t, 0, step.values(t))
+        assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)
+        assert np.all(np.sign(expected[held]) == np.sign(step.start[held]))
+        assert np.all(got[guards.sliding_columns] == 1.0) and np.all(got[held] == step.start[held])

@@ -1,0 +1,136 @@
+"""The guards along one step, computed from the step's polynomial dense output instead of sampled states.
+
+An explicit Runge–Kutta step from t_a with size h has the dense output y(t_a + theta h) = sum_k C_k theta^k,
+k = 0 .. p (p = 3 for RK23, 4 for RK45; C_0 = y(t_a)). In plain coordinates every guard of the piece follows
+from the coefficients C without forming a single intermediate state:
+
+- the pair guards g_ji(theta) = side_ji <w_j(theta), x_i> / (||w_j(t_a)|| ||x_i||) are polynomials of degree
+  p whose coefficients are the columns of one product (p + 1) m x d by d x n; at theta = 0 this is exactly
+  cos angle(w_j, x_i), and it has the cosine's sign throughout;
+- the output f_i(theta) = c sum_j v_j(theta) 1[j,i active] <w_j(theta), x_i> is a polynomial of degree 2p
+  (a product of two polynomials of degree p), so the sliding weights mu and the stopping value follow at any
+  theta from n numbers per power.
+
+A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
+largest possible excursion on [0, 1]); all other pair guards are held at g_ji(0) in the samples, which keeps
+their sign and keeps them off the touching band of an event (|g| > eps^(3/4) there). Only the remaining
+candidates are evaluated at the sample times, and a located root needs a Horner evaluation of p + 1 numbers
+per iteration. Exactness: the coefficients are exact products of the dense output's, so the guards agree
+with the sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from simulate.flow.events import PieceGuards
+
+
+class PolynomialStepGuards:
+    """The guards of ``guards`` along one step with power-basis dense output ``coefficients`` (p + 1, size).
+
+    Offers what :func:`simulate.flow.events.first_event` needs, like :class:`~simulate.flow.events.StepGuards`:
+    sample times ``ts`` (t_a + h * fractions) and samples ``G`` of the guards that can change sign (the
+    movable pairs, then every guard after the pair columns: mu, 1 - mu, the stopping value), their values at
+    any time, and ``event`` to map a column of G back to the piece's guard index.
+    """
+
+    def __init__(
+        self,
+        guards: PieceGuards,
+        t_a: float,
+        h: float,
+        fractions: np.ndarray,
+        coefficients: np.ndarray,
+        state_at: Callable[[Any], Any],
+    ) -> None:
+        coords = guards.coords
+        m, d, n = coords.m, coords.d, coords.n
+        powers = len(coefficients)
+        self.guards, self.t_a, self.h, self.state_at = guards, t_a, h, state_at
+        self.ts = t_a + h * fractions
+        self.ts[-1] = t_a + h
+        self._last: tuple[Any, Any] | None = None
+
+        directions = coefficients[:, : m * d].reshape(powers, m, d)
+        pre = directions @ coords.XT  # (p + 1, m, n): the coefficients of <w_j(theta), x_i>
+        factor = guards.side_over_x / coords.arith.row_norms(directions[0])[:, None]
+        pair_coefficients = (pre * factor).reshape(powers, -1)  # (p + 1, m n)
+        self.start = pair_coefficients[0]  # cos angle(w_j, x_i) at t_a
+        reach = np.abs(pair_coefficients[1:]).sum(axis=0)
+        movable = np.abs(self.start) <= reach + coords.arith.touch_tol
+        movable[guards.sliding_columns] = False
+        self.candidates = np.flatnonzero(movable)
+        self.pair_coefficients = pair_coefficients[:, self.candidates]  # (p + 1, candidates)
+        self.n_candidates = len(self.candidates)
+
+        self.output_coefficients = None
+        if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) v_a @ (active . pre_b)
+            products = coefficients[:, m * d :] @ (guards.weights.active * pre)  # (b, a, n) = v_a @ (...)_b
+            output = np.zeros((2 * powers - 1, n))
+            for b in range(powers):
+                output[b : b + powers] += products[b]
+            self.output_coefficients = coords.c * output
+
+        vandermonde = fractions[:, None] ** np.arange(2 * powers - 1)
+        G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
+        G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
+        if self.output_coefficients is not None:
+            G[:, self.n_candidates :] = guards.output_guards(vandermonde @ self.output_coefficients)
+        self.G = G
+        self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
+        self.thresholds = guards.thresholds[self.columns]  # the piece's guard index of each column of G
+        self.seen_positive = guards.seen_positive[self.columns]
+
+    def observe(self) -> None:
+        """Record the samples as an accepted step's (no event in it)."""
+        self.guards.seen_positive[self.columns[np.any(self.G > 0, axis=0)]] = True
+
+    def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
+        """(t, the piece's guard index, all the piece's guards at t): pairs that cannot change sign in the step
+        hold their start value (sign and distance from 0 kept), sliding pairs' columns 1."""
+        guards = self.guards
+        every = np.empty(len(guards.thresholds))
+        every[: guards.n_pairs] = self.start
+        every[self.candidates] = values[: self.n_candidates]
+        every[guards.n_pairs :] = values[self.n_candidates :]
+        every[guards.sliding_columns] = 1.0
+        return t, int(self.columns[col]), every
+
+    def has_polynomial(self, col: int) -> bool:
+        return col < self.n_candidates
+
+    def _theta(self, t: Any) -> float:
+        return (float(t) - self.t_a) / self.h
+
+    def _outputs(self, theta: float) -> np.ndarray:
+        """The guards after the movable pairs at theta (mu, 1 - mu, stopping value)."""
+        if self.output_coefficients is None:
+            return np.empty(0)
+        f = (theta ** np.arange(len(self.output_coefficients))) @ self.output_coefficients
+        return self.guards.output_guards(f[None])[0]
+
+    def column(self, t: Any, col: int) -> float:
+        """Column ``col`` of G at time t in the step (a pair's by Horner's rule on its p + 1 coefficients)."""
+        theta = self._theta(t)
+        if col >= self.n_candidates:
+            return float(self._outputs(theta)[col - self.n_candidates])
+        value = 0.0
+        for coefficient in self.pair_coefficients[::-1, col].tolist():
+            value = value * theta + coefficient
+        return value
+
+    def values(self, t: Any) -> np.ndarray:
+        """G's columns at time t."""
+        theta = self._theta(t)
+        pairs = (theta ** np.arange(len(self.pair_coefficients))) @ self.pair_coefficients
+        return np.concatenate([pairs, self._outputs(theta)])
+
+    def state(self, t: Any) -> Any:
+        """The state at time t in the step (the last one asked for is kept: the event's state is asked twice)."""
+        if self._last is None or self._last[0] != t:
+            self._last = (t, self.state_at(t))
+        return self._last[1]
