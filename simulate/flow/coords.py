@@ -90,9 +90,15 @@ class Coordinates:
         D, amp, aux = self.parts(Y)
         AD = weights.active * D  # the mode's smooth extension of relu(D)
         s = self.arith.sample(self.c * (amp @ AD), self.y)
-        H = weights.weighted_gates(s) @ self.X
         out = np.empty(self.size, dtype=Y.dtype)
-        self._velocity(aux, AD, H, s, out[: self.m * self.d].reshape(self.m, self.d), out[self.m * self.d :])
+        self._velocity(
+            aux,
+            AD,
+            weights.weighted_gates(s),
+            s,
+            out[: self.m * self.d].reshape(self.m, self.d),
+            out[self.m * self.d :],
+        )
         return out
 
     def cosines(self, Y: Any) -> Any:
@@ -105,14 +111,9 @@ class Coordinates:
         return (row @ self.X[i]) / (self.arith.sqrt(np.array([row @ row]))[0] * self.x_norms[i])
 
     def directions(self, Y: Any) -> Any:
-        """(m, d) rows whose sign against x_i is the sign of <w_j, x_i> (projected at events)."""
+        """(m, d) rows whose sign against x_i is the sign of <w_j, x_i> (a view of Y: projected in place at
+        events)."""
         return self._split(Y)[0]
-
-    def with_directions(self, Y: Any, dirs: Any) -> Any:
-        """The state Y with its direction rows replaced."""
-        out = Y.copy()
-        out[: self.m * self.d] = dirs.reshape(-1)
-        return out
 
 
 class PlainCoordinates(Coordinates):
@@ -141,8 +142,9 @@ class PlainCoordinates(Coordinates):
     def _row_scale(self, Y: Any) -> Any:
         return self.arith.row_norms(self._split(Y)[0])
 
-    def _velocity(self, v: Any, AP: Any, H: Any, s: Any, dW: Any, dv: Any) -> None:
-        np.multiply((self.rate * v)[:, None], H, out=dW)
+    def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
+        Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product
+        np.matmul(Q, self.X, out=dW)
         np.matmul(AP, self.rate * s, out=dv)
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:

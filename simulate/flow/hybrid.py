@@ -154,10 +154,10 @@ class HybridFlow:
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
-        dirs = coords.directions(Y).copy()
+        Y = Y.copy()
+        dirs = coords.directions(Y)
         for j in affected:
             dirs[j] = project_onto_surfaces(dirs[j], coords.X[on_surface[j]], arith)
-        Y = coords.with_directions(Y, dirs)
         s_a = arith.sample(coords.output(Y, weights), coords.y)
         s = arith.to_float(s_a)
         h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j

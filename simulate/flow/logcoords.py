@@ -61,8 +61,9 @@ class LogCoordinates(Coordinates):
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction
 
-    def _velocity(self, aux: tuple[Any, Any], AD: Any, H: Any, s: Any, dU: Any, drho: Any) -> None:
+    def _velocity(self, aux: tuple[Any, Any], AD: Any, Q: Any, s: Any, dU: Any, drho: Any) -> None:
         U_hat, norms = aux
+        H = Q @ self.X
         along = (U_hat * H).sum(-1)
         np.multiply(self.rate * self.sign_a, along, out=drho)
         np.multiply((self.rate * self.sign_a * norms)[:, None], H - along[:, None] * U_hat, out=dU)

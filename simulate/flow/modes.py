@@ -57,10 +57,12 @@ class Mode:
 
     def with_rows(self, rows: dict[int, np.ndarray]) -> Mode:
         """A copy with neuron j's sides replaced by ``rows[j]`` (arrays of ACTIVE / SLIDING / INACTIVE)."""
-        active, sliding = self.active.copy(), self.sliding.copy()
+        active, sliding, sides = self.active.copy(), self.sliding.copy(), self.side.copy()
         for j, side in rows.items():
-            active[j], sliding[j] = side == ACTIVE, side == SLIDING
-        return Mode(active, sliding)
+            active[j], sliding[j], sides[j] = side == ACTIVE, side == SLIDING, side
+        mode = Mode(active, sliding)
+        mode.__dict__["side"] = sides  # the cached ``side``, updated row by row rather than recomputed
+        return mode
 
 
 class SlidingWeights:

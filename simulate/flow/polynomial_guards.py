@@ -13,8 +13,8 @@ from the coefficients C without forming a single intermediate state:
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
 largest possible excursion on [0, 1]); all other pair guards are held at g_ji(0) in the samples, which keeps
-their sign and keeps them off the touching band of an event (|g| > eps^(3/4) there). Only the remaining
-candidates are evaluated at the sample times, and a located root needs a Horner evaluation of p + 1 numbers
+their sign and their distance from 0 (the touching band of an event included). Only the remaining candidates
+are scaled and evaluated at the sample times, and a located root needs a Horner evaluation of p + 1 numbers
 per iteration. Exactness: the coefficients are exact products of the dense output's, so the guards agree
 with the sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
 """
@@ -57,15 +57,14 @@ class PolynomialStepGuards:
 
         directions = coefficients[:, : m * d].reshape(powers, m, d)
         pre = directions @ coords.XT  # (p + 1, m, n): the coefficients of <w_j(theta), x_i>
-        factor = guards.side_over_x / coords.arith.row_norms(directions[0])[:, None]
-        pair_coefficients = (pre * factor).reshape(powers, -1)  # (p + 1, m n)
-        self.start = pair_coefficients[0]  # cos angle(w_j, x_i) at t_a
-        reach = np.abs(pair_coefficients[1:]).sum(axis=0)
-        movable = np.abs(self.start) <= reach + coords.arith.touch_tol
+        reach = np.abs(pre[1:]).sum(axis=0)  # the largest excursion of <w_j(theta), x_i> on [0, 1]
+        movable = (np.abs(pre[0]) <= reach).reshape(-1)
         movable[guards.sliding_columns] = False
         self.candidates = np.flatnonzero(movable)
-        self.pair_coefficients = pair_coefficients[:, self.candidates]  # (p + 1, candidates)
         self.n_candidates = len(self.candidates)
+        self._start_pre, self._norms = pre[0], coords.arith.row_norms(directions[0])
+        factor = guards.side_over_x.reshape(-1)[self.candidates] / self._norms[self.candidates // n]
+        self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
         self.output_coefficients = None
         if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) v_a @ (active . pre_b)
@@ -94,11 +93,16 @@ class PolynomialStepGuards:
         hold their start value (sign and distance from 0 kept), sliding pairs' columns 1."""
         guards = self.guards
         every = np.empty(len(guards.thresholds))
-        every[: guards.n_pairs] = self.start
+        every[: guards.n_pairs] = self.start.reshape(-1)
         every[self.candidates] = values[: self.n_candidates]
         every[guards.n_pairs :] = values[self.n_candidates :]
         every[guards.sliding_columns] = 1.0
         return t, int(self.columns[col]), every
+
+    @property
+    def start(self) -> np.ndarray:
+        """The pair guards at t_a, cos angle(w_j, x_i), shape (m, n) (sliding pairs 0)."""
+        return self._start_pre * self.guards.side_over_x / self._norms[:, None]
 
     def has_polynomial(self, col: int) -> bool:
         return col < self.n_candidates

@@ -100,7 +100,7 @@ def finite_field(fun: Callable[[Any], Any]) -> Callable[[float, np.ndarray], np.
 
     def checked(t: float, y: np.ndarray) -> np.ndarray:
         dy = fun(y)
-        if not np.all(np.isfinite(dy)):
+        if not np.isfinite(dy @ dy):  # a NaN or infinite entry (or a field beyond 1e154: diverging)
             raise Diverged(f"the field is not finite at t = {t:.6g}")
         return dy
 
@@ -113,7 +113,8 @@ class ScipyPieces:
     def __init__(self, method: str, rtol: float, atol: float) -> None:
         self.solver_class = SOLVERS[method]
         self.implicit = method in IMPLICIT
-        self.rtol, self.atol, self.nodes = rtol, atol, NODES[method]
+        self.rtol, self.atol = rtol, atol
+        self.fractions = np.linspace(0.0, 1.0, NODES[method] + 1)  # of a step, where the guards are sampled
 
     def run(
         self,
@@ -139,7 +140,6 @@ class ScipyPieces:
         t_good, y_good = t0, y0
         try:
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
-            fractions = np.linspace(0.0, 1.0, self.nodes + 1)
             while solver.status == "running":
                 message = solver.step()
                 if solver.status == "failed":
@@ -152,7 +152,9 @@ class ScipyPieces:
                 def states(ts: Any, dense=dense) -> np.ndarray:
                     return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
 
-                end = accepted_step(guards, observer, fractions, t_a, t_b, solver.y, states, solver.step_size)
+                end = accepted_step(
+                    guards, observer, self.fractions, t_a, t_b, solver.y, states, solver.step_size
+                )
                 if end is not None:
                     return end
                 t_good, y_good = t_b, solver.y
@@ -178,7 +180,8 @@ class ExplicitPieces:
         self.stages = tableau.n_stages
         self.exponent = -1.0 / (tableau.error_estimator_order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
-        self.rtol, self.atol, self.nodes = rtol, atol, NODES[method]
+        self.rtol, self.atol = rtol, atol
+        self.fractions = np.linspace(0.0, 1.0, NODES[method] + 1)  # of a step, where the guards are sampled
 
     @staticmethod
     def _norm(values: np.ndarray, scale: np.ndarray) -> float:
@@ -207,7 +210,8 @@ class ExplicitPieces:
             K[s] = fun(t + h * self.C[s], (h * self.A[s, :s]) @ K[:s] + y)
         y_new = (h * self.B) @ K[: self.stages] + y
         K[-1] = fun(t + h, y_new)
-        scale = np.maximum(np.abs(y), np.abs(y_new))
+        scale = np.abs(y)
+        np.maximum(scale, np.abs(y_new), out=scale)
         scale *= self.rtol
         scale += self.atol
         ratio = (h * self.E) @ K
@@ -229,7 +233,6 @@ class ExplicitPieces:
         if t_bound <= t0:
             return PieceEnd("t_bound", t0, y0, first_step)
         checked = finite_field(fun)
-        fractions = np.linspace(0.0, 1.0, self.nodes + 1)
         t, y, used = t0, y0, first_step
         try:
             f = checked(t, y)
@@ -244,7 +247,7 @@ class ExplicitPieces:
                     h *= max(0.2, 0.9 * error**self.exponent) if np.isfinite(error) else 0.2
                     rejected = True
                     continue
-                if not np.all(np.isfinite(y_new)):
+                if not np.isfinite(y_new @ y_new):
                     raise Diverged(f"the state is not finite at t = {t + h:.6g}")
                 t_new = t_bound if h == t_bound - t else t + h
                 # y(t + theta h) = sum_k coefficients_k theta^k, k = 0 .. degree (row 0 is y): contiguous rows
@@ -256,7 +259,9 @@ class ExplicitPieces:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
                     return (theta[:, None] ** self.powers) @ coefficients
 
-                end = accepted_step(guards, observer, fractions, t, t_new, y_new, states, h, coefficients)
+                end = accepted_step(
+                    guards, observer, self.fractions, t, t_new, y_new, states, h, coefficients
+                )
                 if end is not None:
                     return end
                 t, y, f, used = t_new, y_new, K[-1], h

@@ -142,5 +142,6 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
         expected = guards.evaluate(np.stack([C[0], state_at(t)]), one_scale=True)[1]
         _, _, got = step.event(t, 0, step.values(t))
         assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)
-        assert np.all(np.sign(expected[held]) == np.sign(step.start[held]))
-        assert np.all(got[guards.sliding_columns] == 1.0) and np.all(got[held] == step.start[held])
+        start = step.start.reshape(-1)
+        assert np.all(np.sign(expected[held]) == np.sign(start[held]))
+        assert np.all(got[guards.sliding_columns] == 1.0) and np.all(got[held] == start[held])
