@@ -133,7 +133,7 @@ class PlainCoordinates(Coordinates):
 
     def invariant(self, Y: Any) -> Any:
         W, v = self._split(Y)
-        return v * v - (W * W).sum(-1)
+        return v * v - np.einsum("...i,...i->...", W, W)
 
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
