@@ -2,15 +2,18 @@
 
 A piece stays valid while every guard is positive:
 
-- each non-sliding pair (j, i): side_ji * cos angle(w_j, x_i) (side +1 active, -1 inactive);
+- each non-sliding pair (j, i): side_ji * cos angle(w_j, x_i) (side +1 active, -1 inactive); the guard columns
+  hold all m n pairs row-major, a sliding pair's column the constant 1;
 - each sliding pair: mu_ji and 1 - mu_ji (the Filippov weight must stay in [0, 1]);
 - the stopping rule's value, if any.
 
-The integrator samples all guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
-has degree <= 7 for DOP853, so 10 sub-intervals resolve it), looks for sign changes, and also for guards that
-dip between samples: a guard with a discrete local minimum whose parabola through the three samples dips well
-below the middle value is minimized on the dense output, so a pair that crosses a surface and comes back
-within one step is not missed. The earliest root is then located by regula falsi (Illinois) to the
+The integrator samples the guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
+has degree <= 7 for DOP853, so 10 sub-intervals resolve it): all of them from the sampled states
+(:class:`StepGuards`), or, for the explicit pairs in plain coordinates, only those that can change sign in
+the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It looks for sign
+changes, and also for guards that dip between samples: a guard with a discrete local minimum whose parabola
+through the three samples dips well below the middle value is minimized on the dense output, so a pair that
+crosses a surface and comes back within one step is not missed. The earliest root is then located by regula falsi (Illinois) to the
 arithmetic's roundoff. Pair and weight guards count as crossed only below -64 eps (noise of a guard that
 starts at 0 after an event); the stopping guard at 0.
 """
@@ -32,9 +35,20 @@ PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 
 
 class PieceGuards:
-    """All guard functions of one piece, evaluated together on a batch of states, or one at a time."""
+    """All guard functions of one piece, evaluated together on a batch of states, or one at a time.
 
-    def __init__(self, coords: Coordinates, weights: SlidingWeights, stop_rule: StopRule | None) -> None:
+    ``previous``: the guards of the piece before, whose mode differs in the neurons ``changed`` only (their
+    per-pair arrays are copied and those rows updated).
+    """
+
+    def __init__(
+        self,
+        coords: Coordinates,
+        weights: SlidingWeights,
+        stop_rule: StopRule | None,
+        previous: PieceGuards | None = None,
+        changed: list[int] | tuple[int, ...] = (),
+    ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
         self.n = mode.sliding.shape[1]
@@ -43,12 +57,20 @@ class PieceGuards:
         self.n_pairs, self.n_sliding = mode.sliding.size, len(weights.pair_rows)
         self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
-        self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
+        if previous is None:
+            self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
+        else:
+            self.side_over_x = previous.side_over_x.copy()
+            for j in changed:
+                self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
-        self.thresholds = np.full(size, coords.arith.guard_tol)
         self.stop_column = size - 1 if stop_rule is not None else None
-        if stop_rule is not None:
-            self.thresholds[-1] = 0.0
+        if previous is not None and len(previous.thresholds) == size:
+            self.thresholds = previous.thresholds  # never written after construction
+        else:
+            self.thresholds = np.full(size, coords.arith.guard_tol)
+            if stop_rule is not None:
+                self.thresholds[-1] = 0.0
         self.seen_positive = np.zeros(size, dtype=bool)  # in an accepted step of this piece
 
     def kind(self, col: int) -> int:

@@ -118,7 +118,8 @@ class HybridFlow:
         touching = np.abs(cos) <= self.arith.touch_tol
         if not touching.any():
             return Y, mode
-        return self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
+        Y, mode, _ = self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
+        return Y, mode
 
     def event_pairs(self, mode: Mode, guards: PieceGuards, end: PieceEnd):
         """Pairs on their surface at an event (m, n) and the sliding pairs whose weight hit 0 or 1 (hints).
@@ -149,8 +150,11 @@ class HybridFlow:
         weights: SlidingWeights,
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
-    ) -> tuple[Any, Mode]:
-        """Project the touched neurons onto their surfaces, select their next modes, count the transitions."""
+    ) -> tuple[Any, Mode, list[int]]:
+        """Project the touched neurons onto their surfaces, select their next modes, count the transitions.
+
+        Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
+        """
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
@@ -178,7 +182,7 @@ class HybridFlow:
                 elif old[i] == SLIDING and new[i] != SLIDING:
                     counts.sliding_exits += 1
             rows[j] = new
-        return Y, mode.with_rows(rows)
+        return Y, mode.with_rows(rows), affected
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
@@ -192,9 +196,12 @@ class HybridFlow:
         def outcome(status: str, message: str, t_end: Any, Y_end: Any) -> FlowOutcome:
             return FlowOutcome(status, message, t_end, Y_end, counts, modes)
 
+        weights: SlidingWeights | None = None
+        guards: PieceGuards | None = None
+        changed: list[int] = []  # the neurons whose mode rows the last event changed
         while True:
-            weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps)
-            guards = PieceGuards(self.coords, weights, self.stop_rule)
+            weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
@@ -231,4 +238,4 @@ class HybridFlow:
                 )
             touching, hints = self.event_pairs(mode, guards, end)
             t = end.t
-            Y, mode = self.apply_event(end.y, mode, weights, touching, hints)
+            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints)

@@ -70,12 +70,30 @@ class SlidingWeights:
 
     Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its
     precision). ``cache`` (a dict kept across pieces) reuses a neuron's M_j while its sliding set and active
-    pairs are unchanged: an event changes the mode of the touched neurons only.
+    pairs are unchanged: an event changes the mode of the touched neurons only. ``previous``: the weights of
+    the piece before, whose mode differs from ``mode`` in the rows ``changed`` only; its arrays serve the
+    other rows (and its whole map when no changed neuron slides, before or after).
     """
 
-    def __init__(self, mode: Mode, gram: Any, arithmetic: Arithmetic, cache: dict | None = None) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        gram: Any,
+        arithmetic: Arithmetic,
+        cache: dict | None = None,
+        previous: SlidingWeights | None = None,
+        changed: list[int] | tuple[int, ...] = (),
+    ) -> None:
         self.mode = mode
-        self.active = arithmetic.convert(mode.active.astype(np.float64))
+        if previous is None:
+            self.active = arithmetic.convert(mode.active.astype(np.float64))
+        else:
+            self.active = previous.active.copy()
+            for j in changed:
+                self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
+            if not any(mode.sliding[j].any() or previous.mode.sliding[j].any() for j in changed):
+                self.pair_rows, self.pair_cols, self.map = previous.pair_rows, previous.pair_cols, previous.map
+                return
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
         n = gram.shape[0]
         cache = {} if cache is None else cache
