@@ -329,9 +329,10 @@ def first_event(
             return step.event(ts[k], int(columns[np.flatnonzero(wrong_way[k])[0]]), Gf[k])
         crossed[k:] = False
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
-    ks, which = np.nonzero(crossed)
+    which = np.flatnonzero(crossed.any(axis=0))
+    ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     for k, col in zip(ks.tolist(), columns[which].tolist()):
-        brackets.setdefault(col, (ts[k], ts[k + 1], G[k, col], G[k + 1, col]))
+        brackets[col] = (ts[k], ts[k + 1], G[k, col], G[k + 1, col])
     if refine_dips:
         tf = np.asarray(ts, dtype=np.float64)
         last = int(ks.min()) if len(ks) else len(ts) - 1

@@ -92,7 +92,11 @@ class SlidingWeights:
             for j in changed:
                 self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
             if not any(mode.sliding[j].any() or previous.mode.sliding[j].any() for j in changed):
-                self.pair_rows, self.pair_cols, self.map = previous.pair_rows, previous.pair_cols, previous.map
+                self.pair_rows, self.pair_cols, self.map = (
+                    previous.pair_rows,
+                    previous.pair_cols,
+                    previous.map,
+                )
                 return
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
         n = gram.shape[0]

@@ -54,6 +54,7 @@ class PolynomialStepGuards:
         self.ts = t_a + h * fractions
         self.ts[-1] = t_a + h
         self._last: tuple[Any, Any] | None = None
+        self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         directions = coefficients[:, : m * d].reshape(powers, m, d)
         pre = directions @ coords.XT  # (p + 1, m, n): the coefficients of <w_j(theta), x_i>
@@ -122,8 +123,11 @@ class PolynomialStepGuards:
         theta = self._theta(t)
         if col >= self.n_candidates:
             return float(self._outputs(theta)[col - self.n_candidates])
+        coefficients = self._reversed.get(col)
+        if coefficients is None:
+            coefficients = self._reversed[col] = self.pair_coefficients[::-1, col].tolist()
         value = 0.0
-        for coefficient in self.pair_coefficients[::-1, col].tolist():
+        for coefficient in coefficients:
             value = value * theta + coefficient
         return value
 

@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulate.flow.arithmetic import float_arithmetic
+from simulate.flow.coords import PlainCoordinates
+from simulate.flow.events import PieceGuards
 from simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
@@ -18,6 +20,7 @@ from simulate.flow.modes import (
     project_onto_surfaces,
     select_neuron_mode,
 )
+from simulate.stopping import TargetRisk
 
 ARITH = float_arithmetic("logistic")
 
@@ -150,3 +153,39 @@ def test_projection_lands_on_every_surface_and_moves_least(seed, k):
     # The displacement lies in the span of X_T (orthogonal projection: the nearest point of the subspace).
     coeffs = np.linalg.lstsq(X_T.T, w - p, rcond=None)[0]
     assert np.allclose(X_T.T @ coeffs, w - p, atol=1e-12)
+
+
+@given(st.integers(0, 100_000))
+def test_weights_and_guards_updated_from_the_previous_piece_equal_fresh_ones(seed):
+    """An event changes some neurons' rows; the incremental SlidingWeights and PieceGuards equal new ones."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 5, 7, 4
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = PlainCoordinates(X, y, 1.0, m, ARITH)
+
+    def random_rows():
+        sliding = (rng.random((m, n)) < 0.15) & (np.arange(n) < d - 1)  # at most d - 1 surfaces per neuron
+        return np.where(sliding, SLIDING, np.where(rng.random((m, n)) < 0.5, ACTIVE, INACTIVE)).astype(
+            np.int8
+        )
+
+    side = random_rows()
+    mode = Mode(side == ACTIVE, side == SLIDING)
+    gram, cache = X @ X.T, {}
+    weights = SlidingWeights(mode, gram, ARITH, cache)
+    guards = PieceGuards(coords, weights, TargetRisk(0.1))
+    new_rows = random_rows()
+    changed = sorted(rng.choice(m, size=rng.integers(1, m + 1), replace=False).tolist())
+    next_mode = mode.with_rows({j: new_rows[j] for j in changed})
+    updated = SlidingWeights(next_mode, gram, ARITH, cache, weights, changed)
+    fresh = SlidingWeights(next_mode, gram, ARITH)
+    s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    assert np.array_equal(next_mode.side, np.where(next_mode.active, 1, np.where(next_mode.sliding, 0, -1)))
+    assert np.allclose(updated.weighted_gates(s), fresh.weighted_gates(s), rtol=1e-13, atol=1e-13)
+    assert np.allclose(updated.mu(s), fresh.mu(s), rtol=1e-13, atol=1e-13)
+    updated_guards = PieceGuards(coords, updated, TargetRisk(0.1), guards, changed)
+    fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
+    Ys = rng.standard_normal((3, coords.size))
+    assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
+    assert np.array_equal(updated_guards.thresholds, fresh_guards.thresholds)
