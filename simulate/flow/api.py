@@ -14,14 +14,15 @@ from simulate.flow.hybrid import FlowOutcome, HybridFlow
 from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import SlidingWeights
 from simulate.flow.recording import Recorder, SaveSchedule, run_result
-from simulate.flow.smooth import SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
+from simulate.flow.smooth import IMPLICIT, SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
+from simulate.flow.spancoords import SpanCoordinates
 from simulate.result import RunResult
 from simulate.stopping import StopRule, TargetRisk
 from theory.compiled import validate_network
 from theory.symbolic import LOSSES
 from theory.validation import ParameterError, check_choice, check_in_range, check_positive
 
-COORDINATES = ("auto", "plain", "log")
+COORDINATES = ("auto", "plain", "log", "span")
 #: coords="auto" uses log-norm coordinates for a balanced init whose largest neuron norm is below this scale
 #: (there the plain state is small against the absolute tolerance; the paper's small-alpha regime).
 LOG_COORDS_SCALE = 0.1
@@ -36,9 +37,20 @@ def is_balanced(W: np.ndarray, v: np.ndarray) -> bool:
 
 
 def make_coordinates(
-    coords: str, W: np.ndarray, v: np.ndarray, X: Any, y: Any, c: float, arithmetic: Arithmetic
+    coords: str,
+    W: np.ndarray,
+    v: np.ndarray,
+    X: Any,
+    y: Any,
+    c: float,
+    arithmetic: Arithmetic,
+    implicit: bool = False,
 ) -> Coordinates:
-    """The coordinate system for ``coords`` ('auto', 'plain' or 'log'), with X and y in ``arithmetic``."""
+    """The coordinate system for ``coords`` ('auto', 'plain', 'log' or 'span'), with X and y in ``arithmetic``.
+
+    'auto': log-norm coordinates for a small balanced init; else data-span coordinates when n < d and the
+    method is explicit (an implicit one has its analytic Jacobian in plain coordinates); else plain.
+    """
     coords = check_choice("coords", coords, COORDINATES)
     balanced = is_balanced(W, v)
     if coords == "log" and not balanced:
@@ -52,6 +64,9 @@ def make_coordinates(
     X_a, y_a = arithmetic.convert(X), arithmetic.convert(y)
     if use_log:
         return LogCoordinates(X_a, y_a, c, np.sign(v), arithmetic)
+    n, d = X.shape
+    if coords == "span" or (coords == "auto" and n < d and not implicit):
+        return SpanCoordinates(X_a, y_a, c, W, arithmetic)
     return PlainCoordinates(X_a, y_a, c, W.shape[0], arithmetic)
 
 
@@ -133,11 +148,12 @@ def integrate_flow(
         t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
         rtol in [1e-14, 1e-2], atol > 0: the solver tolerances on each piece (per step, on the state).
         save_at: None (every step), times, or a SaveSchedule; the final time is always saved last.
-        coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only) or 'auto' (log for a
-            balanced init with max ||w_j|| < 0.1, else plain).
+        coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only), 'span' (W - W(0) in
+            the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
+            ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
-    (crossings), ``sliding_entries``, ``invariant_drift`` (plain coordinates; exact 0 in log coordinates),
+    (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
     ``wall_time`` and ``dense(t)``; ``info`` holds sliding exits, events, pieces, coordinates and tolerances.
     """
     started = time.perf_counter()
@@ -150,7 +166,7 @@ def integrate_flow(
     rule = resolve_stop_rule(target_risk, stop_rule, y)
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss)
-    coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic)
+    coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
     integrator = piece_integrator(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)
     recorder = Recorder(schedule, coordinates, loss)

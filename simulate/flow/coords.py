@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 from simulate.flow.arithmetic import Arithmetic
-from simulate.flow.modes import SlidingWeights
+from simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from theory import symbolic as S
 from theory.compiled import compile_field, numpy_namespace
 
@@ -37,6 +37,7 @@ def sample_slope(loss: str):
 class Coordinates:
     """Common part of the coordinate systems: the network output and the field assembly of one mode.
 
+    A state is a block of ``row`` numbers per neuron, row-major (m, row), then one number per neuron.
     Subclasses provide ``parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
     that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
     ``_velocity`` reuses; ``_row_scale(Y)``, the factor s_j (..., m) with D_ji / (s_j ||x_i||) = cos angle(w_j,
@@ -45,15 +46,18 @@ class Coordinates:
 
     name = ""
     #: Whether the guards of a step follow from its polynomial dense output (:mod:`~simulate.flow.polynomial_guards`):
-    #: the directions part and the output amplitudes are the state's own entries, so polynomials in time.
+    #: D and amp are affine in the state, so polynomials in time along a step (:meth:`polynomial_parts`).
     polynomial_guards = False
 
-    def __init__(self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic) -> None:
+    def __init__(
+        self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic, row: int | None = None
+    ) -> None:
         self.arith = arithmetic
         self.X, self.y = X, y
         self.XT = np.ascontiguousarray(X.T)  # the products with X^T run faster on a contiguous copy
         self.n, self.d = X.shape
         self.m = m
+        self.row = self.d if row is None else row  # numbers per neuron in the first block of the state
         # c in the arithmetic itself, so c/n and every product with it are exact to its precision
         self.c = arithmetic.convert(np.array([c]))[0]
         self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
@@ -62,12 +66,12 @@ class Coordinates:
     @property
     def size(self) -> int:
         """Length of the state vector."""
-        return self.m * (self.d + 1)
+        return self.m * (self.row + 1)
 
     def _split(self, Y: Any) -> tuple[Any, Any]:
-        """(directions part (..., m, d), per-neuron part (..., m)) of states Y (..., size)."""
+        """(row block (..., m, row), per-neuron part (..., m)) of states Y (..., size)."""
         lead = Y.shape[:-1]
-        return Y[..., : self.m * self.d].reshape(*lead, self.m, self.d), Y[..., self.m * self.d :]
+        return Y[..., : self.m * self.row].reshape(*lead, self.m, self.row), Y[..., self.m * self.row :]
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
@@ -91,14 +95,8 @@ class Coordinates:
         AD = weights.active * D  # the mode's smooth extension of relu(D)
         s = self.arith.sample(self.c * (amp @ AD), self.y)
         out = np.empty(self.size, dtype=Y.dtype)
-        self._velocity(
-            aux,
-            AD,
-            weights.weighted_gates(s),
-            s,
-            out[: self.m * self.d].reshape(self.m, self.d),
-            out[self.m * self.d :],
-        )
+        block, per_neuron = self._split(out)
+        self._velocity(aux, AD, weights.weighted_gates(s), s, block, per_neuron)
         return out
 
     def cosines(self, Y: Any) -> Any:
@@ -106,14 +104,27 @@ class Coordinates:
         return self.divide_by_row_scale(self.parts(Y)[0] / self.x_norms, Y)
 
     def cosine(self, Y: Any, j: int, i: int) -> Any:
-        """cos angle(w_j, x_i) at one state Y (size,), in O(d)."""
+        """cos angle(w_j, x_i) at one state Y (size,), in O(d) (the row block holds w_j's direction)."""
         row = Y[j * self.d : (j + 1) * self.d]
         return (row @ self.X[i]) / (self.arith.sqrt(np.array([row @ row]))[0] * self.x_norms[i])
 
-    def directions(self, Y: Any) -> Any:
-        """(m, d) rows whose sign against x_i is the sign of <w_j, x_i> (a view of Y: projected in place at
-        events)."""
-        return self._split(Y)[0]
+    def project(self, Y: Any, j: int, samples: Any) -> None:
+        """Put neuron j of the state Y exactly on the surfaces <w_j, x_i> = 0, i in ``samples`` (in place), by
+        the orthogonal projection of its direction (the row block holds it)."""
+        directions = self._split(Y)[0]
+        directions[j] = project_onto_surfaces(directions[j], self.X[samples], self.arith)
+
+    def pair_preactivations(self, Ys: Any, j: int, i: int) -> tuple[Any, Any]:
+        """<r_j, x_i> at the states Ys (K, size) for the neuron's row r_j (affine in the state, so a polynomial
+        along a step), and ||r_j|| ||x_i|| at Ys[0]: values / scale has the sign of cos angle(w_j, x_i)."""
+        rows = Ys[:, j * self.d : (j + 1) * self.d]
+        return rows @ self.X[i], self.arith.row_norms(rows[:1])[0] * self.x_norms[i]
+
+    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
+        and of amp (p + 1, m), and the row scale at theta = 0 (m,). Where D and amp are affine in the state."""
+        directions, amp = self._split(C)
+        return directions @ self.XT, amp, self.arith.row_norms(directions[0])
 
 
 class PlainCoordinates(Coordinates):

@@ -276,10 +276,9 @@ class StepGuards:
         if col not in self.pair_samples:
             g = self.guards
             j, i = g.pair(col)
-            d = g.coords.d
-            rows = self.Ys[:, j * d : (j + 1) * d]
-            scale = float(np.linalg.norm(rows[0]) * g.coords.x_norms[i])
-            values = float(g.weights.mode.side[j, i]) * (rows @ g.coords.X[i]) / scale
+            pre, scale = g.coords.pair_preactivations(self.Ys, j, i)
+            scale = float(scale)
+            values = float(g.weights.mode.side[j, i]) * pre / scale
             self.pair_samples[col] = (values.tolist(), scale)
         values, _ = self.pair_samples[col]
         numerator = denominator = 0.0

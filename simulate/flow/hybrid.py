@@ -31,7 +31,6 @@ from simulate.flow.modes import (
     SLIDING,
     Mode,
     SlidingWeights,
-    project_onto_surfaces,
     select_neuron_mode,
 )
 from simulate.flow.recording import Recorder
@@ -159,9 +158,8 @@ class HybridFlow:
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
         Y = Y.copy()
-        dirs = coords.directions(Y)
         for j in affected:
-            dirs[j] = project_onto_surfaces(dirs[j], coords.X[on_surface[j]], arith)
+            coords.project(Y, j, on_surface[j])
         s_a = arith.sample(coords.output(Y, weights), coords.y)
         s = arith.to_float(s_a)
         h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j

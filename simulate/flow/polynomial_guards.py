@@ -48,7 +48,7 @@ class PolynomialStepGuards:
         state_at: Callable[[Any], Any],
     ) -> None:
         coords = guards.coords
-        m, d, n = coords.m, coords.d, coords.n
+        n = coords.n
         powers = len(coefficients)
         self.guards, self.t_a, self.h, self.state_at = guards, t_a, h, state_at
         self.ts = t_a + h * fractions
@@ -56,20 +56,21 @@ class PolynomialStepGuards:
         self._last: tuple[Any, Any] | None = None
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
-        directions = coefficients[:, : m * d].reshape(powers, m, d)
-        pre = directions @ coords.XT  # (p + 1, m, n): the coefficients of <w_j(theta), x_i>
+        pre, amp, self._norms = coords.polynomial_parts(
+            coefficients
+        )  # pre: the coefficients of D (p + 1, m, n)
         reach = np.abs(pre[1:]).sum(axis=0)  # the largest excursion of <w_j(theta), x_i> on [0, 1]
         movable = (np.abs(pre[0]) <= reach).reshape(-1)
         movable[guards.sliding_columns] = False
         self.candidates = np.flatnonzero(movable)
         self.n_candidates = len(self.candidates)
-        self._start_pre, self._norms = pre[0], coords.arith.row_norms(directions[0])
+        self._start_pre = pre[0]
         factor = guards.side_over_x.reshape(-1)[self.candidates] / self._norms[self.candidates // n]
         self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
         self.output_coefficients = None
         if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) v_a @ (active . pre_b)
-            products = coefficients[:, m * d :] @ (guards.weights.active * pre)  # (b, a, n) = v_a @ (...)_b
+            products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             output = np.zeros((2 * powers - 1, n))
             for b in range(powers):
                 output[b : b + powers] += products[b]

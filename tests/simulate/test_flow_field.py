@@ -1,4 +1,4 @@
-"""The field of a mode in plain and log-norm coordinates and its Jacobian."""
+"""The field of a mode in plain, log-norm and data-span coordinates, and its Jacobian."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from simulate.flow.arithmetic import float_arithmetic
 from simulate.flow.coords import PlainCoordinates
 from simulate.flow.logcoords import LogCoordinates
 from simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
+from simulate.flow.spancoords import SpanCoordinates
 from theory import vector_field
 
 LOSS = st.sampled_from(["logistic", "squared"])  # squared: a sample factor that changes sign
@@ -82,3 +83,48 @@ def test_analytic_jacobian_matches_finite_differences_with_a_sliding_pair(loss):
         axis=1,
     )
     assert np.allclose(J, numeric, rtol=1e-6, atol=1e-8)
+
+
+@given(st.integers(0, 100_000), LOSS, st.floats(0.25, 4.0))
+def test_span_coordinates_give_the_plain_field_state_and_guards(seed, loss, c):
+    """W = W(0) + Lambda X: the field maps to the derived one (dW = dLambda X), and the invariant, cosines,
+    projections and step polynomials equal the plain coordinates' at the mapped state."""
+    rng = np.random.default_rng(seed)
+    W0, v, X, y = network(seed, n=4, d=7)
+    arith = float_arithmetic(loss)
+    span = SpanCoordinates(X, y, c, W0, arith)
+    plain = PlainCoordinates(X, y, c, len(v), arith)
+    m, n = len(v), len(y)
+    Lambda = rng.standard_normal((m, n))
+    W = W0 + Lambda @ X
+    Y = np.concatenate([Lambda.ravel(), v])
+    assert span.size == m * (n + 1) and np.allclose(span.pack(W, v), Y, rtol=1e-10, atol=1e-12)
+    W_back, v_back = span.network(Y)
+    assert np.allclose(W_back, W, rtol=1e-13, atol=1e-14) and np.array_equal(v_back, v)
+    weights = SlidingWeights(sign_mode(W, X), X @ X.T, arith)
+    dY = span.rhs(Y, weights)
+    dW, dv = vector_field(W, v, X, y, c=c, loss=loss)
+    assert np.allclose(dY[: m * n].reshape(m, n) @ X, dW, rtol=1e-12, atol=1e-13 * np.abs(dW).max())
+    assert np.allclose(dY[m * n :], dv, rtol=1e-12, atol=1e-13 * np.abs(dv).max())
+    Y_plain = plain.pack(W, v)
+    assert np.allclose(span.invariant(Y), plain.invariant(Y_plain), rtol=1e-11, atol=1e-12)
+    assert np.allclose(span.cosines(Y), plain.cosines(Y_plain), rtol=1e-11, atol=1e-12)
+    assert span.cosine(Y, 1, 2) == pytest.approx(plain.cosine(Y_plain, 1, 2), rel=1e-11, abs=1e-12)
+    samples = np.array([0, 2])
+    span.project(Y, 1, samples)
+    plain.project(Y_plain, 1, samples)
+    assert np.allclose(span.network(Y)[0], plain.network(Y_plain)[0], rtol=1e-11, atol=1e-12)
+    assert np.allclose(span.cosines(Y)[1, samples], 0.0, atol=1e-12)
+    C_span = rng.standard_normal((4, span.size))
+    C_plain = np.concatenate(  # the same polynomial trajectory in plain coordinates
+        [
+            np.concatenate(
+                [W0.ravel() * (k == 0) + (C_span[k, : m * n].reshape(m, n) @ X).ravel(), C_span[k, m * n :]]
+            )
+            for k in range(4)
+        ]
+    )
+    for got, expected in zip(
+        span.polynomial_parts(C_span), plain.polynomial_parts(C_plain.reshape(4, -1)), strict=True
+    ):
+        assert np.allclose(got, expected, rtol=1e-11, atol=1e-11)
