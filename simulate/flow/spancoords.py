@@ -89,6 +89,10 @@ class SpanCoordinates(Coordinates):
         if len(samples) == 0:
             return
         Lambda = self._split(Y)[0]
+        if len(samples) == 1:  # one surface (the common case): lambda_ji -= P_ji / ||x_i||^2
+            i = samples[0]
+            Lambda[j, i] -= (self.P0[j, i] + Lambda[j] @ self.gram[:, i]) / self.gram[i, i]
+            return
         P_T = self.P0[j, samples] + Lambda[j] @ self.gram[:, samples]
         Lambda[j, samples] -= self.arith.solve(self.gram[np.ix_(samples, samples)], P_T)
 

@@ -110,11 +110,11 @@ def test_span_coordinates_give_the_plain_field_state_and_guards(seed, loss, c):
     assert np.allclose(span.invariant(Y), plain.invariant(Y_plain), rtol=1e-11, atol=1e-12)
     assert np.allclose(span.cosines(Y), plain.cosines(Y_plain), rtol=1e-11, atol=1e-12)
     assert span.cosine(Y, 1, 2) == pytest.approx(plain.cosine(Y_plain, 1, 2), rel=1e-11, abs=1e-12)
-    samples = np.array([0, 2])
-    span.project(Y, 1, samples)
-    plain.project(Y_plain, 1, samples)
-    assert np.allclose(span.network(Y)[0], plain.network(Y_plain)[0], rtol=1e-11, atol=1e-12)
-    assert np.allclose(span.cosines(Y)[1, samples], 0.0, atol=1e-12)
+    for j, samples in ((1, np.array([0, 2])), (3, np.array([1]))):
+        span.project(Y, j, samples)
+        plain.project(Y_plain, j, samples)
+        assert np.allclose(span.network(Y)[0], plain.network(Y_plain)[0], rtol=1e-11, atol=1e-12)
+        assert np.allclose(span.cosines(Y)[j, samples], 0.0, atol=1e-12)
     C_span = rng.standard_normal((4, span.size))
     C_plain = np.concatenate(  # the same polynomial trajectory in plain coordinates
         [
