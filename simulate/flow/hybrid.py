@@ -166,18 +166,22 @@ class HybridFlow:
         signs = coords.signs(Y)
         rows = {}
         for j, h_j in zip(affected, h_old, strict=True):
-            old = mode.side[j]
-            rate = signs[j] * (self.X_float @ h_j)
-            prefer = np.where(
-                old != SLIDING, np.where(old * rate < 0, -old, old), np.where(rate > 0, ACTIVE, INACTIVE)
-            ).astype(np.int8)
-            new = select_neuron_mode(self.X_float, s, signs[j], old, on_surface[j], prefer, hints.get(j))
-            for i in on_surface[j]:
-                if old[i] != SLIDING and new[i] == -old[i]:
+            old, surfaces = mode.side[j], on_surface[j]
+            # the side each touched pair was moving to under the old mode (sliding ones: where the rate points)
+            before, rate = old[surfaces], signs[j] * (self.X_float[surfaces] @ h_j)
+            prefer = old.copy()
+            prefer[surfaces] = np.where(
+                before != SLIDING,
+                np.where(before * rate < 0, -before, before),
+                np.where(rate > 0, ACTIVE, INACTIVE),
+            )
+            new = select_neuron_mode(self.X_float, s, signs[j], old, surfaces, prefer, hints.get(j))
+            for was, now in zip(before.tolist(), new[surfaces].tolist(), strict=True):
+                if was != SLIDING and now == -was:
                     counts.switches += 1
-                elif old[i] != SLIDING and new[i] == SLIDING:
+                elif was != SLIDING and now == SLIDING:
                     counts.sliding_entries += 1
-                elif old[i] == SLIDING and new[i] != SLIDING:
+                elif was == SLIDING and now != SLIDING:
                     counts.sliding_exits += 1
             rows[j] = new
         return Y, mode.with_rows(rows), affected

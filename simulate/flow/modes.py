@@ -162,19 +162,22 @@ def select_neuron_mode(
     event).
     """
     hints = hints or {}
-    new = side.astype(np.int8).copy()
+    new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
-    attracting = touching[sign_v * s[touching] < 0]
-    others = touching[sign_v * s[touching] >= 0]
+    pull = sign_v * s[touching] < 0
+    attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
+    A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
         base = X.T @ (s * gates)
-        A = X[attracting].T * s[attracting]
-        mu = min_norm_weights(A, base)
-        h = base + A @ mu
+        if len(attracting):
+            mu = min_norm_weights(A, base)
+            h = base + A @ mu
+        else:
+            h = base
         changed = False
         for i in others:
             jump = sign_v * s[i] * (X[i] @ X[i])  # the rate's jump from gate 0 to gate 1

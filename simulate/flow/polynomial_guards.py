@@ -22,11 +22,31 @@ with the sampled-state guards of :class:`simulate.flow.events.StepGuards` to rou
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from simulate.flow.events import PieceGuards
+
+
+@cache
+def _product_powers(powers: int) -> np.ndarray:
+    """The (2 powers - 1, powers^2) 0/1 matrix that sums the products a_a b_b of two polynomials' coefficients
+    (flattened b-major) into the coefficients of the product polynomial (power a + b)."""
+    a, b = np.meshgrid(np.arange(powers), np.arange(powers))
+    return (np.arange(2 * powers - 1)[:, None] == (a + b).reshape(-1)).astype(np.float64)
+
+
+def _vandermonde(fractions: np.ndarray, powers: int) -> np.ndarray:
+    """fractions[k] ** p, p < powers (kept per distinct fractions: a piece integrator always passes the same)."""
+    key = (fractions.tobytes(), powers)
+    if key not in _VANDERMONDE:
+        _VANDERMONDE[key] = fractions[:, None] ** np.arange(powers)
+    return _VANDERMONDE[key]
+
+
+_VANDERMONDE: dict[tuple[bytes, int], np.ndarray] = {}
 
 
 class PolynomialStepGuards:
@@ -56,9 +76,7 @@ class PolynomialStepGuards:
         self._last: tuple[Any, Any] | None = None
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
-        pre, amp, self._norms = coords.polynomial_parts(
-            coefficients
-        )  # pre: the coefficients of D (p + 1, m, n)
+        pre, amp, self._norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
         reach = np.abs(pre[1:]).sum(axis=0)  # the largest excursion of <w_j(theta), x_i> on [0, 1]
         movable = (np.abs(pre[0]) <= reach).reshape(-1)
         movable[guards.sliding_columns] = False
@@ -69,14 +87,11 @@ class PolynomialStepGuards:
         self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
         self.output_coefficients = None
-        if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) v_a @ (active . pre_b)
+        if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
-            output = np.zeros((2 * powers - 1, n))
-            for b in range(powers):
-                output[b : b + powers] += products[b]
-            self.output_coefficients = coords.c * output
+            self.output_coefficients = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
 
-        vandermonde = fractions[:, None] ** np.arange(2 * powers - 1)
+        vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
         G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
         if self.output_coefficients is not None:
