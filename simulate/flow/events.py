@@ -270,6 +270,16 @@ class StepGuards:
     def has_polynomial(self, col: int) -> bool:
         return self.Ys is not None and self.guards.kind(col) == PAIR
 
+    def root(self, col: int, a: Any, b: Any, ga: Any, gb: Any, xtol: float) -> Any:
+        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed (Illinois)."""
+
+        def value(t: Any) -> Any:
+            return self.column(t, col)
+
+        if self.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
+            ga, gb = value(a), value(b)
+        return illinois(value, a, b, ga, gb, xtol)
+
     def _pair_polynomial(self, col: int, t: float) -> float:
         """Pair guard ``col`` at time t from its samples, by the barycentric formula (plain floats: this runs
         inside the root finder, about ten times per event)."""
@@ -350,12 +360,7 @@ def first_event(
         return None
 
     def locate(col: int, a: Any, b: Any, ga: Any, gb: Any) -> Any:
-        def value(t: Any) -> Any:
-            return step.column(t, col)
-
-        if step.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
-            ga, gb = value(a), value(b)
-        return illinois(value, a, b, ga, gb, xtol)
+        return step.root(col, a, b, ga, gb, xtol)
 
     estimates = {}  # column -> the linear-interpolation estimate of its crossing time in its bracket
     for c, (a, b, ga, gb) in brackets.items():

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.events import PieceGuards
+from simulate.flow.events import PieceGuards, illinois
 
 
 @cache
@@ -124,6 +124,59 @@ class PolynomialStepGuards:
     def has_polynomial(self, col: int) -> bool:
         return col < self.n_candidates
 
+    def root(self, col: int, a: float, b: float, ga: float, gb: float, xtol: float) -> float:
+        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed.
+
+        A movable pair's guard is a polynomial of degree p in theta: safeguarded Newton (Horner's rule for the
+        value and the derivative; bisection when a step leaves the bracket), then the bracket is closed to
+        xtol around the converged point. The output columns go to regula falsi (:func:`illinois`).
+        """
+        if col >= self.n_candidates:
+            return illinois(lambda t: self.column(t, col), a, b, ga, gb, xtol)
+        coefficients = self._highest_first(col)
+
+        def value_and_slope(theta: float) -> tuple[float, float]:
+            value = slope = 0.0
+            for coefficient in coefficients:
+                slope = slope * theta + value
+                value = value * theta + coefficient
+            return value, slope
+
+        tol = xtol / self.h
+        lo, hi = self._theta(a), self._theta(b)
+        g_lo, g_hi = value_and_slope(lo)[0], value_and_slope(hi)[0]
+        theta = lo + (hi - lo) * g_lo / (g_lo - g_hi) if g_lo != g_hi else (lo + hi) / 2
+        for _ in range(100):
+            if hi - lo <= tol:
+                break
+            g, slope = value_and_slope(theta)
+            if g == 0:
+                return self.t_a + theta * self.h
+            if g > 0:
+                lo = theta
+            else:
+                hi = theta
+            newton = theta - g / slope if slope != 0 else lo - 1.0
+            if not lo < newton < hi:
+                newton = (lo + hi) / 2
+            if abs(newton - theta) <= tol / 4:  # converged: close the bracket around the point
+                left, right = max(lo, newton - tol / 4), min(hi, newton + tol / 4)
+                if value_and_slope(left)[0] > 0:
+                    lo = left
+                if value_and_slope(right)[0] <= 0:
+                    hi = right
+                theta = (lo + hi) / 2
+            else:
+                theta = newton
+        return self.t_a + lo * self.h
+
+    def _highest_first(self, col: int) -> list[float]:
+        """A movable pair's coefficients, highest power first (kept: a located column is evaluated often)."""
+        coefficients = self._reversed.get(col)
+        if coefficients is None:
+            coefficients = self._reversed[col] = self.pair_coefficients[::-1, col].tolist()
+        return coefficients
+
     def _theta(self, t: Any) -> float:
         return (float(t) - self.t_a) / self.h
 
@@ -139,11 +192,8 @@ class PolynomialStepGuards:
         theta = self._theta(t)
         if col >= self.n_candidates:
             return float(self._outputs(theta)[col - self.n_candidates])
-        coefficients = self._reversed.get(col)
-        if coefficients is None:
-            coefficients = self._reversed[col] = self.pair_coefficients[::-1, col].tolist()
         value = 0.0
-        for coefficient in coefficients:
+        for coefficient in self._highest_first(col):
             value = value * theta + coefficient
         return value
 

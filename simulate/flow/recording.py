@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class Recorder:
         arith = self.coords.arith
         self._risk = compile_field(self.loss).risk
         self._data = (arith.to_float(self.coords.X), arith.to_float(self.coords.y), float(self.coords.c))
+        self._times = [] if self.schedule.times is None else self.schedule.times.tolist()  # sorted: bisect
 
     def _save(self, t: float, Y: Any) -> None:
         W, v = (self.coords.arith.to_float(a) for a in self.coords.network(Y))
@@ -78,7 +80,7 @@ class Recorder:
             return
         if self._invariant0 is None:
             self._invariant0 = q
-        self.drift = max(self.drift, float(np.max(np.abs(self.coords.arith.to_float(q - self._invariant0)))))
+        self.drift = max(self.drift, float(np.abs(self.coords.arith.to_float(q - self._invariant0)).max()))
 
     def start(self, t0: float, Y0: Any) -> None:
         self._track_drift(Y0)
@@ -101,7 +103,9 @@ class Recorder:
         if times is None:
             self._save(t_b, y_b)
             return
-        inside = times[(times > float(t_a)) & (times <= float(t_b))]
+        inside = times[
+            bisect.bisect_right(self._times, float(t_a)) : bisect.bisect_right(self._times, float(t_b))
+        ]
         if len(inside):
             for t, Y in zip(inside, dense(inside), strict=True):
                 self._save(t, Y)

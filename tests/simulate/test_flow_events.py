@@ -145,3 +145,34 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
         start = step.start.reshape(-1)
         assert np.all(np.sign(expected[held]) == np.sign(start[held]))
         assert np.all(got[guards.sliding_columns] == 1.0) and np.all(got[held] == start[held])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_polynomial_step_guards_locate_the_first_crossing_to_roundoff(seed):
+    """Safeguarded Newton on a movable pair's polynomial: the located time is the earliest sign change of any
+    guard (checked on a fine grid of the states), to 1e-13 in time."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 6, 8, 3
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = PlainCoordinates(X, y, 1.0, m, float_arithmetic("logistic"))
+    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.5, 0.2, 0.1])[:, None]
+    P0 = C[0, : m * d].reshape(m, d) @ X.T
+    guards = PieceGuards(coords, SlidingWeights(sign_mode_of(P0), X @ X.T, coords.arith), None)
+
+    def state_at(t):
+        return np.atleast_1d(t)[:, None] ** np.arange(4) @ C
+
+    step = PolynomialStepGuards(guards, 0.0, 1.0, np.linspace(0.0, 1.0, 7), C, lambda t: state_at(t)[0])
+    t_event, column, _ = first_event(step, xtol=1e-15)
+    grid = np.linspace(0.0, 1.0, 20001)
+    cosines = guards.evaluate(state_at(grid))[:, : guards.n_pairs]
+    first_sign_change = grid[np.flatnonzero((cosines <= 0).any(axis=1))[0]]
+    assert t_event == pytest.approx(first_sign_change, abs=1e-4)  # the grid's resolution
+    j, i = guards.pair(column)
+    assert abs(coords.cosine(state_at(t_event)[0], j, i)) < 1e-13
+    assert guards.evaluate(state_at(t_event - 1e-9))[0, : guards.n_pairs].min() > 0
+
+
+def sign_mode_of(P):
+    return Mode(P > 0, np.zeros_like(P, dtype=bool))
