@@ -12,11 +12,11 @@ from the coefficients C without forming a single intermediate state:
   theta from n numbers per power.
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
-largest possible excursion on [0, 1]); all other pair guards are held at g_ji(0) in the samples, which keeps
-their sign and their distance from 0 (the touching band of an event included). Only the remaining candidates
-are scaled and evaluated at the sample times, and a located root needs a Horner evaluation of p + 1 numbers
-per iteration. Exactness: the coefficients are exact products of the dense output's, so the guards agree
-with the sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
+largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
+sampled at all (an event reports them as 1, like a sliding pair's column). Only the remaining candidates are
+scaled and evaluated at the sample times, and a crossing is located by safeguarded Newton on p + 1 numbers.
+Exactness: the coefficients are exact products of the dense output's, so the guards agree with the
+sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
 """
 
 from __future__ import annotations
@@ -76,14 +76,13 @@ class PolynomialStepGuards:
         self._last: tuple[Any, Any] | None = None
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
-        pre, amp, self._norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
+        pre, amp, norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
         reach = np.abs(pre[1:]).sum(axis=0)  # the largest excursion of <w_j(theta), x_i> on [0, 1]
         movable = (np.abs(pre[0]) <= reach).reshape(-1)
         movable[guards.sliding_columns] = False
         self.candidates = np.flatnonzero(movable)
         self.n_candidates = len(self.candidates)
-        self._start_pre = pre[0]
-        factor = guards.side_over_x.reshape(-1)[self.candidates] / self._norms[self.candidates // n]
+        factor = guards.side_over_x.reshape(-1)[self.candidates] / norms[self.candidates // n]
         self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
         self.output_coefficients = None
@@ -106,20 +105,14 @@ class PolynomialStepGuards:
         self.guards.seen_positive[self.columns[np.any(self.G > 0, axis=0)]] = True
 
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
-        """(t, the piece's guard index, all the piece's guards at t): pairs that cannot change sign in the step
-        hold their start value (sign and distance from 0 kept), sliding pairs' columns 1."""
+        """(t, the piece's guard index, all the piece's guards at t): a pair that cannot change sign in the step
+        is on no surface and reported as 1, like a sliding pair's column."""
         guards = self.guards
-        every = np.empty(len(guards.thresholds))
-        every[: guards.n_pairs] = self.start.reshape(-1)
+        every = np.ones(len(guards.thresholds))
         every[self.candidates] = values[: self.n_candidates]
         every[guards.n_pairs :] = values[self.n_candidates :]
         every[guards.sliding_columns] = 1.0
         return t, int(self.columns[col]), every
-
-    @property
-    def start(self) -> np.ndarray:
-        """The pair guards at t_a, cos angle(w_j, x_i), shape (m, n) (sliding pairs 0)."""
-        return self._start_pre * self.guards.side_over_x / self._norms[:, None]
 
     def has_polynomial(self, col: int) -> bool:
         return col < self.n_candidates

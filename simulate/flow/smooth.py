@@ -198,7 +198,7 @@ class ExplicitPieces:
         h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** -self.exponent
         return min(100 * h0, h1, t_bound - t0)
 
-    def _step(self, fun, t: float, y: np.ndarray, f: np.ndarray, h: float):
+    def _step(self, fun: Callable[[Any], Any], y: np.ndarray, f: np.ndarray, h: float):
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
 
         Written to touch each length-size vector as few times as possible (the stage combinations are small
@@ -207,9 +207,9 @@ class ExplicitPieces:
         K = np.empty((self.stages + 1, y.size))
         K[0] = f
         for s in range(1, self.stages):
-            K[s] = fun(t + h * self.C[s], (h * self.A[s, :s]) @ K[:s] + y)
+            K[s] = fun((h * self.A[s, :s]) @ K[:s] + y)
         y_new = (h * self.B) @ K[: self.stages] + y
-        K[-1] = fun(t + h, y_new)
+        K[-1] = fun(y_new)
         scale = np.abs(y)
         np.maximum(scale, np.abs(y_new), out=scale)
         scale *= self.rtol
@@ -242,13 +242,13 @@ class ExplicitPieces:
                 h = min(h, t_bound - t)
                 if h <= 10 * np.spacing(max(1.0, abs(t))):
                     return PieceEnd("failed", t, y, used, message=f"step size too small at t = {t:.6g}")
-                y_new, K, error = self._step(checked, t, y, f, h)
-                if not error < 1:  # rejected (a NaN error included: the next try is smaller)
-                    h *= max(0.2, 0.9 * error**self.exponent) if np.isfinite(error) else 0.2
+                y_new, K, error = self._step(fun, y, f, h)
+                if not np.isfinite(error):  # a stage or the new state is not finite (the scale is >= atol)
+                    raise Diverged(f"the field or the state is not finite at t = {t + h:.6g}")
+                if not error < 1:  # rejected
+                    h *= max(0.2, 0.9 * error**self.exponent)
                     rejected = True
                     continue
-                if not np.isfinite(y_new @ y_new):
-                    raise Diverged(f"the state is not finite at t = {t + h:.6g}")
                 t_new = t_bound if h == t_bound - t else t + h
                 # y(t + theta h) = sum_k coefficients_k theta^k, k = 0 .. degree (row 0 is y): contiguous rows
                 coefficients = np.empty((len(self.powers), y.size))
