@@ -70,8 +70,10 @@ class Coordinates:
 
     def _split(self, Y: Any) -> tuple[Any, Any]:
         """(row block (..., m, row), per-neuron part (..., m)) of states Y (..., size)."""
-        lead = Y.shape[:-1]
-        return Y[..., : self.m * self.row].reshape(*lead, self.m, self.row), Y[..., self.m * self.row :]
+        k = self.m * self.row
+        if Y.ndim == 1:  # the common case, spelled out: this runs several times per field evaluation
+            return Y[:k].reshape(self.m, self.row), Y[k:]
+        return Y[..., :k].reshape(*Y.shape[:-1], self.m, self.row), Y[..., k:]
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
