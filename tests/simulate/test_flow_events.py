@@ -114,16 +114,24 @@ def test_illinois_converges_in_mpmath_to_the_working_precision():
         assert abs(root - mpmath.pi / 2) < mpmath.mpf(10) ** -34
 
 
+def polynomial_step_problem(seed: int, c: float, sizes: tuple[float, ...]):
+    """Plain coordinates for m = 6 neurons, n = 8 samples in d = 3, and a random cubic step C (4, size) whose
+    coefficient k has scale sizes[k]; P0: the pre-activations at the step's start."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 6, 8, 3
+    X = rng.standard_normal((n, d))
+    coords = PlainCoordinates(
+        X, np.where(np.arange(n) % 2 == 0, 1.0, -1.0), c, m, float_arithmetic("logistic")
+    )
+    C = rng.standard_normal((4, m * (d + 1))) * np.array(sizes)[:, None]
+    return coords, C, C[0, : m * d].reshape(m, d) @ X.T
+
+
 def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
     """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
     not sampled (reported as 1 at an event) keeps its sign over the whole step."""
-    rng = np.random.default_rng(7)
-    m, n, d = 6, 8, 3
-    X = rng.standard_normal((n, d))
-    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
-    coords = PlainCoordinates(X, y, 1.3, m, float_arithmetic("logistic"))
-    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.3, 0.1, 0.05])[:, None]
-    P0 = C[0, : m * d].reshape(m, d) @ X.T
+    coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
+    X, (m, n) = coords.X, P0.shape
     sliding = np.zeros((m, n), dtype=bool)
     sliding[1, 2] = sliding[4, 5] = True
     weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
@@ -151,14 +159,11 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
 def test_polynomial_step_guards_locate_the_first_crossing_to_roundoff(seed):
     """Safeguarded Newton on a movable pair's polynomial: the located time is the earliest sign change of any
     guard (checked on a fine grid of the states), to 1e-13 in time."""
-    rng = np.random.default_rng(seed)
-    m, n, d = 6, 8, 3
-    X = rng.standard_normal((n, d))
-    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
-    coords = PlainCoordinates(X, y, 1.0, m, float_arithmetic("logistic"))
-    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.5, 0.2, 0.1])[:, None]
-    P0 = C[0, : m * d].reshape(m, d) @ X.T
-    guards = PieceGuards(coords, SlidingWeights(sign_mode_of(P0), X @ X.T, coords.arith), None)
+    coords, C, P0 = polynomial_step_problem(seed, c=1.0, sizes=(1.0, 0.5, 0.2, 0.1))
+    X = coords.X
+    guards = PieceGuards(
+        coords, SlidingWeights(Mode(P0 > 0, np.zeros_like(P0, dtype=bool)), X @ X.T, coords.arith), None
+    )
 
     def state_at(t):
         return np.atleast_1d(t)[:, None] ** np.arange(4) @ C
@@ -172,7 +177,3 @@ def test_polynomial_step_guards_locate_the_first_crossing_to_roundoff(seed):
     j, i = guards.pair(column)
     assert abs(coords.cosine(state_at(t_event)[0], j, i)) < 1e-13
     assert guards.evaluate(state_at(t_event - 1e-9))[0, : guards.n_pairs].min() > 0
-
-
-def sign_mode_of(P):
-    return Mode(P > 0, np.zeros_like(P, dtype=bool))
