@@ -108,14 +108,20 @@ def test_log_and_plain_coordinates_agree():
     assert (log.switches, log.sliding_entries) == (plain.switches, plain.sliding_entries)
 
 
-@pytest.mark.parametrize("method", ["RK23", "DOP853"])
-def test_span_and_plain_coordinates_agree_when_n_is_below_d(method):
-    """n = 6 samples in d = 10: 'auto' integrates W - W(0) in the span of the samples; same flow as plain."""
+def wide_problem():
+    """(W0, v0, X, y): n = 6 samples in d = 10, m = 8 balanced neurons (crossings and sliding)."""
     rng = np.random.default_rng(11)
     X = rng.standard_normal((6, 10)) / np.sqrt(10)
     y = np.where(X[:, 0] + 0.3 * rng.standard_normal(6) > 0, 1.0, -1.0)
     W = rng.standard_normal((8, 10)) / np.sqrt(10)
     v = np.where(rng.random(8) < 0.5, -1.0, 1.0) * np.linalg.norm(W, axis=1)
+    return W, v, X, y
+
+
+@pytest.mark.parametrize("method", ["RK23", "DOP853"])
+def test_span_and_plain_coordinates_agree_when_n_is_below_d(method):
+    """n = 6 samples in d = 10: 'auto' integrates W - W(0) in the span of the samples; same flow as plain."""
+    W, v, X, y = wide_problem()
     kwargs = {"target_risk": 0.05, "t_max": 500.0, "rtol": 1e-11, "atol": 1e-13, "method": method}
     span = integrate_flow(W, v, X, y, **kwargs)
     plain = integrate_flow(W, v, X, y, coords="plain", **kwargs)
@@ -130,6 +136,16 @@ def test_span_and_plain_coordinates_agree_when_n_is_below_d(method):
     assert np.allclose(W_t, W_p, rtol=1e-7, atol=1e-9) and np.allclose(v_t, v_p, rtol=1e-7, atol=1e-9)
     implicit = integrate_flow(W, v, X, y, target_risk=0.05, t_max=500.0, rtol=1e-8, method="Radau")
     assert implicit.info["coords"] == "plain" and implicit.info["jac_evals"] > 0  # the analytic Jacobian
+
+
+def test_span_coordinates_with_another_loss_multiplier_and_stop_rule():
+    W, v, X, y = wide_problem()
+    kwargs = {"loss": "squared", "c": 2.0, "stop_rule": TrainAccuracy(1.0), "t_max": 100.0, "rtol": 1e-10}
+    span = integrate_flow(W, v, X, y, method="RK45", **kwargs)
+    plain = integrate_flow(W, v, X, y, method="RK45", coords="plain", **kwargs)
+    assert span.info["coords"] == "span" and span.status == plain.status == "target_reached"
+    assert span.t_stop == pytest.approx(plain.t_stop, rel=1e-7)
+    assert np.allclose(span.W, plain.W, rtol=1e-6, atol=1e-8)
 
 
 def test_dense_output_reproduces_saved_states():
