@@ -19,6 +19,7 @@ fraction of a second one timing is at the mercy of the machine's noise.
     python benchmarks/flow.py
 """
 
+import gc
 import itertools
 import math
 import os
@@ -64,6 +65,15 @@ def error(run: RunResult | BaselineRun, exact: np.ndarray) -> float:
 
 
 @dataclass
+class EngineTiming:
+    method: str
+    rtol: float
+    rhs_evals: int
+    wall_time: float
+    error: float
+
+
+@dataclass
 class EulerCost:
     steps: int
     wall_time: float
@@ -103,6 +113,7 @@ def main() -> None:
     )
     summary = []
     for alpha in ALPHAS:
+        gc.collect()  # the previous section's garbage is not this section's cost
         W, v = init_params(100, 100, alpha=alpha, scheme="random_sign", seed=0)
         tight = integrate_flow(W, v, X, y, target_risk=TARGET, t_max=1e5, rtol=1e-13, atol=1e-15)
         T, exact = tight.t_stop, state(tight)
@@ -110,6 +121,7 @@ def main() -> None:
             f"alpha = {alpha:g}: T = {T:.4f}, {tight.switches} crossings, {tight.sliding_entries} sliding "
             f"entries, {tight.info['sliding_exits']} exits, {tight.info['events']} events ({tight.engine})"
         )
+        del tight  # keep numbers only: a result holds its dense-output checkpoints
         runs = []
         for method, rtol in ENGINE_CONFIGS:
             run = fastest(
@@ -126,13 +138,14 @@ def main() -> None:
                     save_at=[T],
                 )
             )
-            runs.append((method, rtol, run, error(run, exact)))
+            runs.append(EngineTiming(method, rtol, run.rhs_evals, run.wall_time, error(run, exact)))
+            del run
             print(
-                f"  engine {method:>6} rtol {rtol:.0e}: {run.rhs_evals:>7d} RHS evals, "
-                f"{run.wall_time:7.2f} s, error {runs[-1][3]:.1e}"
+                f"  engine {method:>6} rtol {rtol:.0e}: {runs[-1].rhs_evals:>7d} RHS evals, "
+                f"{runs[-1].wall_time:7.2f} s, error {runs[-1].error:.1e}"
             )
-        accurate = [r for r in runs if r[3] <= ACCURACY] or runs
-        best = min(accurate, key=lambda r: r[2].wall_time)
+        accurate = [r for r in runs if r.error <= ACCURACY] or runs
+        best = min(accurate, key=lambda r: r.wall_time)
         gd = euler_cost(W, v, X, y, T, exact)
         print(
             f"  Euler (GD): order {gd.order:.2f}, {gd.steps} steps for {ACCURACY:g}, {gd.wall_time:.1f} s"
@@ -156,10 +169,10 @@ def main() -> None:
         f"{'alpha':>6} | {'engine':>14} {'evals':>7} {'wall s':>7} {'error':>8} | {'Euler steps':>11} "
         f"{'wall s':>8} | {'evals x':>7} {'wall x':>6} | plain DOP853 at rtol 1e-8"
     )
-    for alpha, (method, rtol, run, err), gd, plain_text in summary:
+    for alpha, run, gd, plain_text in summary:
         print(
-            f"{alpha:>6g} | {method:>6} {rtol:>7.0e} {run.rhs_evals:>7d} {run.wall_time:>7.2f} {err:>8.1e} | "
-            f"{gd.steps:>11d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} | "
+            f"{alpha:>6g} | {run.method:>6} {run.rtol:>7.0e} {run.rhs_evals:>7d} {run.wall_time:>7.2f} "
+            f"{run.error:>8.1e} | {gd.steps:>11d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} | "
             f"{gd.steps / run.rhs_evals:>7.0f} {gd.wall_time / run.wall_time:>6.1f} | {plain_text}"
         )
     print("* extrapolated from the measured cost per Euler step")
