@@ -54,14 +54,13 @@ class SpanCoordinates(Coordinates):
     def signs(self, Y: Any) -> np.ndarray:
         return np.sign(self.arith.to_float(self._split(Y)[1]))
 
-    def _norms2(self, Lambda: Any, P: Any) -> Any:
-        """||w_j||^2 (..., m) from Lambda and the pre-activations P = P^0 + Lambda K."""
-        return self.norms0 + np.einsum("...i,...i->...", Lambda, self.P0 + P)
+    def _norms2(self, Lambda: Any, LK: Any) -> Any:
+        """||w_j||^2 = ||w_j(0)||^2 + sum_i lambda_ji (2 P^0 + Lambda K)_ji, shape (..., m); LK = Lambda K."""
+        return self.norms0 + np.einsum("...i,...i->...", Lambda, self.twice_P0 + LK)
 
     def invariant(self, Y: Any) -> Any:
-        """v_j^2 - ||w_j||^2 = (v_j^2 - ||w_j(0)||^2) - sum_i lambda_ji (2 P^0 + Lambda K)_ji."""
         Lambda, v = self._split(Y)
-        return (v * v - self.norms0) - np.einsum("...i,...i->...", Lambda, self.twice_P0 + Lambda @ self.gram)
+        return v * v - self._norms2(Lambda, Lambda @ self.gram)
 
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         Lambda, v = self._split(Y)
@@ -69,7 +68,7 @@ class SpanCoordinates(Coordinates):
 
     def _row_scale(self, Y: Any) -> Any:
         Lambda, _ = self._split(Y)
-        return self.arith.sqrt(self._norms2(Lambda, self.P0 + Lambda @ self.gram))
+        return self.arith.sqrt(self._norms2(Lambda, Lambda @ self.gram))
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dLambda: Any, dv: Any) -> None:
         np.multiply(Q, (self.rate * v)[:, None], out=dLambda)
@@ -104,5 +103,6 @@ class SpanCoordinates(Coordinates):
     def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Lambda, amp = self._split(C)
         pre = Lambda @ self.gram
+        norms = self.arith.sqrt(self._norms2(Lambda[0], pre[0]))
         pre[0] += self.P0  # P^0 is the constant term of the pre-activations
-        return pre, amp, self.arith.sqrt(self._norms2(Lambda[0], pre[0]))
+        return pre, amp, norms
