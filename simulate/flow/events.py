@@ -9,12 +9,12 @@ A piece stays valid while every guard is positive:
 
 The integrator samples the guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
 has degree <= 7 for DOP853, so 10 sub-intervals resolve it): all of them from the sampled states
-(:class:`StepGuards`), or, for the explicit pairs in plain coordinates, only those that can change sign in
-the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It looks for sign
-changes, and also for guards that dip between samples: a guard with a discrete local minimum whose parabola
-through the three samples dips well below the middle value is minimized on the dense output, so a pair that
-crosses a surface and comes back within one step is not missed. The earliest root is then located by regula falsi (Illinois) to the
-arithmetic's roundoff. Pair and weight guards count as crossed only below -64 eps (noise of a guard that
+(:class:`StepGuards`), or, for the explicit pairs in plain and data-span coordinates, only those that can
+change sign in the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It
+looks for sign changes, and also for guards that dip between samples: a guard with a discrete local minimum
+whose parabola through the three samples dips well below the middle value is minimized on the dense output,
+so a pair that crosses a surface and comes back within one step is not missed. The earliest root is then
+located to the arithmetic's roundoff (regula falsi, Illinois; Newton on a polynomial step's pair guards). Pair and weight guards count as crossed only below -64 eps (noise of a guard that
 starts at 0 after an event); the stopping guard at 0.
 """
 
@@ -248,7 +248,7 @@ class StepGuards:
             K = len(ts) - 1
             self.bary_list = [(-1.0) ** k * math.comb(K, k) for k in range(K + 1)]
             self.ts_list = [float(t) for t in ts]
-            self.pair_samples: dict[int, tuple[list[float], float]] = {}
+            self.pair_samples: dict[int, list[float]] = {}
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -287,10 +287,8 @@ class StepGuards:
             g = self.guards
             j, i = g.pair(col)
             pre, scale = g.coords.pair_preactivations(self.Ys, j, i)
-            scale = float(scale)
-            values = float(g.weights.mode.side[j, i]) * pre / scale
-            self.pair_samples[col] = (values.tolist(), scale)
-        values, _ = self.pair_samples[col]
+            self.pair_samples[col] = (float(g.weights.mode.side[j, i]) * pre / float(scale)).tolist()
+        values = self.pair_samples[col]
         numerator = denominator = 0.0
         for node, weight, value in zip(self.ts_list, self.bary_list, values, strict=True):
             gap = t - node
@@ -359,9 +357,6 @@ def first_event(
     if not brackets:
         return None
 
-    def locate(col: int, a: Any, b: Any, ga: Any, gb: Any) -> Any:
-        return step.root(col, a, b, ga, gb, xtol)
-
     estimates = {}  # column -> the linear-interpolation estimate of its crossing time in its bracket
     for c, (a, b, ga, gb) in brackets.items():
         a, b, ga, gb = float(a), float(b), float(ga), float(gb)
@@ -369,7 +364,7 @@ def first_event(
     estimate = estimates.__getitem__
 
     col = min(brackets, key=estimate)
-    best = (locate(col, *brackets[col]), col)
+    best = (step.root(col, *brackets[col], xtol), col)
     done = {col}
     while True:
         at_best = step.values(best[0])
@@ -383,4 +378,4 @@ def first_event(
         col = min(earlier, key=estimate)
         done.add(col)
         a, _, ga, _ = brackets[col]
-        best = (locate(col, a, best[0], ga, step.column(best[0], col)), col)
+        best = (step.root(col, a, best[0], ga, step.column(best[0], col), xtol), col)
