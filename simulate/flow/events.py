@@ -243,21 +243,14 @@ class StepGuards:
         self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None
     ) -> None:
         self.guards, self.ts, self.G, self.state_at, self.Ys = guards, ts, G, state_at, Ys
+        # crossing thresholds and 'positive earlier in the piece' of G's columns (here every guard, in order)
+        self.thresholds, self.seen_positive = guards.thresholds, guards.seen_positive
         self._last: tuple[Any, Any] | None = None
         if Ys is not None:
             K = len(ts) - 1
             self.bary_list = [(-1.0) ** k * math.comb(K, k) for k in range(K + 1)]
             self.ts_list = [float(t) for t in ts]
             self.pair_samples: dict[int, list[float]] = {}
-
-    @property
-    def thresholds(self) -> np.ndarray:
-        """Crossing thresholds of G's columns (here every guard of the piece, in order)."""
-        return self.guards.thresholds
-
-    @property
-    def seen_positive(self) -> np.ndarray:
-        return self.guards.seen_positive
 
     def observe(self) -> None:
         """Record the samples as an accepted step's (no event in it)."""

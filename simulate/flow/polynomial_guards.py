@@ -1,11 +1,12 @@
 """The guards along one step, computed from the step's polynomial dense output instead of sampled states.
 
 An explicit Runge–Kutta step from t_a with size h has the dense output y(t_a + theta h) = sum_k C_k theta^k,
-k = 0 .. p (p = 3 for RK23, 4 for RK45; C_0 = y(t_a)). In plain coordinates every guard of the piece follows
-from the coefficients C without forming a single intermediate state:
+k = 0 .. p (p = 3 for RK23, 4 for RK45; C_0 = y(t_a)). In plain and data-span coordinates (pre-activations
+and output amplitudes affine in the state) every guard of the piece follows from the coefficients C without
+forming a single intermediate state:
 
 - the pair guards g_ji(theta) = side_ji <w_j(theta), x_i> / (||w_j(t_a)|| ||x_i||) are polynomials of degree
-  p whose coefficients are the columns of one product (p + 1) m x d by d x n; at theta = 0 this is exactly
+  p whose coefficients come from one product (``Coordinates.polynomial_parts``); at theta = 0 this is exactly
   cos angle(w_j, x_i), and it has the cosine's sign throughout;
 - the output f_i(theta) = c sum_j v_j(theta) 1[j,i active] <w_j(theta), x_i> is a polynomial of degree 2p
   (a product of two polynomials of degree p), so the sliding weights mu and the stopping value follow at any
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.events import PieceGuards, illinois
+from simulate.flow.events import PieceGuards, StepGuards, illinois
 
 
 @cache
@@ -49,13 +50,22 @@ def _vandermonde(fractions: np.ndarray, powers: int) -> np.ndarray:
 _VANDERMONDE: dict[tuple[bytes, int], np.ndarray] = {}
 
 
-class PolynomialStepGuards:
+def _horner(coefficients: list[float], theta: float) -> tuple[float, float]:
+    """(value, derivative) at theta of the polynomial with ``coefficients``, highest power first."""
+    value = slope = 0.0
+    for coefficient in coefficients:
+        slope = slope * theta + value
+        value = value * theta + coefficient
+    return value, slope
+
+
+class PolynomialStepGuards(StepGuards):
     """The guards of ``guards`` along one step with power-basis dense output ``coefficients`` (p + 1, size).
 
-    Offers what :func:`simulate.flow.events.first_event` needs, like :class:`~simulate.flow.events.StepGuards`:
-    sample times ``ts`` (t_a + h * fractions) and samples ``G`` of the guards that can change sign (the
-    movable pairs, then every guard after the pair columns: mu, 1 - mu, the stopping value), their values at
-    any time, and ``event`` to map a column of G back to the piece's guard index.
+    What :func:`simulate.flow.events.first_event` needs, as in :class:`~simulate.flow.events.StepGuards`, but
+    G's columns are only the guards that can change sign (the movable pairs, then every guard after the pair
+    columns: mu, 1 - mu, the stopping value), all computed from the coefficients; ``event`` maps a column of
+    G back to the piece's guard index.
     """
 
     def __init__(
@@ -70,10 +80,7 @@ class PolynomialStepGuards:
         coords = guards.coords
         n = coords.n
         powers = len(coefficients)
-        self.guards, self.t_a, self.h, self.state_at = guards, t_a, h, state_at
-        self.ts = t_a + h * fractions
-        self.ts[-1] = t_a + h
-        self._last: tuple[Any, Any] | None = None
+        self.t_a, self.h = t_a, h
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         pre, amp, norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
@@ -95,9 +102,12 @@ class PolynomialStepGuards:
         G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
         if self.output_coefficients is not None:
             G[:, self.n_candidates :] = guards.output_guards(vandermonde @ self.output_coefficients)
-        self.G = G
+        ts = t_a + h * fractions
+        ts[-1] = t_a + h
+        super().__init__(guards, ts, G, state_at)
+        # the piece's guard index of each column of G
         self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
-        self.thresholds = guards.thresholds[self.columns]  # the piece's guard index of each column of G
+        self.thresholds = guards.thresholds[self.columns]
         self.seen_positive = guards.seen_positive[self.columns]
 
     def observe(self) -> None:
@@ -129,11 +139,7 @@ class PolynomialStepGuards:
         coefficients = self._highest_first(col)
 
         def value_and_slope(theta: float) -> tuple[float, float]:
-            value = slope = 0.0
-            for coefficient in coefficients:
-                slope = slope * theta + value
-                value = value * theta + coefficient
-            return value, slope
+            return _horner(coefficients, theta)
 
         tol = xtol / self.h
         lo, hi = self._theta(a), self._theta(b)
@@ -185,19 +191,10 @@ class PolynomialStepGuards:
         theta = self._theta(t)
         if col >= self.n_candidates:
             return float(self._outputs(theta)[col - self.n_candidates])
-        value = 0.0
-        for coefficient in self._highest_first(col):
-            value = value * theta + coefficient
-        return value
+        return _horner(self._highest_first(col), theta)[0]
 
     def values(self, t: Any) -> np.ndarray:
         """G's columns at time t."""
         theta = self._theta(t)
         pairs = (theta ** np.arange(len(self.pair_coefficients))) @ self.pair_coefficients
         return np.concatenate([pairs, self._outputs(theta)])
-
-    def state(self, t: Any) -> Any:
-        """The state at time t in the step (the last one asked for is kept: the event's state is asked twice)."""
-        if self._last is None or self._last[0] != t:
-            self._last = (t, self.state_at(t))
-        return self._last[1]
