@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +63,6 @@ class Recorder:
         arith = self.coords.arith
         self._risk = compile_field(self.loss).risk
         self._data = (arith.to_float(self.coords.X), arith.to_float(self.coords.y), float(self.coords.c))
-        self._times = [] if self.schedule.times is None else self.schedule.times.tolist()  # sorted: bisect
 
     def _save(self, t: float, Y: Any) -> None:
         W, v = (self.coords.arith.to_float(a) for a in self.coords.network(Y))
@@ -103,9 +101,7 @@ class Recorder:
         if times is None:
             self._save(t_b, y_b)
             return
-        inside = times[
-            bisect.bisect_right(self._times, float(t_a)) : bisect.bisect_right(self._times, float(t_b))
-        ]
+        inside = times[slice(*np.searchsorted(times, [float(t_a), float(t_b)], side="right"))]  # times sorted
         if len(inside):
             for t, Y in zip(inside, dense(inside), strict=True):
                 self._save(t, Y)
