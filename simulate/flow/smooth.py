@@ -27,6 +27,11 @@ EXPLICIT = ("RK23", "RK45")
 NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "Radau": 6, "BDF": 8}
 
 
+def guard_fractions(method: str) -> np.ndarray:
+    """The fractions of a step at which ``method``'s guards are sampled: NODES[method] equal sub-intervals."""
+    return np.linspace(0.0, 1.0, NODES[method] + 1)
+
+
 class Diverged(ArithmeticError):
     """The field or the state became NaN or infinite."""
 
@@ -114,7 +119,7 @@ class ScipyPieces:
         self.solver_class = SOLVERS[method]
         self.implicit = method in IMPLICIT
         self.rtol, self.atol = rtol, atol
-        self.fractions = np.linspace(0.0, 1.0, NODES[method] + 1)  # of a step, where the guards are sampled
+        self.fractions = guard_fractions(method)
 
     def run(
         self,
@@ -181,7 +186,7 @@ class ExplicitPieces:
         self.exponent = -1.0 / (tableau.error_estimator_order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
-        self.fractions = np.linspace(0.0, 1.0, NODES[method] + 1)  # of a step, where the guards are sampled
+        self.fractions = guard_fractions(method)
 
     @staticmethod
     def _norm(values: np.ndarray, scale: np.ndarray) -> float:
