@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulate.data import make_data
-from simulate.flow import integrate_flow
-from simulate.flow.baselines import BaselineRun, euler, plain_ode_flow
-from simulate.initialization import init_params
-from simulate.result import RunResult
+from fls.simulate.data import make_data
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.baselines import BaselineRun, euler, plain_ode_flow
+from fls.simulate.initialization import init_params
+from fls.simulate.result import RunResult
 
 ALPHAS = (1e-4, 0.3, 3.0)
 TARGET = 0.05

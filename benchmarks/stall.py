@@ -12,9 +12,9 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add contention
 
-from simulate.flow import integrate_flow
-from simulate.flow.baselines import plain_ode_flow
-from simulate.flow.problems import stall_problem
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.baselines import plain_ode_flow
+from fls.simulate.flow.problems import stall_problem
 
 ALPHAS = (1e-3, 0.1, 1.0)
 TARGET = 1e-2

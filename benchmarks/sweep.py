@@ -38,11 +38,11 @@ from pathlib import Path
 # This process runs the in-process contenders: one thread, as each pool worker has (set before numpy loads).
 os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
 
-from compare.config import expand_runs, load_config
-from compare.runner import execute_batch
-from compare.store import create_store
-from compare.sweep import execute, make_batches, run_sweep
-from simulate.train.device import configure_threads
+from fls.compare.config import expand_runs, load_config
+from fls.compare.runner import execute_batch
+from fls.compare.store import create_store
+from fls.compare.sweep import execute, make_batches, run_sweep
+from fls.simulate.train.device import configure_threads
 
 
 def config(runs: int) -> dict:

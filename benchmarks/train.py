@@ -27,13 +27,13 @@ import time
 import numpy as np
 import torch
 
-from simulate.data import make_data
-from simulate.realdata import load_digits
-from simulate.train.deep import Architecture, train_deep
-from simulate.train.device import configure_threads
-from simulate.train.ensemble import init_ensemble, train_ensemble
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import compile_field
+from fls.simulate.data import make_data
+from fls.simulate.realdata import load_digits
+from fls.simulate.train.deep import Architecture, train_deep
+from fls.simulate.train.device import configure_threads
+from fls.simulate.train.ensemble import init_ensemble, train_ensemble
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import compile_field
 
 E, N, D, M, STEPS, ETA = 64, 200, 100, 256, 2000, 0.1
 SMALL_STEPS = 500

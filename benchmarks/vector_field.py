@@ -40,7 +40,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # after the thread count is fixed
 import torch
 
-from theory.compiled import compile_field
+from fls.theory.compiled import compile_field
 
 
 def best_times(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

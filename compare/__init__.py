@@ -5,8 +5,8 @@ The entry points of the sweep machinery: ``load_config`` (check a TOML config an
 table, trajectories and config).
 """
 
-from compare.config import load_config
-from compare.store import open_store
-from compare.sweep import run_sweep
+from fls.compare.config import load_config
+from fls.compare.store import open_store
+from fls.compare.sweep import run_sweep
 
 __all__ = ["load_config", "open_store", "run_sweep"]

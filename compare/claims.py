@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compare.sweep import ENSEMBLE_KEYS
-from theory.validation import check_choice, check_int
+from fls.compare.sweep import ENSEMBLE_KEYS
+from fls.theory.validation import check_choice, check_int
 
 #: Verdicts a claim can return.
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -366,7 +366,7 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
     }
     figure = context.figure("claim_a_error_vs_fls.png")
     if figure is not None:
-        from compare import plots
+        from fls.compare import plots
 
         plots.error_vs_fls(
             network_runs(table), figure, chosen=chosen, argmin_band=(grid.fls[lo], grid.fls[hi])
@@ -454,7 +454,7 @@ def over_alignment(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT)
     }
     figure = context.figure("claim_b_alignment.png")
     if figure is not None:
-        from compare import plots
+        from fls.compare import plots
 
         plots.metric_panels(
             cell,
@@ -496,7 +496,7 @@ def over_fitting(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -
             evidence[f"{other}: error(smallest FLS) - min error"] = arm
     figure = context.figure("claim_c_overfitting.png")
     if figure is not None:
-        from compare import plots
+        from fls.compare import plots
 
         plots.metric_panels(runs, figure, ("of", "f0_contamination", "test_error"), chosen=chosen)
     return ClaimResult(
@@ -615,7 +615,7 @@ def reduced_models(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT)
     }
     figure = context.figure("claim_d_limits.png")
     if figure is not None:
-        from compare import plots
+        from fls.compare import plots
 
         plots.limits_figure(runs, figure, chosen=chosen)
     first = checks[0]
@@ -691,7 +691,7 @@ def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = DEFAULT_CONT
     }
     figure = context.figure(f"claim_{key}_scaling.png")
     if figure is not None:
-        from compare import plots
+        from fls.compare import plots
 
         plots.scaling_figure(values, stars, samples, exponent, literature, symbol, figure)
     return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, figure)

@@ -23,10 +23,10 @@ from typing import Any
 
 import click
 
-from compare.config import FLS_KEY, SEEDS_KEY, ConfigError, expand_runs, load_config
-from compare.sweep import run_sweep
-from compare.verify import VERIFY_FAMILIES
-from theory.validation import ParameterError
+from fls.compare.config import FLS_KEY, SEEDS_KEY, ConfigError, expand_runs, load_config
+from fls.compare.sweep import run_sweep
+from fls.compare.verify import VERIFY_FAMILIES
+from fls.theory.validation import ParameterError
 
 #: Where outputs go unless an option says otherwise.
 OUTPUT_ROOT = Path("fls-out")
@@ -39,7 +39,7 @@ def default_store_dir(config: Mapping[str, Any]) -> Path:
 
 def _configure_threads() -> None:
     """torch threads of this process: one, or $FLS_TORCH_THREADS (simulate.train.device.configure_threads)."""
-    from simulate.train.device import configure_threads
+    from fls.simulate.train.device import configure_threads
 
     configure_threads()
 
@@ -114,7 +114,7 @@ def main() -> None:
 )
 def verify(out: Path, config: Path | None, workers: int | None, scheduler: str | None, family: str) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
-    from compare.verify import verify as verify_claims
+    from fls.compare.verify import verify as verify_claims
 
     _configure_threads()
     verify_claims(
@@ -166,7 +166,7 @@ def phase(
     config: Path, store: Path | None, out: Path | None, workers: int | None, scheduler: str | None
 ) -> None:
     """Run CONFIG's sweep (or resume it) and draw its phase diagram, [phase] x against y, as PNG and PDF."""
-    from compare.plots import phase_diagram
+    from fls.compare.plots import phase_diagram
 
     resolved, store, table = _sweep(config, store, workers=workers, scheduler=scheduler)
     out = store.parent if out is None else out
@@ -185,7 +185,7 @@ def phase(
 )
 def report(store: Path, out: Path | None) -> None:
     """Check the claims on the runs of STORE and write report.md with its figures."""
-    from compare.report import write_report
+    from fls.compare.report import write_report
 
     click.echo(write_report(store, store.parent if out is None else out))
 
@@ -228,7 +228,7 @@ def _selected(config: Path, seed: int | None, assignments: tuple[str, ...]) -> d
 )
 def run(config: Path, seed: int | None, assignments: tuple[str, ...]) -> None:
     """Run one run of CONFIG (its grid's first, or the one --set selects) here and print its row."""
-    from compare.runner import execute_batch
+    from fls.compare.runner import execute_batch
 
     chosen = _selected(config, seed, assignments)
     _configure_threads()

@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from simulate.data import DEFAULT_N_TEST, MODELS
-from simulate.initialization import INIT_SCHEMES
-from theory.symbolic import LOSSES
-from theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
+from fls.simulate.data import DEFAULT_N_TEST, MODELS
+from fls.simulate.initialization import INIT_SCHEMES
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
 #: Engines a run can use (DESIGN.md section 4): discrete full-batch or minibatch training, the high-precision
 #: flow, the lazy-limit kernel flow.
@@ -122,7 +122,7 @@ def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
 
 def step_policies() -> tuple[str, ...]:
     """The step policies the runner implements (compare.runner.STEP_POLICIES), imported when first needed."""
-    from compare.runner import STEP_POLICIES
+    from fls.compare.runner import STEP_POLICIES
 
     return tuple(STEP_POLICIES)
 

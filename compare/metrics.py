@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from simulate.data import Dataset
-from theory.compiled import compile_field
-from theory.lazy import empirical_tangent_kernel
-from theory.mixture import oa_of_split
-from theory.smallinit import class_sums
-from theory.validation import as_array, check_in_range
+from fls.simulate.data import Dataset
+from fls.theory.compiled import compile_field
+from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.mixture import oa_of_split
+from fls.theory.smallinit import class_sums
+from fls.theory.validation import as_array, check_in_range
 
 #: Fraction of the way from the initial risk to the target at which a run counts as escaped (:func:`escape_time`).
 ESCAPE_FRACTION = 0.1

@@ -21,7 +21,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from compare import claims
+from fls.compare import claims
 
 #: Line colours by init.
 INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
@@ -266,8 +266,8 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
     boundaries (:func:`compare.predictions.boundaries`) as lines, the measured optimum of each row as white dots
     and, when y is data.n or model.width, the literature slope alpha* ~ n^-1 m^-1/2 through the middle row's
     optimum (dashed)."""
-    from compare import predictions
-    from compare.runner import dataset_for
+    from fls.compare import predictions
+    from fls.compare.runner import dataset_for
 
     phase = config.get("phase", {})
     x_key = phase.get("x", "fls")

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compare import metrics
-from compare.sweep import ENSEMBLE_KEYS
-from simulate.data import Dataset
-from theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
-from theory.smallinit import (
+from fls.compare import metrics
+from fls.compare.sweep import ENSEMBLE_KEYS
+from fls.simulate.data import Dataset
+from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from fls.theory.smallinit import (
     alignment_rates,
     class_sums,
     directional_field,
@@ -46,7 +46,7 @@ from theory.smallinit import (
     extreme_vectors,
     log_norm_rate,
 )
-from theory.validation import check_in_range, check_positive
+from fls.theory.validation import check_in_range, check_positive
 
 #: Psi at which a neuron counts as aligned (the boundary "alignment completes before escape").
 ALIGNED_PSI = 0.9
@@ -186,7 +186,7 @@ def reduced_model_error(
     directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run["model.alpha"] and then trained
     as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
     reduced model does not reach its target."""
-    from compare.runner import stop_rule, train_staged
+    from fls.compare.runner import stop_rule, train_staged
 
     alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
     errors = np.full(len(datasets), np.nan)
@@ -277,8 +277,8 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN elsewhere: at
     small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network does).
     """
-    from compare import claims
-    from compare.runner import dataset_for, initial_parameters
+    from fls.compare import claims
+    from fls.compare.runner import dataset_for, initial_parameters
 
     out = table.copy()
     runs = claims.network_runs(out)

@@ -49,26 +49,26 @@ import pandas as pd
 from scipy.linalg import eigh
 from scipy.stats import rankdata
 
-from compare import claims, plots
-from compare.quality_metrics import (
+from fls.compare import claims, plots
+from fls.compare.quality_metrics import (
     QUALITY_MEASURES,
     STRENGTH_MEASURES,
     prediction_error,
     quality_gains,
     strength_measures,
 )
-from compare.runner import RunOutput, dataset_for, stop_rule
-from compare.sweep import run_sweep
-from simulate.initialization import init_params
-from simulate.kernel import KERNELS, kernel_logistic_regression, kernel_matrices, kernel_regression
-from simulate.result import RunResult
-from simulate.train.device import placement
-from simulate.train.ensemble import TwoLayerEnsemble
-from simulate.train.loop import MemberRecord, run_members
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import compile_field
-from theory.lazy import empirical_tangent_kernel
-from theory.validation import ParameterError, as_array
+from fls.compare.runner import RunOutput, dataset_for, stop_rule
+from fls.compare.sweep import run_sweep
+from fls.simulate.initialization import init_params
+from fls.simulate.kernel import KERNELS, kernel_logistic_regression, kernel_matrices, kernel_regression
+from fls.simulate.result import RunResult
+from fls.simulate.train.device import placement
+from fls.simulate.train.ensemble import TwoLayerEnsemble
+from fls.simulate.train.loop import MemberRecord, run_members
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import compile_field
+from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.validation import ParameterError, as_array
 
 #: The packaged default quality sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
@@ -707,7 +707,7 @@ def write_quality_report(
 def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = None) -> Path:
     """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim,
     write ``out_dir/quality_report.md`` and ``out_dir/figures/``, print a summary and return the report's path."""
-    from compare.verify import BLAS_THREAD_VARIABLES  # here: compare.verify may dispatch to this module
+    from fls.compare.verify import BLAS_THREAD_VARIABLES  # here: compare.verify may dispatch to this module
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -743,12 +743,12 @@ def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m compare.quality OUT_DIR [--workers N]``: :func:`verify_quality`."""
-    parser = argparse.ArgumentParser(prog="python -m compare.quality", description=verify_quality.__doc__)
+    """``python -m fls.compare.quality OUT_DIR [--workers N]``: :func:`verify_quality`."""
+    parser = argparse.ArgumentParser(prog="python -m fls.compare.quality", description=verify_quality.__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    from simulate.train.device import configure_threads
+    from fls.simulate.train.device import configure_threads
 
     configure_threads()
     verify_quality(args.out_dir, workers=args.workers)

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from compare.metrics import kernel_movement, kernel_target_alignment, relative_change
-from theory.lazy import empirical_tangent_kernel
-from theory.validation import ParameterError, as_array, check_choice
+from fls.compare.metrics import kernel_movement, kernel_target_alignment, relative_change
+from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.validation import ParameterError, as_array, check_choice
 
 #: Tasks :func:`prediction_error` knows: squared error of real targets, error rate of labels in {-1, +1}.
 TASKS = ("regression", "classification")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare import claims, plots, predictions, regimes
-from compare.config import dump_config
-from compare.runner import dataset_for
-from compare.store import open_store
+from fls.compare import claims, plots, predictions, regimes
+from fls.compare.config import dump_config
+from fls.compare.runner import dataset_for
+from fls.compare.store import open_store
 
 #: Where the figures go, relative to the report.
 FIGURES = "figures"

@@ -42,19 +42,19 @@ from typing import Any
 
 import numpy as np
 
-from compare import metrics, predictions
-from compare.config import STOP_RULES
-from compare.sweep import ENSEMBLE_KEYS
-from simulate.data import Dataset, make_data
-from simulate.flow.coords import sample_slope
-from simulate.initialization import init_params
-from simulate.result import RunResult
-from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
-from simulate.train.ensemble import train_ensemble
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import compile_field
-from theory.lazy import empirical_tangent_kernel
-from theory.validation import ParameterError, check_choice, check_positive
+from fls.compare import metrics, predictions
+from fls.compare.config import STOP_RULES
+from fls.compare.sweep import ENSEMBLE_KEYS
+from fls.simulate.data import Dataset, make_data
+from fls.simulate.flow.coords import sample_slope
+from fls.simulate.initialization import init_params
+from fls.simulate.result import RunResult
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
+from fls.simulate.train.ensemble import train_ensemble
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import compile_field
+from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.validation import ParameterError, check_choice, check_positive
 
 #: Step-size policies a config may name in ``train.step_policy`` (the first is the default).
 STEP_POLICIES = ("sharpness", "constant")
@@ -465,7 +465,7 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
 
 def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
     """The high-precision flow engine, one run at a time (it has no ensemble axis)."""
-    from simulate import flow
+    from fls.simulate import flow
 
     out = []
     for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):

@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from compare.config import RUN_SECTIONS, SEEDS_KEY, ConfigError, dump_config
-from theory.validation import ParameterError
+from fls.compare.config import RUN_SECTIONS, SEEDS_KEY, ConfigError, dump_config
+from fls.theory.validation import ParameterError
 
 CONFIG_FILE = "config.toml"
 RUNS_DIR = "runs"

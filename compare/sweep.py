@@ -56,11 +56,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from compare.config import FLS_KEY, expand_runs, load_config
-from compare.progress import SweepProgress
-from compare.store import create_store
-from simulate.result import STATUSES
-from theory.validation import ParameterError, check_int
+from fls.compare.config import FLS_KEY, expand_runs, load_config
+from fls.compare.progress import SweepProgress
+from fls.compare.store import create_store
+from fls.simulate.result import STATUSES
+from fls.theory.validation import ParameterError, check_int
 
 Run = dict[str, Any]
 #: What a worker returns for each run: the row to store and the run's trajectories.
@@ -143,7 +143,7 @@ def execute(runner: Runner, runs: list[Run]) -> list[Outcome]:
 
 def execute_in_worker(runner: Runner, runs: list[Run]) -> list[Outcome]:
     """:func:`execute` in a worker process, with torch on its default thread count (one)."""
-    from simulate.train.device import configure_threads
+    from fls.simulate.train.device import configure_threads
 
     configure_threads()
     return execute(runner, runs)
@@ -192,7 +192,7 @@ def _pool_context(runner: Runner) -> BaseContext:
     if "forkserver" not in get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    modules = [__name__, "simulate.train.device", getattr(runner, "__module__", None)]
+    modules = [__name__, "fls.simulate.train.device", getattr(runner, "__module__", None)]
     context.set_forkserver_preload([name for name in modules if name and name != "__main__"])
     return context
 
@@ -334,7 +334,7 @@ def _backend_factory(workers: int | None, scheduler: str | None, runner: Runner)
 
 
 def _default_runner() -> Runner:
-    from compare.runner import execute_batch
+    from fls.compare.runner import execute_batch
 
     return execute_batch
 

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compare.claims import FAMILIES
-from compare.config import load_config
-from compare.report import build_report, claims_table
-from compare.sweep import run_sweep
-from theory.validation import check_choice
+from fls.compare.claims import FAMILIES
+from fls.compare.config import load_config
+from fls.compare.report import build_report, claims_table
+from fls.compare.sweep import run_sweep
+from fls.theory.validation import check_choice
 
 #: The packaged default sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
@@ -46,7 +46,7 @@ def verify(
     """
     family = check_choice("family", family, VERIFY_FAMILIES)
     if family == "quality":
-        from compare.quality import verify_quality
+        from fls.compare.quality import verify_quality
 
         return verify_quality(out_dir, workers=workers)
     start = time.perf_counter()

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from simulate.realdata import load_digits
-from simulate.train import Architecture, SaveSchedule, configure_threads, train_deep
+from fls.simulate.realdata import load_digits
+from fls.simulate.train import Architecture, SaveSchedule, configure_threads, train_deep
 
 C_VALUES = 10.0 ** np.array([-6, -5, -4, -3, -2, -1, 0, 0.5, 1, 1.5, 2])
 SEEDS = (0, 1, 2, 3)

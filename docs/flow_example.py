@@ -17,10 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from simulate.data import make_data
-from simulate.flow import integrate_flow
-from simulate.initialization import init_params
-from theory.smallinit import alignment_rates, class_sums, tanh_alignment
+from fls.simulate.data import make_data
+from fls.simulate.flow import integrate_flow
+from fls.simulate.initialization import init_params
+from fls.theory.smallinit import alignment_rates, class_sums, tanh_alignment
 
 OUTPUT = Path(__file__).parent / "figures" / "flow_example.png"
 

@@ -1,12 +1,12 @@
 """simulate: data models, initialization, the engines (exact gradient flow, batched discrete training) and the
 stopping rules they share."""
 
-from simulate.data import Dataset, make_data
-from simulate.flow import integrate_flow
-from simulate.initialization import INIT_SCHEMES, init_params
-from simulate.result import STATUSES, RunResult
-from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
-from simulate.train import train_deep, train_ensemble
+from fls.simulate.data import Dataset, make_data
+from fls.simulate.flow import integrate_flow
+from fls.simulate.initialization import INIT_SCHEMES, init_params
+from fls.simulate.result import STATUSES, RunResult
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
+from fls.simulate.train import train_deep, train_ensemble
 
 __all__ = [
     "INIT_SCHEMES",

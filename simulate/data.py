@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from theory.mixture import bayes_error, direction_error
-from theory.validation import (
+from fls.theory.mixture import bayes_error, direction_error
+from fls.theory.validation import (
     ParameterError,
     as_array,
     check_choice,
@@ -143,7 +143,7 @@ class Dataset:
     @property
     def orthogonally_separable(self) -> bool:
         """Whether the training set is orthogonally separable (DESIGN.md section 2, small-initialization limit)."""
-        from theory.smallinit import orthogonal_separability
+        from fls.theory.smallinit import orthogonal_separability
 
         return bool(orthogonal_separability(self.X, self.y).holds)
 

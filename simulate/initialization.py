@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulate.data import seed_sequence
-from theory.validation import ParameterError, check_choice, check_int, check_positive
+from fls.simulate.data import seed_sequence
+from fls.theory.validation import ParameterError, check_choice, check_int, check_positive
 
 #: Initialization schemes, DESIGN.md section 2.
 INIT_SCHEMES = ("random_sign", "antisymmetric", "gaussian")

@@ -48,15 +48,15 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from simulate.result import RunResult
-from theory.lazy import (
+from fls.simulate.result import RunResult
+from fls.theory.lazy import (
     empirical_tangent_kernel,
     initial_function_covariance,
     kernel_gradient_flow,
     tangent_kernel,
 )
-from theory.symbolic import LOSSES
-from theory.validation import (
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import (
     ParameterError,
     as_array,
     as_labels,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.data import Dataset
-from theory.validation import ParameterError, check_choice, check_in_range, check_int
+from fls.simulate.data import Dataset
+from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int
 
 TASKS = ("binary", "multiclass")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

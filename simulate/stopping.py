@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from theory.validation import ParameterError, check_in_range, check_int, check_positive
+from fls.theory.validation import ParameterError, check_in_range, check_int, check_positive
 
 if TYPE_CHECKING:
-    from simulate.flow.arithmetic import Arithmetic
+    from fls.simulate.flow.arithmetic import Arithmetic
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,17 @@ torch kernels of the network, risk and field), :func:`derive` (the sympy derivat
 :mod:`theory.mixture` for the limits.
 """
 
-from theory.compiled import compile_field, vector_field
-from theory.lazy import (
+from fls.theory.compiled import compile_field, vector_field
+from fls.theory.lazy import (
     empirical_tangent_kernel,
     initial_function_covariance,
     kernel_gradient_flow,
     tangent_kernel,
 )
-from theory.mixture import bayes_error, direction_error, oa_of_split
-from theory.smallinit import extreme_vectors, orthogonal_separability
-from theory.symbolic import LOSSES, derive
-from theory.validation import ParameterError
+from fls.theory.mixture import bayes_error, direction_error, oa_of_split
+from fls.theory.smallinit import extreme_vectors, orthogonal_separability
+from fls.theory.symbolic import LOSSES, derive
+from fls.theory.validation import ParameterError
 
 __all__ = [
     "LOSSES",

@@ -36,8 +36,8 @@ import numpy as np
 import scipy.special
 import sympy as sp
 
-from theory import symbolic as S
-from theory.validation import ParameterError, as_array, as_labels, check_choice, check_positive
+from fls.theory import symbolic as S
+from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_positive
 
 
 def numpy_namespace() -> dict[str, Callable[..., Any]]:

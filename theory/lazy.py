@@ -33,9 +33,9 @@ import numpy as np
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from theory.compiled import compile_field, validate_network
-from theory.symbolic import LOSSES
-from theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
+from fls.theory.compiled import compile_field, validate_network
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
 
 # ------------------------------------------------------------------------------------------------------------
 # Closed forms (sympy, compiled once)

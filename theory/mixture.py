@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 from scipy.special import log_ndtr, ndtr
 
-from theory.validation import ParameterError, as_array, check_in_range, check_positive
+from fls.theory.validation import ParameterError, as_array, check_in_range, check_positive
 
 # ------------------------------------------------------------------------------------------------------------
 # Geometry and Gaussian tails

@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 from scipy.optimize import lsq_linear
 
-from theory.validation import (
+from fls.theory.validation import (
     ParameterError,
     as_array,
     as_labels,

@@ -20,7 +20,7 @@ from functools import cache
 
 import sympy as sp
 
-from theory.validation import check_choice
+from fls.theory.validation import check_choice
 
 
 class ReLU(sp.Function):

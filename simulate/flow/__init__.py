@@ -1,8 +1,8 @@
 """flow: the high-precision, switch-aware gradient-flow engine (DESIGN.md section 4)."""
 
-from simulate.flow.api import integrate_flow
-from simulate.flow.recording import SaveSchedule
-from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
+from fls.simulate.flow.api import integrate_flow
+from fls.simulate.flow.recording import SaveSchedule
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
 
 __all__ = [
     "ZERO_TRAIN_ERROR",

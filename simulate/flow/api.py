@@ -8,19 +8,19 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.arithmetic import Arithmetic, float_arithmetic
-from simulate.flow.coords import Coordinates, PlainCoordinates
-from simulate.flow.hybrid import FlowOutcome, HybridFlow
-from simulate.flow.logcoords import LogCoordinates
-from simulate.flow.modes import SlidingWeights
-from simulate.flow.recording import Recorder, SaveSchedule, run_result
-from simulate.flow.smooth import IMPLICIT, SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
-from simulate.flow.spancoords import SpanCoordinates
-from simulate.result import RunResult
-from simulate.stopping import StopRule, TargetRisk
-from theory.compiled import validate_network
-from theory.symbolic import LOSSES
-from theory.validation import ParameterError, check_choice, check_in_range, check_positive
+from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
+from fls.simulate.flow.coords import Coordinates, PlainCoordinates
+from fls.simulate.flow.hybrid import FlowOutcome, HybridFlow
+from fls.simulate.flow.logcoords import LogCoordinates
+from fls.simulate.flow.modes import SlidingWeights
+from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
+from fls.simulate.flow.smooth import IMPLICIT, SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
+from fls.simulate.flow.spancoords import SpanCoordinates
+from fls.simulate.result import RunResult
+from fls.simulate.stopping import StopRule, TargetRisk
+from fls.theory.compiled import validate_network
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import ParameterError, check_choice, check_in_range, check_positive
 
 COORDINATES = ("auto", "plain", "log", "span")
 #: coords="auto" uses log-norm coordinates for a balanced init whose largest neuron norm is below this scale

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from theory.compiled import compile_field
+from fls.theory.compiled import compile_field
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.compiled import compile_field
-from theory.validation import check_int, check_positive
+from fls.theory.compiled import compile_field
+from fls.theory.validation import check_int, check_positive
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from simulate.flow.arithmetic import Arithmetic
-from simulate.flow.modes import SlidingWeights, project_onto_surfaces
-from theory import symbolic as S
-from theory.compiled import compile_field, numpy_namespace
+from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
+from fls.theory import symbolic as S
+from fls.theory.compiled import compile_field, numpy_namespace
 
 
 @cache

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from simulate.flow.coords import Coordinates
-from simulate.flow.modes import SlidingWeights
-from simulate.stopping import StopRule
+from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.modes import SlidingWeights
+from fls.simulate.stopping import StopRule
 
 PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
 

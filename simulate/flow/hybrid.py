@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from simulate.flow.coords import Coordinates, PlainCoordinates
-from simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
-from simulate.flow.modes import (
+from fls.simulate.flow.coords import Coordinates, PlainCoordinates
+from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
+from fls.simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
     SLIDING,
@@ -33,9 +33,9 @@ from simulate.flow.modes import (
     SlidingWeights,
     select_neuron_mode,
 )
-from simulate.flow.recording import Recorder
-from simulate.flow.smooth import PieceEnd
-from simulate.stopping import StopRule
+from fls.simulate.flow.recording import Recorder
+from fls.simulate.flow.smooth import PieceEnd
+from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs) has failed.
 MAX_INSTANT_EVENTS = 200

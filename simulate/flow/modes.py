@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import lsq_linear
 
-from simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.arithmetic import Arithmetic
 
 #: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
 #: least-squares weight (2) is within this distance of the hinted bound: the weight is located there to

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.events import PieceGuards, StepGuards, illinois
+from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
 
 
 @cache

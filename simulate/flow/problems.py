@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulate.initialization import init_params
-from theory.validation import check_int, check_positive
+from fls.simulate.initialization import init_params
+from fls.theory.validation import check_int, check_positive
 
 
 def _unit_rows(points: np.ndarray) -> np.ndarray:

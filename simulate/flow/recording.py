@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.coords import Coordinates
-from simulate.result import RunResult
-from theory.compiled import compile_field
-from theory.validation import ParameterError, as_array
+from fls.simulate.flow.coords import Coordinates
+from fls.simulate.result import RunResult
+from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError, as_array
 
 
 @dataclass(frozen=True)

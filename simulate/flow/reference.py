@@ -19,18 +19,18 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from simulate.flow.api import make_coordinates, resolve_stop_rule
-from simulate.flow.arithmetic import Arithmetic
-from simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
-from simulate.flow.hybrid import HybridFlow
-from simulate.flow.recording import Recorder, SaveSchedule, run_result
-from simulate.flow.smooth import Observer, PieceEnd
-from simulate.result import RunResult
-from simulate.stopping import StopRule
-from theory import symbolic as S
-from theory.compiled import compile_field, validate_network
-from theory.symbolic import LOSSES
-from theory.validation import check_choice, check_int, check_positive
+from fls.simulate.flow.api import make_coordinates, resolve_stop_rule
+from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
+from fls.simulate.flow.hybrid import HybridFlow
+from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
+from fls.simulate.flow.smooth import Observer, PieceEnd
+from fls.simulate.result import RunResult
+from fls.simulate.stopping import StopRule
+from fls.theory import symbolic as S
+from fls.theory.compiled import compile_field, validate_network
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import check_choice, check_int, check_positive
 
 
 def mp_arithmetic(loss: str, dps: int) -> Arithmetic:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
-from simulate.flow.events import PieceGuards, StepGuards, first_event
-from simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
+from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from simulate.flow.arithmetic import Arithmetic
-from simulate.flow.coords import Coordinates
+from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.coords import Coordinates
 
 
 class SpanCoordinates(Coordinates):

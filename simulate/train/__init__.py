@@ -8,7 +8,7 @@
   device handling (:func:`placement`, :func:`configure_threads`).
 """
 
-from simulate.stopping import (
+from fls.simulate.stopping import (
     ZERO_TRAIN_ERROR,
     Evaluation,
     PositiveClassLoss,
@@ -16,10 +16,10 @@ from simulate.stopping import (
     TargetRisk,
     TrainAccuracy,
 )
-from simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
-from simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
-from simulate.train.ensemble import init_ensemble, train_ensemble
-from simulate.train.schedule import SaveSchedule
+from fls.simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
+from fls.simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
+from fls.simulate.train.ensemble import init_ensemble, train_ensemble
+from fls.simulate.train.schedule import SaveSchedule
 
 __all__ = [
     "DEFAULT_THREADS",

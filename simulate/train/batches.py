@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from theory.validation import ParameterError, check_int
+from fls.theory.validation import ParameterError, check_int
 
 
 class MinibatchSampler:

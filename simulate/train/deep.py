@@ -40,15 +40,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulate.result import RunResult
-from simulate.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
-from simulate.train.batches import MinibatchSampler
-from simulate.train.device import placement
-from simulate.train.ensemble import per_member
-from simulate.train.loop import MemberRecord, run_members
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import compile_field
-from theory.validation import ParameterError, as_array, check_choice, check_int
+from fls.simulate.result import RunResult
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
+from fls.simulate.train.batches import MinibatchSampler
+from fls.simulate.train.device import placement
+from fls.simulate.train.ensemble import per_member
+from fls.simulate.train.loop import MemberRecord, run_members
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError, as_array, check_choice, check_int
 
 LOSSES = ("auto", "logistic", "cross_entropy")
 KINDS = ("mlp", "cnn")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from theory.validation import ParameterError, check_choice, check_int
+from fls.theory.validation import ParameterError, check_choice, check_int
 
 #: Thread count :func:`configure_threads` uses when neither its argument nor ``FLS_TORCH_THREADS`` is set.
 DEFAULT_THREADS = 1

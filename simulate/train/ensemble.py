@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from simulate.result import RunResult
-from simulate.stopping import Evaluation, StopRule
-from simulate.train.batches import MinibatchSampler
-from simulate.train.device import placement
-from simulate.train.loop import MemberRecord, run_members
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import CompiledField, compile_field
-from theory.validation import ParameterError, as_array, as_labels, check_int, check_positive
+from fls.simulate.result import RunResult
+from fls.simulate.stopping import Evaluation, StopRule
+from fls.simulate.train.batches import MinibatchSampler
+from fls.simulate.train.device import placement
+from fls.simulate.train.loop import MemberRecord, run_members
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import CompiledField, compile_field
+from fls.theory.validation import ParameterError, as_array, as_labels, check_int, check_positive
 
 
 class TwoLayerEnsemble:
@@ -140,7 +140,7 @@ def init_ensemble(
 
     Member e is :func:`simulate.initialization.init_params` (width, dim, alpha=alphas[e], scheme, seed=seeds[e]).
     """
-    from simulate.initialization import init_params
+    from fls.simulate.initialization import init_params
 
     if len(alphas) != len(seeds):
         raise ParameterError(

@@ -26,9 +26,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from simulate.stopping import Evaluation, StopRule
-from simulate.train.batches import MinibatchSampler
-from simulate.train.schedule import SaveSchedule
+from fls.simulate.stopping import Evaluation, StopRule
+from fls.simulate.train.batches import MinibatchSampler
+from fls.simulate.train.schedule import SaveSchedule
 
 RUNNING, TARGET, DIVERGED, BUDGET = 0, 1, 2, 3
 

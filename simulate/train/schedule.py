@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from theory.validation import ParameterError, check_int
+from fls.theory.validation import ParameterError, check_int
 
 
 @dataclass(frozen=True)

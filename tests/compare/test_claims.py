@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compare import claims
-from theory.validation import ParameterError
+from fls.compare import claims
+from fls.theory.validation import ParameterError
 
 ALPHAS = np.logspace(-4, 1, 16)
 

@@ -7,8 +7,8 @@ from importlib import metadata
 import pytest
 from click.testing import CliRunner
 
-from compare.cli import main
-from compare.store import open_store
+from fls.compare.cli import main
+from fls.compare.store import open_store
 
 TINY = """
 [data]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compare.config import (
+from fls.compare.config import (
     ConfigError,
     dump_config,
     expand_runs,
@@ -17,8 +17,8 @@ from compare.config import (
     run_id,
     step_policies,
 )
-from simulate.data import GAUSSIAN_PRESETS
-from theory.validation import ParameterError
+from fls.simulate.data import GAUSSIAN_PRESETS
+from fls.theory.validation import ParameterError
 
 BASE = {"data": {"preset": "low_signal"}, "model": {"width": 10}}
 

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from compare import metrics
-from simulate.data import make_data
-from simulate.initialization import init_params
-from theory.lazy import empirical_tangent_kernel
+from fls.compare import metrics
+from fls.simulate.data import make_data
+from fls.simulate.initialization import init_params
+from fls.theory.lazy import empirical_tangent_kernel
 
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 

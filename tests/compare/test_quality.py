@@ -11,21 +11,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
-from compare import quality
-from compare.claims import ClaimContext
-from compare.config import expand_runs, load_config
-from compare.quality_metrics import (
+from fls.compare import quality
+from fls.compare.claims import ClaimContext
+from fls.compare.config import expand_runs, load_config
+from fls.compare.quality_metrics import (
     linear_cka,
     prediction_error,
     quality_gains,
     strength_measures,
 )
-from simulate.data import make_data, staircase
-from simulate.initialization import init_params
-from simulate.kernel import KERNELS, kernel_matrices, kernel_regression
-from simulate.stopping import TargetRisk
-from theory.compiled import compile_field
-from theory.validation import ParameterError
+from fls.simulate.data import make_data, staircase
+from fls.simulate.initialization import init_params
+from fls.simulate.kernel import KERNELS, kernel_matrices, kernel_regression
+from fls.simulate.stopping import TargetRisk
+from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError
 
 # ---------------------------------------------------------------------------------------------------------------
 # CKA

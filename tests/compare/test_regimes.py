@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compare import predictions, regimes
-from simulate.data import make_data
-from simulate.initialization import init_params
-from theory.smallinit import escape_time
+from fls.compare import predictions, regimes
+from fls.simulate.data import make_data
+from fls.simulate.initialization import init_params
+from fls.theory.smallinit import escape_time
 
 
 def test_measured_regime_from_f0_and_alignment_at_escape():

@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compare import runner
-from compare.config import ConfigError, expand_runs, load_config
-from simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
-from theory.compiled import compile_field
+from fls.compare import runner
+from fls.compare.config import ConfigError, expand_runs, load_config
+from fls.simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
+from fls.theory.compiled import compile_field
 
 
 def tiny_runs(**overrides):

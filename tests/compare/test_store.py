@@ -6,9 +6,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from compare.config import ConfigError
-from compare.store import create_store, open_store
-from theory.validation import ParameterError
+from fls.compare.config import ConfigError
+from fls.compare.store import create_store, open_store
+from fls.theory.validation import ParameterError
 
 CONFIG = {
     "data": {"model": "gaussian_mixture", "n": 8, "d": 3},

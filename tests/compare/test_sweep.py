@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from compare.config import ConfigError, expand_runs, load_config
-from compare.store import open_store
-from compare.sweep import ENSEMBLE_KEYS, make_batches, run_sweep
-from theory.validation import ParameterError
+from fls.compare.config import ConfigError, expand_runs, load_config
+from fls.compare.store import open_store
+from fls.compare.sweep import ENSEMBLE_KEYS, make_batches, run_sweep
+from fls.theory.validation import ParameterError
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_ENVIRONMENT = dict(os.environ)
@@ -272,8 +272,8 @@ def test_a_dask_local_cluster_gives_the_table_of_the_local_pool(tmp_path):
 #: can start the next driver while the current one runs.
 _DRIVER_SCRIPT = (
     "import sys\n"
-    "from compare.config import load_config\n"
-    "from compare.sweep import run_sweep\n"
+    "from fls.compare.config import load_config\n"
+    "from fls.compare.sweep import run_sweep\n"
     "from tests.compare.test_sweep import KILL_CONFIG, slow_runner\n"
     "load_config(KILL_CONFIG)\n"
     "sys.stdin.readline()\n"

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from compare import plots
-from compare.config import expand_runs, load_config
-from compare.report import write_report
-from compare.store import open_store
-from compare.verify import DEFAULT_CONFIG, verify
+from fls.compare import plots
+from fls.compare.config import expand_runs, load_config
+from fls.compare.report import write_report
+from fls.compare.store import open_store
+from fls.compare.verify import DEFAULT_CONFIG, verify
 
 TINY = {
     "data": {"model": "gaussian_mixture", "n": 12, "d": 8, "n_test": 500, "kappa": 2.0},

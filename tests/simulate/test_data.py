@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
-from simulate.data import (
+from fls.simulate.data import (
     GAUSSIAN_PRESETS,
     MAJORITY,
     MINORITY,
@@ -21,7 +21,7 @@ from simulate.data import (
     staircase,
     staircase_label,
 )
-from theory.validation import ParameterError
+from fls.theory.validation import ParameterError
 
 MONTE_CARLO_N = 200_000
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -82,7 +82,7 @@ def test_distribution_parameters_change_the_test_stream_and_equal_values_hash_eq
 
 def test_draws_do_not_depend_on_pythons_string_hash_seed():
     code = (
-        "from simulate.data import make_data;"
+        "from fls.simulate.data import make_data;"
         "print(repr(make_data('rare_feature', n=3, d=4, seed=11, n_test=2).X.sum()))"
     )
     outputs = {
@@ -147,7 +147,7 @@ def test_separable_preset_is_orthogonally_separable_on_the_first_seeds():
 
 
 def test_orthogonally_separable_property_agrees_with_a_pairwise_check():
-    pytest.importorskip("theory.smallinit")
+    pytest.importorskip("fls.theory.smallinit")
     for preset in GAUSSIAN_PRESETS:
         for seed in range(5):
             ds = make_data("gaussian_mixture", preset=preset, seed=seed, n_test=1)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from simulate.flow import ZERO_TRAIN_ERROR, PositiveClassLoss, SaveSchedule, TrainAccuracy, integrate_flow
-from simulate.flow.problems import stall_problem, switching_problem
-from theory import vector_field
-from theory.compiled import compile_field
-from theory.validation import ParameterError
+from fls.simulate.flow import ZERO_TRAIN_ERROR, PositiveClassLoss, SaveSchedule, TrainAccuracy, integrate_flow
+from fls.simulate.flow.problems import stall_problem, switching_problem
+from fls.theory import vector_field
+from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError
 
 FIELD = compile_field("logistic")
 
@@ -213,7 +213,7 @@ def test_output_multiplier_is_a_time_and_scale_change():
 def test_plain_solver_baseline_returns_its_end_state():
     """Without activation changes the plain solve_ivp baseline is the flow: its end state (at t_max, or at the
     target as a terminal event) equals the engine's to the tolerance."""
-    from simulate.flow.baselines import plain_ode_flow
+    from fls.simulate.flow.baselines import plain_ode_flow
 
     rng = np.random.default_rng(0)
     X = np.abs(rng.standard_normal((6, 3))) + 0.5

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from simulate.flow.arithmetic import float_arithmetic
-from simulate.flow.coords import PlainCoordinates
-from simulate.flow.events import PAIR, PieceGuards, StepGuards, first_event, illinois
-from simulate.flow.modes import Mode, SlidingWeights
-from simulate.flow.polynomial_guards import PolynomialStepGuards
-from simulate.stopping import TargetRisk
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.events import PAIR, PieceGuards, StepGuards, first_event, illinois
+from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.stopping import TargetRisk
 
 
 @dataclass

@@ -5,9 +5,9 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from simulate.flow import integrate_flow
-from simulate.flow.problems import switching_problem
-from simulate.flow.smooth import ExplicitPieces, ScipyPieces, piece_integrator
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.problems import switching_problem
+from fls.simulate.flow.smooth import ExplicitPieces, ScipyPieces, piece_integrator
 
 
 @pytest.mark.parametrize("method", ["RK23", "RK45"])

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.flow.arithmetic import float_arithmetic
-from simulate.flow.coords import PlainCoordinates
-from simulate.flow.logcoords import LogCoordinates
-from simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
-from simulate.flow.spancoords import SpanCoordinates
-from theory import vector_field
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.logcoords import LogCoordinates
+from fls.simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
+from fls.simulate.flow.spancoords import SpanCoordinates
+from fls.theory import vector_field
 
 LOSS = st.sampled_from(["logistic", "squared"])  # squared: a sample factor that changes sign
 

@@ -5,13 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from simulate.data import make_data
-from simulate.flow import integrate_flow
-from simulate.flow.baselines import euler
-from simulate.flow.problems import stall_problem
-from simulate.initialization import init_params
-from theory.compiled import compile_field
-from theory.smallinit import alignment_rates, class_sums, tanh_alignment
+from fls.simulate.data import make_data
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.baselines import euler
+from fls.simulate.flow.problems import stall_problem
+from fls.simulate.initialization import init_params
+from fls.theory.compiled import compile_field
+from fls.theory.smallinit import alignment_rates, class_sums, tanh_alignment
 
 FIELD = compile_field("logistic")
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.flow.arithmetic import float_arithmetic
-from simulate.flow.coords import PlainCoordinates
-from simulate.flow.events import PieceGuards
-from simulate.flow.modes import (
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.events import PieceGuards
+from fls.simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
     SLIDING,
@@ -20,7 +20,7 @@ from simulate.flow.modes import (
     project_onto_surfaces,
     select_neuron_mode,
 )
-from simulate.stopping import TargetRisk
+from fls.simulate.stopping import TargetRisk
 
 ARITH = float_arithmetic("logistic")
 

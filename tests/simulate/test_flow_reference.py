@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from simulate.flow import integrate_flow
-from simulate.flow.baselines import plain_ode_flow
-from simulate.flow.problems import switching_problem
-from simulate.flow.reference import reference_flow
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.baselines import plain_ode_flow
+from fls.simulate.flow.problems import switching_problem
+from fls.simulate.flow.reference import reference_flow
 
 
 def state(result) -> np.ndarray:

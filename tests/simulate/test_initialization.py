@@ -6,8 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.initialization import INIT_SCHEMES, init_params
-from theory.validation import ParameterError
+from fls.simulate.initialization import INIT_SCHEMES, init_params
+from fls.theory.validation import ParameterError
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 alphas = st.floats(min_value=-12.0, max_value=3.0).map(lambda exponent: 10.0**exponent)

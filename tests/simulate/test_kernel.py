@@ -7,8 +7,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.initialization import init_params
-from simulate.kernel import (
+from fls.simulate.initialization import init_params
+from fls.simulate.kernel import (
     JITTER_LADDER,
     KERNELS,
     conjugate_kernel,
@@ -18,9 +18,9 @@ from simulate.kernel import (
     kernel_matrices,
     kernel_regression,
 )
-from simulate.train.deep import MLP
-from theory.lazy import empirical_tangent_kernel, tangent_kernel
-from theory.validation import ParameterError
+from fls.simulate.train.deep import MLP
+from fls.theory.lazy import empirical_tangent_kernel, tangent_kernel
+from fls.theory.validation import ParameterError
 
 
 def _points(seed: int, n: int, d: int) -> np.ndarray:

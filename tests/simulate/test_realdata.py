@@ -9,8 +9,8 @@ import struct
 import numpy as np
 import pytest
 
-from simulate import realdata
-from theory.validation import ParameterError
+from fls.simulate import realdata
+from fls.theory.validation import ParameterError
 
 sklearn = pytest.importorskip("sklearn")
 

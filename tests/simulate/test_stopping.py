@@ -9,20 +9,20 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.flow import integrate_flow
-from simulate.flow.arithmetic import float_arithmetic
-from simulate.flow.problems import switching_problem
-from simulate.flow.reference import mp_arithmetic
-from simulate.stopping import (
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.problems import switching_problem
+from fls.simulate.flow.reference import mp_arithmetic
+from fls.simulate.stopping import (
     ZERO_TRAIN_ERROR,
     Evaluation,
     PositiveClassLoss,
     TargetRisk,
     TrainAccuracy,
 )
-from simulate.train import train_ensemble
-from theory.compiled import compile_field
-from theory.validation import ParameterError
+from fls.simulate.train import train_ensemble
+from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError
 
 ARITH = float_arithmetic("logistic")
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from simulate.realdata import load_digits
-from simulate.stopping import TrainAccuracy
-from simulate.train.deep import Architecture, DeepEnsemble, train_deep
-from simulate.train.schedule import SaveSchedule
-from theory.validation import ParameterError
+from fls.simulate.realdata import load_digits
+from fls.simulate.stopping import TrainAccuracy
+from fls.simulate.train.deep import Architecture, DeepEnsemble, train_deep
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.validation import ParameterError
 
 
 def subset(data, n: int, n_test: int) -> SimpleNamespace:

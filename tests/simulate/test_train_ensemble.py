@@ -10,13 +10,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulate.data import make_data
-from simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, TargetRisk, TrainAccuracy
-from simulate.train.device import Placement, configure_threads, placement, resolve_device, resolve_dtype
-from simulate.train.ensemble import TwoLayerEnsemble, init_ensemble, train_ensemble
-from simulate.train.schedule import SaveSchedule
-from theory.compiled import compile_field, vector_field
-from theory.validation import ParameterError
+from fls.simulate.data import make_data
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, TargetRisk, TrainAccuracy
+from fls.simulate.train.device import Placement, configure_threads, placement, resolve_device, resolve_dtype
+from fls.simulate.train.ensemble import TwoLayerEnsemble, init_ensemble, train_ensemble
+from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.compiled import compile_field, vector_field
+from fls.theory.validation import ParameterError
 
 WIDTH = 12
 ALPHAS = [0.3, 1.0, 0.6, 2.0]

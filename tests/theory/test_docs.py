@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from theory.docs import render
+from fls.theory.docs import render
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
 
 
 def test_theory_page_is_up_to_date():
-    assert PAGE.read_text() == render(), "docs/theory.md is stale: run `python -m theory.docs docs/theory.md`"
+    assert PAGE.read_text() == render(), "docs/theory.md is stale: run `python -m fls.theory.docs docs/theory.md`"
 
 
 def test_theory_page_shows_the_derived_facts():

@@ -10,9 +10,9 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from theory import symbolic as S
-from theory.compiled import compile_field, vector_field
-from theory.symbolic import LOSSES, derive
+from fls.theory import symbolic as S
+from fls.theory.compiled import compile_field, vector_field
+from fls.theory.symbolic import LOSSES, derive
 
 TORCH_LOSSES = {
     "logistic": lambda u: torch.logaddexp(torch.zeros_like(u), -u),
@@ -206,7 +206,7 @@ def test_batched_torch_field_equals_numpy():
 def test_member_blocks_equal_the_single_networks(monkeypatch, shared_data, with_gates):
     """An ensemble evaluated in blocks of members (uneven last block) equals each member evaluated alone, with
     per-member data, multipliers and gates, into ``out=`` buffers, and the outputs come back in order."""
-    from theory import compiled
+    from fls.theory import compiled
 
     rng = np.random.default_rng(2)
     E, m, d, n = 5, 4, 3, 6

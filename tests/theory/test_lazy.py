@@ -9,14 +9,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.special import expit
 
-from theory.lazy import (
+from fls.theory.lazy import (
     empirical_tangent_kernel,
     equations,
     initial_function_covariance,
     kernel_gradient_flow,
     tangent_kernel,
 )
-from theory.validation import ParameterError
+from fls.theory.validation import ParameterError
 
 
 def pair_at_angle(d, theta, r1, r2):

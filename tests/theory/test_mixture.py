@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from theory.mixture import (
+from fls.theory.mixture import (
     bayes_error,
     cone_minimizer,
     cone_minimum_error,
@@ -17,7 +17,7 @@ from theory.mixture import (
     equations,
     oa_of_split,
 )
-from theory.validation import ParameterError
+from fls.theory.validation import ParameterError
 
 
 def frame(seed, d):

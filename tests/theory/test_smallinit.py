@@ -10,8 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
-from theory.compiled import vector_field
-from theory.smallinit import (
+from fls.theory.compiled import vector_field
+from fls.theory.smallinit import (
     aligned_norm,
     alignment_potential,
     alignment_rates,
@@ -25,7 +25,7 @@ from theory.smallinit import (
     orthogonal_separability,
     tanh_alignment,
 )
-from theory.validation import ParameterError
+from fls.theory.validation import ParameterError
 
 
 def orthogonally_separable(seed, d, n_pos, n_neg, gamma):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from theory import vector_field
-from theory.validation import ParameterError
+from fls.theory import vector_field
+from fls.theory.validation import ParameterError
 
 W = np.ones((3, 2))
 v = np.ones(3)
