@@ -1,4 +1,4 @@
-"""The 20-point stall problem (DESIGN.md section 4): the hybrid flow engine against plain ODE solvers.
+"""The 20-point stall problem (docs/design.md section 4): the hybrid flow engine against plain ODE solvers.
 
 n = 20 points uniform on the unit sphere in d = 3, y = sign(x_1), m = 20 neurons, random_sign init, mean
 logistic loss, target risk 1e-2. For alpha in {1e-3, 0.1, 1} the engine's crossings, sliding entries, RHS

@@ -1,4 +1,4 @@
-"""The claims of DESIGN.md section 2, each a function of a run table that returns a verdict with its evidence.
+"""The claims of docs/design.md section 2, each a function of a run table that returns a verdict with its evidence.
 
 A claim returns :class:`ClaimResult`: ``pass``, ``fail`` or ``inconclusive`` (with the reason), the statistic it
 decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and, when asked, a figure.
@@ -62,7 +62,7 @@ ESCAPE_TOLERANCE = 0.2
 #: Fewest seeds and grid points a claim decides on, and the largest share of runs without a result it accepts.
 MIN_SEEDS, MIN_POINTS, MAX_MISSING = 4, 3, 0.25
 
-#: Literature exponents of alpha* ~ n^a m^b (DESIGN.md section 2), by grid key.
+#: Literature exponents of alpha* ~ n^a m^b (docs/design.md section 2), by grid key.
 LITERATURE_EXPONENTS = {"data.n": -1.0, "model.width": -0.5}
 
 #: Engines whose runs are networks (the kernel engine is a prediction, not a run of the network).

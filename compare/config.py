@@ -1,6 +1,6 @@
 """Sweep configuration: read a TOML file, check every key before any run starts, expand the grid into runs.
 
-A config has the tables of DESIGN.md section 5's sweeps (every key optional unless marked required):
+A config has the tables of docs/design.md section 5's sweeps (every key optional unless marked required):
 
     [data]   model = "gaussian_mixture", preset (optional), n, d (required unless the preset sets them), n_test,
              and the model's own parameters (kappa, sigma, balanced, rho, p, k, task), as simulate.make_data takes
@@ -21,7 +21,7 @@ expanded into explicit values) and every grid written out as an explicit list, s
 returns it unchanged.
 
 A run is a flat dict of dotted keys -> scalars ("data.n": 40, "model.alpha": 0.01, ..., "seed": 3), plus
-"fls" = 1 / (c alpha^2) (DESIGN.md section 2) and "run_id", the first 16 hex digits of the SHA-256 of the run's
+"fls" = 1 / (c alpha^2) (docs/design.md section 2) and "run_id", the first 16 hex digits of the SHA-256 of the run's
 canonical JSON (sorted keys, without run_id): the key of the run table, stable across processes and machines.
 The data preset, once expanded, is not part of a run. Grid values override the tables' values; the product of
 the grids is taken in the order the grid lists them, seeds innermost.
@@ -53,10 +53,10 @@ from fls.simulate.initialization import INIT_SCHEMES
 from fls.theory.symbolic import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
-#: Engines a run can use (DESIGN.md section 4): discrete full-batch or minibatch training, the high-precision
+#: Engines a run can use (docs/design.md section 4): discrete full-batch or minibatch training, the high-precision
 #: flow, the lazy-limit kernel flow.
 ENGINES = ("gd", "sgd", "flow", "kernel")
-#: Stopping rules (DESIGN.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
+#: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
 #: >= 99 %, zero train error.
 STOP_RULES = ("risk", "positive_risk", "accuracy", "zero_error")
 #: Tables of a config file, in the order a resolved config lists them.

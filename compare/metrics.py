@@ -1,11 +1,11 @@
-"""What a trained network is measured by (DESIGN.md section 5): error, alignment, strength, over-fitting.
+"""What a trained network is measured by (docs/design.md section 5): error, alignment, strength, over-fitting.
 
 Every function takes plain numpy arrays of one network f(x) = c sum_j v_j relu(<w_j, x>) (W (m, d), v (m,)) and
 returns a number or a small array; :func:`run_metrics` collects them into one table row. Definitions:
 
 - test error of the network: the fraction of the fixed test set with y f(x) <= 0 (Monte Carlo, standard error
   sqrt(E (1 - E) / n_test)); of the linear surrogate sign(<w_hat+, x>): exact on the Gaussian mixtures
-  (``Dataset.test_error``), with w_hat+ = sum over v_j > 0 of v_j w_j (DESIGN.md section 2);
+  (``Dataset.test_error``), with w_hat+ = sum over v_j > 0 of v_j w_j (docs/design.md section 2);
 - per-group errors (rare feature: group 1 is the minority);
 - alignment: psi_j = cos(w_j, x+) per neuron, Psi = cos(w_hat+, x+), the cosine of w_hat+ with the Bayes
   direction, activation classes on the training set (S+: active on positive points only, S-: on negative points
@@ -47,7 +47,7 @@ def cosine(a: Any, b: Any) -> float:
 
 
 def positive_combination(W: Any, v: Any) -> np.ndarray:
-    """w_hat+ = sum over v_j > 0 of v_j w_j: the direction the positive neurons vote for (DESIGN.md section 2)."""
+    """w_hat+ = sum over v_j > 0 of v_j w_j: the direction the positive neurons vote for (docs/design.md section 2)."""
     W = as_array("W", W, ndim=2)
     v = as_array("v", v, ndim=1, shape=(W.shape[0],))
     return (np.where(v > 0, v, 0.0)) @ W
@@ -88,7 +88,7 @@ def activation_classes(W: Any, X: Any, y: Any) -> dict[str, float]:
 def escape_time(t: Any, risk: Any, eps: float, *, fraction: float = ESCAPE_FRACTION) -> float:
     """First time the training risk has covered ``fraction`` of its way from R(0) down to the target eps.
 
-    The end of the small-norm phase (DESIGN.md section 2: t_alpha ~ log(1/alpha) / lambda+ at small alpha), read off
+    The end of the small-norm phase (docs/design.md section 2: t_alpha ~ log(1/alpha) / lambda+ at small alpha), read off
     the risk trajectory with linear interpolation between saved times; NaN when it never gets there (or when
     R(0) <= eps: nothing to escape from).
     """

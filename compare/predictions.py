@@ -1,6 +1,6 @@
 """What the theory predicts for the runs of a sweep, computed from the same data, initializations and stop rule.
 
-Three limits of DESIGN.md section 2, each turned into numbers a run can be compared with:
+Three limits of docs/design.md section 2, each turned into numbers a run can be compared with:
 
 - small alpha (strong feature learning): while |f| << 1 every balanced neuron follows the directional flow
   u' = c sign(v) (I - u u^T) g(u), (log ||w||)' = c sign(v) H(u) (:mod:`theory.smallinit`), towards an extreme

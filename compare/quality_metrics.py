@@ -1,4 +1,4 @@
-"""Feature-learning strength and feature quality of one trained two-layer network (DESIGN.md section 5).
+"""Feature-learning strength and feature quality of one trained two-layer network (docs/design.md section 5).
 
 Strength (how much training changed the network; 0 for an untrained one), with theta = (W, v), K the empirical
 tangent kernel on the training points (:func:`theory.lazy.empirical_tangent_kernel`) and Phi = relu(X W^T) the

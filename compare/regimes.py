@@ -1,6 +1,6 @@
 """Which regime each run is in, measured from its metrics and predicted from the theory's boundaries.
 
-Measured label (:func:`measured_regime`), from the two mechanisms of DESIGN.md section 2:
+Measured label (:func:`measured_regime`), from the two mechanisms of docs/design.md section 2:
 
     f0_contamination >= 0.5  -> "over-fitting"     (the initial function, which training does not remove off the
                                                      training set, is at least half the size of what was learned)

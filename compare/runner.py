@@ -65,7 +65,7 @@ STAGE_STEPS = 16
 #: The training risk is recorded every this many steps (and at every stage end).
 RECORD_EVERY = 4
 
-#: Train accuracy of the ``accuracy`` stop rule (DESIGN.md section 2: train accuracy >= 99 %).
+#: Train accuracy of the ``accuracy`` stop rule (docs/design.md section 2: train accuracy >= 99 %).
 ACCURACY_LEVEL = 0.99
 
 
@@ -78,7 +78,7 @@ class RunOutput:
 
 
 def stop_rule(rule: str, eps: float) -> StopRule:
-    """The engine's stop rule for a config's ``stop.rule`` and ``stop.eps`` (DESIGN.md section 2)."""
+    """The engine's stop rule for a config's ``stop.rule`` and ``stop.eps`` (docs/design.md section 2)."""
     rule = check_choice("stop.rule", rule, STOP_RULES)
     eps = check_positive("stop.eps", eps)
     if rule == "risk":
@@ -276,7 +276,7 @@ def _stage_budget(member: _Member, eta: float, max_steps: int, t_max: float, sta
 
 
 def _invariant(W: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """v_j^2 - ||w_j||^2 per neuron (conserved by gradient flow, DESIGN.md section 2)."""
+    """v_j^2 - ||w_j||^2 per neuron (conserved by gradient flow, docs/design.md section 2)."""
     return v**2 - (W**2).sum(-1)
 
 

@@ -5,7 +5,7 @@
 
 Setting: a bias-free two-layer ReLU MLP (64 -> 128 -> outputs) with torch's default initialization, f = c h, not
 centered (so at large c the random initial function c h0 stays in the predictor: the over-fitting side of
-DESIGN.md section 2), trained by full-batch GD at step eta / c (:func:`simulate.train.train_deep`) until zero
+docs/design.md section 2), trained by full-batch GD at step eta / c (:func:`simulate.train.train_deep`) until zero
 training error (budget 4000 steps), on the first ``n_train`` = 300 images of the fixed digits training split;
 test accuracy on the full held-out set (360 images), recorded every 10 steps. Base step eta = 1 for c <= 1 and
 1 / c above: by the equivalence, multiplier c at step eta / c is init scale sqrt(c) at step eta, whose tangent

@@ -1,4 +1,4 @@
-"""Synthetic data models of DESIGN.md section 3, each with a fixed test set and, where one exists, an exact test error.
+"""Synthetic data models of docs/design.md section 3, each with a fixed test set and, where one exists, an exact test error.
 
 Models (``make_data(name, ...)``):
 
@@ -20,7 +20,7 @@ Models (``make_data(name, ...)``):
   k = 2); the rule equals y = sign(S_k(x) + x1 / 2) and keeps the classes exactly balanced (flipping x1 flips S_k).
 - ``parity`` (control for D): x as in D, y = x1 x2 ... xk in {-1, +1}.
 
-Seeding (DESIGN.md section 6): the draws of one data set come from ``np.random.SeedSequence([h, seed])``, h a
+Seeding (docs/design.md section 6): the draws of one data set come from ``np.random.SeedSequence([h, seed])``, h a
 SHA-256 hash of the canonical JSON of the model name and its distribution parameters (every resolved parameter
 except the sample sizes n and n_test). Its two spawned children drive the training set and the test set, so the
 test set does not change with n and the training set does not change with n_test.
@@ -56,7 +56,7 @@ MAJORITY, MINORITY = 0, 1
 #: Named parameter sets of the Gaussian-mixture family (A, and the base of B and C). Explicit arguments override.
 GAUSSIAN_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
-        # Measurable errors: Bayes error Phi(-2) = 2.3 %; DESIGN.md section 3 states that the U-shape of the test
+        # Measurable errors: Bayes error Phi(-2) = 2.3 %; docs/design.md section 3 states that the U-shape of the test
         # error over alpha shows with width m = 100 and stopping risk eps = 0.05.
         "low_signal": MappingProxyType({"n": 40, "d": 100, "kappa": 2.0, "sigma": 1.0, "balanced": True}),
         # Orthogonal separability (y_i y_j <x_i, x_j> > 0 for all i != j) holds for seeds 0..1999 (for low_signal:
@@ -142,7 +142,7 @@ class Dataset:
 
     @property
     def orthogonally_separable(self) -> bool:
-        """Whether the training set is orthogonally separable (DESIGN.md section 2, small-initialization limit)."""
+        """Whether the training set is orthogonally separable (docs/design.md section 2, small-initialization limit)."""
         from fls.theory.smallinit import orthogonal_separability
 
         return bool(orthogonal_separability(self.X, self.y).holds)

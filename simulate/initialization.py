@@ -1,4 +1,4 @@
-"""Initial parameters of the two-layer network f(x) = c sum_j v_j relu(<w_j, x>) at scale alpha (DESIGN.md section 2).
+"""Initial parameters of the two-layer network f(x) = c sum_j v_j relu(<w_j, x>) at scale alpha (docs/design.md section 2).
 
 w_j(0) = alpha * wbar_j with wbar_j ~ N(0, I_d / d). Second layer by scheme:
 
@@ -27,7 +27,7 @@ import numpy as np
 from fls.simulate.data import seed_sequence
 from fls.theory.validation import ParameterError, check_choice, check_int, check_positive
 
-#: Initialization schemes, DESIGN.md section 2.
+#: Initialization schemes, docs/design.md section 2.
 INIT_SCHEMES = ("random_sign", "antisymmetric", "gaussian")
 
 

@@ -1,4 +1,4 @@
-"""Kernel methods as peers of the network (DESIGN.md section 4, ``kernel``): the same data, the same stopping rule.
+"""Kernel methods as peers of the network (docs/design.md section 4, ``kernel``): the same data, the same stopping rule.
 
 A kernel predictor is f(x) = K(x, X) a, fitted on the training set (X, y). Kernels (:data:`KERNELS`), for the
 network f(x) = c sum_j v_j relu(<w_j, x>) with parameters (W, v) at init or at the stopping time:

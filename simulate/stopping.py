@@ -1,4 +1,4 @@
-"""Stopping rules of DESIGN.md section 2: one object per target, read by the flow and the discrete engines alike.
+"""Stopping rules of docs/design.md section 2: one object per target, read by the flow and the discrete engines alike.
 
 A run stops at the first time its target holds; for the paper's rule (:class:`TargetRisk`) that is
 

@@ -333,7 +333,7 @@ def validate_network(
 def vector_field(
     W: Any, v: Any, X: Any, y: Any, *, c: float = 1.0, loss: str = "logistic"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The derived gradient-flow field (dW, dv) = -grad R of DESIGN.md section 2, numpy float64.
+    """The derived gradient-flow field (dW, dv) = -grad R of docs/design.md section 2, numpy float64.
 
         w_j' = (c / n) v_j sum_i r_i y_i 1[<w_j, x_i> > 0] x_i,     v_j' = (c / n) sum_i r_i y_i relu(<w_j, x_i>)
 

@@ -1,4 +1,4 @@
-"""The lazy limit (weak feature learning) of DESIGN.md section 2: the tangent kernel and kernel gradient flow.
+"""The lazy limit (weak feature learning) of docs/design.md section 2: the tangent kernel and kernel gradient flow.
 
 The tangent kernel of f(x) = c sum_j v_j relu(<w_j, x>) sums over parameters:
 

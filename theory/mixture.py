@@ -1,4 +1,4 @@
-"""The over-alignment / over-fitting split of the excess error on the Gaussian mixture (DESIGN.md section 2).
+"""The over-alignment / over-fitting split of the excess error on the Gaussian mixture (docs/design.md section 2).
 
 Data: x | y ~ N(kappa y s, sigma^2 I_d) with ||s|| = 1. A linear classifier sign(<v, x>) errs when
 y <v, x> = kappa <v, s> + sigma y <v, z> < 0, and y <v, z> ~ N(0, ||v||^2), so

@@ -1,4 +1,4 @@
-"""The small-initialization limit (strong feature learning) of DESIGN.md section 2.
+"""The small-initialization limit (strong feature learning) of docs/design.md section 2.
 
 While |f| << 1 every sample weight is r_i = 1/2, and a balanced neuron (v = sign(v) ||w||) splits into a
 direction u = w / ||w|| on the unit sphere and a log-norm, with
@@ -215,7 +215,7 @@ def escape_time(*, rate: float, psi0: float, norm0: float, c: float = 1.0, t0: f
 
         t_alpha = [log(1/alpha) - log(sqrt(c)) + log(2 / (1 + psi0))] / rate + o(1),
 
-    whose leading term is the log(1/alpha) / lambda+ of DESIGN.md. Another O(1) threshold (e.g. the m aligned
+    whose leading term is the log(1/alpha) / lambda+ of docs/design.md section 2. Another O(1) threshold (e.g. the m aligned
     neurons together reaching |f| = 1) shifts t_alpha by O(1) / rate only. Requires sqrt(c) norm0 < 1.
     """
     c = check_positive("c", c)

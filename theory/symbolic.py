@@ -1,4 +1,4 @@
-"""Symbolic derivation of the gradient flow of a bias-free two-layer ReLU network (DESIGN.md section 2).
+"""Symbolic derivation of the gradient flow of a bias-free two-layer ReLU network (docs/design.md section 2).
 
 Nothing here is typed in by hand: the network f(x) = c * sum_j v_j relu(<w_j, x>) and the empirical risk
 R = (1/n) sum_i l(y_i f(x_i)) are written with sympy's indexed sums, and sympy differentiates them. The derived

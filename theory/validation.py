@@ -1,6 +1,6 @@
 """Input checks shared by every package: each failure names the parameter, the value and the allowed range.
 
-The toolkit's convention (DESIGN.md section 6) is that bad input never reaches a numerical routine: a wrong shape,
+The toolkit's convention (docs/design.md section 6) is that bad input never reaches a numerical routine: a wrong shape,
 a non-finite entry, a label outside {-1, +1} or a scale out of range raises :class:`ParameterError` at the API
 boundary, with a message a user can act on.
 """

@@ -1,4 +1,4 @@
-"""flow: the high-precision, switch-aware gradient-flow engine (DESIGN.md section 4)."""
+"""flow: the high-precision, switch-aware gradient-flow engine (docs/design.md section 4)."""
 
 from fls.simulate.flow.api import integrate_flow
 from fls.simulate.flow.recording import SaveSchedule

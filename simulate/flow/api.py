@@ -1,4 +1,4 @@
-"""``integrate_flow``: the high-precision, switch-aware gradient flow of the two-layer net (DESIGN.md 4)."""
+"""``integrate_flow``: the high-precision, switch-aware gradient flow of the two-layer net (docs/design.md section 4)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ BALANCE_TOL = 1e-12
 
 
 def is_balanced(W: np.ndarray, v: np.ndarray) -> bool:
-    """Whether every neuron has v_j = +-||w_j|| != 0 (to BALANCE_TOL): the invariant of DESIGN.md 2 is 0."""
+    """Whether every neuron has v_j = +-||w_j|| != 0 (to BALANCE_TOL): the invariant of docs/design.md section 2 is 0."""
     norms2 = np.einsum("ij,ij->i", W, W)
     return bool(np.all(v != 0) and np.all(np.abs(v * v - norms2) <= BALANCE_TOL * (v * v + norms2)))
 
@@ -134,7 +134,7 @@ def integrate_flow(
     stop_rule: StopRule | None = None,
     coords: str = "auto",
 ) -> RunResult:
-    """Integrate the Filippov gradient flow theta' = -grad R of DESIGN.md section 2 from (W0, v0) on (X, y).
+    """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
     A hybrid integrator: adaptive ``method`` (scipy DOP853 by default; RK45, RK23, or Radau / BDF with the
     analytic Jacobian) on each smooth piece; activation crossings, sliding entries / exits and the stopping

@@ -1,6 +1,6 @@
 """State coordinates of the flow and the field of one mode in them (plain (W, v); logcoords has the other).
 
-The field of a mode is the gradient flow of DESIGN.md section 2 with relu'(P) replaced by the mode's gates and
+The field of a mode is the gradient flow of docs/design.md section 2 with relu'(P) replaced by the mode's gates and
 relu(P) by its smooth extension (the active pairs' P, 0 elsewhere):
 
     f_i = c sum_j v_j 1[j,i active] P_ji,     s_i = -l'(y_i f_i) y_i,     q = weighted gates (modes, eq. (1)),

@@ -1,6 +1,6 @@
 """The hybrid (piecewise-smooth) gradient flow: pieces, events and mode changes, in any arithmetic.
 
-The Filippov flow of DESIGN.md section 2 is integrated as a sequence of smooth pieces. On a piece the mode
+The Filippov flow of docs/design.md section 2 is integrated as a sequence of smooth pieces. On a piece the mode
 (the activation pattern and the sliding set, :mod:`simulate.flow.modes`) is fixed and the field is smooth; a
 piece ends at the first guard event (:mod:`simulate.flow.events`) located on the dense output. At an event:
 

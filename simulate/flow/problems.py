@@ -1,6 +1,6 @@
 """Small fixed problems on which the flow engine is checked and benchmarked.
 
-- :func:`stall_problem` — DESIGN.md section 4's 20-point problem: n = 20 points uniform on the unit sphere in
+- :func:`stall_problem` — docs/design.md section 4's 20-point problem: n = 20 points uniform on the unit sphere in
   d = 3, labels from the fixed linear rule y = sign(x_1), m = 20 neurons with the paper's ``random_sign``
   init. Plain ODE solvers stall on it near t ~ 2 (sliding), the hybrid engine crosses ~200 activation surfaces
   and enters ~15-35 sliding episodes on its way to R = 1e-2.

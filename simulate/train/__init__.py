@@ -1,4 +1,4 @@
-"""Discretized training in torch (DESIGN.md section 4, ``train``): batched two-layer ensembles and deep nets.
+"""Discretized training in torch (docs/design.md section 4, ``train``): batched two-layer ensembles and deep nets.
 
 - :func:`train_ensemble` — E two-layer ReLU networks (per-member seed, alpha, c, step size) in one batched GD or
   SGD computation, with per-member stopping; one :class:`simulate.result.RunResult` per member.

@@ -11,7 +11,7 @@ full-batch GD) on the mean cross-entropy (classes) or logistic loss (labels +-1)
 
     eta / c.
 
-Why eta / c (DESIGN.md section 2): for a bias-free two-layer net h is 2-homogeneous, h(s theta) = s^2 h(theta),
+Why eta / c (docs/design.md section 2): for a bias-free two-layer net h is 2-homogeneous, h(s theta) = s^2 h(theta),
 so c h(theta) = h(sqrt(c) theta). A GD step on theta with multiplier c and step eta / c, mapped by
 theta -> sqrt(c) theta, is a GD step with multiplier 1 and step eta from init scale sqrt(c) alpha. Hence
 "multiplier c at step eta / c" equals "init scale sqrt(c) alpha at step eta", step for step, and curves depend on

@@ -3,7 +3,7 @@
 Every engine turns its inputs into tensors through one :class:`Placement` (a device and a dtype), so the CPU and
 GPU runs differ only in that object. Conventions:
 
-- dtype ``float64`` by default (DESIGN.md section 6); ``float32`` is allowed on either device.
+- dtype ``float64`` by default (docs/design.md section 6); ``float32`` is allowed on either device.
 - Random draws (minibatch orders) always come from CPU generators and are then moved to the device, so a seed
   gives the same minibatches on every device. On the CPU a run is deterministic for a seed and a thread count
   (results can differ in the last bits between thread counts, because the matrix-product blocking changes). On

@@ -1,4 +1,4 @@
-"""Batched discrete training of an ensemble of two-layer ReLU networks (DESIGN.md section 4, ``train``).
+"""Batched discrete training of an ensemble of two-layer ReLU networks (docs/design.md section 4, ``train``).
 
 Member e has its own parameters W_e (m, d), v_e (m,), output multiplier c_e, step size eta_e and minibatch seed,
 and is trained on a shared data set (X, y) or on its own (X_e, y_e). One step of full-batch GD is

@@ -5,7 +5,7 @@ Each step k, for every member e still running (theta_k its parameters):
 1. evaluate the training set at theta_k (for full-batch GD this is the forward pass of the gradient itself);
 2. stop the member if its loss is not finite (status ``diverged``), if the stop rule holds (``target_reached``:
    the first checked k with R(theta_k) <= eps), or if k is its step budget (``t_max`` without a rule,
-   ``not_reached`` with one, DESIGN.md section 2);
+   ``not_reached`` with one, docs/design.md section 2);
 3. otherwise take the step theta_{k+1} = theta_k - lr_e * grad R_batch(theta_k).
 
 A stopped member is frozen (its step size is multiplied by 0, so its parameters stay bit for bit the same) and

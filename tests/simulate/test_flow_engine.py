@@ -200,7 +200,7 @@ def test_stop_rules_are_located_on_the_dense_output(rule, measure):
 
 
 def test_output_multiplier_is_a_time_and_scale_change():
-    """DESIGN.md 2: the run with (alpha, c) at time t is the run with (sqrt(c) alpha, 1) at c t, divided by sqrt(c)."""
+    """docs/design.md section 2: the run with (alpha, c) at time t is the run with (sqrt(c) alpha, 1) at c t, divided by sqrt(c)."""
     W, v, X, y = switching_problem()
     c = 4.0
     with_c = integrate_flow(W, v, X, y, c=c, t_max=5.0, rtol=1e-11)
