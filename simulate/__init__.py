@@ -1,26 +1,29 @@
 """simulate: data models, initialization, the engines (exact gradient flow, batched discrete training) and the
-stopping rules they share."""
+stopping rules they share.
 
-from fls.simulate.data import Dataset, make_data
-from fls.simulate.flow import integrate_flow
-from fls.simulate.initialization import INIT_SCHEMES, init_params
-from fls.simulate.result import STATUSES, RunResult
-from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
-from fls.simulate.train import train_deep, train_ensemble
+The names are imported from their modules on first access (:mod:`fls.lazyexports`), so ``import fls.simulate``
+imports neither torch nor sympy; the torch engines load torch when they are used (docs/design.md section 1).
+"""
 
-__all__ = [
-    "INIT_SCHEMES",
-    "STATUSES",
-    "ZERO_TRAIN_ERROR",
-    "Dataset",
-    "PositiveClassLoss",
-    "RunResult",
-    "StopRule",
-    "TargetRisk",
-    "TrainAccuracy",
-    "init_params",
-    "integrate_flow",
-    "make_data",
-    "train_deep",
-    "train_ensemble",
-]
+from fls.lazyexports import lazy_exports
+
+#: Each public name and the module that defines it.
+_ORIGINS = {
+    "INIT_SCHEMES": "fls.simulate.initialization",
+    "STATUSES": "fls.simulate.result",
+    "ZERO_TRAIN_ERROR": "fls.simulate.stopping",
+    "Dataset": "fls.simulate.data",
+    "PositiveClassLoss": "fls.simulate.stopping",
+    "RunResult": "fls.simulate.result",
+    "StopRule": "fls.simulate.stopping",
+    "TargetRisk": "fls.simulate.stopping",
+    "TrainAccuracy": "fls.simulate.stopping",
+    "init_params": "fls.simulate.initialization",
+    "integrate_flow": "fls.simulate.flow",
+    "make_data": "fls.simulate.data",
+    "train_deep": "fls.simulate.train",
+    "train_ensemble": "fls.simulate.train",
+}
+
+__all__ = list(_ORIGINS)
+__getattr__, __dir__ = lazy_exports(__name__, _ORIGINS)

@@ -34,7 +34,7 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 
 from fls.theory.compiled import compile_field, validate_network
-from fls.theory.symbolic import LOSSES
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
 
 # ------------------------------------------------------------------------------------------------------------

@@ -6,37 +6,33 @@
 - Stop rules (:class:`TargetRisk`, :class:`PositiveClassLoss`, :class:`TrainAccuracy`, :data:`ZERO_TRAIN_ERROR`;
   from :mod:`simulate.stopping`, shared with the flow engine), the record schedule (:class:`SaveSchedule`) and
   device handling (:func:`placement`, :func:`configure_threads`).
+
+The names are imported from their modules on first access (:mod:`fls.lazyexports`), so importing this package
+does not import torch until a name that needs it is used.
 """
 
-from fls.simulate.stopping import (
-    ZERO_TRAIN_ERROR,
-    Evaluation,
-    PositiveClassLoss,
-    StopRule,
-    TargetRisk,
-    TrainAccuracy,
-)
-from fls.simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
-from fls.simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
-from fls.simulate.train.ensemble import init_ensemble, train_ensemble
-from fls.simulate.train.schedule import SaveSchedule
+from fls.lazyexports import lazy_exports
 
-__all__ = [
-    "DEFAULT_THREADS",
-    "MLP",
-    "ZERO_TRAIN_ERROR",
-    "Architecture",
-    "Evaluation",
-    "Placement",
-    "PositiveClassLoss",
-    "SaveSchedule",
-    "SmallCNN",
-    "StopRule",
-    "TargetRisk",
-    "TrainAccuracy",
-    "configure_threads",
-    "init_ensemble",
-    "placement",
-    "train_deep",
-    "train_ensemble",
-]
+#: Each public name and the module that defines it.
+_ORIGINS = {
+    "DEFAULT_THREADS": "fls.simulate.train.device",
+    "MLP": "fls.simulate.train.deep",
+    "ZERO_TRAIN_ERROR": "fls.simulate.stopping",
+    "Architecture": "fls.simulate.train.deep",
+    "Evaluation": "fls.simulate.stopping",
+    "Placement": "fls.simulate.train.device",
+    "PositiveClassLoss": "fls.simulate.stopping",
+    "SaveSchedule": "fls.simulate.train.schedule",
+    "SmallCNN": "fls.simulate.train.deep",
+    "StopRule": "fls.simulate.stopping",
+    "TargetRisk": "fls.simulate.stopping",
+    "TrainAccuracy": "fls.simulate.stopping",
+    "configure_threads": "fls.simulate.train.device",
+    "init_ensemble": "fls.simulate.train.ensemble",
+    "placement": "fls.simulate.train.device",
+    "train_deep": "fls.simulate.train.deep",
+    "train_ensemble": "fls.simulate.train.ensemble",
+}
+
+__all__ = list(_ORIGINS)
+__getattr__, __dir__ = lazy_exports(__name__, _ORIGINS)
