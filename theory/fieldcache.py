@@ -86,6 +86,11 @@ def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+def entry_checksum(key: dict[str, str | int], kernels: object) -> str:
+    """SHA-256 of an entry's key and kernels (canonical JSON): what a reader recomputes to detect damage."""
+    return hashlib.sha256(_canonical([key, kernels])).hexdigest()
+
+
 def entry_path(key: dict[str, str | int]) -> Path:
     """The file of the entry with this key: ``field-<loss>-<first 16 hex digits of the key's SHA-256>.json``."""
     return cache_directory() / f"field-{key['loss']}-{hashlib.sha256(_canonical(key)).hexdigest()[:16]}.json"
@@ -111,7 +116,7 @@ def read_entry(key: dict[str, str | int]) -> dict[str, str] | None:
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
     kernels = entry.get("kernels")
-    if entry.get("checksum") != hashlib.sha256(_canonical([key, kernels])).hexdigest():
+    if entry.get("checksum") != entry_checksum(key, kernels):
         return None
     if not isinstance(kernels, dict) or set(kernels) != set(KERNEL_NAMES):
         return None
@@ -127,7 +132,7 @@ def write_entry(key: dict[str, str | int], kernels: dict[str, str]) -> bool:
     entry = {
         "key": key,
         "kernels": kernels,
-        "checksum": hashlib.sha256(_canonical([key, kernels])).hexdigest(),
+        "checksum": entry_checksum(key, kernels),
     }
     temporary = None
     try:

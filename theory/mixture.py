@@ -203,6 +203,7 @@ def oa_of_split(w_hat: Any, x_plus: Any, s: Any, kappa: float, sigma: float) -> 
 def _normal_cdf(z: sp.Expr) -> sp.Expr:
     """Phi(z) = erfc(-z / sqrt 2) / 2, explicit so the expressions evaluate at any precision."""
     import sympy as sp
+
     return sp.erfc(-z / sp.sqrt(2)) / 2
 
 

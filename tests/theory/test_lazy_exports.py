@@ -1,0 +1,37 @@
+"""The packages export their public names lazily (fls/lazyexports.py): same names, ``__all__`` and ``dir()``."""
+
+import importlib
+
+import pytest
+
+PACKAGES = ["fls", "fls.theory", "fls.simulate", "fls.simulate.flow", "fls.simulate.train"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_public_name_resolves_and_is_listed(name):
+    package = importlib.import_module(name)
+    assert len(set(package.__all__)) == len(package.__all__)
+    assert set(package.__all__) <= set(dir(package))
+    for public in package.__all__:
+        assert getattr(package, public) is not None
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_an_unknown_name_is_an_attribute_error_naming_it(name):
+    package = importlib.import_module(name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        package.no_such_name  # noqa: B018
+
+
+def test_star_import_and_from_import_give_the_defining_objects():
+    from fls.simulate import integrate_flow, make_data
+    from fls.simulate.data import make_data as defined
+    from fls.simulate.flow.api import integrate_flow as engine
+    from fls.theory import LOSSES, vector_field
+    from fls.theory.compiled import vector_field as compiled
+
+    assert make_data is defined and integrate_flow is engine and vector_field is compiled
+    assert LOSSES == ("logistic", "exponential", "squared")
+    namespace: dict = {}
+    exec("from fls.theory import *", namespace)
+    assert {"derive", "tangent_kernel", "LOSSES"} <= set(namespace)
