@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
 def lazy_exports(
-    package: str, origins: Mapping[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """The module-level ``__getattr__`` and ``__dir__`` of ``package`` for the public names in ``origins``.
+    package: str, exports: Mapping[str, Sequence[str]]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__`` and the module-level ``__getattr__`` and ``__dir__`` of ``package``.
 
-    ``origins`` maps each public name to the (absolute) name of the module that defines it. A name is imported
-    on first access and then stored in the package, so later accesses are plain attribute lookups.
+    ``exports`` maps the (absolute) name of each defining module to the public names it gives the package. A name
+    is imported on first access and then stored in the package, so later accesses are plain attribute lookups.
     """
+    origins = {name: module for module, names in exports.items() for name in names}
     namespace = sys.modules[package].__dict__
 
     def __getattr__(name: str) -> Any:
@@ -34,4 +35,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted({*namespace, *origins})
 
-    return __getattr__, __dir__
+    return sorted(origins), __getattr__, __dir__

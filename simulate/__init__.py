@@ -7,23 +7,21 @@ imports neither torch nor sympy; the torch engines load torch when they are used
 
 from fls.lazyexports import lazy_exports
 
-#: Each public name and the module that defines it.
-_ORIGINS = {
-    "INIT_SCHEMES": "fls.simulate.initialization",
-    "STATUSES": "fls.simulate.result",
-    "ZERO_TRAIN_ERROR": "fls.simulate.stopping",
-    "Dataset": "fls.simulate.data",
-    "PositiveClassLoss": "fls.simulate.stopping",
-    "RunResult": "fls.simulate.result",
-    "StopRule": "fls.simulate.stopping",
-    "TargetRisk": "fls.simulate.stopping",
-    "TrainAccuracy": "fls.simulate.stopping",
-    "init_params": "fls.simulate.initialization",
-    "integrate_flow": "fls.simulate.flow",
-    "make_data": "fls.simulate.data",
-    "train_deep": "fls.simulate.train",
-    "train_ensemble": "fls.simulate.train",
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.simulate.data": ("Dataset", "make_data"),
+    "fls.simulate.flow": ("integrate_flow",),
+    "fls.simulate.initialization": ("INIT_SCHEMES", "init_params"),
+    "fls.simulate.result": ("RunResult", "STATUSES"),
+    "fls.simulate.stopping": (
+        "PositiveClassLoss",
+        "StopRule",
+        "TargetRisk",
+        "TrainAccuracy",
+        "ZERO_TRAIN_ERROR",
+    ),
+    "fls.simulate.train": ("train_deep", "train_ensemble"),
 }
 
-__all__ = list(_ORIGINS)
-__getattr__, __dir__ = lazy_exports(__name__, _ORIGINS)
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,23 +11,21 @@ imports neither sympy nor torch (docs/design.md section 1).
 
 from fls.lazyexports import lazy_exports
 
-#: Each public name and the module that defines it.
-_ORIGINS = {
-    "LOSSES": "fls.theory.losses",
-    "ParameterError": "fls.theory.validation",
-    "bayes_error": "fls.theory.mixture",
-    "compile_field": "fls.theory.compiled",
-    "derive": "fls.theory.symbolic",
-    "direction_error": "fls.theory.mixture",
-    "empirical_tangent_kernel": "fls.theory.lazy",
-    "extreme_vectors": "fls.theory.smallinit",
-    "initial_function_covariance": "fls.theory.lazy",
-    "kernel_gradient_flow": "fls.theory.lazy",
-    "oa_of_split": "fls.theory.mixture",
-    "orthogonal_separability": "fls.theory.smallinit",
-    "tangent_kernel": "fls.theory.lazy",
-    "vector_field": "fls.theory.compiled",
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.theory.compiled": ("compile_field", "vector_field"),
+    "fls.theory.lazy": (
+        "empirical_tangent_kernel",
+        "initial_function_covariance",
+        "kernel_gradient_flow",
+        "tangent_kernel",
+    ),
+    "fls.theory.losses": ("LOSSES",),
+    "fls.theory.mixture": ("bayes_error", "direction_error", "oa_of_split"),
+    "fls.theory.smallinit": ("extreme_vectors", "orthogonal_separability"),
+    "fls.theory.symbolic": ("derive",),
+    "fls.theory.validation": ("ParameterError",),
 }
 
-__all__ = list(_ORIGINS)
-__getattr__, __dir__ = lazy_exports(__name__, _ORIGINS)
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

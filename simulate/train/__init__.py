@@ -13,26 +13,21 @@ does not import torch until a name that needs it is used.
 
 from fls.lazyexports import lazy_exports
 
-#: Each public name and the module that defines it.
-_ORIGINS = {
-    "DEFAULT_THREADS": "fls.simulate.train.device",
-    "MLP": "fls.simulate.train.deep",
-    "ZERO_TRAIN_ERROR": "fls.simulate.stopping",
-    "Architecture": "fls.simulate.train.deep",
-    "Evaluation": "fls.simulate.stopping",
-    "Placement": "fls.simulate.train.device",
-    "PositiveClassLoss": "fls.simulate.stopping",
-    "SaveSchedule": "fls.simulate.train.schedule",
-    "SmallCNN": "fls.simulate.train.deep",
-    "StopRule": "fls.simulate.stopping",
-    "TargetRisk": "fls.simulate.stopping",
-    "TrainAccuracy": "fls.simulate.stopping",
-    "configure_threads": "fls.simulate.train.device",
-    "init_ensemble": "fls.simulate.train.ensemble",
-    "placement": "fls.simulate.train.device",
-    "train_deep": "fls.simulate.train.deep",
-    "train_ensemble": "fls.simulate.train.ensemble",
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.simulate.stopping": (
+        "Evaluation",
+        "PositiveClassLoss",
+        "StopRule",
+        "TargetRisk",
+        "TrainAccuracy",
+        "ZERO_TRAIN_ERROR",
+    ),
+    "fls.simulate.train.deep": ("Architecture", "MLP", "SmallCNN", "train_deep"),
+    "fls.simulate.train.device": ("DEFAULT_THREADS", "Placement", "configure_threads", "placement"),
+    "fls.simulate.train.ensemble": ("init_ensemble", "train_ensemble"),
+    "fls.simulate.train.schedule": ("SaveSchedule",),
 }
 
-__all__ = list(_ORIGINS)
-__getattr__, __dir__ = lazy_exports(__name__, _ORIGINS)
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

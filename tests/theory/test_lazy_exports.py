@@ -32,3 +32,12 @@ def test_from_import_gives_the_defining_objects():
 
     assert make_data is defined and integrate_flow is engine and vector_field is compiled
     assert LOSSES == ("logistic", "exponential", "squared")
+
+
+def test_the_entry_points_of_the_design_are_exported():
+    """docs/design.md section 7 names these; they must stay importable from the packages."""
+    import fls.simulate
+    import fls.theory
+
+    assert {"vector_field", "tangent_kernel", "compile_field", "derive", "LOSSES"} <= set(fls.theory.__all__)
+    assert {"make_data", "init_params", "integrate_flow", "train_ensemble"} <= set(fls.simulate.__all__)
