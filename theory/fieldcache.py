@@ -19,7 +19,8 @@ the cache at once each write a complete entry and the last rename wins; readers 
 none, never a partial one. Reads are verified (format, key, a SHA-256 checksum of the content, each kernel's
 source parses to one function of its name): a damaged, truncated or stale entry is reported as missing, and the
 caller derives and rewrites it. An unwritable directory is not an error: the caller keeps the derived kernels in
-memory. Clearing the cache is deleting the directory (or its ``field-*.json`` files) at any time.
+memory. Clearing the cache is deleting the directory (or its ``field-*.json`` files) at any time. The kernels
+are executed as Python code, so the directory must be as trusted as the installed package (like its ``.pyc``).
 """
 
 from __future__ import annotations

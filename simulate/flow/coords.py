@@ -25,7 +25,7 @@ from fls.theory.compiled import compile_field
 
 
 def sample_slope(loss: str):
-    """ds_i/df_i of the sample factor s(f, y), derived from the derivation (for the analytic Jacobian)."""
+    """ds_i/df_i of the sample factor s(f, y), from the compiled derivation (for the analytic Jacobian)."""
     return compile_field(loss).sample_slope
 
 
