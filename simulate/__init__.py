@@ -7,19 +7,15 @@ imports neither torch nor sympy; the torch engines load torch when they are used
 
 from fls.lazyexports import lazy_exports
 
+#: The stop rules of simulate/stopping.py, which the engines' packages (flow, train) export as well.
+STOP_RULES = ("PositiveClassLoss", "StopRule", "TargetRisk", "TrainAccuracy", "ZERO_TRAIN_ERROR")
 #: The modules that define the public names, and the names each gives this package.
 _EXPORTS = {
     "fls.simulate.data": ("Dataset", "make_data"),
     "fls.simulate.flow": ("integrate_flow",),
     "fls.simulate.initialization": ("INIT_SCHEMES", "init_params"),
     "fls.simulate.result": ("RunResult", "STATUSES"),
-    "fls.simulate.stopping": (
-        "PositiveClassLoss",
-        "StopRule",
-        "TargetRisk",
-        "TrainAccuracy",
-        "ZERO_TRAIN_ERROR",
-    ),
+    "fls.simulate.stopping": STOP_RULES,
     "fls.simulate.train": ("train_deep", "train_ensemble"),
 }
 

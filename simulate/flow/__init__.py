@@ -4,18 +4,13 @@ The names are imported from their modules on first access (:mod:`fls.lazyexports
 """
 
 from fls.lazyexports import lazy_exports
+from fls.simulate import STOP_RULES
 
 #: The modules that define the public names, and the names each gives this package.
 _EXPORTS = {
     "fls.simulate.flow.api": ("integrate_flow",),
     "fls.simulate.flow.recording": ("SaveSchedule",),
-    "fls.simulate.stopping": (
-        "PositiveClassLoss",
-        "StopRule",
-        "TargetRisk",
-        "TrainAccuracy",
-        "ZERO_TRAIN_ERROR",
-    ),
+    "fls.simulate.stopping": STOP_RULES,
 }
 
 

@@ -12,17 +12,11 @@ does not import torch until a name that needs it is used.
 """
 
 from fls.lazyexports import lazy_exports
+from fls.simulate import STOP_RULES
 
 #: The modules that define the public names, and the names each gives this package.
 _EXPORTS = {
-    "fls.simulate.stopping": (
-        "Evaluation",
-        "PositiveClassLoss",
-        "StopRule",
-        "TargetRisk",
-        "TrainAccuracy",
-        "ZERO_TRAIN_ERROR",
-    ),
+    "fls.simulate.stopping": ("Evaluation", *STOP_RULES),
     "fls.simulate.train.deep": ("Architecture", "MLP", "SmallCNN", "train_deep"),
     "fls.simulate.train.device": ("DEFAULT_THREADS", "Placement", "configure_threads", "placement"),
     "fls.simulate.train.ensemble": ("init_ensemble", "train_ensemble"),
