@@ -18,12 +18,15 @@ from types import ModuleType
 
 __version__ = "0.2.0"
 
-_SUBPACKAGES = ("theory", "simulate", "compare")
-__all__ = ["__version__", *_SUBPACKAGES]
+__all__ = ["__version__", "compare", "simulate", "theory"]
 
 
 def __getattr__(name: str) -> ModuleType:
     """Import ``fls.theory``, ``fls.simulate`` or ``fls.compare`` on first attribute access (PEP 562)."""
-    if name in _SUBPACKAGES:
+    if name in __all__:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'fls' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

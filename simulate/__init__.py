@@ -1,26 +1,23 @@
 """simulate: data models, initialization, the engines (exact gradient flow, batched discrete training) and the
-stopping rules they share."""
+stopping rules they share.
 
-from fls.simulate.data import Dataset, make_data
-from fls.simulate.flow import integrate_flow
-from fls.simulate.initialization import INIT_SCHEMES, init_params
-from fls.simulate.result import STATUSES, RunResult
-from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
-from fls.simulate.train import train_deep, train_ensemble
+The names are imported from their modules on first access (:mod:`fls.lazyexports`), so ``import fls.simulate``
+imports neither torch nor sympy; the torch engines load torch when they are used (docs/design.md section 1).
+"""
 
-__all__ = [
-    "INIT_SCHEMES",
-    "STATUSES",
-    "ZERO_TRAIN_ERROR",
-    "Dataset",
-    "PositiveClassLoss",
-    "RunResult",
-    "StopRule",
-    "TargetRisk",
-    "TrainAccuracy",
-    "init_params",
-    "integrate_flow",
-    "make_data",
-    "train_deep",
-    "train_ensemble",
-]
+from fls.lazyexports import lazy_exports
+
+#: The stop rules of simulate/stopping.py, which the engines' packages (flow, train) export as well.
+STOP_RULES = ("PositiveClassLoss", "StopRule", "TargetRisk", "TrainAccuracy", "ZERO_TRAIN_ERROR")
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.simulate.data": ("Dataset", "make_data"),
+    "fls.simulate.flow": ("integrate_flow",),
+    "fls.simulate.initialization": ("INIT_SCHEMES", "init_params"),
+    "fls.simulate.result": ("RunResult", "STATUSES"),
+    "fls.simulate.stopping": STOP_RULES,
+    "fls.simulate.train": ("train_deep", "train_ensemble"),
+}
+
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -55,7 +55,7 @@ from fls.theory.lazy import (
     kernel_gradient_flow,
     tangent_kernel,
 )
-from fls.theory.symbolic import LOSSES
+from fls.theory.losses import LOSSES
 from fls.theory.validation import (
     ParameterError,
     as_array,

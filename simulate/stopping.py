@@ -39,11 +39,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fls.theory.validation import ParameterError, check_in_range, check_int, check_positive
 
 if TYPE_CHECKING:
+    import torch
+
     from fls.simulate.flow.arithmetic import Arithmetic
 
 

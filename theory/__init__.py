@@ -4,33 +4,28 @@ Entry points: :func:`vector_field` (the derived field, numpy float64), :func:`co
 torch kernels of the network, risk and field), :func:`derive` (the sympy derivation), :func:`tangent_kernel`
 (the closed-form infinite-width tangent kernel), and the modules :mod:`theory.smallinit`, :mod:`theory.lazy`,
 :mod:`theory.mixture` for the limits.
+
+The names are imported from their modules on first access (:mod:`fls.lazyexports`), so ``import fls.theory``
+imports neither sympy nor torch (docs/design.md section 1).
 """
 
-from fls.theory.compiled import compile_field, vector_field
-from fls.theory.lazy import (
-    empirical_tangent_kernel,
-    initial_function_covariance,
-    kernel_gradient_flow,
-    tangent_kernel,
-)
-from fls.theory.mixture import bayes_error, direction_error, oa_of_split
-from fls.theory.smallinit import extreme_vectors, orthogonal_separability
-from fls.theory.symbolic import LOSSES, derive
-from fls.theory.validation import ParameterError
+from fls.lazyexports import lazy_exports
 
-__all__ = [
-    "LOSSES",
-    "ParameterError",
-    "bayes_error",
-    "compile_field",
-    "derive",
-    "direction_error",
-    "empirical_tangent_kernel",
-    "extreme_vectors",
-    "initial_function_covariance",
-    "kernel_gradient_flow",
-    "oa_of_split",
-    "orthogonal_separability",
-    "tangent_kernel",
-    "vector_field",
-]
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.theory.compiled": ("compile_field", "vector_field"),
+    "fls.theory.lazy": (
+        "empirical_tangent_kernel",
+        "initial_function_covariance",
+        "kernel_gradient_flow",
+        "tangent_kernel",
+    ),
+    "fls.theory.losses": ("LOSSES",),
+    "fls.theory.mixture": ("bayes_error", "direction_error", "oa_of_split"),
+    "fls.theory.smallinit": ("extreme_vectors", "orthogonal_separability"),
+    "fls.theory.symbolic": ("derive",),
+    "fls.theory.validation": ("ParameterError",),
+}
+
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,10 @@
 """The derived gradient flow compiled to fast numpy and torch code.
 
 :func:`theory.symbolic.derive` splits each summand of the field into a neuron factor, a pair factor and a sample
-factor. Here each factor is turned into an elementwise function (``sympy.lambdify``) for numpy and for torch, and
-the sum over samples becomes a matrix product, so one evaluation of
+factor. Each factor is printed as the source of an elementwise Python function (:mod:`theory.fieldsource`), which
+is kept in an on-disk cache (:mod:`theory.fieldcache`: a new process reads it in milliseconds instead of
+importing sympy and deriving for about 2 s) and executed here with numpy's and with torch's special functions.
+The sum over samples becomes a matrix product, so one evaluation of
 
     W' = a(v, c) * (B(P) @ (s(f, y) * X)),     v' = a_v(c) * (relu(P) @ s(f, y)),     P = W X^T, f = c v relu(P)
 
@@ -19,8 +21,8 @@ of members whose intermediates fit in cache (:data:`BLOCK_ELEMENTS`). At the siz
 ``benchmarks/vector_field.py`` (n = 200, d = 100, m = 1000, one thread) the torch field costs about 2.4 numpy
 matmul-equivalents and the numpy field 2.8 (2.5 with ``out=``).
 
-Named special functions compile to numerically stable kernels: softplus -> ``logaddexp``, sigmoid -> ``expit``
-/ ``sigmoid``; the pair factors ReLU(P) and Heaviside(P, 0) (relu'(0) = 0) are checked to be what the derivation
+Named special functions compile to numerically stable kernels: softplus -> ``logaddexp``, sigmoid ->
+:func:`expit` / ``sigmoid``; the pair factors ReLU(P) and Heaviside(P, 0) (relu'(0) = 0) are checked to be what the derivation
 gives and run as the in-place passes above. Precision: the result equals the exact field to float64 rounding (tests compare with autograd and finite differences at 1e-10).
 """
 
@@ -29,21 +31,35 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.special
-import sympy as sp
 
-from fls.theory import symbolic as S
+from fls.theory import fieldcache
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_positive
+
+if TYPE_CHECKING:
+    from fls.theory.symbolic import Derivation
+
+
+def expit(z: Any) -> np.ndarray:
+    """The logistic sigmoid 1 / (1 + exp(-z)) to a few ulp for every float64 z, without overflow.
+
+    With e = exp(-|z|) <= 1: 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0 (no cancellation on either side).
+    Same values as ``scipy.special.expit`` (tests compare them) without importing scipy.special, which would
+    cost a starting process more than the rest of :func:`compile_field` does.
+    """
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
 def numpy_namespace() -> dict[str, Callable[..., Any]]:
-    """The stable numpy kernels of the named sympy functions, for ``sympy.lambdify`` of derived expressions."""
+    """The stable numpy kernels of the named functions of the derivation, for executing the kernel sources."""
     return {
-        "Expit": scipy.special.expit,
+        "Expit": expit,
         "Softplus": lambda z: np.logaddexp(0.0, z),
         "exp": np.exp,
         "log": np.log,
@@ -51,7 +67,7 @@ def numpy_namespace() -> dict[str, Callable[..., Any]]:
 
 
 def torch_namespace() -> dict[str, Callable[..., Any]]:
-    """The torch kernels of the named sympy functions, for ``sympy.lambdify`` of derived expressions."""
+    """The torch kernels of the named functions of the derivation, for executing the kernel sources."""
     import torch
 
     return {
@@ -70,10 +86,6 @@ BLOCK_ELEMENTS = 2**19
 WORKSPACE_BUFFERS = 8
 
 
-def _lambdify(args: tuple[sp.Symbol, ...], expr: sp.Expr, namespace: dict[str, Callable[..., Any]]):
-    return sp.lambdify(args, expr, modules=[namespace])
-
-
 @dataclass(frozen=True)
 class _Kernels:
     """The elementwise pieces of one loss's field, for one backend, and the in-place array operations."""
@@ -81,6 +93,7 @@ class _Kernels:
     neuron_W: Callable[..., Any]  # (v_p, c, n) -> neuron factor of W'
     neuron_v: Callable[..., Any]  # (c, n) -> neuron factor of v'
     sample: Callable[..., Any]  # (f, y_i) -> sample factor
+    sample_slope: Callable[..., Any]  # (f, y_i) -> d(sample factor)/df
     loss: Callable[..., Any]  # u -> l(u)
     empty: Callable[[Any, tuple[int, ...]], Any]  # (like, shape) -> uninitialized array
     matmul: Callable[..., Any]  # (a, b, out) -> a @ b written into out
@@ -124,27 +137,33 @@ def _torch_operations() -> dict[str, Callable[..., Any]]:
 
 
 def _kernels(
-    derivation: S.Derivation,
+    sources: dict[str, str],
     namespace: dict[str, Callable[..., Any]],
     operations: dict[str, Callable[..., Any]],
 ) -> _Kernels:
-    nW, pW, sW = derivation.factors_W
-    nv, pv, sv = derivation.factors_v
-    if sp.simplify(sW - sv) != 0:
-        raise RuntimeError(
-            "the W and v fields have different sample factors; the compiled layout assumes one"
-        )
-    if pW != sp.Heaviside(S.P, 0) or pv != S.ReLU(S.P):
-        raise RuntimeError(
-            f"the pair factors are {pW} and {pv}; the compiled layout assumes Heaviside(P, 0) and ReLU(P)"
-        )
-    return _Kernels(
-        neuron_W=_lambdify((S.vp, S.c, S.n), nW, namespace),
-        neuron_v=_lambdify((S.c, S.n), nv, namespace),
-        sample=_lambdify((S.f, S.yi), sW, namespace),
-        loss=_lambdify((S.u,), derivation.loss, namespace),
-        **operations,
-    )
+    """The kernels of ``sources`` (:mod:`theory.fieldsource`) executed with ``namespace``'s special functions."""
+    functions = {}
+    for name, source in sources.items():
+        scope: dict[str, Any] = dict(namespace)
+        exec(compile(source, f"<fls field kernel {name}>", "exec"), scope)  # noqa: S102 (our own generated code)
+        functions[name] = scope[name]
+    return _Kernels(**functions, **operations)
+
+
+def kernel_sources(loss: str) -> tuple[dict[str, str], str]:
+    """The kernel sources of ``loss`` and where they came from (a ``theory.fieldcache`` origin).
+
+    A verified cache entry is used as is (no sympy import); otherwise the field is derived, and the entry written
+    for the next process when the cache directory allows it.
+    """
+    key = fieldcache.cache_key(loss)
+    sources = fieldcache.read_entry(key)
+    if sources is not None:
+        return sources, fieldcache.HIT
+    from fls.theory.fieldsource import kernel_sources as derive_sources  # sympy: only on a cache miss
+
+    sources = derive_sources(loss)
+    return sources, (fieldcache.STORED if fieldcache.write_entry(key, sources) else fieldcache.UNSTORED)
 
 
 class _Workspace(threading.local):
@@ -177,17 +196,24 @@ class CompiledField:
     """
 
     def __init__(self, loss: str) -> None:
-        self.loss_name = check_choice("loss", loss, S.LOSSES)
-        self.derivation = S.derive(loss)
-        self._numpy = _kernels(self.derivation, numpy_namespace(), _numpy_operations())
+        self.loss_name = check_choice("loss", loss, LOSSES)
+        self._sources, self.source_origin = kernel_sources(self.loss_name)
+        self._numpy = _kernels(self._sources, numpy_namespace(), _numpy_operations())
         self._torch: _Kernels | None = None
         self._workspace = _Workspace()
+
+    @cached_property
+    def derivation(self) -> Derivation:
+        """The sympy derivation of this field (:func:`theory.symbolic.derive`); imports sympy on first use."""
+        from fls.theory.symbolic import derive
+
+        return derive(self.loss_name)
 
     def _backend(self, array: Any) -> _Kernels:
         if isinstance(array, np.ndarray):
             return self._numpy
         if self._torch is None:
-            self._torch = _kernels(self.derivation, torch_namespace(), _torch_operations())
+            self._torch = _kernels(self._sources, torch_namespace(), _torch_operations())
         return self._torch
 
     @staticmethod
@@ -218,6 +244,10 @@ class CompiledField:
     def sample_factor(self, f: Any, y: Any) -> Any:
         """s_i = -l'(y_i f_i) y_i: the weight of sample i in the field (for logistic loss r_i y_i)."""
         return self._backend(f).sample(f, y)
+
+    def sample_slope(self, f: Any, y: Any) -> Any:
+        """ds_i/df_i of the sample factor, derived by sympy (the flow engine's analytic Jacobian uses it)."""
+        return self._backend(f).sample_slope(f, y)
 
     def field(
         self,
@@ -314,7 +344,8 @@ class CompiledField:
 
 @cache
 def compile_field(loss: str = "logistic") -> CompiledField:
-    """The compiled field of ``loss`` (cached: the sympy derivation runs once per process and loss)."""
+    """The compiled field of ``loss``, once per process and loss; its kernel source comes from the on-disk cache
+    of :mod:`theory.fieldcache` when a verified entry exists (no sympy import), else from the derivation."""
     return CompiledField(loss)
 
 

@@ -27,48 +27,54 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy as sp
 from scipy.integrate import solve_ivp
 
 from fls.theory.compiled import compile_field, validate_network
-from fls.theory.symbolic import LOSSES
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 # ------------------------------------------------------------------------------------------------------------
 # Closed forms (sympy, compiled once)
 # ------------------------------------------------------------------------------------------------------------
 
-_m, _d = sp.symbols("m d", integer=True, positive=True)
-_c, _alpha = sp.symbols("c alpha", positive=True)
-_norm1, _norm2 = sp.symbols(r"\|x\| \|x'\|", nonnegative=True)
-_theta = sp.Symbol("theta", nonnegative=True)
 
+@cache
+def _closed_forms() -> dict[str, Any]:
+    """The symbols (m, c, alpha, d, ||x||, ||x'||, theta) and the sympy closed forms of this module.
 
-def _arc_cosine_kernel() -> sp.Expr:
-    """J(theta) = sin theta + (pi - theta) cos theta (2 pi E relu(<z, x>) relu(<z, x'>) for unit x, x')."""
-    return sp.sin(_theta) + (sp.pi - _theta) * sp.cos(_theta)
+    sympy is imported here, on first use of a closed form, so importing this module does not load it
+    (docs/design.md section 1). J(theta) = sin theta + (pi - theta) cos theta is 2 pi E relu(<z, x>) relu(<z, x'>)
+    for unit x, x' at angle theta.
+    """
+    import sympy as sp
 
-
-def _tangent_kernel_expression() -> sp.Expr:
-    inner = _norm1 * _norm2 * sp.cos(_theta)
-    bracket = _norm1 * _norm2 * _arc_cosine_kernel() / (2 * sp.pi * _d) + inner * (sp.pi - _theta) / (
-        2 * sp.pi
-    )
-    return _m * _c**2 * _alpha**2 * bracket
-
-
-def _covariance_expression() -> sp.Expr:
-    scale = _m * _c**2 * _alpha**4 * (_d + 2) / _d**2
-    return scale * _norm1 * _norm2 * _arc_cosine_kernel() / (2 * sp.pi)
+    m, d = sp.symbols("m d", integer=True, positive=True)
+    c, alpha = sp.symbols("c alpha", positive=True)
+    norm1, norm2 = sp.symbols(r"\|x\| \|x'\|", nonnegative=True)
+    theta = sp.Symbol("theta", nonnegative=True)
+    arc_cosine = sp.sin(theta) + (sp.pi - theta) * sp.cos(theta)
+    inner = norm1 * norm2 * sp.cos(theta)
+    bracket = norm1 * norm2 * arc_cosine / (2 * sp.pi * d) + inner * (sp.pi - theta) / (2 * sp.pi)
+    return {
+        "symbols": (m, c, alpha, d, norm1, norm2, theta),
+        "arc_cosine": arc_cosine,
+        "tangent_kernel": m * c**2 * alpha**2 * bracket,
+        "covariance": m * c**2 * alpha**4 * (d + 2) / d**2 * norm1 * norm2 * arc_cosine / (2 * sp.pi),
+    }
 
 
 @cache
 def _compiled(name: str) -> Callable[..., np.ndarray]:
-    expression = {"tangent_kernel": _tangent_kernel_expression, "covariance": _covariance_expression}[name]()
-    return sp.lambdify((_m, _c, _alpha, _d, _norm1, _norm2, _theta), expression, modules="numpy")
+    import sympy as sp
+
+    forms = _closed_forms()
+    return sp.lambdify(forms["symbols"], forms[name], modules="numpy")
 
 
 def _pair_geometry(X1: Any, X2: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -334,24 +340,26 @@ def _solution(
 
 def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
     """The main equations of this module as sympy objects: (name, equation, one-sentence meaning)."""
+    import sympy as sp
+
+    forms = _closed_forms()
+    theta = forms["symbols"][-1]
     n = sp.Symbol("n", integer=True, positive=True)
     x, x2 = sp.symbols("x x'")
     return [
         (
             "arc-cosine factor",
-            sp.Eq(sp.Function("J")(_theta), _arc_cosine_kernel()),
+            sp.Eq(sp.Function("J")(theta), forms["arc_cosine"]),
             "2 pi E relu(<z, x>) relu(<z, x'>) for unit x, x' at angle theta and z ~ N(0, I).",
         ),
         (
             "tangent kernel K0",
-            sp.Eq(sp.Function("K_0")(x, x2), _tangent_kernel_expression()),
+            sp.Eq(sp.Function("K_0")(x, x2), forms["tangent_kernel"]),
             "Mean tangent kernel of a width-m balanced init at scale alpha (second- plus first-layer part).",
         ),
         (
             "f0 covariance",
-            sp.Eq(
-                sp.Function("Cov")(sp.Function("f_0")(x), sp.Function("f_0")(x2)), _covariance_expression()
-            ),
+            sp.Eq(sp.Function("Cov")(sp.Function("f_0")(x), sp.Function("f_0")(x2)), forms["covariance"]),
             "Covariance of f0 under random_sign init, the source of over-fitting at small FLS.",
         ),
         (

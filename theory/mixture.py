@@ -22,13 +22,15 @@ their relative precision in both tails (down to the smallest double, Phi(-37) ~ 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy as sp
 from scipy.special import log_ndtr, ndtr
 
 from fls.theory.validation import ParameterError, as_array, check_in_range, check_positive
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 # ------------------------------------------------------------------------------------------------------------
 # Geometry and Gaussian tails
@@ -200,6 +202,8 @@ def oa_of_split(w_hat: Any, x_plus: Any, s: Any, kappa: float, sigma: float) -> 
 
 def _normal_cdf(z: sp.Expr) -> sp.Expr:
     """Phi(z) = erfc(-z / sqrt 2) / 2, explicit so the expressions evaluate at any precision."""
+    import sympy as sp
+
     return sp.erfc(-z / sp.sqrt(2)) / 2
 
 
@@ -208,6 +212,8 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
 
     The cone minimum and OA are written for the over-aligned case phi > arccos Psi (otherwise OA = 0).
     """
+    import sympy as sp  # for the documentation only: numerical callers do not pay for it
+
     kappa, sigma = sp.symbols("kappa sigma", positive=True)
     angle_vs, phi = sp.symbols("theta_vs phi", nonnegative=True)
     psi = sp.Symbol("Psi", real=True)

@@ -23,10 +23,9 @@ The negative class is the mirror image (a negative neuron active on exactly the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy as sp
 from scipy.optimize import lsq_linear
 
 from fls.theory.validation import (
@@ -37,6 +36,9 @@ from fls.theory.validation import (
     check_int,
     check_positive,
 )
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 # ------------------------------------------------------------------------------------------------------------
 # Orthogonal separability and the class sums
@@ -489,6 +491,8 @@ def extreme_vectors(
 
 def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
     """The main equations of this module as sympy objects: (name, equation, one-sentence meaning)."""
+    import sympy as sp  # for the documentation only: numerical callers do not pay for it
+
     t, t0, c, n = sp.symbols("t t_0 c n", positive=True)
     d = sp.Symbol("d", integer=True, positive=True)
     psi0 = sp.Symbol("psi_0", real=True)

@@ -20,6 +20,7 @@ from functools import cache
 
 import sympy as sp
 
+from fls.theory.losses import LOSSES
 from fls.theory.validation import check_choice
 
 
@@ -71,10 +72,6 @@ class Softplus(sp.Function):
 
     def _latex(self, printer) -> str:
         return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
-
-
-#: Losses on the margin u = y f(x). Squared loss (1 - u)^2 / 2 equals (y - f)^2 / 2 for y in {-1, +1}.
-LOSSES = ("logistic", "exponential", "squared")
 
 
 def loss_expression(name: str, u: sp.Symbol) -> sp.Expr:

@@ -1,15 +1,17 @@
-"""flow: the high-precision, switch-aware gradient-flow engine (docs/design.md section 4)."""
+"""flow: the high-precision, switch-aware gradient-flow engine (docs/design.md section 4).
 
-from fls.simulate.flow.api import integrate_flow
-from fls.simulate.flow.recording import SaveSchedule
-from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
+The names are imported from their modules on first access (:mod:`fls.lazyexports`).
+"""
 
-__all__ = [
-    "ZERO_TRAIN_ERROR",
-    "PositiveClassLoss",
-    "SaveSchedule",
-    "StopRule",
-    "TargetRisk",
-    "TrainAccuracy",
-    "integrate_flow",
-]
+from fls.lazyexports import lazy_exports
+from fls.simulate import STOP_RULES
+
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.simulate.flow.api": ("integrate_flow",),
+    "fls.simulate.flow.recording": ("SaveSchedule",),
+    "fls.simulate.stopping": STOP_RULES,
+}
+
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

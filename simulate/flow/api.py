@@ -19,7 +19,7 @@ from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule, TargetRisk
 from fls.theory.compiled import validate_network
-from fls.theory.symbolic import LOSSES
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_positive
 
 COORDINATES = ("auto", "plain", "log", "span")

@@ -15,23 +15,18 @@ is supported.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
-from fls.theory import symbolic as S
-from fls.theory.compiled import compile_field, numpy_namespace
+from fls.theory.compiled import compile_field
 
 
-@cache
 def sample_slope(loss: str):
-    """ds_i/df_i of the sample factor s(f, y), lambdified from the derivation (for the analytic Jacobian)."""
-    sample = compile_field(loss).derivation.factors_W[2]
-    return sp.lambdify((S.f, S.yi), sp.diff(sample, S.f), modules=[numpy_namespace(), "numpy"])
+    """ds_i/df_i of the sample factor s(f, y), from the compiled derivation (for the analytic Jacobian)."""
+    return compile_field(loss).sample_slope
 
 
 class Coordinates:

@@ -6,37 +6,22 @@
 - Stop rules (:class:`TargetRisk`, :class:`PositiveClassLoss`, :class:`TrainAccuracy`, :data:`ZERO_TRAIN_ERROR`;
   from :mod:`simulate.stopping`, shared with the flow engine), the record schedule (:class:`SaveSchedule`) and
   device handling (:func:`placement`, :func:`configure_threads`).
+
+The names are imported from their modules on first access (:mod:`fls.lazyexports`), so importing this package
+does not import torch until a name that needs it is used.
 """
 
-from fls.simulate.stopping import (
-    ZERO_TRAIN_ERROR,
-    Evaluation,
-    PositiveClassLoss,
-    StopRule,
-    TargetRisk,
-    TrainAccuracy,
-)
-from fls.simulate.train.deep import MLP, Architecture, SmallCNN, train_deep
-from fls.simulate.train.device import DEFAULT_THREADS, Placement, configure_threads, placement
-from fls.simulate.train.ensemble import init_ensemble, train_ensemble
-from fls.simulate.train.schedule import SaveSchedule
+from fls.lazyexports import lazy_exports
+from fls.simulate import STOP_RULES
 
-__all__ = [
-    "DEFAULT_THREADS",
-    "MLP",
-    "ZERO_TRAIN_ERROR",
-    "Architecture",
-    "Evaluation",
-    "Placement",
-    "PositiveClassLoss",
-    "SaveSchedule",
-    "SmallCNN",
-    "StopRule",
-    "TargetRisk",
-    "TrainAccuracy",
-    "configure_threads",
-    "init_ensemble",
-    "placement",
-    "train_deep",
-    "train_ensemble",
-]
+#: The modules that define the public names, and the names each gives this package.
+_EXPORTS = {
+    "fls.simulate.stopping": ("Evaluation", *STOP_RULES),
+    "fls.simulate.train.deep": ("Architecture", "MLP", "SmallCNN", "train_deep"),
+    "fls.simulate.train.device": ("DEFAULT_THREADS", "Placement", "configure_threads", "placement"),
+    "fls.simulate.train.ensemble": ("init_ensemble", "train_ensemble"),
+    "fls.simulate.train.schedule": ("SaveSchedule",),
+}
+
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

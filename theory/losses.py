@@ -1,0 +1,10 @@
+"""The names of the losses the derivation supports (docs/design.md section 2), without importing sympy.
+
+The derivation itself (:mod:`theory.symbolic`) needs sympy; code that only checks or lists a loss name (configs,
+engines, the command line) imports the names from here, so that it starts without paying for sympy.
+"""
+
+from __future__ import annotations
+
+#: Losses on the margin u = y f(x). Squared loss (1 - u)^2 / 2 equals (y - f)^2 / 2 for y in {-1, +1}.
+LOSSES = ("logistic", "exponential", "squared")
