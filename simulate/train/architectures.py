@@ -154,14 +154,15 @@ def _conv_unit(
     *,
     stride: int,
     bias: bool,
-    batch_norm: bool,
+    norm_eps: float | None,
     spatial: int,
 ) -> list[nn.Module]:
-    """A 3x3 convolution (padding 1), followed by batch norm over the batch at hand when asked."""
+    """A 3x3 convolution (padding 1), followed by batch norm over the batch at hand (with eps ``norm_eps``)
+    unless ``norm_eps`` is None."""
     layers = [conv(fan_in, fan_out, 3, stride=stride, padding=1, bias=bias)]
-    if batch_norm:
+    if norm_eps is not None:
         norm = nn.BatchNorm1d if spatial == 1 else nn.BatchNorm2d
-        layers.append(norm(fan_out, track_running_stats=False))
+        layers.append(norm(fan_out, eps=norm_eps, track_running_stats=False))
     return layers
 
 
@@ -172,14 +173,14 @@ class ResidualBlock(nn.Module):
     same homogeneity degree; the plain identity x with batch norm (module docstring).
     """
 
-    def __init__(self, width: int, spatial: int, *, bias: bool, batch_norm: bool) -> None:
+    def __init__(self, width: int, spatial: int, *, bias: bool, norm_eps: float | None) -> None:
         super().__init__()
         conv = _conv(spatial)
-        unit = {"stride": 1, "bias": bias, "batch_norm": batch_norm, "spatial": spatial}
+        unit = {"stride": 1, "bias": bias, "norm_eps": norm_eps, "spatial": spatial}
         self.branch = nn.Sequential(
             *_conv_unit(conv, width, width, **unit), nn.ReLU(), *_conv_unit(conv, width, width, **unit)
         )
-        self.gains = None if batch_norm else nn.Parameter(torch.ones(2))
+        self.gains = None if norm_eps is not None else nn.Parameter(torch.ones(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.gains is None else self.gains[0] * self.gains[1] * x
@@ -188,7 +189,8 @@ class ResidualBlock(nn.Module):
 
 class SmallResNet(nn.Module):
     """Stem convolution, then per stage (a stride-2 convolution between stages) ``blocks`` residual blocks;
-    global average pooling and a linear readout. Batch norm after every convolution when ``batch_norm``."""
+    global average pooling and a linear readout. Batch norm (eps ``norm_eps``) after every convolution unless
+    ``norm_eps`` is None."""
 
     def __init__(
         self,
@@ -198,13 +200,13 @@ class SmallResNet(nn.Module):
         *,
         blocks: int = 1,
         bias: bool = False,
-        batch_norm: bool = False,
+        norm_eps: float | None = None,
     ) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         spatial = _spatial_dims(input_shape)
         conv = _conv(spatial)
-        unit = {"bias": bias, "batch_norm": batch_norm, "spatial": spatial}
+        unit = {"bias": bias, "norm_eps": norm_eps, "spatial": spatial}
         layers: list[nn.Module] = [
             *_conv_unit(conv, self.input_shape[0], widths[0], stride=1, **unit),
             nn.ReLU(),
@@ -212,7 +214,7 @@ class SmallResNet(nn.Module):
         for stage, width in enumerate(widths):
             if stage > 0:
                 layers += [*_conv_unit(conv, widths[stage - 1], width, stride=2, **unit), nn.ReLU()]
-            layers += [ResidualBlock(width, spatial, bias=bias, batch_norm=batch_norm) for _ in range(blocks)]
+            layers += [ResidualBlock(width, spatial, bias=bias, norm_eps=norm_eps) for _ in range(blocks)]
         pool = nn.AdaptiveAvgPool1d(1) if spatial == 1 else nn.AdaptiveAvgPool2d(1)
         layers += [pool, nn.Flatten(), nn.Linear(widths[-1], out_features, bias=bias)]
         self.layers = nn.Sequential(*layers)
@@ -225,7 +227,7 @@ class SmallResNet(nn.Module):
 class Architecture:
     """Which network h is (module docstring): ``kind`` and its ``hidden`` widths (MLP hidden layers, CNN
     channels, VGG or ResNet stage widths); ``depth`` = convolutions per VGG stage or residual blocks per ResNet
-    stage; ``batch_norm`` for the ResNet only."""
+    stage; ``batch_norm`` (with the normalization's ``norm_eps``) for the ResNet only."""
 
     kind: str = "mlp"
     hidden: tuple[int, ...] = (256,)
@@ -233,6 +235,7 @@ class Architecture:
     kernel_size: int = 3
     depth: int = 1
     batch_norm: bool = False
+    norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, KINDS)
@@ -242,6 +245,7 @@ class Architecture:
             check_int("hidden", width)
         check_int("kernel_size", self.kernel_size)
         check_int("depth", self.depth)
+        check_positive("norm_eps", self.norm_eps)
         if self.batch_norm and self.kind != "resnet":
             raise ParameterError(
                 f"batch_norm = True is not supported for kind = {self.kind!r}; allowed: 'resnet'"
@@ -301,5 +305,5 @@ class Architecture:
             out_features,
             blocks=self.depth,
             bias=self.bias,
-            batch_norm=self.batch_norm,
+            norm_eps=self.norm_eps if self.batch_norm else None,
         )

@@ -95,10 +95,12 @@ class DeepEnsemble:
         self.c, self.X, self.y, self.X_test, self.y_test, self.binary = c, X, y, X_test, y_test, binary
         self.centered, self.augmenter, self.autocast = centered, augmenter, autocast
         self._logistic = compile_field("logistic").losses if binary else None
-        # theta_0, kept only where h0 is needed on inputs not known in advance (augmented batches)
+        # theta_0, kept where h0 must be evaluated on each batch: augmented inputs, or batch norm, whose
+        # statistics make a sample's output depend on the minibatch it is in
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in nets[0].modules())
         self.initial = (
             {name: p.detach().clone() for name, p in self.params.items()}
-            if centered and augmenter is not None
+            if centered and (augmenter is not None or batch_norm)
             else None
         )
         with torch.no_grad():
@@ -139,9 +141,9 @@ class DeepEnsemble:
         x, y, offset = (self.X, self.y, self.h0) if indices is None else self._minibatch(indices)
         if self.augmenter is not None:
             x = self.augmenter(x if x.ndim == 3 else x.expand(len(self.c), *x.shape))
-            if self.initial is not None:
-                with torch.no_grad():
-                    offset = self._h(self.initial, x)
+        if self.initial is not None and (indices is not None or self.augmenter is not None):
+            with torch.no_grad():
+                offset = self._h(self.initial, x)
         losses, correct = self._losses(self._f(x, offset), y)
         self._grads = torch.autograd.grad(losses.mean(-1).sum(), tuple(self.params.values()))
         return self._evaluation(losses, correct, y)
