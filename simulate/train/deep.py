@@ -177,7 +177,7 @@ class DeepEnsemble:
         if self.initial is not None:
             self.initial = {name: p[rows] for name, p in self.initial.items()}
         if self.augmenter is not None:
-            self.augmenter.keep(rows.tolist())
+            self.augmenter.keep(rows.cpu().numpy())
 
     def export(self, row: int) -> dict[str, np.ndarray]:
         return {name: p[row].detach().cpu().numpy().astype(np.float64) for name, p in self.params.items()}

@@ -14,6 +14,7 @@ import torch
 
 from fls.simulate.realdata import load_digits
 from fls.simulate.stopping import TrainAccuracy
+from fls.simulate.train.augment import Augmentation, Augmenter
 from fls.simulate.train.deep import Architecture, DeepEnsemble, train_deep
 from fls.simulate.train.schedule import SaveSchedule
 from fls.theory.validation import ParameterError
@@ -272,11 +273,21 @@ def test_digits_peak_test_accuracy_is_highest_at_an_interior_c():
     assert mean[1:-1].max() > max(mean[0], mean[-1]) + 0.01
 
 
+PLACED = {
+    "cnn": Architecture("cnn", (3,)),
+    "vgg": Architecture("vgg", (2, 3), depth=2),
+    "resnet": Architecture("resnet", (2, 3)),
+    "resnet-batchnorm": Architecture("resnet", (2, 3), batch_norm=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLACED))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_deep_tensors_follow_the_placement(binary, dtype):
-    """One vectorized step on torch's shape-only 'meta' device keeps every tensor on that device and dtype."""
+def test_deep_tensors_follow_the_placement(binary, dtype, name):
+    """One vectorized step (augmented, centered) on torch's shape-only 'meta' device keeps every tensor on that
+    device and dtype."""
     meta = torch.device("meta")
-    nets = [Architecture("cnn", (3,)).build((1, 8, 8), 1, seed=s, alpha=1.0) for s in (0, 1)]
+    nets = [PLACED[name].build((1, 8, 8), 1, seed=s, alpha=1.0) for s in (0, 1)]
     family = DeepEnsemble(
         nets,
         torch.ones(2, dtype=dtype, device=meta),
@@ -286,9 +297,36 @@ def test_deep_tensors_follow_the_placement(binary, dtype):
         ),
         binary=True,
         centered=True,
+        augmenter=Augmenter(Augmentation(1, True), [0, 1], (1, 8, 8)),
     )
     family.loss_and_gradient(torch.zeros(2, 5, dtype=torch.int64, device=meta))
     family.update(torch.full((2,), 0.1, dtype=dtype, device=meta))
-    family.keep(torch.zeros(1, dtype=torch.int64, device=meta))
+    family.keep(
+        torch.zeros(1, dtype=torch.int64)
+    )  # host rows: the augmenter reads them, a meta tensor has no values
     for tensor in (*family.params.values(), family.h0, family.metrics()["test_accuracy"]):
         assert tensor.device.type == "meta" and tensor.dtype == dtype
+
+
+def test_bfloat16_autocast_runs_on_the_cpu_path(classes):
+    """autocast='bfloat16' computes products in bfloat16 (about 3 significant digits) on float32 parameters: the
+    run follows the float32 run to bfloat16 accuracy, and differs from it (autocast is really on)."""
+    options = {
+        "architecture": Architecture("cnn", (4,)),
+        "c": [0.5, 2.0],
+        "eta": 0.3,
+        "stop": None,
+        "max_steps": 10,
+    }
+    mixed = train_deep(classes, dtype="float32", autocast="bfloat16", **options)
+    plain = train_deep(classes, dtype="float32", **options)
+    for a, b in zip(mixed, plain, strict=True):
+        assert a.info["autocast"] == "bfloat16" and a.info["dtype"] == "float32"
+        np.testing.assert_allclose(a.risk, b.risk, rtol=3e-2)
+        assert np.abs(a.risk - b.risk).max() > 1e-5
+    with pytest.raises(
+        ParameterError, match="autocast = 'bfloat16' needs dtype = 'float32'.*got dtype = 'float64'"
+    ):
+        train_deep(classes, autocast="bfloat16", **options)
+    with pytest.raises(ParameterError, match="autocast"):
+        train_deep(classes, dtype="float32", autocast="float16", **options)
