@@ -75,7 +75,24 @@ def _conv(spatial: int) -> type[nn.Module]:
     return nn.Conv1d if spatial == 1 else nn.Conv2d
 
 
-class SmallCNN(nn.Module):
+class _ShapedStack(nn.Module):
+    """A stack of layers applied to flattened inputs (n, D) reshaped to (n, *input_shape)."""
+
+    def __init__(self, input_shape: Sequence[int], layers: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.reshape(-1, *self.input_shape))
+
+
+def _readout(channels: int, spatial: Sequence[int], out_features: int, bias: bool) -> list[nn.Module]:
+    """Flatten the (channels, *spatial) feature maps and map them linearly to the outputs."""
+    return [nn.Flatten(), nn.Linear(channels * int(np.prod(spatial)), out_features, bias=bias)]
+
+
+class SmallCNN(_ShapedStack):
     """Convolutions (kernel k, padding k // 2, stride 2, ReLU) with ``channels`` filters, then a linear readout.
 
     ``input_shape`` is (C, L) for signals (Conv1d) or (C, H, W) for images (Conv2d); inputs arrive flattened.
@@ -90,12 +107,9 @@ class SmallCNN(nn.Module):
         kernel_size: int = 3,
         bias: bool = False,
     ) -> None:
-        super().__init__()
-        self.input_shape = tuple(input_shape)
         conv = _conv(_spatial_dims(input_shape))
-        spatial = list(self.input_shape[1:])
+        spatial, previous = list(input_shape[1:]), input_shape[0]
         layers: list[nn.Module] = []
-        previous = self.input_shape[0]
         for width in channels:
             layers += [
                 conv(previous, width, kernel_size, stride=2, padding=kernel_size // 2, bias=bias),
@@ -103,14 +117,10 @@ class SmallCNN(nn.Module):
             ]
             spatial = [(s + 2 * (kernel_size // 2) - kernel_size) // 2 + 1 for s in spatial]
             previous = width
-        layers += [nn.Flatten(), nn.Linear(previous * int(np.prod(spatial)), out_features, bias=bias)]
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(-1, *self.input_shape))
+        super().__init__(input_shape, [*layers, *_readout(previous, spatial, out_features, bias)])
 
 
-class VGG(nn.Module):
+class VGG(_ShapedStack):
     """VGG-style stack: per stage, ``depth`` x (3x3 convolution, padding 1, ReLU) then 2x2 max pooling; readout.
 
     A stage whose input is smaller than 2 along a spatial axis skips the pooling (tiny test images).
@@ -125,14 +135,11 @@ class VGG(nn.Module):
         depth: int = 2,
         bias: bool = False,
     ) -> None:
-        super().__init__()
-        self.input_shape = tuple(input_shape)
         spatial_dims = _spatial_dims(input_shape)
         conv = _conv(spatial_dims)
         pool = nn.MaxPool1d if spatial_dims == 1 else nn.MaxPool2d
-        spatial = list(self.input_shape[1:])
+        spatial, previous = list(input_shape[1:]), input_shape[0]
         layers: list[nn.Module] = []
-        previous = self.input_shape[0]
         for width in widths:
             for _ in range(depth):
                 layers += [conv(previous, width, 3, padding=1, bias=bias), nn.ReLU()]
@@ -140,11 +147,7 @@ class VGG(nn.Module):
             if min(spatial) >= 2:
                 layers.append(pool(2))
                 spatial = [s // 2 for s in spatial]
-        layers += [nn.Flatten(), nn.Linear(previous * int(np.prod(spatial)), out_features, bias=bias)]
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(-1, *self.input_shape))
+        super().__init__(input_shape, [*layers, *_readout(previous, spatial, out_features, bias)])
 
 
 def _conv_unit(
@@ -187,7 +190,7 @@ class ResidualBlock(nn.Module):
         return torch.relu(skip + self.branch(x))
 
 
-class SmallResNet(nn.Module):
+class SmallResNet(_ShapedStack):
     """Stem convolution, then per stage (a stride-2 convolution between stages) ``blocks`` residual blocks;
     global average pooling and a linear readout. Batch norm (eps ``norm_eps``) after every convolution unless
     ``norm_eps`` is None."""
@@ -202,25 +205,16 @@ class SmallResNet(nn.Module):
         bias: bool = False,
         norm_eps: float | None = None,
     ) -> None:
-        super().__init__()
-        self.input_shape = tuple(input_shape)
         spatial = _spatial_dims(input_shape)
         conv = _conv(spatial)
         unit = {"bias": bias, "norm_eps": norm_eps, "spatial": spatial}
-        layers: list[nn.Module] = [
-            *_conv_unit(conv, self.input_shape[0], widths[0], stride=1, **unit),
-            nn.ReLU(),
-        ]
+        layers: list[nn.Module] = [*_conv_unit(conv, input_shape[0], widths[0], stride=1, **unit), nn.ReLU()]
         for stage, width in enumerate(widths):
             if stage > 0:
                 layers += [*_conv_unit(conv, widths[stage - 1], width, stride=2, **unit), nn.ReLU()]
             layers += [ResidualBlock(width, spatial, bias=bias, norm_eps=norm_eps) for _ in range(blocks)]
         pool = nn.AdaptiveAvgPool1d(1) if spatial == 1 else nn.AdaptiveAvgPool2d(1)
-        layers += [pool, nn.Flatten(), nn.Linear(widths[-1], out_features, bias=bias)]
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(-1, *self.input_shape))
+        super().__init__(input_shape, [*layers, pool, *_readout(widths[-1], (), out_features, bias)])
 
 
 @dataclass(frozen=True)
