@@ -7,7 +7,8 @@ The trained function is
 with h one of the networks of :mod:`simulate.train.architectures` (MLP, small CNN, VGG-style stack, small ResNet)
 initialized by torch's default scheme and then scaled by ``alpha`` (theta_0 = alpha * theta_default), and theta_0
 a frozen copy of the initialization (its outputs on the training and test sets are computed once: the copy never
-changes, so this equals evaluating it at every step; with augmentation it is evaluated on each augmented batch).
+changes, so this equals evaluating it at every step; it is evaluated on each batch instead where a sample's
+output depends on the batch: augmented batches, and batch norm with minibatches).
 Plain SGD (or full-batch GD) on the mean cross-entropy (classes) or logistic loss (labels +-1) uses the step
 
     eta / c.

@@ -330,3 +330,9 @@ def test_bfloat16_autocast_runs_on_the_cpu_path(classes):
         train_deep(classes, autocast="bfloat16", **options)
     with pytest.raises(ParameterError, match="autocast"):
         train_deep(classes, dtype="float32", autocast="float16", **options)
+
+
+def test_cuda_without_a_device_is_refused_before_any_work(binary, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParameterError, match="device = 'cuda' is not available"):
+        train_deep(binary, architecture=Architecture("resnet", (2,)), device="cuda", max_steps=1)
