@@ -81,6 +81,7 @@ class DeepEnsemble:
         centered: bool,
         augmenter: Augmenter | None = None,
         autocast: bool = False,
+        eval_batch: int | None = None,
     ) -> None:
         params, _ = torch.func.stack_module_state(list(nets))
         self.params = {
@@ -94,7 +95,12 @@ class DeepEnsemble:
         self._shared = torch.vmap(apply, in_dims=(0, None))
         self._own = torch.vmap(apply, in_dims=(0, 0))
         self.c, self.X, self.y, self.X_test, self.y_test, self.binary = c, X, y, X_test, y_test, binary
-        self.centered, self.augmenter, self.autocast = centered, augmenter, autocast
+        self.centered, self.augmenter, self.autocast, self.eval_batch = (
+            centered,
+            augmenter,
+            autocast,
+            eval_batch,
+        )
         self._logistic = compile_field("logistic").losses if binary else None
         # theta_0, kept where h0 must be evaluated on each batch: augmented inputs, or batch norm, whose
         # statistics make a sample's output depend on the minibatch it is in
@@ -106,8 +112,8 @@ class DeepEnsemble:
         )
         with torch.no_grad():
             zero = torch.zeros((), dtype=c.dtype, device=c.device)
-            self.h0 = self._h(self.params, X) if centered else zero
-            self.h0_test = self._h(self.params, X_test) if centered else zero
+            self.h0 = self._h_all(self.params, X) if centered else zero
+            self.h0_test = self._h_all(self.params, X_test) if centered else zero
         self._grads: tuple[torch.Tensor, ...] | None = None
 
     def _h(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -122,9 +128,18 @@ class DeepEnsemble:
         out = out.to(self.c.dtype)
         return out[..., 0] if self.binary else out
 
-    def _f(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def _h_all(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """h on a whole evaluation set x (n, D), in chunks of ``eval_batch`` samples (memory: the activations of
+        E members on n images at once can exceed a device's)."""
+        size = max(1, x.shape[0] if self.eval_batch is None else self.eval_batch)
+        return torch.cat(
+            [self._h(params, x[i : i + size]) for i in range(0, max(1, x.shape[0]), size)], dim=1
+        )
+
+    def _f(self, h: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """f = c (h - offset), with offset h0 (centered) or 0."""
         scale = self.c[:, None] if self.binary else self.c[:, None, None]
-        return scale * (self._h(self.params, x) - offset)
+        return scale * (h - offset)
 
     def _losses(self, f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample losses and correctness, (E, b) each."""
@@ -145,7 +160,7 @@ class DeepEnsemble:
         if self.initial is not None and (indices is not None or self.augmenter is not None):
             with torch.no_grad():
                 offset = self._h(self.initial, x)
-        losses, correct = self._losses(self._f(x, offset), y)
+        losses, correct = self._losses(self._f(self._h(self.params, x), offset), y)
         self._grads = torch.autograd.grad(losses.mean(-1).sum(), tuple(self.params.values()))
         return self._evaluation(losses, correct, y)
 
@@ -155,11 +170,14 @@ class DeepEnsemble:
 
     def evaluate(self) -> Evaluation:
         with torch.no_grad():
-            return self._evaluation(*self._losses(self._f(self.X, self.h0), self.y), self.y)
+            f = self._f(self._h_all(self.params, self.X), self.h0)
+            return self._evaluation(*self._losses(f, self.y), self.y)
 
     def metrics(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            _, correct = self._losses(self._f(self.X_test, self.h0_test), self.y_test)
+            _, correct = self._losses(
+                self._f(self._h_all(self.params, self.X_test), self.h0_test), self.y_test
+            )
         return {"test_accuracy": correct.to(self.c.dtype).mean(-1)}
 
     def update(self, step_sizes: torch.Tensor) -> None:
@@ -241,6 +259,7 @@ def train_deep(
     sync_every: int = 32,
     augmentation: Augmentation | None = None,
     autocast: str = "none",
+    eval_batch: int | None = None,
 ) -> list[RunResult]:
     """Train deep nets f = c h (or c (h - h0)) at step eta / c; one :class:`RunResult` per member.
 
@@ -263,6 +282,8 @@ def train_deep(
         augmentation: random crops and flips of the images of every gradient step (:mod:`simulate.train.augment`;
             images (C, H, W) only); evaluations use the images as they are.
         autocast: ``none`` or ``bfloat16`` (torch's autocast on the device; needs dtype float32).
+        eval_batch: evaluate the full training and test sets (risk, accuracies, stop rule, h0) in chunks of this
+            many samples (None: all at once). With batch norm the statistics are then those of each chunk.
 
     Each result: W = first-layer weight reshaped to (fan_out, -1), v = last-layer weight flattened, t = k eta / c,
     and ``info`` with ``peak_test_accuracy`` (max over the recorded steps up to the stop), ``final_test_accuracy``
@@ -314,6 +335,7 @@ def train_deep(
             if augmentation is None
             else Augmenter(augmentation, settings["seed"][members].tolist(), input_shape),
             autocast=mixed,
+            eval_batch=None if eval_batch is None else check_int("eval_batch", eval_batch),
         )
         sampler = (
             None

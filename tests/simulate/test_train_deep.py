@@ -336,3 +336,27 @@ def test_cuda_without_a_device_is_refused_before_any_work(binary, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ParameterError, match="device = 'cuda' is not available"):
         train_deep(binary, architecture=Architecture("resnet", (2,)), device="cuda", max_steps=1)
+
+
+def test_evaluation_in_chunks_changes_nothing(binary):
+    """eval_batch splits the full-set evaluations (risk, stop rule, test accuracy, h0) into chunks: same run."""
+    options = {
+        "architecture": Architecture("cnn", (3, 4)),
+        "c": [0.5, 3.0],
+        "eta": 0.4,
+        "seeds": [1, 2],
+        "centered": True,
+        "batch_size": 16,
+        "stop": TrainAccuracy(0.9),
+        "max_steps": 40,
+        "save": SaveSchedule.every(4),
+    }
+    whole = train_deep(binary, **options)
+    chunked = train_deep(binary, eval_batch=7, **options)
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.info["steps"] == b.info["steps"] and a.status == b.status
+        np.testing.assert_allclose(a.risk, b.risk, rtol=1e-12)
+        np.testing.assert_array_equal(a.info["test_accuracy"], b.info["test_accuracy"])
+        np.testing.assert_allclose(a.W, b.W, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ParameterError, match="eval_batch"):
+        train_deep(binary, eval_batch=0, **options)
