@@ -15,11 +15,11 @@ The degrees (bias-free; any bias breaks homogeneity and :attr:`Architecture.degr
 | ``mlp`` | linear layers with ReLU between | number of linear layers |
 | ``cnn`` | stride-2 convolutions with ReLU, linear readout | convolutions + 1 |
 | ``vgg`` | stages of (3x3 convolution, ReLU) x ``depth`` then 2x2 max pooling; linear readout | convolutions + 1 |
-| ``resnet`` | stem convolution, residual blocks, stride-2 convolutions between stages, average pool, readout | 2 + 2 blocks + (stages - 1) |
-| ``resnet`` with ``batch_norm`` | the same with batch norm after every convolution, identity skips | 2 (up to BN's eps) |
+| ``resnet`` | stem convolution; residual blocks; stride-2 convolutions between stages; average pool; readout | (*) |
+| ``resnet`` with ``batch_norm`` | the same, batch norm after every convolution, identity skips | 2 (eps -> 0) |
 
-Max pooling and average pooling are positively 1- and 0-homogeneous maps of their input, so they do not change
-the degree. A residual block y = relu(x + g(x)) with a two-convolution branch g is not homogeneous (x has degree k,
+(*) 2 + 2 x (number of residual blocks) + (stages - 1). Max pooling and average pooling have no parameters and
+are positively 1-homogeneous in their input, so they do not change the degree. A residual block y = relu(x + g(x)) with a two-convolution branch g is not homogeneous (x has degree k,
 g(x) degree k + 2), so without batch norm the skip carries a trained scalar gain a * b (two factors, each
 initialized to 1 and scaled by alpha like every parameter): y = relu(a b x + conv2(relu(conv1(x)))), degree k + 2 on
 both paths. At alpha = 1 this is the ordinary identity skip. With batch norm (statistics of the batch at hand,

@@ -28,7 +28,7 @@ at the saved steps and at the stop, giving the peak and the final test accuracy.
 
 Precision: float64 by default, where a member equals a separate module trained with ``torch.optim.SGD`` to 1e-10
 (tests); ``autocast="bfloat16"`` runs the forward and backward passes under torch's bfloat16 autocast on float32
-parameters (about 3 significant digits per operation; for GPU throughput; the CPU has the same autocast path).
+parameters (8 significant bits per product; for GPU throughput; the CPU has the same autocast path).
 
 ``docs/digits_c_sweep.py`` uses this runner to draw the peak test accuracy against c on scikit-learn's digits
 (docs/train.md); :func:`simulate.train.grid.train_c_grid` runs a grid of c values and seeds.
