@@ -19,10 +19,12 @@ The degrees (bias-free; any bias breaks homogeneity and :attr:`Architecture.degr
 | ``resnet`` with ``batch_norm`` | the same, batch norm after every convolution, identity skips | 2 (eps -> 0) |
 
 (*) 2 + 2 x (number of residual blocks) + (stages - 1). Max pooling and average pooling have no parameters and
-are positively 1-homogeneous in their input, so they do not change the degree. A residual block y = relu(x + g(x)) with a two-convolution branch g is not homogeneous (x has degree k,
-g(x) degree k + 2), so without batch norm the skip carries a trained scalar gain a * b (two factors, each
-initialized to 1 and scaled by alpha like every parameter): y = relu(a b x + conv2(relu(conv1(x)))), degree k + 2 on
-both paths. At alpha = 1 this is the ordinary identity skip. With batch norm (statistics of the batch at hand,
+are positively 1-homogeneous in their input, so they do not change the degree.
+
+A residual block y = relu(x + g(x)) with a two-convolution branch g is not homogeneous (x has degree k, g(x)
+degree k + 2), so without batch norm the skip carries a trained scalar gain a * b (two factors, each initialized
+to 1 and scaled by alpha like every parameter): y = relu(a b x + conv2(relu(conv1(x)))), degree k + 2 on both
+paths. At alpha = 1 this is the ordinary identity skip. With batch norm (statistics of the batch at hand,
 no running averages, affine scale and shift) every convolution feeds a normalization, which makes the output of
 each normalized layer 1-homogeneous in its affine parameters alone; blocks keep degree 1 with the plain identity
 skip, and the readout makes h 2-homogeneous — exactly when BN's eps is 0, and to a relative error of order

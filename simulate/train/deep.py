@@ -268,8 +268,8 @@ def train_deep(
             ["input_shape"]``, when present, gives the convolutional networks their (C, L) or (C, H, W) shape.
         architecture: the network h (:class:`Architecture`).
         c, eta, alpha, seeds: per-member multiplier, base step (the step taken is eta / c), init scale, and seed
-            (initialization, minibatch order and augmentation); scalars are shared, sequences give one member each (equal
-            lengths, or length 1).
+            (initialization, minibatch order and augmentation); scalars are shared, sequences give one member
+            each (equal lengths, or length 1).
         centered: train c (h - h0) with h0 the frozen initial network.
         loss: ``logistic`` (labels +-1, one output), ``cross_entropy`` (classes) or ``auto`` (by the labels).
         batch_size: None for full-batch GD, else SGD minibatches.
