@@ -14,8 +14,9 @@ Sections:
    the ceiling this puts on the throughput ratio of section 1: the loop's time divided by the time the same
    arithmetic takes at the plain matrix-product rate (no implementation doing these products can beat it);
 3. the gradient path: autograd through the compiled network against the compiled field, which also returns the
-   outputs the risk needs (the engine uses the faster one);
-4. deep ensembles: ``torch.func.vmap`` over stacked MLPs against a loop over the modules.
+   outputs the risk needs (the engine uses the faster one).
+
+Deep ensembles have their own benchmark, ``benchmarks/deep.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import numpy as np
 import torch
 
 from fls.simulate.data import make_data
-from fls.simulate.realdata import load_digits
-from fls.simulate.train.deep import Architecture, train_deep
 from fls.simulate.train.device import configure_threads
 from fls.simulate.train.ensemble import init_ensemble, train_ensemble
 from fls.simulate.train.schedule import SaveSchedule
@@ -98,36 +97,6 @@ def gradient_paths(
     return best
 
 
-def deep_comparison(members: int, steps: int) -> tuple[float, float]:
-    """Seconds for ``steps`` full-batch steps of ``members`` MLPs on digits: vmap ensemble vs module loop."""
-    data = load_digits("multiclass")
-    architecture = Architecture("mlp", (128,))
-    vmap_time, _ = timed(
-        train_deep,
-        data,
-        architecture=architecture,
-        c=np.logspace(-1, 1, members),
-        eta=0.1,
-        seeds=list(range(members)),
-        stop=None,
-        max_steps=steps,
-        save=SaveSchedule.at([]),
-    )
-    X, y = torch.from_numpy(data.X), torch.from_numpy(data.y.astype(np.int64))
-
-    def loop() -> None:
-        for seed, c in enumerate(np.logspace(-1, 1, members)):
-            net = architecture.build((64,), 10, seed=seed, alpha=1.0)
-            optimizer = torch.optim.SGD(net.parameters(), lr=0.1 / c)
-            for _ in range(steps):
-                optimizer.zero_grad()
-                torch.nn.functional.cross_entropy(c * net(X), y).backward()
-                optimizer.step()
-
-    loop_time, _ = timed(loop)
-    return vmap_time, loop_time
-
-
 def ensemble_against_loop(
     n: int, d: int, m: int, steps: int
 ) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -183,12 +152,6 @@ def main() -> None:
     print("\n3. one ensemble gradient with its risk")
     for name, seconds in paths.items():
         print(f"   {name:22s}: {seconds * 1e3:7.2f} ms")
-
-    members, deep_steps = 8, (20 if args.quick else 100)
-    vmap_time, deep_loop = deep_comparison(members, deep_steps)
-    print(f"\n4. deep ensemble, {members} MLPs (64-128-10) on digits (1437 images), {deep_steps} GD steps")
-    print(f"   vmap ensemble   : {vmap_time:7.2f} s")
-    print(f"   loop of modules : {deep_loop:7.2f} s   ratio {deep_loop / vmap_time:.2f}x")
 
 
 if __name__ == "__main__":

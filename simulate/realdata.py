@@ -1,31 +1,44 @@
-"""Small real data sets that ship inside installed packages (no download at run time), for the deep-net runs.
+"""Real data sets for the deep-net runs, from installed packages or files the user has (never downloaded).
 
 - ``digits``: scikit-learn's 8x8 handwritten digits (1797 images, pixel values 0..16, scaled to [0, 1]).
   ``task="multiclass"``: labels 0..9; ``task="binary"``: +1 for the odd digits, -1 for the even ones.
 - ``mnist1d``: the MNIST-1D benchmark built procedurally by ``mnist1d.data.make_dataset`` with its default
   arguments (5000 signals of length 40, its own 4000 / 1000 split). ``get_dataset`` is never called (it
   downloads). make_dataset reseeds Python's and numpy's global generators; their states are restored afterwards.
-- ``fashion_mnist``: Zalando's Fashion-MNIST (28x28, 60000 / 10000), read from the Debian package
-  ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``) when it is installed.
+- ``fashion_mnist``: Zalando's Fashion-MNIST (28x28, 60000 / 10000), read from its published IDX files in a
+  directory the user names, by default the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``) when it is installed.
+- ``cifar10``: CIFAR-10 (3x32x32, 50000 / 10000) from the binary version's batch files in a directory the user
+  names (never the pickled Python version).
 
-Splits are fixed: digits is split once, stratified by class, with a fixed seed (``split_seed``); MNIST-1D and
-Fashion-MNIST keep their published splits. Each loader returns a :class:`simulate.data.Dataset` whose ``params``
-hold ``task``, ``classes`` and ``input_shape`` (for the CNN), with float64 inputs flattened to (n, D).
+The file formats are read by :mod:`simulate.imagefiles`. Splits are fixed: digits is split once, stratified by
+class, with a fixed seed (``split_seed``); MNIST-1D, Fashion-MNIST and CIFAR-10 keep their published splits.
+Each loader returns a :class:`simulate.data.Dataset` whose ``params`` hold ``task``, ``classes`` and
+``input_shape`` (for the convolutional networks), with float64 inputs flattened to (n, D).
 """
 
 from __future__ import annotations
 
-import gzip
 import random
 from pathlib import Path
 
 import numpy as np
 
 from fls.simulate.data import Dataset
+from fls.simulate.imagefiles import FormatError, read_cifar10_batch, read_idx
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int
 
 TASKS = ("binary", "multiclass")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "X": "train-images-idx3-ubyte",
+    "y": "train-labels-idx1-ubyte",
+    "X_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST = "test_batch.bin"
 
 
 def _binary_odd_even(labels: np.ndarray) -> np.ndarray:
@@ -97,52 +110,61 @@ def load_mnist1d(task: str = "multiclass", *, num_samples: int | None = None) ->
     return _dataset("mnist1d", task, X, raw["y"], X_test, raw["y_test"], (1, X.shape[1]))
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip-compressed): magic 0x0000 08 <ndim>, ndim big-endian uint32 sizes, then uint8 data."""
-    with gzip.open(path, "rb") as handle:
-        raw = handle.read()
-    if raw[:3] != b"\x00\x00\x08":
-        raise ParameterError(f"{path} is not an IDX file of unsigned bytes (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ParameterError(f"{path} holds {data.size} values; its header says shape {shape}")
-    return data.reshape(shape)
+def _idx_file(root: Path, stem: str) -> Path:
+    """``root/stem.gz`` or ``root/stem`` (the published names, compressed or not), whichever exists."""
+    for candidate in (root / f"{stem}.gz", root / stem):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"Fashion-MNIST file {root / stem}[.gz] not found; expected the four published IDX files "
+        f"({', '.join(FASHION_MNIST_FILES.values())}, gzip-compressed or not) in the directory given as root, or "
+        f"the Debian package dataset-fashion-mnist installed at {FASHION_MNIST_DIR}"
+    )
+
+
+def _first(name: str, count: int | None, available: int) -> int:
+    """How many samples to keep: all when ``count`` is None, else 1 ... available."""
+    if count is None:
+        return available
+    count = check_int(name, count)
+    if count > available:
+        raise ParameterError(
+            f"{name} = {count} is out of range; allowed: 1 ... {available} (the file holds {available})"
+        )
+    return count
 
 
 def load_fashion_mnist(
     task: str = "multiclass",
     *,
-    root: str | Path = FASHION_MNIST_DIR,
+    root: str | Path | None = None,
     n_train: int | None = None,
     n_test: int | None = None,
 ) -> Dataset:
-    """Fashion-MNIST from the Debian package's files (pixels / 255); ``n_train``/``n_test`` keep the first ones.
+    """Fashion-MNIST from its published IDX files in ``root`` (default: the Debian package's directory), pixels
+    / 255; ``n_train``/``n_test`` keep the first ones.
 
     Binary task: odd class indices (trouser, dress, sandal, sneaker, ankle boot) against the even ones.
-    Raises FileNotFoundError when the package (or ``root``) is missing.
+    Raises FileNotFoundError naming the missing file, :class:`simulate.imagefiles.FormatError` for a malformed one.
     """
-    root = Path(root)
-    files = {
-        key: root / f"{prefix}-{kind}-idx{dim}-ubyte.gz"
-        for key, prefix, kind, dim in (
-            ("X", "train", "images", 3),
-            ("y", "train", "labels", 1),
-            ("X_test", "t10k", "images", 3),
-            ("y_test", "t10k", "labels", 1),
-        )
-    }
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"Fashion-MNIST files not found: {missing}; install the Debian package dataset-fashion-mnist"
-        )
-    arrays = {key: _read_idx(path) for key, path in files.items()}
-    keep_train = len(arrays["y"]) if n_train is None else check_int("n_train", n_train)
-    keep_test = len(arrays["y_test"]) if n_test is None else check_int("n_test", n_test)
-    X = arrays["X"][:keep_train].reshape(-1, 28 * 28).astype(np.float64) / 255.0
-    X_test = arrays["X_test"][:keep_test].reshape(-1, 28 * 28).astype(np.float64) / 255.0
+    root = FASHION_MNIST_DIR if root is None else Path(root)
+    arrays = {key: read_idx(_idx_file(root, stem)) for key, stem in FASHION_MNIST_FILES.items()}
+    for key in ("X", "X_test"):
+        if arrays[key].shape[1:] != (28, 28):
+            raise FormatError(
+                f"{_idx_file(root, FASHION_MNIST_FILES[key])} holds images of shape {arrays[key].shape[1:]}; "
+                "expected (28, 28)"
+            )
+    for images, labels in (("X", "y"), ("X_test", "y_test")):
+        if len(arrays[images]) != len(arrays[labels]):
+            raise FormatError(
+                f"{_idx_file(root, FASHION_MNIST_FILES[labels])} holds {len(arrays[labels])} labels for "
+                f"{len(arrays[images])} images; expected one label per image"
+            )
+    keep_train = _first("n_train", n_train, len(arrays["y"]))
+    keep_test = _first("n_test", n_test, len(arrays["y_test"]))
+    X = arrays["X"][:keep_train].reshape(keep_train, -1).astype(np.float64) / 255.0
+    X_test = arrays["X_test"][:keep_test].reshape(keep_test, -1).astype(np.float64) / 255.0
     return _dataset(
         "fashion_mnist",
         task,
@@ -151,4 +173,48 @@ def load_fashion_mnist(
         X_test,
         arrays["y_test"][:keep_test].astype(np.int64),
         (1, 28, 28),
+    )
+
+
+def _cifar10_directory(root: Path) -> Path:
+    """``root`` itself when it holds the batch files, else its ``cifar-10-batches-bin`` folder (the archive's)."""
+    if (root / CIFAR10_TEST).is_file() or not (root / CIFAR10_FOLDER).is_dir():
+        return root
+    return root / CIFAR10_FOLDER
+
+
+def load_cifar10(
+    root: str | Path,
+    task: str = "multiclass",
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> Dataset:
+    """CIFAR-10 from the binary version's batch files in ``root`` (or ``root/cifar-10-batches-bin``), pixels / 255,
+    images flattened channel-major (input shape (3, 32, 32)); ``n_train``/``n_test`` keep the first ones.
+
+    Binary task: odd class indices (automobile, cat, dog, horse, truck) against the even ones.
+    Raises FileNotFoundError naming the missing file, :class:`simulate.imagefiles.FormatError` for a malformed one.
+    """
+    directory = _cifar10_directory(Path(root))
+    paths = [directory / name for name in (*CIFAR10_TRAIN, CIFAR10_TEST)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-10 files not found: {missing}; expected the binary version's {', '.join(CIFAR10_TRAIN)} and "
+            f"{CIFAR10_TEST} in {directory} (the cifar-10-batches-bin folder of the binary archive)"
+        )
+    train = [read_cifar10_batch(p) for p in paths[:-1]]
+    images, labels = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
+    test_images, test_labels = read_cifar10_batch(paths[-1])
+    keep_train = _first("n_train", n_train, len(labels))
+    keep_test = _first("n_test", n_test, len(test_labels))
+    return _dataset(
+        "cifar10",
+        task,
+        images[:keep_train].reshape(keep_train, -1).astype(np.float64) / 255.0,
+        labels[:keep_train],
+        test_images[:keep_test].reshape(keep_test, -1).astype(np.float64) / 255.0,
+        test_labels[:keep_test],
+        (3, 32, 32),
     )

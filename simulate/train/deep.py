@@ -1,13 +1,15 @@
-"""Deep networks (MLP, small CNN) trained with an output multiplier c, the feature-learning-strength knob.
+"""Deep networks trained with an output multiplier c, the feature-learning-strength knob.
 
 The trained function is
 
     f(x) = c * h(x; theta)                      or, centered,   f(x) = c * (h(x; theta) - h(x; theta_0)),
 
-with h an MLP or a small CNN initialized by torch's default scheme and then scaled by ``alpha`` (theta_0 =
-alpha * theta_default), and theta_0 a frozen copy of the initialization (its outputs on the training and test
-sets are computed once: the copy never changes, so this equals evaluating it at every step). Plain SGD (or
-full-batch GD) on the mean cross-entropy (classes) or logistic loss (labels +-1) uses the step
+with h one of the networks of :mod:`simulate.train.architectures` (MLP, small CNN, VGG-style stack, small ResNet)
+initialized by torch's default scheme and then scaled by ``alpha`` (theta_0 = alpha * theta_default), and theta_0
+a frozen copy of the initialization (its outputs on the training and test sets are computed once: the copy never
+changes, so this equals evaluating it at every step; it is evaluated on each batch instead where a sample's
+output depends on the batch: augmented batches, and batch norm with minibatches).
+Plain SGD (or full-batch GD) on the mean cross-entropy (classes) or logistic loss (labels +-1) uses the step
 
     eta / c.
 
@@ -15,25 +17,29 @@ Why eta / c (docs/design.md section 2): for a bias-free two-layer net h is 2-hom
 so c h(theta) = h(sqrt(c) theta). A GD step on theta with multiplier c and step eta / c, mapped by
 theta -> sqrt(c) theta, is a GD step with multiplier 1 and step eta from init scale sqrt(c) alpha. Hence
 "multiplier c at step eta / c" equals "init scale sqrt(c) alpha at step eta", step for step, and curves depend on
-c alpha^2 = 1 / FLS only. (For an L-homogeneous net the same argument gives init scale c^(1/L) alpha and step
-eta c^(2/L - 1); the engine keeps eta / c, which is exact for L = 2.)
+c alpha^2 = 1 / FLS only. For an L-homogeneous net the same argument gives init scale c^(1/L) alpha and step
+eta c^(2/L - 1) (:meth:`Architecture.equivalent_init_scale`, whose table lists L for every architecture).
 
-Members of an ensemble differ in c, eta, alpha and seed (initialization and minibatch order) and are trained in
-one vectorized computation: their parameters are stacked along a leading axis and the network is applied with
-``torch.func.vmap`` over ``functional_call`` (measured here against a Python loop over the members in
-``benchmarks/train.py``). Each member stops by its own rule (:mod:`simulate.train.loop`); test accuracy is
-recorded at the saved steps and at the stop, giving the peak and the final test accuracy.
+Members of an ensemble differ in c, eta, alpha and seed (initialization, minibatch order, augmentation) and are
+trained in one vectorized computation: their parameters are stacked along a leading axis and the network is
+applied with ``torch.func.vmap`` over ``functional_call`` (measured against a Python loop over the members in
+``benchmarks/deep.py``). Each member stops by its own rule (:mod:`simulate.train.loop`); test accuracy is recorded
+at the saved steps and at the stop, giving the peak and the final test accuracy.
+
+Precision: float64 by default, where a member equals a separate module trained with ``torch.optim.SGD`` to 1e-10
+(tests); ``autocast="bfloat16"`` runs the forward and backward passes under torch's bfloat16 autocast on float32
+parameters (8 significant bits per product; for GPU throughput; the CPU has the same autocast path).
 
 ``docs/digits_c_sweep.py`` uses this runner to draw the peak test accuracy against c on scikit-learn's digits
-(docs/train.md).
+(docs/train.md); :func:`simulate.train.grid.train_c_grid` runs a grid of c values and seeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from itertools import pairwise
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -42,6 +48,8 @@ from torch import nn
 
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import ZERO_TRAIN_ERROR, Evaluation, StopRule
+from fls.simulate.train.architectures import MLP, Architecture, SmallCNN
+from fls.simulate.train.augment import Augmentation, Augmenter
 from fls.simulate.train.batches import MinibatchSampler
 from fls.simulate.train.device import placement
 from fls.simulate.train.ensemble import per_member
@@ -50,99 +58,11 @@ from fls.simulate.train.schedule import SaveSchedule
 from fls.theory.compiled import compile_field
 from fls.theory.validation import ParameterError, as_array, check_choice, check_int
 
+# MLP and SmallCNN live in simulate.train.architectures; simulate.train re-exports them from here.
+__all__ = ["MLP", "Architecture", "DeepEnsemble", "SmallCNN", "train_deep"]
+
 LOSSES = ("auto", "logistic", "cross_entropy")
-KINDS = ("mlp", "cnn")
-
-
-class MLP(nn.Module):
-    """x -> Linear -> ReLU -> ... -> Linear, widths ``hidden``; bias-free by default (then homogeneous)."""
-
-    def __init__(
-        self, in_features: int, hidden: Sequence[int], out_features: int, *, bias: bool = False
-    ) -> None:
-        super().__init__()
-        widths = [in_features, *hidden]
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in pairwise(widths):
-            layers += [nn.Linear(fan_in, fan_out, bias=bias), nn.ReLU()]
-        layers.append(nn.Linear(widths[-1], out_features, bias=bias))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-class SmallCNN(nn.Module):
-    """Convolutions (kernel k, padding k // 2, stride 2, ReLU) with ``channels`` filters, then a linear readout.
-
-    ``input_shape`` is (C, L) for signals (Conv1d) or (C, H, W) for images (Conv2d); inputs arrive flattened.
-    """
-
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        channels: Sequence[int],
-        out_features: int,
-        *,
-        kernel_size: int = 3,
-        bias: bool = False,
-    ) -> None:
-        super().__init__()
-        self.input_shape = tuple(input_shape)
-        spatial = list(self.input_shape[1:])
-        if len(spatial) not in (1, 2):
-            raise ParameterError(
-                f"input_shape = {input_shape!r} is not supported; allowed: (C, L) or (C, H, W)"
-            )
-        conv = nn.Conv1d if len(spatial) == 1 else nn.Conv2d
-        layers: list[nn.Module] = []
-        previous = self.input_shape[0]
-        for width in channels:
-            layers += [
-                conv(previous, width, kernel_size, stride=2, padding=kernel_size // 2, bias=bias),
-                nn.ReLU(),
-            ]
-            spatial = [(s + 2 * (kernel_size // 2) - kernel_size) // 2 + 1 for s in spatial]
-            previous = width
-        layers += [nn.Flatten(), nn.Linear(previous * int(np.prod(spatial)), out_features, bias=bias)]
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(-1, *self.input_shape))
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Which network h is: ``mlp`` with hidden widths ``hidden`` or ``cnn`` with ``hidden`` channels."""
-
-    kind: str = "mlp"
-    hidden: tuple[int, ...] = (256,)
-    bias: bool = False
-    kernel_size: int = 3
-
-    def __post_init__(self) -> None:
-        check_choice("kind", self.kind, KINDS)
-        for width in self.hidden:
-            check_int("hidden", width)
-
-    def build(self, input_shape: Sequence[int], out_features: int, *, seed: int, alpha: float) -> nn.Module:
-        """A float64 network with torch's default initialization drawn from ``seed`` and scaled by ``alpha``.
-
-        The draw uses a forked torch RNG, so the global torch random state is left as it was.
-        """
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            if self.kind == "mlp":
-                net = MLP(int(np.prod(input_shape)), self.hidden, out_features, bias=self.bias)
-            else:
-                net = SmallCNN(
-                    input_shape, self.hidden, out_features, kernel_size=self.kernel_size, bias=self.bias
-                )
-        net = net.to(torch.float64)
-        with torch.no_grad():
-            for parameter in net.parameters():
-                parameter.mul_(alpha)
-        return net
+AUTOCAST = ("none", "bfloat16")
 
 
 class DeepEnsemble:
@@ -159,6 +79,9 @@ class DeepEnsemble:
         *,
         binary: bool,
         centered: bool,
+        augmenter: Augmenter | None = None,
+        autocast: bool = False,
+        eval_batch: int | None = None,
     ) -> None:
         params, _ = torch.func.stack_module_state(list(nets))
         self.params = {
@@ -172,20 +95,51 @@ class DeepEnsemble:
         self._shared = torch.vmap(apply, in_dims=(0, None))
         self._own = torch.vmap(apply, in_dims=(0, 0))
         self.c, self.X, self.y, self.X_test, self.y_test, self.binary = c, X, y, X_test, y_test, binary
+        self.centered, self.augmenter, self.autocast, self.eval_batch = (
+            centered,
+            augmenter,
+            autocast,
+            eval_batch,
+        )
         self._logistic = compile_field("logistic").losses if binary else None
+        # theta_0, kept where h0 must be evaluated on each batch: augmented inputs, or batch norm, whose
+        # statistics make a sample's output depend on the minibatch it is in
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in nets[0].modules())
+        self.initial = (
+            {name: p.detach().clone() for name, p in self.params.items()}
+            if centered and (augmenter is not None or batch_norm)
+            else None
+        )
         with torch.no_grad():
             zero = torch.zeros((), dtype=c.dtype, device=c.device)
-            self.h0 = self._h(self.params, X) if centered else zero
-            self.h0_test = self._h(self.params, X_test) if centered else zero
+            self.h0 = self._h_all(self.params, X) if centered else zero
+            self.h0_test = self._h_all(self.params, X_test) if centered else zero
         self._grads: tuple[torch.Tensor, ...] | None = None
 
     def _h(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out = self._shared(params, x) if x.ndim == 2 else self._own(params, x)
+        """h of every member on shared inputs x (n, D) or on its own x (E, n, D): (E, n) or (E, n, K)."""
+        context = (
+            torch.autocast(self.c.device.type, dtype=torch.bfloat16)
+            if self.autocast
+            else contextlib.nullcontext()
+        )
+        with context:
+            out = self._shared(params, x) if x.ndim == 2 else self._own(params, x)
+        out = out.to(self.c.dtype)
         return out[..., 0] if self.binary else out
 
-    def _f(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def _h_all(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """h on a whole evaluation set x (n, D), in chunks of ``eval_batch`` samples (memory: the activations of
+        E members on n images at once can exceed a device's)."""
+        size = max(1, x.shape[0] if self.eval_batch is None else self.eval_batch)
+        return torch.cat(
+            [self._h(params, x[i : i + size]) for i in range(0, max(1, x.shape[0]), size)], dim=1
+        )
+
+    def _f(self, h: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """f = c (h - offset), with offset h0 (centered) or 0."""
         scale = self.c[:, None] if self.binary else self.c[:, None, None]
-        return scale * (self._h(self.params, x) - offset)
+        return scale * (h - offset)
 
     def _losses(self, f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample losses and correctness, (E, b) each."""
@@ -201,7 +155,12 @@ class DeepEnsemble:
 
     def loss_and_gradient(self, indices: torch.Tensor | None) -> Evaluation:
         x, y, offset = (self.X, self.y, self.h0) if indices is None else self._minibatch(indices)
-        losses, correct = self._losses(self._f(x, offset), y)
+        if self.augmenter is not None:
+            x = self.augmenter(x if x.ndim == 3 else x.expand(len(self.c), *x.shape))
+        if self.initial is not None and (indices is not None or self.augmenter is not None):
+            with torch.no_grad():
+                offset = self._h(self.initial, x)
+        losses, correct = self._losses(self._f(self._h(self.params, x), offset), y)
         self._grads = torch.autograd.grad(losses.mean(-1).sum(), tuple(self.params.values()))
         return self._evaluation(losses, correct, y)
 
@@ -211,11 +170,14 @@ class DeepEnsemble:
 
     def evaluate(self) -> Evaluation:
         with torch.no_grad():
-            return self._evaluation(*self._losses(self._f(self.X, self.h0), self.y), self.y)
+            f = self._f(self._h_all(self.params, self.X), self.h0)
+            return self._evaluation(*self._losses(f, self.y), self.y)
 
     def metrics(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            _, correct = self._losses(self._f(self.X_test, self.h0_test), self.y_test)
+            _, correct = self._losses(
+                self._f(self._h_all(self.params, self.X_test), self.h0_test), self.y_test
+            )
         return {"test_accuracy": correct.to(self.c.dtype).mean(-1)}
 
     def update(self, step_sizes: torch.Tensor) -> None:
@@ -231,6 +193,10 @@ class DeepEnsemble:
         self.c = self.c[rows]
         if self.h0.ndim:
             self.h0, self.h0_test = self.h0[rows], self.h0_test[rows]
+        if self.initial is not None:
+            self.initial = {name: p[rows] for name, p in self.initial.items()}
+        if self.augmenter is not None:
+            self.augmenter.keep(rows.cpu().numpy())
 
     def export(self, row: int) -> dict[str, np.ndarray]:
         return {name: p[row].detach().cpu().numpy().astype(np.float64) for name, p in self.params.items()}
@@ -261,6 +227,18 @@ def _labels(name: str, y: np.ndarray, loss: str) -> np.ndarray:
     return classes.astype(np.int64)
 
 
+def _check_autocast(autocast: str, dtype: torch.dtype) -> bool:
+    """Whether to run under bfloat16 autocast; autocast keeps float32 parameters, so it needs dtype float32."""
+    if check_choice("autocast", autocast, AUTOCAST) == "none":
+        return False
+    if dtype != torch.float32:
+        raise ParameterError(
+            f"autocast = {autocast!r} needs dtype = 'float32' (float32 parameters, bfloat16 products); "
+            f"got dtype = {str(dtype).removeprefix('torch.')!r}"
+        )
+    return True
+
+
 def train_deep(
     data: Any,
     *,
@@ -279,23 +257,33 @@ def train_deep(
     dtype: str | torch.dtype = "float64",
     members_per_batch: int | None = None,
     sync_every: int = 32,
+    augmentation: Augmentation | None = None,
+    autocast: str = "none",
+    eval_batch: int | None = None,
 ) -> list[RunResult]:
     """Train deep nets f = c h (or c (h - h0)) at step eta / c; one :class:`RunResult` per member.
 
     Args:
         data: an object with X (n, D), y, X_test, y_test (e.g. :mod:`simulate.realdata`); ``data.params
-            ["input_shape"]``, when present, gives the CNN its (C, L) or (C, H, W) shape.
+            ["input_shape"]``, when present, gives the convolutional networks their (C, L) or (C, H, W) shape.
         architecture: the network h (:class:`Architecture`).
         c, eta, alpha, seeds: per-member multiplier, base step (the step taken is eta / c), init scale, and seed
-            (initialization and minibatch order); scalars are shared, sequences give one member each (equal
-            lengths, or length 1).
+            (initialization, minibatch order and augmentation); scalars are shared, sequences give one member
+            each (equal lengths, or length 1).
         centered: train c (h - h0) with h0 the frozen initial network.
         loss: ``logistic`` (labels +-1, one output), ``cross_entropy`` (classes) or ``auto`` (by the labels).
         batch_size: None for full-batch GD, else SGD minibatches.
         stop: stop rule (default: zero training error); max_steps: step budget.
         save: steps at which risk, train and test accuracy are recorded (plus step 0 and the stop); default
             every 10 steps.
+        device, dtype: where and in what precision (:mod:`simulate.train.device`); the data sets are moved to
+            the device once and stay there.
         members_per_batch: train the members in consecutive groups of this size (memory); None = all at once.
+        augmentation: random crops and flips of the images of every gradient step (:mod:`simulate.train.augment`;
+            images (C, H, W) only); evaluations use the images as they are.
+        autocast: ``none`` or ``bfloat16`` (torch's autocast on the device; needs dtype float32).
+        eval_batch: evaluate the full training and test sets (risk, accuracies, stop rule, h0) in chunks of this
+            many samples (None: all at once). With batch norm the statistics are then those of each chunk.
 
     Each result: W = first-layer weight reshaped to (fan_out, -1), v = last-layer weight flattened, t = k eta / c,
     and ``info`` with ``peak_test_accuracy`` (max over the recorded steps up to the stop), ``final_test_accuracy``
@@ -321,6 +309,13 @@ def train_deep(
     budgets = per_member("max_steps", max_steps, size, integer=True)
     group = size if members_per_batch is None else check_int("members_per_batch", members_per_batch)
     where = placement(device, dtype)
+    mixed = _check_autocast(autocast, where.dtype)
+    tensors = (
+        where.tensor(X),
+        where.tensor(y) if binary else where.index(y),
+        where.tensor(X_test),
+        where.tensor(y_test) if binary else where.index(y_test),
+    )
     results: list[RunResult] = []
     for start in range(0, size, group):
         members = range(start, min(start + group, size))
@@ -333,12 +328,14 @@ def train_deep(
         family = DeepEnsemble(
             nets,
             where.tensor(settings["c"][members]),
-            where.tensor(X),
-            where.tensor(y) if binary else where.index(y),
-            where.tensor(X_test),
-            where.tensor(y_test) if binary else where.index(y_test),
+            *tensors,
             binary=binary,
             centered=centered,
+            augmenter=None
+            if augmentation is None
+            else Augmenter(augmentation, settings["seed"][members].tolist(), input_shape),
+            autocast=mixed,
+            eval_batch=None if eval_batch is None else check_int("eval_batch", eval_batch),
         )
         sampler = (
             None
@@ -364,6 +361,8 @@ def train_deep(
                 batch_size=batch_size,
                 step_size=float(step_sizes[e - start]),
                 stop=repr(stop),
+                augmentation=None if augmentation is None else asdict(augmentation),
+                autocast=autocast,
                 **where.describe(),
             )
             results.append(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fls.simulate import realdata
+from fls.simulate.imagefiles import FormatError
 from fls.theory.validation import ParameterError
 
 sklearn = pytest.importorskip("sklearn")
@@ -82,30 +83,61 @@ def test_mnist1d_default_size():
     np.testing.assert_allclose(np.concatenate([data.X, data.X_test]).std(), 1.0, rtol=1e-12)
 
 
-def write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", s) for s in array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
+def write_idx(path, array: np.ndarray, *, compress: bool = True) -> None:
+    """An IDX file as published: 00 00 08 <ndim>, big-endian uint32 sizes, the bytes row-major."""
+    payload = bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", s) for s in array.shape)
+    payload += array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
 
 
-def test_fashion_mnist_reader_on_small_idx_files(tmp_path):
+def write_fashion_mnist(root, images, labels, *, compress: bool = True) -> None:
+    suffix = ".gz" if compress else ""
+    for prefix in ("train", "t10k"):
+        write_idx(root / f"{prefix}-images-idx3-ubyte{suffix}", images, compress=compress)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress=compress)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_fashion_mnist_reads_the_published_idx_files(tmp_path, compress):
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)
-    for prefix in ("train", "t10k"):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    write_fashion_mnist(tmp_path, images, labels, compress=compress)
     data = realdata.load_fashion_mnist(root=tmp_path, n_train=5)
     assert data.X.shape == (5, 784) and data.X_test.shape == (7, 784)
+    assert data.params["input_shape"] == (1, 28, 28)
     np.testing.assert_array_equal(data.X[2], images[2].reshape(-1) / 255.0)
     np.testing.assert_array_equal(data.y_test, labels)
-    with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as handle:
+    binary = realdata.load_fashion_mnist("binary", root=tmp_path)
+    np.testing.assert_array_equal(binary.y, np.where(labels % 2 == 1, 1.0, -1.0))
+
+
+def test_fashion_mnist_malformed_files_are_named(tmp_path):
+    rng = np.random.default_rng(1)
+    write_fashion_mnist(tmp_path, rng.integers(0, 256, (4, 28, 28)), rng.integers(0, 10, 4))
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(labels, "wb") as handle:  # the header promises 9 labels, the file holds 3
         handle.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 9) + bytes(3))
-    with pytest.raises(ParameterError, match="header says shape"):
+    with pytest.raises(FormatError, match="t10k-labels-idx1-ubyte.gz holds 3 values; its header says shape"):
         realdata.load_fashion_mnist(root=tmp_path)
+    write_idx(labels, np.zeros(5))  # one label too many for 4 images
+    with pytest.raises(FormatError, match="holds 5 labels for 4 images"):
+        realdata.load_fashion_mnist(root=tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 14, 14)))
+    with pytest.raises(FormatError, match=r"shape \(14, 14\); expected \(28, 28\)"):
+        realdata.load_fashion_mnist(root=tmp_path)
+    write_fashion_mnist(tmp_path, np.zeros((4, 28, 28)), np.zeros(4))
+    with pytest.raises(ParameterError, match="n_train = 5 is out of range; allowed: 1 ... 4"):
+        realdata.load_fashion_mnist(root=tmp_path, n_train=5)
 
 
-def test_fashion_mnist_missing_package_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+def test_fashion_mnist_missing_files_are_a_clear_error(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"train-images-idx3-ubyte\[.gz\] not found.*dataset-fashion-mnist"
+    ):
         realdata.load_fashion_mnist(root=tmp_path)
 
 
@@ -115,3 +147,55 @@ def test_fashion_mnist_missing_package_is_a_clear_error(tmp_path):
 def test_fashion_mnist_package():
     data = realdata.load_fashion_mnist(n_train=100, n_test=50)
     assert data.X.shape == (100, 784) and data.params["input_shape"] == (1, 28, 28)
+
+
+def write_cifar10_batch(path, images: np.ndarray, labels: np.ndarray) -> None:
+    """The binary version's records: a label byte, then the red, green and blue 32x32 planes, row-major."""
+    records = [bytes([label]) + image.astype(np.uint8).tobytes() for image, label in zip(images, labels)]
+    path.write_bytes(b"".join(records))
+
+
+def cifar10_files(root, sizes=(3, 2, 2, 1, 2, 4), seed=0):
+    """Small batch files (data_batch_1 ... 5, test_batch) with random images; returns what they hold."""
+    rng = np.random.default_rng(seed)
+    held = []
+    names = [*realdata.CIFAR10_TRAIN, realdata.CIFAR10_TEST]
+    for name, size in zip(names, sizes, strict=True):
+        images, labels = rng.integers(0, 256, (size, 3, 32, 32)), rng.integers(0, 10, size)
+        write_cifar10_batch(root / name, images, labels)
+        held.append((images, labels))
+    return held
+
+
+@pytest.mark.parametrize("inside_archive_folder", [False, True])
+def test_cifar10_reads_the_binary_batches(tmp_path, inside_archive_folder):
+    directory = tmp_path / realdata.CIFAR10_FOLDER if inside_archive_folder else tmp_path
+    directory.mkdir(exist_ok=True)
+    held = cifar10_files(directory)
+    data = realdata.load_cifar10(tmp_path)
+    train_images = np.concatenate([images for images, _ in held[:-1]])
+    train_labels = np.concatenate([labels for _, labels in held[:-1]])
+    assert data.X.shape == (10, 3072) and data.X_test.shape == (4, 3072)
+    assert data.params["input_shape"] == (3, 32, 32) and data.params["classes"] == 10
+    # the second image's red plane, pixel by pixel, and the last test image's blue plane
+    np.testing.assert_array_equal(data.X[1].reshape(3, 32, 32)[0] * 255.0, train_images[1, 0])
+    np.testing.assert_array_equal(data.X_test[3].reshape(3, 32, 32)[2] * 255.0, held[-1][0][3, 2])
+    np.testing.assert_array_equal(data.y, train_labels)
+    few = realdata.load_cifar10(tmp_path, "binary", n_train=4, n_test=2)
+    assert few.X.shape == (4, 3072) and set(np.unique(few.y)) <= {-1.0, 1.0}
+    np.testing.assert_array_equal(few.y, np.where(train_labels[:4] % 2 == 1, 1.0, -1.0))
+
+
+def test_cifar10_malformed_or_missing_files_are_named(tmp_path):
+    cifar10_files(tmp_path)
+    (tmp_path / "data_batch_3.bin").write_bytes(bytes(3073 * 2 + 17))
+    with pytest.raises(
+        FormatError, match="data_batch_3.bin holds 6163 bytes; expected a positive multiple of 3073"
+    ):
+        realdata.load_cifar10(tmp_path)
+    (tmp_path / "data_batch_3.bin").write_bytes(bytes([12]) + bytes(3072))
+    with pytest.raises(FormatError, match="data_batch_3.bin: record 0 has label 12; expected 0 ... 9"):
+        realdata.load_cifar10(tmp_path)
+    (tmp_path / "test_batch.bin").unlink()
+    with pytest.raises(FileNotFoundError, match="test_batch.bin"):
+        realdata.load_cifar10(tmp_path)
