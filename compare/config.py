@@ -7,29 +7,34 @@ A config has the tables of docs/design.md section 5's sweeps (every key optional
     [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic",
              alpha (required unless gridded, directly or through "fls")
     [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
-             compare.runner.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
+             compare.vocabulary.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
              batch_size = 32 (sgd), rtol = 1e-8 (flow)
     [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
     [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
              "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
     [phase]  x = "fls" | "model.alpha", y = a grid key (default: the first grid key that is not an FLS knob)
     [sweep]  name = "sweep" (letters, digits, '.', '_', '-'; not starting with '.'), batch_size = 64
+    [claims] families = ["fls"], modules = [] (modules that add claim families, docs/claims.md), and one
+             [claims.<key>] table of thresholds per claim (keyword parameters of the claim); optional
 
 :func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
 expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
-(:func:`dump_config`) reproduces the sweep even if defaults change later; ``load_config`` of a resolved config
+(:func:`compare.toml_text.dump_config`) reproduces the sweep even if defaults change later; ``load_config`` of a resolved config
 returns it unchanged.
 
 A run is a flat dict of dotted keys -> scalars ("data.n": 40, "model.alpha": 0.01, ..., "seed": 3), plus
 "fls" = 1 / (c alpha^2) (docs/design.md section 2) and "run_id", the first 16 hex digits of the SHA-256 of the run's
 canonical JSON (sorted keys, without run_id): the key of the run table, stable across processes and machines.
-The data preset, once expanded, is not part of a run. Grid values override the tables' values; the product of
+The data preset, once expanded, is not part of a run, and neither is [claims] (it says how to analyse the
+runs; a resolved config has it only when the file gives it). Grid values override the tables' values; the product of
 the grids is taken in the order the grid lists them, seeds innermost.
 
 Every check happens here, before a run starts: an unknown key, a wrong type or an out-of-range value raises
 :class:`ConfigError` naming the dotted key, the value and what is allowed. Ranges come from the packages that use
 the values (simulate.data.MODELS for data parameters, simulate.initialization.INIT_SCHEMES, theory's LOSSES,
-compare.runner.STEP_POLICIES).
+the run vocabulary of compare.vocabulary); the thresholds of [claims] are checked against the claims when the
+runs are analysed (compare.registry). Every key with its type, default and range: docs/config.md (made from
+:data:`TABLES` by :mod:`compare.config_reference`). Layer 2 of docs/design.md section 5.
 """
 
 from __future__ import annotations
@@ -48,23 +53,16 @@ from typing import Any
 
 import numpy as np
 
+from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
 from fls.simulate.data import DEFAULT_N_TEST, MODELS
 from fls.simulate.initialization import INIT_SCHEMES
 from fls.theory.symbolic import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
-#: Engines a run can use (docs/design.md section 4): discrete full-batch or minibatch training, the high-precision
-#: flow, the lazy-limit kernel flow.
-ENGINES = ("gd", "sgd", "flow", "kernel")
-#: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
-#: >= 99 %, zero train error.
-STOP_RULES = ("risk", "positive_risk", "accuracy", "zero_error")
 #: Tables of a config file, in the order a resolved config lists them.
-SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep")
-#: Tables whose keys define a run (the others say how to sweep and plot).
+SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep", "claims")
+#: Tables whose keys define a run (the others say how to sweep, plot and analyse).
 RUN_SECTIONS = ("data", "model", "train", "stop")
-#: Grid keys that are not a table key: FLS values (alpha derived from them) and the seeds.
-FLS_KEY, SEEDS_KEY = "fls", "seeds"
 #: Axes a phase diagram can put on x.
 PHASE_X = (FLS_KEY, "model.alpha")
 #: Keys that set the feature-learning strength, never a phase diagram's second axis by default.
@@ -120,13 +118,6 @@ def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return value
 
 
-def step_policies() -> tuple[str, ...]:
-    """The step policies the runner implements (compare.runner.STEP_POLICIES), imported when first needed."""
-    from fls.compare.runner import STEP_POLICIES
-
-    return tuple(STEP_POLICIES)
-
-
 #: The keys of every table but [data] (whose keys depend on the data model) and [grid]. A callable default is
 #: evaluated when the key is filled in.
 TABLES: Mapping[str, Mapping[str, Field]] = {
@@ -140,7 +131,7 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
     "train": {
         "engine": Field("gd", str, _one_of(lambda: ENGINES)),
         "eta": Field(0.1, float, _positive),
-        "step_policy": Field(lambda: step_policies()[0], str, _one_of(step_policies)),
+        "step_policy": Field(STEP_POLICIES[0], str, _one_of(lambda: STEP_POLICIES)),
         "max_steps": Field(20_000, int, _at_least(1)),
         "t_max": Field(1e4, float, _positive),
         "batch_size": Field(32, int, _at_least(1)),
@@ -336,6 +327,39 @@ def _resolve_phase(given: Mapping[str, Any], grid: Mapping[str, list[Any]]) -> d
     return phase
 
 
+def _names(name: str, value: Any) -> list[str]:
+    """A list of distinct non-empty strings (claim families, module names)."""
+    if not (isinstance(value, list) and all(isinstance(item, str) and item for item in value)):
+        raise ConfigError(f"{name} = {value!r} has the wrong type; allowed: a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{name} = {value!r} repeats a name; allowed: distinct names")
+    return list(value)
+
+
+def _resolve_claims(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The [claims] table: families and modules checked as name lists, each [claims.<key>] a table of scalars
+    (checked against the claim's parameters when the runs are analysed, compare.registry)."""
+    resolved: dict[str, Any] = {
+        "families": _names("claims.families", given.get("families", ["fls"])),
+        "modules": _names("claims.modules", given.get("modules", [])),
+    }
+    for key, thresholds in given.items():
+        if key in resolved:
+            continue
+        if not isinstance(thresholds, Mapping):
+            raise ConfigError(
+                f"claims.{key} = {thresholds!r} is not a table; allowed: families, modules, or a "
+                f"[claims.{key}] table of the claim's thresholds"
+            )
+        for name, value in thresholds.items():
+            if not isinstance(value, bool | int | float | str):
+                raise ConfigError(
+                    f"claims.{key}.{name} = {value!r} has the wrong type; allowed: a number, string or boolean"
+                )
+        resolved[key] = dict(thresholds)
+    return resolved
+
+
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The tables of a TOML file; a missing file or a syntax error is a ConfigError naming the file."""
     try:
@@ -370,6 +394,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     config["grid"] = grid
     config["phase"] = _resolve_phase(_table(raw, "phase"), config["grid"])
     config["sweep"] = _resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
+    if "claims" in raw:
+        config["claims"] = _resolve_claims(_table(raw, "claims"))
     expand_runs(config)
     return config
 
@@ -452,37 +478,3 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         seen.add(run["run_id"])
     return runs
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML (unlike JSON) wants escaped."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise ConfigError(
-        f"cannot write {value!r} ({type(value).__name__}) to TOML; allowed: booleans, numbers, strings, lists"
-    )
-
-
-def dump_config(config: Mapping[str, Mapping[str, Any]]) -> str:
-    """TOML text of a config (tables of scalars and lists); ``tomllib.loads`` reads it back unchanged."""
-    blocks = []
-    for section, table in config.items():
-        lines = [f"[{_toml_key(section)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"

@@ -1,8 +1,9 @@
 """Figures of a sweep (matplotlib, Agg backend, headless): phase diagram, error against FLS, limits, scaling,
 alignment over time. Every function writes a PNG and a PDF next to each other and returns both paths.
 
-Bands are 95 % bootstrap intervals over seeds (:mod:`compare.claims`), so a figure shows the same uncertainty as
-the claim it illustrates.
+Bands are 95 % bootstrap intervals over seeds (:mod:`compare.statistics`), so a figure shows the same uncertainty
+as the claim it illustrates. Layer 7 of docs/design.md section 5: the figures of a claim's result are chosen by
+:mod:`compare.claim_figures`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import numpy as np
 import pandas as pd
 
 from fls.compare import claims
+from fls.compare.inputs import dataset_for
+from fls.compare.limits import boundaries
+from fls.compare.selection import network_runs, restrict, seed_grid
+from fls.compare.statistics import bootstrap_means, resample_indices
+from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext
 
 #: Line colours by init.
 INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
@@ -51,12 +57,6 @@ def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
     return paths
 
 
-def _restrict(table: pd.DataFrame, chosen: Mapping[str, Any] | None) -> pd.DataFrame:
-    for key, value in (chosen or {}).items():
-        table = table[table[key] == value]
-    return table
-
-
 def _band(
     ax: plt.Axes,
     cell: pd.DataFrame,
@@ -64,15 +64,15 @@ def _band(
     *,
     colour: str,
     label: str,
-    context: claims.ClaimContext,
+    context: ClaimContext,
     linestyle: str = "-",
 ) -> None:
     """Mean of ``column`` over seeds against FLS, with its bootstrap band."""
-    grid = claims.seed_grid(cell, column)
+    grid = seed_grid(cell, column)
     if not np.any(np.isfinite(grid.values)):
         return
-    boot = claims.bootstrap_means(
-        grid.values, claims.resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
+    boot = bootstrap_means(
+        grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # grid points without any result give NaN bands
@@ -113,10 +113,10 @@ def error_vs_fls(
     *,
     chosen: Mapping[str, Any] | None = None,
     argmin_band: tuple[float, float] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
-    runs = _restrict(claims.network_runs(table), chosen)
+    runs = restrict(network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
     for init in dict.fromkeys(runs["model.init"]):
         _band(
@@ -150,10 +150,10 @@ def metric_panels(
     *,
     chosen: Mapping[str, Any] | None = None,
     references: Mapping[str, float] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """One panel per metric column against FLS, a line per init, optional horizontal reference values."""
-    runs = _restrict(claims.network_runs(table), chosen)
+    runs = restrict(network_runs(table), chosen)
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
         for init in dict.fromkeys(runs["model.init"]):
@@ -181,10 +181,10 @@ def limits_figure(
     out_path: str | Path,
     *,
     chosen: Mapping[str, Any] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
-    runs = _restrict(claims.network_runs(table), chosen)
+    runs = restrict(network_runs(table), chosen)
     inits = list(dict.fromkeys(runs["model.init"]))
     figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
@@ -263,16 +263,14 @@ def _edges(centres: np.ndarray, *, log: bool) -> np.ndarray:
 
 def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str | Path) -> list[Path]:
     """Mean test error over (x = [phase] x, y = [phase] y) as an image, one panel per init, with the predicted
-    boundaries (:func:`compare.predictions.boundaries`) as lines, the measured optimum of each row as white dots
+    boundaries (:func:`compare.limits.boundaries`) as lines, the measured optimum of each row as white dots
     and, when y is data.n or model.width, the literature slope alpha* ~ n^-1 m^-1/2 through the middle row's
     optimum (dashed)."""
-    from fls.compare import predictions
-    from fls.compare.runner import dataset_for
 
     phase = config.get("phase", {})
     x_key = phase.get("x", "fls")
     y_key = phase.get("y")
-    runs = claims.network_runs(table)
+    runs = network_runs(table)
     runs = runs[runs["status"] == "target_reached"]
     inits = list(dict.fromkeys(runs["model.init"])) or ["(none)"]
     figure, axes = plt.subplots(1, len(inits), figsize=(5.6 * len(inits), 4.4), squeeze=False)
@@ -290,7 +288,7 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             sub = cell if level is None else cell[cell[y_key] == level]
             means = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
             image[i] = means
-            star = claims.optimal_alpha(claims.seed_grid(sub, "test_error"))
+            star = claims.optimal_alpha(seed_grid(sub, "test_error"))
             optima.append(1 / (float(sub["model.c"].iloc[0]) * star**2) if x_key == "fls" else star)
         y_positions = np.arange(len(rows), dtype=float)
         mesh = ax.pcolormesh(
@@ -307,7 +305,7 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]
             run = sub.iloc[0].to_dict()
-            bounds = predictions.boundaries(dataset_for(run), width=int(run["model.width"]))
+            bounds = boundaries(dataset_for(run), width=int(run["model.width"]))
             c = float(run["model.c"])
             for name, style in (("alignment", "-"), ("f0", "--")):
                 if name == "f0" and init in ("antisymmetric",):
@@ -379,4 +377,25 @@ def alignment_over_time(
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, linewidth=0.4)
     axes[0].legend(fontsize=7, ncol=2)
+    return save(figure, out_path)
+
+
+def curve_figure(
+    x: Sequence[float], y: Sequence[float], out_path: str | Path, *, xlabel: str = "x", ylabel: str = "y"
+) -> list[Path]:
+    """y against x as a line with markers (a log axis where the values span more than two decades)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    figure, ax = plt.subplots(figsize=(5.2, 3.8))
+    ax.plot(x, y, marker="o", ms=3, color="C0")
+    for values, which in ((x, "x"), (y, "y")):
+        positive = values[np.isfinite(values) & (values > 0)]
+        if (
+            positive.size == values[np.isfinite(values)].size
+            and positive.size
+            and positive.max() > 100 * positive.min()
+        ):
+            log_axis(ax, which)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, linewidth=0.4)
     return save(figure, out_path)

@@ -1,4 +1,5 @@
-"""Which regime each run is in, measured from its metrics and predicted from the theory's boundaries.
+"""Which regime each run is in, measured from its metrics and predicted from the theory's boundaries; the
+regime thresholds every layer uses (docs/design.md section 5, layer 2).
 
 Measured label (:func:`measured_regime`), from the two mechanisms of docs/design.md section 2:
 
@@ -12,7 +13,7 @@ The over-alignment / over-fitting split (metrics ``oa``, ``of``) is not used her
 linear surrogate w_hat+, which at small FLS is about 60 % OA on the low_signal mixture at every alpha up to the
 optimum, while the network's own error falls by a third over the same range; the claims report it.
 
-Predicted label (:func:`predicted_regime`), from :func:`compare.predictions.boundaries`: FLS at or above the
+Predicted label (:func:`predicted_regime`), from :func:`compare.limits.boundaries`: FLS at or above the
 alignment boundary -> "over-alignment"; FLS at or below the f0 boundary with an init whose f0 is not zero ->
 "over-fitting"; otherwise "balanced".
 """
@@ -58,7 +59,7 @@ def label_regimes(
     table: pd.DataFrame, bounds: Mapping[tuple, Mapping[str, float]] | None = None
 ) -> pd.DataFrame:
     """The table with a ``regime`` column (measured) and, when ``bounds`` maps (data.n, model.width) to the
-    boundaries of :func:`compare.predictions.boundaries`, a ``predicted_regime`` column."""
+    boundaries of :func:`compare.limits.boundaries`, a ``predicted_regime`` column."""
     out = table.copy()
     out["regime"] = [measured_regime(row) for row in out.to_dict("records")]
     if bounds is not None:

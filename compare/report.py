@@ -1,20 +1,28 @@
-"""The report of a sweep: predictions added to its run table, regimes labelled, claims checked, figures drawn,
-all written to ``report.md`` (Markdown, figures linked relative to it) with the sweep's resolved config."""
+"""The render stage of the pipeline: the report of a sweep from its stored analysis (docs/design.md section 5,
+layer 8): claims' figures and the sweep's figures drawn, all written to ``report.md`` (Markdown, figures linked
+relative to it) with the sweep's resolved config and the analysed table as ``runs.csv``.
+
+:func:`build_report` analyses the store first (:func:`compare.analyse.analyse`) only when no analysis of its
+current batches is stored, so ``fls report`` re-renders a finished sweep without recomputing.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fls.compare import claims, plots, predictions, regimes
-from fls.compare.config import dump_config
-from fls.compare.runner import dataset_for
+from fls.compare import plots, regimes
+from fls.compare.analyse import analyse, stored_analysis
+from fls.compare.claim_figures import draw_claim
+from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
+from fls.compare.toml_text import dump_config
+from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
 
 #: Where the figures go, relative to the report.
 FIGURES = "figures"
@@ -28,12 +36,12 @@ class Report:
     """A written report: its path, the claims' verdicts, the table it was made from and what each stage took."""
 
     path: Path
-    results: list[claims.ClaimResult]
+    results: list[ClaimResult]
     table: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def claims_table(results: list[claims.ClaimResult], *, link_root: Path | None = None) -> str:
+def claims_table(results: list[ClaimResult], *, link_root: Path | None = None) -> str:
     """The claims as a Markdown table: claim, verdict, statistic, value, 95 % interval, figure."""
     lines = ["| claim | verdict | statistic | value | 95% interval | figure |", "|---|---|---|---|---|---|"]
     for result in results:
@@ -49,21 +57,13 @@ def claims_table(results: list[claims.ClaimResult], *, link_root: Path | None = 
     return "\n".join(lines)
 
 
-def _bounds_by_cell(table: pd.DataFrame) -> dict[tuple, dict[str, float]]:
-    """The predicted boundaries for every (data.n, model.width) of the table's network runs (seed-0 data)."""
-    out = {}
-    for (n, width), cell in claims.network_runs(table).groupby(["data.n", "model.width"]):
-        out[(n, width)] = predictions.boundaries(dataset_for(cell.iloc[0].to_dict()), width=int(width))
-    return out
-
-
 def _trajectory_runs(table: pd.DataFrame) -> list[str]:
     """run_ids of the base cell's first seed at TRAJECTORY_RUNS log-spaced alphas (finished runs only)."""
-    runs = claims.network_runs(table)
-    init = claims.headline_init(runs)
+    runs = network_runs(table)
+    init = headline_init(runs)
     if init is None:
         return []
-    cell, _ = claims.base_cell(runs, init)
+    cell, _ = base_cell(runs, init)
     cell = cell[(cell["status"] == "target_reached") & (cell["seed"] == cell["seed"].min())]
     alphas = np.sort(cell["model.alpha"].unique())
     picks = alphas[np.unique(np.linspace(0, len(alphas) - 1, min(TRAJECTORY_RUNS, len(alphas))).astype(int))]
@@ -71,7 +71,7 @@ def _trajectory_runs(table: pd.DataFrame) -> list[str]:
 
 
 def _regime_section(table: pd.DataFrame) -> list[str]:
-    runs = claims.network_runs(table)
+    runs = network_runs(table)
     if "regime" not in runs or runs["regime"].isna().all():
         return ["No run has the metrics a regime label needs."]
     rule = (
@@ -106,31 +106,29 @@ def build_report(
     store_dir: str | Path,
     out_dir: str | Path,
     *,
-    family: str = "fls",
+    families: Sequence[str] | None = None,
     timings: Mapping[str, float] | None = None,
-    context: claims.ClaimContext | None = None,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> Report:
-    """Predictions, regimes, claims and figures for the sweep in ``store_dir``; writes ``out_dir/report.md``."""
+    """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis when
+    it is current (:func:`compare.analyse.stored_analysis`), else after analysing the store (claims of
+    ``families``, default the config's ``claims.families``)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
-    spent = dict(timings or {})
     store = open_store(store_dir)
     config = store.config()
-    table = store.table()
+    analysis = stored_analysis(store, families=families, context=context)
+    if analysis is None:
+        analysis = analyse(store, families=families, context=context)
+    spent = {**dict(timings or {}), **analysis.timings}
+    table = analysis.table
     start = time.perf_counter()
-    table = predictions.add_predictions(table)
-    table = regimes.label_regimes(table, _bounds_by_cell(table))
-    spent["predictions"] = time.perf_counter() - start
-    start = time.perf_counter()
-    context = context or claims.ClaimContext(figure_dir=figures)
-    results = claims.check_claims(table, family=family, context=context)
-    spent["claims"] = time.perf_counter() - start
-    start = time.perf_counter()
+    results = [draw_claim(table, result, figures) for result in analysis.results]
     phase = plots.phase_diagram(table, config, figures / "phase_diagram")[0]
-    runs = claims.network_runs(table)
-    init = claims.headline_init(runs)
-    chosen = claims.base_cell(runs, init)[1] if init is not None else {}
+    runs = network_runs(table)
+    init = headline_init(runs)
+    chosen = base_cell(runs, init)[1] if init is not None else {}
     error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0]
     picked = _trajectory_runs(table)
     alignment = (

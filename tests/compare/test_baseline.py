@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fls.compare.verify import verify
+from fls.compare.vocabulary import THREAD_VARIABLES
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,7 +38,9 @@ def test_table_rows_reduce_links_to_file_names():
 def reduced_verify(tmp_path_factory):
     out = tmp_path_factory.mktemp("reduced")
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
+            patch.setenv(variable, "1")
         report = verify(out, config=DATA / "reduced.toml", workers=0)
     return report, printed.getvalue()
 

@@ -1,4 +1,4 @@
-"""What the theory predicts for the runs of a sweep, computed from the same data, initializations and stop rule.
+"""The theory's numbers for the runs of a sweep (docs/design.md section 5, layer 4), computed from the same data, initializations and stop rule.
 
 Three limits of docs/design.md section 2, each turned into numbers a run can be compared with:
 
@@ -15,7 +15,7 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
   (:func:`theory.lazy.tangent_kernel`), started from the network's own initial function f0 (zero for the
   antisymmetric init, a random function for random_sign), stopped at the same target risk (:func:`lazy_limit`).
 - boundaries in the (FLS, second axis) plane (:func:`boundaries`): alignment completes before escape when the
-  escape time exceeds the time the tanh law needs to reach Psi = :data:`ALIGNED_PSI`; with psi0 = 0 that is
+  escape time exceeds the time the tanh law needs to reach Psi = :data:`compare.regimes.ALIGNED_PSI`; with psi0 = 0 that is
   arcosh(1 / (sqrt(c) alpha sqrt(m/2))) >= artanh(ALIGNED_PSI), i.e. FLS >= (m / 2) / (1 - ALIGNED_PSI^2) (the
   rate lambda+ cancels). The initial function is of order one, and over-fitting through f0 sets in, when its
   standard deviation on the training points reaches 1 (:func:`theory.lazy.initial_function_covariance`).
@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from fls.compare import metrics
-from fls.compare.sweep import ENSEMBLE_KEYS
+from fls.compare.inputs import stop_rule
+from fls.compare.regimes import ALIGNED_PSI
+from fls.compare.staged import train_staged
 from fls.simulate.data import Dataset
 from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
 from fls.theory.smallinit import (
@@ -48,11 +49,9 @@ from fls.theory.smallinit import (
 )
 from fls.theory.validation import check_in_range, check_positive
 
-#: Psi at which a neuron counts as aligned (the boundary "alignment completes before escape").
-ALIGNED_PSI = 0.9
-
 #: Standard deviation of f0 on the training points at the over-fitting boundary.
 F0_SCALE = 1.0
+
 
 #: Directional-flow step in units of 1 / lambda+, and the fraction of the escape time the flow is followed.
 DIRECTIONAL_STEP, DIRECTIONAL_FRACTION = 0.1, 0.8
@@ -186,8 +185,6 @@ def reduced_model_error(
     directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run["model.alpha"] and then trained
     as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
     reduced model does not reach its target."""
-    from fls.compare.runner import stop_rule, train_staged
-
     alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
     errors = np.full(len(datasets), np.nan)
     starts, usable = [], []
@@ -253,83 +250,3 @@ def f0_boundary_fls(X: np.ndarray, *, width: int, scale: float = F0_SCALE) -> fl
 def boundaries(dataset: Dataset, *, width: int) -> dict[str, float]:
     """The predicted regime boundaries, as FLS values, for one data set and width (module docstring)."""
     return {"alignment": alignment_boundary_fls(width), "f0": f0_boundary_fls(dataset.X, width=width)}
-
-
-#: Columns :func:`add_predictions` writes.
-PREDICTION_COLUMNS = (
-    "lambda_plus",
-    "pred_escape_time",
-    "pred_Psi",
-    "pred_cos_bayes",
-    "pred_small_alpha_error",
-    "pred_lazy_error",
-    "pred_lazy_error_se",
-)
-
-
-def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int = 3) -> pd.DataFrame:
-    """The run table with the predictions of this module for the runs of the network engines.
-
-    For every run: lambda+ and the predicted escape time. For the runs of the selected cells (a cell: the runs
-    that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every second
-    axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the reduced
-    model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every alpha of the
-    seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN elsewhere: at
-    small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network does).
-    """
-    from fls.compare import claims
-    from fls.compare.runner import dataset_for, initial_parameters
-
-    out = table.copy()
-    runs = claims.network_runs(out)
-    selected = set()
-    for init in dict.fromkeys(runs["model.init"]):
-        cell = claims.base_cell(runs, init)[0] if cells == "base" else runs[runs["model.init"] == init]
-        selected.update(cell.index)
-    keys = [k for k in runs.columns if "." in k and k not in ENSEMBLE_KEYS]
-    columns = {column: np.full(len(out), np.nan) for column in PREDICTION_COLUMNS}
-    position = {label: i for i, label in enumerate(out.index)}
-    for _, cell in runs.groupby(keys, dropna=False, sort=False):
-        seeds = sorted(cell["seed"].unique())
-        datasets = {seed: dataset_for(cell[cell["seed"] == seed].iloc[0].to_dict()) for seed in seeds}
-        c, width = float(cell["model.c"].iloc[0]), int(cell["model.width"].iloc[0])
-        rates = {seed: alignment_rates(datasets[seed].X, datasets[seed].y, c=c)[0] for seed in seeds}
-        for label, seed, alpha in zip(cell.index, cell["seed"], cell["model.alpha"], strict=True):
-            columns["lambda_plus"][position[label]] = rates[seed]
-            columns["pred_escape_time"][position[label]] = predicted_escape_time(
-                rates[seed], alpha=float(alpha), width=width, c=c
-            )
-        if not selected.intersection(cell.index):
-            continue
-        alphas = np.sort(cell["model.alpha"].unique())
-        smallest = cell[cell["model.alpha"] == alphas[0]]
-        first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
-        reduced = reduced_model_error(
-            [datasets[s] for s in seeds], [initial_parameters(first[s]) for s in seeds], first[seeds[0]]
-        )
-        for seed, error in zip(seeds, reduced, strict=True):
-            limit = small_alpha_limit(datasets[seed], c=c)
-            rows = [position[label] for label in cell.index[cell["seed"] == seed]]
-            columns["pred_Psi"][rows] = limit.psi
-            columns["pred_cos_bayes"][rows] = limit.cos_bayes
-            columns["pred_small_alpha_error"][rows] = error
-            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
-            lazy_rows = cell[(cell["seed"] == seed) & cell["model.alpha"].isin(alphas[-lazy_top:])]
-            for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
-                W0, v0 = initial_parameters(run)
-                lazy = lazy_limit(
-                    datasets[seed],
-                    W0,
-                    v0,
-                    alpha=float(run["model.alpha"]),
-                    c=c,
-                    eps=float(run["stop.eps"]),
-                    t_max=float(run["train.t_max"]),
-                    loss=run["model.loss"],
-                    unit_kernels=kernels,
-                )
-                columns["pred_lazy_error"][position[label]] = lazy.test_error
-                columns["pred_lazy_error_se"][position[label]] = lazy.test_error_se
-    for column, values in columns.items():
-        out[column] = values
-    return out

@@ -1,0 +1,53 @@
+"""The inputs of a run: its data set, its initialization and its stop rule, from its config keys
+(docs/design.md section 5, layer 3; the model of section 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fls.compare.vocabulary import STOP_RULES
+from fls.simulate.data import Dataset, make_data
+from fls.simulate.initialization import init_params
+from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
+from fls.theory.validation import check_choice, check_positive
+
+#: Train accuracy of the ``accuracy`` stop rule (docs/design.md section 2: train accuracy >= 99 %).
+ACCURACY_LEVEL = 0.99
+
+
+def stop_rule(rule: str, eps: float) -> StopRule:
+    """The engine's stop rule for a config's ``stop.rule`` and ``stop.eps`` (docs/design.md section 2)."""
+    rule = check_choice("stop.rule", rule, STOP_RULES)
+    eps = check_positive("stop.eps", eps)
+    if rule == "risk":
+        return TargetRisk(eps)
+    if rule == "positive_risk":
+        return PositiveClassLoss(eps)
+    if rule == "accuracy":
+        return TrainAccuracy(ACCURACY_LEVEL)
+    return ZERO_TRAIN_ERROR
+
+
+def data_params(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`simulate.data.make_data` for a run (every ``data.*`` key but the model)."""
+    return {key[5:]: value for key, value in run.items() if key.startswith("data.") and key != "data.model"}
+
+
+def dataset_for(run: Mapping[str, Any]) -> Dataset:
+    """The run's data set: model ``data.model`` with its parameters, drawn from the run's seed."""
+    return make_data(run["data.model"], seed=int(run["seed"]), **data_params(run))
+
+
+def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's initialization (W0, v0) (:func:`simulate.initialization.init_params`)."""
+    return init_params(
+        int(run["model.width"]),
+        int(run["data.d"]),
+        alpha=float(run["model.alpha"]),
+        scheme=run["model.init"],
+        seed=int(run["seed"]),
+    )
