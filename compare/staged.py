@@ -207,22 +207,12 @@ def train_staged(
             member.W, member.v = result.W, result.v
             if observe is not None and result.status != "diverged":
                 member.observations.append({"t": member.time, **observe(int(e), member.W, member.v)})
-            if result.status == "target_reached":
-                member.result = _final(
-                    member,
-                    W0[e],
-                    v0[e],
-                    "target_reached",
-                    f"{rule!r} held at t = {member.time:.6g} after {member.steps} steps",
-                )
-            elif result.status == "diverged":
-                member.result = _final(
-                    member,
-                    W0[e],
-                    v0[e],
-                    "diverged",
-                    f"the training loss became NaN or inf at step {member.steps} (t = {member.time:.6g})",
-                )
+            endings = {
+                "target_reached": f"{rule!r} held at t = {member.time:.6g} after {member.steps} steps",
+                "diverged": f"the training loss became NaN or inf at step {member.steps} (t = {member.time:.6g})",
+            }
+            if result.status in endings:
+                member.result = _final(member, W0[e], v0[e], result.status, endings[result.status])
             else:
                 still.append(int(e))
         running = still
