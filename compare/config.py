@@ -34,7 +34,7 @@ Every check happens here, before a run starts: an unknown key, a wrong type or a
 the values (simulate.data.MODELS for data parameters, simulate.initialization.INIT_SCHEMES, theory's LOSSES,
 the run vocabulary of compare.vocabulary); the thresholds of [claims] are checked against the claims when the
 runs are analysed (compare.registry). Every key with its type, default and range: docs/config.md (made from
-:data:`TABLES` by :mod:`compare.config_reference`). Layer 2 of docs/design.md section 5.
+:mod:`compare.config_schema` by :mod:`compare.config_reference`). Layer 2 of docs/design.md section 5.
 """
 
 from __future__ import annotations
@@ -44,126 +44,33 @@ import itertools
 import json
 import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
 
-from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
-from fls.simulate.data import DEFAULT_N_TEST, MODELS
-from fls.simulate.initialization import INIT_SCHEMES
-from fls.theory.symbolic import LOSSES
-from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
+from fls.compare.config_schema import (
+    FLS_KNOBS,
+    OPTIONAL,
+    POSITIVE,
+    REQUIRED,
+    RUN_SECTIONS,
+    SECTIONS,
+    TABLES,
+    TYPE_NAMES,
+    ConfigError,
+    Field,
+    at_least,
+    data_fields,
+    one_of,
+)
+from fls.compare.vocabulary import FLS_KEY, SEEDS_KEY
+from fls.simulate.data import MODELS
+from fls.theory.validation import ParameterError, check_in_range
 
-#: Tables of a config file, in the order a resolved config lists them.
-SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep", "claims")
-#: Tables whose keys define a run (the others say how to sweep, plot and analyse).
-RUN_SECTIONS = ("data", "model", "train", "stop")
-#: Axes a phase diagram can put on x.
-PHASE_X = (FLS_KEY, "model.alpha")
-#: Keys that set the feature-learning strength, never a phase diagram's second axis by default.
-FLS_KNOBS = (FLS_KEY, "model.alpha", "model.c")
 #: Grid spacings a grid entry may be written as: {logspace = [a, b, num]} is num values from 10^a to 10^b.
 SPACINGS: Mapping[str, Callable[..., np.ndarray]] = {"logspace": np.logspace, "linspace": np.linspace}
-
-_REQUIRED = object()  # a key without a default
-_OPTIONAL = object()  # a key that may be left out
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-_TYPE_NAMES = {int: "an integer", float: "a real number", str: "a string", bool: "a boolean (true or false)"}
-
-
-class ConfigError(ParameterError):
-    """A sweep config is invalid: the message names the dotted key, the value and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One config key: its default (or _REQUIRED / _OPTIONAL), its TOML type, and a range check.
-
-    ``check(name, value, resolved)`` receives the value already of type ``kind`` (ints widened to float for
-    float keys), the keys of the same table resolved so far, and returns the normalized value or raises
-    ParameterError naming ``name``.
-    """
-
-    default: Any
-    kind: type
-    check: Callable[[str, Any, Mapping[str, Any]], Any]
-
-
-def _at_least(minimum: int) -> Callable[[str, Any, Mapping[str, Any]], int]:
-    return lambda name, value, _: check_int(name, value, minimum=minimum)
-
-
-def _positive(name: str, value: Any, _: Mapping[str, Any]) -> float:
-    return check_positive(name, value)
-
-
-def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[str, Any, Mapping[str, Any]], str]:
-    return lambda name, value, _: check_choice(name, value, choices())
-
-
-def _tolerance(name: str, value: Any, _: Mapping[str, Any]) -> float:
-    return check_in_range(name, value, 0.0, 1.0, closed="neither")
-
-
-def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
-    if not _NAME_PATTERN.fullmatch(value):
-        raise ConfigError(
-            f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-', not starting with '.'"
-        )
-    return value
-
-
-#: The keys of every table but [data] (whose keys depend on the data model) and [grid]. A callable default is
-#: evaluated when the key is filled in.
-TABLES: Mapping[str, Mapping[str, Field]] = {
-    "model": {
-        "width": Field(100, int, _at_least(1)),
-        "c": Field(1.0, float, _positive),
-        "init": Field("random_sign", str, _one_of(lambda: INIT_SCHEMES)),
-        "loss": Field("logistic", str, _one_of(lambda: LOSSES)),
-        "alpha": Field(_REQUIRED, float, _positive),
-    },
-    "train": {
-        "engine": Field("gd", str, _one_of(lambda: ENGINES)),
-        "eta": Field(0.1, float, _positive),
-        "step_policy": Field(STEP_POLICIES[0], str, _one_of(lambda: STEP_POLICIES)),
-        "max_steps": Field(20_000, int, _at_least(1)),
-        "t_max": Field(1e4, float, _positive),
-        "batch_size": Field(32, int, _at_least(1)),
-        "rtol": Field(1e-8, float, _tolerance),
-    },
-    "stop": {
-        "rule": Field("risk", str, _one_of(lambda: STOP_RULES)),
-        "eps": Field(0.05, float, _positive),
-    },
-    "phase": {
-        "x": Field(FLS_KEY, str, _one_of(lambda: PHASE_X)),
-        "y": Field(_OPTIONAL, str, lambda name, value, _: value),
-    },
-    "sweep": {
-        "name": Field("sweep", str, _sweep_name),
-        "batch_size": Field(64, int, _at_least(1)),
-    },
-}
-
-
-@cache
-def _data_fields(model: str) -> dict[str, Field]:
-    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks."""
-    spec = MODELS[model]
-    fields = {
-        "n": Field(_REQUIRED, int, _at_least(1)),
-        "d": Field(_REQUIRED, int, _at_least(spec.min_d)),
-        "n_test": Field(DEFAULT_N_TEST, int, _at_least(1)),
-    }
-    for key, (default, check) in spec.parameters.items():
-        fields[key] = Field(default, type(default), check)
-    return fields
 
 
 def _typed(name: str, value: Any, kind: type) -> Any:
@@ -172,7 +79,7 @@ def _typed(name: str, value: Any, kind: type) -> Any:
         return float(value)
     if type(value) is not kind:
         raise ConfigError(
-            f"{name} = {value!r} has the wrong type ({type(value).__name__}); allowed: {_TYPE_NAMES[kind]}"
+            f"{name} = {value!r} has the wrong type ({type(value).__name__}); allowed: {TYPE_NAMES[kind]}"
         )
     return value
 
@@ -189,7 +96,7 @@ def _checked(name: str, value: Any, field: Field, resolved: Mapping[str, Any]) -
 
 def _value(name: str, value: Any, kind: type, check: Callable[[str, Any, Mapping[str, Any]], Any]) -> Any:
     """A value outside the tables (data.model, grid bounds, FLS) typed and checked like a table key."""
-    return _checked(name, value, Field(_REQUIRED, kind, check), {})
+    return _checked(name, value, Field(REQUIRED, kind, check), {})
 
 
 def _resolve_table(
@@ -207,9 +114,9 @@ def _resolve_table(
         name = f"{section}.{key}"
         if key in given:
             resolved[key] = _checked(name, given[key], field, resolved)
-        elif key in gridded or field.default is _OPTIONAL:
+        elif key in gridded or field.default is OPTIONAL:
             continue
-        elif field.default is _REQUIRED:
+        elif field.default is REQUIRED:
             raise ConfigError(f"{name} is required; give it in [{section}] or as a [grid] key")
         else:
             resolved[key] = field.default() if callable(field.default) else field.default
@@ -218,7 +125,7 @@ def _resolve_table(
 
 def _data_model(given: Mapping[str, Any]) -> str:
     """data.model of a [data] table, checked (default gaussian_mixture)."""
-    return _value("data.model", given.get("model", "gaussian_mixture"), str, _one_of(lambda: tuple(MODELS)))
+    return _value("data.model", given.get("model", "gaussian_mixture"), str, one_of(tuple(MODELS)))
 
 
 def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str, Any]:
@@ -232,9 +139,9 @@ def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str
             raise ConfigError(
                 f"data.preset = {given['preset']!r} is not supported: data model {model!r} has no presets"
             )
-        resolved["preset"] = _value("data.preset", given["preset"], str, _one_of(lambda: tuple(presets)))
+        resolved["preset"] = _value("data.preset", given["preset"], str, one_of(tuple(presets)))
         explicit = {**presets[resolved["preset"]], **explicit}
-    resolved.update(_resolve_table("data", explicit, _data_fields(model), gridded))
+    resolved.update(_resolve_table("data", explicit, data_fields(model), gridded))
     return resolved
 
 
@@ -259,7 +166,7 @@ def _spaced(name: str, value: Mapping[str, Any]) -> list[float]:
         raise ConfigError(f"{name}.{spacing} = {bounds!r} has the wrong form; allowed: [a, b, num]")
     low = _value(f"{name}.{spacing}[0]", bounds[0], float, _finite)
     high = _value(f"{name}.{spacing}[1]", bounds[1], float, _finite)
-    num = _value(f"{name}.{spacing}[2]", bounds[2], int, _at_least(1))
+    num = _value(f"{name}.{spacing}[2]", bounds[2], int, at_least(1))
     return SPACINGS[spacing](low, high, num).tolist()
 
 
@@ -267,9 +174,9 @@ def _grid_values(key: str, value: Any) -> list[Any]:
     """One grid entry as an explicit, non-empty list without repeats (values are checked per run)."""
     name = f"grid.{key}"
     if key == SEEDS_KEY and isinstance(value, int) and not isinstance(value, bool):
-        values = list(range(_value(name, value, int, _at_least(1))))
+        values = list(range(_value(name, value, int, at_least(1))))
     elif key == SEEDS_KEY and isinstance(value, list):
-        values = [_value(name, seed, int, _at_least(0)) for seed in value]
+        values = [_value(name, seed, int, at_least(0)) for seed in value]
     elif key == SEEDS_KEY:
         raise ConfigError(
             f"{name} = {value!r} has the wrong type; allowed: an integer N >= 1 (seeds 0..N-1) or a list"
@@ -292,7 +199,7 @@ def _grid_values(key: str, value: Any) -> list[Any]:
 
 def _grid_keys(data_model: str) -> tuple[str, ...]:
     """Every key a grid may vary: the run tables' keys (not data.model / data.preset), FLS and the seeds."""
-    keys = [f"data.{key}" for key in _data_fields(data_model)]
+    keys = [f"data.{key}" for key in data_fields(data_model)]
     keys += [f"{section}.{key}" for section in ("model", "train", "stop") for key in TABLES[section]]
     return (*keys, FLS_KEY, SEEDS_KEY)
 
@@ -410,8 +317,8 @@ def run_id(run: Mapping[str, Any]) -> str:
 def _scale(model: dict[str, Any], point: Mapping[str, Any]) -> float:
     """FLS = 1 / (c alpha^2) of a run, setting model["alpha"] = 1 / sqrt(c FLS) when the grid gives FLS."""
     if FLS_KEY in point:
-        fls = _value(FLS_KEY, point[FLS_KEY], float, _positive)
-        model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, _positive)
+        fls = _value(FLS_KEY, point[FLS_KEY], float, POSITIVE)
+        model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, POSITIVE)
         return fls
     strength = model["c"] * model["alpha"] ** 2
     if not (0.0 < strength < math.inf and math.isfinite(1.0 / strength)):

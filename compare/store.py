@@ -39,8 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fls.compare.config import RUN_SECTIONS, SEEDS_KEY, ConfigError
+from fls.compare.config_schema import RUN_SECTIONS, ConfigError
 from fls.compare.toml_text import dump_config
+from fls.compare.vocabulary import SEEDS_KEY
 from fls.theory.validation import ParameterError
 
 CONFIG_FILE = "config.toml"

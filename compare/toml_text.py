@@ -23,7 +23,8 @@ def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A TOML value: boolean, number (nan and inf included), string or list of them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
@@ -33,7 +34,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise ParameterError(
         f"cannot write {value!r} ({type(value).__name__}) to TOML; allowed: booleans, numbers, strings, lists"
     )
@@ -42,7 +43,7 @@ def _toml_value(value: Any) -> str:
 def _toml_blocks(header: str, table: Mapping[str, Any]) -> list[str]:
     """``[header]`` with the table's scalars and lists, then one block per sub-table."""
     plain = {key: value for key, value in table.items() if not isinstance(value, Mapping)}
-    lines = [f"[{header}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in plain.items()]
+    lines = [f"[{header}]"] + [f"{_toml_key(k)} = {toml_value(v)}" for k, v in plain.items()]
     blocks = ["\n".join(lines)]
     for key, value in table.items():
         if isinstance(value, Mapping):
