@@ -25,6 +25,7 @@ from fls.compare.inputs import dataset_for, initial_parameters
 from fls.compare.limits import (
     boundaries,
     lazy_limit,
+    lazy_test_error,
     predicted_escape_time,
     reduced_model_error,
     small_alpha_limit,
@@ -106,8 +107,9 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
                     loss=run["model.loss"],
                     unit_kernels=kernels,
                 )
-                columns["pred_lazy_error"][position[label]] = lazy.test_error
-                columns["pred_lazy_error_se"][position[label]] = lazy.test_error_se
+                error, se = lazy_test_error(lazy, datasets[seed])
+                columns["pred_lazy_error"][position[label]] = error
+                columns["pred_lazy_error_se"][position[label]] = se
     for column, values in columns.items():
         out[column] = values
     return out

@@ -38,6 +38,7 @@ from fls.compare.inputs import stop_rule
 from fls.compare.regimes import ALIGNED_PSI
 from fls.compare.staged import train_staged
 from fls.simulate.data import Dataset
+from fls.simulate.result import RunResult
 from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
 from fls.theory.smallinit import (
     alignment_rates,
@@ -69,20 +70,6 @@ def unit_tangent_kernels(dataset: Dataset, *, width: int, c: float) -> tuple[np.
     )
 
 
-@dataclass(frozen=True)
-class LazyLimit:
-    """The lazy-limit prediction for one run: the kernel flow's outcome and the test error it implies."""
-
-    status: str
-    message: str
-    t_stop: float
-    t: np.ndarray
-    risk: np.ndarray
-    final_risk: float
-    test_error: float
-    test_error_se: float
-
-
 def lazy_limit(
     dataset: Dataset,
     W0: np.ndarray,
@@ -94,9 +81,13 @@ def lazy_limit(
     t_max: float,
     loss: str = "logistic",
     unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
-) -> LazyLimit:
+) -> RunResult:
     """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
     (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
+
+    The result record of every engine (engine ``kernel``): the flow's status, message, stopping time, risk over
+    time and rhs evaluations, and its predictions ``f_train``, ``f_test``; W and v are empty (a kernel predictor
+    has no network). Its test error: :func:`lazy_test_error`.
 
     K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train, train),
     K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
@@ -115,10 +106,26 @@ def lazy_limit(
         rtol=LAZY_RTOL,
         atol=LAZY_RTOL * 1e-2,
     )
-    error, se = metrics.error_rate(flow.f_test, dataset.y_test) if flow.reached else (np.nan, np.nan)
-    return LazyLimit(
-        flow.status, flow.message, flow.t_stop, flow.t, flow.risk, float(flow.risk[-1]), error, se
+    return RunResult(
+        status=flow.status,
+        message=flow.message,
+        engine="kernel",
+        t_stop=flow.t_stop,
+        W=np.zeros((0, dataset.d)),
+        v=np.zeros(0),
+        t=flow.t,
+        risk=flow.risk,
+        rhs_evals=flow.rhs_evals,
+        f_train=flow.f_train,
+        f_test=flow.f_test,
     )
+
+
+def lazy_test_error(result: RunResult, dataset: Dataset) -> tuple[float, float]:
+    """(error rate, its standard error) of a lazy-limit result on the test set; NaN when it has no result."""
+    if not result.ok:
+        return float("nan"), float("nan")
+    return metrics.error_rate(result.f_test, dataset.y_test)
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ def _fit_errors(
     for name, (K, K_test) in fits.items():
         result = _fit(K, K_test, data, loss, eps)
         ok = result.status == "target_reached"
-        row[f"err_{name}"] = prediction_error(result.info["f_test"], data.y_test, data.task) if ok else np.nan
+        row[f"err_{name}"] = prediction_error(result.f_test, data.y_test, data.task) if ok else np.nan
         row[f"jitter_{name}"] = float(result.info.get("relative_jitter", 0.0))
         row[f"fit_{name}"] = result.status
     return row

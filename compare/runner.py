@@ -23,7 +23,7 @@ import numpy as np
 
 from fls.compare import metrics
 from fls.compare.inputs import dataset_for, initial_parameters, stop_rule
-from fls.compare.limits import lazy_limit
+from fls.compare.limits import lazy_limit, lazy_test_error
 from fls.compare.staged import train_staged
 from fls.compare.vocabulary import group_key
 from fls.simulate.data import Dataset
@@ -151,16 +151,17 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
                 t_max=float(run["train.t_max"]),
                 loss=run["model.loss"],
             )
+            error, se = lazy_test_error(lazy, dataset)
             row = {
                 **run,
                 **metrics.empty_metrics(),
                 "status": lazy.status,
                 "message": lazy.message,
-                "engine": "kernel",
+                "engine": lazy.engine,
                 "t_stop": lazy.t_stop,
-                "test_error": lazy.test_error,
-                "test_error_se": lazy.test_error_se,
-                "final_risk": lazy.final_risk,
+                "test_error": error,
+                "test_error_se": se,
+                "final_risk": float(lazy.risk[-1]),
             }
             out.append((index, RunOutput(row, {"t": lazy.t, "risk": lazy.risk})))
         except Exception as exc:  # noqa: BLE001

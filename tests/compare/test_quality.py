@@ -188,12 +188,12 @@ def test_after_kernel_recovers_the_network_in_the_lazy_regime() -> None:
     fit = kernel_regression(K, data.y, K_test)
     network = compile_field("squared").output(W, v, X_test, 1.0)
     scale = np.linalg.norm(network)
-    assert np.linalg.norm(fit.info["f_test"] - network) <= LAZY_TOLERANCE * scale
-    errors = [prediction_error(f, data.y_test, "regression") for f in (network, fit.info["f_test"])]
+    assert np.linalg.norm(fit.f_test - network) <= LAZY_TOLERANCE * scale
+    errors = [prediction_error(f, data.y_test, "regression") for f in (network, fit.f_test)]
     assert errors[1] == pytest.approx(errors[0], rel=LAZY_TOLERANCE)
     # and the lazy network is not a feature learner: its error is within the tolerance of the kernel at init too
     init = kernel_regression(K0, data.y, kernel_matrices("tangent", X, X_test, W=W0, v=v0)[1])
-    assert prediction_error(init.info["f_test"], data.y_test, "regression") == pytest.approx(
+    assert prediction_error(init.f_test, data.y_test, "regression") == pytest.approx(
         errors[0], rel=LAZY_TOLERANCE
     )
 

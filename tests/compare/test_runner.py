@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.compare import inputs, runner, staged, vocabulary
+from fls.compare import inputs, limits, runner, staged, vocabulary
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
 from fls.theory.compiled import compile_field
@@ -111,3 +111,15 @@ def test_constant_policy_gives_the_base_step():
         "constant", 0.3, W, v, np.ones((2, 5, 4)), np.ones((2, 5)), np.ones(2), loss="logistic"
     )
     np.testing.assert_array_equal(steps, [0.3, 0.3])
+
+
+def test_the_lazy_limit_is_a_run_result_with_its_predictions_in_named_fields():
+    run = tiny_runs(**{"train.engine": "kernel", "grid.model.alpha": [3.0]})[0]
+    dataset = inputs.dataset_for(run)
+    W0, v0 = inputs.initial_parameters(run)
+    result = limits.lazy_limit(dataset, W0, v0, alpha=3.0, c=1.0, eps=float(run["stop.eps"]), t_max=1e4)
+    assert result.status == "target_reached" and result.engine == "kernel" and result.W.size == 0
+    margins = dataset.y * result.f_train
+    assert np.mean(np.log1p(np.exp(-margins))) == pytest.approx(result.risk[-1], rel=1e-6)
+    error, _ = limits.lazy_test_error(result, dataset)
+    assert error == np.mean(np.sign(result.f_test) != dataset.y_test)
