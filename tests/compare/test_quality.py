@@ -1,5 +1,5 @@
-"""Feature-learning strength and quality (compare.quality_metrics, compare.quality): the measures on hand-computable
-cases, the claim's rule on synthetic tables, the lazy-regime agreement of the network with its after-kernel, and
+"""Feature-learning strength and quality (compare.quality_metrics, quality_runner, quality_claims): the measures
+on hand-computable cases, the claim's rule on synthetic tables, the lazy-regime agreement of the network with its after-kernel, and
 the runner and verify end to end."""
 
 import warnings
