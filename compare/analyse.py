@@ -34,7 +34,17 @@ from fls.compare.limits import (
 from fls.compare.selection import base_cell, network_runs
 from fls.compare.store import RunStore
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
-from fls.compare.vocabulary import ENSEMBLE_KEYS
+from fls.compare.vocabulary import (
+    ALPHA_KEY,
+    C_KEY,
+    ENSEMBLE_KEYS,
+    EPS_KEY,
+    INIT_KEY,
+    LOSS_KEY,
+    N_KEY,
+    T_MAX_KEY,
+    WIDTH_KEY,
+)
 from fls.theory.smallinit import alignment_rates
 
 #: Columns :func:`add_predictions` writes.
@@ -62,8 +72,8 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     out = table.copy()
     runs = network_runs(out)
     selected = set()
-    for init in dict.fromkeys(runs["model.init"]):
-        cell = base_cell(runs, init)[0] if cells == "base" else runs[runs["model.init"] == init]
+    for init in dict.fromkeys(runs[INIT_KEY]):
+        cell = base_cell(runs, init)[0] if cells == "base" else runs[runs[INIT_KEY] == init]
         selected.update(cell.index)
     keys = [k for k in runs.columns if "." in k and k not in ENSEMBLE_KEYS]
     columns = {column: np.full(len(out), np.nan) for column in PREDICTION_COLUMNS}
@@ -71,17 +81,17 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     for _, cell in runs.groupby(keys, dropna=False, sort=False):
         seeds = sorted(cell["seed"].unique())
         datasets = {seed: dataset_for(cell[cell["seed"] == seed].iloc[0].to_dict()) for seed in seeds}
-        c, width = float(cell["model.c"].iloc[0]), int(cell["model.width"].iloc[0])
+        c, width = float(cell[C_KEY].iloc[0]), int(cell[WIDTH_KEY].iloc[0])
         rates = {seed: alignment_rates(datasets[seed].X, datasets[seed].y, c=c)[0] for seed in seeds}
-        for label, seed, alpha in zip(cell.index, cell["seed"], cell["model.alpha"], strict=True):
+        for label, seed, alpha in zip(cell.index, cell["seed"], cell[ALPHA_KEY], strict=True):
             columns["lambda_plus"][position[label]] = rates[seed]
             columns["pred_escape_time"][position[label]] = predicted_escape_time(
                 rates[seed], alpha=float(alpha), width=width, c=c
             )
         if not selected.intersection(cell.index):
             continue
-        alphas = np.sort(cell["model.alpha"].unique())
-        smallest = cell[cell["model.alpha"] == alphas[0]]
+        alphas = np.sort(cell[ALPHA_KEY].unique())
+        smallest = cell[cell[ALPHA_KEY] == alphas[0]]
         first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
         reduced = reduced_model_error(
             [datasets[s] for s in seeds], [initial_parameters(first[s]) for s in seeds], first[seeds[0]]
@@ -93,18 +103,18 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
             columns["pred_cos_bayes"][rows] = limit.cos_bayes
             columns["pred_small_alpha_error"][rows] = error
             kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
-            lazy_rows = cell[(cell["seed"] == seed) & cell["model.alpha"].isin(alphas[-lazy_top:])]
+            lazy_rows = cell[(cell["seed"] == seed) & cell[ALPHA_KEY].isin(alphas[-lazy_top:])]
             for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
                 W0, v0 = initial_parameters(run)
                 lazy = lazy_limit(
                     datasets[seed],
                     W0,
                     v0,
-                    alpha=float(run["model.alpha"]),
+                    alpha=float(run[ALPHA_KEY]),
                     c=c,
-                    eps=float(run["stop.eps"]),
-                    t_max=float(run["train.t_max"]),
-                    loss=run["model.loss"],
+                    eps=float(run[EPS_KEY]),
+                    t_max=float(run[T_MAX_KEY]),
+                    loss=run[LOSS_KEY],
                     unit_kernels=kernels,
                 )
                 error, se = lazy_test_error(lazy, datasets[seed])
@@ -118,7 +128,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
 def bounds_by_cell(table: pd.DataFrame) -> dict[tuple, dict[str, float]]:
     """The predicted boundaries for every (data.n, model.width) of the table's network runs (seed-0 data)."""
     out = {}
-    for (n, width), cell in network_runs(table).groupby(["data.n", "model.width"]):
+    for (n, width), cell in network_runs(table).groupby([N_KEY, WIDTH_KEY]):
         out[(n, width)] = boundaries(dataset_for(cell.iloc[0].to_dict()), width=int(width))
     return out
 

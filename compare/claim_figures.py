@@ -17,6 +17,7 @@ from fls.compare import plots, quality_plots
 from fls.compare.quality_claims import Correlation, finished_runs
 from fls.compare.selection import network_runs, restrict
 from fls.compare.verdict import ClaimResult
+from fls.compare.vocabulary import INIT_KEY
 
 #: Draws one claim's figure at the given path from the run table and the result's data.
 Drawer = Callable[[pd.DataFrame, Mapping[str, Any], Path], list[Path]]
@@ -29,7 +30,7 @@ def _error_vs_fls(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> l
 
 def _alignment(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
     runs = network_runs(table)
-    cell = restrict(runs[runs["model.init"] == data["init"]], data["chosen"])
+    cell = restrict(runs[runs[INIT_KEY] == data["init"]], data["chosen"])
     return plots.metric_panels(cell, path, ("Psi", "cos_bayes", "oa"), references=data["references"])
 
 

@@ -73,6 +73,7 @@ from fls.compare.verdict import (
     inconclusive,
     within,
 )
+from fls.compare.vocabulary import ALPHA_KEY, INIT_KEY, N_KEY, WIDTH_KEY
 from fls.theory.validation import check_choice
 
 #: Default thresholds of the claims (module docstring); each is a keyword parameter of its claim.
@@ -82,7 +83,7 @@ ERROR_TOLERANCE = 0.015
 ESCAPE_TOLERANCE = 0.2
 
 #: Literature exponents of alpha* ~ n^a m^b (docs/design.md section 2), by grid key.
-LITERATURE_EXPONENTS = {"data.n": -1.0, "model.width": -0.5}
+LITERATURE_EXPONENTS = {N_KEY: -1.0, WIDTH_KEY: -0.5}
 
 
 def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
@@ -234,8 +235,8 @@ def over_fitting(
         "mean OF over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grid.mean()),
     }
     runs = network_runs(table)
-    for other in dict.fromkeys(runs["model.init"]):
-        arm_cell = runs[runs["model.init"] == other]
+    for other in dict.fromkeys(runs[INIT_KEY]):
+        arm_cell = runs[runs[INIT_KEY] == other]
         for key, value_ in chosen.items():
             arm_cell = arm_cell[arm_cell[key] == value_]
         arm = _arm(seed_grid(arm_cell, "test_error"), context, arm_tolerance)
@@ -303,7 +304,7 @@ def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
         if len(usable) < MIN_POINTS:
             ratios.append(np.nan)
             continue
-        slope = np.polyfit(np.log(1 / usable["model.alpha"]), usable["escape_time"], 1)[0]
+        slope = np.polyfit(np.log(1 / usable[ALPHA_KEY]), usable["escape_time"], 1)[0]
         ratios.append(slope * float(usable["lambda_plus"].iloc[0]))
     return np.array(ratios)
 
@@ -330,15 +331,15 @@ def reduced_models(
     if reason:
         return inconclusive("d", title, statistic, reason, cell=describe_cell(init, chosen))
     indices = resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
-    width = float(cell["model.width"].iloc[0])
+    width = float(cell[WIDTH_KEY].iloc[0])
     checks = [
         _paired_check(
             grid, seed_grid(cell, "pred_small_alpha_error"), -1, statistic, width, indices, error_tolerance
         )
     ]
     runs = network_runs(table)
-    for other in dict.fromkeys(runs["model.init"]):
-        lazy_cell = runs[runs["model.init"] == other]
+    for other in dict.fromkeys(runs[INIT_KEY]):
+        lazy_cell = runs[runs[INIT_KEY] == other]
         for key, value in chosen.items():
             lazy_cell = lazy_cell[lazy_cell[key] == value]
         lazy_grid = seed_grid(lazy_cell, "test_error")
@@ -399,16 +400,16 @@ def scaling(
     """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to ``literature`` (default: the
     literature's, :data:`LITERATURE_EXPONENTS`)."""
     axis = check_choice("axis", axis, tuple(LITERATURE_EXPONENTS))
-    symbol = {"data.n": "n", "model.width": "m"}[axis]
+    symbol = {N_KEY: "n", WIDTH_KEY: "m"}[axis]
     literature = LITERATURE_EXPONENTS[axis] if literature is None else float(literature)
     key = f"e_{symbol}"
     title = f"alpha* ~ {symbol}^({literature:g}) (literature)"
     statistic = f"fitted exponent of alpha* in {symbol}"
     runs = network_runs(table)
     init = headline_init(runs)
-    if init is None or axis not in second_axes(runs[runs["model.init"] == init]):
+    if init is None or axis not in second_axes(runs[runs[INIT_KEY] == init]):
         return inconclusive(key, title, statistic, f"the sweep does not vary {axis}", literature=literature)
-    rows = runs[runs["model.init"] == init]
+    rows = runs[runs[INIT_KEY] == init]
     others = [k for k in second_axes(rows) if k != axis]
     for other in others:
         rows = rows[rows[other] == sorted(rows[other].unique())[(rows[other].nunique() - 1) // 2]]
@@ -470,14 +471,14 @@ def scaling_in_n(
     table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT, *, literature: float = -1.0
 ) -> ClaimResult:
     """(e_n) :func:`scaling` against the training-set size data.n."""
-    return scaling(table, "data.n", context, literature=literature)
+    return scaling(table, N_KEY, context, literature=literature)
 
 
 def scaling_in_m(
     table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT, *, literature: float = -0.5
 ) -> ClaimResult:
     """(e_m) :func:`scaling` against the width model.width."""
-    return scaling(table, "model.width", context, literature=literature)
+    return scaling(table, WIDTH_KEY, context, literature=literature)
 
 
 #: The claims of the ``fls`` family, in report order.

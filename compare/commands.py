@@ -24,7 +24,7 @@ from fls.compare.report import write_report
 from fls.compare.runner import execute_batch
 from fls.compare.sweep import run_sweep
 from fls.compare.verify import verify as verify_claims
-from fls.compare.vocabulary import FLS_KEY, SEEDS_KEY
+from fls.compare.vocabulary import ALPHA_KEY, FLS_KEY, SEEDS_KEY
 from fls.simulate.train.device import configure_threads
 from fls.theory.validation import ParameterError
 
@@ -191,8 +191,8 @@ def _selected(config: Path, seed: int | None, assignments: tuple[str, ...]) -> d
     resolved = load_config(config)
     grid = dict(resolved["grid"])
     for key, value in map(_assignment, assignments):
-        if key in (FLS_KEY, "model.alpha"):
-            grid.pop("model.alpha" if key == FLS_KEY else FLS_KEY, None)
+        if key in (FLS_KEY, ALPHA_KEY):
+            grid.pop(ALPHA_KEY if key == FLS_KEY else FLS_KEY, None)
         grid[key] = [value]
     if seed is not None:
         grid[SEEDS_KEY] = [seed]

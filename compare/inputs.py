@@ -9,7 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from fls.compare.vocabulary import STOP_RULES
+from fls.compare.vocabulary import (
+    ALPHA_KEY,
+    D_KEY,
+    DATA_MODEL_KEY,
+    EPS_KEY,
+    INIT_KEY,
+    STOP_RULE_KEY,
+    STOP_RULES,
+    WIDTH_KEY,
+)
 from fls.simulate.data import Dataset, make_data
 from fls.simulate.initialization import init_params
 from fls.simulate.stopping import ZERO_TRAIN_ERROR, PositiveClassLoss, StopRule, TargetRisk, TrainAccuracy
@@ -21,8 +30,8 @@ ACCURACY_LEVEL = 0.99
 
 def stop_rule(rule: str, eps: float) -> StopRule:
     """The engine's stop rule for a config's ``stop.rule`` and ``stop.eps`` (docs/design.md section 2)."""
-    rule = check_choice("stop.rule", rule, STOP_RULES)
-    eps = check_positive("stop.eps", eps)
+    rule = check_choice(STOP_RULE_KEY, rule, STOP_RULES)
+    eps = check_positive(EPS_KEY, eps)
     if rule == "risk":
         return TargetRisk(eps)
     if rule == "positive_risk":
@@ -34,20 +43,20 @@ def stop_rule(rule: str, eps: float) -> StopRule:
 
 def data_params(run: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of :func:`simulate.data.make_data` for a run (every ``data.*`` key but the model)."""
-    return {key[5:]: value for key, value in run.items() if key.startswith("data.") and key != "data.model"}
+    return {key[5:]: value for key, value in run.items() if key.startswith("data.") and key != DATA_MODEL_KEY}
 
 
 def dataset_for(run: Mapping[str, Any]) -> Dataset:
     """The run's data set: model ``data.model`` with its parameters, drawn from the run's seed."""
-    return make_data(run["data.model"], seed=int(run["seed"]), **data_params(run))
+    return make_data(run[DATA_MODEL_KEY], seed=int(run["seed"]), **data_params(run))
 
 
 def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The run's initialization (W0, v0) (:func:`simulate.initialization.init_params`)."""
     return init_params(
-        int(run["model.width"]),
-        int(run["data.d"]),
-        alpha=float(run["model.alpha"]),
-        scheme=run["model.init"],
+        int(run[WIDTH_KEY]),
+        int(run[D_KEY]),
+        alpha=float(run[ALPHA_KEY]),
+        scheme=run[INIT_KEY],
         seed=int(run["seed"]),
     )

@@ -37,6 +37,18 @@ from fls.compare import metrics
 from fls.compare.inputs import stop_rule
 from fls.compare.regimes import ALIGNED_PSI
 from fls.compare.staged import train_staged
+from fls.compare.vocabulary import (
+    ALPHA_KEY,
+    C_KEY,
+    EPS_KEY,
+    ETA_KEY,
+    LOSS_KEY,
+    MAX_STEPS_KEY,
+    STEP_POLICY_KEY,
+    STOP_RULE_KEY,
+    T_MAX_KEY,
+    WIDTH_KEY,
+)
 from fls.simulate.data import Dataset
 from fls.simulate.result import RunResult
 from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
@@ -189,10 +201,10 @@ def reduced_model_error(
     run: Mapping[str, Any],
 ) -> np.ndarray:
     """Test error of each data set's reduced model (module docstring), the initializations carried by the
-    directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run["model.alpha"] and then trained
+    directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run[ALPHA_KEY] and then trained
     as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
     reduced model does not reach its target."""
-    alpha, width, c = float(run["model.alpha"]), int(run["model.width"]), float(run["model.c"])
+    alpha, width, c = float(run[ALPHA_KEY]), int(run[WIDTH_KEY]), float(run[C_KEY])
     errors = np.full(len(datasets), np.nan)
     starts, usable = [], []
     for i, (dataset, (W0, v0)) in enumerate(zip(datasets, initializations, strict=True)):
@@ -213,12 +225,12 @@ def reduced_model_error(
         np.stack([datasets[i].X for i in usable]),
         np.stack([datasets[i].y for i in usable]),
         c=np.full(len(usable), c),
-        eta=float(run["train.eta"]),
-        policy=run["train.step_policy"],
-        rule=stop_rule(run["stop.rule"], float(run["stop.eps"])),
-        loss=run["model.loss"],
-        max_steps=int(run["train.max_steps"]),
-        t_max=float(run["train.t_max"]),
+        eta=float(run[ETA_KEY]),
+        policy=run[STEP_POLICY_KEY],
+        rule=stop_rule(run[STOP_RULE_KEY], float(run[EPS_KEY])),
+        loss=run[LOSS_KEY],
+        max_steps=int(run[MAX_STEPS_KEY]),
+        t_max=float(run[T_MAX_KEY]),
         batch_size=None,
         seeds=[0] * len(usable),
     )

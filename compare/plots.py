@@ -15,6 +15,8 @@ from typing import Any
 
 import matplotlib
 
+from fls.compare.vocabulary import ALPHA_KEY, C_KEY, INIT_KEY, WIDTH_KEY
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
@@ -118,10 +120,10 @@ def error_vs_fls(
     """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
     runs = restrict(network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
-    for init in dict.fromkeys(runs["model.init"]):
+    for init in dict.fromkeys(runs[INIT_KEY]):
         _band(
             ax,
-            runs[runs["model.init"] == init],
+            runs[runs[INIT_KEY] == init],
             "test_error",
             colour=INIT_COLOURS.get(init, "C3"),
             label=init,
@@ -156,10 +158,10 @@ def metric_panels(
     runs = restrict(network_runs(table), chosen)
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
-        for init in dict.fromkeys(runs["model.init"]):
+        for init in dict.fromkeys(runs[INIT_KEY]):
             _band(
                 ax,
-                runs[runs["model.init"] == init],
+                runs[runs[INIT_KEY] == init],
                 column,
                 colour=INIT_COLOURS.get(init, "C3"),
                 label=init,
@@ -185,10 +187,10 @@ def limits_figure(
 ) -> list[Path]:
     """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
     runs = restrict(network_runs(table), chosen)
-    inits = list(dict.fromkeys(runs["model.init"]))
+    inits = list(dict.fromkeys(runs[INIT_KEY]))
     figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
-        cell = runs[runs["model.init"] == init]
+        cell = runs[runs[INIT_KEY] == init]
         _band(
             ax,
             cell,
@@ -272,14 +274,14 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
     y_key = phase.get("y")
     runs = network_runs(table)
     runs = runs[runs["status"] == "target_reached"]
-    inits = list(dict.fromkeys(runs["model.init"])) or ["(none)"]
+    inits = list(dict.fromkeys(runs[INIT_KEY])) or ["(none)"]
     figure, axes = plt.subplots(1, len(inits), figsize=(5.6 * len(inits), 4.4), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
-        cell = runs[runs["model.init"] == init]
+        cell = runs[runs[INIT_KEY] == init]
         if cell.empty:
             ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
             continue
-        x_column = "fls" if x_key == "fls" else "model.alpha"
+        x_column = "fls" if x_key == "fls" else ALPHA_KEY
         rows = sorted(cell[y_key].unique()) if y_key else [None]
         xs = np.sort(cell[x_column].unique())
         image = np.full((len(rows), len(xs)), np.nan)
@@ -289,7 +291,7 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             means = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
             image[i] = means
             star = claims.optimal_alpha(seed_grid(sub, "test_error"))
-            optima.append(1 / (float(sub["model.c"].iloc[0]) * star**2) if x_key == "fls" else star)
+            optima.append(1 / (float(sub[C_KEY].iloc[0]) * star**2) if x_key == "fls" else star)
         y_positions = np.arange(len(rows), dtype=float)
         mesh = ax.pcolormesh(
             _edges(xs, log=True),
@@ -305,8 +307,8 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]
             run = sub.iloc[0].to_dict()
-            bounds = boundaries(dataset_for(run), width=int(run["model.width"]))
-            c = float(run["model.c"])
+            bounds = boundaries(dataset_for(run), width=int(run[WIDTH_KEY]))
+            c = float(run[C_KEY])
             for name, style in (("alignment", "-"), ("f0", "--")):
                 if name == "f0" and init in ("antisymmetric",):
                     continue
@@ -349,7 +351,7 @@ def alignment_over_time(
     """Psi(t) and cos(w_hat+, s)(t) of the runs in ``arrays`` (run_id -> the run's trajectories), coloured by
     alpha, with the tanh law psi(t) = tanh(lambda+ t + artanh Psi(0)) of the smallest alpha's data set."""
     rows = table.set_index("run_id").loc[list(arrays)]
-    alphas = rows["model.alpha"].to_numpy(dtype=float)
+    alphas = rows[ALPHA_KEY].to_numpy(dtype=float)
     colours = plt.cm.viridis(np.linspace(0, 1, max(len(alphas), 2)))
     figure, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     order = np.argsort(alphas)

@@ -24,6 +24,7 @@ import pandas as pd
 from fls.compare.quality_metrics import QUALITY_MEASURES, STRENGTH_MEASURES, quality_gains
 from fls.compare.statistics import LEVEL, interval, resample_indices, spearman_rows
 from fls.compare.verdict import Claim, ClaimContext, ClaimResult
+from fls.compare.vocabulary import N_KEY
 
 #: The claim's rule (module docstring and docs/quality.md).
 TRACKING_RHO = 0.5
@@ -90,8 +91,8 @@ def tracking_state(interval: tuple[float, float], by_size: Sequence[tuple[float,
 def correlations(runs: pd.DataFrame, quality: str, context: ClaimContext) -> list[Correlation]:
     """Spearman's rho of every strength measure with ``quality`` over ``runs`` (finite values), with intervals
     from :data:`compare.statistics.N_BOOT` resamples of the runs within each data size (seeded by context.seed)."""
-    sizes = sorted(int(n) for n in runs["data.n"].unique())
-    strata = [np.flatnonzero(runs["data.n"].to_numpy() == n) for n in sizes]
+    sizes = sorted(int(n) for n in runs[N_KEY].unique())
+    strata = [np.flatnonzero(runs[N_KEY].to_numpy() == n) for n in sizes]
     draws = [
         rows[resample_indices(len(rows), n_boot=context.n_boot, seed=context.seed + j)]
         for j, rows in enumerate(strata)
@@ -135,7 +136,7 @@ def strength_quality_claim(
     title = "feature-learning strength does not track feature quality"
     statistic = f"Spearman rho(strength, {quality}), the measure with the largest |rho|"
     runs = finished_runs(table, quality)
-    sizes = runs["data.n"].nunique() if len(runs) else 0
+    sizes = runs[N_KEY].nunique() if len(runs) else 0
     if len(runs) < MIN_RUNS or sizes < MIN_SIZES:
         return ClaimResult(
             "q",
@@ -163,7 +164,7 @@ def strength_quality_claim(
         "rule": RULE,
         "quality": quality,
         "runs": len(runs),
-        "data sizes": sorted(int(n) for n in runs["data.n"].unique()),
+        "data sizes": sorted(int(n) for n in runs[N_KEY].unique()),
     }
     evidence.update({f"rho({c.measure})": c.describe() for c in found})
     if quality != "gain_network":

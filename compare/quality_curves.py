@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fls.compare.quality_claims import with_gains
+from fls.compare.vocabulary import ALPHA_KEY, N_KEY
 
 #: Test errors in a learning curve, with their labels.
 CURVE_ERRORS = {
@@ -33,10 +34,10 @@ def learning_curves(table: pd.DataFrame) -> pd.DataFrame:
     runs = with_gains(table[table["status"] == "target_reached"])
     columns = [c for c in (*CURVE_ERRORS, "weight_change", "kernel_change", "gain_tangent") if c in runs]
     if runs.empty:
-        return pd.DataFrame(columns=["data.n", "model.alpha", *columns, "runs", "fls", "ratio"])
-    curves = runs.groupby(["data.n", "model.alpha"])[columns].mean()
-    curves["runs"] = runs.groupby(["data.n", "model.alpha"]).size()
-    curves["fls"] = runs.groupby(["data.n", "model.alpha"])["fls"].first()
+        return pd.DataFrame(columns=[N_KEY, ALPHA_KEY, *columns, "runs", "fls", "ratio"])
+    curves = runs.groupby([N_KEY, ALPHA_KEY])[columns].mean()
+    curves["runs"] = runs.groupby([N_KEY, ALPHA_KEY]).size()
+    curves["fls"] = runs.groupby([N_KEY, ALPHA_KEY])["fls"].first()
     curves["ratio"] = curves[[c for c in INIT_ERRORS if c in curves]].min(axis=1) / curves["err_network"]
     return curves.reset_index()
 
@@ -44,4 +45,4 @@ def learning_curves(table: pd.DataFrame) -> pd.DataFrame:
 def headline_ratio(curves: pd.DataFrame) -> pd.DataFrame:
     """Per n, the network at the largest FLS against the best kernel at init (:func:`learning_curves`)."""
     rich = curves[curves["fls"] == curves["fls"].max()]
-    return rich[["data.n", "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]]
+    return rich[[N_KEY, "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]]

@@ -13,6 +13,7 @@ import pandas as pd
 from fls.compare.plots import plt, save
 from fls.compare.quality_claims import Correlation
 from fls.compare.quality_curves import CURVE_ERRORS
+from fls.compare.vocabulary import N_KEY
 
 
 def strength_quality_figure(
@@ -20,10 +21,10 @@ def strength_quality_figure(
 ) -> list[Path]:
     """Every strength measure against the quality, one panel each, colour = data size, size = FLS."""
     figure, axes = plt.subplots(1, len(found), figsize=(4.0 * len(found), 3.6), sharey=True)
-    sizes = sorted(runs["data.n"].unique())
+    sizes = sorted(runs[N_KEY].unique())
     for ax, correlation in zip(np.atleast_1d(axes), found, strict=True):
         for i, n in enumerate(sizes):
-            cell = runs[runs["data.n"] == n]
+            cell = runs[runs[N_KEY] == n]
             ax.scatter(
                 cell[correlation.measure],
                 cell[quality],
@@ -56,12 +57,10 @@ def learning_curve_figure(curves: Mapping[str, pd.DataFrame], out_path: str | Pa
             at = table[table["fls"] == rich]
             style = "-" if column in ("err_network", "err_tangent_after", "err_conjugate_after") else "--"
             suffix = f" (FLS {rich:.3g})" if style == "-" else ""
-            ax.plot(
-                at["data.n"], at[column], style, marker="o", ms=3, color=f"C{colour}", label=label + suffix
-            )
+            ax.plot(at[N_KEY], at[column], style, marker="o", ms=3, color=f"C{colour}", label=label + suffix)
         at = table[table["fls"] == lazy]
         ax.plot(
-            at["data.n"],
+            at[N_KEY],
             at["err_network"],
             ":",
             marker="s",

@@ -38,6 +38,18 @@ from scipy.linalg import eigh
 from fls.compare.inputs import dataset_for, stop_rule
 from fls.compare.quality_metrics import prediction_error, strength_measures
 from fls.compare.runner import RunOutput
+from fls.compare.vocabulary import (
+    ALPHA_KEY,
+    C_KEY,
+    ENGINE_KEY,
+    EPS_KEY,
+    ETA_KEY,
+    INIT_KEY,
+    LOSS_KEY,
+    MAX_STEPS_KEY,
+    STOP_RULE_KEY,
+    WIDTH_KEY,
+)
 from fls.simulate.initialization import init_params
 from fls.simulate.kernel import KERNELS, kernel_logistic_regression, kernel_matrices, kernel_regression
 from fls.simulate.result import RunResult
@@ -62,12 +74,12 @@ QUALITY_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
 CONTROLS: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
     "staircase-classification": {
         "data": {"task": "classification"},
-        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2},
+        "grid": {ALPHA_KEY: [0.05, 2.0], "seeds": 2},
         "sweep": {"name": "quality-classification"},
     },
     "parity": {
         "data": {"model": "parity", "task": None},
-        "grid": {"model.alpha": [0.05, 2.0], "seeds": 2},
+        "grid": {ALPHA_KEY: [0.05, 2.0], "seeds": 2},
         "sweep": {"name": "quality-parity"},
     },
 }
@@ -244,17 +256,17 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     start = time.perf_counter()
     runs = [dict(run) for run in runs]
     first = runs[0]
-    loss, eps = first["model.loss"], float(first["stop.eps"])
+    loss, eps = first[LOSS_KEY], float(first[EPS_KEY])
     datasets: dict[int, _Data] = {}
     init_rows: dict[int, dict[str, float]] = {}
     W0s, v0s, K0s, etas = [], [], [], []
     for run in runs:
-        seed, alpha, c = int(run["seed"]), float(run["model.alpha"]), float(run["model.c"])
+        seed, alpha, c = int(run["seed"]), float(run[ALPHA_KEY]), float(run[C_KEY])
         if seed not in datasets:
             datasets[seed] = _data(run)
         data = datasets[seed]
         W0, v0 = init_params(
-            int(run["model.width"]), data.X.shape[1], alpha=alpha, scheme=run["model.init"], seed=seed
+            int(run[WIDTH_KEY]), data.X.shape[1], alpha=alpha, scheme=run[INIT_KEY], seed=seed
         )
         if seed not in init_rows:
             init_rows[seed] = _init_fits(W0, v0, c, alpha, data, loss, eps)
@@ -262,9 +274,9 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         W0s.append(W0)
         v0s.append(v0)
         K0s.append(K0)
-        etas.append(_step_size(K0, float(run["train.eta"])))
+        etas.append(_step_size(K0, float(run[ETA_KEY])))
     members = [datasets[int(run["seed"])] for run in runs]
-    c = np.array([float(run["model.c"]) for run in runs])
+    c = np.array([float(run[C_KEY]) for run in runs])
     train_start = time.perf_counter()
     records = train_members(
         np.stack(W0s),
@@ -274,8 +286,8 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         c=c,
         etas=np.array(etas),
         loss=loss,
-        rule=stop_rule(first["stop.rule"], eps),
-        max_steps=int(first["train.max_steps"]),
+        rule=stop_rule(first[STOP_RULE_KEY], eps),
+        max_steps=int(first[MAX_STEPS_KEY]),
     )
     train_seconds = time.perf_counter() - train_start
     outputs = []
@@ -283,7 +295,7 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         row: dict[str, Any] = {
             "status": record.status,
             "message": record.message,
-            "engine": run["train.engine"],
+            "engine": run[ENGINE_KEY],
             "task": data.task,
             "steps": record.steps,
             "eta": etas[e],

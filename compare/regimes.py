@@ -26,6 +26,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from fls.compare.vocabulary import INIT_KEY, N_KEY, WIDTH_KEY
+
 #: The three regimes, from strong to weak feature learning.
 REGIMES = ("over-alignment", "balanced", "over-fitting")
 
@@ -64,8 +66,8 @@ def label_regimes(
     out["regime"] = [measured_regime(row) for row in out.to_dict("records")]
     if bounds is not None:
         out["predicted_regime"] = [
-            predicted_regime(row["fls"], row["model.init"], bounds[(row["data.n"], row["model.width"])])
-            if (row["data.n"], row["model.width"]) in bounds
+            predicted_regime(row["fls"], row[INIT_KEY], bounds[(row[N_KEY], row[WIDTH_KEY])])
+            if (row[N_KEY], row[WIDTH_KEY]) in bounds
             else None
             for row in out.to_dict("records")
         ]

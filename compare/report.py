@@ -23,6 +23,7 @@ from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
 from fls.compare.toml_text import dump_config
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
+from fls.compare.vocabulary import ALPHA_KEY, INIT_KEY
 
 #: Where the figures go, relative to the report.
 FIGURES = "figures"
@@ -65,9 +66,9 @@ def _trajectory_runs(table: pd.DataFrame) -> list[str]:
         return []
     cell, _ = base_cell(runs, init)
     cell = cell[(cell["status"] == "target_reached") & (cell["seed"] == cell["seed"].min())]
-    alphas = np.sort(cell["model.alpha"].unique())
+    alphas = np.sort(cell[ALPHA_KEY].unique())
     picks = alphas[np.unique(np.linspace(0, len(alphas) - 1, min(TRAJECTORY_RUNS, len(alphas))).astype(int))]
-    return cell[cell["model.alpha"].isin(picks)]["run_id"].tolist()
+    return cell[cell[ALPHA_KEY].isin(picks)]["run_id"].tolist()
 
 
 def _regime_section(table: pd.DataFrame) -> list[str]:
@@ -80,7 +81,7 @@ def _regime_section(table: pd.DataFrame) -> list[str]:
     )
     lines = [f"Measured regime by init and FLS decade ({rule}); counts of runs:", ""]
     decade = np.floor(np.log10(runs["fls"].astype(float))).astype(int)
-    counts = pd.crosstab([runs["model.init"], decade.rename("log10 FLS")], runs["regime"])
+    counts = pd.crosstab([runs[INIT_KEY], decade.rename("log10 FLS")], runs["regime"])
     lines += ["```", counts.to_string(), "```"]
     if "predicted_regime" in runs:
         both = runs.dropna(subset=["regime", "predicted_regime"])

@@ -25,7 +25,21 @@ from fls.compare import metrics
 from fls.compare.inputs import dataset_for, initial_parameters, stop_rule
 from fls.compare.limits import lazy_limit, lazy_test_error
 from fls.compare.staged import train_staged
-from fls.compare.vocabulary import group_key
+from fls.compare.vocabulary import (
+    ALPHA_KEY,
+    BATCH_SIZE_KEY,
+    C_KEY,
+    ENGINE_KEY,
+    EPS_KEY,
+    ETA_KEY,
+    LOSS_KEY,
+    MAX_STEPS_KEY,
+    RTOL_KEY,
+    STEP_POLICY_KEY,
+    STOP_RULE_KEY,
+    T_MAX_KEY,
+    group_key,
+)
 from fls.simulate.data import Dataset
 from fls.simulate.flow import integrate_flow
 from fls.simulate.result import RunResult
@@ -93,7 +107,7 @@ def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
         except (ParameterError, KeyError, TypeError, ValueError) as exc:
             outputs[index] = _failed(run, f"invalid run: {exc}")
     if prepared:
-        engine = group[0]["train.engine"]
+        engine = group[0][ENGINE_KEY]
         trainer = _ENGINES.get(engine)
         if trainer is None:
             raise ParameterError(
@@ -110,7 +124,7 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
     datasets = [p[1] for p in prepared]
     W0 = np.stack([p[2] for p in prepared])
     v0 = np.stack([p[3] for p in prepared])
-    c = np.array([float(run["model.c"]) for run in runs])
+    c = np.array([float(run[C_KEY]) for run in runs])
     references = [metrics.AlignmentReference.of(ds) for ds in datasets]
     results, observations = train_staged(
         W0,
@@ -118,13 +132,13 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
         np.stack([ds.X for ds in datasets]),
         np.stack([ds.y for ds in datasets]),
         c=c,
-        eta=float(first["train.eta"]),
-        policy=first["train.step_policy"],
-        rule=stop_rule(first["stop.rule"], float(first["stop.eps"])),
-        loss=first["model.loss"],
-        max_steps=int(first["train.max_steps"]),
-        t_max=float(first["train.t_max"]),
-        batch_size=int(first["train.batch_size"]) if first["train.engine"] == "sgd" else None,
+        eta=float(first[ETA_KEY]),
+        policy=first[STEP_POLICY_KEY],
+        rule=stop_rule(first[STOP_RULE_KEY], float(first[EPS_KEY])),
+        loss=first[LOSS_KEY],
+        max_steps=int(first[MAX_STEPS_KEY]),
+        t_max=float(first[T_MAX_KEY]),
+        batch_size=int(first[BATCH_SIZE_KEY]) if first[ENGINE_KEY] == "sgd" else None,
         seeds=[int(run["seed"]) for run in runs],
         observe=lambda e, W, v: metrics.alignment_observables(W, v, references[e]),
     )
@@ -145,11 +159,11 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
                 dataset,
                 W0,
                 v0,
-                alpha=float(run["model.alpha"]),
-                c=float(run["model.c"]),
-                eps=float(run["stop.eps"]),
-                t_max=float(run["train.t_max"]),
-                loss=run["model.loss"],
+                alpha=float(run[ALPHA_KEY]),
+                c=float(run[C_KEY]),
+                eps=float(run[EPS_KEY]),
+                t_max=float(run[T_MAX_KEY]),
+                loss=run[LOSS_KEY],
             )
             error, se = lazy_test_error(lazy, dataset)
             row = {
@@ -179,12 +193,12 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
                 v0,
                 dataset.X,
                 dataset.y,
-                c=float(run["model.c"]),
-                loss=run["model.loss"],
-                stop_rule=stop_rule(run["stop.rule"], float(run["stop.eps"])),
-                t_max=float(run["train.t_max"]),
-                rtol=float(run["train.rtol"]),
-                atol=float(run["train.rtol"]) * 1e-3,
+                c=float(run[C_KEY]),
+                loss=run[LOSS_KEY],
+                stop_rule=stop_rule(run[STOP_RULE_KEY], float(run[EPS_KEY])),
+                t_max=float(run[T_MAX_KEY]),
+                rtol=float(run[RTOL_KEY]),
+                atol=float(run[RTOL_KEY]) * 1e-3,
             )
         except Exception as exc:  # noqa: BLE001
             out.append((index, _failed(run, f"flow engine: {type(exc).__name__}: {exc}")))
@@ -231,10 +245,10 @@ def _measured(
                     W0,
                     v0,
                     dataset,
-                    c=float(run["model.c"]),
+                    c=float(run[C_KEY]),
                     t=result.t,
                     risk=result.risk,
-                    eps=float(run["stop.eps"]),
+                    eps=float(run[EPS_KEY]),
                 )
             )
         except Exception as exc:  # noqa: BLE001 - a metric that cannot be computed fails the run, with its reason

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fls.compare.vocabulary import ENSEMBLE_KEYS, NETWORK_ENGINES
+from fls.compare.vocabulary import ALPHA_KEY, ENGINE_KEY, ENSEMBLE_KEYS, INIT_KEY, NETWORK_ENGINES
 
 #: Fewest seeds and grid points a claim decides on, and the largest share of runs without a result it accepts.
 MIN_SEEDS, MIN_POINTS, MAX_MISSING = 4, 3, 0.25
@@ -24,27 +24,27 @@ MIN_SEEDS, MIN_POINTS, MAX_MISSING = 4, 3, 0.25
 
 def network_runs(table: pd.DataFrame) -> pd.DataFrame:
     """The runs of the network engines (all statuses)."""
-    if "train.engine" not in table:
+    if ENGINE_KEY not in table:
         return table
-    return table[table["train.engine"].isin(NETWORK_ENGINES)]
+    return table[table[ENGINE_KEY].isin(NETWORK_ENGINES)]
 
 
 def headline_init(table: pd.DataFrame) -> str | None:
     """``random_sign`` when the table has it, else its first init (None for an empty table)."""
-    inits = list(dict.fromkeys(table["model.init"])) if "model.init" in table and len(table) else []
+    inits = list(dict.fromkeys(table[INIT_KEY])) if INIT_KEY in table and len(table) else []
     return "random_sign" if "random_sign" in inits else (inits[0] if inits else None)
 
 
 def second_axes(table: pd.DataFrame) -> list[str]:
     """Run keys (dotted) other than the init and the member keys that take more than one value in the table."""
-    keys = [k for k in table.columns if "." in k and k not in ENSEMBLE_KEYS and k != "model.init"]
+    keys = [k for k in table.columns if "." in k and k not in ENSEMBLE_KEYS and k != INIT_KEY]
     return [k for k in keys if table[k].nunique(dropna=False) > 1]
 
 
 def base_cell(table: pd.DataFrame, init: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The runs of ``init`` at the middle value of every second axis (the lower middle for an even count), and
     the values chosen."""
-    rows = table[table["model.init"] == init]
+    rows = table[table[INIT_KEY] == init]
     chosen = {}
     for key in second_axes(rows):
         values = sorted(rows[key].unique())
@@ -82,7 +82,7 @@ def seed_grid(cell: pd.DataFrame, column: str) -> SeedGrid:
         {
             "seed": cell["seed"],
             "fls": cell["fls"].astype(float),
-            "alpha": cell["model.alpha"].astype(float),
+            "alpha": cell[ALPHA_KEY].astype(float),
             "value": values.astype(float),
         }
     )

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from fls.compare.vocabulary import STEP_POLICIES
+from fls.compare.vocabulary import ETA_KEY, STEP_POLICIES, STEP_POLICY_KEY
 from fls.simulate.flow.coords import sample_slope
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule
@@ -81,8 +81,8 @@ def sharpness_bound(W: Any, v: Any, X: Any, y: Any, c: float, *, loss: str = "lo
 def step_sizes(policy: str, eta: float, W: Any, v: Any, X: Any, y: Any, c: Any, *, loss: str) -> np.ndarray:
     """Per-member step sizes of a stage under ``policy`` for an ensemble W (E, m, d), v (E, m), X (E, n, d),
     y (E, n), c (E,) (module docstring); a zero or non-finite bound (no active unit) falls back to ``eta``."""
-    policy = check_choice("train.step_policy", policy, STEP_POLICIES)
-    eta = check_positive("train.eta", eta)
+    policy = check_choice(STEP_POLICY_KEY, policy, STEP_POLICIES)
+    eta = check_positive(ETA_KEY, eta)
     size = np.shape(W)[0]
     if policy == "constant":
         return np.full(size, eta)

@@ -10,6 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: The dotted keys of a run (a flat dict, docs/config.md) that the runners, limits, claims and figures read.
+DATA_MODEL_KEY, N_KEY, D_KEY = "data.model", "data.n", "data.d"
+WIDTH_KEY, C_KEY, INIT_KEY, LOSS_KEY, ALPHA_KEY = (
+    "model.width",
+    "model.c",
+    "model.init",
+    "model.loss",
+    "model.alpha",
+)
+ENGINE_KEY, ETA_KEY, STEP_POLICY_KEY = "train.engine", "train.eta", "train.step_policy"
+MAX_STEPS_KEY, T_MAX_KEY, BATCH_SIZE_KEY, RTOL_KEY = (
+    "train.max_steps",
+    "train.t_max",
+    "train.batch_size",
+    "train.rtol",
+)
+STOP_RULE_KEY, EPS_KEY = "stop.rule", "stop.eps"
+
 #: Grid keys that are not a table key: FLS values (alpha derived from them) and the seeds.
 FLS_KEY, SEEDS_KEY = "fls", "seeds"
 
@@ -30,7 +48,7 @@ NETWORK_ENGINES = ("gd", "sgd", "flow")
 STEP_POLICIES = ("sharpness", "constant")
 
 #: Keys that may differ within one batch: the runner trains a batch as an ensemble over them.
-ENSEMBLE_KEYS = ("model.alpha", "model.c", "seed", FLS_KEY, "run_id")
+ENSEMBLE_KEYS = (ALPHA_KEY, C_KEY, "seed", FLS_KEY, "run_id")
 
 #: Environment variables that set the thread count of OpenMP, OpenBLAS and MKL in a process (one per worker).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
