@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fls import __version__
 from fls.compare import regimes, registry
 from fls.compare.inputs import dataset_for, initial_parameters
 from fls.compare.limits import (
@@ -153,14 +154,21 @@ def claim_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _record(store: RunStore, settings: Mapping[str, Any], context: ClaimContext) -> dict[str, Any]:
-    return {"fingerprint": store.fingerprint(), "settings": dict(settings), "context": asdict(context)}
+    """What an analysis was made from: the store's batches, the settings, the context and the package version."""
+    return {
+        "fingerprint": store.fingerprint(),
+        "settings": dict(settings),
+        "context": asdict(context),
+        "version": __version__,
+    }
 
 
 def stored_analysis(
     store: RunStore, *, families: Sequence[str] | None = None, context: ClaimContext = DEFAULT_CONTEXT
 ) -> Analysis | None:
     """The analysis stored in ``store`` when it was made from the store's current batches with the same settings
-    (config ``[claims]``, ``families`` when given, and ``context``), else None."""
+    (config ``[claims]``, ``families`` when given, and ``context``) by the same version of fls, else None (a
+    claims module changed since is not noticed: ``fls report --recompute``)."""
     stored = store.analysis()
     if stored is None:
         return None

@@ -4,7 +4,7 @@
     fls verify [--out DIR] [--config FILE] [--workers N] [--scheduler ADDR] [--family NAME]
     fls sweep CONFIG [--store DIR] [--workers N] [--scheduler ADDR] [--retry-failed] [--no-progress]
     fls phase CONFIG [--store DIR] [--out DIR] [--workers N] [--scheduler ADDR]
-    fls report STORE [--out DIR]
+    fls report STORE [--out DIR] [--recompute]
     fls run CONFIG [--seed S] [--set KEY=VALUE ...]
 
 The group starts at once: it knows each command by name and one-line summary (:data:`SUMMARIES`) and imports

@@ -170,9 +170,12 @@ def phase(
     default=None,
     help="Directory for report.md and its figures [default: the store's parent].",
 )
-def report(store: Path, out: Path | None) -> None:
+@click.option(
+    "--recompute", is_flag=True, help="Analyse the runs again even if a current analysis is stored."
+)
+def report(store: Path, out: Path | None, recompute: bool) -> None:
     """Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its figures."""
-    click.echo(write_report(store, store.parent if out is None else out))
+    click.echo(write_report(store, store.parent if out is None else out, recompute=recompute))
 
 
 def _assignment(text: str) -> tuple[str, Any]:

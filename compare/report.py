@@ -110,16 +110,17 @@ def build_report(
     families: Sequence[str] | None = None,
     timings: Mapping[str, float] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
+    recompute: bool = False,
 ) -> Report:
     """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis when
-    it is current (:func:`compare.analyse.stored_analysis`), else after analysing the store (claims of
-    ``families``, default the config's ``claims.families``)."""
+    it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after analysing the
+    store (claims of ``families``, default the config's ``claims.families``)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     store = open_store(store_dir)
     config = store.config()
-    analysis = stored_analysis(store, families=families, context=context)
+    analysis = None if recompute else stored_analysis(store, families=families, context=context)
     if analysis is None:
         analysis = analyse(store, families=families, context=context)
     spent = {**dict(timings or {}), **analysis.timings}
@@ -201,6 +202,7 @@ def build_report(
     return Report(path, results, table, spent)
 
 
-def write_report(store_dir: str | Path, out_dir: str | Path) -> Path:
-    """Claims and figures from an existing store; returns the path of ``out_dir/report.md``."""
-    return build_report(store_dir, out_dir).path
+def write_report(store_dir: str | Path, out_dir: str | Path, *, recompute: bool = False) -> Path:
+    """Claims and figures from an existing store (its stored analysis unless ``recompute``); returns the path of
+    ``out_dir/report.md``."""
+    return build_report(store_dir, out_dir, recompute=recompute).path

@@ -73,6 +73,8 @@ def test_fls_report_renders_the_stored_analysis_again_without_recomputing(
     assert [re.sub(r"\]\(.*?\)", "]", line) for line in claims(again)] == [
         re.sub(r"\]\(.*?\)", "]", line) for line in claims(first)
     ]
+    with pytest.raises(AssertionError, match="stored analysis"):
+        report.write_report(root / "store", tmp_path, recompute=True)
 
 
 def test_a_family_from_an_entry_point_registers(example_store, monkeypatch):
