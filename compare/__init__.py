@@ -1,5 +1,5 @@
-"""compare: sweeps of runs over a grid, a resumable run store, metrics, regimes, claims, plots and the `fls` CLI
-(docs/design.md section 5).
+"""compare: sweeps of runs over a grid, a resumable run store, metrics, regimes, claims, plots and the `fls`
+CLI (docs/design.md section 5).
 
 The entry points of the sweep machinery: ``load_config`` (check a TOML config and resolve its defaults),
 ``run_sweep`` (run it on a local process pool or on Dask, into a store) and ``open_store`` (read a store's run

@@ -1,13 +1,14 @@
 """The analyse stage of the pipeline: read a sweep's run table, add the theory's predictions and the regimes,
-check the claims, and store all of it beside the run table (docs/design.md section 5, layer 6).
+check the claims, and store all of it beside the run table (docs/design.md section 5, "The layers").
 
     sweep (compare.sweep)  ->  analyse (this module)  ->  render (compare.report, compare.claim_figures)
 
-Each stage reads the last one's stored output: :func:`analyse` writes ``<store>/analysis/`` (the analysed table
-and the claims' verdict records, :meth:`compare.store.RunStore.write_analysis`), and :func:`stored_analysis`
-returns it while the store's batches and the analysis settings are unchanged, so a report renders again without
-recomputing anything. The settings come from the config's ``[claims]`` table (docs/config.md): the families to
-check, the modules that add families (docs/claims.md), and each claim's thresholds.
+Each stage reads the last one's stored output: :func:`analyse` writes ``<store>/analysis/`` (the analysed
+table and the claims' verdict records, :meth:`compare.store.RunStore.write_analysis`), and
+:func:`stored_analysis` returns it while the store's batches and the analysis settings are unchanged, so a
+report renders again without recomputing anything. The settings come from the config's ``[claims]`` table
+(docs/config.md): the families to check, the modules that add families (docs/claims.md), and each claim's
+thresholds.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     """The run table with the predictions of this module for the runs of the network engines.
 
     For every run: lambda+ and the predicted escape time. For the runs of the selected cells (a cell: the runs
-    that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every second
-    axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the reduced
-    model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every alpha of the
-    seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN elsewhere: at
-    small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network does).
+    that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every
+    second axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the
+    reduced model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every
+    alpha of the seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN
+    elsewhere: at small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network
+    does).
     """
     out = table.copy()
     runs = network_runs(out)
@@ -154,7 +156,8 @@ def claim_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _record(store: RunStore, settings: Mapping[str, Any], context: ClaimContext) -> dict[str, Any]:
-    """What an analysis was made from: the store's batches, the settings, the context and the package version."""
+    """What an analysis was made from: the store's batches, the settings, the context and the package
+    version."""
     return {
         "fingerprint": store.fingerprint(),
         "settings": dict(settings),
@@ -166,9 +169,9 @@ def _record(store: RunStore, settings: Mapping[str, Any], context: ClaimContext)
 def stored_analysis(
     store: RunStore, *, families: Sequence[str] | None = None, context: ClaimContext = DEFAULT_CONTEXT
 ) -> Analysis | None:
-    """The analysis stored in ``store`` when it was made from the store's current batches with the same settings
-    (config ``[claims]``, ``families`` when given, and ``context``) by the same version of fls, else None (a
-    claims module changed since is not noticed: ``fls report --recompute``)."""
+    """The analysis stored in ``store`` when it was made from the store's current batches with the same
+    settings (config ``[claims]``, ``families`` when given, and ``context``) by the same version of fls, else
+    None (a claims module changed since is not noticed: ``fls report --recompute``)."""
     stored = store.analysis()
     if stored is None:
         return None
@@ -186,7 +189,8 @@ def analyse(
     store: RunStore, *, families: Sequence[str] | None = None, context: ClaimContext = DEFAULT_CONTEXT
 ) -> Analysis:
     """Predictions, regimes and the claims of ``families`` (default: the config's ``claims.families``) for the
-        runs of ``store``; stored beside the run table and returned as stored (the results as read back from their
+        runs of ``store``; stored beside the run table and returned as stored (the results as read back from
+        their
     JSON record, so a report made now and one re-rendered later print the same)."""
     settings = claim_settings(store.config())
     if families is not None:

@@ -1,6 +1,7 @@
-"""Draw any claim's result: the figure of each built-in claim from the data its result carries, and a plain curve
-for a user's claim whose result holds ``data = {"x": [...], "y": [...]}`` (docs/design.md section 5, layer 7;
-docs/claims.md). Claims decide and never draw; the render stage calls :func:`draw_claim` for every result.
+"""Draw any claim's result: the figure of each built-in claim from the data its result carries, and a plain
+curve for a user's claim whose result holds ``data = {"x": [...], "y": [...]}`` (docs/design.md section 5,
+"The layers"; docs/claims.md). Claims decide and never draw; the render stage calls :func:`draw_claim` for
+every result.
 """
 
 from __future__ import annotations

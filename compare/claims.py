@@ -1,37 +1,40 @@
-"""The ``fls`` family: the claims of docs/design.md section 2, each a function of a run table that returns a verdict
-with its evidence (docs/design.md section 5, layer 6; how to write one: docs/claims.md).
+"""The ``fls`` family: the claims of docs/design.md section 2, each a function of a run table that returns a
+verdict with its evidence (docs/design.md section 5, "The layers"; how to write one: docs/claims.md).
 
-A claim returns :class:`compare.verdict.ClaimResult`: ``pass``, ``fail`` or ``inconclusive`` (with the reason), the
-statistic it decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and the data its figure
-is drawn from (claims decide, :mod:`compare.claim_figures` draws). Thresholds are keyword parameters with the
-defaults below; a config sets them in its ``[claims.<key>]`` tables (docs/config.md).
-Uncertainty comes from the seeds: each seed draws its own training set, test set and initialization, so the seeds
-are the independent replicates, and the bootstrap resamples them (:data:`compare.statistics.N_BOOT` resamples from
-``np.random.default_rng(seed)``; a run table gives the same verdicts every time). Within one cell (runs that share
-everything but alpha, c and the seed) the resampled seeds are the same at every alpha (a paired bootstrap), since
-one seed is one data set across the grid.
+A claim returns :class:`compare.verdict.ClaimResult`: ``pass``, ``fail`` or ``inconclusive`` (with the
+reason), the statistic it decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and the
+data its figure is drawn from (claims decide, :mod:`compare.claim_figures` draws). Thresholds are keyword
+parameters with the defaults below; a config sets them in its ``[claims.<key>]`` tables (docs/config.md).
+Uncertainty comes from the seeds: each seed draws its own training set, test set and initialization, so the
+seeds are the independent replicates, and the bootstrap resamples them (:data:`compare.statistics.N_BOOT`
+resamples from ``np.random.default_rng(seed)``; a run table gives the same verdicts every time). Within one
+cell (runs that share everything but alpha, c and the seed) the resampled seeds are the same at every alpha (a
+paired bootstrap), since one seed is one data set across the grid.
 
 Which runs a claim reads: runs of the discrete or flow engines that reached their target (status
 ``target_reached``); the headline init is ``random_sign`` when the table has it (the paper's); when the table
-varies a second axis, claims (a)-(d) read its middle value (:func:`compare.selection.base_cell`) and (e) reads all of them.
+varies a second axis, claims (a)-(d) read its middle value (:func:`compare.selection.base_cell`) and (e) reads
+all of them.
 
 Claims (:data:`CLAIMS`, registered as the family ``fls`` in :mod:`compare.registry`):
 
 - (a) an interior optimal FLS: the FLS of least mean test error is inside the grid, its bootstrap interval
-  excludes both ends, and both ends err more than the minimum on held-out seeds (:func:`compare.statistics.held_out_depths`: the
-  bootstrap interval of an argmin alone passes pure noise about one time in five);
-- (b) over-alignment at large FLS: at the largest FLS, Psi >= ``aligned_psi`` (:data:`compare.regimes.ALIGNED_PSI`) and the cosine of w_hat+ with
-  the Bayes direction equals that of the class sum x+ within ``cos_tolerance``; OA falls with alpha (OA at the
-  largest FLS exceeds OA at the smallest);
+  excludes both ends, and both ends err more than the minimum on held-out seeds
+  (:func:`compare.statistics.held_out_depths`: the bootstrap interval of an argmin alone passes pure noise
+  about one time in five);
+- (b) over-alignment at large FLS: at the largest FLS, Psi >= ``aligned_psi``
+  (:data:`compare.regimes.ALIGNED_PSI`) and the cosine of w_hat+ with the Bayes direction equals that of the
+  class sum x+ within ``cos_tolerance``; OA falls with alpha (OA at the largest FLS exceeds OA at the
+  smallest);
 - (c) over-fitting at small FLS: OF at the smallest FLS exceeds OF at the largest; for the antisymmetric init
   (f0 = 0) the evidence says whether the large-alpha arm of the test error survives (error at the smallest FLS
   above the minimum by more than ``arm_tolerance``);
 - (d) the reduced models match the full runs in their limits: at the largest FLS the reduced model of the
   directional flow, at the smallest FLS the lazy kernel flow (each within max(``error_tolerance``, E / sqrt m)
-  in mean test error, E the predicted error, m the width), and the escape time grows like log(1/alpha) / lambda+
-  (slope ratio within 1 +- ``escape_tolerance``);
-- (e) the optimal alpha's scaling, alpha* ~ n^a m^b, fitted exponents next to the literature's a = -1, b = -1/2:
-  pass when the literature value lies in the bootstrap interval of the fitted exponent.
+  in mean test error, E the predicted error, m the width), and the escape time grows like log(1/alpha) /
+  lambda+ (slope ratio within 1 +- ``escape_tolerance``);
+- (e) the optimal alpha's scaling, alpha* ~ n^a m^b, fitted exponents next to the literature's a = -1, b =
+  -1/2: pass when the literature value lies in the bootstrap interval of the fitted exponent.
 """
 
 from __future__ import annotations
@@ -153,7 +156,8 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
 def _ends_difference(
     grid: SeedGrid, indices: np.ndarray, *, large_minus_small_fls: bool
 ) -> tuple[float, tuple]:
-    """Mean over seeds of value(largest FLS) - value(smallest FLS) (or the reverse), with its bootstrap interval."""
+    """Mean over seeds of value(largest FLS) - value(smallest FLS) (or the reverse), with its bootstrap
+    interval."""
     sign = 1.0 if large_minus_small_fls else -1.0
     diff = sign * (grid.values[:, -1] - grid.values[:, 0])
     boot = bootstrap_means(diff[:, None], indices)[:, 0]
@@ -167,8 +171,8 @@ def over_alignment(
     aligned_psi: float = ALIGNED_PSI,
     cos_tolerance: float = COS_TOLERANCE,
 ) -> ClaimResult:
-    """(b) At large FLS Psi >= ``aligned_psi`` and cos(w_hat+, s) = cos(x+, s) within ``cos_tolerance``; OA falls
-    with alpha."""
+    """(b) At large FLS Psi >= ``aligned_psi`` and cos(w_hat+, s) = cos(x+, s) within ``cos_tolerance``; OA
+    falls with alpha."""
     title = "over-alignment at large FLS"
     statistic = "mean Psi at the largest FLS"
     cell, init, chosen = select_cell(table)
@@ -280,9 +284,9 @@ def _paired_check(
     indices: np.ndarray,
     error_tolerance: float,
 ) -> Subcheck:
-    """Mean over seeds of (network - prediction) at one grid column, within +-max(error_tolerance, E / sqrt(m))
-    with E the mean prediction: a finite network of width m differs from its infinite-width limit by O(1 / sqrt m)
-    in relative terms."""
+    """Mean over seeds of (network - prediction) at one grid column, within +-max(error_tolerance, E /
+    sqrt(m)) with E the mean prediction: a finite network of width m differs from its infinite-width limit by
+    O(1 / sqrt m) in relative terms."""
     diff = grid.values[:, column] - prediction.values[:, column]
     if not np.any(np.isfinite(diff)):
         return Subcheck(name, float("nan"), (float("nan"), float("nan")), "inconclusive")
@@ -294,8 +298,9 @@ def _paired_check(
 
 
 def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
-    """Per seed: the slope of the measured escape time against log(1/alpha), times lambda+, over the alphas with a
-    predicted escape time (1 when the escape time grows like log(1/alpha) / lambda+); NaN with < 3 such alphas."""
+    """Per seed: the slope of the measured escape time against log(1/alpha), times lambda+, over the alphas
+    with a predicted escape time (1 when the escape time grows like log(1/alpha) / lambda+); NaN with < 3 such
+    alphas."""
     ratios = []
     if "pred_escape_time" not in cell:
         return np.array(ratios)
@@ -317,8 +322,8 @@ def reduced_models(
     escape_tolerance: float = ESCAPE_TOLERANCE,
 ) -> ClaimResult:
     """(d) The small-alpha and lazy reduced models match the full runs in their limits (test errors within
-    max(``error_tolerance``, E / sqrt m), the escape-time slope ratio within 1 +- ``escape_tolerance``; needs the
-    prediction columns of :func:`compare.analyse.add_predictions`)."""
+    max(``error_tolerance``, E / sqrt m), the escape-time slope ratio within 1 +- ``escape_tolerance``; needs
+    the prediction columns of :func:`compare.analyse.add_predictions`)."""
     title = "the small-alpha and lazy reduced models match the full runs in their limits"
     statistic = "mean test error - small-alpha prediction at the largest FLS"
     if "pred_small_alpha_error" not in table:
@@ -397,8 +402,8 @@ def scaling(
     *,
     literature: float | None = None,
 ) -> ClaimResult:
-    """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to ``literature`` (default: the
-    literature's, :data:`LITERATURE_EXPONENTS`)."""
+    """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to ``literature`` (default:
+    the literature's, :data:`LITERATURE_EXPONENTS`)."""
     axis = check_choice("axis", axis, tuple(LITERATURE_EXPONENTS))
     symbol = {N_KEY: "n", WIDTH_KEY: "m"}[axis]
     literature = LITERATURE_EXPONENTS[axis] if literature is None else float(literature)

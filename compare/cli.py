@@ -1,5 +1,5 @@
 """The `fls` command line: verify the claims, run a sweep, draw its phase diagram, write a report, run one run
-(docs/design.md section 5, layer 10).
+(docs/design.md section 5, "The layers").
 
     fls verify [--out DIR] [--config FILE] [--workers N] [--scheduler ADDR] [--family NAME]
     fls sweep CONFIG [--store DIR] [--workers N] [--scheduler ADDR] [--retry-failed] [--no-progress]

@@ -1,5 +1,5 @@
-"""The commands of the `fls` command line (docs/design.md section 5, layer 9); :mod:`compare.cli` loads this
-module only when a command runs, so ``fls --help`` and ``fls --version`` import none of it.
+"""The commands of the `fls` command line (docs/design.md section 5, "The layers"); :mod:`compare.cli` loads
+this module only when a command runs, so ``fls --help`` and ``fls --version`` import none of it.
 
 Outputs go under ``fls-out/`` unless told otherwise: a sweep's store is ``fls-out/<sweep.name>/store`` and its
 figures and report sit next to it. ``--workers N`` sizes the local process pool (0: run in this process);
@@ -174,7 +174,8 @@ def phase(
     "--recompute", is_flag=True, help="Analyse the runs again even if a current analysis is stored."
 )
 def report(store: Path, out: Path | None, recompute: bool) -> None:
-    """Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its figures."""
+    """Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its
+    figures."""
     click.echo(write_report(store, store.parent if out is None else out, recompute=recompute))
 
 

@@ -34,7 +34,7 @@ Every check happens here, before a run starts: an unknown key, a wrong type or a
 the values (simulate.data.MODELS for data parameters, simulate.initialization.INIT_SCHEMES, theory's LOSSES,
 the run vocabulary of compare.vocabulary); the thresholds of [claims] are checked against the claims when the
 runs are analysed (compare.registry). Every key with its type, default and range: docs/config.md (made from
-:mod:`compare.config_schema` by :mod:`compare.config_reference`). Layer 2 of docs/design.md section 5.
+:mod:`compare.config_schema` by :mod:`compare.config_reference`). Its place among the layers: docs/design.md section 5.
 """
 
 from __future__ import annotations

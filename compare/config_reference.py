@@ -1,5 +1,5 @@
-"""Write docs/config.md from the config schema (nothing in that page is typed by hand; docs/design.md section 5,
-layer 3):
+"""Write docs/config.md from the config schema (nothing in that page is typed by hand; docs/design.md section
+5, "The layers"):
 
     python -m fls.compare.config_reference [docs/config.md]
 

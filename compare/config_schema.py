@@ -1,5 +1,5 @@
 """The config schema: every key of a sweep config with its TOML type, default, allowed range and meaning
-(docs/design.md section 5, layer 2). :mod:`compare.config` checks a config against it, and
+(docs/design.md section 5, "The layers"). :mod:`compare.config` checks a config against it, and
 :mod:`compare.config_reference` writes docs/config.md from it, so the page and the checks cannot disagree.
 
 A key's range is stated by its check (:class:`Check`: the function that raises for a bad value and the words
@@ -141,7 +141,8 @@ DATA_PARAMETERS: Mapping[str, tuple[str, str]] = {
     "task": ("classification, regression", "labels sign(S_k) or real targets S_k"),
 }
 
-#: The keys of [claims] (checked by compare.config; thresholds checked against the claims by compare.registry).
+#: The keys of [claims] (checked by compare.config; thresholds checked against the claims by
+#: compare.registry).
 CLAIMS_KEYS: Mapping[str, tuple[str, str, str, str]] = {
     "families": (
         "list of strings",

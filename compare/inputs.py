@@ -1,5 +1,5 @@
 """The inputs of a run: its data set, its initialization and its stop rule, from its config keys
-(docs/design.md section 5, layer 3; the model of section 2).
+(docs/design.md section 5, "The layers"; the model of section 2).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def stop_rule(rule: str, eps: float) -> StopRule:
 
 
 def data_params(run: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of :func:`simulate.data.make_data` for a run (every ``data.*`` key but the model)."""
+    """The keyword arguments of :func:`simulate.data.make_data` for a run (every ``data.*`` key but the
+    model)."""
     return {key[5:]: value for key, value in run.items() if key.startswith("data.") and key != DATA_MODEL_KEY}
 
 

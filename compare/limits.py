@@ -1,28 +1,32 @@
-"""The theory's numbers for the runs of a sweep (docs/design.md section 5, layer 4), computed from the same data, initializations and stop rule.
+"""The theory's numbers for the runs of a sweep (docs/design.md section 5, "The layers"), computed from the
+same data, initializations and stop rule.
 
 Three limits of docs/design.md section 2, each turned into numbers a run can be compared with:
 
 - small alpha (strong feature learning): while |f| << 1 every balanced neuron follows the directional flow
   u' = c sign(v) (I - u u^T) g(u), (log ||w||)' = c sign(v) H(u) (:mod:`theory.smallinit`), towards an extreme
-  vector. :func:`aligned_network` integrates it for every neuron of the run's own initialization (explicit steps
-  on the sphere, :data:`DIRECTIONAL_STEP` / lambda+ long) up to :data:`DIRECTIONAL_FRACTION` of the predicted
-  escape time, where the network is still small; the reduced model is the network with the neurons where that
-  flow left them, trained from there by the same engine and stop rule: its test error is the small-alpha
-  prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
+  vector. :func:`aligned_network` integrates it for every neuron of the run's own initialization (explicit
+  steps on the sphere, :data:`DIRECTIONAL_STEP` / lambda+ long) up to :data:`DIRECTIONAL_FRACTION` of the
+  predicted escape time, where the network is still small; the reduced model is the network with the neurons
+  where that flow left them, trained from there by the same engine and stop rule: its test error is the
+  small-alpha prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
   :func:`theory.smallinit.escape_time` with rate lambda+ and the positive group's norm alpha sqrt(m / 2)
   (:func:`predicted_escape_time`); the extreme vector reached from the class sum x+ gives the predicted Psi.
 - large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0
   (:func:`theory.lazy.tangent_kernel`), started from the network's own initial function f0 (zero for the
-  antisymmetric init, a random function for random_sign), stopped at the same target risk (:func:`lazy_limit`).
+  antisymmetric init, a random function for random_sign), stopped at the same target risk
+  (:func:`lazy_limit`).
 - boundaries in the (FLS, second axis) plane (:func:`boundaries`): alignment completes before escape when the
-  escape time exceeds the time the tanh law needs to reach Psi = :data:`compare.regimes.ALIGNED_PSI`; with psi0 = 0 that is
-  arcosh(1 / (sqrt(c) alpha sqrt(m/2))) >= artanh(ALIGNED_PSI), i.e. FLS >= (m / 2) / (1 - ALIGNED_PSI^2) (the
-  rate lambda+ cancels). The initial function is of order one, and over-fitting through f0 sets in, when its
-  standard deviation on the training points reaches 1 (:func:`theory.lazy.initial_function_covariance`).
+  escape time exceeds the time the tanh law needs to reach Psi = :data:`compare.regimes.ALIGNED_PSI`; with
+  psi0 = 0 that is arcosh(1 / (sqrt(c) alpha sqrt(m/2))) >= artanh(ALIGNED_PSI), i.e. FLS >= (m / 2) / (1 -
+  ALIGNED_PSI^2) (the rate lambda+ cancels). The initial function is of order one, and over-fitting through f0
+  sets in, when its standard deviation on the training points reaches 1
+  (:func:`theory.lazy.initial_function_covariance`).
 
-Measured on the low_signal mixture (n = 40, alpha = 1e-4): a two-neuron model (one neuron at the extreme vector
-reached from x+, one from x-) errs ~0.11 where the network errs ~0.086, also at alpha = 1e-8; the neurons of one
-sign end on many nearby extreme vectors, and that spread matters, so the reduced model keeps every neuron.
+Measured on the low_signal mixture (n = 40, alpha = 1e-4): a two-neuron model (one neuron at the extreme
+vector reached from x+, one from x-) errs ~0.11 where the network errs ~0.086, also at alpha = 1e-8; the
+neurons of one sign end on many nearby extreme vectors, and that spread matters, so the reduced model keeps
+every neuron.
 """
 
 from __future__ import annotations
@@ -97,12 +101,12 @@ def lazy_limit(
     """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
     (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
 
-    The result record of every engine (engine ``kernel``): the flow's status, message, stopping time, risk over
-    time and rhs evaluations, and its predictions ``f_train``, ``f_test``; W and v are empty (a kernel predictor
-    has no network). Its test error: :func:`lazy_test_error`.
+    The result record of every engine (engine ``kernel``): the flow's status, message, stopping time, risk
+    over time and rhs evaluations, and its predictions ``f_train``, ``f_test``; W and v are empty (a kernel
+    predictor has no network). Its test error: :func:`lazy_test_error`.
 
-    K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train, train),
-    K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
+    K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train,
+    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
     if unit_kernels is None:
         unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
@@ -145,7 +149,8 @@ class SmallAlphaLimit:
     """Where the directional flow takes the class sums, and the alignment rate.
 
     Attributes:
-        u_plus: unit extreme vector a positive neuron reaches from x+ (NaN when the flow ends on a dead face or
+        u_plus: unit extreme vector a positive neuron reaches from x+ (NaN when the flow ends on a dead face
+        or
             does not settle).
         psi: cos(u+, x+), the predicted Psi at small alpha.
         cos_bayes: cos(u+, s) with s the Bayes direction (NaN without one).
@@ -259,8 +264,8 @@ def alignment_boundary_fls(width: int, *, aligned_psi: float = ALIGNED_PSI) -> f
 def f0_boundary_fls(X: np.ndarray, *, width: int, scale: float = F0_SCALE) -> float:
     """FLS below which the initial function's standard deviation on the rows of X exceeds ``scale``.
 
-    Var f0(x) is proportional to c^2 alpha^4 = 1 / FLS^2 (theory.lazy.initial_function_covariance), so with V1 the
-    mean variance at FLS = 1 the boundary is FLS = sqrt(V1) / scale.
+    Var f0(x) is proportional to c^2 alpha^4 = 1 / FLS^2 (theory.lazy.initial_function_covariance), so with V1
+    the mean variance at FLS = 1 the boundary is FLS = sqrt(V1) / scale.
     """
     variance = np.diag(initial_function_covariance(X, X, alpha=1.0, width=width, c=1.0)).mean()
     return float(np.sqrt(variance) / check_positive("scale", scale))

@@ -1,9 +1,9 @@
 """Figures of a sweep (matplotlib, Agg backend, headless): phase diagram, error against FLS, limits, scaling,
 alignment over time. Every function writes a PNG and a PDF next to each other and returns both paths.
 
-Bands are 95 % bootstrap intervals over seeds (:mod:`compare.statistics`), so a figure shows the same uncertainty
-as the claim it illustrates. Layer 7 of docs/design.md section 5: the figures of a claim's result are chosen by
-:mod:`compare.claim_figures`.
+Bands are 95 % bootstrap intervals over seeds (:mod:`compare.statistics`), so a figure shows the same
+uncertainty as the claim it illustrates. Its place among the layers: docs/design.md section 5; the figures of
+a claim's result are chosen by :mod:`compare.claim_figures`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ LABELS = {
 
 
 def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
-    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both paths."""
+    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both
+    paths."""
     base = Path(out_path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".pdf")]
@@ -185,7 +186,8 @@ def limits_figure(
     chosen: Mapping[str, Any] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
-    """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
+    """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per
+    init."""
     runs = restrict(network_runs(table), chosen)
     inits = list(dict.fromkeys(runs[INIT_KEY]))
     figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)

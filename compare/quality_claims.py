@@ -1,11 +1,11 @@
-"""The ``quality`` family: feature-learning strength against feature quality (docs/design.md section 5, layer 6;
-the family: docs/quality.md).
+"""The ``quality`` family: feature-learning strength against feature quality (docs/design.md section 5, "The
+layers"; the family: docs/quality.md).
 
-The claim (from "Feature learning is decoupled from generalization in high capacity neural networks", 2025): the
-common measures of feature-learning *strength* (how far training moved the weights, the tangent kernel, its
-alignment with the target, the hidden representation) do not track feature *quality* (how much the learned
-features improve generalization over a kernel method), while networks beat kernel methods on staircase functions
-by large factors. Definitions of the measures: :mod:`compare.quality_metrics`.
+The claim (from "Feature learning is decoupled from generalization in high capacity neural networks", 2025):
+the common measures of feature-learning *strength* (how far training moved the weights, the tangent kernel,
+its alignment with the target, the hidden representation) do not track feature *quality* (how much the learned
+features improve generalization over a kernel method), while networks beat kernel methods on staircase
+functions by large factors. Definitions of the measures: :mod:`compare.quality_metrics`.
 
 The claim check (:func:`strength_quality_claim`) correlates each strength measure with the quality across all
 runs (every FLS and data size) by Spearman's rho, with a bootstrap interval, and applies the rule of
@@ -76,7 +76,8 @@ class Correlation:
 
 
 def tracking_state(interval: tuple[float, float], by_size: Sequence[tuple[float, float]]) -> str:
-    """``decoupled``, ``tracks`` or ``undecided`` by the rule of :data:`RULE` (intervals of rho and of each rho_n)."""
+    """``decoupled``, ``tracks`` or ``undecided`` by the rule of :data:`RULE` (intervals of rho and of each
+    rho_n)."""
     lo, hi = interval
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "undecided"
@@ -90,7 +91,8 @@ def tracking_state(interval: tuple[float, float], by_size: Sequence[tuple[float,
 
 def correlations(runs: pd.DataFrame, quality: str, context: ClaimContext) -> list[Correlation]:
     """Spearman's rho of every strength measure with ``quality`` over ``runs`` (finite values), with intervals
-    from :data:`compare.statistics.N_BOOT` resamples of the runs within each data size (seeded by context.seed)."""
+    from :data:`compare.statistics.N_BOOT` resamples of the runs within each data size (seeded by
+    context.seed)."""
     sizes = sorted(int(n) for n in runs[N_KEY].unique())
     strata = [np.flatnonzero(runs[N_KEY].to_numpy() == n) for n in sizes]
     draws = [
@@ -127,10 +129,11 @@ def strength_quality_claim(
 ) -> ClaimResult:
     """(q) Feature-learning strength does not track feature quality, by the rule of :data:`RULE`.
 
-    ``quality`` is a column of :data:`compare.quality_metrics.QUALITY_MEASURES` (default: the gain of the tangent
-    after-kernel over the tangent kernel at init). The statistic is the rho of the measure with the largest |rho|;
-    the evidence lists every measure's rho, its interval, its rho_n per data size and its state, and the same
-    correlations with the network's own gain; ``data`` holds the correlations the figure draws.
+    ``quality`` is a column of :data:`compare.quality_metrics.QUALITY_MEASURES` (default: the gain of the
+    tangent after-kernel over the tangent kernel at init). The statistic is the rho of the measure with the
+    largest |rho|; the evidence lists every measure's rho, its interval, its rho_n per data size and its
+    state, and the same correlations with the network's own gain; ``data`` holds the correlations the figure
+    draws.
     """
     context = ClaimContext() if context is None else context
     title = "feature-learning strength does not track feature quality"

@@ -1,5 +1,6 @@
-"""Learning curves of the quality family: mean test errors, strength and quality per (n, alpha), and the network's
-advantage over the best kernel at init (docs/design.md section 5, layer 6; the family: docs/quality.md).
+"""Learning curves of the quality family: mean test errors, strength and quality per (n, alpha), and the
+network's advantage over the best kernel at init (docs/design.md section 5, "The layers"; the family:
+docs/quality.md).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ INIT_ERRORS = ("err_tangent", "err_tangent_closed", "err_conjugate", "err_conjug
 
 
 def learning_curves(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean test errors, strength and quality over seeds per (n, alpha) of the finished runs, with the network's
-    advantage
+    """Mean test errors, strength and quality over seeds per (n, alpha) of the finished runs, with the
+    network's advantage
 
         ratio = min over init kernels of the mean error / mean network error
 

@@ -1,5 +1,5 @@
 """Figures of the quality family: strength measures against the quality, learning curves (docs/design.md
-section 5, layer 7; the family: docs/quality.md). Each writes a PNG and a PDF and returns both paths.
+section 5, "The layers"; the family: docs/quality.md). Each writes a PNG and a PDF and returns both paths.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def strength_quality_figure(
 
 
 def learning_curve_figure(curves: Mapping[str, pd.DataFrame], out_path: str | Path) -> list[Path]:
-    """Test error against n per task: the network at the largest and the smallest FLS, the kernels at init, and
-    the after-kernels at the largest FLS."""
+    """Test error against n per task: the network at the largest and the smallest FLS, the kernels at init,
+    and the after-kernels at the largest FLS."""
     figure, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.8))
     for ax, (name, table) in zip(np.atleast_1d(axes), curves.items(), strict=True):
         rich, lazy = table["fls"].max(), table["fls"].min()

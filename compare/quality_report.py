@@ -1,5 +1,6 @@
 """The report of the quality family: the verdict and its rule, the correlations, the learning curves and the
-figures, written to ``quality_report.md`` (docs/design.md section 5, layer 8; the family: docs/quality.md).
+figures, written to ``quality_report.md`` (docs/design.md section 5, "The layers"; the family:
+docs/quality.md).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def write_quality_report(
     figures: Sequence[Path],
     seconds: float,
 ) -> Path:
-    """``out_dir/quality_report.md``: the verdict and its rule, the correlations (and those pooled with the parity
-    control), the learning curves, the network-to-kernel ratios and the figures (linked relative to it)."""
+    """``out_dir/quality_report.md``: the verdict and its rule, the correlations (and those pooled with the
+    parity control), the learning curves, the network-to-kernel ratios and the figures (linked relative to
+    it)."""
     lines = [
         "# Feature-learning strength against feature quality",
         "",

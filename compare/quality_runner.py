@@ -1,25 +1,26 @@
 """The runner of the quality family: train a batch of two-layer networks and fit their kernel peers
-(docs/design.md section 5, layer 5; the family: docs/quality.md).
+(docs/design.md section 5, "The layers"; the family: docs/quality.md).
 
 The sweep (``compare/configs/quality.toml``, plus two controls, :func:`quality_sweeps`) trains two-layer ReLU
 networks over a grid of FLS = 1 / (c alpha^2) and data sizes n and, for every run, fits the kernel peers of
-:mod:`simulate.kernel` on the same data: the tangent and conjugate kernels at init (empirical and infinite-width)
-and after training. Each batch is run by :func:`run_quality_batch` (the runner :func:`compare.sweep.run_sweep`
-calls), which
+:mod:`simulate.kernel` on the same data: the tangent and conjugate kernels at init (empirical and
+infinite-width) and after training. Each batch is run by :func:`run_quality_batch` (the runner
+:func:`compare.sweep.run_sweep` calls), which
 
-- appends a constant coordinate to every input (x -> (x, 1), a bias). Without it the staircase is out of reach:
-  relu(z) = (z + |z|) / 2, so f(x) - f(-x) = c sum_j v_j <w_j, x> for a bias-free network, whose odd part is
-  therefore linear; x1 x2 x3 is odd and orthogonal to every linear function on the hypercube, so neither the
-  network nor any of its kernels (tangent or conjugate, at init or after) can fit it (test MSE >= 1 on S_3);
-- trains the members of a batch as one ensemble (:func:`simulate.train.loop.run_members`) by full-batch GD, member
-  e with the step eta_e = min(eta, 1 / lambda_max(K0_e / n)), K0_e its empirical tangent kernel at init (the
-  Gauss-Newton Hessian of the squared-loss risk at init: the lazy stability limit where it binds), to the
+- appends a constant coordinate to every input (x -> (x, 1), a bias). Without it the staircase is out of
+  reach: relu(z) = (z + |z|) / 2, so f(x) - f(-x) = c sum_j v_j <w_j, x> for a bias-free network, whose odd
+  part is therefore linear; x1 x2 x3 is odd and orthogonal to every linear function on the hypercube, so
+  neither the network nor any of its kernels (tangent or conjugate, at init or after) can fit it (test MSE >=
+  1 on S_3);
+- trains the members of a batch as one ensemble (:func:`simulate.train.loop.run_members`) by full-batch GD,
+  member e with the step eta_e = min(eta, 1 / lambda_max(K0_e / n)), K0_e its empirical tangent kernel at init
+  (the Gauss-Newton Hessian of the squared-loss risk at init: the lazy stability limit where it binds), to the
   config's stopping rule; real targets are fitted with the loss (f - y)^2 / 2 (the compiled squared loss,
   (1 - y f)^2 / 2, is that loss only for labels in {-1, +1});
-- fits every kernel with the network's loss: kernel ridgeless regression (Cholesky) for the squared loss, kernel
-  gradient flow to the same target risk for the logistic loss. A ridgeless fit and a flow stopped at a risk
-  level do not depend on the kernel's scale, and the init of a seed is the same up to the factor alpha at every
-  alpha (:mod:`simulate.initialization`), so the init kernels are fitted once per seed.
+- fits every kernel with the network's loss: kernel ridgeless regression (Cholesky) for the squared loss,
+  kernel gradient flow to the same target risk for the logistic loss. A ridgeless fit and a flow stopped at a
+  risk level do not depend on the kernel's scale, and the init of a seed is the same up to the factor alpha at
+  every alpha (:mod:`simulate.initialization`), so the init kernels are fitted once per seed.
 """
 
 from __future__ import annotations
@@ -65,12 +66,12 @@ from fls.theory.validation import ParameterError, as_array
 QUALITY_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
 
 
-#: The controls run next to it, as changes to it (``None`` removes a key): the sign of S_3 as labels (the error is
-#: then an error rate), and the parity x1 x2 x3 (no staircase to climb), each at the largest and the smallest FLS
-#: of the main grid. Both keep the squared loss, so every kernel peer is an exact ridgeless fit: a logistic-loss
-#: variant ("model": {"loss": "logistic"}) fits its kernels by kernel gradient flow to the same target risk, which
-#: at n = 800 takes minutes per kernel (10^5 to 10^6 units of normalized time, and t_max for the conjugate kernel
-#: at init, whose 128 features do not separate the data).
+#: The controls run next to it, as changes to it (``None`` removes a key): the sign of S_3 as labels (the
+#: error is then an error rate), and the parity x1 x2 x3 (no staircase to climb), each at the largest and the
+#: smallest FLS of the main grid. Both keep the squared loss, so every kernel peer is an exact ridgeless fit:
+#: a logistic-loss variant ("model": {"loss": "logistic"}) fits its kernels by kernel gradient flow to the
+#: same target risk, which at n = 800 takes minutes per kernel (10^5 to 10^6 units of normalized time, and
+#: t_max for the conjugate kernel at init, whose 128 features do not separate the data).
 CONTROLS: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
     "staircase-classification": {
         "data": {"task": "classification"},
@@ -89,7 +90,8 @@ MAIN_SWEEP = "staircase-regression"
 
 
 def quality_sweeps() -> dict[str, dict[str, Any]]:
-    """The default sweeps as config tables: the main one (``compare/configs/quality.toml``) and its controls."""
+    """The default sweeps as config tables: the main one (``compare/configs/quality.toml``) and its
+    controls."""
     base = tomllib.loads(QUALITY_CONFIG.read_text())
     sweeps = {MAIN_SWEEP: base}
     for name, changes in CONTROLS.items():
@@ -124,7 +126,8 @@ def with_bias(X: Any) -> np.ndarray:
 
 
 class SquaredError:
-    """The compiled two-layer network with the loss (f - y)^2 / 2 on real targets, for :class:`TwoLayerEnsemble`."""
+    """The compiled two-layer network with the loss (f - y)^2 / 2 on real targets, for
+    :class:`TwoLayerEnsemble`."""
 
     def __init__(self) -> None:
         self._field = compile_field("squared")
@@ -248,8 +251,8 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
 
     Each row: the run's status, message, t_stop, steps, eta, final_risk; test errors ``err_network`` and
     ``err_<kernel>`` for the init kernels (tangent, conjugate, tangent_closed, conjugate_closed) and the
-    after-kernels (tangent_after, conjugate_after), each fit's relative jitter and status; the strength measures
-    of :mod:`compare.quality_metrics` (the gains are formed from the errors when a table is read,
+    after-kernels (tangent_after, conjugate_after), each fit's relative jitter and status; the strength
+    measures of :mod:`compare.quality_metrics` (the gains are formed from the errors when a table is read,
     :func:`finished_runs`); ``task`` and the training and batch wall times. Arrays: ``t`` and
     ``risk``. Runs without a result (not_reached, diverged) keep NaN in the measured columns.
     """

@@ -1,17 +1,19 @@
 """Which regime each run is in, measured from its metrics and predicted from the theory's boundaries; the
-regime thresholds every layer uses (docs/design.md section 5, layer 2).
+regime thresholds every layer uses (docs/design.md section 5, "The layers").
 
 Measured label (:func:`measured_regime`), from the two mechanisms of docs/design.md section 2:
 
-    f0_contamination >= 0.5  -> "over-fitting"     (the initial function, which training does not remove off the
-                                                     training set, is at least half the size of what was learned)
+    f0_contamination >= 0.5  -> "over-fitting"     (the initial function, which training does not remove off
+    the
+                                                     training set, is at least half the size of what was
+                                                     learned)
     psi_at_escape >= 0.9     -> "over-alignment"   (w_hat+ was pinned to the class-sum direction before the
                                                      network left the small-norm phase)
     otherwise                -> "balanced"
 
 The over-alignment / over-fitting split (metrics ``oa``, ``of``) is not used here: it splits the error of the
-linear surrogate w_hat+, which at small FLS is about 60 % OA on the low_signal mixture at every alpha up to the
-optimum, while the network's own error falls by a third over the same range; the claims report it.
+linear surrogate w_hat+, which at small FLS is about 60 % OA on the low_signal mixture at every alpha up to
+the optimum, while the network's own error falls by a third over the same range; the claims report it.
 
 Predicted label (:func:`predicted_regime`), from :func:`compare.limits.boundaries`: FLS at or above the
 alignment boundary -> "over-alignment"; FLS at or below the f0 boundary with an init whose f0 is not zero ->

@@ -1,5 +1,5 @@
-"""One registry of claim families: the built-in ``fls`` and ``quality`` families, and the families a user's module
-adds (docs/design.md section 5, layer 6; how to write one: docs/claims.md).
+"""One registry of claim families: the built-in ``fls`` and ``quality`` families, and the families a user's
+module adds (docs/design.md section 5, "The layers"; how to write one: docs/claims.md).
 
 A family is an ordered mapping of claim keys to claims; a claim is a plain function
 ``claim(table, context, **thresholds) -> ClaimResult`` (:mod:`compare.verdict`). A module adds families by
@@ -88,7 +88,8 @@ def load_entry_points() -> None:
 
 
 def _with_thresholds(key: str, claim: Claim, thresholds: Mapping[str, Any]) -> dict[str, Any]:
-    """``thresholds`` checked against the keyword parameters of ``claim`` (a ConfigError names the bad one)."""
+    """``thresholds`` checked against the keyword parameters of ``claim`` (a ConfigError names the bad
+    one)."""
     allowed = [
         name
         for name, parameter in inspect.signature(claim).parameters.items()

@@ -1,6 +1,6 @@
 """The render stage of the pipeline: the report of a sweep from its stored analysis (docs/design.md section 5,
-layer 8): claims' figures and the sweep's figures drawn, all written to ``report.md`` (Markdown, figures linked
-relative to it) with the sweep's resolved config and the analysed table as ``runs.csv``.
+"The layers"): claims' figures and the sweep's figures drawn, all written to ``report.md`` (Markdown, figures
+linked relative to it) with the sweep's resolved config and the analysed table as ``runs.csv``.
 
 :func:`build_report` analyses the store first (:func:`compare.analyse.analyse`) only when no analysis of its
 current batches is stored, so ``fls report`` re-renders a finished sweep without recomputing.
@@ -34,7 +34,8 @@ TRAJECTORY_RUNS = 6
 
 @dataclass
 class Report:
-    """A written report: its path, the claims' verdicts, the table it was made from and what each stage took."""
+    """A written report: its path, the claims' verdicts, the table it was made from and what each stage
+    took."""
 
     path: Path
     results: list[ClaimResult]
@@ -112,9 +113,9 @@ def build_report(
     context: ClaimContext = DEFAULT_CONTEXT,
     recompute: bool = False,
 ) -> Report:
-    """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis when
-    it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after analysing the
-    store (claims of ``families``, default the config's ``claims.families``)."""
+    """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
+    when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
+    analysing the store (claims of ``families``, default the config's ``claims.families``)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
@@ -203,6 +204,6 @@ def build_report(
 
 
 def write_report(store_dir: str | Path, out_dir: str | Path, *, recompute: bool = False) -> Path:
-    """Claims and figures from an existing store (its stored analysis unless ``recompute``); returns the path of
-    ``out_dir/report.md``."""
+    """Claims and figures from an existing store (its stored analysis unless ``recompute``); returns the path
+    of ``out_dir/report.md``."""
     return build_report(store_dir, out_dir, recompute=recompute).path

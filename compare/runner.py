@@ -1,13 +1,15 @@
-"""Execute one batch of a sweep (docs/design.md section 5, layer 5): draw the data, initialize, train with the engine the run names, measure.
+"""Execute one batch of a sweep (docs/design.md section 5, "The layers"): draw the data, initialize, train
+with the engine the run names, measure.
 
 A batch is a list of runs (flat dicts of dotted keys, :mod:`compare.config`) that share every key except
 ``model.alpha``, ``model.c`` and ``seed``; the discrete engines then train all of them as one ensemble
-(:func:`simulate.train.ensemble.train_ensemble`), each member on the data set of its own seed. A batch whose runs
-differ in other keys is split into such groups first. :func:`execute_batch` never raises for a bad run: a run that
-fails, diverges or misses its target comes back with that status (:data:`simulate.result.STATUSES`) and a message.
+(:func:`simulate.train.ensemble.train_ensemble`), each member on the data set of its own seed. A batch whose
+runs differ in other keys is split into such groups first. :func:`execute_batch` never raises for a bad run: a
+run that fails, diverges or misses its target comes back with that status (:data:`simulate.result.STATUSES`)
+and a message.
 
-Each discrete batch is trained in stages (:func:`compare.staged.train_staged`, where the step policies and their
-measurements are described); the kernel engine is the lazy limit of :func:`compare.limits.lazy_limit`.
+Each discrete batch is trained in stages (:func:`compare.staged.train_staged`, where the step policies and
+their measurements are described); the kernel engine is the lazy limit of :func:`compare.limits.lazy_limit`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class RunOutput:
 
 
 def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
-    """Train and measure every run of ``runs``; one :class:`RunOutput` per run, in order; never raises for a run.
+    """Train and measure every run of ``runs``; one :class:`RunOutput` per run, in order; never raises for a
+    run.
 
     Each row holds the run's keys, ``status``, ``message``, ``engine``, ``t_stop``, ``steps``, the metrics of
     :func:`compare.metrics.run_metrics` (NaN where a run has no usable final state) and the batch's

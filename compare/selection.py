@@ -1,9 +1,9 @@
-"""Which runs a claim or a figure reads (docs/design.md section 5, layer 3).
+"""Which runs a claim or a figure reads (docs/design.md section 5, "The layers").
 
-Runs of the network engines; the headline init is ``random_sign`` when the table has it (the paper's); when the
-table varies a second axis, claims read its middle value (:func:`base_cell`). A cell's values over (seed, FLS)
-form a :class:`SeedGrid`, the matrix the bootstrap of :mod:`compare.statistics` resamples by rows; runs that did
-not reach their target count as missing.
+Runs of the network engines; the headline init is ``random_sign`` when the table has it (the paper's); when
+the table varies a second axis, claims read its middle value (:func:`base_cell`). A cell's values over (seed,
+FLS) form a :class:`SeedGrid`, the matrix the bootstrap of :mod:`compare.statistics` resamples by rows; runs
+that did not reach their target count as missing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def headline_init(table: pd.DataFrame) -> str | None:
 
 
 def second_axes(table: pd.DataFrame) -> list[str]:
-    """Run keys (dotted) other than the init and the member keys that take more than one value in the table."""
+    """Run keys (dotted) other than the init and the member keys that take more than one value in the
+    table."""
     keys = [k for k in table.columns if "." in k and k not in ENSEMBLE_KEYS and k != INIT_KEY]
     return [k for k in keys if table[k].nunique(dropna=False) > 1]
 

@@ -1,29 +1,31 @@
 """Staged training of an ensemble by the discrete engine, with per-member step sizes re-chosen between stages
-(docs/design.md section 5, layer 4; the engine of section 4).
+(docs/design.md section 5, "The layers"; the engine of section 4).
 
 Step policies (``train.step_policy``, :data:`STEP_POLICIES`):
 
 - ``sharpness``: member e takes steps eta_e = train.eta / S_e, where S_e bounds the spectral radius of the
-  Hessian of the training risk at the member's current parameters (:func:`sharpness_bound`). On a quadratic, GD
-  is stable iff eta |lambda| < 2 for every Hessian eigenvalue lambda, so train.eta < 2 keeps each step locally
-  stable, and train.eta << 1 keeps GD close to gradient flow. The bound is small while the network is small
-  (S ~ c ||g(u)|| ~ lambda+ at small alpha: large steps through the long escape phase, which lasts
-  ~ log(1/alpha) / lambda+) and grows like m c^2 alpha^2 in the lazy regime (small, stable steps at large alpha).
+  Hessian of the training risk at the member's current parameters (:func:`sharpness_bound`). On a quadratic,
+  GD is stable iff eta |lambda| < 2 for every Hessian eigenvalue lambda, so train.eta < 2 keeps each step
+  locally stable, and train.eta << 1 keeps GD close to gradient flow. The bound is small while the network is
+  small (S ~ c ||g(u)|| ~ lambda+ at small alpha: large steps through the long escape phase, which lasts
+  ~ log(1/alpha) / lambda+) and grows like m c^2 alpha^2 in the lazy regime (small, stable steps at large
+  alpha).
 - ``constant``: eta_e = train.eta for every member at every step.
 
 Stages: the step sizes are re-chosen after 2, 4 and 8 steps and then every :data:`STAGE_STEPS` steps (the
-sharpness changes fastest when the network leaves the small-norm phase, within a few steps of eta ~ 1 / lambda+).
-A stage is one call of the ensemble engine; the run's stop rule is checked at every step of every stage, so the
-stopping step is exact. Gradient-flow time adds up stage by stage (t = sum of k_s eta_s). SGD draws each stage's
-minibatches from the stream seeded by (run seed, stage index). At every stage end the runner records the
-alignment observables of :func:`compare.metrics.alignment_observables` (the ``obs_*`` trajectories: Psi, cos to
-the Bayes direction, the parameter norm).
+sharpness changes fastest when the network leaves the small-norm phase, within a few steps of eta ~ 1 /
+lambda+). A stage is one call of the ensemble engine; the run's stop rule is checked at every step of every
+stage, so the stopping step is exact. Gradient-flow time adds up stage by stage (t = sum of k_s eta_s). SGD
+draws each stage's minibatches from the stream seeded by (run seed, stage index). At every stage end the
+runner records the alignment observables of :func:`compare.metrics.alignment_observables` (the ``obs_*``
+trajectories: Psi, cos to the Bayes direction, the parameter norm).
 
 Measured on the low_signal mixture (n = 40, m = 100, random_sign, 16 alphas from 1e-4 to 10, 6 seeds, stop at
 R <= 0.05), against train.eta = 0.05: train.eta = 0.1 changes the mean test error by at most 0.0006 for
-alpha <= 4.6 and by 0.0036 at alpha = 10 (the Monte-Carlo error of one run is 0.005), and the stopping times by
-at most 1.5 %; train.eta = 0.2 by 0.002 and 0.016. Runs take 198, 100 and 52 steps on average. A constant step
-stable at alpha = 10 (eta ~ 0.05) would need ~4000 steps to cross the escape phase at alpha = 1e-4 (t ~ 200).
+alpha <= 4.6 and by 0.0036 at alpha = 10 (the Monte-Carlo error of one run is 0.005), and the stopping times
+by at most 1.5 %; train.eta = 0.2 by 0.002 and 0.016. Runs take 198, 100 and 52 steps on average. A constant
+step stable at alpha = 10 (eta ~ 0.05) would need ~4000 steps to cross the escape phase at alpha = 1e-4 (t ~
+200).
 """
 
 from __future__ import annotations
@@ -61,10 +63,11 @@ def sharpness_bound(W: Any, v: Any, X: Any, y: Any, c: float, *, loss: str = "lo
 
     The first (Gauss-Newton) part has the nonzero spectrum of (1/n) D^{1/2} G D^{1/2}, G = J J^T the empirical
     tangent kernel on the training points (:func:`theory.lazy.empirical_tangent_kernel`), D = diag(l''), so by
-    Gershgorin its top eigenvalue is at most max_i sum_k sqrt(l''_i l''_k) |G_ik| / n. Hess f(x_i) only couples
-    w_j with v_j (relu'' = 0 almost everywhere): the second part is block diagonal with blocks
-    [[0, c g_j], [c g_j^T, 0]], g_j = (1/n) sum_i l'(u_i) y_i 1[<w_j, x_i> > 0] x_i, of eigenvalues +-c ||g_j||.
-    By Weyl's inequality S = (Gershgorin bound) + c max_j ||g_j|| >= |lambda| for every Hessian eigenvalue.
+    Gershgorin its top eigenvalue is at most max_i sum_k sqrt(l''_i l''_k) |G_ik| / n. Hess f(x_i) only
+    couples w_j with v_j (relu'' = 0 almost everywhere): the second part is block diagonal with blocks
+    [[0, c g_j], [c g_j^T, 0]], g_j = (1/n) sum_i l'(u_i) y_i 1[<w_j, x_i> > 0] x_i, of eigenvalues +-c
+    ||g_j||. By Weyl's inequality S = (Gershgorin bound) + c max_j ||g_j|| >= |lambda| for every Hessian
+    eigenvalue.
     """
     W, v, X, y = (np.asarray(a, dtype=np.float64) for a in (W, v, X, y))
     field_ = compile_field(loss)
@@ -92,7 +95,8 @@ def step_sizes(policy: str, eta: float, W: Any, v: Any, X: Any, y: Any, c: Any, 
 
 
 def _bound_or_nan(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, c: float, loss: str) -> float:
-    """:func:`sharpness_bound`, or NaN for a network whose outputs are no longer finite (it diverges next step)."""
+    """:func:`sharpness_bound`, or NaN for a network whose outputs are no longer finite (it diverges next
+    step)."""
     try:
         return sharpness_bound(W, v, X, y, c, loss=loss)
     except ParameterError:
@@ -133,14 +137,15 @@ def train_staged(
     seeds: Sequence[int],
     observe: Callable[[int, np.ndarray, np.ndarray], dict[str, float]] | None = None,
 ) -> tuple[list[RunResult], list[list[dict[str, float]]]]:
-    """Train an ensemble (W0 (E, m, d), v0 (E, m), X (E, n, d), y (E, n), c (E,)) in stages of the step policy.
+    """Train an ensemble (W0 (E, m, d), v0 (E, m), X (E, n, d), y (E, n), c (E,)) in stages of the step
+    policy.
 
-    Returns one :class:`RunResult` per member (t and risk over all stages, t_stop the gradient-flow time at the
-    stop, rhs_evals the gradient evaluations, invariant_drift measured against the initialization) and, per
-    member, the observations ``observe(e, W, v)`` taken at the start and at every stage end (each with key "t").
-    A member ends with ``target_reached`` when its rule holds, ``not_reached`` when it runs out of max_steps or
-    t_max first, ``diverged`` when its loss becomes NaN or inf; an exception inside the engine ends the members of
-    that stage with ``failed``.
+    Returns one :class:`RunResult` per member (t and risk over all stages, t_stop the gradient-flow time at
+    the stop, rhs_evals the gradient evaluations, invariant_drift measured against the initialization) and,
+    per member, the observations ``observe(e, W, v)`` taken at the start and at every stage end (each with key
+    "t"). A member ends with ``target_reached`` when its rule holds, ``not_reached`` when it runs out of
+    max_steps or t_max first, ``diverged`` when its loss becomes NaN or inf; an exception inside the engine
+    ends the members of that stage with ``failed``.
     """
     size = W0.shape[0]
     members = [_Member(W0[e].copy(), v0[e].copy(), [np.zeros(1)], [], []) for e in range(size)]

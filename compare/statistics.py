@@ -1,5 +1,5 @@
 """Statistics of the claims: seed bootstrap, percentile intervals, smooth argmin, held-out depths, rank
-correlation (docs/design.md section 5, layer 1).
+correlation (docs/design.md section 5, "The layers").
 
 Seeds are the independent replicates (each draws its own training set, test set and initialization), so the
 bootstrap resamples them: :data:`N_BOOT` resamples from ``np.random.default_rng(seed)``, the same every time.
@@ -71,10 +71,10 @@ def smooth_argmin(log_x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
 
 
 def held_out_depths(values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[float, tuple]]:
-    """How much each end of the grid errs above the minimum, free of selection bias: the seeds are split in two
-    halves (even and odd rows); the argmin is chosen on one half and the depth mean(end) - mean(argmin) measured on
-    the other, both ways, and averaged. Returns, for the first and the last column, the depth and its bootstrap
-    interval (seeds resampled within each half)."""
+    """How much each end of the grid errs above the minimum, free of selection bias: the seeds are split in
+    two halves (even and odd rows); the argmin is chosen on one half and the depth mean(end) - mean(argmin)
+    measured on the other, both ways, and averaged. Returns, for the first and the last column, the depth and
+    its bootstrap interval (seeds resampled within each half)."""
     halves = (values[0::2], values[1::2])
     rng_seeds = (seed, seed + 1)
     boots = [

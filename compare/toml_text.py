@@ -1,6 +1,6 @@
 """TOML text of a config: what a store keeps as config.toml and a report prints (docs/design.md section 5,
-layer 1). ``tomllib.loads(dump_config(config)) == config`` for tables of booleans, numbers, strings, lists and
-sub-tables.
+"The layers"). ``tomllib.loads(dump_config(config)) == config`` for tables of booleans, numbers, strings,
+lists and sub-tables.
 """
 
 from __future__ import annotations

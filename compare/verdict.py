@@ -1,12 +1,12 @@
 """The verdict record every claim returns, the settings claims share, and the way a claim combines its checks
-(docs/design.md section 5, layer 1).
+(docs/design.md section 5, "The layers").
 
 A claim is a plain function of the run table returning a :class:`ClaimResult` (docs/claims.md): ``pass``,
-``fail`` or ``inconclusive`` with the reason, the statistic it decides on, its 95 % interval, the evidence behind
-it as printable name -> value pairs, and ``data``: the arrays and numbers a figure of the claim needs (claims
-decide, they never draw; :mod:`compare.claim_figures` draws from ``data``). A result round-trips through JSON
-(:meth:`ClaimResult.to_dict`, :meth:`ClaimResult.from_dict`), so the analysis stored beside the run table
-renders again without recomputing.
+``fail`` or ``inconclusive`` with the reason, the statistic it decides on, its 95 % interval, the evidence
+behind it as printable name -> value pairs, and ``data``: the arrays and numbers a figure of the claim needs
+(claims decide, they never draw; :mod:`compare.claim_figures` draws from ``data``). A result round-trips
+through JSON (:meth:`ClaimResult.to_dict`, :meth:`ClaimResult.from_dict`), so the analysis stored beside the
+run table renders again without recomputing.
 """
 
 from __future__ import annotations

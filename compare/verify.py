@@ -1,5 +1,5 @@
 """``fls verify``: run the default sweep (or a given one), analyse it, render the report, print a summary
-(docs/design.md section 5, layer 9).
+(docs/design.md section 5, "The layers").
 
 The default sweep is ``compare/configs/default.toml`` (:data:`DEFAULT_CONFIG`); the claims checked are the
 config's ``claims.families`` (default ``fls``) or the ``family`` given. ``family="quality"`` runs the quality
@@ -47,8 +47,9 @@ def verify(
     family: str | None = None,
 ) -> Path:
     """Run the sweep of ``config`` (default :data:`DEFAULT_CONFIG`) into ``out_dir/store`` (resuming a stopped
-    one), check the claims of ``family`` (default: the config's ``claims.families``), write ``out_dir/report.md``
-    and its figures, print the claims table and the wall times, and return the report's path.
+    one), check the claims of ``family`` (default: the config's ``claims.families``), write
+    ``out_dir/report.md`` and its figures, print the claims table and the wall times, and return the report's
+    path.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
     staircase sweeps; ``config`` and ``scheduler`` do not apply to it).
@@ -85,7 +86,8 @@ def verify(
 
 def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = None) -> Path:
     """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim,
-    write ``out_dir/quality_report.md`` and ``out_dir/figures/``, print a summary and return the report's path."""
+    write ``out_dir/quality_report.md`` and ``out_dir/figures/``, print a summary and return the report's
+    path."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     for variable in THREAD_VARIABLES:

@@ -1,5 +1,5 @@
-"""The run vocabulary every layer of compare/ shares: config key names, engines, stop rules, step policies, the
-keys a batch may vary, and the key that groups runs into batches (docs/design.md section 5, layer 1).
+"""The run vocabulary every layer of compare/ shares: config key names, engines, stop rules, step policies,
+the keys a batch may vary, and the key that groups runs into batches (docs/design.md section 5, "The layers").
 
 A run is a flat dict of dotted config keys -> scalars (docs/design.md section 5): the names here are the ones
 every other module reads it by.
@@ -31,13 +31,13 @@ STOP_RULE_KEY, EPS_KEY = "stop.rule", "stop.eps"
 #: Grid keys that are not a table key: FLS values (alpha derived from them) and the seeds.
 FLS_KEY, SEEDS_KEY = "fls", "seeds"
 
-#: Engines a run can use (docs/design.md section 4): discrete full-batch or minibatch training, the high-precision
-#: flow, the lazy-limit kernel flow.
+#: Engines a run can use (docs/design.md section 4): discrete full-batch or minibatch training, the
+#: high-precision flow, the lazy-limit kernel flow.
 ENGINES = ("gd", "sgd", "flow", "kernel")
 
 
-#: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
-#: >= 99 %, zero train error.
+#: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train
+#: accuracy >= 99 %, zero train error.
 STOP_RULES = ("risk", "positive_risk", "accuracy", "zero_error")
 
 #: Engines whose runs are networks (the kernel engine is a prediction, not a run of the network).
@@ -57,7 +57,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def group_key(run: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The key of the batch a run belongs to: every (key, repr(value)) but :data:`ENSEMBLE_KEYS`, sorted.
 
-    Runs with the same key differ only in alpha, c and the seed, so one ensemble trains them together; the repr
-    keeps 1, 1.0 and True apart.
+    Runs with the same key differ only in alpha, c and the seed, so one ensemble trains them together; the
+    repr keeps 1, 1.0 and True apart.
     """
     return tuple(sorted((key, repr(value)) for key, value in run.items() if key not in ENSEMBLE_KEYS))

@@ -1,6 +1,7 @@
-"""The architecture holds (docs/design.md sections 1 and 5): the import-linter contracts of pyproject.toml pass
-(theory -> simulate -> compare, and the layers of compare/), no module of compare/ is over 500 lines, and package code imports
-project modules only at module level (a function-level import hides an upward dependency from the contracts)."""
+"""The architecture holds (docs/design.md sections 1 and 5): the import-linter contracts of pyproject.toml
+pass (theory -> simulate -> compare, and the layers of compare/), no module of compare/ is over 500 lines, and
+package code imports project modules only at module level (a function-level import hides an upward dependency
+from the contracts)."""
 
 import ast
 import shutil

@@ -1,6 +1,6 @@
 """The `fls` command line: help and version everywhere, argument and config errors as one-line messages, and a
-tiny real sweep end to end (compare.runner), resumed without recomputing, with `fls run` reproducing one of its
-runs."""
+tiny real sweep end to end (compare.runner), resumed without recomputing, with `fls run` reproducing one of
+its runs."""
 
 import subprocess
 import sys

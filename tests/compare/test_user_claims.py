@@ -1,6 +1,6 @@
-"""Claims a user writes (docs/claims.md): the worked example of the page, run as written, shows in `fls report`
-with the threshold its config sets; the report re-renders from the stored analysis without recomputing; a family
-from an entry point registers; bad [claims] settings name the key."""
+"""Claims a user writes (docs/claims.md): the worked example of the page, run as written, shows in `fls
+report` with the threshold its config sets; the report re-renders from the stored analysis without
+recomputing; a family from an entry point registers; bad [claims] settings name the key."""
 
 import re
 from importlib import metadata
