@@ -189,8 +189,7 @@ def analyse(
     store: RunStore, *, families: Sequence[str] | None = None, context: ClaimContext = DEFAULT_CONTEXT
 ) -> Analysis:
     """Predictions, regimes and the claims of ``families`` (default: the config's ``claims.families``) for the
-        runs of ``store``; stored beside the run table and returned as stored (the results as read back from
-        their
+    runs of ``store``; stored beside the run table and returned as stored (the results as read back from their
     JSON record, so a report made now and one re-rendered later print the same)."""
     settings = claim_settings(store.config())
     if families is not None:

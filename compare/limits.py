@@ -149,9 +149,8 @@ class SmallAlphaLimit:
     """Where the directional flow takes the class sums, and the alignment rate.
 
     Attributes:
-        u_plus: unit extreme vector a positive neuron reaches from x+ (NaN when the flow ends on a dead face
-        or
-            does not settle).
+        u_plus: unit extreme vector a positive neuron reaches from x+ (NaN when the flow ends on a dead
+            face or does not settle).
         psi: cos(u+, x+), the predicted Psi at small alpha.
         cos_bayes: cos(u+, s) with s the Bayes direction (NaN without one).
         lambda_plus: c ||x+|| / (2n), the alignment rate of the positive class.

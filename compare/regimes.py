@@ -3,10 +3,8 @@ regime thresholds every layer uses (docs/design.md section 5, "The layers").
 
 Measured label (:func:`measured_regime`), from the two mechanisms of docs/design.md section 2:
 
-    f0_contamination >= 0.5  -> "over-fitting"     (the initial function, which training does not remove off
-    the
-                                                     training set, is at least half the size of what was
-                                                     learned)
+    f0_contamination >= 0.5  -> "over-fitting"     (the initial function, which training does not remove off the
+                                                     training set, is at least half the size of what was learned)
     psi_at_escape >= 0.9     -> "over-alignment"   (w_hat+ was pinned to the class-sum direction before the
                                                      network left the small-norm phase)
     otherwise                -> "balanced"
