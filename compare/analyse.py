@@ -1,5 +1,6 @@
-"""The analyse stage of the pipeline: read a sweep's run table, add the theory's predictions and the regimes,
-check the claims, and store all of it beside the run table (docs/design.md section 5, "The layers").
+"""The analyse stage of the pipeline: read a sweep's run table, prepare it for the claims of its families (for
+``fls``: the theory's predictions and the regimes), check the claims, and store all of it beside the run table (docs/design.md section 5, "The
+layers").
 
     sweep (compare.sweep)  ->  analyse (this module)  ->  render (compare.report, compare.claim_figures)
 
@@ -18,122 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from fls import __version__
-from fls.compare import regimes, registry
-from fls.compare.inputs import dataset_for, initial_parameters
-from fls.compare.limits import (
-    boundaries,
-    lazy_limit,
-    lazy_test_error,
-    predicted_escape_time,
-    reduced_model_error,
-    small_alpha_limit,
-    unit_tangent_kernels,
-)
-from fls.compare.selection import base_cell, network_runs
+from fls.compare import registry
 from fls.compare.store import RunStore
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
-from fls.compare.vocabulary import (
-    ALPHA_KEY,
-    C_KEY,
-    ENSEMBLE_KEYS,
-    EPS_KEY,
-    INIT_KEY,
-    LOSS_KEY,
-    N_KEY,
-    T_MAX_KEY,
-    WIDTH_KEY,
-)
-from fls.theory.smallinit import alignment_rates
-
-#: Columns :func:`add_predictions` writes.
-PREDICTION_COLUMNS = (
-    "lambda_plus",
-    "pred_escape_time",
-    "pred_Psi",
-    "pred_cos_bayes",
-    "pred_small_alpha_error",
-    "pred_lazy_error",
-    "pred_lazy_error_se",
-)
-
-
-def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int = 3) -> pd.DataFrame:
-    """The run table with the predictions of this module for the runs of the network engines.
-
-    For every run: lambda+ and the predicted escape time. For the runs of the selected cells (a cell: the runs
-    that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every
-    second axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the
-    reduced model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every
-    alpha of the seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN
-    elsewhere: at small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network
-    does).
-    """
-    out = table.copy()
-    runs = network_runs(out)
-    selected = set()
-    for init in dict.fromkeys(runs[INIT_KEY]):
-        cell = base_cell(runs, init)[0] if cells == "base" else runs[runs[INIT_KEY] == init]
-        selected.update(cell.index)
-    keys = [k for k in runs.columns if "." in k and k not in ENSEMBLE_KEYS]
-    columns = {column: np.full(len(out), np.nan) for column in PREDICTION_COLUMNS}
-    position = {label: i for i, label in enumerate(out.index)}
-    for _, cell in runs.groupby(keys, dropna=False, sort=False):
-        seeds = sorted(cell["seed"].unique())
-        datasets = {seed: dataset_for(cell[cell["seed"] == seed].iloc[0].to_dict()) for seed in seeds}
-        c, width = float(cell[C_KEY].iloc[0]), int(cell[WIDTH_KEY].iloc[0])
-        rates = {seed: alignment_rates(datasets[seed].X, datasets[seed].y, c=c)[0] for seed in seeds}
-        for label, seed, alpha in zip(cell.index, cell["seed"], cell[ALPHA_KEY], strict=True):
-            columns["lambda_plus"][position[label]] = rates[seed]
-            columns["pred_escape_time"][position[label]] = predicted_escape_time(
-                rates[seed], alpha=float(alpha), width=width, c=c
-            )
-        if not selected.intersection(cell.index):
-            continue
-        alphas = np.sort(cell[ALPHA_KEY].unique())
-        smallest = cell[cell[ALPHA_KEY] == alphas[0]]
-        first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
-        reduced = reduced_model_error(
-            [datasets[s] for s in seeds], [initial_parameters(first[s]) for s in seeds], first[seeds[0]]
-        )
-        for seed, error in zip(seeds, reduced, strict=True):
-            limit = small_alpha_limit(datasets[seed], c=c)
-            rows = [position[label] for label in cell.index[cell["seed"] == seed]]
-            columns["pred_Psi"][rows] = limit.psi
-            columns["pred_cos_bayes"][rows] = limit.cos_bayes
-            columns["pred_small_alpha_error"][rows] = error
-            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
-            lazy_rows = cell[(cell["seed"] == seed) & cell[ALPHA_KEY].isin(alphas[-lazy_top:])]
-            for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
-                W0, v0 = initial_parameters(run)
-                lazy = lazy_limit(
-                    datasets[seed],
-                    W0,
-                    v0,
-                    alpha=float(run[ALPHA_KEY]),
-                    c=c,
-                    eps=float(run[EPS_KEY]),
-                    t_max=float(run[T_MAX_KEY]),
-                    loss=run[LOSS_KEY],
-                    unit_kernels=kernels,
-                )
-                error, se = lazy_test_error(lazy, datasets[seed])
-                columns["pred_lazy_error"][position[label]] = error
-                columns["pred_lazy_error_se"][position[label]] = se
-    for column, values in columns.items():
-        out[column] = values
-    return out
-
-
-def bounds_by_cell(table: pd.DataFrame) -> dict[tuple, dict[str, float]]:
-    """The predicted boundaries for every (data.n, model.width) of the table's network runs (seed-0 data)."""
-    out = {}
-    for (n, width), cell in network_runs(table).groupby([N_KEY, WIDTH_KEY]):
-        out[(n, width)] = boundaries(dataset_for(cell.iloc[0].to_dict()), width=int(width))
-    return out
 
 
 @dataclass
@@ -185,11 +76,25 @@ def stored_analysis(
     return Analysis(table, [ClaimResult.from_dict(r) for r in record["claims"]], dict(record["timings"]))
 
 
+def current_analysis(
+    store: RunStore,
+    *,
+    families: Sequence[str] | None = None,
+    context: ClaimContext = DEFAULT_CONTEXT,
+    recompute: bool = False,
+) -> Analysis:
+    """The stored analysis of ``store`` when it is current (:func:`stored_analysis`) and ``recompute`` is False,
+    else a new one (:func:`analyse`)."""
+    found = None if recompute else stored_analysis(store, families=families, context=context)
+    return analyse(store, families=families, context=context) if found is None else found
+
+
 def analyse(
     store: RunStore, *, families: Sequence[str] | None = None, context: ClaimContext = DEFAULT_CONTEXT
 ) -> Analysis:
-    """Predictions, regimes and the claims of ``families`` (default: the config's ``claims.families``) for the
-    runs of ``store``; stored beside the run table and returned as stored (the results as read back from their
+    """The runs of ``store`` prepared for the claims of ``families`` (default: the config's
+    ``claims.families``; for ``fls``, the predictions and regimes of :mod:`compare.predictions`) and checked by
+    them; stored beside the run table and returned as stored (the results as read back from their
     JSON record, so a report made now and one re-rendered later print the same)."""
     settings = claim_settings(store.config())
     if families is not None:
@@ -198,9 +103,8 @@ def analyse(
     registry.load_modules(settings["modules"])
     spent = {}
     start = time.perf_counter()
-    table = add_predictions(store.table())
-    table = regimes.label_regimes(table, bounds_by_cell(table))
-    spent["predictions"] = time.perf_counter() - start
+    table = registry.prepare_table(store.table(), settings["families"])
+    spent["predictions"] = time.perf_counter() - start  # the preparation: for fls, the predictions
     start = time.perf_counter()
     results = registry.check_claims(
         table, families=settings["families"], context=context, thresholds=settings["thresholds"]

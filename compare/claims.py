@@ -323,7 +323,7 @@ def reduced_models(
 ) -> ClaimResult:
     """(d) The small-alpha and lazy reduced models match the full runs in their limits (test errors within
     max(``error_tolerance``, E / sqrt m), the escape-time slope ratio within 1 +- ``escape_tolerance``; needs
-    the prediction columns of :func:`compare.analyse.add_predictions`)."""
+    the prediction columns of :func:`compare.predictions.add_predictions`)."""
     title = "the small-alpha and lazy reduced models match the full runs in their limits"
     statistic = "mean test error - small-alpha prediction at the largest FLS"
     if "pred_small_alpha_error" not in table:

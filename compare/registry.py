@@ -1,9 +1,11 @@
 """One registry of claim families: the built-in ``fls`` and ``quality`` families, and the families a user's
 module adds (docs/design.md section 5, "The layers"; how to write one: docs/claims.md).
 
-A family is an ordered mapping of claim keys to claims; a claim is a plain function
-``claim(table, context, **thresholds) -> ClaimResult`` (:mod:`compare.verdict`). A module adds families by
-defining ``CLAIM_FAMILIES = {"name": {"key": claim, ...}}``; it is loaded by name from a config's
+A family (:class:`ClaimFamily`) is an ordered mapping of claim keys to claims, and optionally the preparation
+of the run table its claims read (for ``fls``: the predictions and regimes of :mod:`compare.predictions`); a
+claim is a plain function ``claim(table, context, **thresholds) -> ClaimResult`` (:mod:`compare.verdict`). A
+module adds families by defining ``CLAIM_FAMILIES = {"name": {"key": claim, ...}}`` (a value may also be a
+:class:`ClaimFamily`); it is loaded by name from a config's
 ``[claims] modules = ["my_claims"]`` (:func:`load_modules`) or from a Python entry point in the group
 :data:`ENTRY_POINT_GROUP` whose value is the module (:func:`load_entry_points`). Thresholds are the keyword
 parameters of a claim; a config's ``[claims.<key>]`` table sets them (:func:`check_claims` checks each name
@@ -14,14 +16,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
-from fls.compare import claims, quality_claims
+from fls.compare import claims, predictions, quality_claims
 from fls.compare.config import ConfigError
 from fls.compare.verdict import DEFAULT_CONTEXT, Claim, ClaimContext, ClaimResult, inconclusive
 from fls.theory.validation import ParameterError
@@ -32,20 +35,37 @@ ENTRY_POINT_GROUP = "fls.claims"
 #: The attribute a claims module defines: family name -> {claim key: claim}.
 FAMILIES_ATTRIBUTE = "CLAIM_FAMILIES"
 
-_FAMILIES: dict[str, dict[str, Claim]] = {"fls": dict(claims.CLAIMS), "quality": dict(quality_claims.CLAIMS)}
+#: Prepares a run table for a family's claims: returns the table with the columns they read added.
+Preparation = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-def register_family(name: str, family: Mapping[str, Claim]) -> None:
-    """Add (or replace) the family ``name``: claim key -> claim, in report order."""
+@dataclass(frozen=True)
+class ClaimFamily:
+    """A family: its claims by key, in report order, and the preparation of the table they read (or None)."""
+
+    claims: Mapping[str, Claim]
+    prepare: Preparation | None = field(default=None)
+
+
+_FAMILIES: dict[str, ClaimFamily] = {
+    "fls": ClaimFamily(dict(claims.CLAIMS), predictions.prepare_table),
+    "quality": ClaimFamily(dict(quality_claims.CLAIMS)),
+}
+
+
+def register_family(name: str, family: Mapping[str, Claim], *, prepare: Preparation | None = None) -> None:
+    """Add (or replace) the family ``name``: claim key -> claim, in report order, with the preparation of the
+    run table its claims read (None: they read the run table as stored)."""
     if not isinstance(name, str) or not name:
         raise ParameterError(f"family name = {name!r} is not usable; allowed: a non-empty string")
     not_callable = [key for key, claim in family.items() if not callable(claim)]
-    if not family or not_callable:
+    if not family or not_callable or not (prepare is None or callable(prepare)):
         raise ParameterError(
-            f"family {name!r} has no claims or non-callable ones ({', '.join(not_callable)}); "
-            "allowed: a non-empty mapping of claim key -> function(table, context, **thresholds)"
+            f"family {name!r} has no claims, non-callable ones ({', '.join(not_callable)}) or a preparation "
+            "that is not callable; allowed: a non-empty mapping of claim key -> function(table, context, "
+            "**thresholds), and prepare = None or function(table) -> table"
         )
-    _FAMILIES[name] = dict(family)
+    _FAMILIES[name] = ClaimFamily(dict(family), prepare)
 
 
 def families() -> tuple[str, ...]:
@@ -57,7 +77,19 @@ def family_claims(name: str) -> dict[str, Claim]:
     """The claims of the family ``name``, by key in report order."""
     if name not in _FAMILIES:
         raise ConfigError(f"claims family = {name!r} is not registered; allowed: {', '.join(_FAMILIES)}")
-    return dict(_FAMILIES[name])
+    return dict(_FAMILIES[name].claims)
+
+
+def prepare_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``table`` prepared for the claims of the families ``names``: each distinct preparation once, in order."""
+    done: list[Preparation] = []
+    for name in names:
+        family_claims(name)  # a ConfigError for an unknown family
+        prepare = _FAMILIES[name].prepare
+        if prepare is not None and prepare not in done:
+            table = prepare(table)
+            done.append(prepare)
+    return table
 
 
 def _register_module(module: ModuleType, origin: str) -> None:
@@ -68,7 +100,10 @@ def _register_module(module: ModuleType, origin: str) -> None:
             f"{FAMILIES_ATTRIBUTE} = {{'family': {{'key': claim, ...}}}} (docs/claims.md)"
         )
     for name, family in found.items():
-        register_family(name, family)
+        if isinstance(family, ClaimFamily):
+            register_family(name, family.claims, prepare=family.prepare)
+        else:
+            register_family(name, family)
 
 
 def load_modules(names: Sequence[str]) -> None:

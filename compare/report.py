@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fls.compare import plots, regimes
-from fls.compare.analyse import analyse, stored_analysis
+from fls.compare.analyse import current_analysis
 from fls.compare.claim_figures import draw_claim
 from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
@@ -121,9 +121,7 @@ def build_report(
     figures.mkdir(parents=True, exist_ok=True)
     store = open_store(store_dir)
     config = store.config()
-    analysis = None if recompute else stored_analysis(store, families=families, context=context)
-    if analysis is None:
-        analysis = analyse(store, families=families, context=context)
+    analysis = current_analysis(store, families=families, context=context, recompute=recompute)
     spent = {**dict(timings or {}), **analysis.timings}
     table = analysis.table
     start = time.perf_counter()

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from fls.compare import registry
-from fls.compare.analyse import claim_settings
+from fls.compare.analyse import claim_settings, current_analysis
 from fls.compare.claim_figures import draw_claim
 from fls.compare.config import ConfigError, load_config
-from fls.compare.quality_claims import strength_quality_claim
 from fls.compare.quality_curves import headline_ratio, learning_curves
 from fls.compare.quality_plots import learning_curve_figure
 from fls.compare.quality_report import pooled_with_control, write_quality_report
 from fls.compare.quality_runner import MAIN_SWEEP, quality_sweeps, run_quality_batch
 from fls.compare.report import build_report, claims_table
+from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
 from fls.compare.verdict import DEFAULT_CONTEXT
 from fls.compare.vocabulary import THREAD_VARIABLES
@@ -85,8 +85,9 @@ def verify(
 
 
 def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = None) -> Path:
-    """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim,
-    write ``out_dir/quality_report.md`` and ``out_dir/figures/``, print a summary and return the report's
+    """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim on
+    the main one (stored beside its run table, :mod:`compare.analyse`), write ``out_dir/quality_report.md``
+    and ``out_dir/figures/``, print a summary and return the report's
     path."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -99,9 +100,8 @@ def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = Non
         for name, config in quality_sweeps().items()
     }
     context = DEFAULT_CONTEXT
-    result = draw_claim(
-        tables[MAIN_SWEEP], strength_quality_claim(tables[MAIN_SWEEP], context), out_dir / "figures"
-    )
+    analysis = current_analysis(open_store(out_dir / f"store-{MAIN_SWEEP}"), families=[QUALITY_FAMILY])
+    result = draw_claim(analysis.table, analysis.results[0], out_dir / "figures")
     curves = {name: learning_curves(table) for name, table in tables.items()}
     figures = [p for p in [result.figure] if p is not None]
     figures += learning_curve_figure(curves, out_dir / "figures" / "quality_learning_curves.png")[:1]

@@ -6,14 +6,17 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from fls.compare import registry, report
+from fls.compare import analyse, registry, report
 from fls.compare.cli import main
 from fls.compare.config import ConfigError, load_config
 from fls.compare.sweep import run_sweep
 from fls.compare.toml_text import dump_config
+from fls.compare.verdict import ClaimResult
+from fls.theory.validation import ParameterError
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
 
@@ -66,7 +69,7 @@ def test_fls_report_renders_the_stored_analysis_again_without_recomputing(
     def no_analysis(*args, **kwargs):
         raise AssertionError("the stored analysis should have been used")
 
-    monkeypatch.setattr(report, "analyse", no_analysis)
+    monkeypatch.setattr(analyse, "analyse", no_analysis)
     monkeypatch.syspath_prepend(str(root))
     again = report.write_report(root / "store", tmp_path).read_text()
     claims = lambda text: [line for line in text.splitlines() if line.startswith("| (")]
@@ -75,6 +78,20 @@ def test_fls_report_renders_the_stored_analysis_again_without_recomputing(
     ]
     with pytest.raises(AssertionError, match="stored analysis"):
         report.write_report(root / "store", tmp_path, recompute=True)
+
+
+def test_a_family_prepares_the_table_its_claims_read():
+    def count_runs(table, context=None):
+        nan = float("nan")
+        return ClaimResult("n", "runs", "pass", "counted", "rows", float(table["doubled"].sum()), (nan, nan))
+
+    registry.register_family("counting", {"n": count_runs}, prepare=lambda table: table.assign(doubled=2))
+    table = pd.DataFrame({"status": ["target_reached"] * 3})
+    prepared = registry.prepare_table(table, ["counting", "counting"])
+    assert list(prepared["doubled"]) == [2, 2, 2]
+    assert registry.check_claims(prepared, families=["counting"])[0].value == 6.0
+    with pytest.raises(ParameterError, match="prepare"):
+        registry.register_family("broken", {"n": count_runs}, prepare="not a function")
 
 
 def test_a_family_from_an_entry_point_registers(example_store, monkeypatch):
