@@ -14,9 +14,14 @@ from fls.compare.vocabulary import (
     D_KEY,
     DATA_MODEL_KEY,
     EPS_KEY,
+    ETA_KEY,
     INIT_KEY,
+    LOSS_KEY,
+    MAX_STEPS_KEY,
+    STEP_POLICY_KEY,
     STOP_RULE_KEY,
     STOP_RULES,
+    T_MAX_KEY,
     WIDTH_KEY,
 )
 from fls.simulate.data import Dataset, make_data
@@ -61,3 +66,16 @@ def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         scheme=run[INIT_KEY],
         seed=int(run["seed"]),
     )
+
+
+def training_settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`compare.staged.train_staged` that a run's config keys set: step size and
+    policy, stop rule, loss and budgets (the batch size and seeds are the caller's)."""
+    return {
+        "eta": float(run[ETA_KEY]),
+        "policy": run[STEP_POLICY_KEY],
+        "rule": stop_rule(run[STOP_RULE_KEY], float(run[EPS_KEY])),
+        "loss": run[LOSS_KEY],
+        "max_steps": int(run[MAX_STEPS_KEY]),
+        "t_max": float(run[T_MAX_KEY]),
+    }

@@ -38,19 +38,12 @@ from typing import Any
 import numpy as np
 
 from fls.compare import metrics
-from fls.compare.inputs import stop_rule
+from fls.compare.inputs import training_settings
 from fls.compare.regimes import ALIGNED_PSI
 from fls.compare.staged import train_staged
 from fls.compare.vocabulary import (
     ALPHA_KEY,
     C_KEY,
-    EPS_KEY,
-    ETA_KEY,
-    LOSS_KEY,
-    MAX_STEPS_KEY,
-    STEP_POLICY_KEY,
-    STOP_RULE_KEY,
-    T_MAX_KEY,
     WIDTH_KEY,
 )
 from fls.simulate.data import Dataset
@@ -229,12 +222,7 @@ def reduced_model_error(
         np.stack([datasets[i].X for i in usable]),
         np.stack([datasets[i].y for i in usable]),
         c=np.full(len(usable), c),
-        eta=float(run[ETA_KEY]),
-        policy=run[STEP_POLICY_KEY],
-        rule=stop_rule(run[STOP_RULE_KEY], float(run[EPS_KEY])),
-        loss=run[LOSS_KEY],
-        max_steps=int(run[MAX_STEPS_KEY]),
-        t_max=float(run[T_MAX_KEY]),
+        **training_settings(run),
         batch_size=None,
         seeds=[0] * len(usable),
     )

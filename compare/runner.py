@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fls.compare import metrics
-from fls.compare.inputs import dataset_for, initial_parameters, stop_rule
+from fls.compare.inputs import dataset_for, initial_parameters, stop_rule, training_settings
 from fls.compare.limits import lazy_limit, lazy_test_error
 from fls.compare.staged import train_staged
 from fls.compare.vocabulary import (
@@ -33,11 +33,8 @@ from fls.compare.vocabulary import (
     C_KEY,
     ENGINE_KEY,
     EPS_KEY,
-    ETA_KEY,
     LOSS_KEY,
-    MAX_STEPS_KEY,
     RTOL_KEY,
-    STEP_POLICY_KEY,
     STOP_RULE_KEY,
     T_MAX_KEY,
     group_key,
@@ -135,12 +132,7 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
         np.stack([ds.X for ds in datasets]),
         np.stack([ds.y for ds in datasets]),
         c=c,
-        eta=float(first[ETA_KEY]),
-        policy=first[STEP_POLICY_KEY],
-        rule=stop_rule(first[STOP_RULE_KEY], float(first[EPS_KEY])),
-        loss=first[LOSS_KEY],
-        max_steps=int(first[MAX_STEPS_KEY]),
-        t_max=float(first[T_MAX_KEY]),
+        **training_settings(first),
         batch_size=int(first[BATCH_SIZE_KEY]) if first[ENGINE_KEY] == "sgd" else None,
         seeds=[int(run["seed"]) for run in runs],
         observe=lambda e, W, v: metrics.alignment_observables(W, v, references[e]),
