@@ -16,6 +16,7 @@ from fls.compare.config import ConfigError, load_config
 from fls.compare.sweep import run_sweep
 from fls.compare.toml_text import dump_config
 from fls.compare.verdict import ClaimResult
+from fls.compare.verify import verify
 from fls.theory.validation import ParameterError
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
@@ -124,3 +125,9 @@ def test_a_module_without_families_is_named():
         registry.load_modules(["json"])
     with pytest.raises(ConfigError, match="no_such_module"):
         registry.load_modules(["no_such_module"])
+
+
+def test_verify_names_an_unknown_family_before_any_run(tmp_path):
+    with pytest.raises(ConfigError, match="family = 'nope'"):
+        verify(tmp_path, config=SWEEP, workers=0, family="nope")
+    assert not (tmp_path / "store").exists()
