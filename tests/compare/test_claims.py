@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fls.compare import claim_figures, claims, registry, statistics, verdict
 from fls.theory.validation import ParameterError
@@ -162,3 +164,25 @@ def test_claims_write_their_figures(tmp_path):
     drawn = claim_figures.draw_claim(table, again, tmp_path)
     assert drawn.figure.exists() and drawn.figure.with_suffix(".pdf").exists()
     assert drawn.figure.name == "claim_a_error_vs_fls.png"
+
+
+_numbers = st.floats(allow_nan=True, allow_infinity=True)
+_plain = st.one_of(st.text(max_size=8), st.integers(-1000, 1000), st.floats(allow_nan=False, width=32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=_numbers,
+    bounds=st.tuples(_numbers, _numbers),
+    evidence=st.dictionaries(st.text(min_size=1, max_size=6), _plain, max_size=4),
+    curve=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=5),
+)
+def test_a_verdict_survives_the_json_record_the_analysis_is_stored_as(value, bounds, evidence, curve):
+    result = verdict.ClaimResult(
+        "k", "t", "fail", "r", "s", value, bounds, evidence, data={"x": np.array(curve), "n": np.int64(3)}
+    )
+    again = verdict.ClaimResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    same = lambda a, b: (np.isnan(a) and np.isnan(b)) or a == b
+    assert same(again.value, value) and all(same(a, b) for a, b in zip(again.interval, bounds, strict=True))
+    assert again.evidence == evidence and again.data == {"x": curve, "n": 3}
+    assert again.key == "k" and again.verdict == "fail" and again.figure is None
