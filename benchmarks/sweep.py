@@ -35,8 +35,10 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from fls.compare.vocabulary import THREAD_VARIABLES  # imports no numerical library
+
 # This process runs the in-process contenders: one thread, as each pool worker has (set before numpy loads).
-os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
+os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
 
 from fls.compare.config import expand_runs, load_config
 from fls.compare.runner import execute_batch

@@ -1,329 +1,105 @@
-"""The claims of docs/design.md section 2, each a function of a run table that returns a verdict with its evidence.
+"""The ``fls`` family: the claims of docs/design.md section 2, each a function of a run table that returns a
+verdict with its evidence (docs/design.md section 5, "The layers"; how to write one: docs/claims.md).
 
-A claim returns :class:`ClaimResult`: ``pass``, ``fail`` or ``inconclusive`` (with the reason), the statistic it
-decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and, when asked, a figure.
-Uncertainty comes from the seeds: each seed draws its own training set, test set and initialization, so the seeds
-are the independent replicates, and the bootstrap resamples them (:data:`N_BOOT` resamples from
-``np.random.default_rng(seed)``; a run table gives the same verdicts every time). Within one cell (runs that share
-everything but alpha, c and the seed) the resampled seeds are the same at every alpha (a paired bootstrap), since
-one seed is one data set across the grid.
+A claim returns :class:`compare.verdict.ClaimResult`: ``pass``, ``fail`` or ``inconclusive`` (with the
+reason), the statistic it decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and the
+data its figure is drawn from (claims decide, :mod:`compare.claim_figures` draws). Thresholds are keyword
+parameters with the defaults below; a config sets them in its ``[claims.<key>]`` tables (docs/config.md).
+Uncertainty comes from the seeds: each seed draws its own training set, test set and initialization, so the
+seeds are the independent replicates, and the bootstrap resamples them (:data:`compare.statistics.N_BOOT`
+resamples from ``np.random.default_rng(seed)``; a run table gives the same verdicts every time). Within one
+cell (runs that share everything but alpha, c and the seed) the resampled seeds are the same at every alpha (a
+paired bootstrap), since one seed is one data set across the grid.
 
 Which runs a claim reads: runs of the discrete or flow engines that reached their target (status
 ``target_reached``); the headline init is ``random_sign`` when the table has it (the paper's); when the table
-varies a second axis, claims (a)-(d) read its middle value (:func:`base_cell`) and (e) reads all of them.
+varies a second axis, claims (a)-(d) read its middle value (:func:`compare.selection.base_cell`) and (e) reads
+all of them.
 
-Claims (:data:`CLAIMS`):
+Claims (:data:`CLAIMS`, registered as the family ``fls`` in :mod:`compare.registry`):
 
 - (a) an interior optimal FLS: the FLS of least mean test error is inside the grid, its bootstrap interval
-  excludes both ends, and both ends err more than the minimum on held-out seeds (:func:`held_out_depths`: the
-  bootstrap interval of an argmin alone passes pure noise about one time in five);
-- (b) over-alignment at large FLS: at the largest FLS, Psi >= :data:`ALIGNED_PSI` and the cosine of w_hat+ with
-  the Bayes direction equals that of the class sum x+ within :data:`COS_TOLERANCE`; OA falls with alpha (OA at the
-  largest FLS exceeds OA at the smallest);
+  excludes both ends, and both ends err more than the minimum on held-out seeds
+  (:func:`compare.statistics.held_out_depths`: the bootstrap interval of an argmin alone passes pure noise
+  about one time in five);
+- (b) over-alignment at large FLS: at the largest FLS, Psi >= ``aligned_psi``
+  (:data:`compare.regimes.ALIGNED_PSI`) and the cosine of w_hat+ with the Bayes direction equals that of the
+  class sum x+ within ``cos_tolerance``; OA falls with alpha (OA at the largest FLS exceeds OA at the
+  smallest);
 - (c) over-fitting at small FLS: OF at the smallest FLS exceeds OF at the largest; for the antisymmetric init
   (f0 = 0) the evidence says whether the large-alpha arm of the test error survives (error at the smallest FLS
-  above the minimum by more than :data:`ARM_TOLERANCE`);
+  above the minimum by more than ``arm_tolerance``);
 - (d) the reduced models match the full runs in their limits: at the largest FLS the reduced model of the
-  directional flow, at the smallest FLS the lazy kernel flow (each within max(:data:`ERROR_TOLERANCE`, E / sqrt m)
-  in mean test error, E the predicted error, m the width), and the escape time grows like log(1/alpha) / lambda+
-  (slope ratio within 1 +- :data:`ESCAPE_TOLERANCE`);
-- (e) the optimal alpha's scaling, alpha* ~ n^a m^b, fitted exponents next to the literature's a = -1, b = -1/2:
-  pass when the literature value lies in the bootstrap interval of the fitted exponent.
+  directional flow, at the smallest FLS the lazy kernel flow (each within max(``error_tolerance``, E / sqrt m)
+  in mean test error, E the predicted error, m the width), and the escape time grows like log(1/alpha) /
+  lambda+ (slope ratio within 1 +- ``escape_tolerance``);
+- (e) the optimal alpha's scaling, alpha* ~ n^a m^b, fitted exponents next to the literature's a = -1, b =
+  -1/2: pass when the literature value lies in the bootstrap interval of the fitted exponent.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fls.compare.sweep import ENSEMBLE_KEYS
-from fls.theory.validation import check_choice, check_int
+from fls.compare.regimes import ALIGNED_PSI
+from fls.compare.selection import (
+    MAX_MISSING,
+    MIN_POINTS,
+    SeedGrid,
+    describe_cell,
+    headline_init,
+    network_runs,
+    second_axes,
+    seed_grid,
+    select_cell,
+    undecidable,
+)
+from fls.compare.statistics import (
+    bootstrap_means,
+    finite_mean,
+    held_out_depths,
+    interval,
+    resample_indices,
+    smooth_argmin,
+)
+from fls.compare.verdict import (
+    DEFAULT_CONTEXT,
+    Claim,
+    ClaimContext,
+    ClaimResult,
+    Subcheck,
+    combine,
+    evidence_of,
+    inconclusive,
+    within,
+)
+from fls.compare.vocabulary import ALPHA_KEY, INIT_KEY, N_KEY, WIDTH_KEY
+from fls.theory.validation import check_choice
 
-#: Verdicts a claim can return.
-VERDICTS = ("pass", "fail", "inconclusive")
-
-#: Bootstrap resamples and the level of the reported intervals.
-N_BOOT = 2000
-LEVEL = 0.95
-
-#: Thresholds of the claims (module docstring).
-ALIGNED_PSI = 0.9
+#: Default thresholds of the claims (module docstring); each is a keyword parameter of its claim.
 COS_TOLERANCE = 0.05
 ARM_TOLERANCE = 0.01
 ERROR_TOLERANCE = 0.015
 ESCAPE_TOLERANCE = 0.2
 
-#: Fewest seeds and grid points a claim decides on, and the largest share of runs without a result it accepts.
-MIN_SEEDS, MIN_POINTS, MAX_MISSING = 4, 3, 0.25
-
 #: Literature exponents of alpha* ~ n^a m^b (docs/design.md section 2), by grid key.
-LITERATURE_EXPONENTS = {"data.n": -1.0, "model.width": -0.5}
-
-#: Engines whose runs are networks (the kernel engine is a prediction, not a run of the network).
-NETWORK_ENGINES = ("gd", "sgd", "flow")
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    """The verdict on one claim.
-
-    Attributes:
-        key: short name ("a", "b", ...); title: the claim in words.
-        verdict: one of :data:`VERDICTS`; reason: why, in one sentence.
-        statistic: what ``value`` is; value: its estimate; interval: its 95 % bootstrap interval.
-        evidence: the numbers behind the verdict, as name -> value.
-        figure: the figure's path (PNG), or None.
-    """
-
-    key: str
-    title: str
-    verdict: str
-    reason: str
-    statistic: str
-    value: float
-    interval: tuple[float, float]
-    evidence: dict[str, Any] = field(default_factory=dict)
-    figure: Path | None = None
-
-    def __post_init__(self) -> None:
-        check_choice("verdict", self.verdict, VERDICTS)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Selecting runs and resampling seeds
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def network_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the network engines (all statuses)."""
-    if "train.engine" not in table:
-        return table
-    return table[table["train.engine"].isin(NETWORK_ENGINES)]
-
-
-def headline_init(table: pd.DataFrame) -> str | None:
-    """``random_sign`` when the table has it, else its first init (None for an empty table)."""
-    inits = list(dict.fromkeys(table["model.init"])) if "model.init" in table and len(table) else []
-    return "random_sign" if "random_sign" in inits else (inits[0] if inits else None)
-
-
-def second_axes(table: pd.DataFrame) -> list[str]:
-    """Run keys (dotted) other than the init and the member keys that take more than one value in the table."""
-    keys = [k for k in table.columns if "." in k and k not in ENSEMBLE_KEYS and k != "model.init"]
-    return [k for k in keys if table[k].nunique(dropna=False) > 1]
-
-
-def base_cell(table: pd.DataFrame, init: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The runs of ``init`` at the middle value of every second axis (the lower middle for an even count), and
-    the values chosen."""
-    rows = table[table["model.init"] == init]
-    chosen = {}
-    for key in second_axes(rows):
-        values = sorted(rows[key].unique())
-        chosen[key] = values[(len(values) - 1) // 2]
-        rows = rows[rows[key] == chosen[key]]
-    return rows, chosen
-
-
-@dataclass(frozen=True)
-class SeedGrid:
-    """One column of a cell as a (seeds x grid points) matrix, grid points by increasing FLS; NaN where a run
-    has no result."""
-
-    fls: np.ndarray
-    alpha: np.ndarray
-    seeds: np.ndarray
-    values: np.ndarray
-
-    @property
-    def missing(self) -> float:
-        return float(np.mean(~np.isfinite(self.values))) if self.values.size else 1.0
-
-    def mean(self) -> np.ndarray:
-        """Mean over seeds at each grid point (NaN where no seed has a result)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(np.where(np.isfinite(self.values), self.values, np.nan), axis=0)
-
-
-def seed_grid(cell: pd.DataFrame, column: str) -> SeedGrid:
-    """``column`` of a cell's runs over (seed, FLS); runs that did not reach their target count as missing."""
-    ok = cell["status"] == "target_reached"
-    values = cell[column].where(ok) if column in cell else pd.Series(np.nan, index=cell.index)
-    frame = pd.DataFrame(
-        {
-            "seed": cell["seed"],
-            "fls": cell["fls"].astype(float),
-            "alpha": cell["model.alpha"].astype(float),
-            "value": values.astype(float),
-        }
-    )
-    matrix = frame.groupby(["seed", "fls"])["value"].mean().unstack("fls").sort_index(axis=1)
-    fls = np.asarray(matrix.columns, dtype=float)
-    alpha = frame.groupby("fls")["alpha"].first().reindex(fls).to_numpy(dtype=float)
-    return SeedGrid(fls, alpha, np.asarray(matrix.index), matrix.to_numpy(dtype=float))
-
-
-def resample_indices(n_seeds: int, *, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """(n_boot, n_seeds) seed indices drawn with replacement from ``np.random.default_rng(seed)``."""
-    return np.random.default_rng(seed).integers(0, n_seeds, size=(check_int("n_boot", n_boot), n_seeds))
-
-
-def bootstrap_means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Means over resampled seeds (axis 0 of ``values``) for each row of ``indices``; NaN entries are skipped
-    (a resample with no finite entry gives NaN)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values[indices], axis=1)
-
-
-def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """The percentile interval of bootstrap samples (NaN samples skipped)."""
-    finite = np.asarray(samples, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return (float("nan"), float("nan"))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return (float(low), float(high))
-
-
-def smooth_argmin(log_x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
-    """The minimizer over log_x of each row of y (or of y itself when 1-D): the vertex of the parabola through
-    the grid minimum and its two neighbours (clipped to them; the grid point itself when the three are not
-    convex), NaN when the minimum is at an end of the grid or a neighbour is missing."""
-    Y = np.atleast_2d(np.asarray(y, dtype=float))
-    x = np.asarray(log_x, dtype=float)
-    filled = np.where(np.isfinite(Y), Y, np.inf)
-    k = np.argmin(filled, axis=1)
-    inside = (k > 0) & (k < Y.shape[1] - 1) & np.isfinite(filled.min(axis=1))
-    k = np.clip(k, 1, Y.shape[1] - 2)
-    rows = np.arange(Y.shape[0])
-    x0, x1, x2 = x[k - 1], x[k], x[k + 1]
-    y0, y1, y2 = Y[rows, k - 1], Y[rows, k], Y[rows, k + 1]
-    with np.errstate(all="ignore"):
-        denominator = (x0 - x1) * (x0 - x2) * (x1 - x2)
-        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denominator
-        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denominator
-        vertex = np.where(a > 0, np.clip(-b / (2 * a), x0, x2), x1)
-    out = np.where(inside & np.isfinite(y0) & np.isfinite(y2), vertex, np.nan)
-    return float(out[0]) if np.ndim(y) == 1 else out
-
-
-def _decidable(grid: SeedGrid) -> str | None:
-    """Why a cell cannot decide a claim, or None when it can."""
-    if len(grid.seeds) < MIN_SEEDS:
-        return f"only {len(grid.seeds)} seed(s); at least {MIN_SEEDS} are needed"
-    if len(grid.fls) < MIN_POINTS:
-        return f"only {len(grid.fls)} grid point(s); at least {MIN_POINTS} are needed"
-    if grid.missing > MAX_MISSING:
-        return f"{grid.missing:.0%} of the runs have no result (more than {MAX_MISSING:.0%})"
-    return None
-
-
-def _mean(values: Any) -> float:
-    """Mean of the finite entries (NaN when there is none)."""
-    finite = np.asarray(values, dtype=float).ravel()
-    finite = finite[np.isfinite(finite)]
-    return float(finite.mean()) if finite.size else float("nan")
-
-
-def _inconclusive(key: str, title: str, statistic: str, reason: str, **evidence: Any) -> ClaimResult:
-    nan = float("nan")
-    return ClaimResult(key, title, "inconclusive", reason, statistic, nan, (nan, nan), evidence)
-
-
-@dataclass(frozen=True)
-class Subcheck:
-    """One test inside a claim: a statistic, its interval, and the verdict of that test alone."""
-
-    name: str
-    value: float
-    interval: tuple[float, float]
-    verdict: str
-
-
-def _combine(checks: Sequence[Subcheck]) -> tuple[str, str]:
-    """pass if every check passes, fail if any fails, else inconclusive; with the reason."""
-    failed = [c.name for c in checks if c.verdict == "fail"]
-    open_ = [c.name for c in checks if c.verdict == "inconclusive"]
-    if failed:
-        return "fail", f"failed: {', '.join(failed)}"
-    if open_:
-        return "inconclusive", f"not decided: {', '.join(open_)}"
-    return "pass", "every check passed"
-
-
-def _within(name: str, value: float, bounds: tuple[float, float], low: float, high: float) -> Subcheck:
-    """Pass when the interval lies inside [low, high], fail when it lies outside, else inconclusive."""
-    lo, hi = bounds
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return Subcheck(name, value, bounds, "inconclusive")
-    verdict = "pass" if low <= lo and hi <= high else "fail" if hi < low or lo > high else "inconclusive"
-    return Subcheck(name, value, bounds, verdict)
-
-
-def _evidence(checks: Sequence[Subcheck]) -> dict[str, Any]:
-    return {
-        c.name: f"{c.value:.4g} [{c.interval[0]:.4g}, {c.interval[1]:.4g}] -> {c.verdict}" for c in checks
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The claims
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClaimContext:
-    """Settings shared by the claims: bootstrap size and seed, and where figures go (None: no figures)."""
-
-    n_boot: int = N_BOOT
-    seed: int = 0
-    figure_dir: Path | None = None
-
-    def figure(self, name: str) -> Path | None:
-        if self.figure_dir is None:
-            return None
-        self.figure_dir.mkdir(parents=True, exist_ok=True)
-        return self.figure_dir / name
-
-
-#: The default settings (2000 resamples, seed 0, no figures).
-DEFAULT_CONTEXT = ClaimContext()
-
-
-def _select(table: pd.DataFrame) -> tuple[pd.DataFrame, str | None, dict[str, Any]]:
-    runs = network_runs(table)
-    init = headline_init(runs)
-    if init is None:
-        return runs, None, {}
-    cell, chosen = base_cell(runs, init)
-    return cell, init, chosen
-
-
-def _where(init: str | None, chosen: dict[str, Any]) -> str:
-    parts = [f"init={init}"] + [f"{k}={v}" for k, v in chosen.items()]
-    return ", ".join(parts)
+LITERATURE_EXPONENTS = {N_KEY: -1.0, WIDTH_KEY: -0.5}
 
 
 def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(a) The FLS of least mean test error is inside the grid; its bootstrap interval excludes both ends."""
     title = "an interior optimal FLS exists"
     statistic = "argmin FLS of the mean test error"
-    cell, init, chosen = _select(table)
+    cell, init, chosen = select_cell(table)
     if init is None:
-        return _inconclusive("a", title, statistic, "the table has no runs of a network engine")
+        return inconclusive("a", title, statistic, "the table has no runs of a network engine")
     grid = seed_grid(cell, "test_error")
-    reason = _decidable(grid)
+    reason = undecidable(grid)
     if reason:
-        return _inconclusive("a", title, statistic, reason, cell=_where(init, chosen))
+        return inconclusive("a", title, statistic, reason, cell=describe_cell(init, chosen))
     means = grid.mean()
     k = int(np.nanargmin(means))
     boot = bootstrap_means(
@@ -351,7 +127,7 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
             "the argmin is inside the grid but its bootstrap interval reaches an end",
         )
     evidence = {
-        "cell": _where(init, chosen),
+        "cell": describe_cell(init, chosen),
         "seeds": len(grid.seeds),
         "min mean test error": f"{means[k]:.4f} at FLS {grid.fls[k]:.4g} (alpha {grid.alpha[k]:.3g})",
         "mean test error at the smallest FLS": f"{means[0]:.4f} (FLS {grid.fls[0]:.3g})",
@@ -364,13 +140,6 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
             depths[1][0], *depths[1][1]
         ),
     }
-    figure = context.figure("claim_a_error_vs_fls.png")
-    if figure is not None:
-        from fls.compare import plots
-
-        plots.error_vs_fls(
-            network_runs(table), figure, chosen=chosen, argmin_band=(grid.fls[lo], grid.fls[hi])
-        )
     return ClaimResult(
         "a",
         title,
@@ -380,125 +149,103 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
         float(grid.fls[k]),
         (float(grid.fls[lo]), float(grid.fls[hi])),
         evidence,
-        figure,
+        data={"chosen": chosen, "argmin_band": [grid.fls[lo], grid.fls[hi]]},
     )
-
-
-def held_out_depths(values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[float, tuple]]:
-    """How much each end of the grid errs above the minimum, free of selection bias: the seeds are split in two
-    halves (even and odd rows); the argmin is chosen on one half and the depth mean(end) - mean(argmin) measured on
-    the other, both ways, and averaged. Returns, for the first and the last column, the depth and its bootstrap
-    interval (seeds resampled within each half)."""
-    halves = (values[0::2], values[1::2])
-    rng_seeds = (seed, seed + 1)
-    boots = [
-        bootstrap_means(half, resample_indices(len(half), n_boot=n_boot, seed=s))
-        for half, s in zip(halves, rng_seeds, strict=True)
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        means = [np.nanmean(half, axis=0) for half in halves]
-    picks = [int(np.nanargmin(m)) for m in means]
-    out = []
-    for end in (0, values.shape[1] - 1):
-        point = np.mean([means[1 - h][end] - means[1 - h][picks[h]] for h in (0, 1)])
-        draws = np.mean([boots[1 - h][:, end] - boots[1 - h][:, picks[h]] for h in (0, 1)], axis=0)
-        out.append((float(point), interval(draws)))
-    return out
 
 
 def _ends_difference(
     grid: SeedGrid, indices: np.ndarray, *, large_minus_small_fls: bool
 ) -> tuple[float, tuple]:
-    """Mean over seeds of value(largest FLS) - value(smallest FLS) (or the reverse), with its bootstrap interval."""
+    """Mean over seeds of value(largest FLS) - value(smallest FLS) (or the reverse), with its bootstrap
+    interval."""
     sign = 1.0 if large_minus_small_fls else -1.0
     diff = sign * (grid.values[:, -1] - grid.values[:, 0])
     boot = bootstrap_means(diff[:, None], indices)[:, 0]
-    return _mean(diff), interval(boot)
+    return finite_mean(diff), interval(boot)
 
 
-def over_alignment(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
-    """(b) At large FLS Psi -> 1 and cos(w_hat+, s) -> cos(x+, s); OA falls with alpha."""
+def over_alignment(
+    table: pd.DataFrame,
+    context: ClaimContext = DEFAULT_CONTEXT,
+    *,
+    aligned_psi: float = ALIGNED_PSI,
+    cos_tolerance: float = COS_TOLERANCE,
+) -> ClaimResult:
+    """(b) At large FLS Psi >= ``aligned_psi`` and cos(w_hat+, s) = cos(x+, s) within ``cos_tolerance``; OA
+    falls with alpha."""
     title = "over-alignment at large FLS"
     statistic = "mean Psi at the largest FLS"
-    cell, init, chosen = _select(table)
+    cell, init, chosen = select_cell(table)
     if init is None:
-        return _inconclusive("b", title, statistic, "the table has no runs of a network engine")
+        return inconclusive("b", title, statistic, "the table has no runs of a network engine")
     grids = {name: seed_grid(cell, name) for name in ("Psi", "cos_bayes", "cos_class_sum_bayes", "oa")}
-    reason = _decidable(grids["Psi"])
+    reason = undecidable(grids["Psi"])
     if reason:
-        return _inconclusive("b", title, statistic, reason, cell=_where(init, chosen))
+        return inconclusive("b", title, statistic, reason, cell=describe_cell(init, chosen))
     indices = resample_indices(len(grids["Psi"].seeds), n_boot=context.n_boot, seed=context.seed)
     psi = grids["Psi"].values[:, -1]
     psi_boot = bootstrap_means(psi[:, None], indices)[:, 0]
-    psi_check = _within("Psi at the largest FLS", _mean(psi), interval(psi_boot), ALIGNED_PSI, 1.0)
+    psi_check = within("Psi at the largest FLS", finite_mean(psi), interval(psi_boot), aligned_psi, 1.0)
     gap = grids["cos_bayes"].values[:, -1] - grids["cos_class_sum_bayes"].values[:, -1]
     gap_boot = bootstrap_means(gap[:, None], indices)[:, 0]
-    gap_check = _within(
+    gap_check = within(
         "cos(w_hat+, s) - cos(x+, s) at the largest FLS",
-        _mean(gap),
+        finite_mean(gap),
         interval(gap_boot),
-        -COS_TOLERANCE,
-        COS_TOLERANCE,
+        -cos_tolerance,
+        cos_tolerance,
     )
     oa_value, oa_interval = _ends_difference(grids["oa"], indices, large_minus_small_fls=True)
-    oa_check = _within("OA(largest FLS) - OA(smallest FLS)", oa_value, oa_interval, 0.0, np.inf)
+    oa_check = within("OA(largest FLS) - OA(smallest FLS)", oa_value, oa_interval, 0.0, np.inf)
     if not all(np.isfinite(grids["oa"].mean())):
         oa_check = Subcheck(oa_check.name, oa_value, oa_interval, "inconclusive")
     checks = [psi_check, gap_check, oa_check]
-    verdict, reason = _combine(checks)
+    verdict, reason = combine(checks)
     evidence = {
-        "cell": _where(init, chosen),
-        **_evidence(checks),
+        "cell": describe_cell(init, chosen),
+        **evidence_of(checks),
         "mean OA over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grids["oa"].mean()),
     }
-    figure = context.figure("claim_b_alignment.png")
-    if figure is not None:
-        from fls.compare import plots
-
-        plots.metric_panels(
-            cell,
-            figure,
-            ("Psi", "cos_bayes", "oa"),
-            references={"cos_bayes": _mean(grids["cos_class_sum_bayes"].values)},
-        )
+    data = {
+        "init": init,
+        "chosen": chosen,
+        "references": {"cos_bayes": finite_mean(grids["cos_class_sum_bayes"].values)},
+    }
     return ClaimResult(
-        "b", title, verdict, reason, statistic, psi_check.value, psi_check.interval, evidence, figure
+        "b", title, verdict, reason, statistic, psi_check.value, psi_check.interval, evidence, data=data
     )
 
 
-def over_fitting(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
-    """(c) OF rises with alpha; for the antisymmetric init, whether the large-alpha arm of the error survives."""
+def over_fitting(
+    table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT, *, arm_tolerance: float = ARM_TOLERANCE
+) -> ClaimResult:
+    """(c) OF rises with alpha; for the antisymmetric init, whether the large-alpha arm of the error survives
+    (its height above the minimum exceeds ``arm_tolerance``)."""
     title = "over-fitting at small FLS"
     statistic = "OF(smallest FLS) - OF(largest FLS)"
-    cell, init, chosen = _select(table)
+    cell, init, chosen = select_cell(table)
     if init is None:
-        return _inconclusive("c", title, statistic, "the table has no runs of a network engine")
+        return inconclusive("c", title, statistic, "the table has no runs of a network engine")
     grid = seed_grid(cell, "of")
-    reason = _decidable(grid)
+    reason = undecidable(grid)
     if reason:
-        return _inconclusive("c", title, statistic, reason, cell=_where(init, chosen))
+        return inconclusive("c", title, statistic, reason, cell=describe_cell(init, chosen))
     indices = resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
     value, bounds = _ends_difference(grid, indices, large_minus_small_fls=False)
-    check = _within(statistic, value, bounds, 0.0, np.inf)
+    check = within(statistic, value, bounds, 0.0, np.inf)
     evidence: dict[str, Any] = {
-        "cell": _where(init, chosen),
-        **_evidence([check]),
+        "cell": describe_cell(init, chosen),
+        **evidence_of([check]),
         "mean OF over FLS (increasing)": ", ".join(f"{x:.3g}" for x in grid.mean()),
     }
     runs = network_runs(table)
-    for other in dict.fromkeys(runs["model.init"]):
-        arm_cell = runs[runs["model.init"] == other]
+    for other in dict.fromkeys(runs[INIT_KEY]):
+        arm_cell = runs[runs[INIT_KEY] == other]
         for key, value_ in chosen.items():
             arm_cell = arm_cell[arm_cell[key] == value_]
-        arm = _arm(seed_grid(arm_cell, "test_error"), context)
+        arm = _arm(seed_grid(arm_cell, "test_error"), context, arm_tolerance)
         if arm is not None:
             evidence[f"{other}: error(smallest FLS) - min error"] = arm
-    figure = context.figure("claim_c_overfitting.png")
-    if figure is not None:
-        from fls.compare import plots
-
-        plots.metric_panels(runs, figure, ("of", "f0_contamination", "test_error"), chosen=chosen)
     return ClaimResult(
         "c",
         title,
@@ -510,41 +257,50 @@ def over_fitting(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -
         value,
         bounds,
         evidence,
-        figure,
+        data={"chosen": chosen},
     )
 
 
-def _arm(grid: SeedGrid, context: ClaimContext) -> str | None:
+def _arm(grid: SeedGrid, context: ClaimContext, arm_tolerance: float) -> str | None:
     """'d [lo, hi]: survives / vanishes / undecided' for the large-alpha arm of a cell's test error."""
-    if _decidable(grid):
+    if undecidable(grid):
         return None
     boot = bootstrap_means(
         grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
     )
     height = boot[:, 0] - np.nanmin(boot, axis=1)
     lo, hi = interval(height)
-    status = "survives" if lo > ARM_TOLERANCE else "vanishes" if hi < ARM_TOLERANCE else "undecided"
+    status = "survives" if lo > arm_tolerance else "vanishes" if hi < arm_tolerance else "undecided"
     point = grid.mean()[0] - np.nanmin(grid.mean())
-    return f"{point:.4f} [{lo:.4f}, {hi:.4f}]: the arm {status} (threshold {ARM_TOLERANCE})"
+    return f"{point:.4f} [{lo:.4f}, {hi:.4f}]: the arm {status} (threshold {arm_tolerance})"
 
 
 def _paired_check(
-    grid: SeedGrid, prediction: SeedGrid, column: int, name: str, width: float, indices: np.ndarray
+    grid: SeedGrid,
+    prediction: SeedGrid,
+    column: int,
+    name: str,
+    width: float,
+    indices: np.ndarray,
+    error_tolerance: float,
 ) -> Subcheck:
-    """Mean over seeds of (network - prediction) at one grid column, within +-max(ERROR_TOLERANCE, E / sqrt(m))
-    with E the mean prediction: a finite network of width m differs from its infinite-width limit by O(1 / sqrt m)
-    in relative terms."""
+    """Mean over seeds of (network - prediction) at one grid column, within +-max(error_tolerance, E /
+    sqrt(m)) with E the mean prediction: a finite network of width m differs from its infinite-width limit by
+    O(1 / sqrt m) in relative terms."""
     diff = grid.values[:, column] - prediction.values[:, column]
     if not np.any(np.isfinite(diff)):
         return Subcheck(name, float("nan"), (float("nan"), float("nan")), "inconclusive")
-    tolerance = max(ERROR_TOLERANCE, _mean(prediction.values[:, column]) / np.sqrt(width))
+    tolerance = max(error_tolerance, finite_mean(prediction.values[:, column]) / np.sqrt(width))
     boot = bootstrap_means(diff[:, None], indices)[:, 0]
-    return _within(f"{name} (tolerance {tolerance:.3g})", _mean(diff), interval(boot), -tolerance, tolerance)
+    return within(
+        f"{name} (tolerance {tolerance:.3g})", finite_mean(diff), interval(boot), -tolerance, tolerance
+    )
 
 
 def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
-    """Per seed: the slope of the measured escape time against log(1/alpha), times lambda+, over the alphas with a
-    predicted escape time (1 when the escape time grows like log(1/alpha) / lambda+); NaN with < 3 such alphas."""
+    """Per seed: the slope of the measured escape time against log(1/alpha), times lambda+, over the alphas
+    with a predicted escape time (1 when the escape time grows like log(1/alpha) / lambda+); NaN with < 3 such
+    alphas."""
     ratios = []
     if "pred_escape_time" not in cell:
         return np.array(ratios)
@@ -553,35 +309,46 @@ def escape_slope_ratios(cell: pd.DataFrame) -> np.ndarray:
         if len(usable) < MIN_POINTS:
             ratios.append(np.nan)
             continue
-        slope = np.polyfit(np.log(1 / usable["model.alpha"]), usable["escape_time"], 1)[0]
+        slope = np.polyfit(np.log(1 / usable[ALPHA_KEY]), usable["escape_time"], 1)[0]
         ratios.append(slope * float(usable["lambda_plus"].iloc[0]))
     return np.array(ratios)
 
 
-def reduced_models(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
-    """(d) The small-alpha and lazy reduced models match the full runs in their limits (needs the prediction
-    columns of :func:`compare.predictions.add_predictions`)."""
+def reduced_models(
+    table: pd.DataFrame,
+    context: ClaimContext = DEFAULT_CONTEXT,
+    *,
+    error_tolerance: float = ERROR_TOLERANCE,
+    escape_tolerance: float = ESCAPE_TOLERANCE,
+) -> ClaimResult:
+    """(d) The small-alpha and lazy reduced models match the full runs in their limits (test errors within
+    max(``error_tolerance``, E / sqrt m), the escape-time slope ratio within 1 +- ``escape_tolerance``; needs
+    the prediction columns of :func:`compare.predictions.add_predictions`)."""
     title = "the small-alpha and lazy reduced models match the full runs in their limits"
     statistic = "mean test error - small-alpha prediction at the largest FLS"
     if "pred_small_alpha_error" not in table:
-        return _inconclusive("d", title, statistic, "the table has no prediction columns (add_predictions)")
-    cell, init, chosen = _select(table)
+        return inconclusive("d", title, statistic, "the table has no prediction columns (add_predictions)")
+    cell, init, chosen = select_cell(table)
     if init is None:
-        return _inconclusive("d", title, statistic, "the table has no runs of a network engine")
+        return inconclusive("d", title, statistic, "the table has no runs of a network engine")
     grid = seed_grid(cell, "test_error")
-    reason = _decidable(grid)
+    reason = undecidable(grid)
     if reason:
-        return _inconclusive("d", title, statistic, reason, cell=_where(init, chosen))
+        return inconclusive("d", title, statistic, reason, cell=describe_cell(init, chosen))
     indices = resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
-    width = float(cell["model.width"].iloc[0])
-    checks = [_paired_check(grid, seed_grid(cell, "pred_small_alpha_error"), -1, statistic, width, indices)]
+    width = float(cell[WIDTH_KEY].iloc[0])
+    checks = [
+        _paired_check(
+            grid, seed_grid(cell, "pred_small_alpha_error"), -1, statistic, width, indices, error_tolerance
+        )
+    ]
     runs = network_runs(table)
-    for other in dict.fromkeys(runs["model.init"]):
-        lazy_cell = runs[runs["model.init"] == other]
+    for other in dict.fromkeys(runs[INIT_KEY]):
+        lazy_cell = runs[runs[INIT_KEY] == other]
         for key, value in chosen.items():
             lazy_cell = lazy_cell[lazy_cell[key] == value]
         lazy_grid = seed_grid(lazy_cell, "test_error")
-        if _decidable(lazy_grid) is None:
+        if undecidable(lazy_grid) is None:
             checks.append(
                 _paired_check(
                     lazy_grid,
@@ -590,6 +357,7 @@ def reduced_models(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT)
                     f"{other}: mean test error - lazy prediction at the smallest FLS",
                     width,
                     resample_indices(len(lazy_grid.seeds), n_boot=context.n_boot, seed=context.seed),
+                    error_tolerance,
                 )
             )
     ratios = escape_slope_ratios(cell)
@@ -598,28 +366,25 @@ def reduced_models(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT)
             ratios[:, None], resample_indices(len(ratios), n_boot=context.n_boot, seed=context.seed)
         )[:, 0]
         checks.append(
-            _within(
+            within(
                 "escape-time slope x lambda+",
-                _mean(ratios),
+                finite_mean(ratios),
                 interval(boot),
-                1 - ESCAPE_TOLERANCE,
-                1 + ESCAPE_TOLERANCE,
+                1 - escape_tolerance,
+                1 + escape_tolerance,
             )
         )
-    verdict, reason = _combine(checks)
+    verdict, reason = combine(checks)
     evidence = {
-        "cell": _where(init, chosen),
-        **_evidence(checks),
-        "predicted Psi (extreme vector from x+)": f"{_mean(cell.get('pred_Psi', np.nan)):.4f}",
-        "measured Psi at the largest FLS": f"{_mean(seed_grid(cell, 'Psi').values[:, -1]):.4f}",
+        "cell": describe_cell(init, chosen),
+        **evidence_of(checks),
+        "predicted Psi (extreme vector from x+)": f"{finite_mean(cell.get('pred_Psi', np.nan)):.4f}",
+        "measured Psi at the largest FLS": f"{finite_mean(seed_grid(cell, 'Psi').values[:, -1]):.4f}",
     }
-    figure = context.figure("claim_d_limits.png")
-    if figure is not None:
-        from fls.compare import plots
-
-        plots.limits_figure(runs, figure, chosen=chosen)
     first = checks[0]
-    return ClaimResult("d", title, verdict, reason, statistic, first.value, first.interval, evidence, figure)
+    return ClaimResult(
+        "d", title, verdict, reason, statistic, first.value, first.interval, evidence, data={"chosen": chosen}
+    )
 
 
 def optimal_alpha(grid: SeedGrid, means: np.ndarray | None = None) -> np.ndarray | float:
@@ -630,26 +395,33 @@ def optimal_alpha(grid: SeedGrid, means: np.ndarray | None = None) -> np.ndarray
     return np.exp(smooth_argmin(np.log(grid.alpha[order]), values[..., order]))
 
 
-def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
-    """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to the literature's."""
+def scaling(
+    table: pd.DataFrame,
+    axis: str,
+    context: ClaimContext = DEFAULT_CONTEXT,
+    *,
+    literature: float | None = None,
+) -> ClaimResult:
+    """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to ``literature`` (default:
+    the literature's, :data:`LITERATURE_EXPONENTS`)."""
     axis = check_choice("axis", axis, tuple(LITERATURE_EXPONENTS))
-    symbol = {"data.n": "n", "model.width": "m"}[axis]
-    literature = LITERATURE_EXPONENTS[axis]
+    symbol = {N_KEY: "n", WIDTH_KEY: "m"}[axis]
+    literature = LITERATURE_EXPONENTS[axis] if literature is None else float(literature)
     key = f"e_{symbol}"
     title = f"alpha* ~ {symbol}^({literature:g}) (literature)"
     statistic = f"fitted exponent of alpha* in {symbol}"
     runs = network_runs(table)
     init = headline_init(runs)
-    if init is None or axis not in second_axes(runs[runs["model.init"] == init]):
-        return _inconclusive(key, title, statistic, f"the sweep does not vary {axis}", literature=literature)
-    rows = runs[runs["model.init"] == init]
+    if init is None or axis not in second_axes(runs[runs[INIT_KEY] == init]):
+        return inconclusive(key, title, statistic, f"the sweep does not vary {axis}", literature=literature)
+    rows = runs[runs[INIT_KEY] == init]
     others = [k for k in second_axes(rows) if k != axis]
     for other in others:
         rows = rows[rows[other] == sorted(rows[other].unique())[(rows[other].nunique() - 1) // 2]]
     values, stars, samples = [], [], []
     for level, cell in rows.groupby(axis):
         grid = seed_grid(cell, "test_error")
-        if _decidable(grid):
+        if undecidable(grid):
             continue
         star = optimal_alpha(grid)
         if not np.isfinite(star):
@@ -659,7 +431,7 @@ def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = DEFAULT_CONT
         stars.append(float(star))
         samples.append(optimal_alpha(grid, bootstrap_means(grid.values, indices)))
     if len(values) < MIN_POINTS:
-        return _inconclusive(
+        return inconclusive(
             key,
             title,
             statistic,
@@ -689,39 +461,37 @@ def scaling(table: pd.DataFrame, axis: str, context: ClaimContext = DEFAULT_CONT
         "literature exponent": literature,
         **{f"alpha* at {symbol}={v:g}": f"{s:.4g}" for v, s in zip(values, stars, strict=True)},
     }
-    figure = context.figure(f"claim_{key}_scaling.png")
-    if figure is not None:
-        from fls.compare import plots
+    data = {
+        "values": values,
+        "stars": stars,
+        "samples": samples,
+        "exponent": exponent,
+        "literature": literature,
+        "symbol": symbol,
+    }
+    return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, data=data)
 
-        plots.scaling_figure(values, stars, samples, exponent, literature, symbol, figure)
-    return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, figure)
+
+def scaling_in_n(
+    table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT, *, literature: float = -1.0
+) -> ClaimResult:
+    """(e_n) :func:`scaling` against the training-set size data.n."""
+    return scaling(table, N_KEY, context, literature=literature)
+
+
+def scaling_in_m(
+    table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT, *, literature: float = -0.5
+) -> ClaimResult:
+    """(e_m) :func:`scaling` against the width model.width."""
+    return scaling(table, WIDTH_KEY, context, literature=literature)
 
 
 #: The claims of the ``fls`` family, in report order.
-CLAIMS: dict[str, Callable[[pd.DataFrame, ClaimContext], ClaimResult]] = {
+CLAIMS: dict[str, Claim] = {
     "a": interior_optimum,
     "b": over_alignment,
     "c": over_fitting,
     "d": reduced_models,
-    "e_n": lambda table, context=DEFAULT_CONTEXT: scaling(table, "data.n", context),
-    "e_m": lambda table, context=DEFAULT_CONTEXT: scaling(table, "model.width", context),
+    "e_n": scaling_in_n,
+    "e_m": scaling_in_m,
 }
-
-#: Claim families verify can check.
-FAMILIES = {"fls": tuple(CLAIMS)}
-
-
-def check_claims(
-    table: pd.DataFrame, *, family: str = "fls", context: ClaimContext = DEFAULT_CONTEXT
-) -> list[ClaimResult]:
-    """Every claim of ``family`` on ``table``; a claim that raises is reported inconclusive with the error."""
-    family = check_choice("family", family, tuple(FAMILIES))
-    results = []
-    for key in FAMILIES[family]:
-        try:
-            results.append(CLAIMS[key](table, context))
-        except Exception as exc:  # noqa: BLE001 - one broken claim must not hide the others
-            results.append(
-                _inconclusive(key, key, "", f"the claim could not be evaluated: {type(exc).__name__}: {exc}")
-            )
-    return results

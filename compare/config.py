@@ -7,29 +7,34 @@ A config has the tables of docs/design.md section 5's sweeps (every key optional
     [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic",
              alpha (required unless gridded, directly or through "fls")
     [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
-             compare.runner.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
+             compare.vocabulary.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
              batch_size = 32 (sgd), rtol = 1e-8 (flow)
     [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
     [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
              "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
     [phase]  x = "fls" | "model.alpha", y = a grid key (default: the first grid key that is not an FLS knob)
     [sweep]  name = "sweep" (letters, digits, '.', '_', '-'; not starting with '.'), batch_size = 64
+    [claims] families = ["fls"], modules = [] (modules that add claim families, docs/claims.md), and one
+             [claims.<key>] table of thresholds per claim (keyword parameters of the claim); optional
 
 :func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
 expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
-(:func:`dump_config`) reproduces the sweep even if defaults change later; ``load_config`` of a resolved config
+(:func:`compare.toml_text.dump_config`) reproduces the sweep even if defaults change later; ``load_config`` of a resolved config
 returns it unchanged.
 
 A run is a flat dict of dotted keys -> scalars ("data.n": 40, "model.alpha": 0.01, ..., "seed": 3), plus
 "fls" = 1 / (c alpha^2) (docs/design.md section 2) and "run_id", the first 16 hex digits of the SHA-256 of the run's
 canonical JSON (sorted keys, without run_id): the key of the run table, stable across processes and machines.
-The data preset, once expanded, is not part of a run. Grid values override the tables' values; the product of
+The data preset, once expanded, is not part of a run, and neither is [claims] (it says how to analyse the
+runs; a resolved config has it only when the file gives it). Grid values override the tables' values; the product of
 the grids is taken in the order the grid lists them, seeds innermost.
 
 Every check happens here, before a run starts: an unknown key, a wrong type or an out-of-range value raises
 :class:`ConfigError` naming the dotted key, the value and what is allowed. Ranges come from the packages that use
 the values (simulate.data.MODELS for data parameters, simulate.initialization.INIT_SCHEMES, theory's LOSSES,
-compare.runner.STEP_POLICIES).
+the run vocabulary of compare.vocabulary); the thresholds of [claims] are checked against the claims when the
+runs are analysed (compare.registry). Every key with its type, default and range: docs/config.md (made from
+:mod:`compare.config_schema` by :mod:`compare.config_reference`). Its place among the layers: docs/design.md section 5.
 """
 
 from __future__ import annotations
@@ -39,140 +44,33 @@ import itertools
 import json
 import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
 
-from fls.simulate.data import DEFAULT_N_TEST, MODELS
-from fls.simulate.initialization import INIT_SCHEMES
-from fls.theory.symbolic import LOSSES
-from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
+from fls.compare.config_schema import (
+    FLS_KNOBS,
+    OPTIONAL,
+    POSITIVE,
+    REQUIRED,
+    RUN_SECTIONS,
+    SECTIONS,
+    TABLES,
+    TYPE_NAMES,
+    ConfigError,
+    Field,
+    at_least,
+    data_fields,
+    one_of,
+)
+from fls.compare.vocabulary import FLS_KEY, SEEDS_KEY
+from fls.simulate.data import MODELS
+from fls.theory.validation import ParameterError, check_in_range
 
-#: Engines a run can use (docs/design.md section 4): discrete full-batch or minibatch training, the high-precision
-#: flow, the lazy-limit kernel flow.
-ENGINES = ("gd", "sgd", "flow", "kernel")
-#: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train accuracy
-#: >= 99 %, zero train error.
-STOP_RULES = ("risk", "positive_risk", "accuracy", "zero_error")
-#: Tables of a config file, in the order a resolved config lists them.
-SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep")
-#: Tables whose keys define a run (the others say how to sweep and plot).
-RUN_SECTIONS = ("data", "model", "train", "stop")
-#: Grid keys that are not a table key: FLS values (alpha derived from them) and the seeds.
-FLS_KEY, SEEDS_KEY = "fls", "seeds"
-#: Axes a phase diagram can put on x.
-PHASE_X = (FLS_KEY, "model.alpha")
-#: Keys that set the feature-learning strength, never a phase diagram's second axis by default.
-FLS_KNOBS = (FLS_KEY, "model.alpha", "model.c")
 #: Grid spacings a grid entry may be written as: {logspace = [a, b, num]} is num values from 10^a to 10^b.
 SPACINGS: Mapping[str, Callable[..., np.ndarray]] = {"logspace": np.logspace, "linspace": np.linspace}
-
-_REQUIRED = object()  # a key without a default
-_OPTIONAL = object()  # a key that may be left out
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-_TYPE_NAMES = {int: "an integer", float: "a real number", str: "a string", bool: "a boolean (true or false)"}
-
-
-class ConfigError(ParameterError):
-    """A sweep config is invalid: the message names the dotted key, the value and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One config key: its default (or _REQUIRED / _OPTIONAL), its TOML type, and a range check.
-
-    ``check(name, value, resolved)`` receives the value already of type ``kind`` (ints widened to float for
-    float keys), the keys of the same table resolved so far, and returns the normalized value or raises
-    ParameterError naming ``name``.
-    """
-
-    default: Any
-    kind: type
-    check: Callable[[str, Any, Mapping[str, Any]], Any]
-
-
-def _at_least(minimum: int) -> Callable[[str, Any, Mapping[str, Any]], int]:
-    return lambda name, value, _: check_int(name, value, minimum=minimum)
-
-
-def _positive(name: str, value: Any, _: Mapping[str, Any]) -> float:
-    return check_positive(name, value)
-
-
-def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[str, Any, Mapping[str, Any]], str]:
-    return lambda name, value, _: check_choice(name, value, choices())
-
-
-def _tolerance(name: str, value: Any, _: Mapping[str, Any]) -> float:
-    return check_in_range(name, value, 0.0, 1.0, closed="neither")
-
-
-def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
-    if not _NAME_PATTERN.fullmatch(value):
-        raise ConfigError(
-            f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-', not starting with '.'"
-        )
-    return value
-
-
-def step_policies() -> tuple[str, ...]:
-    """The step policies the runner implements (compare.runner.STEP_POLICIES), imported when first needed."""
-    from fls.compare.runner import STEP_POLICIES
-
-    return tuple(STEP_POLICIES)
-
-
-#: The keys of every table but [data] (whose keys depend on the data model) and [grid]. A callable default is
-#: evaluated when the key is filled in.
-TABLES: Mapping[str, Mapping[str, Field]] = {
-    "model": {
-        "width": Field(100, int, _at_least(1)),
-        "c": Field(1.0, float, _positive),
-        "init": Field("random_sign", str, _one_of(lambda: INIT_SCHEMES)),
-        "loss": Field("logistic", str, _one_of(lambda: LOSSES)),
-        "alpha": Field(_REQUIRED, float, _positive),
-    },
-    "train": {
-        "engine": Field("gd", str, _one_of(lambda: ENGINES)),
-        "eta": Field(0.1, float, _positive),
-        "step_policy": Field(lambda: step_policies()[0], str, _one_of(step_policies)),
-        "max_steps": Field(20_000, int, _at_least(1)),
-        "t_max": Field(1e4, float, _positive),
-        "batch_size": Field(32, int, _at_least(1)),
-        "rtol": Field(1e-8, float, _tolerance),
-    },
-    "stop": {
-        "rule": Field("risk", str, _one_of(lambda: STOP_RULES)),
-        "eps": Field(0.05, float, _positive),
-    },
-    "phase": {
-        "x": Field(FLS_KEY, str, _one_of(lambda: PHASE_X)),
-        "y": Field(_OPTIONAL, str, lambda name, value, _: value),
-    },
-    "sweep": {
-        "name": Field("sweep", str, _sweep_name),
-        "batch_size": Field(64, int, _at_least(1)),
-    },
-}
-
-
-@cache
-def _data_fields(model: str) -> dict[str, Field]:
-    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks."""
-    spec = MODELS[model]
-    fields = {
-        "n": Field(_REQUIRED, int, _at_least(1)),
-        "d": Field(_REQUIRED, int, _at_least(spec.min_d)),
-        "n_test": Field(DEFAULT_N_TEST, int, _at_least(1)),
-    }
-    for key, (default, check) in spec.parameters.items():
-        fields[key] = Field(default, type(default), check)
-    return fields
 
 
 def _typed(name: str, value: Any, kind: type) -> Any:
@@ -181,7 +79,7 @@ def _typed(name: str, value: Any, kind: type) -> Any:
         return float(value)
     if type(value) is not kind:
         raise ConfigError(
-            f"{name} = {value!r} has the wrong type ({type(value).__name__}); allowed: {_TYPE_NAMES[kind]}"
+            f"{name} = {value!r} has the wrong type ({type(value).__name__}); allowed: {TYPE_NAMES[kind]}"
         )
     return value
 
@@ -198,7 +96,7 @@ def _checked(name: str, value: Any, field: Field, resolved: Mapping[str, Any]) -
 
 def _value(name: str, value: Any, kind: type, check: Callable[[str, Any, Mapping[str, Any]], Any]) -> Any:
     """A value outside the tables (data.model, grid bounds, FLS) typed and checked like a table key."""
-    return _checked(name, value, Field(_REQUIRED, kind, check), {})
+    return _checked(name, value, Field(REQUIRED, kind, check), {})
 
 
 def _resolve_table(
@@ -216,9 +114,9 @@ def _resolve_table(
         name = f"{section}.{key}"
         if key in given:
             resolved[key] = _checked(name, given[key], field, resolved)
-        elif key in gridded or field.default is _OPTIONAL:
+        elif key in gridded or field.default is OPTIONAL:
             continue
-        elif field.default is _REQUIRED:
+        elif field.default is REQUIRED:
             raise ConfigError(f"{name} is required; give it in [{section}] or as a [grid] key")
         else:
             resolved[key] = field.default() if callable(field.default) else field.default
@@ -227,7 +125,7 @@ def _resolve_table(
 
 def _data_model(given: Mapping[str, Any]) -> str:
     """data.model of a [data] table, checked (default gaussian_mixture)."""
-    return _value("data.model", given.get("model", "gaussian_mixture"), str, _one_of(lambda: tuple(MODELS)))
+    return _value("data.model", given.get("model", "gaussian_mixture"), str, one_of(tuple(MODELS)))
 
 
 def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str, Any]:
@@ -241,9 +139,9 @@ def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str
             raise ConfigError(
                 f"data.preset = {given['preset']!r} is not supported: data model {model!r} has no presets"
             )
-        resolved["preset"] = _value("data.preset", given["preset"], str, _one_of(lambda: tuple(presets)))
+        resolved["preset"] = _value("data.preset", given["preset"], str, one_of(tuple(presets)))
         explicit = {**presets[resolved["preset"]], **explicit}
-    resolved.update(_resolve_table("data", explicit, _data_fields(model), gridded))
+    resolved.update(_resolve_table("data", explicit, data_fields(model), gridded))
     return resolved
 
 
@@ -268,7 +166,7 @@ def _spaced(name: str, value: Mapping[str, Any]) -> list[float]:
         raise ConfigError(f"{name}.{spacing} = {bounds!r} has the wrong form; allowed: [a, b, num]")
     low = _value(f"{name}.{spacing}[0]", bounds[0], float, _finite)
     high = _value(f"{name}.{spacing}[1]", bounds[1], float, _finite)
-    num = _value(f"{name}.{spacing}[2]", bounds[2], int, _at_least(1))
+    num = _value(f"{name}.{spacing}[2]", bounds[2], int, at_least(1))
     return SPACINGS[spacing](low, high, num).tolist()
 
 
@@ -276,9 +174,9 @@ def _grid_values(key: str, value: Any) -> list[Any]:
     """One grid entry as an explicit, non-empty list without repeats (values are checked per run)."""
     name = f"grid.{key}"
     if key == SEEDS_KEY and isinstance(value, int) and not isinstance(value, bool):
-        values = list(range(_value(name, value, int, _at_least(1))))
+        values = list(range(_value(name, value, int, at_least(1))))
     elif key == SEEDS_KEY and isinstance(value, list):
-        values = [_value(name, seed, int, _at_least(0)) for seed in value]
+        values = [_value(name, seed, int, at_least(0)) for seed in value]
     elif key == SEEDS_KEY:
         raise ConfigError(
             f"{name} = {value!r} has the wrong type; allowed: an integer N >= 1 (seeds 0..N-1) or a list"
@@ -301,7 +199,7 @@ def _grid_values(key: str, value: Any) -> list[Any]:
 
 def _grid_keys(data_model: str) -> tuple[str, ...]:
     """Every key a grid may vary: the run tables' keys (not data.model / data.preset), FLS and the seeds."""
-    keys = [f"data.{key}" for key in _data_fields(data_model)]
+    keys = [f"data.{key}" for key in data_fields(data_model)]
     keys += [f"{section}.{key}" for section in ("model", "train", "stop") for key in TABLES[section]]
     return (*keys, FLS_KEY, SEEDS_KEY)
 
@@ -334,6 +232,39 @@ def _resolve_phase(given: Mapping[str, Any], grid: Mapping[str, list[Any]]) -> d
             f"phase.y = {phase['y']!r} is not a grid key; allowed: {', '.join(map(repr, grid))}"
         )
     return phase
+
+
+def _names(name: str, value: Any) -> list[str]:
+    """A list of distinct non-empty strings (claim families, module names)."""
+    if not (isinstance(value, list) and all(isinstance(item, str) and item for item in value)):
+        raise ConfigError(f"{name} = {value!r} has the wrong type; allowed: a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{name} = {value!r} repeats a name; allowed: distinct names")
+    return list(value)
+
+
+def _resolve_claims(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The [claims] table: families and modules checked as name lists, each [claims.<key>] a table of scalars
+    (checked against the claim's parameters when the runs are analysed, compare.registry)."""
+    resolved: dict[str, Any] = {
+        "families": _names("claims.families", given.get("families", ["fls"])),
+        "modules": _names("claims.modules", given.get("modules", [])),
+    }
+    for key, thresholds in given.items():
+        if key in resolved:
+            continue
+        if not isinstance(thresholds, Mapping):
+            raise ConfigError(
+                f"claims.{key} = {thresholds!r} is not a table; allowed: families, modules, or a "
+                f"[claims.{key}] table of the claim's thresholds"
+            )
+        for name, value in thresholds.items():
+            if not isinstance(value, bool | int | float | str):
+                raise ConfigError(
+                    f"claims.{key}.{name} = {value!r} has the wrong type; allowed: a number, string or boolean"
+                )
+        resolved[key] = dict(thresholds)
+    return resolved
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -370,6 +301,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     config["grid"] = grid
     config["phase"] = _resolve_phase(_table(raw, "phase"), config["grid"])
     config["sweep"] = _resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
+    if "claims" in raw:
+        config["claims"] = _resolve_claims(_table(raw, "claims"))
     expand_runs(config)
     return config
 
@@ -384,8 +317,8 @@ def run_id(run: Mapping[str, Any]) -> str:
 def _scale(model: dict[str, Any], point: Mapping[str, Any]) -> float:
     """FLS = 1 / (c alpha^2) of a run, setting model["alpha"] = 1 / sqrt(c FLS) when the grid gives FLS."""
     if FLS_KEY in point:
-        fls = _value(FLS_KEY, point[FLS_KEY], float, _positive)
-        model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, _positive)
+        fls = _value(FLS_KEY, point[FLS_KEY], float, POSITIVE)
+        model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, POSITIVE)
         return fls
     strength = model["c"] * model["alpha"] ** 2
     if not (0.0 < strength < math.inf and math.isfinite(1.0 / strength)):
@@ -452,37 +385,3 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         seen.add(run["run_id"])
     return runs
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML (unlike JSON) wants escaped."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise ConfigError(
-        f"cannot write {value!r} ({type(value).__name__}) to TOML; allowed: booleans, numbers, strings, lists"
-    )
-
-
-def dump_config(config: Mapping[str, Mapping[str, Any]]) -> str:
-    """TOML text of a config (tables of scalars and lists); ``tomllib.loads`` reads it back unchanged."""
-    blocks = []
-    for section, table in config.items():
-        lines = [f"[{_toml_key(section)}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"

@@ -1,8 +1,9 @@
 """Figures of a sweep (matplotlib, Agg backend, headless): phase diagram, error against FLS, limits, scaling,
 alignment over time. Every function writes a PNG and a PDF next to each other and returns both paths.
 
-Bands are 95 % bootstrap intervals over seeds (:mod:`compare.claims`), so a figure shows the same uncertainty as
-the claim it illustrates.
+Bands are 95 % bootstrap intervals over seeds (:mod:`compare.statistics`), so a figure shows the same
+uncertainty as the claim it illustrates. Its place among the layers: docs/design.md section 5; the figures of
+a claim's result are chosen by :mod:`compare.claim_figures`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import matplotlib
 
+from fls.compare.vocabulary import ALPHA_KEY, C_KEY, INIT_KEY, WIDTH_KEY
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
@@ -22,6 +25,11 @@ import numpy as np
 import pandas as pd
 
 from fls.compare import claims
+from fls.compare.inputs import dataset_for
+from fls.compare.limits import boundaries
+from fls.compare.selection import network_runs, restrict, seed_grid
+from fls.compare.statistics import bootstrap_means, resample_indices
+from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext
 
 #: Line colours by init.
 INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
@@ -40,7 +48,8 @@ LABELS = {
 
 
 def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
-    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both paths."""
+    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both
+    paths."""
     base = Path(out_path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".pdf")]
@@ -51,12 +60,6 @@ def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
     return paths
 
 
-def _restrict(table: pd.DataFrame, chosen: Mapping[str, Any] | None) -> pd.DataFrame:
-    for key, value in (chosen or {}).items():
-        table = table[table[key] == value]
-    return table
-
-
 def _band(
     ax: plt.Axes,
     cell: pd.DataFrame,
@@ -64,15 +67,15 @@ def _band(
     *,
     colour: str,
     label: str,
-    context: claims.ClaimContext,
+    context: ClaimContext,
     linestyle: str = "-",
 ) -> None:
     """Mean of ``column`` over seeds against FLS, with its bootstrap band."""
-    grid = claims.seed_grid(cell, column)
+    grid = seed_grid(cell, column)
     if not np.any(np.isfinite(grid.values)):
         return
-    boot = claims.bootstrap_means(
-        grid.values, claims.resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
+    boot = bootstrap_means(
+        grid.values, resample_indices(len(grid.seeds), n_boot=context.n_boot, seed=context.seed)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # grid points without any result give NaN bands
@@ -113,15 +116,15 @@ def error_vs_fls(
     *,
     chosen: Mapping[str, Any] | None = None,
     argmin_band: tuple[float, float] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
-    runs = _restrict(claims.network_runs(table), chosen)
+    runs = restrict(network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
-    for init in dict.fromkeys(runs["model.init"]):
+    for init in dict.fromkeys(runs[INIT_KEY]):
         _band(
             ax,
-            runs[runs["model.init"] == init],
+            runs[runs[INIT_KEY] == init],
             "test_error",
             colour=INIT_COLOURS.get(init, "C3"),
             label=init,
@@ -150,16 +153,16 @@ def metric_panels(
     *,
     chosen: Mapping[str, Any] | None = None,
     references: Mapping[str, float] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """One panel per metric column against FLS, a line per init, optional horizontal reference values."""
-    runs = _restrict(claims.network_runs(table), chosen)
+    runs = restrict(network_runs(table), chosen)
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
-        for init in dict.fromkeys(runs["model.init"]):
+        for init in dict.fromkeys(runs[INIT_KEY]):
             _band(
                 ax,
-                runs[runs["model.init"] == init],
+                runs[runs[INIT_KEY] == init],
                 column,
                 colour=INIT_COLOURS.get(init, "C3"),
                 label=init,
@@ -181,14 +184,15 @@ def limits_figure(
     out_path: str | Path,
     *,
     chosen: Mapping[str, Any] | None = None,
-    context: claims.ClaimContext = claims.DEFAULT_CONTEXT,
+    context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
-    """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per init."""
-    runs = _restrict(claims.network_runs(table), chosen)
-    inits = list(dict.fromkeys(runs["model.init"]))
+    """Test error of the full runs against FLS with the small-alpha and lazy predictions, one panel per
+    init."""
+    runs = restrict(network_runs(table), chosen)
+    inits = list(dict.fromkeys(runs[INIT_KEY]))
     figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 3.8), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
-        cell = runs[runs["model.init"] == init]
+        cell = runs[runs[INIT_KEY] == init]
         _band(
             ax,
             cell,
@@ -263,25 +267,23 @@ def _edges(centres: np.ndarray, *, log: bool) -> np.ndarray:
 
 def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str | Path) -> list[Path]:
     """Mean test error over (x = [phase] x, y = [phase] y) as an image, one panel per init, with the predicted
-    boundaries (:func:`compare.predictions.boundaries`) as lines, the measured optimum of each row as white dots
+    boundaries (:func:`compare.limits.boundaries`) as lines, the measured optimum of each row as white dots
     and, when y is data.n or model.width, the literature slope alpha* ~ n^-1 m^-1/2 through the middle row's
     optimum (dashed)."""
-    from fls.compare import predictions
-    from fls.compare.runner import dataset_for
 
     phase = config.get("phase", {})
     x_key = phase.get("x", "fls")
     y_key = phase.get("y")
-    runs = claims.network_runs(table)
+    runs = network_runs(table)
     runs = runs[runs["status"] == "target_reached"]
-    inits = list(dict.fromkeys(runs["model.init"])) or ["(none)"]
+    inits = list(dict.fromkeys(runs[INIT_KEY])) or ["(none)"]
     figure, axes = plt.subplots(1, len(inits), figsize=(5.6 * len(inits), 4.4), squeeze=False)
     for ax, init in zip(axes[0], inits, strict=True):
-        cell = runs[runs["model.init"] == init]
+        cell = runs[runs[INIT_KEY] == init]
         if cell.empty:
             ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
             continue
-        x_column = "fls" if x_key == "fls" else "model.alpha"
+        x_column = "fls" if x_key == "fls" else ALPHA_KEY
         rows = sorted(cell[y_key].unique()) if y_key else [None]
         xs = np.sort(cell[x_column].unique())
         image = np.full((len(rows), len(xs)), np.nan)
@@ -290,8 +292,8 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             sub = cell if level is None else cell[cell[y_key] == level]
             means = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
             image[i] = means
-            star = claims.optimal_alpha(claims.seed_grid(sub, "test_error"))
-            optima.append(1 / (float(sub["model.c"].iloc[0]) * star**2) if x_key == "fls" else star)
+            star = claims.optimal_alpha(seed_grid(sub, "test_error"))
+            optima.append(1 / (float(sub[C_KEY].iloc[0]) * star**2) if x_key == "fls" else star)
         y_positions = np.arange(len(rows), dtype=float)
         mesh = ax.pcolormesh(
             _edges(xs, log=True),
@@ -307,8 +309,8 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]
             run = sub.iloc[0].to_dict()
-            bounds = predictions.boundaries(dataset_for(run), width=int(run["model.width"]))
-            c = float(run["model.c"])
+            bounds = boundaries(dataset_for(run), width=int(run[WIDTH_KEY]))
+            c = float(run[C_KEY])
             for name, style in (("alignment", "-"), ("f0", "--")):
                 if name == "f0" and init in ("antisymmetric",):
                     continue
@@ -351,7 +353,7 @@ def alignment_over_time(
     """Psi(t) and cos(w_hat+, s)(t) of the runs in ``arrays`` (run_id -> the run's trajectories), coloured by
     alpha, with the tanh law psi(t) = tanh(lambda+ t + artanh Psi(0)) of the smallest alpha's data set."""
     rows = table.set_index("run_id").loc[list(arrays)]
-    alphas = rows["model.alpha"].to_numpy(dtype=float)
+    alphas = rows[ALPHA_KEY].to_numpy(dtype=float)
     colours = plt.cm.viridis(np.linspace(0, 1, max(len(alphas), 2)))
     figure, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     order = np.argsort(alphas)
@@ -379,4 +381,25 @@ def alignment_over_time(
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, linewidth=0.4)
     axes[0].legend(fontsize=7, ncol=2)
+    return save(figure, out_path)
+
+
+def curve_figure(
+    x: Sequence[float], y: Sequence[float], out_path: str | Path, *, xlabel: str = "x", ylabel: str = "y"
+) -> list[Path]:
+    """y against x as a line with markers (a log axis where the values span more than two decades)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    figure, ax = plt.subplots(figsize=(5.2, 3.8))
+    ax.plot(x, y, marker="o", ms=3, color="C0")
+    for values, which in ((x, "x"), (y, "y")):
+        positive = values[np.isfinite(values) & (values > 0)]
+        if (
+            positive.size == values[np.isfinite(values)].size
+            and positive.size
+            and positive.max() > 100 * positive.min()
+        ):
+            log_axis(ax, which)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, linewidth=0.4)
     return save(figure, out_path)

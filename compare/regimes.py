@@ -1,4 +1,5 @@
-"""Which regime each run is in, measured from its metrics and predicted from the theory's boundaries.
+"""Which regime each run is in, measured from its metrics and predicted from the theory's boundaries; the
+regime thresholds every layer uses (docs/design.md section 5, "The layers").
 
 Measured label (:func:`measured_regime`), from the two mechanisms of docs/design.md section 2:
 
@@ -9,10 +10,10 @@ Measured label (:func:`measured_regime`), from the two mechanisms of docs/design
     otherwise                -> "balanced"
 
 The over-alignment / over-fitting split (metrics ``oa``, ``of``) is not used here: it splits the error of the
-linear surrogate w_hat+, which at small FLS is about 60 % OA on the low_signal mixture at every alpha up to the
-optimum, while the network's own error falls by a third over the same range; the claims report it.
+linear surrogate w_hat+, which at small FLS is about 60 % OA on the low_signal mixture at every alpha up to
+the optimum, while the network's own error falls by a third over the same range; the claims report it.
 
-Predicted label (:func:`predicted_regime`), from :func:`compare.predictions.boundaries`: FLS at or above the
+Predicted label (:func:`predicted_regime`), from :func:`compare.limits.boundaries`: FLS at or above the
 alignment boundary -> "over-alignment"; FLS at or below the f0 boundary with an init whose f0 is not zero ->
 "over-fitting"; otherwise "balanced".
 """
@@ -24,6 +25,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
+from fls.compare.vocabulary import INIT_KEY, N_KEY, WIDTH_KEY
 
 #: The three regimes, from strong to weak feature learning.
 REGIMES = ("over-alignment", "balanced", "over-fitting")
@@ -58,13 +61,13 @@ def label_regimes(
     table: pd.DataFrame, bounds: Mapping[tuple, Mapping[str, float]] | None = None
 ) -> pd.DataFrame:
     """The table with a ``regime`` column (measured) and, when ``bounds`` maps (data.n, model.width) to the
-    boundaries of :func:`compare.predictions.boundaries`, a ``predicted_regime`` column."""
+    boundaries of :func:`compare.limits.boundaries`, a ``predicted_regime`` column."""
     out = table.copy()
     out["regime"] = [measured_regime(row) for row in out.to_dict("records")]
     if bounds is not None:
         out["predicted_regime"] = [
-            predicted_regime(row["fls"], row["model.init"], bounds[(row["data.n"], row["model.width"])])
-            if (row["data.n"], row["model.width"]) in bounds
+            predicted_regime(row["fls"], row[INIT_KEY], bounds[(row[N_KEY], row[WIDTH_KEY])])
+            if (row[N_KEY], row[WIDTH_KEY]) in bounds
             else None
             for row in out.to_dict("records")
         ]

@@ -1,20 +1,29 @@
-"""The report of a sweep: predictions added to its run table, regimes labelled, claims checked, figures drawn,
-all written to ``report.md`` (Markdown, figures linked relative to it) with the sweep's resolved config."""
+"""The render stage of the pipeline: the report of a sweep from its stored analysis (docs/design.md section 5,
+"The layers"): claims' figures and the sweep's figures drawn, all written to ``report.md`` (Markdown, figures
+linked relative to it) with the sweep's resolved config and the analysed table as ``runs.csv``.
+
+:func:`build_report` analyses the store first (:func:`compare.analyse.analyse`) only when no analysis of its
+current batches is stored, so ``fls report`` re-renders a finished sweep without recomputing.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fls.compare import claims, plots, predictions, regimes
-from fls.compare.config import dump_config
-from fls.compare.runner import dataset_for
+from fls.compare import plots, regimes
+from fls.compare.analyse import current_analysis
+from fls.compare.claim_figures import draw_claim
+from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
+from fls.compare.toml_text import dump_config
+from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
+from fls.compare.vocabulary import ALPHA_KEY, INIT_KEY
 
 #: Where the figures go, relative to the report.
 FIGURES = "figures"
@@ -25,15 +34,16 @@ TRAJECTORY_RUNS = 6
 
 @dataclass
 class Report:
-    """A written report: its path, the claims' verdicts, the table it was made from and what each stage took."""
+    """A written report: its path, the claims' verdicts, the table it was made from and what each stage
+    took."""
 
     path: Path
-    results: list[claims.ClaimResult]
+    results: list[ClaimResult]
     table: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def claims_table(results: list[claims.ClaimResult], *, link_root: Path | None = None) -> str:
+def claims_table(results: list[ClaimResult], *, link_root: Path | None = None) -> str:
     """The claims as a Markdown table: claim, verdict, statistic, value, 95 % interval, figure."""
     lines = ["| claim | verdict | statistic | value | 95% interval | figure |", "|---|---|---|---|---|---|"]
     for result in results:
@@ -49,29 +59,21 @@ def claims_table(results: list[claims.ClaimResult], *, link_root: Path | None = 
     return "\n".join(lines)
 
 
-def _bounds_by_cell(table: pd.DataFrame) -> dict[tuple, dict[str, float]]:
-    """The predicted boundaries for every (data.n, model.width) of the table's network runs (seed-0 data)."""
-    out = {}
-    for (n, width), cell in claims.network_runs(table).groupby(["data.n", "model.width"]):
-        out[(n, width)] = predictions.boundaries(dataset_for(cell.iloc[0].to_dict()), width=int(width))
-    return out
-
-
 def _trajectory_runs(table: pd.DataFrame) -> list[str]:
     """run_ids of the base cell's first seed at TRAJECTORY_RUNS log-spaced alphas (finished runs only)."""
-    runs = claims.network_runs(table)
-    init = claims.headline_init(runs)
+    runs = network_runs(table)
+    init = headline_init(runs)
     if init is None:
         return []
-    cell, _ = claims.base_cell(runs, init)
+    cell, _ = base_cell(runs, init)
     cell = cell[(cell["status"] == "target_reached") & (cell["seed"] == cell["seed"].min())]
-    alphas = np.sort(cell["model.alpha"].unique())
+    alphas = np.sort(cell[ALPHA_KEY].unique())
     picks = alphas[np.unique(np.linspace(0, len(alphas) - 1, min(TRAJECTORY_RUNS, len(alphas))).astype(int))]
-    return cell[cell["model.alpha"].isin(picks)]["run_id"].tolist()
+    return cell[cell[ALPHA_KEY].isin(picks)]["run_id"].tolist()
 
 
 def _regime_section(table: pd.DataFrame) -> list[str]:
-    runs = claims.network_runs(table)
+    runs = network_runs(table)
     if "regime" not in runs or runs["regime"].isna().all():
         return ["No run has the metrics a regime label needs."]
     rule = (
@@ -80,7 +82,7 @@ def _regime_section(table: pd.DataFrame) -> list[str]:
     )
     lines = [f"Measured regime by init and FLS decade ({rule}); counts of runs:", ""]
     decade = np.floor(np.log10(runs["fls"].astype(float))).astype(int)
-    counts = pd.crosstab([runs["model.init"], decade.rename("log10 FLS")], runs["regime"])
+    counts = pd.crosstab([runs[INIT_KEY], decade.rename("log10 FLS")], runs["regime"])
     lines += ["```", counts.to_string(), "```"]
     if "predicted_regime" in runs:
         both = runs.dropna(subset=["regime", "predicted_regime"])
@@ -106,31 +108,28 @@ def build_report(
     store_dir: str | Path,
     out_dir: str | Path,
     *,
-    family: str = "fls",
+    families: Sequence[str] | None = None,
     timings: Mapping[str, float] | None = None,
-    context: claims.ClaimContext | None = None,
+    context: ClaimContext = DEFAULT_CONTEXT,
+    recompute: bool = False,
 ) -> Report:
-    """Predictions, regimes, claims and figures for the sweep in ``store_dir``; writes ``out_dir/report.md``."""
+    """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
+    when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
+    analysing the store (claims of ``families``, default the config's ``claims.families``)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
-    spent = dict(timings or {})
     store = open_store(store_dir)
     config = store.config()
-    table = store.table()
+    analysis = current_analysis(store, families=families, context=context, recompute=recompute)
+    spent = {**dict(timings or {}), **analysis.timings}
+    table = analysis.table
     start = time.perf_counter()
-    table = predictions.add_predictions(table)
-    table = regimes.label_regimes(table, _bounds_by_cell(table))
-    spent["predictions"] = time.perf_counter() - start
-    start = time.perf_counter()
-    context = context or claims.ClaimContext(figure_dir=figures)
-    results = claims.check_claims(table, family=family, context=context)
-    spent["claims"] = time.perf_counter() - start
-    start = time.perf_counter()
+    results = [draw_claim(table, result, figures) for result in analysis.results]
     phase = plots.phase_diagram(table, config, figures / "phase_diagram")[0]
-    runs = claims.network_runs(table)
-    init = claims.headline_init(runs)
-    chosen = claims.base_cell(runs, init)[1] if init is not None else {}
+    runs = network_runs(table)
+    init = headline_init(runs)
+    chosen = base_cell(runs, init)[1] if init is not None else {}
     error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0]
     picked = _trajectory_runs(table)
     alignment = (
@@ -202,6 +201,7 @@ def build_report(
     return Report(path, results, table, spent)
 
 
-def write_report(store_dir: str | Path, out_dir: str | Path) -> Path:
-    """Claims and figures from an existing store; returns the path of ``out_dir/report.md``."""
-    return build_report(store_dir, out_dir).path
+def write_report(store_dir: str | Path, out_dir: str | Path, *, recompute: bool = False) -> Path:
+    """Claims and figures from an existing store (its stored analysis unless ``recompute``); returns the path
+    of ``out_dir/report.md``."""
+    return build_report(store_dir, out_dir, recompute=recompute).path

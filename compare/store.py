@@ -2,10 +2,12 @@
 
 Layout of a store directory:
 
-    config.toml                        the resolved config of the sweep (compare.config.dump_config)
+    config.toml                        the resolved config of the sweep (compare.toml_text.dump_config)
     runs/part-<seq>-<digest>.parquet   one file per finished batch: one row per run (the run's keys, "status",
                                        "message", the runner's metrics, "fls_version")
     trajectories/part-<same>.parquet   the batch's trajectories: one row per (run_id, key) with a list of floats
+    analysis/table.parquet             the analysed run table (predictions and regimes added, compare.analyse)
+    analysis/claims.json               the claims' verdict records and the fingerprint of what they were made from
 
 Crash safety (a sweep killed at any moment, SIGKILL included, resumes without losing or duplicating a run):
 every file is written under a temporary name (``.tmp-*``) in its final directory and renamed to its final name
@@ -23,6 +25,7 @@ One process writes to a store at a time (the sweep's driver); any number may rea
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tomllib
 import uuid
@@ -36,7 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fls.compare.config import RUN_SECTIONS, SEEDS_KEY, ConfigError, dump_config
+from fls.compare.config_schema import RUN_SECTIONS, ConfigError
+from fls.compare.toml_text import dump_config
+from fls.compare.vocabulary import SEEDS_KEY
 from fls.theory.validation import ParameterError
 
 CONFIG_FILE = "config.toml"
@@ -44,6 +49,8 @@ RUNS_DIR = "runs"
 TRAJECTORIES_DIR = "trajectories"
 PART_PREFIX = "part-"
 TEMP_PREFIX = ".tmp-"
+ANALYSIS_DIR = "analysis"
+ANALYSIS_TABLE, ANALYSIS_CLAIMS = "table.parquet", "claims.json"
 #: Columns every run table has, even an empty one.
 BASE_COLUMNS = ("run_id", "status", "message")
 
@@ -163,6 +170,27 @@ class RunStore:
         order = [("seed" if key == SEEDS_KEY else key) for key in grid]
         order = [key for key in order if key in frame.columns] + ["run_id"]
         return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+    def fingerprint(self) -> str:
+        """A digest of the finished batches (their part names): it changes whenever a batch is committed."""
+        names = "\n".join(part.name for part in self._parts())
+        return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+    def write_analysis(self, table: pd.DataFrame, record: Mapping[str, Any]) -> None:
+        """Store the analysed run table and a JSON record (the claims' results and what they were made from)
+        beside the run table, each file written atomically; the record is written last."""
+        directory = self.directory / ANALYSIS_DIR
+        directory.mkdir(exist_ok=True)
+        _write_atomically(directory / ANALYSIS_TABLE, pa.Table.from_pandas(table, preserve_index=False))
+        _write_atomically(directory / ANALYSIS_CLAIMS, json.dumps(record, indent=1).encode())
+
+    def analysis(self) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+        """The stored analysis (table, record) of :meth:`write_analysis`, or None when there is none."""
+        directory = self.directory / ANALYSIS_DIR
+        if not (directory / ANALYSIS_CLAIMS).exists():
+            return None
+        record = json.loads((directory / ANALYSIS_CLAIMS).read_text())
+        return _read(directory / ANALYSIS_TABLE).to_pandas(), record
 
     def _trajectory_rows(self, run_ids: Iterable[str] | None) -> pa.Table | None:
         committed = [self._trajectories / part.name for part in self._parts()]

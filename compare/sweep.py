@@ -56,10 +56,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from fls.compare.config import FLS_KEY, expand_runs, load_config
+from fls.compare.config import expand_runs, load_config
 from fls.compare.progress import SweepProgress
+from fls.compare.runner import execute_batch
 from fls.compare.store import create_store
+from fls.compare.vocabulary import THREAD_VARIABLES, group_key
 from fls.simulate.result import STATUSES
+from fls.simulate.train.device import configure_threads
 from fls.theory.validation import ParameterError, check_int
 
 Run = dict[str, Any]
@@ -67,10 +70,6 @@ Run = dict[str, Any]
 Outcome = tuple[dict[str, Any], dict[str, np.ndarray]]
 Runner = Callable[[list[Run]], Sequence[Any]]
 
-#: Keys that may differ within one batch: the runner trains a batch as an ensemble over them.
-ENSEMBLE_KEYS = ("model.alpha", "model.c", "seed", FLS_KEY, "run_id")
-#: Thread counts of the numerical libraries a pool worker starts with: one thread per worker process.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
 
@@ -81,16 +80,16 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 
 
 def make_batches(runs: Sequence[Run], batch_size: int, slots: int = 1) -> list[list[Run]]:
-    """Group runs that share every key but ENSEMBLE_KEYS, then split each group into near-equal chunks.
+    """Group runs that share every key but the ensemble keys (:func:`compare.vocabulary.group_key`), then split
+    each group into near-equal chunks.
 
     The chunk size is at most ``batch_size`` and at most ceil(len(runs) / slots), so ``slots`` workers all get
     work; chunks of a group differ in size by at most one. Groups and runs keep their order.
     """
     batch_size, slots = check_int("batch_size", batch_size), check_int("slots", slots)
-    groups: dict[tuple[tuple[str, Any], ...], list[Run]] = {}
+    groups: dict[tuple[tuple[str, str], ...], list[Run]] = {}
     for run in runs:
-        key = tuple((name, value) for name, value in run.items() if name not in ENSEMBLE_KEYS)
-        groups.setdefault(key, []).append(run)
+        groups.setdefault(group_key(run), []).append(run)
     size = max(1, min(batch_size, math.ceil(len(runs) / slots)))
     batches = []
     for group in groups.values():
@@ -143,8 +142,6 @@ def execute(runner: Runner, runs: list[Run]) -> list[Outcome]:
 
 def execute_in_worker(runner: Runner, runs: list[Run]) -> list[Outcome]:
     """:func:`execute` in a worker process, with torch on its default thread count (one)."""
-    from fls.simulate.train.device import configure_threads
-
     configure_threads()
     return execute(runner, runs)
 
@@ -333,12 +330,6 @@ def _backend_factory(workers: int | None, scheduler: str | None, runner: Runner)
     return lambda: _Dask(None, size)
 
 
-def _default_runner() -> Runner:
-    from fls.compare.runner import execute_batch
-
-    return execute_batch
-
-
 def _failures(rows: Sequence[Mapping[str, Any]]) -> int:
     return sum(row.get("status") in FAILED_STATUSES for row in rows)
 
@@ -372,7 +363,7 @@ def run_sweep(
     """
     config = load_config(config)
     runs = expand_runs(config)
-    runner = _default_runner() if runner is None else runner
+    runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
     store = create_store(store_dir, config)
     store.remove_partial_writes()

@@ -160,8 +160,8 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
 
     Returns a result with status ``target_reached`` (the exact solution) or ``failed`` (no jitter of
     :data:`JITTER_LADDER` made K + ridge I factor with an accepted pivot), engine ``kernel-ridge``,
-    ``risk`` = [mean (f - y)^2 / 2] on the training set, and ``info`` with ``f_train``, ``f_test``,
-    ``coefficients``, ``jitter``, ``relative_jitter``, ``train_residual`` (||(K + ridge I) a - y|| / ||y||: the
+    ``risk`` = [mean (f - y)^2 / 2] on the training set, the fit's values ``f_train`` and ``f_test``, and
+    ``info`` with ``coefficients``, ``jitter``, ``relative_jitter``, ``train_residual`` (||(K + ridge I) a - y|| / ||y||: the
     residual of the unjittered system).
     """
     start = time.perf_counter()
@@ -192,9 +192,9 @@ def kernel_regression(K_train: Any, y: Any, K_test_train: Any, *, ridge: float =
             t=np.zeros(1),
             risk=np.array([risk]),
             wall_time=time.perf_counter() - start,
+            f_train=f_train,
+            f_test=K_test @ a,
             info={
-                "f_train": f_train,
-                "f_test": K_test @ a,
                 "coefficients": a,
                 "ridge": ridge,
                 "jitter": jitter,
@@ -229,8 +229,8 @@ def kernel_logistic_regression(
 
     K is divided by its mean diagonal s before the flow (module docstring); ``t`` and ``t_stop`` are in that
     normalized time (gradient-flow time with the unnormalized kernel is t / s). Status ``target_reached``,
-    ``not_reached`` (t_max came first; not a result) or ``failed``; engine ``kernel-flow``; ``info`` holds
-    ``f_train``, ``f_test``, ``coefficients`` (of the normalized kernel) and ``kernel_scale`` = s.
+    ``not_reached`` (t_max came first; not a result) or ``failed``; engine ``kernel-flow``; the fit's values
+    ``f_train`` and ``f_test``; ``info`` holds ``coefficients`` (of the normalized kernel) and ``kernel_scale`` = s.
     """
     start = time.perf_counter()
     K, K_test = _square_kernel(K_train, K_test_train)
@@ -259,9 +259,9 @@ def kernel_logistic_regression(
         risk=solution.risk,
         rhs_evals=solution.rhs_evals,
         wall_time=time.perf_counter() - start,
+        f_train=solution.f_train,
+        f_test=solution.f_test,
         info={
-            "f_train": solution.f_train,
-            "f_test": solution.f_test,
             "coefficients": solution.coefficients,
             "kernel_scale": scale,
             "loss": loss,

@@ -38,6 +38,9 @@ class RunResult:
         invariant_drift: max over time and neurons of |(v_j^2 - ||w_j||^2)(t) - (v_j^2 - ||w_j||^2)(0)|.
         wall_time: seconds spent in the engine.
         dense: optional callable t -> (W, v) evaluating the trajectory between saved times.
+        f_train, f_test: the fitted function on the training and test inputs, for the kernel engine (whose
+            result has no network: W and v are empty); None for the network engines, whose outputs follow
+            from W and v.
         info: engine-specific extras (step size, tolerances, per-member data, ...).
     """
 
@@ -57,6 +60,8 @@ class RunResult:
     invariant_drift: float = 0.0
     wall_time: float = 0.0
     dense: Callable[[float], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+    f_train: np.ndarray | None = field(default=None, repr=False)
+    f_test: np.ndarray | None = field(default=None, repr=False)
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

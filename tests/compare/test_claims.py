@@ -1,10 +1,14 @@
 """Claims on synthetic run tables whose answer is known by construction."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fls.compare import claims
+from fls.compare import claim_figures, claims, registry, statistics, verdict
 from fls.theory.validation import ParameterError
 
 ALPHAS = np.logspace(-4, 1, 16)
@@ -124,25 +128,61 @@ def test_scaling_recovers_the_exponent_of_the_optimum(exponent, verdict):
 
 def test_smooth_argmin_finds_the_vertex_of_a_parabola():
     x = np.linspace(-3, 3, 13)
-    assert claims.smooth_argmin(x, (x - 0.37) ** 2) == pytest.approx(0.37)
-    assert np.isnan(claims.smooth_argmin(x, x))  # minimum at an end
+    assert statistics.smooth_argmin(x, (x - 0.37) ** 2) == pytest.approx(0.37)
+    assert np.isnan(statistics.smooth_argmin(x, x))  # minimum at an end
 
 
 def test_bootstrap_is_seeded_and_verdicts_are_checked():
     table = make_table(u_shape)
     assert claims.interior_optimum(table) == claims.interior_optimum(table)
     with pytest.raises(ParameterError, match="verdict"):
-        claims.ClaimResult("a", "t", "maybe", "r", "s", 0.0, (0.0, 0.0))
+        verdict.ClaimResult("a", "t", "maybe", "r", "s", 0.0, (0.0, 0.0))
 
 
 def test_check_claims_runs_the_family_and_names_an_unknown_one():
-    results = claims.check_claims(make_table(lambda a, n, i: {**u_shape(a), **aligned(a)}))
-    assert [r.key for r in results] == list(claims.FAMILIES["fls"])
+    results = registry.check_claims(make_table(lambda a, n, i: {**u_shape(a), **aligned(a)}))
+    assert [r.key for r in results] == list(claims.CLAIMS)
     with pytest.raises(ParameterError, match="family"):
-        claims.check_claims(make_table(u_shape), family="nope")
+        registry.check_claims(make_table(u_shape), families=["nope"])
+
+
+def test_thresholds_are_checked_against_the_claims_parameters():
+    table = make_table(lambda a, n, i: {**u_shape(a), **aligned(a)})
+    strict = registry.check_claims(table, thresholds={"b": {"aligned_psi": 0.999999}})
+    assert strict[1].verdict != "pass"
+    with pytest.raises(ParameterError, match="claims.b.tolerance"):
+        registry.check_claims(table, thresholds={"b": {"tolerance": 0.1}})
+    with pytest.raises(ParameterError, match="claims.z"):
+        registry.check_claims(table, thresholds={"z": {}})
 
 
 def test_claims_write_their_figures(tmp_path):
     table = make_table(lambda a, n, i: {**u_shape(a), **aligned(a)})
-    result = claims.interior_optimum(table, claims.ClaimContext(n_boot=200, figure_dir=tmp_path))
-    assert result.figure.exists() and result.figure.with_suffix(".pdf").exists()
+    result = claims.interior_optimum(table, verdict.ClaimContext(n_boot=200))
+    assert result.figure is None and result.data["argmin_band"]
+    again = verdict.ClaimResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    drawn = claim_figures.draw_claim(table, again, tmp_path)
+    assert drawn.figure.exists() and drawn.figure.with_suffix(".pdf").exists()
+    assert drawn.figure.name == "claim_a_error_vs_fls.png"
+
+
+_numbers = st.floats(allow_nan=True, allow_infinity=True)
+_plain = st.one_of(st.text(max_size=8), st.integers(-1000, 1000), st.floats(allow_nan=False, width=32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=_numbers,
+    bounds=st.tuples(_numbers, _numbers),
+    evidence=st.dictionaries(st.text(min_size=1, max_size=6), _plain, max_size=4),
+    curve=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=5),
+)
+def test_a_verdict_survives_the_json_record_the_analysis_is_stored_as(value, bounds, evidence, curve):
+    result = verdict.ClaimResult(
+        "k", "t", "fail", "r", "s", value, bounds, evidence, data={"x": np.array(curve), "n": np.int64(3)}
+    )
+    again = verdict.ClaimResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    same = lambda a, b: (np.isnan(a) and np.isnan(b)) or a == b
+    assert same(again.value, value) and all(same(a, b) for a, b in zip(again.interval, bounds, strict=True))
+    assert again.evidence == evidence and again.data == {"x": curve, "n": 3}
+    assert again.key == "k" and again.verdict == "fail" and again.figure is None

@@ -1,13 +1,16 @@
 """The `fls` command line: help and version everywhere, argument and config errors as one-line messages, and a
-tiny real sweep end to end (compare.runner), resumed without recomputing, with `fls run` reproducing one of its
-runs."""
+tiny real sweep end to end (compare.runner), resumed without recomputing, with `fls run` reproducing one of
+its runs."""
 
+import subprocess
+import sys
 from importlib import metadata
 
 import pytest
 from click.testing import CliRunner
 
-from fls.compare.cli import main
+from fls.compare import commands
+from fls.compare.cli import SUMMARIES, main
 from fls.compare.store import open_store
 
 TINY = """
@@ -132,3 +135,27 @@ def test_a_tiny_real_sweep_end_to_end_and_fls_run_reproduces_one_of_its_runs(tin
     assert printed["run_id"] == stored["run_id"] and printed["status"] == stored["status"]
     assert float(printed["test_error"]) == pytest.approx(stored["test_error"], abs=1e-6)
     assert "risk" in single.output and "points" in single.output
+
+
+def test_the_group_help_lists_each_commands_own_summary():
+    for name, summary in SUMMARIES.items():
+        command = getattr(commands, name)
+        assert command.get_short_help_str(limit=200) == summary
+    listed = invoke("--help").output
+    assert all(name in listed for name in SUMMARIES)
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_module(flag):
+    code = (
+        "import sys\n"
+        "from fls.compare.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'sympy', 'pandas', 'matplotlib', 'numpy', 'scipy', 'fls.simulate', 'fls.theory')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

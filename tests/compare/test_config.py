@@ -9,14 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fls.compare.config import (
-    ConfigError,
-    dump_config,
-    expand_runs,
-    load_config,
-    run_id,
-    step_policies,
-)
+from fls.compare.config import ConfigError, expand_runs, load_config, run_id
+from fls.compare.toml_text import dump_config
+from fls.compare.vocabulary import STEP_POLICIES
 from fls.simulate.data import GAUSSIAN_PRESETS
 from fls.theory.validation import ParameterError
 
@@ -40,7 +35,7 @@ def test_resolution_fills_defaults_expands_the_preset_and_writes_grids_out():
     assert {key: config["data"][key] for key in preset} == dict(preset)
     assert config["data"]["n_test"] == 10_000 and config["data"]["preset"] == "low_signal"
     assert config["model"] == {"width": 10, "c": 1.0, "init": "random_sign", "loss": "logistic"}
-    assert config["train"]["step_policy"] == step_policies()[0]
+    assert config["train"]["step_policy"] == STEP_POLICIES[0]
     assert config["grid"]["model.alpha"] == pytest.approx([1e-3, 1e-2, 1e-1, 1.0], rel=1e-15)
     assert config["grid"]["seeds"] == [0, 1, 2]
     assert config["phase"] == {"x": "fls", "y": "data.n"}

@@ -1,5 +1,5 @@
-"""Feature-learning strength and quality (compare.quality_metrics, compare.quality): the measures on hand-computable
-cases, the claim's rule on synthetic tables, the lazy-regime agreement of the network with its after-kernel, and
+"""Feature-learning strength and quality (compare.quality_metrics, quality_runner, quality_claims): the measures
+on hand-computable cases, the claim's rule on synthetic tables, the lazy-regime agreement of the network with its after-kernel, and
 the runner and verify end to end."""
 
 import warnings
@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
-from fls.compare import quality
-from fls.compare.claims import ClaimContext
+from fls.compare import claim_figures, quality_claims, quality_runner, statistics, verify
 from fls.compare.config import expand_runs, load_config
 from fls.compare.quality_metrics import (
     linear_cka,
@@ -20,6 +19,7 @@ from fls.compare.quality_metrics import (
     quality_gains,
     strength_measures,
 )
+from fls.compare.verdict import ClaimContext
 from fls.simulate.data import make_data, staircase
 from fls.simulate.initialization import init_params
 from fls.simulate.kernel import KERNELS, kernel_matrices, kernel_regression
@@ -150,7 +150,7 @@ def test_the_odd_part_of_a_bias_free_network_is_linear(seed: int) -> None:
     field = compile_field("squared")
     odd = field.output(W, v, X, 0.6) - field.output(W, v, -X, 0.6)
     np.testing.assert_allclose(odd, 0.6 * X @ (v @ W), atol=1e-12)
-    np.testing.assert_array_equal(quality.with_bias(X)[:, -1], 1.0)
+    np.testing.assert_array_equal(quality_runner.with_bias(X)[:, -1], 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,11 +167,11 @@ def test_after_kernel_recovers_the_network_in_the_lazy_regime() -> None:
     the tangent kernel, which barely moves: ridgeless regression with the network's after-kernel must give the
     network's own test predictions and test error within LAZY_TOLERANCE."""
     data = make_data("staircase", n=30, d=6, seed=0, k=3, task="regression", n_test=300)
-    X, X_test = quality.with_bias(data.X), quality.with_bias(data.X_test)
+    X, X_test = quality_runner.with_bias(data.X), quality_runner.with_bias(data.X_test)
     W0, v0 = init_params(400, X.shape[1], alpha=8.0, scheme="antisymmetric", seed=0)
     K0, _ = kernel_matrices("tangent", X, X_test, W=W0, v=v0)
     eta = 1.0 / np.linalg.eigvalsh(K0 / len(X))[-1]
-    (record,) = quality.train_members(
+    (record,) = quality_runner.train_members(
         W0[None],
         v0[None],
         X[None],
@@ -188,21 +188,21 @@ def test_after_kernel_recovers_the_network_in_the_lazy_regime() -> None:
     fit = kernel_regression(K, data.y, K_test)
     network = compile_field("squared").output(W, v, X_test, 1.0)
     scale = np.linalg.norm(network)
-    assert np.linalg.norm(fit.info["f_test"] - network) <= LAZY_TOLERANCE * scale
-    errors = [prediction_error(f, data.y_test, "regression") for f in (network, fit.info["f_test"])]
+    assert np.linalg.norm(fit.f_test - network) <= LAZY_TOLERANCE * scale
+    errors = [prediction_error(f, data.y_test, "regression") for f in (network, fit.f_test)]
     assert errors[1] == pytest.approx(errors[0], rel=LAZY_TOLERANCE)
     # and the lazy network is not a feature learner: its error is within the tolerance of the kernel at init too
     init = kernel_regression(K0, data.y, kernel_matrices("tangent", X, X_test, W=W0, v=v0)[1])
-    assert prediction_error(init.info["f_test"], data.y_test, "regression") == pytest.approx(
+    assert prediction_error(init.f_test, data.y_test, "regression") == pytest.approx(
         errors[0], rel=LAZY_TOLERANCE
     )
 
 
 def test_train_members_fits_real_targets_and_refuses_them_with_a_classification_loss() -> None:
-    X = quality.with_bias(np.where(_matrix(3, 20, 4) > 0, 1.0, -1.0))
+    X = quality_runner.with_bias(np.where(_matrix(3, 20, 4) > 0, 1.0, -1.0))
     y = staircase(X[:, :4], 2)
     W0, v0 = init_params(10, 5, alpha=0.5, scheme="antisymmetric", seed=0)
-    (record,) = quality.train_members(
+    (record,) = quality_runner.train_members(
         W0[None],
         v0[None],
         X[None],
@@ -217,7 +217,7 @@ def test_train_members_fits_real_targets_and_refuses_them_with_a_classification_
     assert record.history["risk"][-1] == pytest.approx(np.mean((output - y) ** 2) / 2, rel=1e-10)
     assert record.history["risk"][-1] < record.history["risk"][0]
     with pytest.raises(ParameterError, match="squared"):
-        quality.train_members(
+        quality_runner.train_members(
             W0[None],
             v0[None],
             X[None],
@@ -241,7 +241,7 @@ def test_spearman_rows_matches_scipy(seed: int, n: int, ties: bool) -> None:
     x, y = rng.standard_normal((4, n)), rng.standard_normal((4, n))
     if ties:
         x = np.round(x)
-    got = quality.spearman_rows(x, y)
+    got = statistics.spearman_rows(x, y)
     for row in range(4):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns on a constant row, whose rho is NaN
@@ -265,7 +265,7 @@ def test_spearman_rows_matches_scipy(seed: int, n: int, ties: bool) -> None:
     ],
 )
 def test_tracking_state_follows_the_stated_rule(interval, by_size, state) -> None:
-    assert quality.tracking_state(interval, by_size) == state
+    assert quality_claims.tracking_state(interval, by_size) == state
 
 
 def _synthetic_table(quality_of, seed: int = 0) -> pd.DataFrame:
@@ -297,7 +297,7 @@ def _synthetic_table(quality_of, seed: int = 0) -> pd.DataFrame:
 
 
 def test_claim_fails_when_quality_is_a_function_of_strength() -> None:
-    result = quality.strength_quality_claim(
+    result = quality_claims.strength_quality_claim(
         _synthetic_table(lambda s, n, rng: 1 + s), ClaimContext(n_boot=300)
     )
     assert result.verdict == "fail" and result.value > 0.9
@@ -305,24 +305,25 @@ def test_claim_fails_when_quality_is_a_function_of_strength() -> None:
 
 
 def test_claim_passes_when_quality_is_unrelated_or_flips_with_the_data_size() -> None:
-    unrelated = quality.strength_quality_claim(
+    unrelated = quality_claims.strength_quality_claim(
         _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal())), ClaimContext(n_boot=300)
     )
     assert unrelated.verdict == "pass"
-    flipping = quality.strength_quality_claim(
+    flipping = quality_claims.strength_quality_claim(
         _synthetic_table(lambda s, n, rng: (1 + s) ** (1 if n < 200 else -1)), ClaimContext(n_boot=300)
     )
     assert flipping.verdict == "pass"
-    assert all("decoupled" in flipping.evidence[f"rho({m})"] for m in quality.STRENGTH_MEASURES)
+    assert all("decoupled" in flipping.evidence[f"rho({m})"] for m in quality_claims.STRENGTH_MEASURES)
 
 
 def test_claim_is_inconclusive_without_enough_runs(tmp_path) -> None:
     table = _synthetic_table(lambda s, n, rng: 1 + s)
-    result = quality.strength_quality_claim(table[table["data.n"] == 100], ClaimContext(n_boot=100))
+    result = quality_claims.strength_quality_claim(table[table["data.n"] == 100], ClaimContext(n_boot=100))
     assert result.verdict == "inconclusive" and "data sizes" in result.reason
     unmeasured = table[["data.n", "model.alpha", "seed", "fls"]].assign(status="failed", message="broken")
-    assert quality.strength_quality_claim(unmeasured).verdict == "inconclusive"
-    figure = quality.strength_quality_claim(table, ClaimContext(n_boot=100, figure_dir=tmp_path)).figure
+    assert quality_claims.strength_quality_claim(unmeasured).verdict == "inconclusive"
+    result = quality_claims.strength_quality_claim(table, ClaimContext(n_boot=100))
+    figure = claim_figures.draw_claim(table, result, tmp_path).figure
     assert figure is not None and figure.exists()
 
 
@@ -332,25 +333,25 @@ def test_claim_is_inconclusive_without_enough_runs(tmp_path) -> None:
 
 
 def _tiny_runs(name: str) -> list[dict]:
-    config = quality.quality_sweeps()[name]
+    config = quality_runner.quality_sweeps()[name]
     config["data"].update({"d": 6, "n_test": 200})
     config["grid"].update({"data.n": [40], "model.alpha": [0.1, 2.0], "seeds": 1})
     config["model"]["width"] = 40
     return expand_runs(load_config(config))
 
 
-@pytest.mark.parametrize("name", [quality.MAIN_SWEEP, "staircase-classification", "parity"])
+@pytest.mark.parametrize("name", [quality_runner.MAIN_SWEEP, "staircase-classification", "parity"])
 def test_run_quality_batch_measures_every_run(name: str) -> None:
-    outputs = quality.run_quality_batch(_tiny_runs(name))
+    outputs = quality_runner.run_quality_batch(_tiny_runs(name))
     assert len(outputs) == 2
     for output in outputs:
         row = output.row
         assert row["status"] == "target_reached", row["message"]
-        assert row["task"] == ("regression" if name == quality.MAIN_SWEEP else "classification")
+        assert row["task"] == ("regression" if name == quality_runner.MAIN_SWEEP else "classification")
         for column in (
             "err_network",
-            *[f"err_{k}" for k in (*KERNELS, *quality.AFTER_FITS)],
-            *quality.STRENGTH_MEASURES,
+            *[f"err_{k}" for k in (*KERNELS, *quality_runner.AFTER_FITS)],
+            *quality_claims.STRENGTH_MEASURES,
         ):
             assert np.isfinite(row[column]), column
         assert len(output.arrays["t"]) == len(output.arrays["risk"])
@@ -361,21 +362,21 @@ def test_run_quality_batch_measures_every_run(name: str) -> None:
 
 def test_run_quality_batch_fits_logistic_peers_by_kernel_flow() -> None:
     """With the logistic loss the network and every kernel peer stop at the same target risk."""
-    config = quality.quality_sweeps()["staircase-classification"]
+    config = quality_runner.quality_sweeps()["staircase-classification"]
     config["data"].update({"d": 6, "n_test": 200})
     config["model"].update({"width": 40, "loss": "logistic"})
     config["stop"] = {"rule": "risk", "eps": 0.1}
     config["grid"].update({"data.n": [40], "model.alpha": [0.1], "seeds": 1})
-    (output,) = quality.run_quality_batch(expand_runs(load_config(config)))
+    (output,) = quality_runner.run_quality_batch(expand_runs(load_config(config)))
     assert output.row["status"] == "target_reached" and output.row["final_risk"] <= 0.1
-    for name in (*KERNELS, *quality.AFTER_FITS):
+    for name in (*KERNELS, *quality_runner.AFTER_FITS):
         assert output.row[f"fit_{name}"] == "target_reached", name
         assert 0.0 < output.row[f"err_{name}"] < 0.5, name
 
 
 def test_quality_sweeps_are_valid_configs() -> None:
-    sweeps = quality.quality_sweeps()
-    assert set(sweeps) == {quality.MAIN_SWEEP, *quality.CONTROLS}
+    sweeps = quality_runner.quality_sweeps()
+    assert set(sweeps) == {quality_runner.MAIN_SWEEP, *quality_runner.CONTROLS}
     for config in sweeps.values():
         assert expand_runs(load_config(config))
     assert "task" not in sweeps["parity"]["data"]
@@ -383,7 +384,7 @@ def test_quality_sweeps_are_valid_configs() -> None:
 
 @pytest.mark.slow
 def test_verify_quality_end_to_end(tmp_path, capsys) -> None:
-    path = quality.verify_quality(tmp_path, workers=2)
+    path = verify.verify_quality(tmp_path, workers=2)
     text = path.read_text()
     printed = capsys.readouterr().out
     assert path.name == "quality_report.md" and "Claim (q)" in text

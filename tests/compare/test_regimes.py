@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fls.compare import predictions, regimes
+from fls.compare import limits, regimes
 from fls.simulate.data import make_data
 from fls.simulate.initialization import init_params
 from fls.theory.smallinit import escape_time
@@ -28,17 +28,17 @@ def test_predicted_regime_and_the_zero_f0_init():
 
 @pytest.mark.parametrize("width", [10, 100, 1000])
 def test_alignment_boundary_is_where_the_escape_time_equals_the_alignment_time(width):
-    fls = predictions.alignment_boundary_fls(width)
+    fls = limits.alignment_boundary_fls(width)
     alpha = 1 / np.sqrt(fls)  # c = 1
     rate = 0.37
     t_escape = escape_time(rate=rate, psi0=0.0, norm0=alpha * np.sqrt(width / 2))
-    assert t_escape * rate == pytest.approx(np.arctanh(predictions.ALIGNED_PSI), rel=1e-10)
+    assert t_escape * rate == pytest.approx(np.arctanh(regimes.ALIGNED_PSI), rel=1e-10)
 
 
 def test_f0_boundary_matches_a_monte_carlo_of_the_initial_function():
     data = make_data("gaussian_mixture", n=6, d=20, seed=0, n_test=10)
     width = 50
-    fls = predictions.f0_boundary_fls(data.X, width=width)
+    fls = limits.f0_boundary_fls(data.X, width=width)
     alpha = 1 / np.sqrt(fls)
     draws = 2000
     outputs = np.empty((draws, data.n))
@@ -47,7 +47,7 @@ def test_f0_boundary_matches_a_monte_carlo_of_the_initial_function():
         outputs[seed] = np.maximum(data.X @ W.T, 0) @ v
     mean_variance = np.mean(outputs**2)  # E f0 = 0
     # relative standard error of a mean of squares of ~Gaussian draws: sqrt(2 / draws) ~ 3 %
-    assert np.sqrt(mean_variance) == pytest.approx(predictions.F0_SCALE, rel=0.1)
+    assert np.sqrt(mean_variance) == pytest.approx(limits.F0_SCALE, rel=0.1)
 
 
 def test_label_regimes_adds_measured_and_predicted_columns():

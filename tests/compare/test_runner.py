@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.compare import runner
+from fls.compare import inputs, limits, runner, staged, vocabulary
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
 from fls.theory.compiled import compile_field
@@ -78,12 +78,12 @@ def test_the_kernel_engine_runs_the_lazy_limit():
 
 def test_step_policies_are_the_configs_choices():
     runs = tiny_runs()
-    assert runs[0]["train.step_policy"] == runner.STEP_POLICIES[0]
+    assert runs[0]["train.step_policy"] == vocabulary.STEP_POLICIES[0]
     with pytest.raises(ConfigError, match="step_policy"):
         tiny_runs(**{"train.step_policy": "bogus"})
-    assert isinstance(runner.stop_rule("risk", 0.1), TargetRisk)
-    assert isinstance(runner.stop_rule("positive_risk", 0.1), PositiveClassLoss)
-    assert isinstance(runner.stop_rule("accuracy", 0.1), TrainAccuracy)
+    assert isinstance(inputs.stop_rule("risk", 0.1), TargetRisk)
+    assert isinstance(inputs.stop_rule("positive_risk", 0.1), PositiveClassLoss)
+    assert isinstance(inputs.stop_rule("accuracy", 0.1), TrainAccuracy)
 
 
 @settings(max_examples=15, deadline=None)
@@ -102,12 +102,24 @@ def test_sharpness_bound_bounds_the_hessian_spectrum(seed, scale):
     theta = torch.tensor(np.concatenate([W.ravel(), v]))
     hessian = torch.autograd.functional.hessian(risk, theta).numpy()
     spectral_radius = np.max(np.abs(np.linalg.eigvalsh(hessian)))
-    assert runner.sharpness_bound(W, v, X, y, c) >= spectral_radius * (1 - 1e-9)
+    assert staged.sharpness_bound(W, v, X, y, c) >= spectral_radius * (1 - 1e-9)
 
 
 def test_constant_policy_gives_the_base_step():
     W, v = np.ones((2, 3, 4)), np.ones((2, 3))
-    steps = runner.step_sizes(
+    steps = staged.step_sizes(
         "constant", 0.3, W, v, np.ones((2, 5, 4)), np.ones((2, 5)), np.ones(2), loss="logistic"
     )
     np.testing.assert_array_equal(steps, [0.3, 0.3])
+
+
+def test_the_lazy_limit_is_a_run_result_with_its_predictions_in_named_fields():
+    run = tiny_runs(**{"train.engine": "kernel", "grid.model.alpha": [3.0]})[0]
+    dataset = inputs.dataset_for(run)
+    W0, v0 = inputs.initial_parameters(run)
+    result = limits.lazy_limit(dataset, W0, v0, alpha=3.0, c=1.0, eps=float(run["stop.eps"]), t_max=1e4)
+    assert result.status == "target_reached" and result.engine == "kernel" and result.W.size == 0
+    margins = dataset.y * result.f_train
+    assert np.mean(np.log1p(np.exp(-margins))) == pytest.approx(result.risk[-1], rel=1e-6)
+    error, _ = limits.lazy_test_error(result, dataset)
+    assert error == np.mean(np.sign(result.f_test) != dataset.y_test)

@@ -22,7 +22,8 @@ import pytest
 
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.compare.store import open_store
-from fls.compare.sweep import ENSEMBLE_KEYS, make_batches, run_sweep
+from fls.compare.sweep import make_batches, run_sweep
+from fls.compare.vocabulary import ENSEMBLE_KEYS
 from fls.theory.validation import ParameterError
 
 REPO = Path(__file__).resolve().parents[2]

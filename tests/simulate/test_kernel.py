@@ -35,8 +35,8 @@ def test_ridgeless_regression_interpolates_its_training_data(seed: int, n: int, 
     result = kernel_regression(K, y, K[:3])
     assert result.status == "target_reached" and result.engine == "kernel-ridge"
     assert result.info["relative_jitter"] == 0.0
-    np.testing.assert_allclose(result.info["f_train"], y, atol=1e-7 * np.abs(y).max())
-    np.testing.assert_allclose(result.info["f_test"], y[:3], atol=1e-7 * np.abs(y).max())
+    np.testing.assert_allclose(result.f_train, y, atol=1e-7 * np.abs(y).max())
+    np.testing.assert_allclose(result.f_test, y[:3], atol=1e-7 * np.abs(y).max())
     assert result.risk[-1] < 1e-12 * np.mean(y**2)
 
 
@@ -47,7 +47,7 @@ def test_ridge_regression_matches_a_direct_solve() -> None:
     K, K_test = tangent_kernel(X, X, alpha=1.0, width=1), tangent_kernel(X_test, X, alpha=1.0, width=1)
     result = kernel_regression(K, y, K_test, ridge=0.3)
     reference = K_test @ np.linalg.solve(K + 0.3 * np.eye(30), y)
-    np.testing.assert_allclose(result.info["f_test"], reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.f_test, reference, rtol=1e-10, atol=1e-12)
     assert result.info["train_residual"] < 1e-10
 
 
@@ -63,7 +63,7 @@ def test_rank_deficient_kernel_gets_jitter_and_tends_to_least_squares() -> None:
     assert result.info["relative_jitter"] > 0.0 and result.info["jitter"] > 0.0
     features, features_test = np.maximum(X @ W.T, 0), np.maximum(X_test @ W.T, 0)
     beta = np.linalg.lstsq(features, y, rcond=None)[0]
-    np.testing.assert_allclose(result.info["f_test"], features_test @ beta, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(result.f_test, features_test @ beta, rtol=1e-4, atol=1e-4)
 
 
 def test_kernel_regression_fails_with_a_status_when_no_jitter_helps() -> None:
@@ -95,7 +95,7 @@ def test_logistic_kernel_flow_stops_at_its_target(eps: float) -> None:
     assert result.status == "target_reached" and result.engine == "kernel-flow"
     assert result.risk[-1] == pytest.approx(eps, rel=1e-6)
     assert np.all(np.diff(result.risk) <= 1e-12)
-    margins = y * result.info["f_train"]
+    margins = y * result.f_train
     assert np.mean(np.log1p(np.exp(-margins))) == pytest.approx(eps, rel=1e-6)
 
 
@@ -103,7 +103,7 @@ def test_logistic_kernel_flow_does_not_depend_on_the_kernel_scale() -> None:
     K, K_test, _, y = _labelled(1)
     one = kernel_logistic_regression(K, y, K_test, target_risk=0.1)
     scaled = kernel_logistic_regression(250.0 * K, y, 250.0 * K_test, target_risk=0.1)
-    np.testing.assert_allclose(scaled.info["f_test"], one.info["f_test"], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(scaled.f_test, one.f_test, rtol=1e-7, atol=1e-9)
     assert scaled.info["kernel_scale"] == pytest.approx(250.0 * one.info["kernel_scale"])
 
 

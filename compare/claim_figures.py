@@ -1,0 +1,96 @@
+"""Draw any claim's result: the figure of each built-in claim from the data its result carries, and a plain
+curve for a user's claim whose result holds ``data = {"x": [...], "y": [...]}`` (docs/design.md section 5,
+"The layers"; docs/claims.md). Claims decide and never draw; the render stage calls :func:`draw_claim` for
+every result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fls.compare import plots, quality_plots
+from fls.compare.quality_claims import Correlation, finished_runs
+from fls.compare.selection import network_runs, restrict
+from fls.compare.verdict import ClaimResult
+from fls.compare.vocabulary import INIT_KEY
+
+#: Draws one claim's figure at the given path from the run table and the result's data.
+Drawer = Callable[[pd.DataFrame, Mapping[str, Any], Path], list[Path]]
+
+
+def _error_vs_fls(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    band = tuple(data["argmin_band"])
+    return plots.error_vs_fls(network_runs(table), path, chosen=data["chosen"], argmin_band=band)
+
+
+def _alignment(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    runs = network_runs(table)
+    cell = restrict(runs[runs[INIT_KEY] == data["init"]], data["chosen"])
+    return plots.metric_panels(cell, path, ("Psi", "cos_bayes", "oa"), references=data["references"])
+
+
+def _overfitting(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    columns = ("of", "f0_contamination", "test_error")
+    return plots.metric_panels(network_runs(table), path, columns, chosen=data["chosen"])
+
+
+def _limits(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    return plots.limits_figure(network_runs(table), path, chosen=data["chosen"])
+
+
+def _scaling(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    samples = [np.asarray(s, dtype=float) for s in data["samples"]]
+    return plots.scaling_figure(
+        data["values"], data["stars"], samples, data["exponent"], data["literature"], data["symbol"], path
+    )
+
+
+def _strength_quality(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    found = [
+        Correlation(
+            c["measure"],
+            c["rho"],
+            tuple(c["interval"]),
+            {int(n): (rho, tuple(bounds)) for n, (rho, bounds) in c["by_size"].items()},
+            c["state"],
+        )
+        for c in data["correlations"]
+    ]
+    runs = finished_runs(table, data["quality"])
+    return quality_plots.strength_quality_figure(runs, found, data["quality"], path)
+
+
+#: The built-in claims' figures: claim key -> (file name, drawer).
+FIGURES: dict[str, tuple[str, Drawer]] = {
+    "a": ("claim_a_error_vs_fls.png", _error_vs_fls),
+    "b": ("claim_b_alignment.png", _alignment),
+    "c": ("claim_c_overfitting.png", _overfitting),
+    "d": ("claim_d_limits.png", _limits),
+    "e_n": ("claim_e_n_scaling.png", _scaling),
+    "e_m": ("claim_e_m_scaling.png", _scaling),
+    "q": ("quality_strength.png", _strength_quality),
+}
+
+
+def draw_claim(table: pd.DataFrame, result: ClaimResult, figure_dir: Path) -> ClaimResult:
+    """``result`` with its figure drawn into ``figure_dir`` (PNG and PDF) and its path set; unchanged when the
+    result carries no data to draw (an early inconclusive verdict) or its claim has no figure."""
+    if result.key in FIGURES and result.data:
+        name, drawer = FIGURES[result.key]
+    elif {"x", "y"} <= set(result.data):
+        name, drawer = f"claim_{result.key}.png", _curve
+    else:
+        return result
+    path = drawer(table, result.data, figure_dir / name)[0]
+    return replace(result, figure=path)
+
+
+def _curve(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
+    labels = {k: data[k] for k in ("xlabel", "ylabel") if k in data}
+    return plots.curve_figure(data["x"], data["y"], path, **labels)

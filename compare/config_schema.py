@@ -1,0 +1,189 @@
+"""The config schema: every key of a sweep config with its TOML type, default, allowed range and meaning
+(docs/design.md section 5, "The layers"). :mod:`compare.config` checks a config against it, and
+:mod:`compare.config_reference` writes docs/config.md from it, so the page and the checks cannot disagree.
+
+A key's range is stated by its check (:class:`Check`: the function that raises for a bad value and the words
+for what it allows). The [data] parameters of each data model are checked by simulate.data's own checks; their
+ranges and meanings are :data:`DATA_PARAMETERS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
+from fls.simulate.data import DEFAULT_N_TEST, MODELS
+from fls.simulate.initialization import INIT_SCHEMES
+from fls.theory.symbolic import LOSSES
+from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
+
+#: Tables of a config file, in the order a resolved config lists them.
+SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep", "claims")
+#: Tables whose keys define a run (the others say how to sweep, plot and analyse).
+RUN_SECTIONS = ("data", "model", "train", "stop")
+#: Axes a phase diagram can put on x.
+PHASE_X = (FLS_KEY, "model.alpha")
+#: Keys that set the feature-learning strength, never a phase diagram's second axis by default.
+FLS_KNOBS = (FLS_KEY, "model.alpha", "model.c")
+
+#: The default of a key that must be given, and of a key that may be left out.
+REQUIRED, OPTIONAL = object(), object()
+#: TOML types in words.
+TYPE_NAMES = {int: "an integer", float: "a real number", str: "a string", bool: "a boolean (true or false)"}
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+class ConfigError(ParameterError):
+    """A sweep config is invalid: the message names the dotted key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A range check, ``check(name, value, resolved) -> normalized value`` (raises ParameterError naming
+    ``name``), and what it allows, in words."""
+
+    run: Callable[[str, Any, Mapping[str, Any]], Any]
+    allowed: str
+
+    def __call__(self, name: str, value: Any, resolved: Mapping[str, Any]) -> Any:
+        return self.run(name, value, resolved)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its default (or REQUIRED / OPTIONAL), its TOML type, its range check and its meaning.
+
+    ``check(name, value, resolved)`` receives the value already of type ``kind`` (ints widened to float for
+    float keys), the keys of the same table resolved so far, and returns the normalized value or raises
+    ParameterError naming ``name``.
+    """
+
+    default: Any
+    kind: type
+    check: Callable[[str, Any, Mapping[str, Any]], Any]
+    meaning: str = ""
+
+
+def at_least(minimum: int) -> Check:
+    """Integers >= ``minimum``."""
+    return Check(lambda name, value, _: check_int(name, value, minimum=minimum), f"integer >= {minimum}")
+
+
+POSITIVE = Check(lambda name, value, _: check_positive(name, value), "> 0")
+TOLERANCE = Check(lambda name, value, _: check_in_range(name, value, 0.0, 1.0, closed="neither"), "in (0, 1)")
+ANY_TEXT = Check(lambda name, value, _: value, "a grid key (checked against [grid])")
+
+
+def one_of(choices: tuple[Any, ...]) -> Check:
+    """One of ``choices``."""
+    return Check(lambda name, value, _: check_choice(name, value, choices), ", ".join(map(str, choices)))
+
+
+def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    if not _NAME_PATTERN.fullmatch(value):
+        raise ConfigError(
+            f"{name} = {value!r} is not a usable name; allowed: letters, digits, '.', '_', '-', not starting with '.'"
+        )
+    return value
+
+
+SWEEP_NAME = Check(_sweep_name, "letters, digits, '.', '_', '-'; not starting with '.'")
+
+#: The keys of every table but [data] (whose keys depend on the data model), [grid] and [claims].
+TABLES: Mapping[str, Mapping[str, Field]] = {
+    "model": {
+        "width": Field(100, int, at_least(1), "hidden width m"),
+        "c": Field(1.0, float, POSITIVE, "output multiplier c (FLS = 1 / (c alpha^2))"),
+        "init": Field(
+            "random_sign", str, one_of(INIT_SCHEMES), "second-layer initialization (design section 2)"
+        ),
+        "loss": Field("logistic", str, one_of(LOSSES), "training loss"),
+        "alpha": Field(
+            REQUIRED, float, POSITIVE, "initialization scale (or grid it, directly or through fls)"
+        ),
+    },
+    "train": {
+        "engine": Field("gd", str, one_of(ENGINES), "engine (design section 4; kernel: the lazy limit)"),
+        "eta": Field(0.1, float, POSITIVE, "step size, or its scale under the sharpness policy"),
+        "step_policy": Field(STEP_POLICIES[0], str, one_of(STEP_POLICIES), "how the step sizes are chosen"),
+        "max_steps": Field(20_000, int, at_least(1), "most discrete steps of a run"),
+        "t_max": Field(1e4, float, POSITIVE, "latest gradient-flow time of a run"),
+        "batch_size": Field(32, int, at_least(1), "minibatch size of the sgd engine"),
+        "rtol": Field(1e-8, float, TOLERANCE, "relative tolerance of the flow engine (atol = rtol / 1000)"),
+    },
+    "stop": {
+        "rule": Field("risk", str, one_of(STOP_RULES), "stopping rule (design section 2)"),
+        "eps": Field(0.05, float, POSITIVE, "target of the risk and positive_risk rules"),
+    },
+    "phase": {
+        "x": Field(FLS_KEY, str, one_of(PHASE_X), "x axis of the phase diagram"),
+        "y": Field(OPTIONAL, str, ANY_TEXT, "y axis [default: the first grid key that is not an FLS knob]"),
+    },
+    "sweep": {
+        "name": Field("sweep", str, SWEEP_NAME, "the sweep's name (its output folder under fls-out/)"),
+        "batch_size": Field(64, int, at_least(1), "most runs per batch (one ensemble, one worker task)"),
+    },
+}
+
+#: The [data] parameters of the data models: allowed range and meaning (the checks are simulate.data's).
+DATA_PARAMETERS: Mapping[str, tuple[str, str]] = {
+    "kappa": ("> 0", "class-signal strength of the Gaussian mixture"),
+    "sigma": ("> 0", "noise standard deviation of the Gaussian mixture"),
+    "balanced": ("true, false", "exactly balanced classes"),
+    "rho": ("in [0, 0.5)", "fraction of flipped training labels"),
+    "p": ("in [0, 1]", "probability of the minority group's direction"),
+    "k": ("integer in [1, d]", "order of the staircase or parity"),
+    "task": ("classification, regression", "labels sign(S_k) or real targets S_k"),
+}
+
+#: The keys of [claims] (checked by compare.config; thresholds checked against the claims by
+#: compare.registry).
+CLAIMS_KEYS: Mapping[str, tuple[str, str, str, str]] = {
+    "families": (
+        "list of strings",
+        '["fls"]',
+        "registered families",
+        "the claim families to check, in order",
+    ),
+    "modules": (
+        "list of strings",
+        "[]",
+        "importable module names",
+        "modules that add families (docs/claims.md)",
+    ),
+    "<key>.<name>": (
+        "number, string or boolean",
+        "claim default",
+        "a keyword parameter of claim <key>",
+        "a threshold of one claim, e.g. [claims.b] aligned_psi = 0.95",
+    ),
+}
+
+
+@cache
+def data_fields(model: str) -> dict[str, Field]:
+    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks."""
+    spec = MODELS[model]
+    fields = {
+        "n": Field(REQUIRED, int, at_least(1), "training-set size"),
+        "d": Field(REQUIRED, int, at_least(spec.min_d), "input dimension"),
+        "n_test": Field(
+            DEFAULT_N_TEST, int, at_least(1), "test-set size (a fixed set from an independent seed)"
+        ),
+    }
+    for key, (default, check) in spec.parameters.items():
+        allowed, meaning = DATA_PARAMETERS[key]
+        fields[key] = Field(default, type(default), Check(check, allowed), meaning)
+    return fields
+
+
+#: Grid keys that are not table keys, with their meaning.
+GRID_SPECIAL = {
+    FLS_KEY: "FLS values; alpha = 1 / sqrt(c FLS) (instead of model.alpha)",
+    SEEDS_KEY: "N (seeds 0..N-1) or a list of seeds; default 1",
+}
