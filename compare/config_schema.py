@@ -18,7 +18,7 @@ from typing import Any
 from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
 from fls.simulate.data import DEFAULT_N_TEST, MODELS
 from fls.simulate.initialization import INIT_SCHEMES
-from fls.theory.symbolic import LOSSES
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
 #: Tables of a config file, in the order a resolved config lists them.
