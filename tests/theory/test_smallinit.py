@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from fls.theory.compiled import vector_field
+from fls.theory.extreme import extreme_vectors
 from fls.theory.smallinit import (
     aligned_norm,
     alignment_potential,
@@ -19,7 +20,6 @@ from fls.theory.smallinit import (
     directional_field,
     equations,
     escape_time,
-    extreme_vectors,
     half_correlation,
     log_norm_rate,
     orthogonal_separability,
