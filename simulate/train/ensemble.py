@@ -39,7 +39,7 @@ from fls.simulate.train.loop import MemberRecord, run_members
 from fls.simulate.train.schedule import SaveSchedule
 from fls.theory.augment import augment_inputs, augment_weights, split_weights
 from fls.theory.compiled import CompiledField, compile_field
-from fls.theory.losses import TARGET_KINDS, as_sample_weight, as_targets, is_binary
+from fls.theory.losses import as_sample_weight, as_targets, is_binary
 from fls.theory.validation import ParameterError, as_array, check_int, check_positive
 
 
@@ -55,11 +55,13 @@ class TwoLayerEnsemble:
         y: torch.Tensor,
         field: CompiledField,
         weights: torch.Tensor | None = None,
+        binary: bool = True,
     ) -> None:
+        """``binary``: whether y holds labels in {-1, +1} (then evaluations carry the positive-class mask)."""
         self.W, self.v = W.detach().clone(), v.detach().clone()
         self.c, self.X, self.y, self.field, self.weights = c, X, y, field, weights
         self.shared_data = X.ndim == 2
-        self.binary = TARGET_KINDS[field.loss_name] == "binary" or is_binary(y.cpu().numpy())
+        self.binary = binary
         self.initial_invariant = self._invariant()
         self._descent = (
             torch.empty_like(self.W),
@@ -85,11 +87,13 @@ class TwoLayerEnsemble:
     def _evaluation(self, f: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> Evaluation:
         margins = y * f
         positive = (y > 0).expand_as(margins) if self.binary else None
-        return Evaluation(self.field.losses(f, y, weights), margins > 0, positive, weights)
+        losses = self.field.losses(f, y)
+        return Evaluation(losses if weights is None else losses * weights, margins > 0, positive, weights)
 
     def loss_and_gradient(self, indices: torch.Tensor | None) -> Evaluation:
         X, y, w = self._batch(indices)
-        *_, f = self.field.field_and_output(self.W, self.v, X, y, self.c, out=self._descent, weights=w)
+        weighting = {} if w is None else {"weights": w}
+        *_, f = self.field.field_and_output(self.W, self.v, X, y, self.c, out=self._descent, **weighting)
         return self._evaluation(f, y, w)
 
     def evaluate(self) -> Evaluation:
@@ -246,6 +250,7 @@ def train_ensemble(
         where.tensor(y),
         compile_field(loss, biased),
         None if weights is None else where.tensor(weights),
+        is_binary(y),
     )
     records, wall = run_members(
         family,
