@@ -22,7 +22,7 @@ def small_biased(width=3, alpha=0.3, seed=2):
 
 def test_biased_flow_agrees_with_the_mpmath_reference_through_crossings():
     W, v, b = small_biased()
-    options = dict(loss="squared", b0=b, sample_weight=[1.0, 2.0, 1.0], t_max=6.0, coords="plain")
+    options = {"loss": "squared", "b0": b, "sample_weight": [1.0, 2.0, 1.0], "t_max": 6.0, "coords": "plain"}
     fast = integrate_flow(W, v, X3, Y3, rtol=1e-13, atol=1e-15, **options)
     exact = reference_flow(W, v, X3, Y3, dps=30, **options)
     assert fast.ok and exact.ok and fast.switches + fast.sliding_entries > 0
