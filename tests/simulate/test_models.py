@@ -153,3 +153,55 @@ def test_npz_with_an_unknown_array_is_refused(tmp_path):
     np.savez(tmp_path / "p.npz", X=X3, y=Y3, weights=np.ones(3))
     with pytest.raises(ParameterError, match="arrays \\['weights'\\] are not allowed"):
         load_dataset(tmp_path / "p.npz", loss="squared")
+
+
+def test_engine_options_are_validated():
+    W, v, b = small_biased()
+    with pytest.raises(ParameterError, match="b0 has shape"):
+        integrate_flow(W, v, X3, Y3, loss="squared", b0=b[:2], t_max=1.0)
+    with pytest.raises(ParameterError, match="sample_weight has negative entries"):
+        integrate_flow(W, v, X3, Y3, loss="squared", sample_weight=[1, -1, 1], t_max=1.0)
+    with pytest.raises(ParameterError, match="margin loss"):
+        integrate_flow(W, v, X3, Y3, t_max=1.0)
+    with pytest.raises(ParameterError, match="b0 must have 2 dimension"):
+        train_ensemble(W[None], v[None], X3, Y3, loss="squared", b0=b, eta=0.1, max_steps=1)
+    with pytest.raises(ParameterError, match="sample_weight has shape"):
+        train_ensemble(W[None], v[None], X3, Y3, loss="squared", sample_weight=[1, 1], eta=0.1, max_steps=1)
+    with pytest.raises(ParameterError, match="sample_weight sums to 0"):
+        train_ensemble(W[None], v[None], X3, Y3, loss="squared", sample_weight=[0, 0, 0], eta=0.1, max_steps=1)
+
+
+def test_kernel_matrices_with_biases():
+    from fls.simulate.kernel import kernel_matrices
+
+    W, v, b = small_biased(width=4)
+    K, K_test = kernel_matrices("tangent", X3, X3[:2], W=W, v=v, b=b)
+    np.testing.assert_allclose(K[:2], K_test, rtol=1e-14)
+    C, _ = kernel_matrices("conjugate", X3, X3, W=W, b=b)
+    hidden = np.maximum(X3 @ W.T + b, 0)
+    np.testing.assert_allclose(C, hidden @ hidden.T, rtol=1e-14)
+    with pytest.raises(ParameterError, match="'conjugate_closed' has no form with hidden biases"):
+        kernel_matrices("conjugate_closed", X3, X3, alpha=1.0, bias=True)
+    with pytest.raises(ParameterError, match="needs the hidden biases"):
+        kernel_matrices("conjugate", X3, X3, W=W, bias=True)
+
+
+def test_positive_class_rule_weighs_its_class_in_both_faces():
+    """The flow face (value <= 0) and the discrete face (reached) of PositiveClassLoss agree with weights:
+    both compute sum_{y=1} w l / sum_{y=1} w."""
+    from fls.simulate.flow.arithmetic import float_arithmetic
+    from fls.simulate.stopping import Evaluation, PositiveClassLoss
+    from fls.theory.losses import as_sample_weight
+
+    y = np.array([1.0, 1.0, -1.0, 1.0])
+    f = np.array([0.3, -1.0, 0.5, 2.0])
+    weights = as_sample_weight([3.0, 1.0, 2.0, 0.0], 4)
+    arith = float_arithmetic("logistic", weights)
+    losses = np.log1p(np.exp(-y * f))
+    expected = (losses * weights)[y > 0].sum() / weights[y > 0].sum()
+    for eps, holds in ((expected * 1.001, True), (expected * 0.999, False)):
+        rule = PositiveClassLoss(eps)
+        assert (rule.value(f, y, arith) <= 0) == holds
+        evaluation = Evaluation(torch.tensor(losses * weights)[None], torch.tensor(y * f > 0)[None],
+                                torch.tensor(y > 0), torch.tensor(weights))  # fmt: skip
+        assert bool(rule.reached(evaluation)[0]) == holds
