@@ -38,12 +38,12 @@ from fls.compare import metrics
 from fls.compare.sweep import ENSEMBLE_KEYS
 from fls.simulate.data import Dataset
 from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
-from fls.theory.extreme import extreme_vectors
 from fls.theory.smallinit import (
     alignment_rates,
     class_sums,
     directional_field,
     escape_time,
+    extreme_vectors,
     log_norm_rate,
 )
 from fls.theory.validation import check_in_range, check_positive

@@ -3,7 +3,7 @@ compiled field and its limits.
 
 Entry points: :func:`vector_field` (the derived field, numpy float64), :func:`compile_field` (numpy and batched
 torch kernels of the network, risk and field), :func:`derive` (the sympy derivation), :func:`tangent_kernel`
-(the closed-form infinite-width tangent kernel), and the modules :mod:`theory.smallinit`, :mod:`theory.extreme`, :mod:`theory.lazy`,
+(the closed-form infinite-width tangent kernel), and the modules :mod:`theory.smallinit`, :mod:`theory.lazy`,
 :mod:`theory.mixture` for the limits.
 
 The names are imported from their modules on first access (:mod:`fls.lazyexports`), so ``import fls.theory``
@@ -24,8 +24,7 @@ _EXPORTS = {
     "fls.theory.losses": ("LOSSES", "TARGET_KINDS", "as_sample_weight", "as_targets"),
     "fls.theory.mixture": ("bayes_error", "direction_error", "oa_of_split"),
     "fls.theory.augment": ("augment_inputs", "augment_weights", "split_weights"),
-    "fls.theory.extreme": ("extreme_vectors",),
-    "fls.theory.smallinit": ("orthogonal_separability",),
+    "fls.theory.smallinit": ("extreme_vectors", "orthogonal_separability"),
     "fls.theory.symbolic": ("derive",),
     "fls.theory.validation": ("ParameterError",),
 }

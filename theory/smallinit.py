@@ -10,7 +10,7 @@ direction u = w / ||w|| on the unit sphere and a log-norm, with
 
 H is piecewise linear (g is constant on each activation region), so the direction flow is, region by region,
 the Riemannian gradient flow of a linear function on the sphere: positive neurons climb H, negative ones
-descend it, and its attracting stationary points are the *extreme vectors* (:func:`theory.extreme.extreme_vectors`).
+descend it, and its attracting stationary points are the *extreme vectors* (:func:`extreme_vectors`).
 
 Under orthogonal separability (every same-label pair positively correlated, every opposite pair negatively) a
 positive neuron active on exactly the positive points keeps that activation pattern, g = x+ / (2n), and its
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fls.theory.augment import augment_inputs
+from fls.theory.directionflow import DirectionFlow, Rest
 from fls.theory.compiled import compile_field
 from fls.theory.losses import as_sample_weight, as_targets
 from fls.theory.validation import (
@@ -36,6 +37,7 @@ from fls.theory.validation import (
     as_array,
     as_labels,
     check_in_range,
+    check_int,
     check_positive,
 )
 
@@ -261,6 +263,129 @@ def escape_time(*, rate: float, psi0: float, norm0: float, c: float = 1.0, t0: f
     level = _log_cosh(a0) - np.log(np.sqrt(c) * norm0)
     arcosh = level + np.log1p(np.sqrt(1.0 - np.exp(-2.0 * level)))
     return float(t0 + (arcosh - a0) / rate)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Extreme vectors
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtremeVector:
+    """One attracting stationary point of the directional flow of one sign.
+
+    Attributes:
+        direction: the unit vector u*, shape (d,).
+        sign: +1 (a positive neuron, climbs H) or -1 (a negative neuron, descends H).
+        value: H(u*) = sign * ||P_S g_A|| (A the active points, S the sliding ones, P_S the projector onto the
+            orthogonal complement of their span).
+        basin: fraction of the starts of this sign that converged here.
+        count: number of those starts.
+        active: indices i with <u*, x_i> > 0.
+        sliding: indices i with <u*, x_i> = 0 on which the flow slides (empty for a point inside a region).
+        residual: the Filippov stationarity residual min over mu in [0, 1]^S of
+            ||(I - u u^T)(g_A + sum_{i in S} mu_i y_i x_i / (2n))|| (0 up to rounding).
+    """
+
+    direction: np.ndarray
+    sign: int
+    value: float
+    basin: float
+    count: int
+    active: tuple[int, ...]
+    sliding: tuple[int, ...]
+    residual: float
+
+
+@dataclass(frozen=True)
+class ExtremeVectorSearch:
+    """Result of :func:`extreme_vectors`.
+
+    Attributes:
+        vectors: the extreme vectors, positive sign first, each sign by decreasing basin.
+        n_starts: starts per sign.
+        dead: per sign, the fraction of starts that ended with g = 0 (inactive on every point, or a sliding
+            face where P_S g_A = 0): the stationary set H = 0, not an isolated point.
+        unresolved: per sign, the number of starts not settled within ``max_events`` mode changes, or stopped
+            on an unstable equilibrium (0 in a converged search).
+        tol: the stationarity tolerance every returned vector meets (relative to the scale G of g).
+    """
+
+    vectors: tuple[ExtremeVector, ...]
+    n_starts: int
+    dead: dict[int, float]
+    unresolved: dict[int, int]
+    tol: float
+
+    def of_sign(self, sign: int) -> tuple[ExtremeVector, ...]:
+        """The extreme vectors of positive (+1) or negative (-1) neurons."""
+        return tuple(e for e in self.vectors if e.sign == sign)
+
+
+def extreme_vectors(
+    X: Any,
+    y: Any,
+    *,
+    n_starts: int = 256,
+    seed: int = 0,
+    starts: Any = None,
+    tol: float = 1e-10,
+    max_events: int | None = None,
+    loss: str = "logistic",
+    sample_weight: Any = None,
+    bias: bool = False,
+) -> ExtremeVectorSearch:
+    """All attracting stationary points of the directional flow, for positive and for negative neurons.
+
+    The flow is followed exactly (see :class:`DirectionFlow`: closed-form great-circle pieces between
+    activation events, Filippov sliding with the minimal-norm selection) from ``n_starts`` directions uniform
+    on the sphere (``np.random.default_rng(seed)``) or from the rows of ``starts``, for sign +1 (climbing H)
+    and sign -1 (descending H). Each end point u* = s P_S g_A / ||P_S g_A|| is exact up to rounding; it is
+    accepted when its Filippov stationarity residual is <= ``tol`` * G, G = mean |q_i| ||x_i|| / 2 (residuals
+    measured here: ~1e-17). End points are deduplicated by their mode (A, S). The stationary points do not
+    depend on c (c only rescales time). Starts that end where g = 0 count in ``dead``; starts needing more
+    than ``max_events`` (default 20 n + 100) mode changes count in ``unresolved`` and are never silently
+    dropped. ``loss``, ``sample_weight``, ``bias``: the model (:func:`theory.smallinit.pulled_data`: labels
+    read as the pulls q_i, inputs as (x_i, 1) with biases, directions of (w_j, b_j)).
+    """
+    X, y = pulled_data(X, y, loss=loss, sample_weight=sample_weight, bias=bias)
+    d = X.shape[1]
+    tol = check_in_range("tol", tol, 0.0, 1e-3, closed="right")
+    max_events = 20 * X.shape[0] + 100 if max_events is None else check_int("max_events", max_events)
+    if starts is None:
+        n_starts = check_int("n_starts", n_starts, minimum=1)
+        starts = np.random.default_rng(check_int("seed", seed, minimum=0)).standard_normal((n_starts, d))
+    U0 = unit_rows(starts, d, name="starts")
+    total = U0.shape[0]
+    vectors: list[ExtremeVector] = []
+    dead: dict[int, float] = {}
+    unresolved: dict[int, int] = {}
+    for sign in (1, -1):
+        flow = DirectionFlow(X, y, sign, tol=tol)
+        rests = [flow.run(u, max_events) for u in U0]
+        dead[sign] = sum(r.kind == "dead" for r in rests) / total
+        unresolved[sign] = sum(r.kind == "unresolved" for r in rests)
+        groups: dict[tuple, list[Rest]] = {}
+        for rest in rests:
+            if rest.kind == "point":
+                groups.setdefault((rest.active, rest.sliding), []).append(rest)
+        found = [
+            ExtremeVector(
+                direction=members[0].direction,
+                sign=sign,
+                value=members[0].value,
+                basin=len(members) / total,
+                count=len(members),
+                active=key[0],
+                sliding=key[1],
+                residual=max(m.residual for m in members),
+            )
+            for key, members in groups.items()
+        ]
+        vectors.extend(sorted(found, key=lambda e: -e.count))
+    return ExtremeVectorSearch(
+        vectors=tuple(vectors), n_starts=total, dead=dead, unresolved=unresolved, tol=tol
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------

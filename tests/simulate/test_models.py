@@ -50,11 +50,9 @@ def test_a_weight_k_is_k_repeated_samples_in_gd_through_sliding():
     """GD on weights [1, 2, 1] equals GD with the middle sample twice, step for step (1e-12), on a run whose
     flow crosses and slides."""
     W, v, b = small_biased()
-    weighted, repeated = (
-        train_ensemble(W[None], v[None], X, Y, loss="squared", b0=b[None], sample_weight=w, eta=0.001,
-                       max_steps=6000)[0]  # fmt: skip
-        for X, Y, w in ((X3, Y3, [1, 2, 1]), (np.r_[X3, X3[[1]]], np.r_[Y3, Y3[[1]]], None))
-    )
+    options = {"loss": "squared", "b0": b[None], "eta": 0.001, "max_steps": 6000}
+    (weighted,) = train_ensemble(W[None], v[None], X3, Y3, sample_weight=[1, 2, 1], **options)
+    (repeated,) = train_ensemble(W[None], v[None], np.r_[X3, X3[[1]]], np.r_[Y3, Y3[[1]]], **options)
     for a, r in ((weighted.W, repeated.W), (weighted.b, repeated.b), (weighted.v, repeated.v)):
         np.testing.assert_allclose(a, r, atol=1e-12, rtol=0)
     np.testing.assert_allclose(weighted.risk, repeated.risk, atol=1e-12, rtol=0)

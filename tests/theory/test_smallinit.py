@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from fls.theory.compiled import vector_field
-from fls.theory.extreme import extreme_vectors
 from fls.theory.smallinit import (
     aligned_norm,
     alignment_potential,
@@ -20,6 +19,7 @@ from fls.theory.smallinit import (
     directional_field,
     equations,
     escape_time,
+    extreme_vectors,
     half_correlation,
     log_norm_rate,
     orthogonal_separability,
