@@ -159,11 +159,19 @@ def _check_data(
 
 
 def init_ensemble(
-    width: int, dim: int, *, alphas: Sequence[float], seeds: Sequence[int], scheme: str = "random_sign"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked initializations (W0 (E, m, d), v0 (E, m)) of members with scales ``alphas`` and ``seeds``.
+    width: int,
+    dim: int,
+    *,
+    alphas: Sequence[float],
+    seeds: Sequence[int],
+    scheme: str = "random_sign",
+    bias: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Stacked initializations (W0 (E, m, d), v0 (E, m)) of members with scales ``alphas`` and ``seeds``; with
+    ``bias``, (W0, v0, b0) with the hidden biases b0 (E, m).
 
-    Member e is :func:`simulate.initialization.init_params` (width, dim, alpha=alphas[e], scheme, seed=seeds[e]).
+    Member e is :func:`simulate.initialization.init_params` (width, dim, alpha=alphas[e], scheme, seed=seeds[e],
+    bias).
     """
     from fls.simulate.initialization import init_params
 
@@ -171,10 +179,11 @@ def init_ensemble(
         raise ParameterError(
             f"alphas and seeds must have the same length; got {len(alphas)} and {len(seeds)}"
         )
-    pairs = [
-        init_params(width, dim, alpha=a, scheme=scheme, seed=s) for a, s in zip(alphas, seeds, strict=True)
+    members = [
+        init_params(width, dim, alpha=a, scheme=scheme, seed=s, bias=bias)
+        for a, s in zip(alphas, seeds, strict=True)
     ]
-    return np.stack([W for W, _ in pairs]), np.stack([v for _, v in pairs])
+    return tuple(np.stack(arrays) for arrays in zip(*members, strict=True))
 
 
 def train_ensemble(

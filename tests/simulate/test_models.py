@@ -220,3 +220,14 @@ def test_positive_class_rule_weighs_its_class_in_both_faces():
         evaluation = Evaluation(torch.tensor(losses * weights)[None], torch.tensor(y * f > 0)[None],
                                 torch.tensor(y > 0), torch.tensor(weights))  # fmt: skip
         assert bool(rule.reached(evaluation)[0]) == holds
+
+
+def test_init_ensemble_with_biases_stacks_the_members():
+    from fls.simulate.train import init_ensemble
+
+    W0, v0, b0 = init_ensemble(4, 2, alphas=[0.5, 1.0], seeds=[0, 1], bias=True)
+    for e, (alpha, seed) in enumerate(((0.5, 0), (1.0, 1))):
+        for stacked, single in zip((W0, v0, b0), init_params(4, 2, alpha=alpha, scheme="random_sign", seed=seed,
+                                                             bias=True), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(stacked[e], single)
+    assert len(init_ensemble(4, 2, alphas=[0.5], seeds=[0])) == 2
