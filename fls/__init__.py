@@ -5,7 +5,8 @@ cheap (see docs/design.md):
 
 - ``fls.theory``: the sympy derivation of the two-layer ReLU gradient flow, its compiled field and its limits;
 - ``fls.simulate``: data, initialization, the exact hybrid gradient-flow engine and batched training;
-- ``fls.compare``: sweeps, the run store, metrics, regimes, claims, figures, the report and the ``fls`` CLI.
+- ``fls.compare``: sweeps, the run store, metrics, regimes, claims, figures, the report and the ``fls`` CLI;
+- ``fls.testing``: hypothesis strategies and reference checkers for derivations (docs/testing.md).
 
 In the source tree the three layers are the top-level folders ``theory/``, ``simulate/`` and ``compare/``;
 pyproject.toml maps them under this package.
@@ -18,7 +19,7 @@ from types import ModuleType
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "compare", "simulate", "theory"]
+__all__ = ["__version__", "compare", "simulate", "testing", "theory"]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -12,6 +12,7 @@ STOP_RULES = ("PositiveClassLoss", "StopRule", "TargetRisk", "TrainAccuracy", "Z
 #: The modules that define the public names, and the names each gives this package.
 _EXPORTS = {
     "fls.simulate.data": ("Dataset", "make_data"),
+    "fls.simulate.userdata": ("load_dataset",),
     "fls.simulate.flow": ("integrate_flow",),
     "fls.simulate.initialization": ("INIT_SCHEMES", "init_params"),
     "fls.simulate.result": ("RunResult", "STATUSES"),

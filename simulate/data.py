@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.theory.losses import TARGET_KINDS, as_sample_weight, as_targets, is_binary
 from fls.theory.mixture import bayes_error, direction_error
 from fls.theory.validation import (
     ParameterError,
@@ -111,6 +112,8 @@ class Dataset:
         flipped: ``label_noise`` only: which training labels were flipped.
         signal_groups: the mixture components that give :meth:`test_error` in closed form; None when the test
             error is a Monte-Carlo estimate on the test set.
+        sample_weight: the user's per-sample weights of the training set (n,), as given (the engines normalize
+            them to mean 1, :mod:`theory.losses`), or None.
     """
 
     name: str
@@ -126,6 +129,44 @@ class Dataset:
     group_test: np.ndarray | None = None
     flipped: np.ndarray | None = None
     signal_groups: tuple[SignalGroup, ...] | None = None
+    sample_weight: np.ndarray | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: Any,
+        y: Any,
+        *,
+        loss: str,
+        X_test: Any = None,
+        y_test: Any = None,
+        sample_weight: Any = None,
+        name: str = "arrays",
+    ) -> Dataset:
+        """The user's own data as a Dataset (``name`` says where it came from, e.g. a file path).
+
+        X (n, d) and y (n,) finite; y must be of the kind ``loss`` accepts (labels in {-1, +1} for a margin
+        loss, real numbers for ``squared``: :func:`theory.losses.as_targets`); X_test (n_test, d) and y_test
+        (n_test,) together or not at all (no test set: empty arrays); sample_weight (n,) finite, >= 0, with a
+        positive sum. ``params`` records n, d, n_test, the loss and ``task`` ('classification' for labels,
+        'regression' for real targets).
+        """
+        X = as_array("X", X, ndim=2)
+        y = as_targets("y", y, loss=loss, n=X.shape[0])
+        if (X_test is None) != (y_test is None):
+            raise ParameterError("X_test and y_test must be given together (or neither, for no test set)")
+        if X_test is None:
+            X_test, y_test = np.empty((0, X.shape[1])), np.empty(0)
+        else:
+            X_test = as_array("X_test", X_test, ndim=2, shape=(None, X.shape[1]))
+            y_test = as_targets("y_test", y_test, loss=loss, n=X_test.shape[0])
+        if sample_weight is not None:
+            as_sample_weight(sample_weight, X.shape[0])  # validates; the data set keeps the weights as given
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        task = "classification" if TARGET_KINDS[loss] == "binary" or is_binary(y) else "regression"
+        params = {"n": X.shape[0], "d": X.shape[1], "n_test": X_test.shape[0], "loss": loss, "task": task}
+        return cls(name=name, seed=0, params=params, X=X, y=y, X_test=X_test, y_test=y_test,
+                   sample_weight=sample_weight)  # fmt: skip
 
     @property
     def n(self) -> int:

@@ -49,6 +49,7 @@ import numpy as np
 import scipy.linalg
 
 from fls.simulate.result import RunResult
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.lazy import (
     empirical_tangent_kernel,
     initial_function_covariance,
@@ -103,29 +104,45 @@ def kernel_matrices(
     v: Any = None,
     c: float = 1.0,
     alpha: float | None = None,
+    b: Any = None,
+    bias: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(K(X, X), K(X_test, X)) for ``kernel`` in :data:`KERNELS`.
 
-    The empirical kernels need the network's parameters (``W`` and, for ``tangent``, ``v`` and ``c``); the
-    closed forms need the init scale ``alpha`` and take the width from ``W`` when it is given (else 1: a ridgeless
-    fit does not depend on the kernel's scale).
+    The empirical kernels need the network's parameters (``W`` and, for ``tangent``, ``v`` and ``c``; a network
+    with hidden biases also ``b``); the closed forms need the init scale ``alpha`` and take the width from ``W``
+    when it is given (else 1: a ridgeless fit does not depend on the kernel's scale). ``bias`` (or a given ``b``)
+    selects the networks with hidden biases: the kernels of the bias-free network on (x, 1) (the tangent closed
+    form of :func:`theory.lazy.tangent_kernel` with ``bias``; ``conjugate_closed`` has no biased form).
     """
     kernel = check_choice("kernel", kernel, KERNELS)
+    bias = bias or b is not None
+    if bias and kernel == "conjugate_closed":
+        raise ParameterError("kernel = 'conjugate_closed' has no form with hidden biases; allowed: bias = False")
+    if bias and kernel == "conjugate":
+        if W is None:
+            raise ParameterError("kernel = 'conjugate' needs the network's parameters; allowed: W and b given")
+        if b is None:
+            raise ParameterError("kernel = 'conjugate' with bias needs the hidden biases; allowed: b given")
+        W, X, X_test = augment_weights(W, b), augment_inputs(X), augment_inputs(X_test)
     if kernel in ("tangent", "conjugate"):
         if W is None or (kernel == "tangent" and v is None):
             raise ParameterError(
                 f"kernel = {kernel!r} needs the network's parameters; allowed: W and v given"
             )
         if kernel == "tangent":
-            return (empirical_tangent_kernel(W, v, X, X, c=c), empirical_tangent_kernel(W, v, X_test, X, c=c))
+            return (
+                empirical_tangent_kernel(W, v, X, X, c=c, b=b),
+                empirical_tangent_kernel(W, v, X_test, X, c=c, b=b),
+            )
         return conjugate_kernel(W, X, X), conjugate_kernel(W, X_test, X)
     if alpha is None:
         raise ParameterError(f"kernel = {kernel!r} needs the init scale; allowed: alpha > 0")
     width = 1 if W is None else np.shape(W)[0]
     if kernel == "tangent_closed":
         return (
-            tangent_kernel(X, X, alpha=alpha, width=width, c=c),
-            tangent_kernel(X_test, X, alpha=alpha, width=width, c=c),
+            tangent_kernel(X, X, alpha=alpha, width=width, c=c, bias=bias),
+            tangent_kernel(X_test, X, alpha=alpha, width=width, c=c, bias=bias),
         )
     return (
         conjugate_kernel_closed(X, X, alpha=alpha, width=width),
@@ -224,6 +241,7 @@ def kernel_logistic_regression(
     target_risk: float,
     t_max: float = 1e6,
     loss: str = "logistic",
+    sample_weight: Any = None,
 ) -> RunResult:
     """Kernel gradient flow of ``loss`` on labels y in {-1, +1}, stopped at R <= target_risk (the network's rule).
 
@@ -231,6 +249,8 @@ def kernel_logistic_regression(
     normalized time (gradient-flow time with the unnormalized kernel is t / s). Status ``target_reached``,
     ``not_reached`` (t_max came first; not a result) or ``failed``; engine ``kernel-flow``; the fit's values
     ``f_train`` and ``f_test``; ``info`` holds ``coefficients`` (of the normalized kernel) and ``kernel_scale`` = s.
+    ``sample_weight`` (n,) >= 0 weighs the risk (normalized to mean 1, :mod:`theory.losses`). For real targets
+    and the squared loss, use :func:`theory.lazy.kernel_gradient_flow` (any loss) or :func:`kernel_regression`.
     """
     start = time.perf_counter()
     K, K_test = _square_kernel(K_train, K_test_train)
@@ -246,6 +266,7 @@ def kernel_logistic_regression(
         target_risk=target_risk,
         t_max=t_max,
         loss=loss,
+        sample_weight=sample_weight,
     )
     W, v = _empty_parameters()
     return RunResult(

@@ -32,12 +32,14 @@ class RunResult:
         t: times of the saved trajectory, shape (T,).
         risk: training risk at those times, shape (T,).
         W_t, v_t: saved states, shapes (T, m, d) and (T, m); may be None when not requested.
+        b, b_t: hidden biases (m,) and their saved states (T, m) for a network with biases, else None.
         rhs_evals: vector-field (or gradient) evaluations spent.
         switches: activation crossings handled (flow engine; 0 for discrete engines).
         sliding_entries: sliding-mode entries (flow engine; 0 for discrete engines).
         invariant_drift: max over time and neurons of |(v_j^2 - ||w_j||^2)(t) - (v_j^2 - ||w_j||^2)(0)|.
         wall_time: seconds spent in the engine.
-        dense: optional callable t -> (W, v) evaluating the trajectory between saved times.
+        dense: optional callable t -> (W, v), or (W, v, b) with biases, evaluating the trajectory between saved
+            times.
         f_train, f_test: the fitted function on the training and test inputs, for the kernel engine (whose
             result has no network: W and v are empty); None for the network engines, whose outputs follow
             from W and v.
@@ -59,10 +61,12 @@ class RunResult:
     sliding_entries: int = 0
     invariant_drift: float = 0.0
     wall_time: float = 0.0
-    dense: Callable[[float], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+    dense: Callable[[float], tuple[np.ndarray, ...]] | None = field(default=None, repr=False)
     f_train: np.ndarray | None = field(default=None, repr=False)
     f_test: np.ndarray | None = field(default=None, repr=False)
     info: dict[str, Any] = field(default_factory=dict)
+    b: np.ndarray | None = None
+    b_t: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -2,7 +2,10 @@
 
 A run stops at the first time its target holds; for the paper's rule (:class:`TargetRisk`) that is
 
-    tau_eps = inf { t : R(theta_t) <= eps },    R(theta) = (1/n) sum_i l(y_i f(x_i; theta)).
+    tau_eps = inf { t : R(theta_t) <= eps },    R(theta) = (1/n) sum_i w_i l(f(x_i; theta), y_i),
+
+the user's risk: real targets with the squared loss, and the normalized sample weights w_i (mean 1; all 1 when a
+run has none, :mod:`theory.losses`), which both faces receive already folded into the per-sample losses.
 
 Every rule has two faces, so that one object (``TargetRisk(0.05)``, say) can be given to
 :func:`simulate.flow.integrate_flow` (``stop_rule=``), :func:`simulate.train.train_ensemble` and
@@ -23,9 +26,10 @@ from a margin y_i f_i exactly 0 in :class:`TrainAccuracy` (see there).
 
 Rules:
 
-- :class:`TargetRisk` (the paper's protocol): R <= eps.
-- :class:`PositiveClassLoss` (the paper's positive-class variant): mean loss over the samples with y = +1 <= eps.
-- :class:`TrainAccuracy`: at least a fraction ``level`` of the training samples classified correctly; level 0.99 is
+- :class:`TargetRisk` (the paper's protocol): R <= eps; any targets.
+- :class:`PositiveClassLoss` (the paper's positive-class variant): the weighted mean loss over the samples with
+  y = +1, sum_{y_i = 1} w_i l_i / sum_{y_i = 1} w_i, <= eps; binary labels only.
+- :class:`TrainAccuracy` (binary labels only): at least a fraction ``level`` of the training samples classified correctly; level 0.99 is
   the "train accuracy >= 99 %" variant and :data:`ZERO_TRAIN_ERROR` (level 1) the "zero train error" variant.
 """
 
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fls.theory.losses import is_binary
 from fls.theory.validation import ParameterError, check_in_range, check_int, check_positive
 
 if TYPE_CHECKING:
@@ -53,14 +58,18 @@ class Evaluation:
     """Training-set statistics of every member at one step.
 
     Attributes:
-        losses: per-sample losses, shape (E, n).
-        correct: whether each sample is classified correctly, bool, shape (E, n).
-        positive: mask of the samples with label +1, shape (n,) or (E, n); None for a multi-class task.
+        losses: per-sample weighted losses w_i l_i, shape (E, n) (their mean is the risk).
+        correct: whether each sample is classified correctly, bool, shape (E, n) (for real targets: whether its
+            prediction has the target's sign, a diagnostic only).
+        positive: mask of the samples with label +1, shape (n,) or (E, n); None for a multi-class task or real
+            targets.
+        weights: the normalized sample weights w_i, (n,) or (E, n), or None (all 1).
     """
 
     losses: torch.Tensor
     correct: torch.Tensor
     positive: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
     @cached_property
     def risk(self) -> torch.Tensor:
@@ -139,7 +148,10 @@ class PositiveClassLoss(StopRule):
 
     def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
         positive = np.asarray(arithmetic.to_float(y)) > 0
-        return arithmetic.losses(f, y)[..., positive].mean(-1) - self.eps
+        losses = arithmetic.losses(f, y)[..., positive]
+        if arithmetic.weights is None:
+            return losses.mean(-1) - self.eps
+        return losses.sum(-1) / arithmetic.weights[positive].sum() - self.eps
 
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         if evaluation.positive is None:
@@ -148,13 +160,15 @@ class PositiveClassLoss(StopRule):
             )
         mask = evaluation.positive.to(evaluation.losses.dtype).expand_as(evaluation.losses)
         count = mask.sum(-1)
-        mean = (evaluation.losses * mask).sum(-1) / count.clamp(min=1)
-        return (mean <= self.eps) & (count > 0)
+        weight = count if evaluation.weights is None else (mask * evaluation.weights).sum(-1)
+        mean = (evaluation.losses * mask).sum(-1) / (weight + (weight == 0))  # a class without weight: 0 / 1
+        return (mean <= self.eps) & (weight > 0)
 
     def describe(self) -> str:
         return f"positive-class mean loss <= {self.eps:g}"
 
     def check_labels(self, y: np.ndarray) -> None:
+        require_binary("PositiveClassLoss", y)
         if not np.any(y > 0):
             raise ParameterError(
                 "the positive-class stopping rule needs at least one sample with y = +1; got none"
@@ -193,6 +207,17 @@ class TrainAccuracy(StopRule):
 
     def describe(self) -> str:
         return f"train accuracy >= {self.level:g}"
+
+    def check_labels(self, y: np.ndarray) -> None:
+        require_binary("TrainAccuracy", y)
+
+
+def require_binary(rule: str, y: np.ndarray) -> None:
+    """Raise ParameterError naming ``rule`` when ``y`` holds real targets rather than labels in {-1, +1}."""
+    if not is_binary(y):
+        raise ParameterError(
+            f"stop = {rule} needs binary labels in {{-1, +1}}; these targets are real-valued; allowed: TargetRisk"
+        )
 
 
 #: The "zero train error" variant: every training sample classified correctly.

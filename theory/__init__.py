@@ -1,4 +1,5 @@
-"""theory: the symbolic two-layer ReLU model under logistic-type losses, its compiled field and its limits.
+"""theory: the symbolic two-layer ReLU model (margin and squared losses, sample weights, hidden biases), its
+compiled field and its limits.
 
 Entry points: :func:`vector_field` (the derived field, numpy float64), :func:`compile_field` (numpy and batched
 torch kernels of the network, risk and field), :func:`derive` (the sympy derivation), :func:`tangent_kernel`
@@ -20,8 +21,9 @@ _EXPORTS = {
         "kernel_gradient_flow",
         "tangent_kernel",
     ),
-    "fls.theory.losses": ("LOSSES",),
+    "fls.theory.losses": ("LOSSES", "TARGET_KINDS", "as_sample_weight", "as_targets"),
     "fls.theory.mixture": ("bayes_error", "direction_error", "oa_of_split"),
+    "fls.theory.augment": ("augment_inputs", "augment_weights", "split_weights"),
     "fls.theory.smallinit": ("extreme_vectors", "orthogonal_separability"),
     "fls.theory.symbolic": ("derive",),
     "fls.theory.validation": ("ParameterError",),

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fls.theory import fieldcache
-from fls.theory.losses import LOSSES
-from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_positive
+from fls.theory.augment import augment_inputs, augment_weights, split_weights
+from fls.theory.losses import LOSSES, as_sample_weight, as_targets
+from fls.theory.validation import ParameterError, as_array, check_choice, check_positive
 
 if TYPE_CHECKING:
     from fls.theory.symbolic import Derivation
@@ -94,12 +95,13 @@ class _Kernels:
     neuron_v: Callable[..., Any]  # (c, n) -> neuron factor of v'
     sample: Callable[..., Any]  # (f, y_i) -> sample factor
     sample_slope: Callable[..., Any]  # (f, y_i) -> d(sample factor)/df
-    loss: Callable[..., Any]  # u -> l(u)
+    loss: Callable[..., Any]  # (f, y_i) -> l(f, y_i)
     empty: Callable[[Any, tuple[int, ...]], Any]  # (like, shape) -> uninitialized array
     matmul: Callable[..., Any]  # (a, b, out) -> a @ b written into out
     step_relu: Callable[..., Any]  # (P, out) -> (Heaviside(P, 0) as 0.0 / 1.0 into out, relu(P) over P)
     multiply: Callable[..., Any]  # (a, b, out) -> a * b written into out
     relu_: Callable[[Any], Any]  # P -> relu(P) written over P
+    broadcast: Callable[[Any, Any], Any]  # (value, like) -> value broadcast to like's shape (a constant kernel)
 
 
 def _numpy_step_relu(P: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +123,7 @@ def _numpy_operations() -> dict[str, Callable[..., Any]]:
         "step_relu": _numpy_step_relu,
         "multiply": lambda a, b, out: np.multiply(a, b, out=out),
         "relu_": lambda P: np.maximum(P, 0.0, out=P),
+        "broadcast": lambda value, like: np.broadcast_to(value, np.shape(like)),
     }
 
 
@@ -133,6 +136,9 @@ def _torch_operations() -> dict[str, Callable[..., Any]]:
         "step_relu": _torch_step_relu,
         "multiply": lambda a, b, out: torch.mul(a, b, out=out),
         "relu_": torch.relu_,
+        "broadcast": lambda value, like: torch.as_tensor(value, dtype=like.dtype, device=like.device).expand_as(
+            like
+        ),
     }
 
 
@@ -150,19 +156,20 @@ def _kernels(
     return _Kernels(**functions, **operations)
 
 
-def kernel_sources(loss: str) -> tuple[dict[str, str], str]:
-    """The kernel sources of ``loss`` and where they came from (a ``theory.fieldcache`` origin).
+def kernel_sources(loss: str, bias: bool = False) -> tuple[dict[str, str], str]:
+    """The kernel sources of ``loss`` (hidden biases when ``bias``) and where they came from (a
+    ``theory.fieldcache`` origin).
 
     A verified cache entry is used as is (no sympy import); otherwise the field is derived, and the entry written
     for the next process when the cache directory allows it.
     """
-    key = fieldcache.cache_key(loss)
+    key = fieldcache.cache_key(loss, bias)
     sources = fieldcache.read_entry(key)
     if sources is not None:
         return sources, fieldcache.HIT
     from fls.theory.fieldsource import kernel_sources as derive_sources  # sympy: only on a cache miss
 
-    sources = derive_sources(loss)
+    sources = derive_sources(loss, bias)
     return sources, (fieldcache.STORED if fieldcache.write_entry(key, sources) else fieldcache.UNSTORED)
 
 
@@ -192,12 +199,17 @@ class CompiledField:
 
     Shapes: W (..., m, d), v (..., m), X (n, d) or (..., n, d), y (n,) or (..., n), c a scalar or (...,) array.
     The leading ``...`` is an optional ensemble axis (torch); numpy callers normally pass single models.
-    Inputs are not validated here (hot path): use :func:`vector_field` at API boundaries.
+    ``weights`` (n,) or (..., n), where a method takes them, are the normalized sample weights w_i (mean 1,
+    :func:`theory.losses.as_sample_weight`); None is the plain mean (bit for bit the unweighted code path).
+    With ``bias`` (the field of the biased derivation), W and X are the augmented arrays (w_j, b_j) and
+    (x_i, 1) of :mod:`theory.augment`. Inputs are not validated here (hot path): use :func:`vector_field` at
+    API boundaries.
     """
 
-    def __init__(self, loss: str) -> None:
+    def __init__(self, loss: str, bias: bool = False) -> None:
         self.loss_name = check_choice("loss", loss, LOSSES)
-        self._sources, self.source_origin = kernel_sources(self.loss_name)
+        self.bias = bool(bias)
+        self._sources, self.source_origin = kernel_sources(self.loss_name, self.bias)
         self._numpy = _kernels(self._sources, numpy_namespace(), _numpy_operations())
         self._torch: _Kernels | None = None
         self._workspace = _Workspace()
@@ -207,7 +219,7 @@ class CompiledField:
         """The sympy derivation of this field (:func:`theory.symbolic.derive`); imports sympy on first use."""
         from fls.theory.symbolic import derive
 
-        return derive(self.loss_name)
+        return derive(self.loss_name, self.bias)
 
     def _backend(self, array: Any) -> _Kernels:
         if isinstance(array, np.ndarray):
@@ -233,21 +245,26 @@ class CompiledField:
         """The network f(x) = c sum_j v_j relu(<w_j, x>) on the rows of X."""
         return self._output(self._backend(W).relu_(self.preactivations(W, X)), v, c)
 
-    def losses(self, f: Any, y: Any) -> Any:
-        """Per-sample loss l(y_i f(x_i))."""
-        return self._backend(f).loss(y * f)
+    def losses(self, f: Any, y: Any, weights: Any = None) -> Any:
+        """Per-sample weighted loss w_i l(f(x_i), y_i) (l(f(x_i), y_i) without weights)."""
+        losses = self._backend(f).loss(f, y)
+        return losses if weights is None else losses * weights
 
-    def risk(self, W: Any, v: Any, X: Any, y: Any, c: Any = 1.0) -> Any:
-        """Empirical risk R = (1/n) sum_i l(y_i f(x_i)), shape (...)."""
-        return self.losses(self.output(W, v, X, c), y).mean(-1)
+    def risk(self, W: Any, v: Any, X: Any, y: Any, c: Any = 1.0, weights: Any = None) -> Any:
+        """Empirical risk R = (1/n) sum_i w_i l(f(x_i), y_i), shape (...)."""
+        return self.losses(self.output(W, v, X, c), y, weights).mean(-1)
 
-    def sample_factor(self, f: Any, y: Any) -> Any:
-        """s_i = -l'(y_i f_i) y_i: the weight of sample i in the field (for logistic loss r_i y_i)."""
-        return self._backend(f).sample(f, y)
+    def sample_factor(self, f: Any, y: Any, weights: Any = None) -> Any:
+        """w_i s_i with s_i = -dl/df (f_i, y_i): the weight of sample i in the field (logistic: r_i y_i)."""
+        s = self._backend(f).sample(f, y)
+        return s if weights is None else s * weights
 
-    def sample_slope(self, f: Any, y: Any) -> Any:
-        """ds_i/df_i of the sample factor, derived by sympy (the flow engine's analytic Jacobian uses it)."""
-        return self._backend(f).sample_slope(f, y)
+    def sample_slope(self, f: Any, y: Any, weights: Any = None) -> Any:
+        """d(w_i s_i)/df_i, derived by sympy (the flow engine's analytic Jacobian uses it); an array of f's shape
+        also where the derivative is a constant (squared loss: -1)."""
+        kern = self._backend(f)
+        slope = kern.broadcast(kern.sample_slope(f, y), f)
+        return slope if weights is None else slope * weights
 
     def field(
         self,
@@ -259,9 +276,10 @@ class CompiledField:
         gates: Any = None,
         *,
         out: tuple[Any, Any] | None = None,
+        weights: Any = None,
     ) -> tuple[Any, Any]:
         """(dW, dv) = -grad R at (W, v); see :meth:`field_and_output`."""
-        return self.field_and_output(W, v, X, y, c, gates, out=out)[:2]
+        return self.field_and_output(W, v, X, y, c, gates, out=out, weights=weights)[:2]
 
     def field_and_output(
         self,
@@ -274,6 +292,7 @@ class CompiledField:
         *,
         out: tuple[Any, Any] | None = None,
         sample: Callable[[Any, Any], Any] | None = None,
+        weights: Any = None,
     ) -> tuple[Any, Any, Any]:
         """(dW, dv, f): the field -grad R at (W, v) and the network output f (..., n) it was computed from.
 
@@ -281,14 +300,14 @@ class CompiledField:
         flow engine passes its activation pattern with sliding weights mu there (the Filippov selection).
         ``out``, if given, is a pair of arrays of the shapes of (W, v) that receive the result (no allocation).
         ``sample``, if given, replaces the derived sample factor s(f, y) = -l'(y f) y, for a loss that is not a
-        function of the margin (squared error y - f on real-valued targets).
+        function of the derived loss. ``weights``, if given, multiply the sample factor (weighted risk).
         Tensors that require grad are not supported (the products write into buffers); differentiate
         :meth:`risk` instead.
         """
         kern = self._backend(W)
         size, m, n = (W.shape[0] if W.ndim == 3 else 1), W.shape[-2], X.shape[-2]
         if W.ndim != 3 or size * m * n <= BLOCK_ELEMENTS:
-            return self._field_block(kern, W, v, X, y, c, gates, out, sample)
+            return self._field_block(kern, W, v, X, y, c, gates, out, sample, weights)
         per_block = max(1, BLOCK_ELEMENTS // (m * n))
         dW, dv = out if out is not None else (kern.empty(W, tuple(W.shape)), kern.empty(v, tuple(v.shape)))
         f = kern.empty(W, (size, n))
@@ -309,6 +328,7 @@ class CompiledField:
                 part(gates, 3),
                 (dW[rows], dv[rows]),
                 sample,
+                part(weights, 2),
             )
         return dW, dv, f
 
@@ -323,6 +343,7 @@ class CompiledField:
         gates: Any,
         out: tuple[Any, Any] | None,
         sample: Callable[[Any, Any], Any] | None,
+        weights: Any,
     ) -> tuple[Any, Any, Any]:
         """:meth:`field_and_output` on one block of members (or one network)."""
         n = X.shape[-2]
@@ -335,6 +356,8 @@ class CompiledField:
             relu = kern.relu_(P)
         f = self._output(relu, v, c)
         s = (kern.sample if sample is None else sample)(f, y)  # (..., n)
+        if weights is not None:
+            s = s * weights
         gated = kern.matmul(gates, s[..., None] * X, self._workspace.get("gated", W, (*batch, m, d), kern))
         dW_out, dv_out = (None, None) if out is None else out
         dW = kern.multiply(kern.neuron_W(v, self._col(c), n)[..., None], gated, dW_out)
@@ -343,37 +366,61 @@ class CompiledField:
 
 
 @cache
-def compile_field(loss: str = "logistic") -> CompiledField:
-    """The compiled field of ``loss``, once per process and loss; its kernel source comes from the on-disk cache
-    of :mod:`theory.fieldcache` when a verified entry exists (no sympy import), else from the derivation."""
-    return CompiledField(loss)
+def compile_field(loss: str = "logistic", bias: bool = False) -> CompiledField:
+    """The compiled field of ``loss`` (hidden biases when ``bias``), once per process; its kernel source comes from
+    the on-disk cache of :mod:`theory.fieldcache` when a verified entry exists (no sympy import), else from the
+    derivation."""
+    return CompiledField(loss, bias)
 
 
 def validate_network(
-    W: Any, v: Any, X: Any, y: Any | None = None, *, c: float = 1.0
+    W: Any, v: Any, X: Any, y: Any | None = None, *, c: float = 1.0, loss: str = "logistic"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float]:
-    """Check the shapes and values of (W, v, X, y, c) for a single two-layer network; return float64 copies."""
+    """Check the shapes and values of (W, v, X, y, c) for a single two-layer network; return float64 copies.
+
+    The targets y must be of the kind ``loss`` accepts (:func:`theory.losses.as_targets`).
+    """
     X = as_array("X", X, ndim=2)
     n, d = X.shape
     W = as_array("W", W, ndim=2, shape=(None, d))
     v = as_array("v", v, ndim=1, shape=(W.shape[0],))
-    labels = None if y is None else as_labels("y", y, n=n)
-    return W, v, X, labels, check_positive("c", c)
+    targets = None if y is None else as_targets("y", y, loss=loss, n=n)
+    return W, v, X, targets, check_positive("c", c)
 
 
 def vector_field(
-    W: Any, v: Any, X: Any, y: Any, *, c: float = 1.0, loss: str = "logistic"
-) -> tuple[np.ndarray, np.ndarray]:
+    W: Any,
+    v: Any,
+    X: Any,
+    y: Any,
+    *,
+    c: float = 1.0,
+    loss: str = "logistic",
+    b: Any = None,
+    sample_weight: Any = None,
+) -> tuple[np.ndarray, ...]:
     """The derived gradient-flow field (dW, dv) = -grad R of docs/design.md section 2, numpy float64.
 
-        w_j' = (c / n) v_j sum_i r_i y_i 1[<w_j, x_i> > 0] x_i,     v_j' = (c / n) sum_i r_i y_i relu(<w_j, x_i>)
+        w_j' = (c / n) v_j sum_i w_i s_i 1[P_ji > 0] x_i,     v_j' = (c / n) sum_i w_i s_i relu(P_ji),
+        b_j' = (c / n) v_j sum_i w_i s_i 1[P_ji > 0]          (with biases),
 
-    with r_i = -l'(y_i f(x_i)). W has shape (m, d), v (m,), X (n, d), y (n,) in {-1, +1}.
+    with P_ji = <w_j, x_i> (+ b_j), s_i = -dl/df (f(x_i), y_i) (logistic: r_i y_i, squared: y_i - f(x_i)) and
+    w_i the normalized sample weights (1 without ``sample_weight``). W has shape (m, d), v (m,), X (n, d), y (n,)
+    (labels in {-1, +1} for a margin loss, real for ``squared``), b (m,) or None, sample_weight (n,) >= 0 or
+    None. Returns (dW, dv), and (dW, dv, db) when ``b`` is given.
     """
-    W, v, X, y, c = validate_network(W, v, X, y, c=c)
-    field = compile_field(loss)
+    W, v, X, y, c = validate_network(W, v, X, y, c=c, loss=loss)
+    weights = as_sample_weight(sample_weight, X.shape[0])
+    biased = b is not None
+    if biased:
+        W, X = augment_weights(W, b), augment_inputs(X)
+    field = compile_field(loss, biased)
     with np.errstate(over="ignore", invalid="ignore"):
         finite = np.all(np.isfinite(field.output(W, v, X, c)))
     if not finite:
         raise ParameterError("the network output overflowed at these parameters; W and v are too large")
-    return field.field(W, v, X, y, c)
+    dW, dv = field.field(W, v, X, y, c, weights=weights)
+    if not biased:
+        return dW, dv
+    dW, db = split_weights(dW)
+    return dW, dv, db

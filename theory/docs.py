@@ -28,20 +28,28 @@ def _derivation_section() -> list[str]:
         "## 1. The network and its gradient flow (derived by sympy)\n",
         "The network, bias-free, width m, output multiplier c; relu'(0) = 0:\n",
         _block(sp.Eq(sp.Function("f")(sp.Symbol("x_i")), D.network)),
-        "The empirical risk with the logistic loss l(u) = softplus(-u) on the margin u = y f(x):\n",
+        (
+            "The empirical risk with the logistic loss l(f, y) = softplus(-y f), with sample weights w_i of mean 1 "
+            "(all 1 unless a run gives weights; docs/design.md section 2):\n"
+        ),
         _block(sp.Eq(sp.Symbol("R"), D.risk)),
         "Gradient flow is theta' = -grad R. sympy differentiates R with respect to W_pq and v_p:\n",
         _block(sp.Eq(sp.Symbol(r"\dot W_{pq}"), D.dW)),
         _block(sp.Eq(sp.Symbol(r"\dot v_p"), D.dv)),
-        "With P = <w_p, x_i> the pre-activation and f = f(x_i), the i-th term of each sum is\n",
-        _block(sp.Eq(sp.Symbol(r"\left[\dot W_{pq}\right]_{i}"), D.dW_summand)),
-        _block(sp.Eq(sp.Symbol(r"\left[\dot v_{p}\right]_{i}"), D.dv_summand)),
+        "With P = <w_p, x_i> the pre-activation and f = f(x_i), the i-th term of each sum is, for w_i = 1,\n",
+        _block(sp.Eq(sp.Symbol(r"\left[\dot W_{pq}\right]_{i}"), D.dW_summand.xreplace({S.wi: 1}))),
+        _block(sp.Eq(sp.Symbol(r"\left[\dot v_{p}\right]_{i}"), D.dv_summand.xreplace({S.wi: 1}))),
+        "and a sample weight w_i multiplies the i-th term (the risk is linear in it).\n",
         (
             "so a neuron is pushed by every sample it is active on, weighted by sigma(-y f) = -l'(y f): the "
             "compiled code evaluates the neuron, pair and sample factors below and sums over samples with one "
             "matrix product.\n"
         ),
-        "| loss | l(u) | neuron factor (W) | pair factor (W) | sample factor |\n|---|---|---|---|---|",
+        (
+            "The margin losses take labels y in {-1, +1}; the squared loss takes real targets (on labels it equals "
+            "(1 - y f)^2 / 2).\n"
+        ),
+        "| loss | l(f, y) | neuron factor (W) | pair factor (W) | sample factor |\n|---|---|---|---|---|",
     ]
     for loss in S.LOSSES:
         Dl = S.derive(loss)
@@ -68,7 +76,24 @@ def _derivation_section() -> list[str]:
             "was turned.\n"
         ),
     ]
-    return lines
+    return lines + _bias_section()
+
+
+def _bias_section() -> list[str]:
+    """Hidden biases: the derived bias field, the augmented-input identity and the invariant with biases."""
+    B = S.derive("squared", True)
+    return [
+        "### Hidden biases and real targets\n",
+        "With hidden biases and the squared loss on real targets (sympy derives the same way):\n",
+        _block(sp.Eq(sp.Function("f")(sp.Symbol("x_i")), B.network)),
+        _block(sp.Eq(sp.Symbol(r"\left[\dot b_{p}\right]_{i}"), B.db_summand)),
+        (
+            "which is the W term with x_iq replaced by 1 (checked in the derivation): the biased network is the "
+            "bias-free one on inputs (x, 1) with rows (w_j, b_j), and every engine runs it that way. The "
+            "conserved quantity becomes\n"
+        ),
+        _block(sp.Eq(sp.Derivative(B.invariant, sp.Symbol("t")), B.invariant_rate)),
+    ]
 
 
 def _limit_section(title: str, module) -> list[str]:

@@ -9,7 +9,8 @@ back, verified, by :func:`theory.compiled.compile_field` without importing sympy
 Where: ``$FLS_CACHE_DIR`` if set, else the platform's user cache directory (``$XDG_CACHE_HOME/fls`` or
 ``~/.cache/fls`` on Linux, ``~/Library/Caches/fls`` on macOS, ``%LOCALAPPDATA%\\fls\\Cache`` on Windows).
 
-Key: everything the kernel source depends on -- the loss, the package version, the sympy version, the Python
+Key: everything the kernel source depends on -- the loss, whether the network has hidden biases (the biased
+derivation is a different one, even where its kernels print the same), the package version, the sympy version, the Python
 version, the entry format and a SHA-256 of the derivation's own source files (:data:`DERIVATION_MODULES`, which
 hold the model's conventions: relu'(0) = 0, the mean risk, the loss definitions). The key's hash names the file,
 and the key is stored in the entry too, so a different derivation never reads another's entry.
@@ -40,8 +41,8 @@ import fls
 KERNEL_NAMES = ("neuron_W", "neuron_v", "sample", "sample_slope", "loss")
 #: The modules (in theory/) whose source determines the kernels; their SHA-256 is part of the key.
 DERIVATION_MODULES = ("losses.py", "symbolic.py", "fieldsource.py")
-#: Version of the entry layout below; bumping it invalidates every stored entry.
-ENTRY_FORMAT = 1
+#: Version of the entry layout below; bumping it invalidates every stored entry (2: loss kernels of (f, y), bias).
+ENTRY_FORMAT = 2
 #: The environment variable that overrides the cache directory.
 CACHE_DIR_VARIABLE = "FLS_CACHE_DIR"
 
@@ -71,11 +72,12 @@ def _derivation_hash() -> str:
     return digest.hexdigest()
 
 
-def cache_key(loss: str) -> dict[str, str | int]:
-    """Everything the kernel source of ``loss`` depends on (see the module docstring)."""
+def cache_key(loss: str, bias: bool = False) -> dict[str, str | int | bool]:
+    """Everything the kernel source of ``loss`` (with hidden biases when ``bias``) depends on (module docstring)."""
     return {
         "format": ENTRY_FORMAT,
         "loss": loss,
+        "bias": bias,
         "fls": fls.__version__,
         "sympy": importlib.metadata.version("sympy"),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
@@ -87,14 +89,15 @@ def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def entry_checksum(key: dict[str, str | int], kernels: object) -> str:
+def entry_checksum(key: dict[str, str | int | bool], kernels: object) -> str:
     """SHA-256 of an entry's key and kernels (canonical JSON): what a reader recomputes to detect damage."""
     return hashlib.sha256(_canonical([key, kernels])).hexdigest()
 
 
-def entry_path(key: dict[str, str | int]) -> Path:
-    """The file of the entry with this key: ``field-<loss>-<first 16 hex digits of the key's SHA-256>.json``."""
-    return cache_directory() / f"field-{key['loss']}-{hashlib.sha256(_canonical(key)).hexdigest()[:16]}.json"
+def entry_path(key: dict[str, str | int | bool]) -> Path:
+    """The file of the entry with this key: ``field-<loss>[-bias]-<first 16 hex digits of the key's SHA-256>.json``."""
+    model = f"{key['loss']}-bias" if key.get("bias") else key["loss"]
+    return cache_directory() / f"field-{model}-{hashlib.sha256(_canonical(key)).hexdigest()[:16]}.json"
 
 
 def _is_one_function(name: str, source: object) -> bool:
@@ -108,7 +111,7 @@ def _is_one_function(name: str, source: object) -> bool:
     return len(body) == 1 and isinstance(body[0], ast.FunctionDef) and body[0].name == name
 
 
-def read_entry(key: dict[str, str | int]) -> dict[str, str] | None:
+def read_entry(key: dict[str, str | int | bool]) -> dict[str, str] | None:
     """The kernel sources stored under ``key``, or None when the entry is missing, unreadable or fails a check."""
     try:
         entry = json.loads(entry_path(key).read_bytes())
@@ -126,7 +129,7 @@ def read_entry(key: dict[str, str | int]) -> dict[str, str] | None:
     return kernels
 
 
-def write_entry(key: dict[str, str | int], kernels: dict[str, str]) -> bool:
+def write_entry(key: dict[str, str | int | bool], kernels: dict[str, str]) -> bool:
     """Store ``kernels`` under ``key`` atomically; False (and nothing left behind) if the directory is not
     writable."""
     path = entry_path(key)

@@ -15,7 +15,13 @@ covariance
 
     E f0(x) f0(x') = m c^2 alpha^4 (d + 2) / d^2 * ||x|| ||x'|| J(theta) / (2 pi)
 
-(the signs kill the cross terms; E ||z||^4 = d (d + 2)). With f(theta(0)) = 0 and alpha -> infinity, training
+(the signs kill the cross terms; E ||z||^4 = d (d + 2)). With hidden biases (b_j drawn like one more coordinate,
+:func:`simulate.initialization.init_params`) the rows (w_j, b_j) ~ alpha N(0, I_(d+1) / d) act on x~ = (x, 1)
+(:mod:`theory.augment`), and the same two expectations give, with theta~ = angle(x~, x~'),
+
+    K0(x, x') = m c^2 alpha^2 [ ||x~|| ||x~'|| J(theta~) / (2 pi d) + ((d + 1) / d) <x~, x~'> (pi - theta~) / (2 pi) ]
+
+(E ||z||^2 = d + 1 in d + 1 dimensions). With f(theta(0)) = 0 and alpha -> infinity, training
 is the kernel gradient flow f' = -(1/n) K l'(y f) y in function space (:func:`kernel_gradient_flow`).
 
 The closed forms are built once in sympy (:func:`equations`) and compiled with ``lambdify``, so the documented
@@ -32,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.compiled import compile_field, validate_network
-from fls.theory.losses import LOSSES
-from fls.theory.validation import ParameterError, as_array, as_labels, check_choice, check_int, check_positive
+from fls.theory.losses import LOSSES, as_sample_weight, as_targets
+from fls.theory.validation import ParameterError, as_array, check_choice, check_int, check_positive
 
 if TYPE_CHECKING:
     import sympy as sp
@@ -60,11 +67,14 @@ def _closed_forms() -> dict[str, Any]:
     theta = sp.Symbol("theta", nonnegative=True)
     arc_cosine = sp.sin(theta) + (sp.pi - theta) * sp.cos(theta)
     inner = norm1 * norm2 * sp.cos(theta)
-    bracket = norm1 * norm2 * arc_cosine / (2 * sp.pi * d) + inner * (sp.pi - theta) / (2 * sp.pi)
+    features = norm1 * norm2 * arc_cosine / (2 * sp.pi * d)
+    gates = inner * (sp.pi - theta) / (2 * sp.pi)
     return {
         "symbols": (m, c, alpha, d, norm1, norm2, theta),
         "arc_cosine": arc_cosine,
-        "tangent_kernel": m * c**2 * alpha**2 * bracket,
+        "tangent_kernel": m * c**2 * alpha**2 * (features + gates),
+        # with biases: norms and angle of the augmented inputs (x, 1); d is the dimension of x
+        "tangent_kernel_bias": m * c**2 * alpha**2 * (features + (d + 1) / d * gates),
         "covariance": m * c**2 * alpha**4 * (d + 2) / d**2 * norm1 * norm2 * arc_cosine / (2 * sp.pi),
     }
 
@@ -88,24 +98,33 @@ def _pair_geometry(X1: Any, X2: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return norm1, norm2, np.arccos(np.clip(cosine, -1.0, 1.0)), X1.shape[1]
 
 
-def _kernel_closed_form(name: str, X1: Any, X2: Any, alpha: Any, width: Any, c: Any) -> np.ndarray:
+def _kernel_closed_form(
+    name: str, X1: Any, X2: Any, alpha: Any, width: Any, c: Any, bias: bool = False
+) -> np.ndarray:
     alpha = check_positive("alpha", alpha)
     width = check_int("width", width, minimum=1)
     c = check_positive("c", c)
+    if bias:
+        X1 = augment_inputs(as_array("X1", X1, ndim=2))
+        X2 = augment_inputs(as_array("X2", X2, ndim=2, shape=(None, X1.shape[1] - 1)))
     norm1, norm2, theta, d = _pair_geometry(X1, X2)
-    return np.asarray(_compiled(name)(width, c, alpha, d, norm1, norm2, theta), dtype=np.float64)
+    return np.asarray(_compiled(name)(width, c, alpha, d - bias, norm1, norm2, theta), dtype=np.float64)
 
 
-def tangent_kernel(X1: Any, X2: Any, *, alpha: float, width: int, c: float = 1.0) -> np.ndarray:
+def tangent_kernel(
+    X1: Any, X2: Any, *, alpha: float, width: int, c: float = 1.0, bias: bool = False
+) -> np.ndarray:
     """The infinite-width mean tangent kernel K0 of a balanced init, shape (n1, n2) (module docstring).
 
         K0(x, x') = m c^2 alpha^2 [ ||x|| ||x'|| J(theta) / (2 pi d) + <x, x'> (pi - theta) / (2 pi) ]
 
-    with m = ``width``, d the input dimension and theta = angle(x, x'). The angle is arccos of the clipped
-    cosine; the error this leaves in K0 is O(eps) because dJ/dtheta = -(pi - theta) sin theta vanishes at
-    theta = 0.
+    with m = ``width``, d the input dimension and theta = angle(x, x'); with hidden biases (``bias``) the form
+    of the module docstring on x~ = (x, 1). The angle is arccos of the clipped cosine; the error this leaves in
+    K0 is O(eps) because dJ/dtheta = -(pi - theta) sin theta vanishes at theta = 0.
     """
-    return _kernel_closed_form("tangent_kernel", X1, X2, alpha, width, c)
+    if not isinstance(bias, bool):
+        raise ParameterError(f"bias must be True or False, got {bias!r}")
+    return _kernel_closed_form("tangent_kernel_bias" if bias else "tangent_kernel", X1, X2, alpha, width, c, bias)
 
 
 def initial_function_covariance(X1: Any, X2: Any, *, alpha: float, width: int, c: float = 1.0) -> np.ndarray:
@@ -116,8 +135,11 @@ def initial_function_covariance(X1: Any, X2: Any, *, alpha: float, width: int, c
     return _kernel_closed_form("covariance", X1, X2, alpha, width, c)
 
 
-def empirical_tangent_kernel(W: Any, v: Any, X1: Any, X2: Any, *, c: float = 1.0) -> np.ndarray:
-    """The finite-width tangent kernel sum_theta df(x)/dtheta df(x')/dtheta of the network (W, v), (n1, n2).
+def empirical_tangent_kernel(
+    W: Any, v: Any, X1: Any, X2: Any, *, c: float = 1.0, b: Any = None
+) -> np.ndarray:
+    """The finite-width tangent kernel sum_theta df(x)/dtheta df(x')/dtheta of the network (W, v), (n1, n2);
+    with hidden biases ``b`` (m,) the parameters are (W, b, v), i.e. the formula below on (x, 1) and (w_j, b_j).
 
     From the Jacobian in closed form (relu'(0) = 0): df/dv_j = c relu(<w_j, x>) and
     df/dw_j = c v_j 1[<w_j, x> > 0] x, so
@@ -126,6 +148,10 @@ def empirical_tangent_kernel(W: Any, v: Any, X1: Any, X2: Any, *, c: float = 1.0
 
     two (n, m) x (m, n) products, no loop over neurons.
     """
+    if b is not None:
+        X1 = augment_inputs(as_array("X1", X1, ndim=2))
+        X2 = augment_inputs(as_array("X2", X2, ndim=2, shape=(None, X1.shape[1] - 1)))
+        W = augment_weights(as_array("W", W, ndim=2, shape=(None, X1.shape[1] - 1)), b)
     W, v, X1, _, c = validate_network(W, v, X1, c=c)
     X2 = as_array("X2", X2, ndim=2, shape=(None, W.shape[1]))
     pre1, pre2 = X1 @ W.T, X2 @ W.T
@@ -200,6 +226,7 @@ def kernel_gradient_flow(
     loss: str = "logistic",
     rtol: float = 1e-10,
     atol: float = 1e-12,
+    sample_weight: Any = None,
 ) -> KernelFlowSolution:
     """Kernel gradient flow of the mean loss in function space, stopped when the training risk hits a target.
 
@@ -214,15 +241,18 @@ def kernel_gradient_flow(
 
     Args:
         K_train: (n, n) kernel on the training set (symmetric, PSD; it is symmetrized exactly).
-        y: (n,) labels in {-1, +1}.
+        y: (n,) labels in {-1, +1} for a margin loss, real targets for ``squared``.
         K_test_train: optional (n_test, n) kernel between test and training points.
         f0_train / f0_test: initial outputs (default 0: the antisymmetric init).
         target_risk: the stopping risk eps > 0.
         t_max: the time limit; not reaching eps by then gives status ``not_reached``.
+        sample_weight: (n,) weights >= 0 of the risk (normalized to mean 1, :mod:`theory.losses`), or None.
     """
     K = _psd_kernel("K_train", K_train)
     n = K.shape[0]
-    labels = as_labels("y", y, n=n)
+    loss = check_choice("loss", loss, LOSSES)
+    labels = as_targets("y", y, loss=loss, n=n)
+    weights = as_sample_weight(sample_weight, n)
     K_test = (
         np.zeros((0, n))
         if K_test_train is None
@@ -241,13 +271,13 @@ def kernel_gradient_flow(
     target_risk = check_positive("target_risk", target_risk)
     t_max = check_positive("t_max", t_max)
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
-    field = compile_field(check_choice("loss", loss, LOSSES))
+    field = compile_field(loss)
 
     def risk_of(a: np.ndarray) -> float:
-        return float(field.losses(f0 + K @ a, labels).mean())
+        return float(field.losses(f0 + K @ a, labels, weights).mean())
 
     def rhs(_: float, a: np.ndarray) -> np.ndarray:
-        return field.sample_factor(f0 + K @ a, labels) / n
+        return field.sample_factor(f0 + K @ a, labels, weights) / n
 
     def target_event(_: float, a: np.ndarray) -> float:
         return risk_of(a) - target_risk
@@ -356,6 +386,11 @@ def equations() -> list[tuple[str, sp.Expr | sp.Eq, str]]:
             "tangent kernel K0",
             sp.Eq(sp.Function("K_0")(x, x2), forms["tangent_kernel"]),
             "Mean tangent kernel of a width-m balanced init at scale alpha (second- plus first-layer part).",
+        ),
+        (
+            "tangent kernel K0 with hidden biases",
+            sp.Eq(sp.Function("K_0")(x, x2), forms["tangent_kernel_bias"]),
+            "The same with biases b_j drawn like one more coordinate; norms and angle are those of (x, 1), (x', 1).",
         ),
         (
             "f0 covariance",

@@ -1,6 +1,8 @@
 """The small-initialization limit (strong feature learning) of docs/design.md section 2.
 
-While |f| << 1 every sample weight is r_i = 1/2, and a balanced neuron (v = sign(v) ||w||) splits into a
+While |f| << 1 every sample factor is its value at f = 0 (r_i = 1/2 for the logistic loss; every loss, real
+targets, sample weights and hidden biases through :func:`pulled_data`: y_i below reads q_i = 2 w_i s_i(0) and x_i
+reads (x_i, 1) with biases), and a balanced neuron (v = sign(v) ||w||) splits into a
 direction u = w / ||w|| on the unit sphere and a log-norm, with
 
     g(u) = (1/n) sum_i (1/2) y_i 1[<u, x_i> > 0] x_i,        H(u) = <u, g(u)>,
@@ -26,8 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import lsq_linear
-
+from fls.theory.augment import augment_inputs
+from fls.theory.directionflow import DirectionFlow, Rest
+from fls.theory.compiled import compile_field
+from fls.theory.losses import as_sample_weight, as_targets
 from fls.theory.validation import (
     ParameterError,
     as_array,
@@ -112,7 +116,7 @@ def alignment_rates(X: Any, y: Any, *, c: float = 1.0) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _directions(U: Any, d: int, name: str = "U") -> np.ndarray:
+def unit_rows(U: Any, d: int, name: str = "U") -> np.ndarray:
     """Rows of U normalized to unit length (any non-zero w stands for its direction)."""
     U = as_array(name, U, ndim=2, shape=(None, d))
     norms = np.linalg.norm(U, axis=1, keepdims=True)
@@ -126,31 +130,58 @@ def _signs(sign: Any, k: int) -> np.ndarray:
     return as_labels("sign", [sign] * k if np.ndim(sign) == 0 else sign, n=k)
 
 
-def _half_correlation(U: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+def pulled_data(
+    X: Any, y: Any, *, loss: str = "logistic", sample_weight: Any = None, bias: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(X, q) of the small-initialization limit of a model: the inputs ((x_i, 1) with hidden biases,
+    :mod:`theory.augment`) and the pulls q_i = 2 w_i s_i(0), twice each sample's factor in the field at f = 0.
+
+    While |f| << 1 the sample factor s_i = -dl/df (f_i, y_i) is its value at f = 0: y_i / 2 for the logistic
+    loss (so q = y, the paper's case), y_i for the exponential and the squared loss; w_i are the normalized
+    sample weights. Every formula of this module reads y_i as q_i, so the limit covers every loss, real
+    targets, weights and biases.
+    """
+    if not isinstance(bias, bool):
+        raise ParameterError(f"bias must be True or False, got {bias!r}")
+    X = as_array("X", X, ndim=2)
+    y = as_targets("y", y, loss=loss, n=X.shape[0])
+    weights = as_sample_weight(sample_weight, X.shape[0])
+    pull = 2.0 * compile_field(loss).sample_factor(np.zeros_like(y), y, weights)
+    if not np.any(pull != 0):
+        raise ParameterError("every sample has zero pull at f = 0 (all targets or weights 0); nothing is learned")
+    return (augment_inputs(X) if bias else X), pull
+
+
+def _half_correlation(U: np.ndarray, X: np.ndarray, q: np.ndarray) -> np.ndarray:
     """g(u) for unit rows of U, unchecked (relu'(0) = 0: a point on its surface counts as inactive)."""
-    return ((U @ X.T > 0) * y) @ X / (2 * X.shape[0])
+    return ((U @ X.T > 0) * q) @ X / (2 * X.shape[0])
 
 
-def half_correlation(U: Any, X: Any, y: Any) -> np.ndarray:
-    """g(u) = (1/n) sum_i (1/2) y_i 1[<u, x_i> > 0] x_i for each row u of U; shape (k, d)."""
-    X, y = _data(X, y)
-    return _half_correlation(_directions(U, X.shape[1]), X, y)
+def half_correlation(U: Any, X: Any, y: Any, **model: Any) -> np.ndarray:
+    """g(u) = (1/n) sum_i (1/2) q_i 1[<u, x_i> > 0] x_i for each row u of U; shape (k, d) (k, d + 1 with biases).
+
+    q = y for the logistic loss; ``model`` (loss, sample_weight, bias) as in :func:`pulled_data`.
+    """
+    X, q = pulled_data(X, y, **model)
+    return _half_correlation(unit_rows(U, X.shape[1]), X, q)
 
 
-def alignment_potential(U: Any, X: Any, y: Any) -> np.ndarray:
-    """H(u) = <u, g(u)> for each row of U (rows normalized first); shape (k,)."""
-    X, y = _data(X, y)
-    U = _directions(U, X.shape[1])
-    return np.einsum("kd,kd->k", U, _half_correlation(U, X, y))
+def alignment_potential(U: Any, X: Any, y: Any, **model: Any) -> np.ndarray:
+    """H(u) = <u, g(u)> for each row of U (rows normalized first); shape (k,); ``model`` as in
+    :func:`pulled_data`."""
+    X, q = pulled_data(X, y, **model)
+    U = unit_rows(U, X.shape[1])
+    return np.einsum("kd,kd->k", U, _half_correlation(U, X, q))
 
 
-def directional_field(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> np.ndarray:
+def directional_field(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0, **model: Any) -> np.ndarray:
     """u' = c sign(v) (I - u u^T) g(u) for each row u of U (normalized first); shape (k, d).
 
-    ``sign`` is sign(v_j): +1 or -1, one for all rows or one per row.
+    ``sign`` is sign(v_j): +1 or -1, one for all rows or one per row. ``model`` (loss, sample_weight, bias) as
+    in :func:`pulled_data`; with biases u is the direction of (w_j, b_j), shape (k, d + 1).
     """
-    X, y = _data(X, y)
-    U = _directions(U, X.shape[1])
+    X, y = pulled_data(X, y, **model)
+    U = unit_rows(U, X.shape[1])
     s = _signs(sign, U.shape[0])
     c = check_positive("c", c)
     g = _half_correlation(U, X, y)
@@ -158,9 +189,9 @@ def directional_field(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> n
     return (c * s)[:, None] * (g - H[:, None] * U)
 
 
-def log_norm_rate(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0) -> np.ndarray:
-    """(log ||w||)' = c sign(v) H(u) for each row of U; shape (k,)."""
-    H = alignment_potential(U, X, y)
+def log_norm_rate(U: Any, X: Any, y: Any, *, sign: Any, c: float = 1.0, **model: Any) -> np.ndarray:
+    """(log ||w||)' = c sign(v) H(u) for each row of U; shape (k,); ``model`` as in :func:`pulled_data`."""
+    H = alignment_potential(U, X, y, **model)
     return check_positive("c", c) * _signs(sign, H.shape[0]) * H
 
 
@@ -291,137 +322,6 @@ class ExtremeVectorSearch:
         return tuple(e for e in self.vectors if e.sign == sign)
 
 
-def _span_basis(M: np.ndarray) -> np.ndarray:
-    """Orthonormal basis (d, r) of the row span of M (SVD: dependent rows are fine); (d, 0) for no rows."""
-    if M.shape[0] == 0:
-        return np.zeros((M.shape[1], 0))
-    left, singular, _ = np.linalg.svd(M.T, full_matrices=False)
-    return left[:, singular > singular[0] * 1e-12 * max(M.shape)]
-
-
-@dataclass(frozen=True)
-class _Rest:
-    """Where one start's flow ends: kind 'point' (an extreme vector), 'dead' (g = 0 there) or 'unresolved'."""
-
-    kind: str
-    direction: np.ndarray | None = None
-    value: float = 0.0
-    active: tuple[int, ...] = ()
-    sliding: tuple[int, ...] = ()
-    residual: float = 0.0
-
-
-class _DirectionalFlow:
-    """Exact, event-driven integration of the directional flow of one sign (a hybrid system with sliding).
-
-    A mode is (A, S): the points A with <u, x_i> > 0 and the points S whose surfaces <u, x_i> = 0 the neuron
-    slides on (u is kept exactly orthogonal to x_S). In a mode the flow is u' = c s (P_S - u u^T) g_A, the
-    Riemannian gradient of the linear function s <u, P_S g_A> on the great sub-sphere orthogonal to x_S, so u
-    runs along the great circle towards e = s P_S g_A / ||P_S g_A|| (the clock, set by c ||P_S g_A||, is
-    irrelevant here). Every <u, x_i> is a sinusoid of the arc length on that circle, so the first surface
-    crossing is found in closed form. No crossing before e: the flow converges to e, an exact stationary
-    point. At a crossing the next mode is the Filippov one: a surface of the neuron's own class (s y_i > 0) is
-    always crossed (the field has the same normal sign on both sides); for the other surfaces together the
-    velocity is the minimal-norm element of the Filippov set, s (I - u u^T)(g_A + sum_{i in T} mu_i y_i x_i /
-    (2n)) with mu in [0, 1]^T (a box-constrained least-squares problem); surfaces it leaves are assigned the
-    side it moves to, the others stay in S. The sliding weights mu depend only on (A, S), not on u, so a
-    sliding mode ends only at a crossing.
-    """
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, sign: int, *, tol: float) -> None:
-        self.X, self.y, self.sign, self.tol = X, y, sign, tol
-        self.n = X.shape[0]
-        self.norms = np.linalg.norm(X, axis=1)
-        self.scale = float(self.norms.mean()) / 2  # G >= ||g(u)|| for every u
-
-    def _g(self, side: np.ndarray) -> np.ndarray:
-        return self.y[side > 0] @ self.X[side > 0] / (2 * self.n)
-
-    def _sliding_residual(
-        self, side: np.ndarray, T: np.ndarray, basis: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(r, normal): r = min over mu in [0,1]^T of (I - P_T) g_A + X_T^T (mu y_T) / (2n), normal = (I -
-        P_T) g_A.
-
-        ``basis`` spans x_T. The unconstrained least-squares mu is used when it lies in the box, else BVLS.
-        """
-        g = self._g(side)
-        normal = basis @ (basis.T @ g)
-        if T.size == 0:
-            return normal, normal
-        A = self.X[T].T * (self.y[T] / (2 * self.n))
-        mu, *_ = np.linalg.lstsq(A, -normal, rcond=None)
-        if np.all((mu >= 0) & (mu <= 1)):
-            return A @ mu + normal, normal
-        return lsq_linear(A, -normal, bounds=(0.0, 1.0), method="bvls").fun, normal
-
-    def _choose_mode(self, u: np.ndarray, side: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Next (u, side) after the surfaces ``hit`` are reached (side: +1 active, -1 inactive, 0 sliding)."""
-        own_class = hit[self.sign * self.y[hit] > 0]
-        side[own_class] = -side[own_class]
-        T = np.union1d(np.flatnonzero(side == 0), hit[self.sign * self.y[hit] < 0])
-        basis = _span_basis(self.X[T])
-        u = u - basis @ (basis.T @ u)
-        u /= np.linalg.norm(u)
-        side[T] = -1  # excluded from g_A while the Filippov selection is made
-        r, normal = self._sliding_residual(side, T, basis)
-        g = self._g(side)
-        velocity = self.sign * (r + g - normal - (u @ g) * u)
-        push = self.X[T] @ velocity
-        threshold = 1e-10 * (np.linalg.norm(velocity) + self.scale) * self.norms[T]
-        side[T] = np.where(push > threshold, 1, np.where(push < -threshold, -1, 0))
-        return u, side
-
-    def run(self, u: np.ndarray, max_events: int) -> _Rest:
-        """Follow the flow from the unit vector u until it rests, or until ``max_events`` mode changes."""
-        side = np.where(self.X @ u > 0, 1, -1)
-        for _ in range(max_events + 1):
-            S = np.flatnonzero(side == 0)
-            basis = _span_basis(self.X[S])
-            g = self._g(side)
-            tangent = self.sign * (g - basis @ (basis.T @ g))
-            length = np.linalg.norm(tangent)
-            if length <= self.tol * self.scale:
-                return _Rest("dead")
-            target = tangent / length
-            if self.X.shape[1] - basis.shape[1] == 1:
-                return self._rest_at(
-                    u, side, basis
-                )  # a one-dimensional face: the neuron is pinned at u = +-target
-            cos0 = float(np.clip(u @ target, -1.0, 1.0))
-            ortho = target - cos0 * u
-            ortho -= basis @ (basis.T @ ortho)  # stay on the face despite rounding
-            if np.linalg.norm(ortho) <= 1e-12:
-                # u = e is the rest point; u = -e is an unstable equilibrium, reached only by a non-generic
-                # start
-                return self._rest_at(target, side, basis) if cos0 > 0 else _Rest("unresolved")
-            ortho /= np.linalg.norm(ortho)
-            arc_to_target = np.arccos(cos0)
-            # z_i(phi) = side_i <u(phi), x_i> = z0 cos phi + z1 sin phi along u(phi) = cos phi u + sin phi
-            # ortho.
-            moving = side != 0
-            z0 = np.maximum(side * (self.X @ u), 0.0)
-            z1 = side * (self.X @ ortho)
-            arc = np.where(moving & ((z0 > 0) | (z1 < 0)), np.arctan2(z0, -z1), np.inf)
-            first = arc.min()
-            if first >= arc_to_target:
-                return self._rest_at(target, side, basis)
-            hit = np.flatnonzero(arc <= first + 1e-12)
-            u = np.cos(first) * u + np.sin(first) * ortho
-            u, side = self._choose_mode(u, side, hit)
-        return _Rest("unresolved")
-
-    def _rest_at(self, u: np.ndarray, side: np.ndarray, basis: np.ndarray) -> _Rest:
-        S = np.flatnonzero(side == 0)
-        r, _ = self._sliding_residual(side, S, basis)
-        g = self._g(side)
-        residual = float(np.linalg.norm(r)) if S.size else float(np.linalg.norm(g - (u @ g) * u))
-        if residual > self.tol * self.scale:
-            return _Rest("unresolved", residual=residual)
-        active = tuple(np.flatnonzero(side > 0).tolist())
-        return _Rest("point", u, float(u @ g), active, tuple(S.tolist()), residual)
-
-
 def extreme_vectors(
     X: Any,
     y: Any,
@@ -431,37 +331,41 @@ def extreme_vectors(
     starts: Any = None,
     tol: float = 1e-10,
     max_events: int | None = None,
+    loss: str = "logistic",
+    sample_weight: Any = None,
+    bias: bool = False,
 ) -> ExtremeVectorSearch:
     """All attracting stationary points of the directional flow, for positive and for negative neurons.
 
-    The flow is followed exactly (see :class:`_DirectionalFlow`: closed-form great-circle pieces between
+    The flow is followed exactly (see :class:`DirectionFlow`: closed-form great-circle pieces between
     activation events, Filippov sliding with the minimal-norm selection) from ``n_starts`` directions uniform
     on the sphere (``np.random.default_rng(seed)``) or from the rows of ``starts``, for sign +1 (climbing H)
     and sign -1 (descending H). Each end point u* = s P_S g_A / ||P_S g_A|| is exact up to rounding; it is
-    accepted when its Filippov stationarity residual is <= ``tol`` * G, G = mean ||x_i|| / 2 (residuals
+    accepted when its Filippov stationarity residual is <= ``tol`` * G, G = mean |q_i| ||x_i|| / 2 (residuals
     measured here: ~1e-17). End points are deduplicated by their mode (A, S). The stationary points do not
     depend on c (c only rescales time). Starts that end where g = 0 count in ``dead``; starts needing more
     than ``max_events`` (default 20 n + 100) mode changes count in ``unresolved`` and are never silently
-    dropped.
+    dropped. ``loss``, ``sample_weight``, ``bias``: the model (:func:`theory.smallinit.pulled_data`: labels
+    read as the pulls q_i, inputs as (x_i, 1) with biases, directions of (w_j, b_j)).
     """
-    X, y = _data(X, y)
+    X, y = pulled_data(X, y, loss=loss, sample_weight=sample_weight, bias=bias)
     d = X.shape[1]
     tol = check_in_range("tol", tol, 0.0, 1e-3, closed="right")
     max_events = 20 * X.shape[0] + 100 if max_events is None else check_int("max_events", max_events)
     if starts is None:
         n_starts = check_int("n_starts", n_starts, minimum=1)
         starts = np.random.default_rng(check_int("seed", seed, minimum=0)).standard_normal((n_starts, d))
-    U0 = _directions(starts, d, name="starts")
+    U0 = unit_rows(starts, d, name="starts")
     total = U0.shape[0]
     vectors: list[ExtremeVector] = []
     dead: dict[int, float] = {}
     unresolved: dict[int, int] = {}
     for sign in (1, -1):
-        flow = _DirectionalFlow(X, y, sign, tol=tol)
+        flow = DirectionFlow(X, y, sign, tol=tol)
         rests = [flow.run(u, max_events) for u in U0]
         dead[sign] = sum(r.kind == "dead" for r in rests) / total
         unresolved[sign] = sum(r.kind == "unresolved" for r in rests)
-        groups: dict[tuple, list[_Rest]] = {}
+        groups: dict[tuple, list[Rest]] = {}
         for rest in rests:
             if rest.kind == "point":
                 groups.setdefault((rest.active, rest.sliding), []).append(rest)

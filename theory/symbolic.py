@@ -1,14 +1,19 @@
-"""Symbolic derivation of the gradient flow of a bias-free two-layer ReLU network (docs/design.md section 2).
+"""Symbolic derivation of the gradient flow of a two-layer ReLU network (docs/design.md section 2).
 
-Nothing here is typed in by hand: the network f(x) = c * sum_j v_j relu(<w_j, x>) and the empirical risk
-R = (1/n) sum_i l(y_i f(x_i)) are written with sympy's indexed sums, and sympy differentiates them. The derived
-field is then split, mechanically, into the factors the compiled code needs (see :mod:`theory.compiled`):
+Nothing here is typed in by hand: the network f(x) = c * sum_j v_j relu(<w_j, x> + b_j) (the hidden biases b_j
+only with ``bias=True``) and the weighted empirical risk R = (1/n) sum_i w_i l(f(x_i), y_i) (sample weights w_i
+of mean 1, :mod:`theory.losses`) are written with sympy's indexed sums, and sympy differentiates them. The
+derived field is then split, mechanically, into the factors the compiled code needs (see :mod:`theory.compiled`):
 
-    -dR/dW_pq = sum_i [neuron factor]_p [pair factor](P_pi) [sample factor](f_i, y_i) X_iq
-    -dR/dv_p  = sum_i [v-neuron factor]_p [v-pair factor](P_pi) [sample factor](f_i, y_i)
+    -dR/dW_pq = sum_i w_i [neuron factor]_p [pair factor](P_pi) [sample factor](f_i, y_i) X_iq
+    -dR/dv_p  = sum_i w_i [v-neuron factor]_p [v-pair factor](P_pi) [sample factor](f_i, y_i)
+    -dR/db_p  = sum_i w_i [neuron factor]_p [pair factor](P_pi) [sample factor](f_i, y_i)       (bias)
 
-with P_pi = <w_p, x_i> the pre-activation and f_i = f(x_i). The same objects give the conserved quantity
-v_p^2 - ||w_p||^2 (its time derivative simplifies to 0) and the (alpha, c) <-> (sqrt(c) alpha, 1) time rescaling.
+with P_pi = <w_p, x_i> + b_p the pre-activation and f_i = f(x_i). The bias derivative is the W derivative with
+x_iq replaced by 1 (checked here: the biased network is the bias-free one on inputs (x, 1) with first-layer rows
+(w_j, b_j), and the engines use exactly that). The same objects give the conserved quantity
+v_p^2 - ||w_p||^2 - b_p^2 (its time derivative simplifies to 0) and the (alpha, c) <-> (sqrt(c) alpha, 1) time
+rescaling.
 
 relu'(0) = 0 everywhere: :class:`ReLU` differentiates to ``Heaviside(s, 0)``.
 """
@@ -21,7 +26,7 @@ from functools import cache
 import sympy as sp
 
 from fls.theory.losses import LOSSES
-from fls.theory.validation import check_choice
+from fls.theory.validation import ParameterError, check_choice
 
 
 class ReLU(sp.Function):
@@ -74,13 +79,16 @@ class Softplus(sp.Function):
         return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
 
 
-def loss_expression(name: str, u: sp.Symbol) -> sp.Expr:
-    """The loss l(u) as a sympy expression of the margin ``u``."""
+def loss_expression(name: str, output: sp.Expr, target: sp.Expr) -> sp.Expr:
+    """The loss l(f, y) as a sympy expression of the network ``output`` f and the ``target`` y.
+
+    Margin losses are functions of y f (labels +-1); the squared loss (f - y)^2 / 2 takes real targets.
+    """
     check_choice("loss", name, LOSSES)
     return {
-        "logistic": Softplus(-u),
-        "exponential": sp.exp(-u),
-        "squared": (1 - u) ** 2 / 2,
+        "logistic": Softplus(-target * output),
+        "exponential": sp.exp(-target * output),
+        "squared": (output - target) ** 2 / 2,
     }[name]
 
 
@@ -92,14 +100,17 @@ W = sp.IndexedBase("W", real=True)
 X = sp.IndexedBase("X", real=True)
 v = sp.IndexedBase("v", real=True)
 y = sp.IndexedBase("y", real=True)
+b = sp.IndexedBase("b", real=True)
+omega = sp.IndexedBase("w", nonnegative=True)  # sample weights (mean 1)
 c = sp.Symbol("c", positive=True)
 # Placeholders for the quantities the compiled code computes once per call.
-P = sp.Symbol("P", real=True)  # pre-activation <w_p, x_i>
+P = sp.Symbol("P", real=True)  # pre-activation <w_p, x_i> (+ b_p)
 f = sp.Symbol("f", real=True)  # network output f(x_i)
-u = sp.Symbol("u", real=True)  # margin y f
 yi = sp.Symbol("y_i", real=True)
 vp = sp.Symbol("v_p", real=True)
 xq = sp.Symbol("x_iq", real=True)
+bp = sp.Symbol("b_p", real=True)
+wi = sp.Symbol("w_i", nonnegative=True)  # the weight of sample i
 
 
 def _unwrap_index_range(expr: sp.Expr) -> sp.Expr:
@@ -109,44 +120,50 @@ def _unwrap_index_range(expr: sp.Expr) -> sp.Expr:
 
 @dataclass(frozen=True)
 class Derivation:
-    """The derived gradient flow of one loss, as sympy objects.
+    """The derived gradient flow of one loss (with or without hidden biases), as sympy objects.
 
     Attributes:
-        loss_name: which loss.
+        loss_name: which loss; bias: whether the network has hidden biases b_j.
         network: f(x_i) as an indexed sum.
-        risk: R = (1/n) sum_i l(y_i f(x_i)).
-        dW: -dR/dW_pq as sympy derived it (indexed sums).
-        dv: -dR/dv_p as sympy derived it.
-        dW_summand: the i-th term of dW with P, f, y_i, v_p, x_iq placeholders.
-        dv_summand: the i-th term of dv with the same placeholders.
-        factors_W / factors_v: (neuron, pair, sample) factors of the summands, x_iq removed from dW's.
-        loss: l(u); sample_weight: -l'(u), the weight r_i of sample i in the field.
-        invariant: v_p^2 - sum_q W_pq^2.
+        risk: R = (1/n) sum_i w_i l(f(x_i), y_i), w_i the sample weights (mean 1).
+        dW, dv, db: -dR/dW_pq, -dR/dv_p and (bias) -dR/db_p as sympy derived them (indexed sums); db is None
+            without biases.
+        dW_summand, dv_summand, db_summand: the i-th terms with P, f, y_i, v_p, x_iq placeholders and the
+            sample weight w_i.
+        factors_W / factors_v / factors_b: (neuron, pair, sample) factors of the summands, x_iq removed from
+            dW's and the weight w_i from all (it multiplies the sample factor in the compiled code).
+        loss: l(f, y_i); negative_slope: -dl/df, the factor s_i of sample i in the field (before w_i).
+        invariant: v_p^2 - sum_q W_pq^2 (- b_p^2 with biases).
         invariant_rate: its time derivative along the flow, simplified (0 when conserved).
         rescaling_residual: F_1(sqrt(c) theta) - F_c(theta)/sqrt(c), simplified (0 when the equivalence holds).
     """
 
     loss_name: str
+    bias: bool
     network: sp.Expr
     risk: sp.Expr
     dW: sp.Expr
     dv: sp.Expr
+    db: sp.Expr | None
     dW_summand: sp.Expr
     dv_summand: sp.Expr
+    db_summand: sp.Expr | None
     factors_W: tuple[sp.Expr, sp.Expr, sp.Expr]
     factors_v: tuple[sp.Expr, sp.Expr, sp.Expr]
+    factors_b: tuple[sp.Expr, sp.Expr, sp.Expr] | None
     loss: sp.Expr
-    sample_weight: sp.Expr
+    negative_slope: sp.Expr
     invariant: sp.Expr
     invariant_rate: sp.Expr
     rescaling_residual: sp.Expr
 
 
-def _summand(derivative: sp.Expr) -> sp.Expr:
+def _summand(derivative: sp.Expr, preactivation: sp.Expr, hidden: sp.Expr) -> sp.Expr:
     """The per-sample term of a derived field, with the inner sums replaced by the placeholders P and f.
 
     The derivative is -(1/n) Sum_i [...]; inside, sympy leaves sums of Kronecker deltas (from dW_jk / dW_pq),
     which are evaluated here, one sum at a time, before the small per-sample expression is simplified.
+    ``preactivation`` is neuron p's <w_p, x_i> (+ b_p) and ``hidden`` the sum over neurons that is f / c.
     """
     outer = [a for a in sp.preorder_traversal(derivative) if isinstance(a, sp.Sum) and a.limits[0][0] == i]
     if len(outer) != 1:
@@ -157,18 +174,21 @@ def _summand(derivative: sp.Expr) -> sp.Expr:
     term = term.replace(
         lambda e: isinstance(e, sp.Sum) and e.has(sp.KroneckerDelta), lambda e: _unwrap_index_range(e.doit())
     )
-    hidden = sp.Sum(v[j] * ReLU(sp.Sum(W[j, k] * X[i, k], (k, 1, d))), (j, 1, m))
     term = term.xreplace({hidden: f / c})
-    term = term.xreplace({sp.Sum(W[p, k] * X[i, k], (k, 1, d)): P, y[i]: yi, v[p]: vp, X[i, q]: xq})
+    term = term.xreplace({preactivation: P, y[i]: yi, v[p]: vp, X[i, q]: xq, omega[i]: wi, b[p]: bp})
     return sp.simplify(term)
 
 
 def _split(summand: sp.Expr, *, strip: sp.Symbol | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Split a product into (neuron factor, pair factor, sample factor) by the placeholders each factor holds.
 
-    Neuron factors depend on v_p only, pair factors on P, sample factors on f and y_i; constants (c, 1/n, signs)
-    go to the neuron factor. ``strip`` (x_iq in dW) is divided out: it becomes the matmul with X.
+    The sample weight w_i is divided out first (it must be a plain factor: the risk is linear in it), and so is
+    ``strip`` (x_iq in dW: it becomes the matmul with X). Neuron factors depend on v_p only, pair factors on P,
+    sample factors on f and y_i; constants (c, 1/n, signs) go to the neuron factor.
     """
+    summand = sp.simplify(summand / wi)
+    if summand.has(wi):
+        raise RuntimeError(f"the sample weight is not a plain factor of {summand}; cannot compile")
     if strip is not None:
         summand = sp.simplify(summand / strip)
     neuron, pair, sample = sp.S.One, sp.S.One, sp.S.One
@@ -190,7 +210,7 @@ def _split(summand: sp.Expr, *, strip: sp.Symbol | None = None) -> tuple[sp.Expr
 def _rescaling_residual(summand: sp.Expr) -> sp.Expr:
     """F_1(sqrt(c) theta) - F_c(theta) / sqrt(c) for one summand of the field (0 when the equivalence holds)."""
     unit = summand.xreplace({c: sp.S.One})
-    at_scaled = unit.xreplace({P: sp.sqrt(c) * P, vp: sp.sqrt(c) * vp})
+    at_scaled = unit.xreplace({P: sp.sqrt(c) * P, vp: sp.sqrt(c) * vp, bp: sp.sqrt(c) * bp})
     at_scaled = at_scaled.replace(
         lambda e: isinstance(e, sp.Heaviside) and e.args[0] == sp.sqrt(c) * P, lambda e: sp.Heaviside(P, 0)
     )
@@ -198,41 +218,61 @@ def _rescaling_residual(summand: sp.Expr) -> sp.Expr:
 
 
 @cache
-def derive(loss: str = "logistic") -> Derivation:
-    """Derive the gradient flow of f = c sum_j v_j relu(<w_j, x>) under the mean ``loss`` on (X, y)."""
+def derive(loss: str = "logistic", bias: bool = False) -> Derivation:
+    """Derive the gradient flow of f = c sum_j v_j relu(<w_j, x> + b_j) (b = 0 unless ``bias``) under the
+    weighted mean ``loss`` on (X, y)."""
     check_choice("loss", loss, LOSSES)
-    network = c * sp.Sum(v[j] * ReLU(sp.Sum(W[j, k] * X[i, k], (k, 1, d))), (j, 1, m))
-    loss_u = loss_expression(loss, u)
-    risk = sp.Sum(loss_u.xreplace({u: y[i] * network}), (i, 1, n)) / n
+    if not isinstance(bias, bool):
+        raise ParameterError(f"bias must be True or False, got {bias!r}")
+    inner_j = sp.Sum(W[j, k] * X[i, k], (k, 1, d)) + (b[j] if bias else 0)
+    preactivation = sp.Sum(W[p, k] * X[i, k], (k, 1, d)) + (b[p] if bias else 0)
+    hidden = sp.Sum(v[j] * ReLU(inner_j), (j, 1, m))
+    network = c * hidden
+    risk = sp.Sum(omega[i] * loss_expression(loss, network, y[i]), (i, 1, n)) / n
     dW = -sp.diff(risk, W[p, q])
     dv = -sp.diff(risk, v[p])
-    dW_summand = _summand(dW)
-    dv_summand = _summand(dv)
+    dW_summand = _summand(dW, preactivation, hidden)
+    dv_summand = _summand(dv, preactivation, hidden)
     factors_W = _split(dW_summand, strip=xq)
     factors_v = _split(dv_summand)
+    db = db_summand = factors_b = None
+    if bias:
+        db = -sp.diff(risk, b[p])
+        db_summand = _summand(db, preactivation, hidden)
+        factors_b = _split(db_summand)
+        if sp.simplify(db_summand - dW_summand / xq) != 0:
+            raise RuntimeError("the bias field is not the W field on the constant input 1; cannot augment")
 
-    # Conserved quantity: d/dt (v_p^2 - sum_q W_pq^2) = 2 v_p v_p' - 2 sum_q W_pq W_pq', and
-    # sum_q W_pq x_iq = P, so per sample the rate is 2 v_p dv_summand - 2 P dW_summand / x_iq.
-    invariant = v[p] ** 2 - sp.Sum(W[p, q] ** 2, (q, 1, d))
-    rate = 2 * vp * dv_summand - 2 * P * sp.simplify(dW_summand / xq)
+    # Conserved quantity: d/dt (v_p^2 - sum_q W_pq^2 - b_p^2) = 2 v_p v_p' - 2 sum_q W_pq W_pq' - 2 b_p b_p',
+    # and sum_q W_pq x_iq = P - b_p, so per sample the rate is 2 v_p dv - 2 (P - b_p) dW / x_iq - 2 b_p db.
+    invariant = v[p] ** 2 - sp.Sum(W[p, q] ** 2, (q, 1, d)) - (b[p] ** 2 if bias else 0)
+    rate = 2 * vp * dv_summand - 2 * (P - (bp if bias else 0)) * sp.simplify(dW_summand / xq)
+    if bias:
+        rate -= 2 * bp * db_summand
     invariant_rate = sp.simplify(rate.rewrite(sp.Heaviside))
 
     # Rescaling: the c-model's field at theta, divided by sqrt(c), equals the c = 1 model's field at
-    # sqrt(c) theta (same outputs f by 2-homogeneity, P -> sqrt(c) P, v_p -> sqrt(c) v_p).
-    rescaling_residual = sp.Matrix([_rescaling_residual(dW_summand), _rescaling_residual(dv_summand)])
+    # sqrt(c) theta (same outputs f by 2-homogeneity, P -> sqrt(c) P, v_p -> sqrt(c) v_p, b_p -> sqrt(c) b_p).
+    summands = [dW_summand, dv_summand] + ([db_summand] if bias else [])
+    rescaling_residual = sp.Matrix([_rescaling_residual(term) for term in summands])
 
+    loss_f = loss_expression(loss, f, yi)
     return Derivation(
         loss_name=loss,
+        bias=bias,
         network=network,
         risk=risk,
         dW=dW,
         dv=dv,
+        db=db,
         dW_summand=dW_summand,
         dv_summand=dv_summand,
+        db_summand=db_summand,
         factors_W=factors_W,
         factors_v=factors_v,
-        loss=loss_u,
-        sample_weight=sp.simplify(-sp.diff(loss_u, u)),
+        factors_b=factors_b,
+        loss=loss_f,
+        negative_slope=sp.simplify(-sp.diff(loss_f, f)),
         invariant=invariant,
         invariant_rate=invariant_rate,
         rescaling_residual=rescaling_residual,

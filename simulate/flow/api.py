@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
+from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
 from fls.simulate.flow.hybrid import FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
@@ -19,7 +20,7 @@ from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule, TargetRisk
 from fls.theory.compiled import validate_network
-from fls.theory.losses import LOSSES
+from fls.theory.losses import LOSSES, as_sample_weight
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_positive
 
 COORDINATES = ("auto", "plain", "log", "span")
@@ -133,6 +134,8 @@ def integrate_flow(
     save_at: Any = None,
     stop_rule: StopRule | None = None,
     coords: str = "auto",
+    b0: Any = None,
+    sample_weight: Any = None,
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
@@ -141,8 +144,12 @@ def integrate_flow(
     time located on the dense output (see :mod:`simulate.flow.hybrid`).
 
     Args:
-        W0, v0, X, y: initial parameters (m, d), (m,), data (n, d), labels in {-1, +1} (n,).
-        c: output multiplier; loss: one of theory.symbolic.LOSSES.
+        W0, v0, X, y: initial parameters (m, d), (m,), data (n, d), targets (n,): labels in {-1, +1} for a
+            margin loss, real numbers for ``squared``.
+        c: output multiplier; loss: one of theory.losses.LOSSES.
+        b0: initial hidden biases (m,), or None for the bias-free network; with biases the flow is the
+            bias-free one on inputs (x, 1) (:mod:`simulate.flow.biased`) and the result also has ``b``.
+        sample_weight: per-sample weights (n,) >= 0 (normalized to mean 1, theory.losses), or None.
         target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule)
         instead.
         t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
@@ -156,16 +163,23 @@ def integrate_flow(
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
     ``wall_time`` and ``dense(t)``; ``info`` holds sliding exits, events, pieces, coordinates and tolerances.
     """
+    if b0 is not None:
+        return with_bias(
+            integrate_flow, W0, b0, v0, X, y, c=c, loss=loss, target_risk=target_risk, t_max=t_max, rtol=rtol,
+            atol=atol, method=method, save_at=save_at, stop_rule=stop_rule, coords=coords,
+            sample_weight=sample_weight,
+        )  # fmt: skip
     started = time.perf_counter()
-    W, v, X, y, c = validate_network(W0, v0, X, y, c=c)
+    W, v, X, y, c = validate_network(W0, v0, X, y, c=c, loss=loss)
     loss = check_choice("loss", loss, LOSSES)
+    weights = as_sample_weight(sample_weight, X.shape[0])
     t_max = check_positive("t_max", t_max)
     rtol = check_in_range("rtol", rtol, 1e-14, 1e-2)
     atol = check_positive("atol", atol)
     method = check_choice("method", method, SOLVERS)
     rule = resolve_stop_rule(target_risk, stop_rule, y)
     schedule = resolve_schedule(save_at)
-    arithmetic = float_arithmetic(loss)
+    arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
     integrator = piece_integrator(method, rtol, atol)
     flow = HybridFlow(coordinates, integrator, rule, loss)

@@ -1,8 +1,9 @@
 """The number system a flow is integrated in: float64 numpy arrays, or numpy object arrays of mpmath numbers.
 
 The float engine and the arbitrary-precision reference run the same field assembly, guards, mode logic and
-event handling; what differs between them lives here: the loss kernels (the sample factor s_i = -l'(y_i f_i)
-y_i and the loss l(y_i f_i), both from the one symbolic derivation in :mod:`theory.symbolic`), exp / log /
+event handling; what differs between them lives here: the loss kernels (the sample factor w_i s_i with
+s_i = -dl/df (f_i, y_i), its slope, and the loss w_i l(f_i, y_i), all from the one symbolic derivation in
+:mod:`theory.symbolic`; w_i the normalized sample weights, 1 when a run has none), exp / log /
 sqrt, small linear solves, and the unit roundoff ``eps`` that sets every event tolerance of
 :mod:`simulate.flow.hybrid`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,8 +27,10 @@ class Arithmetic:
     Attributes:
         name: ``"float64"`` or ``"mpmath-<digits>"``.
         eps: unit roundoff of the system (float).
-        sample: (f, y) -> s, the sample factor of the field, elementwise over any leading axes.
-        losses: (f, y) -> l(y f), elementwise.
+        sample: (f, y) -> w s, the weighted sample factor of the field, elementwise over any leading axes.
+        sample_slope: (f, y) -> d(w s)/df, elementwise (the analytic Jacobian of the implicit methods).
+        losses: (f, y) -> w l(f, y), elementwise (their mean is the risk).
+        weights: the normalized sample weights w (n,) float64, or None (all 1).
         exp, log, sqrt: elementwise functions.
         row_norms: A (..., k) -> the Euclidean norms of its rows, shape (...).
         solve: (A, B) -> A^{-1} B for a small square A.
@@ -37,6 +41,7 @@ class Arithmetic:
     name: str
     eps: float
     sample: Callable[[Any, Any], Any]
+    sample_slope: Callable[[Any, Any], Any]
     losses: Callable[[Any, Any], Any]
     exp: Callable[[Any], Any]
     log: Callable[[Any], Any]
@@ -45,6 +50,7 @@ class Arithmetic:
     solve: Callable[[Any, Any], Any]
     convert: Callable[[Any], Any]
     to_float: Callable[[Any], np.ndarray]
+    weights: np.ndarray | None = None
 
     @property
     def guard_tol(self) -> float:
@@ -57,8 +63,8 @@ class Arithmetic:
         return self.eps**0.75
 
 
-def float_arithmetic(loss: str) -> Arithmetic:
-    """float64 numpy arithmetic with the compiled kernels of ``loss``."""
+def float_arithmetic(loss: str, weights: np.ndarray | None = None) -> Arithmetic:
+    """float64 numpy arithmetic with the compiled kernels of ``loss`` and the normalized sample ``weights``."""
     field = compile_field(loss)
 
     def to_float(a: Any) -> np.ndarray:
@@ -67,8 +73,9 @@ def float_arithmetic(loss: str) -> Arithmetic:
     return Arithmetic(
         name="float64",
         eps=float(np.finfo(np.float64).eps),
-        sample=field.sample_factor,
-        losses=field.losses,
+        sample=partial(field.sample_factor, weights=weights),
+        sample_slope=partial(field.sample_slope, weights=weights),
+        losses=partial(field.losses, weights=weights),
         exp=np.exp,
         log=np.log,
         sqrt=np.sqrt,
@@ -76,4 +83,5 @@ def float_arithmetic(loss: str) -> Arithmetic:
         solve=np.linalg.solve,
         convert=to_float,
         to_float=to_float,
+        weights=weights,
     )

@@ -175,7 +175,7 @@ class PlainCoordinates(Coordinates):
             ],
             axis=1,
         )
-        Js = sample_slope(loss)(f, self.y)[:, None] * df
+        Js = self.arith.sample_slope(f, self.y)[:, None] * df
         G = np.einsum("lji,ik->jkl", weights.weighted_gates(np.eye(n)), self.X)  # (m, d, n)
         H = weights.weighted_gates(s) @ self.X
         J = np.empty((self.size, self.size))

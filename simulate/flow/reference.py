@@ -21,6 +21,7 @@ import sympy as sp
 
 from fls.simulate.flow.api import make_coordinates, resolve_stop_rule
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
 from fls.simulate.flow.hybrid import HybridFlow
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
@@ -29,12 +30,14 @@ from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule
 from fls.theory import symbolic as S
 from fls.theory.compiled import compile_field, validate_network
+from fls.theory.losses import as_sample_weight
 from fls.theory.symbolic import LOSSES
 from fls.theory.validation import check_choice, check_int, check_positive
 
 
-def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
-    """mpmath arithmetic (object arrays), loss kernels from the symbolic derivation; call inside workdps."""
+def mp_arithmetic(loss: str, dps: int, weights: np.ndarray | None = None) -> Arithmetic:
+    """mpmath arithmetic (object arrays), loss kernels from the symbolic derivation, normalized sample
+    ``weights`` (None: all 1); call inside workdps."""
     derivation = compile_field(loss).derivation
     namespace = {
         "Expit": lambda z: 1 / (1 + mpmath.exp(-z)),
@@ -45,11 +48,16 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
     sample = np.frompyfunc(
         sp.lambdify((S.f, S.yi), derivation.factors_W[2], modules=[namespace, "mpmath"]), 2, 1
     )
-    loss_of_margin = np.frompyfunc(sp.lambdify((S.u,), derivation.loss, modules=[namespace, "mpmath"]), 1, 1)
+    slope = np.frompyfunc(
+        sp.lambdify((S.f, S.yi), sp.diff(derivation.factors_W[2], S.f), modules=[namespace, "mpmath"]), 2, 1
+    )
+    loss_of = np.frompyfunc(sp.lambdify((S.f, S.yi), derivation.loss, modules=[namespace, "mpmath"]), 2, 1)
     to_mp = np.frompyfunc(mpmath.mpf, 1, 1)
 
     def convert(a: Any) -> np.ndarray:
         return np.asarray(to_mp(np.asarray(a, dtype=np.float64)), dtype=object)
+
+    scale = 1 if weights is None else convert(weights)
 
     def solve(A: Any, B: Any) -> np.ndarray:
         inverse = mpmath.inverse(mpmath.matrix(np.asarray(A).tolist()))
@@ -60,8 +68,9 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
     return Arithmetic(
         name=f"mpmath-{dps}",
         eps=float(mpmath.mpf(2) ** (-mpmath.mp.prec)),
-        sample=lambda f, y: np.asarray(sample(f, y), dtype=object),
-        losses=lambda f, y: np.asarray(loss_of_margin(y * f), dtype=object),
+        sample=lambda f, y: np.asarray(sample(f, y), dtype=object) * scale,
+        sample_slope=lambda f, y: np.asarray(slope(f, y), dtype=object) * scale,
+        losses=lambda f, y: np.asarray(loss_of(f, y), dtype=object) * scale,
         exp=np.frompyfunc(mpmath.exp, 1, 1),
         log=np.frompyfunc(mpmath.log, 1, 1),
         sqrt=sqrt,
@@ -69,6 +78,7 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
         solve=solve,
         convert=convert,
         to_float=lambda a: np.asarray(a, dtype=np.float64),
+        weights=weights,
     )
 
 
@@ -178,20 +188,29 @@ def reference_flow(
     dps: int = 40,
     columns: int = 8,
     coords: str = "plain",
+    b0: Any = None,
+    sample_weight: Any = None,
 ) -> RunResult:
-    """The flow of :func:`simulate.flow.integrate_flow` at ``dps`` decimal digits (engine 'flow-mpmath').
+    """The flow of :func:`simulate.flow.integrate_flow` at ``dps`` decimal digits (engine 'flow-mpmath'), with
+    hidden biases ``b0`` and ``sample_weight`` as there.
 
     Local error per step ~10^-(dps - 8); ``info`` holds the final state and stop time as mpmath numbers
     (``W_mp``, ``v_mp``, ``t_stop_mp``). Steps are at most 1 time unit (the guards are sampled on each).
     """
+    if b0 is not None:
+        return with_bias(
+            reference_flow, W0, b0, v0, X, y, c=c, loss=loss, target_risk=target_risk, stop_rule=stop_rule,
+            t_max=t_max, dps=dps, columns=columns, coords=coords, sample_weight=sample_weight,
+        )  # fmt: skip
     started = time.perf_counter()
-    W, v, X, y, c = validate_network(W0, v0, X, y, c=c)
+    W, v, X, y, c = validate_network(W0, v0, X, y, c=c, loss=loss)
     loss = check_choice("loss", loss, LOSSES)
+    weights = as_sample_weight(sample_weight, X.shape[0])
     t_max = check_positive("t_max", t_max)
     dps = check_int("dps", dps, minimum=20)
     rule = resolve_stop_rule(target_risk, stop_rule, y)
     with mpmath.workdps(dps):
-        arithmetic = mp_arithmetic(loss, dps)
+        arithmetic = mp_arithmetic(loss, dps, weights)
         coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic)
         integrator = ExtrapolationPieces(mpmath.mpf(10) ** (8 - dps), columns=columns)
         flow = HybridFlow(coordinates, integrator, rule, loss)

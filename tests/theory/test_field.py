@@ -1,8 +1,8 @@
-"""The derived and compiled vector field against independent references: torch autograd on a network written
-directly in torch, Richardson-extrapolated central finite differences of a plain numpy risk, and the exact
-structural facts of the model (homogeneity, the conserved quantity, the (alpha, c) time rescaling)."""
+"""The derived and compiled vector field, with every option of the model (loss, real targets, hidden biases,
+sample weights), against independent references (fls.testing: torch autograd on a network written directly in
+torch, 40-digit central differences of an mpmath risk) and the exact structural facts of the model (homogeneity,
+the conserved quantity v^2 - ||w||^2 - b^2, the (alpha, c) time rescaling)."""
 
-import mpmath
 import numpy as np
 import pytest
 import sympy as sp
@@ -10,99 +10,44 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fls.testing import assert_field_matches_autograd, assert_field_matches_mpmath, problems
 from fls.theory import symbolic as S
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.compiled import compile_field, vector_field
+from fls.theory.losses import as_sample_weight
 from fls.theory.symbolic import LOSSES, derive
 
-TORCH_LOSSES = {
-    "logistic": lambda u: torch.logaddexp(torch.zeros_like(u), -u),
-    "exponential": lambda u: torch.exp(-u),
-    "squared": lambda u: 0.5 * (1.0 - u) ** 2,
-}
+def field_of(problem):
+    return vector_field(problem.W, problem.v, problem.X, problem.y, **problem.options())
 
 
-@st.composite
-def problems(draw, max_m=8, max_d=6, max_n=10):
-    m = draw(st.integers(1, max_m))
-    d = draw(st.integers(1, max_d))
-    n = draw(st.integers(1, max_n))
-    c = draw(st.floats(0.1, 5.0))
-    loss = draw(st.sampled_from(LOSSES))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    W = rng.normal(size=(m, d)) / np.sqrt(d)
-    v = rng.normal(size=m) / np.sqrt(m)
-    X = rng.normal(size=(n, d))
-    y = rng.choice([-1.0, 1.0], size=n)
-    return W, v, X, y, c, loss
-
-
-def rel_err(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+def compiled_problem(problem):
+    """(field, W, v, X, y, c, weights) of the problem in the compiled layout (rows (w_j, b_j) on (x_i, 1) with
+    biases, theory.augment; normalized weights)."""
+    p = problem
+    W, X = (p.W, p.X) if p.b is None else (augment_weights(p.W, p.b), augment_inputs(p.X))
+    weights = as_sample_weight(p.sample_weight, len(p.y))
+    return compile_field(p.loss, p.b is not None), W, p.v, X, p.y, p.c, weights
 
 
 @given(problems())
 def test_field_equals_torch_autograd(problem):
-    W, v, X, y, c, loss = problem
-    dW, dv = vector_field(W, v, X, y, c=c, loss=loss)
-    Wt = torch.tensor(W, requires_grad=True)
-    vt = torch.tensor(v, requires_grad=True)
-    f = c * torch.relu(torch.tensor(X) @ Wt.T) @ vt
-    TORCH_LOSSES[loss](torch.tensor(y) * f).mean().backward()
-    grad = np.concatenate([Wt.grad.numpy().ravel(), vt.grad.numpy()])
-    field = np.concatenate([dW.ravel(), dv])
-    if np.linalg.norm(grad) > 0:
-        assert rel_err(-field, grad) < 1e-10
-
-
-MP_LOSSES = {
-    "logistic": lambda u: mpmath.log1p(mpmath.exp(-u)),
-    "exponential": lambda u: mpmath.exp(-u),
-    "squared": lambda u: (1 - u) ** 2 / 2,
-}
-
-
-def mp_risk(theta, m, d, X, y, c, loss):
-    """The risk in 40-digit arithmetic, written independently of the compiled code."""
-    W = [[theta[j * d + k] for k in range(d)] for j in range(m)]
-    v = theta[m * d :]
-    total = mpmath.mpf(0)
-    for x_i, y_i in zip(X.tolist(), y.tolist(), strict=True):
-        f = c * mpmath.fsum(v[j] * max(mpmath.fsum(W[j][k] * x_i[k] for k in range(d)), 0) for j in range(m))
-        total += MP_LOSSES[loss](y_i * f)
-    return total / len(y)
+    """Every loss, labels or real targets, biases or not, weights or not: relative error <= 1e-10."""
+    assert_field_matches_autograd(field_of, problem)
 
 
 @given(problems(max_m=4, max_d=4, max_n=6))
 def test_field_equals_finite_differences_off_boundaries(problem):
     """Central differences at 40 digits with h = 1e-15: truncation ~h^2, rounding ~1e-40 / h, both far below
-    the 1e-10 tolerance; valid when no pre-activation is within h of an activation surface."""
-    W, v, X, y, c, loss = problem
-    assume(np.min(np.abs(X @ W.T)) > 1e-6)
-    m, d = W.shape
-    c_mp = mpmath.mpf(c)
-    with mpmath.workdps(40):
-        theta = [mpmath.mpf(t) for t in np.concatenate([W.ravel(), v])]
-        h = mpmath.mpf("1e-15")
-        fd = []
-        for idx in range(len(theta)):
-            plus, minus = list(theta), list(theta)
-            plus[idx] += h
-            minus[idx] -= h
-            fd.append(
-                float(
-                    (mp_risk(plus, m, d, X, y, c_mp, loss) - mp_risk(minus, m, d, X, y, c_mp, loss)) / (2 * h)
-                )
-            )
-    fd = np.array(fd)
-    dW, dv = vector_field(W, v, X, y, c=c, loss=loss)
-    field = np.concatenate([dW.ravel(), dv])
-    assume(np.linalg.norm(fd) > 1e-12)
-    assert rel_err(-field, fd) < 1e-10
+    the 1e-10 tolerance; valid when no pre-activation is within 1e-6 of an activation surface."""
+    b = 0.0 if problem.b is None else problem.b
+    assume(np.min(np.abs(problem.X @ problem.W.T + b)) > 1e-6)
+    assert_field_matches_mpmath(field_of, problem)
 
 
 @given(problems(), st.floats(0.01, 100.0))
 def test_output_is_two_homogeneous(problem, lam):
-    W, v, X, _, c, _ = problem
+    _, W, v, X, _, c, _ = compiled_problem(problem)
     field = compile_field()
     scale = lam**2 * c * (np.maximum(X @ W.T, 0.0) @ np.abs(v))  # size of the terms: the bound on rounding
     gap = field.output(lam * W, lam * v, X, c) - lam**2 * field.output(W, v, X, c)
@@ -135,52 +80,51 @@ def test_relu_derivative_at_zero_is_zero():
     assert dW[0, 1] == 0.0
 
 
-def rk4_step(field, W, v, X, y, c, h):
+def rk4_step(field, W, v, X, y, c, h, weights=None):
     """One classical RK4 step on the compiled field."""
-    k1 = field.field(W, v, X, y, c)
-    k2 = field.field(W + h / 2 * k1[0], v + h / 2 * k1[1], X, y, c)
-    k3 = field.field(W + h / 2 * k2[0], v + h / 2 * k2[1], X, y, c)
-    k4 = field.field(W + h * k3[0], v + h * k3[1], X, y, c)
+    k1 = field.field(W, v, X, y, c, weights=weights)
+    k2 = field.field(W + h / 2 * k1[0], v + h / 2 * k1[1], X, y, c, weights=weights)
+    k3 = field.field(W + h / 2 * k2[0], v + h / 2 * k2[1], X, y, c, weights=weights)
+    k4 = field.field(W + h * k3[0], v + h * k3[1], X, y, c, weights=weights)
     return W + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]), v + h / 6 * (
         k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1]
     )
 
 
-def rk4(field, W, v, X, y, c, h, steps):
+def rk4(field, W, v, X, y, c, h, steps, weights=None):
     for _ in range(steps):
-        W, v = rk4_step(field, W, v, X, y, c, h)
+        W, v = rk4_step(field, W, v, X, y, c, h, weights)
     return W, v
 
 
 @given(problems(max_m=6, max_d=5, max_n=8))
 def test_invariant_conserved_along_fine_rk4(problem):
-    """v_j^2 - ||w_j||^2 is constant: checked on the smooth part of the trajectory (until the first activation
-    change, where a method without event handling loses its order; the flow engine handles those)."""
-    W, v, X, y, c, loss = problem
-    field = compile_field(loss)
+    """v_j^2 - ||w_j||^2 - b_j^2 is constant (to 1e-12): checked on the smooth part of the trajectory (until the
+    first activation change, where a method without event handling loses its order; the flow engine handles
+    those). With biases W holds the rows (w_j, b_j), so ||w_j||^2 below includes b_j^2."""
+    field, W, v, X, y, c, weights = compiled_problem(problem)
     q0 = v**2 - (W**2).sum(1)
     scale = max(1.0, (v**2).max(), (W**2).sum(1).max())  # tolerance relative to the size of each side
     x_norm = np.linalg.norm(X, axis=1).max()
     for _ in range(250):
-        dW, dv = field.field(W, v, X, y, c)
+        dW, dv = field.field(W, v, X, y, c, weights=weights)
         rate = np.sqrt((dW**2).sum() + (dv**2).sum()) / np.sqrt((W**2).sum() + (v**2).sum())
         h = 1.25e-4 / (1.0 + rate)  # steps small against the local rate
         if np.abs(X @ W.T).min() < 10 * h * x_norm * np.abs(dW).max():
             break  # no RK4 stage may reach an activation surface
-        W, v = rk4_step(field, W, v, X, y, c, h)
+        W, v = rk4_step(field, W, v, X, y, c, h, weights)
         assert np.abs(v**2 - (W**2).sum(1) - q0).max() < 1e-12 * scale
 
 
 @given(problems(max_m=6, max_d=5, max_n=8), st.floats(0.05, 5.0))
 def test_alpha_c_equivalence_on_trajectories(problem, c):
     """(alpha, c) at time t == (sqrt(c) alpha, 1) at time c t, after theta -> theta / sqrt(c)."""
-    W, v, X, y, _, loss = problem
-    field = compile_field(loss)
+    field, W, v, X, y, _, weights = compiled_problem(problem)
     h, steps = 1e-2, 50
     with np.errstate(all="ignore"):
-        Wc, vc = rk4(field, W, v, X, y, c, h, steps)
+        Wc, vc = rk4(field, W, v, X, y, c, h, steps, weights)
     assume(np.all(np.isfinite(Wc)) and np.all(np.isfinite(vc)))  # the exponential loss can blow up
-    W1, v1 = rk4(field, np.sqrt(c) * W, np.sqrt(c) * v, X, y, 1.0, c * h, steps)
+    W1, v1 = rk4(field, np.sqrt(c) * W, np.sqrt(c) * v, X, y, 1.0, c * h, steps, weights)
     np.testing.assert_allclose(W1 / np.sqrt(c), Wc, rtol=1e-10, atol=1e-13 * np.abs(Wc).max())
     np.testing.assert_allclose(v1 / np.sqrt(c), vc, rtol=1e-10, atol=1e-13 * np.abs(vc).max())
 

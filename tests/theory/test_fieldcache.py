@@ -16,23 +16,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from fls.testing import problems
 from fls.theory import fieldcache
 from fls.theory import symbolic as S
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.compiled import CompiledField, expit
 from fls.theory.fieldsource import kernel_sources
-from fls.theory.losses import LOSSES
+from fls.theory.losses import LOSSES, as_sample_weight
 
 
 @pytest.fixture(scope="module")
 def fields(tmp_path_factory):
-    """Per loss: the field derived in this process (and stored) and the field then read back from the cache."""
+    """Per (loss, bias): the field derived in this process (and stored) and the field then read back from the
+    cache."""
+    models = [(loss, bias) for loss in LOSSES for bias in (False, True)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(fieldcache.CACHE_DIR_VARIABLE, str(tmp_path_factory.mktemp("cache")))
-        derived = {loss: CompiledField(loss) for loss in LOSSES}
-        read = {loss: CompiledField(loss) for loss in LOSSES}
-    for loss in LOSSES:
-        assert derived[loss].source_origin == fieldcache.STORED
-        assert read[loss].source_origin == fieldcache.HIT
+        derived = {model: CompiledField(*model) for model in models}
+        read = {model: CompiledField(*model) for model in models}
+    for model in models:
+        assert derived[model].source_origin == fieldcache.STORED
+        assert read[model].source_origin == fieldcache.HIT
     return derived, read
 
 
@@ -42,31 +46,22 @@ def cache_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-finite = st.floats(-3.0, 3.0, allow_nan=False)
-
-
-@st.composite
-def networks(draw):
-    m, n, d = draw(st.integers(1, 6)), draw(st.integers(1, 8)), draw(st.integers(1, 5))
-    W = draw(arrays(np.float64, (m, d), elements=finite))
-    v = draw(arrays(np.float64, (m,), elements=finite))
-    X = draw(arrays(np.float64, (n, d), elements=finite))
-    y = draw(arrays(np.float64, (n,), elements=st.sampled_from([-1.0, 1.0])))
-    c = draw(st.floats(0.05, 4.0))
-    return W, v, X, y, c
-
-
 @settings(max_examples=60, deadline=None)
-@given(network=networks(), loss=st.sampled_from(LOSSES))
-def test_a_cache_hit_computes_what_the_fresh_derivation_computes(fields, network, loss):
-    derived, read = fields
-    W, v, X, y, c = network
-    f = derived[loss].output(W, v, X, c)
-    np.testing.assert_array_equal(read[loss].output(W, v, X, c), f)
-    np.testing.assert_array_equal(read[loss].risk(W, v, X, y, c), derived[loss].risk(W, v, X, y, c))
-    for mine, fresh in zip(read[loss].field(W, v, X, y, c), derived[loss].field(W, v, X, y, c), strict=True):
-        np.testing.assert_array_equal(mine, fresh)
-    np.testing.assert_array_equal(read[loss].sample_slope(f, y), derived[loss].sample_slope(f, y))
+@given(problem=problems())
+def test_a_cache_hit_computes_what_the_fresh_derivation_computes(fields, problem):
+    """Bit for bit, for every loss, with and without biases (augmented arrays) and weights."""
+    p = problem
+    model = (p.loss, p.b is not None)
+    derived, read = fields[0][model], fields[1][model]
+    W, X = (p.W, p.X) if p.b is None else (augment_weights(p.W, p.b), augment_inputs(p.X))
+    v, y, c, weights = p.v, p.y, p.c, as_sample_weight(p.sample_weight, len(p.y))
+    f = derived.output(W, v, X, c)
+    np.testing.assert_array_equal(read.output(W, v, X, c), f)
+    np.testing.assert_array_equal(read.risk(W, v, X, y, c, weights), derived.risk(W, v, X, y, c, weights))
+    mine, fresh = read.field(W, v, X, y, c, weights=weights), derived.field(W, v, X, y, c, weights=weights)
+    for a, b in zip(mine, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(read.sample_slope(f, y, weights), derived.sample_slope(f, y, weights))
 
 
 @settings(max_examples=40, deadline=None)
@@ -77,7 +72,7 @@ def test_sample_slope_is_the_derivative_of_the_sample_factor(fields, f, loss):
     sample = S.derive(loss).factors_W[2]
     namespace = {"Expit": scipy.special.expit, "exp": np.exp}
     reference = sp.lambdify((S.f, S.yi), sp.diff(sample, S.f), modules=[namespace, "numpy"])(f, y)
-    np.testing.assert_allclose(fields[1][loss].sample_slope(f, y), reference, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(fields[1][loss, False].sample_slope(f, y), reference, rtol=1e-13, atol=1e-300)
 
 
 @given(z=arrays(np.float64, (7,), elements=st.floats(-750.0, 750.0)))

@@ -9,6 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.special import expit
 
+from fls.testing import assert_kernel_matches_monte_carlo
 from fls.theory.lazy import (
     empirical_tangent_kernel,
     equations,
@@ -255,3 +256,43 @@ def test_equations_are_sympy_and_reduce_to_the_special_angles():
     assert sp.simplify(at_zero - m * c**2 * alpha**2 * nx**2 * (d + 1) / (2 * d)) == 0
     assert sp.simplify(K0.subs(theta, sp.pi)) == 0
     assert all(isinstance(meaning, str) and meaning for _, meaning in eqs.values())
+
+
+@given(**{key: geometry[key] for key in ("d", "theta", "r1", "r2", "alpha", "c")}, seed=st.integers(0, 2**16))
+def test_tangent_kernel_with_biases_matches_a_monte_carlo_wide_network(d, theta, r1, r2, alpha, c, seed):
+    """K0 with hidden biases (rows (w_j, b_j) on (x, 1)) against a width-20000 network drawn by init_params with
+    bias=True: 5 Monte-Carlo standard errors (fls.testing); and the empirical kernel of a biased network equals
+    the bias-free one on the augmented arrays (exact reduction)."""
+    X = pair_at_angle(d, theta, r1, r2)
+
+    def biased(X1, X2, *, alpha, width, c):
+        return tangent_kernel(X1, X2, alpha=alpha, width=width, c=c, bias=True)
+
+    assert_kernel_matches_monte_carlo(biased, X, alpha=alpha, width=20_000, c=c, bias=True, seed=seed)
+    rng = np.random.default_rng(seed)
+    W, v, b = rng.normal(size=(5, d)), rng.normal(size=5), rng.normal(size=5)
+    np.testing.assert_allclose(
+        empirical_tangent_kernel(W, v, X, X, c=c, b=b),
+        empirical_tangent_kernel(np.c_[W, b], v, np.c_[X, np.ones(2)], np.c_[X, np.ones(2)], c=c),
+        rtol=1e-14,
+    )
+
+
+def test_tangent_kernel_bias_must_be_a_flag():
+    with pytest.raises(ParameterError, match="bias must be True or False"):
+        tangent_kernel(np.ones((1, 2)), np.ones((1, 2)), alpha=1.0, width=1, bias="yes")
+
+
+def test_kernel_flow_with_weights_and_real_targets_decreases_the_weighted_risk():
+    """Squared loss on real targets with weights: R' = -(1/n^2) s^T K s <= 0 along the flow, and a weight k
+    is k repeated samples (the kernel repeated with it)."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 4))
+    K, y = A @ A.T + np.eye(4), rng.normal(size=4)
+    weighted = kernel_gradient_flow(K, y, loss="squared", sample_weight=[1, 2, 1, 1], target_risk=1e-3, t_max=50.0)
+    assert weighted.status == "target_reached" and np.all(np.diff(weighted.risk) <= 1e-12)
+    rows = [0, 1, 1, 2, 3]
+    repeated = kernel_gradient_flow(K[np.ix_(rows, rows)], y[rows], loss="squared", target_risk=1e-3, t_max=50.0)
+    assert repeated.t_stop == pytest.approx(weighted.t_stop, rel=1e-6)
+    with pytest.raises(ParameterError, match="margin loss"):
+        kernel_gradient_flow(K, y, loss="logistic", target_risk=0.1, t_max=1.0)

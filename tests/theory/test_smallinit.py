@@ -25,6 +25,7 @@ from fls.theory.smallinit import (
     orthogonal_separability,
     tanh_alignment,
 )
+from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError
 
 
@@ -381,3 +382,53 @@ def test_equations_solve_their_differential_equations_and_match_the_code():
     assert float(escape.subs({**values, w0: 0.01, c: 2.0})) == pytest.approx(
         escape_time(rate=0.7, psi0=-0.3, norm0=0.01, c=2.0, t0=0.5), rel=1e-12
     )
+
+
+@given(st.integers(0, 2**32 - 1), st.floats(0.2, 5.0), st.sampled_from(LOSSES))
+def test_field_with_biases_weights_and_targets_is_the_small_alpha_limit(seed, c, loss):
+    """The same limit with every option of the model: directions of (w_j, b_j), real targets for the squared
+    loss, sample weights; the reference is the derived network field at alpha = 1e-5 (error O(alpha^2))."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal(8) if loss == "squared" else rng.choice([-1.0, 1.0], 8)
+    weights = rng.uniform(0.0, 2.0, 8)
+    U = rng.standard_normal((6, 4))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    signs = rng.choice([-1.0, 1.0], 6)
+    alpha = 1e-5
+    dW, _, db = vector_field(alpha * U[:, :3], alpha * signs, X, y, c=c, loss=loss, b=alpha * U[:, 3],
+                             sample_weight=weights)  # fmt: skip
+    velocity = np.c_[dW, db] / alpha
+    radial = np.einsum("kd,kd->k", U, velocity)
+    model = {"loss": loss, "sample_weight": weights, "bias": True}
+    np.testing.assert_allclose(
+        velocity - radial[:, None] * U, directional_field(U, X, y, sign=signs, c=c, **model), atol=1e-8
+    )
+    np.testing.assert_allclose(radial, log_norm_rate(U, X, y, sign=signs, c=c, **model), atol=1e-8)
+
+
+def test_extreme_vectors_with_biases_and_real_targets_are_stationary():
+    """Three points in 1-d, real targets, biases: every end point is a rest point of the directional flow on
+    (x, 1) (Filippov residual <= tol) and active exactly where it says."""
+    X, y = np.array([[-1.0], [0.2], [1.0]]), np.array([0.6, -0.4, 0.8])
+    search = extreme_vectors(X, y, loss="squared", bias=True, n_starts=64, seed=1)
+    assert search.unresolved == {1: 0, -1: 0} and search.vectors
+    augmented = np.c_[X, np.ones(3)]
+    for vec in search.vectors:
+        assert vec.direction.shape == (2,) and vec.residual <= search.tol
+        assert np.all(augmented[list(vec.active)] @ vec.direction > 0)
+        if not vec.sliding:
+            field = directional_field(vec.direction[None], X, y, sign=vec.sign, loss="squared", bias=True)
+            assert np.linalg.norm(field) < 1e-12
+
+
+def test_the_model_options_are_validated():
+    X, y = np.eye(2), np.array([1.0, -1.0])
+    with pytest.raises(ParameterError, match="bias must be True or False"):
+        directional_field(np.ones((1, 3)), X, y, sign=1, bias="yes")
+    with pytest.raises(ParameterError, match="zero pull"):
+        directional_field(np.ones((1, 2)), X, np.zeros(2), sign=1, loss="squared")
+    with pytest.raises(ParameterError, match="margin loss"):
+        half_correlation(np.ones((1, 2)), X, [0.5, 1.0])
+    with pytest.raises(ParameterError, match="sample_weight has negative"):
+        extreme_vectors(X, y, sample_weight=[1.0, -1.0])
