@@ -362,7 +362,32 @@ def run_sweep(
         retry_failed: run again the runs stored with status "failed".
     """
     config = load_config(config)
-    runs = expand_runs(config)
+    return run_runs(
+        config,
+        expand_runs(config),
+        store_dir,
+        workers=workers,
+        scheduler=scheduler,
+        runner=runner,
+        progress=progress,
+        retry_failed=retry_failed,
+    )
+
+
+def run_runs(
+    config: Mapping[str, Any],
+    runs: Sequence[Run],
+    store_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    runner: Runner | None = None,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> pd.DataFrame:
+    """:func:`run_sweep` for runs already expanded from a resolved config of another schema (a family's own,
+    e.g. the deep runs of :mod:`compare.deep_config`): ``config`` needs [sweep] name and batch_size, and its
+    run-defining tables are what the store compares on resume; every run has a ``run_id``."""
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
     store = create_store(store_dir, config)
