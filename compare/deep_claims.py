@@ -145,7 +145,11 @@ def cell_optimum(grid: CellGrid, context: ClaimContext) -> dict[str, Any]:
 
 def _describe(cell: dict[str, Any]) -> str:
     (small, small_bounds), (large, large_bounds) = cell["depths"]
-    dropped = f"; left out (under half the seeds reached the target): c = {cell['dropped']}" if cell["dropped"] else ""
+    dropped = (
+        f"; left out (under half the seeds reached the target): c = {cell['dropped']}"
+        if cell["dropped"]
+        else ""
+    )
     return (
         f"{cell['verdict']}: {cell['reason']}. Peak test accuracy {max(cell['accuracy']):.4f} at c = "
         f"{cell['argmin']:.4g} (interval of argmin c [{cell['band'][0]:.4g}, {cell['band'][1]:.4g}]), "
@@ -222,9 +226,8 @@ def knob_equivalence(
     worst = max(max(row["loss"], row["norm"]) for row in rows)
     steps_agree = all(row["same_steps"] for row in rows)
     verdict = "pass" if worst <= tolerance and steps_agree else "fail"
-    reason = (
-        f"{len(rows)} twins: largest relative difference {worst:.3g} (tolerance {tolerance:.3g}); "
-        + ("every twin took the same steps" if steps_agree else "some twins took different numbers of steps")
+    reason = f"{len(rows)} twins: largest relative difference {worst:.3g} (tolerance {tolerance:.3g}); " + (
+        "every twin took the same steps" if steps_agree else "some twins took different numbers of steps"
     )
     spread = [max(row["loss"], row["norm"]) for row in rows]
     evidence = {
@@ -234,7 +237,14 @@ def knob_equivalence(
         for row in rows
     }
     return ClaimResult(
-        "deep_b", title, verdict, reason, statistic, worst, interval(np.array(spread)), evidence,
+        "deep_b",
+        title,
+        verdict,
+        reason,
+        statistic,
+        worst,
+        interval(np.array(spread)),
+        evidence,
         data={"twins": rows, "tolerance": tolerance},
     )
 
@@ -304,7 +314,14 @@ def centered_arm(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -
     }
     shown = (above or found)[0]
     return ClaimResult(
-        "deep_c", title, verdict, reason, statistic, shown["shrink"], tuple(shown["interval"]), evidence,
+        "deep_c",
+        title,
+        verdict,
+        reason,
+        statistic,
+        shown["shrink"],
+        tuple(shown["interval"]),
+        evidence,
         data={"cells": found},
     )
 

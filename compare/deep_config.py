@@ -98,7 +98,9 @@ DEEP_TABLES: Mapping[str, Mapping[str, Field]] = {
     },
     "train": {
         "eta": Field(0.5, float, POSITIVE, "base step; the run steps eta / c"),
-        "large_c_step": Field(True, bool, Check(lambda _, v, __: v, "true, false"), "base step eta / max(1, c)"),
+        "large_c_step": Field(
+            True, bool, Check(lambda _, v, __: v, "true, false"), "base step eta / max(1, c)"
+        ),
         "batch_size": Field(64, int, NON_NEGATIVE, "SGD minibatch (0: full-batch GD)"),
         "max_steps": Field(3000, int, at_least(1), "step budget of a run"),
         "save_every": Field(10, int, at_least(1), "steps between recorded test accuracies"),
@@ -111,7 +113,9 @@ DEEP_TABLES: Mapping[str, Mapping[str, Field]] = {
     },
     "stop": {
         "rule": Field("accuracy", str, one_of(DEEP_STOP_RULES), "99 % train accuracy, target loss, or none"),
-        "accuracy": Field(0.99, float, Check(_proportion, "in (0, 1]"), "train accuracy of the accuracy rule"),
+        "accuracy": Field(
+            0.99, float, Check(_proportion, "in (0, 1]"), "train accuracy of the accuracy rule"
+        ),
         "eps": Field(0.05, float, POSITIVE, "target training loss of the risk rule"),
         "every": Field(25, int, at_least(1), "steps between checks of the rule"),
     },
@@ -193,9 +197,9 @@ def expand_deep_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
                 continue
             section, name = key.split(".", 1)
             try:
-                run[key] = resolve_table(section, {name: value}, {name: DEEP_TABLES[section][name]}, frozenset())[
-                    name
-                ]
+                run[key] = resolve_table(
+                    section, {name: value}, {name: DEEP_TABLES[section][name]}, frozenset()
+                )[name]
             except ParameterError as exc:
                 raise ConfigError(str(exc)) from exc
         run["seed"] = values[-1]

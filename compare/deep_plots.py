@@ -33,7 +33,9 @@ def optimum_figure(cells: Sequence[Mapping[str, Any]], out_path: str | Path) -> 
     return save(figure, out_path)
 
 
-def equivalence_figure(twins: Sequence[Mapping[str, Any]], tolerance: float, out_path: str | Path) -> list[Path]:
+def equivalence_figure(
+    twins: Sequence[Mapping[str, Any]], tolerance: float, out_path: str | Path
+) -> list[Path]:
     """Claim (b): relative difference between the multiplier run and its equivalent-init twin against c, for
     the final loss and the parameter norm, with the tolerance."""
     figure, axes = _panels(1)
@@ -55,7 +57,9 @@ def centering_figure(cells: Sequence[Mapping[str, Any]], out_path: str | Path) -
     figure, axes = _panels(len(cells))
     for ax, cell in zip(axes, cells, strict=False):
         for key, style in (("uncentered", "-o"), ("centered", "--s")):
-            ax.plot(cell["c"], cell[key], style, ms=4, label=f"f = c h{' - c h0' if key == 'centered' else ''}")
+            ax.plot(
+                cell["c"], cell[key], style, ms=4, label=f"f = c h{' - c h0' if key == 'centered' else ''}"
+            )
         ax.set(xlabel="c (FLS = 1 / c)", ylabel="peak test accuracy")
         ax.set_xscale("log", base=2)
         ax.set_title(f"{cell['label']}\nshrink {cell['shrink']:.4f}", fontsize=8)

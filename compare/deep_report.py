@@ -24,7 +24,10 @@ def sweep_summary(table: pd.DataFrame) -> str:
     summary = frame.groupby(list(SUMMARY_KEYS), sort=True).agg(
         runs=("run_id", "size"), reached=("reached", "sum"), peak=("peak", "mean"), steps=("steps", "mean")
     )
-    lines = ["| centered | knob | c | runs | reached | mean peak test accuracy | mean steps |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| centered | knob | c | runs | reached | mean peak test accuracy | mean steps |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (centered, knob, c), row in summary.iterrows():
         lines.append(
             f"| {centered} | {knob} | {c:.4g} | {row['runs']} | {int(row['reached'])} | {row['peak']:.4f} | "
@@ -61,7 +64,12 @@ def write_deep_report(
 ) -> Path:
     """``out_dir/deep_report.md``: the claims table, a section per claim (verdict, reason, evidence, figure)
     and a section per sweep; figures linked relative to the report."""
-    lines = ["# Deep networks: the optimal feature-learning strength", "", claims_table(list(results), link_root=out_dir), ""]
+    lines = [
+        "# Deep networks: the optimal feature-learning strength",
+        "",
+        claims_table(list(results), link_root=out_dir),
+        "",
+    ]
     for result in results:
         lo, hi = result.interval
         lines += [

@@ -26,7 +26,9 @@ C_GRID = [2.0**k for k in range(-8, 9, 2)]
 CONTEXT = ClaimContext(n_boot=400)
 
 
-def _table(accuracy, *, seeds: int = 6, centered: bool = False, knob: str = "multiplier", noise: float = 0.002):
+def _table(
+    accuracy, *, seeds: int = 6, centered: bool = False, knob: str = "multiplier", noise: float = 0.002
+):
     """A run table of one cell: peak test accuracy accuracy(c) plus seeded noise, every run reached."""
     rng = np.random.default_rng(7)
     rows = []
@@ -128,7 +130,9 @@ def test_claim_a_leaves_out_c_values_without_results_and_says_so():
 def test_claim_a_does_not_depend_on_row_order(order):
     table = _table(_u_shape)
     shuffled = table.iloc[list(order)].reset_index(drop=True)
-    assert deep_interior_optimum(shuffled, CONTEXT).to_dict() == deep_interior_optimum(table, CONTEXT).to_dict()
+    assert (
+        deep_interior_optimum(shuffled, CONTEXT).to_dict() == deep_interior_optimum(table, CONTEXT).to_dict()
+    )
 
 
 def test_claim_b_passes_for_equal_twins_and_fails_for_a_perturbed_one():
