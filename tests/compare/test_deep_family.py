@@ -178,3 +178,13 @@ def test_a_tiny_deep_sweep_runs_through_the_store_and_resumes(tmp_path, capsys):
     verify_deep(tmp_path, config=TINY, workers=0)
     assert sorted((tmp_path / "store-tiny" / "runs").iterdir()) == parts  # resumed: nothing ran again
     assert "wall time" in capsys.readouterr().out
+
+
+def test_docs_deep_lists_every_key_of_a_deep_config():
+    from pathlib import Path
+
+    from fls.compare.deep_config import DEEP_TABLES
+
+    page = (Path(__file__).parents[2] / "docs" / "deep.md").read_text()
+    missing = [f"{s}.{k}" for s, fields in DEEP_TABLES.items() for k in fields if f"`{s}.{k}`" not in page]
+    assert missing == []
