@@ -6,7 +6,7 @@ a bias-free MLP on scikit-learn's digits and a small CNN on MNIST-1D, 9 values o
 and centered, SGD to 99 % training accuracy, and the (alpha, c) equivalence twins in float64. A config given
 instead (e.g. ``compare/configs/deep_cifar10.toml``) is run alone. Each sweep is a store of its own
 (``out_dir/store-<name>``, resumable: a stopped verify continues where it stopped) run by
-:func:`compare.sweep.run_runs` with :func:`compare.deep_runner.run_deep_batch` on the local pool or a Dask
+:func:`compare.sweep.run_sweep` with :func:`compare.deep_runner.run_deep_batch` on the local pool or a Dask
 scheduler; ``device`` overrides every sweep's ``train.device`` (``cuda``: one member batch per GPU worker,
 :func:`compare.deep_runner.members_per_batch`).
 """
@@ -29,7 +29,7 @@ from fls.compare.deep_config import expand_deep_runs, load_deep_config
 from fls.compare.deep_report import write_deep_report
 from fls.compare.deep_runner import run_deep_batch
 from fls.compare.report import claims_table
-from fls.compare.sweep import run_runs
+from fls.compare.sweep import run_sweep
 from fls.compare.vocabulary import THREAD_VARIABLES
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -90,14 +90,14 @@ def verify_deep(
     tables, seconds = {}, {}
     for name, resolved in sweeps.items():
         began = time.perf_counter()
-        tables[name] = run_runs(
+        tables[name] = run_sweep(
             resolved,
-            expand_deep_runs(resolved),
             out_dir / f"store-{name}",
             workers=workers,
             scheduler=scheduler,
             runner=run_deep_batch,
             progress=False,
+            runs=expand_deep_runs(resolved),
         )
         seconds[name] = time.perf_counter() - began
         print(f"sweep {name}: {len(tables[name])} runs in {seconds[name]:.1f} s")
