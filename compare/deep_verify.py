@@ -2,8 +2,8 @@
 docs/design.md section 5, "The layers").
 
 The default (:data:`DEFAULT_SWEEPS`, packaged in ``compare/configs/``) runs on a small CPU in minutes:
-a bias-free MLP on scikit-learn's digits and a small CNN on MNIST-1D, 9 values of c in [2^-8, 2^8], uncentered
-and centered, SGD to 99 % training accuracy, and the (alpha, c) equivalence twins in float64. A config given
+bias-free MLPs on scikit-learn's digits (uncentered and centered) and on MNIST-1D, and a small CNN on digits,
+9 values of c in [2^-8, 2^8], SGD to 99 % training accuracy, and the (alpha, c) equivalence twins in float64. A config given
 instead (e.g. ``compare/configs/deep_cifar10.toml``) is run alone. Each sweep is a store of its own
 (``out_dir/store-<name>``, resumable: a stopped verify continues where it stopped) run by
 :func:`compare.sweep.run_sweep` with :func:`compare.deep_runner.run_deep_batch` on the local pool or a Dask
@@ -36,7 +36,8 @@ CONFIGS = Path(__file__).parent / "configs"
 #: The default sweeps: name -> packaged config.
 DEFAULT_SWEEPS = {
     "digits-mlp": CONFIGS / "deep_digits.toml",
-    "mnist1d-cnn": CONFIGS / "deep_mnist1d.toml",
+    "digits-cnn": CONFIGS / "deep_digits_cnn.toml",
+    "mnist1d-mlp": CONFIGS / "deep_mnist1d.toml",
     "equivalence": CONFIGS / "deep_equivalence.toml",
 }
 FAMILY = "deep"

@@ -94,7 +94,7 @@ def test_a_bad_deep_config_names_the_key(tables, named):
 
 
 def test_device_override_and_member_batches_per_device():
-    (config,) = deep_sweeps("compare/configs/deep_mnist1d.toml", device="cuda").values()
+    (config,) = deep_sweeps("compare/configs/deep_digits_cnn.toml", device="cuda").values()
     run = expand_deep_runs(config)[0]
     assert run["train.device"] == "cuda"
     assert members_per_batch(run, 36) == 36  # one member batch per GPU worker
