@@ -19,6 +19,8 @@ SUMMARY_KEYS = ("model.centered", "model.knob", "model.c")
 def sweep_summary(table: pd.DataFrame) -> str:
     """Per (centering, knob, c): runs, runs that reached the target, mean peak test accuracy of those, mean
     steps, as a Markdown table."""
+    measured = ("peak_test_accuracy", "steps")
+    table = table.reindex(columns=[*table.columns, *[c for c in measured if c not in table]])  # all failed
     reached = table["status"] == "target_reached"
     frame = table.assign(reached=reached, peak=table["peak_test_accuracy"].where(reached))
     summary = frame.groupby(list(SUMMARY_KEYS), sort=True).agg(
@@ -46,7 +48,7 @@ def _sweep_section(name: str, table: pd.DataFrame, seconds: float) -> list[str]:
             f"{first['data.name']} ({first['data.task']}, {first['data.n_train'] or 'all'} training images), "
             f"{first['model.architecture']} {first['model.widths']}, SGD batch {first['train.batch_size']}, "
             f"base step {first['train.eta']}, stop {first['stop.rule']} (every {first['stop.every']} steps, "
-            f"at most {first['train.max_steps']}), {first['train.dtype']} on {first['device']}. "
+            f"at most {first['train.max_steps']}), {first['train.dtype']} on {first.get('device', first['train.device'])}. "
             f"Runs: {counts}; sweep wall time {seconds:.1f} s."
         ),
         "",

@@ -188,3 +188,16 @@ def test_docs_deep_lists_every_key_of_a_deep_config():
     page = (Path(__file__).parents[2] / "docs" / "deep.md").read_text()
     missing = [f"{s}.{k}" for s, fields in DEEP_TABLES.items() for k in fields if f"`{s}.{k}`" not in page]
     assert missing == []
+
+
+def test_a_sweep_whose_batches_all_failed_still_gets_a_report(tmp_path):
+    from fls.compare.deep_report import write_deep_report
+
+    (config,) = deep_sweeps(TINY).values()
+    table = pd.DataFrame(
+        [{**run, "status": "failed", "message": "no device"} for run in expand_deep_runs(config)]
+    )
+    results = registry.check_claims(table, families=["deep"])
+    assert [r.verdict for r in results] == ["inconclusive"] * 3
+    path = write_deep_report(tmp_path, results, {"tiny": table}, {"tiny": 1.0}, 1.0)
+    assert "failed: 12" in path.read_text()
