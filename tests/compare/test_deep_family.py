@@ -20,6 +20,7 @@ from fls.compare.deep_runner import members_per_batch, run_deep_batch
 from fls.compare.deep_verify import DEFAULT_SWEEPS, deep_sweeps, verify_deep
 from fls.compare.store import open_store
 from fls.compare.verdict import ClaimContext
+from fls.compare.vocabulary import THREAD_VARIABLES
 from fls.theory.validation import ParameterError
 
 C_GRID = [2.0**k for k in range(-8, 9, 2)]
@@ -164,7 +165,9 @@ TINY = {
 }
 
 
-def test_a_tiny_deep_sweep_runs_through_the_store_and_resumes(tmp_path, capsys):
+def test_a_tiny_deep_sweep_runs_through_the_store_and_resumes(tmp_path, capsys, monkeypatch):
+    for variable in THREAD_VARIABLES:  # verify sets them for its workers; restored after the test
+        monkeypatch.setenv(variable, "1")
     path = verify_deep(tmp_path, config=TINY, workers=0)
     text = path.read_text()
     assert "(deep_a)" in text and "(deep_b)" in text and "(deep_c)" in text
