@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fls.compare import plots, quality_plots
+from fls.compare import deep_plots, plots, quality_plots
 from fls.compare.quality_claims import Correlation, finished_runs
 from fls.compare.selection import network_runs, restrict
 from fls.compare.verdict import ClaimResult
@@ -75,6 +75,18 @@ FIGURES: dict[str, tuple[str, Drawer]] = {
     "e_n": ("claim_e_n_scaling.png", _scaling),
     "e_m": ("claim_e_m_scaling.png", _scaling),
     "q": ("quality_strength.png", _strength_quality),
+    "deep_a": (
+        "deep_a_optimum.png",
+        lambda table, data, path: deep_plots.optimum_figure(data["cells"], path),
+    ),
+    "deep_b": (
+        "deep_b_equivalence.png",
+        lambda table, data, path: deep_plots.equivalence_figure(data["twins"], data["tolerance"], path),
+    ),
+    "deep_c": (
+        "deep_c_centering.png",
+        lambda table, data, path: deep_plots.centering_figure(data["cells"], path),
+    ),
 }
 
 

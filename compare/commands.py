@@ -99,15 +99,26 @@ def _options(*decorators: Callable[[Callable[..., Any]], Callable[..., Any]]) ->
     "--family",
     default=None,
     help="Claims to check [default: the config's claims.families, i.e. fls]: fls (over-alignment / over-fitting), "
-    "quality (feature-learning strength against quality, its own sweeps) or a family a [claims] module adds.",
+    "quality (feature-learning strength against quality, its own sweeps), deep (deep networks on real images, "
+    "its own sweeps; docs/deep.md) or a family a [claims] module adds.",
+)
+@click.option(
+    "--device",
+    default=None,
+    help="Where the deep family's runs train: cpu, cuda or cuda:N [default: each config's train.device].",
 )
 def verify(
-    out: Path, config: Path | None, workers: int | None, scheduler: str | None, family: str | None
+    out: Path,
+    config: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    family: str | None,
+    device: str | None,
 ) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     configure_threads()
     verify_claims(
-        out, config=config, workers=workers, scheduler=scheduler, family=family
+        out, config=config, workers=workers, scheduler=scheduler, family=family, device=device
     )  # prints its summary
 
 

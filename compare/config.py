@@ -99,7 +99,7 @@ def _value(name: str, value: Any, kind: type, check: Callable[[str, Any, Mapping
     return _checked(name, value, Field(REQUIRED, kind, check), {})
 
 
-def _resolve_table(
+def resolve_table(
     section: str, given: Mapping[str, Any], fields: Mapping[str, Field], gridded: frozenset[str]
 ) -> dict[str, Any]:
     """Check the keys of one table and fill in defaults; a gridded key may be missing even if required."""
@@ -141,7 +141,7 @@ def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str
             )
         resolved["preset"] = _value("data.preset", given["preset"], str, one_of(tuple(presets)))
         explicit = {**presets[resolved["preset"]], **explicit}
-    resolved.update(_resolve_table("data", explicit, data_fields(model), gridded))
+    resolved.update(resolve_table("data", explicit, data_fields(model), gridded))
     return resolved
 
 
@@ -170,7 +170,7 @@ def _spaced(name: str, value: Mapping[str, Any]) -> list[float]:
     return SPACINGS[spacing](low, high, num).tolist()
 
 
-def _grid_values(key: str, value: Any) -> list[Any]:
+def grid_values(key: str, value: Any) -> list[Any]:
     """One grid entry as an explicit, non-empty list without repeats (values are checked per run)."""
     name = f"grid.{key}"
     if key == SEEDS_KEY and isinstance(value, int) and not isinstance(value, bool):
@@ -217,13 +217,13 @@ def _resolve_grid(raw: Mapping[str, Any], data_model: str) -> dict[str, list[Any
         raise ConfigError(
             "grid.fls and grid.model.alpha both set the initialization scale; allowed: one of them"
         )
-    grid = {key: _grid_values(key, value) for key, value in raw.items() if key != SEEDS_KEY}
-    grid[SEEDS_KEY] = _grid_values(SEEDS_KEY, raw.get(SEEDS_KEY, 1))
+    grid = {key: grid_values(key, value) for key, value in raw.items() if key != SEEDS_KEY}
+    grid[SEEDS_KEY] = grid_values(SEEDS_KEY, raw.get(SEEDS_KEY, 1))
     return grid
 
 
 def _resolve_phase(given: Mapping[str, Any], grid: Mapping[str, list[Any]]) -> dict[str, Any]:
-    phase = _resolve_table("phase", given, TABLES["phase"], frozenset())
+    phase = resolve_table("phase", given, TABLES["phase"], frozenset())
     axes = [key for key in grid if key not in (*FLS_KNOBS, SEEDS_KEY)]
     if "y" not in phase and axes:
         phase["y"] = axes[0]
@@ -297,10 +297,10 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
         if section == "data":
             config[section] = _resolve_data(data, in_grid)
         else:
-            config[section] = _resolve_table(section, _table(raw, section), TABLES[section], in_grid)
+            config[section] = resolve_table(section, _table(raw, section), TABLES[section], in_grid)
     config["grid"] = grid
     config["phase"] = _resolve_phase(_table(raw, "phase"), config["grid"])
-    config["sweep"] = _resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
+    config["sweep"] = resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
     if "claims" in raw:
         config["claims"] = _resolve_claims(_table(raw, "claims"))
     expand_runs(config)
@@ -353,13 +353,13 @@ def _run(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
     data = _resolve_data(given["data"], frozenset())
     data.pop("preset", None)
     skip_alpha = frozenset({"alpha"} if FLS_KEY in point else ())
-    model = _resolve_table("model", given["model"], TABLES["model"], skip_alpha)
+    model = resolve_table("model", given["model"], TABLES["model"], skip_alpha)
     fls = _scale(model, point)
     tables = {
         "data": data,
         "model": model,
-        "train": _resolve_table("train", given["train"], TABLES["train"], frozenset()),
-        "stop": _resolve_table("stop", given["stop"], TABLES["stop"], frozenset()),
+        "train": resolve_table("train", given["train"], TABLES["train"], frozenset()),
+        "stop": resolve_table("stop", given["stop"], TABLES["stop"], frozenset()),
     }
     _check_combination(data, model, tables["train"])
     run = {f"{section}.{key}": value for section, table in tables.items() for key, value in table.items()}

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from fls.compare import claims, predictions, quality_claims
+from fls.compare import claims, deep_claims, predictions, quality_claims
 from fls.compare.config import ConfigError
 from fls.compare.verdict import DEFAULT_CONTEXT, Claim, ClaimContext, ClaimResult, inconclusive
 from fls.theory.validation import ParameterError
@@ -50,6 +50,7 @@ class ClaimFamily:
 _FAMILIES: dict[str, ClaimFamily] = {
     "fls": ClaimFamily(dict(claims.CLAIMS), predictions.prepare_table),
     "quality": ClaimFamily(dict(quality_claims.CLAIMS)),
+    "deep": ClaimFamily(dict(deep_claims.CLAIMS)),
 }
 
 

@@ -348,6 +348,7 @@ def run_sweep(
     runner: Runner | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    runs: Sequence[Run] | None = None,
 ) -> pd.DataFrame:
     """Run every run of ``config`` not yet in the store at ``store_dir``; return the store's run table.
 
@@ -360,9 +361,13 @@ def run_sweep(
             run in order; default compare.runner.execute_batch.
         progress: show a progress bar on stderr (when it is a terminal).
         retry_failed: run again the runs stored with status "failed".
+        runs: the runs, already expanded from ``config`` by a family with a schema of its own (e.g. the deep
+            runs of :mod:`compare.deep_config`); ``config`` is then that resolved config, which needs [sweep]
+            name and batch_size, and every run a ``run_id``. None: ``config`` is checked and expanded here.
     """
-    config = load_config(config)
-    runs = expand_runs(config)
+    if runs is None:
+        config = load_config(config)
+        runs = expand_runs(config)
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
     store = create_store(store_dir, config)

@@ -21,6 +21,8 @@ from fls.compare import registry
 from fls.compare.analyse import claim_settings, current_analysis
 from fls.compare.claim_figures import draw_claim
 from fls.compare.config import ConfigError, load_config
+from fls.compare.deep_verify import FAMILY as DEEP_FAMILY
+from fls.compare.deep_verify import verify_deep
 from fls.compare.quality_curves import headline_ratio, learning_curves
 from fls.compare.quality_plots import learning_curve_figure
 from fls.compare.quality_report import pooled_with_control, write_quality_report
@@ -45,6 +47,7 @@ def verify(
     workers: int | None = None,
     scheduler: str | None = None,
     family: str | None = None,
+    device: str | None = None,
 ) -> Path:
     """Run the sweep of ``config`` (default :data:`DEFAULT_CONFIG`) into ``out_dir/store`` (resuming a stopped
     one), check the claims of ``family`` (default: the config's ``claims.families``), write
@@ -52,10 +55,14 @@ def verify(
     path.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
-    staircase sweeps; ``config`` and ``scheduler`` do not apply to it).
+    staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
+    networks' c sweeps (:func:`compare.deep_verify.verify_deep`; ``config`` is then a deep config, and
+    ``device`` sets where they train); ``device`` applies to that family only.
     """
     if family == QUALITY_FAMILY:
         return verify_quality(out_dir, workers=workers)
+    if family == DEEP_FAMILY:
+        return verify_deep(out_dir, config=config, workers=workers, scheduler=scheduler, device=device)
     start = time.perf_counter()
     out_dir = Path(out_dir)
     resolved = load_config(DEFAULT_CONFIG if config is None else config)
