@@ -90,6 +90,7 @@ def lazy_limit(
     t_max: float,
     loss: str = "logistic",
     unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> RunResult:
     """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
     (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
@@ -99,7 +100,8 @@ def lazy_limit(
     predictor has no network). Its test error: :func:`lazy_test_error`.
 
     K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train,
-    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
+    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again. ``sample_weight``
+    (n,) or None weighs the kernel flow's risk like the network's."""
     if unit_kernels is None:
         unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
@@ -112,6 +114,7 @@ def lazy_limit(
         target_risk=eps,
         t_max=t_max,
         loss=loss,
+        sample_weight=sample_weight,
         rtol=LAZY_RTOL,
         atol=LAZY_RTOL * 1e-2,
     )
