@@ -138,7 +138,9 @@ def _data_path(path: str, base: str | os.PathLike[str]) -> str:
     ConfigError when no file is there."""
     absolute = absolute_path(path, base)
     if not os.path.isfile(absolute):
-        raise ConfigError(f"{DATA_PATH_KEY} = {path!r} ({absolute}) is not a readable file; allowed: an existing file")
+        raise ConfigError(
+            f"{DATA_PATH_KEY} = {path!r} ({absolute}) is not a readable file; allowed: an existing file"
+        )
     return absolute
 
 
@@ -357,7 +359,9 @@ def _file_keys(path: str, loss: str) -> dict[str, Any]:
     try:
         return file_run_keys(path, loss=loss)
     except ParameterError as exc:
-        raise ConfigError(f"{DATA_PATH_KEY} = {path!r} cannot be used with model.loss = {loss!r}: {exc}") from exc
+        raise ConfigError(
+            f"{DATA_PATH_KEY} = {path!r} cannot be used with model.loss = {loss!r}: {exc}"
+        ) from exc
 
 
 def _check_combination(data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any]) -> None:

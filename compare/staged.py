@@ -30,9 +30,9 @@ step stable at alpha = 10 (eta ~ 0.05) would need ~4000 steps to cross the escap
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -87,7 +87,9 @@ def sharpness_bound(
     root = np.sqrt(curvature)
     gram = empirical_tangent_kernel(W, v, X, X, c=c)
     gauss_newton = float(np.max((root[:, None] * np.abs(gram) * root[None, :]).sum(axis=1))) / n
-    g = ((W @ X.T > 0) * field_.sample_factor(f, y, weights)) @ X / n  # w_i s_i, s_i = -l'(f_i): g_j up to sign
+    g = (
+        ((W @ X.T > 0) * field_.sample_factor(f, y, weights)) @ X / n
+    )  # w_i s_i, s_i = -l'(f_i): g_j up to sign
     return gauss_newton + c * float(np.max(np.linalg.norm(g, axis=1)))
 
 
@@ -185,7 +187,9 @@ def train_staged(
         W0, X = augment_weights(W0, b0), augment_inputs(X)
         watch = observe
         observe = None if watch is None else (lambda e, W, v: watch(e, split_weights(W)[0], v))
-    weights = None if sample_weight is None else np.stack([as_sample_weight(w, X.shape[1]) for w in sample_weight])
+    weights = (
+        None if sample_weight is None else np.stack([as_sample_weight(w, X.shape[1]) for w in sample_weight])
+    )
     size = W0.shape[0]
     members = [_Member(W0[e].copy(), v0[e].copy(), [np.zeros(1)], [], []) for e in range(size)]
     field_ = compile_field(loss)
