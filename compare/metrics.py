@@ -127,6 +127,8 @@ def value_at(t: Any, values: Any, when: float) -> float:
 def network_outputs(W: np.ndarray, v: np.ndarray, X: np.ndarray, c: float) -> np.ndarray:
     """f(x) = c sum_j v_j relu(<w_j, x>) on the rows of X, in chunks of :data:`TEST_CHUNK` points."""
     field = compile_field("logistic")
+    if len(X) == 0:
+        return np.empty(0)
     return np.concatenate(
         [field.output(W, v, X[i : i + TEST_CHUNK], c) for i in range(0, len(X), TEST_CHUNK)]
     )
