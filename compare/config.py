@@ -371,11 +371,6 @@ def _check_combination(data: Mapping[str, Any], model: Mapping[str, Any], train:
             f"model.width = {model['width']} is out of range for model.init = 'antisymmetric' "
             "(neurons come in pairs (w, +v), (w, -v)); allowed: even integers >= 2"
         )
-    if train["engine"] == "kernel" and model.get("bias", False):
-        raise ConfigError(
-            "model.bias = true is not supported by train.engine = 'kernel' (its lazy limit is the bias-free "
-            "K0); allowed: model.bias = false, or train.engine = 'gd', 'sgd', 'flow'"
-        )
     if train["engine"] == "sgd" and train["batch_size"] > data["n"]:
         raise ConfigError(
             f"train.batch_size = {train['batch_size']} is out of range for train.engine = 'sgd' with "

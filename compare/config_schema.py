@@ -115,7 +115,7 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
             bool,
             Check(lambda name, value, _: value, "true, false"),
             "hidden biases b_j: f(x) = c sum_j v_j relu(<w_j, x> + b_j), b_j(0) = alpha bbar_j (design section "
-            "2); not with train.engine = kernel [default: false; a run records the key only when true, so bias-free run ids stay as they were]",
+            "2) [default: false; a run records the key only when true, so bias-free run ids stay as they were]",
         ),
         "alpha": Field(
             REQUIRED, float, POSITIVE, "initialization scale (or grid it, directly or through fls)"

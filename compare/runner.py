@@ -156,9 +156,10 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
 
 
 def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
-    """The lazy-limit engine: logistic kernel gradient flow with K0 plus the network's initial function."""
+    """The lazy-limit engine: kernel gradient flow of the run's loss with K0 (with hidden biases when the run has
+    them) plus the network's initial function."""
     out = []
-    for (index, dataset, W0, v0, _), run in zip(prepared, runs, strict=True):
+    for (index, dataset, W0, v0, b0), run in zip(prepared, runs, strict=True):
         try:
             lazy = lazy_limit(
                 dataset,
@@ -170,6 +171,7 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
                 t_max=float(run[T_MAX_KEY]),
                 loss=run[LOSS_KEY],
                 sample_weight=dataset.sample_weight,
+                b0=b0,
             )
             row = {
                 **run,

@@ -14,7 +14,9 @@ from click.testing import CliRunner
 
 from fls.compare import metrics
 from fls.compare.cli import main
+from fls.compare.config import expand_runs, load_config
 from fls.compare.registry import check_claims, prepare_table
+from fls.compare.runner import execute_batch
 from fls.compare.staged import sharpness_bound, train_staged
 from fls.compare.store import open_store
 from fls.compare.verdict import ClaimResult
@@ -177,3 +179,20 @@ def test_fls_sweep_and_report_run_on_the_users_file_with_biases(tmp_path, engine
     assert (out / "figures" / "mse_vs_fls.png").is_file()
     stored = (store / "analysis" / "claims.json").read_text()
     assert set(re.findall(r'"verdict": "(\w+)"', stored)) == {"skipped"}
+
+
+def test_the_kernel_engine_runs_the_lazy_limit_with_biases_and_weights(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, size=(6, 1))
+    np.savez(tmp_path / "points.npz", X=X, y=X[:, 0], X_test=X[:3] + 0.05, y_test=X[:3, 0] + 0.05,
+             sample_weight=rng.uniform(0.5, 2.0, size=6))  # fmt: skip
+    config = {
+        "data": {"model": "file", "path": str(tmp_path / "points.npz")},
+        "model": {"loss": "squared", "bias": True, "width": 50, "init": "antisymmetric"},
+        "train": {"engine": "kernel", "t_max": 1e5},
+        "stop": {"eps": 1e-3},
+        "grid": {"model.alpha": [1.0, 3.0]},
+    }
+    outputs = execute_batch(expand_runs(load_config(config)))
+    assert [output.row["status"] for output in outputs] == ["target_reached"] * 2, outputs[0].row["message"]
+    assert all(0 <= output.row["test_mse"] < 0.1 for output in outputs)

@@ -104,7 +104,6 @@ BAD = [
     ({"model": {"bias": 1}}, ["model.bias", "wrong type", "true or false"]),
     ({"model": {"loss": "logistic"}}, ["data.path", "model.loss = 'logistic'", "loss = 'squared'"]),
     ({"model": {"loss": "hinge"}}, ["model.loss", "'logistic', 'exponential', 'squared'"]),
-    ({"train": {"engine": "kernel"}}, ["model.bias = true", "train.engine = 'kernel'", "allowed"]),
     ({"data": {"model": "files"}}, ["data.model", "file"]),
 ]
 
