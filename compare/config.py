@@ -364,12 +364,23 @@ def _file_keys(path: str, loss: str) -> dict[str, Any]:
         ) from exc
 
 
-def _check_combination(data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+#: Stop rules that read class labels (docs/design.md section 2): not for regression runs.
+LABEL_STOP_RULES = ("positive_risk", "accuracy", "zero_error")
+
+
+def _check_combination(
+    data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any], stop: Mapping[str, Any]
+) -> None:
     """Constraints between keys of different tables."""
     if model["init"] == "antisymmetric" and model["width"] % 2:
         raise ConfigError(
             f"model.width = {model['width']} is out of range for model.init = 'antisymmetric' "
             "(neurons come in pairs (w, +v), (w, -v)); allowed: even integers >= 2"
+        )
+    if data.get("task") == "regression" and (stop["rule"] in LABEL_STOP_RULES or model["loss"] != "squared"):
+        raise ConfigError(
+            f"stop.rule = {stop['rule']!r} with model.loss = {model['loss']!r} needs class labels, and the data "
+            "hold real targets (task = 'regression'); allowed: stop.rule = 'risk' with model.loss = 'squared'"
         )
     if train["engine"] == "sgd" and train["batch_size"] > data["n"]:
         raise ConfigError(
@@ -400,7 +411,7 @@ def _run(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
     }
     if data["model"] == FILE_MODEL:
         data.update(_file_keys(data["path"], model["loss"]))
-    _check_combination(data, model, tables["train"])
+    _check_combination(data, model, tables["train"], tables["stop"])
     run = {f"{section}.{key}": value for section, table in tables.items() for key, value in table.items()}
     run["seed"] = point[SEEDS_KEY]
     run[FLS_KEY] = fls

@@ -171,7 +171,7 @@ FILE_FIELDS: Mapping[str, Field] = {
         str,
         Check(_data_file, f"a path ending in {', '.join(FILE_TYPES)}"),
         "the data file, relative to the config file: arrays X, y, optional X_test, y_test, sample_weight "
-        "(design section 3); its runs record data.n, data.d, data.n_test and data.digest",
+        "(design section 3); its runs record data.n, data.d, data.n_test, data.task and data.digest",
     ),
     "sample_weight": Field(
         WEIGHT_SOURCES[0],

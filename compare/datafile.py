@@ -2,7 +2,8 @@
 
 A config names a ``.npz`` or ``.csv`` file (``data.path``, relative to the config file; the format is
 :mod:`simulate.userdata`'s). The config resolves the path to an absolute one, and every run of the file records
-what it read: ``data.n``, ``data.d`` and ``data.n_test`` from the file's arrays and ``data.digest``, the first
+what it read: ``data.n``, ``data.d`` and ``data.n_test`` from the file's arrays, ``data.task`` (below) and
+``data.digest``, the first
 16 hex digits of the SHA-256 of the file's bytes, so a changed file makes new runs (new run ids) instead of
 resuming the old ones. ``data.sample_weight`` says whether the file's per-sample weights enter the risk
 (``file``, the default: they do, normalized to mean 1 as :mod:`theory.losses` says) or not (``uniform``: every
@@ -57,6 +58,12 @@ def file_dataset(path: str, *, loss: str, sample_weight: str = WEIGHT_SOURCES[0]
 
 
 def file_run_keys(path: str, *, loss: str) -> dict[str, int | str]:
-    """The keys a run of the file records (module docstring): n, d, n_test and the file's digest."""
+    """The keys a run of the file records (module docstring): n, d, n_test, the task and the file's digest."""
     dataset = file_dataset(path, loss=loss)
-    return {"n": dataset.n, "d": dataset.d, "n_test": len(dataset.y_test), "digest": digest(path)}
+    return {
+        "n": dataset.n,
+        "d": dataset.d,
+        "n_test": len(dataset.y_test),
+        "task": dataset.params["task"],
+        "digest": digest(path),
+    }

@@ -47,7 +47,7 @@ def test_a_relative_path_is_read_against_the_config_file_not_the_working_directo
     assert config["data"]["path"] == str((folder / "points.npz").resolve())
     (run,) = expand_runs(config)
     assert (run["data.n"], run["data.d"], run["data.n_test"]) == (8, 2, 5)
-    assert run["model.bias"] is True and len(run["data.digest"]) == 16
+    assert run["model.bias"] is True and len(run["data.digest"]) == 16 and run["data.task"] == "regression"
     # the resolved config the store keeps is a fixed point (its path is absolute)
     resolved = tmp_path / "resolved.toml"
     resolved.write_text(dump_config(config))
@@ -105,7 +105,20 @@ BAD = [
     ({"model": {"loss": "logistic"}}, ["data.path", "model.loss = 'logistic'", "loss = 'squared'"]),
     ({"model": {"loss": "hinge"}}, ["model.loss", "'logistic', 'exponential', 'squared'"]),
     ({"data": {"model": "files"}}, ["data.model", "file"]),
+    (
+        {"stop": {"rule": "accuracy"}},
+        ["stop.rule = 'accuracy'", "real targets", "allowed: stop.rule = 'risk'"],
+    ),
+    ({"stop": {"rule": "zero_error"}}, ["stop.rule = 'zero_error'", "allowed: stop.rule = 'risk'"]),
 ]
+
+
+def test_a_synthetic_regression_needs_the_squared_loss():
+    config = {"data": {"model": "staircase", "n": 10, "d": 4, "task": "regression"}, "model": {"alpha": 0.5}}
+    with pytest.raises(ConfigError, match="model.loss = 'logistic' needs class labels.*'squared'"):
+        load_config(config)
+    config["model"]["loss"] = "squared"
+    assert expand_runs(load_config(config))[0]["data.task"] == "regression"
 
 
 @pytest.mark.parametrize(("changes", "names"), BAD)
