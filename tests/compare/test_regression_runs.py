@@ -172,6 +172,12 @@ def test_fls_sweep_and_report_run_on_the_users_file_with_biases(tmp_path, engine
     assert set(table["task"]) == {"regression"} and table["model.bias"].all()
     assert table["test_mse"].between(0, 10).all() and table["test_error"].isna().all()
     assert (table["invariant_drift"] < (1e-6 if engine == "flow" else 1e-1)).all()
+    parts = sorted(path.name for path in (store / "runs").iterdir())
+    again = runner.invoke(main, [
+        "sweep", str(tmp_path / "sweep.toml"), "--store", str(store), "--workers", "0", "--no-progress"
+    ])  # fmt: skip
+    assert again.output == swept.output, "a second sweep of the same file must resume, not recompute"
+    assert sorted(path.name for path in (store / "runs").iterdir()) == parts
     reported = runner.invoke(main, ["report", str(store), "--out", str(out)])
     assert reported.exit_code == 0, reported.output
     text = (out / "report.md").read_text()
