@@ -60,7 +60,12 @@ def dataset_for(run: Mapping[str, Any]) -> Dataset:
     """The run's data set: model ``data.model`` with its parameters, drawn from the run's seed, or the user's
     file (``data.model = "file"``, :mod:`compare.datafile`), the same for every seed."""
     if run[DATA_MODEL_KEY] == FILE_MODEL:
-        return file_dataset(run[DATA_PATH_KEY], loss=run[LOSS_KEY], sample_weight=run[SAMPLE_WEIGHT_KEY])
+        return file_dataset(
+            run[DATA_PATH_KEY],
+            loss=run[LOSS_KEY],
+            sample_weight=run[SAMPLE_WEIGHT_KEY],
+            expected_digest=run["data.digest"],
+        )
     return make_data(run[DATA_MODEL_KEY], seed=int(run["seed"]), **data_params(run))
 
 

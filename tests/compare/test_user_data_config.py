@@ -11,6 +11,7 @@ import pytest
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.compare.inputs import dataset_for, initial_state
 from fls.compare.toml_text import dump_config
+from fls.theory.validation import ParameterError
 
 
 def write_points(folder, name="points.npz", *, weights=True, targets=None):
@@ -60,6 +61,14 @@ def test_a_changed_file_makes_new_runs(tmp_path):
     write_points(tmp_path, targets=np.arange(8.0))
     after = expand_runs(load_config(file_config(path)))[0]["run_id"]
     assert before != after
+
+
+def test_a_run_whose_file_changed_after_its_config_was_read_is_refused(tmp_path):
+    path = write_points(tmp_path)
+    (run,) = expand_runs(load_config(file_config(path)))
+    write_points(tmp_path, targets=np.arange(8.0))
+    with pytest.raises(ParameterError, match="data.path = .* changed after the run was made"):
+        dataset_for(run)
 
 
 def test_bias_false_keeps_the_run_ids_of_bias_free_runs():
