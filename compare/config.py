@@ -4,8 +4,11 @@ A config has the tables of docs/design.md section 5's sweeps (every key optional
 
     [data]   model = "gaussian_mixture", preset (optional), n, d (required unless the preset sets them), n_test,
              and the model's own parameters (kappa, sigma, balanced, rho, p, k, task), as simulate.make_data takes
-    [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic",
-             alpha (required unless gridded, directly or through "fls")
+             or model = "file" with path (a .npz or .csv file, relative to the config file) and
+             sample_weight = "file" | "uniform" (compare.datafile)
+    [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic"
+             (or "exponential", or "squared" for real targets), bias = false (hidden biases), alpha (required
+             unless gridded, directly or through "fls")
     [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
              compare.vocabulary.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
              batch_size = 32 (sgd), rtol = 1e-8 (flow)
@@ -51,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from fls.compare.config_schema import (
+    DATA_MODELS,
     FLS_KNOBS,
     OPTIONAL,
     POSITIVE,
@@ -65,7 +69,8 @@ from fls.compare.config_schema import (
     data_fields,
     one_of,
 )
-from fls.compare.vocabulary import FLS_KEY, SEEDS_KEY
+from fls.compare.datafile import FILE_MODEL, absolute_path, file_run_keys
+from fls.compare.vocabulary import DATA_PATH_KEY, FLS_KEY, SEEDS_KEY
 from fls.simulate.data import MODELS
 from fls.theory.validation import ParameterError, check_in_range
 
@@ -125,13 +130,27 @@ def resolve_table(
 
 def _data_model(given: Mapping[str, Any]) -> str:
     """data.model of a [data] table, checked (default gaussian_mixture)."""
-    return _value("data.model", given.get("model", "gaussian_mixture"), str, one_of(tuple(MODELS)))
+    return _value("data.model", given.get("model", "gaussian_mixture"), str, one_of(DATA_MODELS))
 
 
-def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str, Any]:
-    """The [data] table: the model, its preset expanded under the explicit keys, sizes and parameters checked."""
+def _data_path(path: str, base: str | os.PathLike[str]) -> str:
+    """data.path made absolute (relative paths are relative to ``base``, the config file's directory); a
+    ConfigError when no file is there."""
+    absolute = absolute_path(path, base)
+    if not os.path.isfile(absolute):
+        raise ConfigError(
+            f"{DATA_PATH_KEY} = {path!r} ({absolute}) is not a readable file; allowed: an existing file"
+        )
+    return absolute
+
+
+def _resolve_data(
+    given: Mapping[str, Any], gridded: frozenset[str], base: str | os.PathLike[str] = "."
+) -> dict[str, Any]:
+    """The [data] table: the model, its preset expanded under the explicit keys, sizes and parameters checked
+    (the user's file: its path made absolute against ``base``)."""
     model = _data_model(given)
-    presets = MODELS[model].presets
+    presets = MODELS[model].presets if model in MODELS else {}
     explicit = {key: value for key, value in given.items() if key not in ("model", "preset")}
     resolved: dict[str, Any] = {"model": model}
     if "preset" in given:
@@ -142,6 +161,8 @@ def _resolve_data(given: Mapping[str, Any], gridded: frozenset[str]) -> dict[str
         resolved["preset"] = _value("data.preset", given["preset"], str, one_of(tuple(presets)))
         explicit = {**presets[resolved["preset"]], **explicit}
     resolved.update(resolve_table("data", explicit, data_fields(model), gridded))
+    if "path" in resolved:
+        resolved["path"] = _data_path(resolved["path"], base)
     return resolved
 
 
@@ -285,17 +306,20 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     an out-of-range value, a grid key that names no config key, or a grid point that makes an invalid run.
     """
     raw = dict(source) if isinstance(source, Mapping) else read_toml(source)
+    base = "." if isinstance(source, Mapping) else os.path.dirname(os.path.abspath(source))
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown table(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SECTIONS)}")
     data = _table(raw, "data")
     grid = _resolve_grid(_table(raw, "grid"), _data_model(data))
+    if DATA_PATH_KEY in grid:
+        grid[DATA_PATH_KEY] = [_data_path(path, base) for path in grid[DATA_PATH_KEY]]
     gridded = set(grid) | ({"model.alpha"} if FLS_KEY in grid else set())
     config: dict[str, Any] = {}
     for section in RUN_SECTIONS:
         in_grid = frozenset(key.split(".", 1)[1] for key in gridded if key.startswith(f"{section}."))
         if section == "data":
-            config[section] = _resolve_data(data, in_grid)
+            config[section] = _resolve_data(data, in_grid, base)
         else:
             config[section] = resolve_table(section, _table(raw, section), TABLES[section], in_grid)
     config["grid"] = grid
@@ -329,12 +353,34 @@ def _scale(model: dict[str, Any], point: Mapping[str, Any]) -> float:
     return 1.0 / strength
 
 
-def _check_combination(data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+def _file_keys(path: str, loss: str) -> dict[str, Any]:
+    """The keys a run of the user's file records (compare.datafile), or a ConfigError saying what the file
+    lacks for ``model.loss``."""
+    try:
+        return file_run_keys(path, loss=loss)
+    except ParameterError as exc:
+        raise ConfigError(
+            f"{DATA_PATH_KEY} = {path!r} cannot be used with model.loss = {loss!r}: {exc}"
+        ) from exc
+
+
+#: Stop rules that read class labels (docs/design.md section 2): not for regression runs.
+LABEL_STOP_RULES = ("positive_risk", "accuracy", "zero_error")
+
+
+def _check_combination(
+    data: Mapping[str, Any], model: Mapping[str, Any], train: Mapping[str, Any], stop: Mapping[str, Any]
+) -> None:
     """Constraints between keys of different tables."""
     if model["init"] == "antisymmetric" and model["width"] % 2:
         raise ConfigError(
             f"model.width = {model['width']} is out of range for model.init = 'antisymmetric' "
             "(neurons come in pairs (w, +v), (w, -v)); allowed: even integers >= 2"
+        )
+    if data.get("task") == "regression" and (stop["rule"] in LABEL_STOP_RULES or model["loss"] != "squared"):
+        raise ConfigError(
+            f"stop.rule = {stop['rule']!r} with model.loss = {model['loss']!r} needs class labels, and the data "
+            "hold real targets (task = 'regression'); allowed: stop.rule = 'risk' with model.loss = 'squared'"
         )
     if train["engine"] == "sgd" and train["batch_size"] > data["n"]:
         raise ConfigError(
@@ -354,6 +400,8 @@ def _run(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
     data.pop("preset", None)
     skip_alpha = frozenset({"alpha"} if FLS_KEY in point else ())
     model = resolve_table("model", given["model"], TABLES["model"], skip_alpha)
+    if model.get("bias") is False:
+        del model["bias"]  # a bias-free run is recorded as before model.bias existed (same run id)
     fls = _scale(model, point)
     tables = {
         "data": data,
@@ -361,7 +409,9 @@ def _run(config: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
         "train": resolve_table("train", given["train"], TABLES["train"], frozenset()),
         "stop": resolve_table("stop", given["stop"], TABLES["stop"], frozenset()),
     }
-    _check_combination(data, model, tables["train"])
+    if data["model"] == FILE_MODEL:
+        data.update(_file_keys(data["path"], model["loss"]))
+    _check_combination(data, model, tables["train"], tables["stop"])
     run = {f"{section}.{key}": value for section, table in tables.items() for key, value in table.items()}
     run["seed"] = point[SEEDS_KEY]
     run[FLS_KEY] = fls

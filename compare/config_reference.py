@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fls.compare.config_schema import (
     CLAIMS_KEYS,
+    DATA_MODELS,
     GRID_SPECIAL,
     OPTIONAL,
     REQUIRED,
@@ -67,16 +68,17 @@ def _data_section() -> list[str]:
         "## [data]",
         "",
         '`data.model` (default `"gaussian_mixture"`; one of '
-        + ", ".join(f"`{m}`" for m in MODELS)
+        + ", ".join(f"`{m}`" for m in DATA_MODELS)
         + ") chooses "
         "the data model (docs/design.md section 3), `data.preset` a named set of its values (explicit keys win). "
         "Then, per model:",
         "",
     ]
-    for model, spec in MODELS.items():
+    for model in DATA_MODELS:
         lines += [f"### {model}", ""]
-        if spec.presets:
-            lines += [f"Presets: {', '.join(f'`{preset}`' for preset in spec.presets)}.", ""]
+        presets = MODELS[model].presets if model in MODELS else {}
+        if presets:
+            lines += [f"Presets: {', '.join(f'`{preset}`' for preset in presets)}.", ""]
         lines += [*_HEAD, *_rows("data", data_fields(model)), ""]
     return lines
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fls.compare.datafile import FILE_MODEL, WEIGHT_SOURCES
 from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
 from fls.simulate.data import DEFAULT_N_TEST, MODELS
 from fls.simulate.initialization import INIT_SCHEMES
+from fls.simulate.userdata import FILE_TYPES
 from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
@@ -102,7 +104,19 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
         "init": Field(
             "random_sign", str, one_of(INIT_SCHEMES), "second-layer initialization (design section 2)"
         ),
-        "loss": Field("logistic", str, one_of(LOSSES), "training loss"),
+        "loss": Field(
+            "logistic",
+            str,
+            one_of(LOSSES),
+            "training loss: logistic or exponential on labels in {-1, +1}, squared (f - y)^2 / 2 on real targets",
+        ),
+        "bias": Field(
+            OPTIONAL,
+            bool,
+            Check(lambda name, value, _: value, "true, false"),
+            "hidden biases b_j: f(x) = c sum_j v_j relu(<w_j, x> + b_j), b_j(0) = alpha bbar_j (design section "
+            "2) [default: false; a run records the key only when true, so bias-free run ids stay as they were]",
+        ),
         "alpha": Field(
             REQUIRED, float, POSITIVE, "initialization scale (or grid it, directly or through fls)"
         ),
@@ -141,6 +155,35 @@ DATA_PARAMETERS: Mapping[str, tuple[str, str]] = {
     "task": ("classification, regression", "labels sign(S_k) or real targets S_k"),
 }
 
+
+def _data_file(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    if not value.endswith(FILE_TYPES):
+        raise ConfigError(
+            f"{name} = {value!r} is not a data file; allowed: a path ending in {', '.join(FILE_TYPES)}"
+        )
+    return value
+
+
+#: The [data] keys of ``data.model = "file"`` (compare.datafile): the file, and where its weights come from.
+FILE_FIELDS: Mapping[str, Field] = {
+    "path": Field(
+        REQUIRED,
+        str,
+        Check(_data_file, f"a path ending in {', '.join(FILE_TYPES)}"),
+        "the data file, relative to the config file: arrays X, y, optional X_test, y_test, sample_weight "
+        "(design section 3); its runs record data.n, data.d, data.n_test, data.task and data.digest",
+    ),
+    "sample_weight": Field(
+        WEIGHT_SOURCES[0],
+        str,
+        one_of(WEIGHT_SOURCES),
+        "file: the file's sample weights enter the risk (mean-normalized); uniform: every sample weighs 1",
+    ),
+}
+
+#: Every value of ``data.model``: the synthetic models of simulate.data and the user's file.
+DATA_MODELS = (*MODELS, FILE_MODEL)
+
 #: The keys of [claims] (checked by compare.config; thresholds checked against the claims by
 #: compare.registry).
 CLAIMS_KEYS: Mapping[str, tuple[str, str, str, str]] = {
@@ -167,7 +210,10 @@ CLAIMS_KEYS: Mapping[str, tuple[str, str, str, str]] = {
 
 @cache
 def data_fields(model: str) -> dict[str, Field]:
-    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks."""
+    """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks (the
+    user's file: :data:`FILE_FIELDS`)."""
+    if model == FILE_MODEL:
+        return dict(FILE_FIELDS)
     spec = MODELS[model]
     fields = {
         "n": Field(REQUIRED, int, at_least(1), "training-set size"),

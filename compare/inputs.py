@@ -9,15 +9,19 @@ from typing import Any
 
 import numpy as np
 
+from fls.compare.datafile import FILE_MODEL, file_dataset
 from fls.compare.vocabulary import (
     ALPHA_KEY,
+    BIAS_KEY,
     D_KEY,
     DATA_MODEL_KEY,
+    DATA_PATH_KEY,
     EPS_KEY,
     ETA_KEY,
     INIT_KEY,
     LOSS_KEY,
     MAX_STEPS_KEY,
+    SAMPLE_WEIGHT_KEY,
     STEP_POLICY_KEY,
     STOP_RULE_KEY,
     STOP_RULES,
@@ -53,19 +57,40 @@ def data_params(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dataset_for(run: Mapping[str, Any]) -> Dataset:
-    """The run's data set: model ``data.model`` with its parameters, drawn from the run's seed."""
+    """The run's data set: model ``data.model`` with its parameters, drawn from the run's seed, or the user's
+    file (``data.model = "file"``, :mod:`compare.datafile`), the same for every seed."""
+    if run[DATA_MODEL_KEY] == FILE_MODEL:
+        return file_dataset(
+            run[DATA_PATH_KEY],
+            loss=run[LOSS_KEY],
+            sample_weight=run[SAMPLE_WEIGHT_KEY],
+            expected_digest=run["data.digest"],
+        )
     return make_data(run[DATA_MODEL_KEY], seed=int(run["seed"]), **data_params(run))
 
 
-def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The run's initialization (W0, v0) (:func:`simulate.initialization.init_params`)."""
-    return init_params(
+def has_bias(run: Mapping[str, Any]) -> bool:
+    """Whether the run's network has hidden biases (``model.bias``; a run records the key only when true)."""
+    return bool(run.get(BIAS_KEY, False))
+
+
+def initial_state(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The run's initialization (W0, v0, b0) (:func:`simulate.initialization.init_params`); b0 is None for a
+    bias-free network."""
+    drawn = init_params(
         int(run[WIDTH_KEY]),
         int(run[D_KEY]),
         alpha=float(run[ALPHA_KEY]),
         scheme=run[INIT_KEY],
         seed=int(run["seed"]),
+        bias=has_bias(run),
     )
+    return (*drawn, None) if len(drawn) == 2 else drawn
+
+
+def initial_parameters(run: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's first-layer weights and second layer (W0, v0) (:func:`initial_state` without the biases)."""
+    return initial_state(run)[:2]
 
 
 def training_settings(run: Mapping[str, Any]) -> dict[str, Any]:

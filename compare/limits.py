@@ -48,6 +48,7 @@ from fls.compare.vocabulary import (
 )
 from fls.simulate.data import Dataset
 from fls.simulate.result import RunResult
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
 from fls.theory.smallinit import (
     alignment_rates,
@@ -71,11 +72,13 @@ DIRECTIONAL_STEP, DIRECTIONAL_FRACTION = 0.1, 0.8
 LAZY_RTOL = 1e-8
 
 
-def unit_tangent_kernels(dataset: Dataset, *, width: int, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """(K0(train, train), K0(test, train)) at alpha = 1."""
+def unit_tangent_kernels(
+    dataset: Dataset, *, width: int, c: float, bias: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K0(train, train), K0(test, train)) at alpha = 1 (of the network with hidden biases when ``bias``)."""
     return (
-        tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c),
-        tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c),
+        tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
+        tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
     )
 
 
@@ -90,6 +93,8 @@ def lazy_limit(
     t_max: float,
     loss: str = "logistic",
     unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
+    sample_weight: np.ndarray | None = None,
+    b0: np.ndarray | None = None,
 ) -> RunResult:
     """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
     (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
@@ -99,19 +104,25 @@ def lazy_limit(
     predictor has no network). Its test error: :func:`lazy_test_error`.
 
     K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train,
-    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again."""
+    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again. ``sample_weight``
+    (n,) or None weighs the kernel flow's risk like the network's. Hidden biases b0 (m,) make K0 and f0 those of
+    the network with biases (the bias-free ones on inputs (x, 1), :mod:`theory.augment`)."""
     if unit_kernels is None:
-        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c)
+        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c, bias=b0 is not None)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
+    rows, X, X_test = W0, dataset.X, dataset.X_test
+    if b0 is not None:
+        rows, X, X_test = augment_weights(W0, b0), augment_inputs(X), augment_inputs(X_test)
     flow = kernel_gradient_flow(
         K,
         dataset.y,
         K_test_train=K_test,
-        f0_train=metrics.network_outputs(W0, v0, dataset.X, c),
-        f0_test=metrics.network_outputs(W0, v0, dataset.X_test, c),
+        f0_train=metrics.network_outputs(rows, v0, X, c),
+        f0_test=metrics.network_outputs(rows, v0, X_test, c),
         target_risk=eps,
         t_max=t_max,
         loss=loss,
+        sample_weight=sample_weight,
         rtol=LAZY_RTOL,
         atol=LAZY_RTOL * 1e-2,
     )

@@ -1,7 +1,9 @@
 """What a trained network is measured by (docs/design.md section 5): error, alignment, strength, over-fitting.
 
 Every function takes plain numpy arrays of one network f(x) = c sum_j v_j relu(<w_j, x>) (W (m, d), v (m,)) and
-returns a number or a small array; :func:`run_metrics` collects them into one table row. Definitions:
+returns a number or a small array; :func:`run_metrics` collects them into one table row (a network with hidden
+biases b is measured as the bias-free network on inputs (x, 1) with rows (w_j, b_j), :mod:`theory.augment`,
+except for the alignment cosines, which compare the w_j with directions of input space). Definitions:
 
 - test error of the network: the fraction of the fixed test set with y f(x) <= 0 (Monte Carlo, standard error
   sqrt(E (1 - E) / n_test)); of the linear surrogate sign(<w_hat+, x>): exact on the Gaussian mixtures
@@ -16,6 +18,14 @@ returns a number or a small array; :func:`run_metrics` collects them into one ta
   y^T K y / (n ||K||_F);
 - over-fitting: f0 contamination ||f0|| / ||f - f0|| on the test points, fraction of flipped labels fitted;
 - the over-alignment / over-fitting split OA + OF of the excess error (:mod:`theory.mixture`).
+
+Regression runs (real targets, ``Dataset.params["task"] == "regression"``) have no labels, so no error rate, no
+class sums and no activation classes: they get ``test_mse`` = mean (f(x) - y)^2 over the test set with its
+standard error (sample standard deviation / sqrt(n_test)), ``train_mse`` (unweighted) on the training set,
+and of the measures above those that do not need classes: ``frac_dead`` (neurons active on no training point),
+stable rank, escape time, weight and kernel movement, kernel-target alignment y^T K y / (||y||^2 ||K||_F)
+(defined for any real y) and the f0 contamination. Every other column is NaN.
+A data set without a test set (the user's file without X_test) has NaN test measures.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.data import Dataset
+from fls.theory.augment import augment_inputs, augment_weights
 from fls.theory.compiled import compile_field
 from fls.theory.lazy import empirical_tangent_kernel
 from fls.theory.mixture import oa_of_split
@@ -116,6 +127,8 @@ def value_at(t: Any, values: Any, when: float) -> float:
 def network_outputs(W: np.ndarray, v: np.ndarray, X: np.ndarray, c: float) -> np.ndarray:
     """f(x) = c sum_j v_j relu(<w_j, x>) on the rows of X, in chunks of :data:`TEST_CHUNK` points."""
     field = compile_field("logistic")
+    if len(X) == 0:
+        return np.empty(0)
     return np.concatenate(
         [field.output(W, v, X[i : i + TEST_CHUNK], c) for i in range(0, len(X), TEST_CHUNK)]
     )
@@ -143,7 +156,8 @@ def kernel_movement(K0: Any, K: Any) -> float:
 
 
 def kernel_target_alignment(K: Any, y: Any) -> float:
-    """<K, y y^T>_F / (||K||_F ||y y^T||_F) = y^T K y / (n ||K||_F) for labels y in {-1, +1}^n (1: K = y y^T)."""
+    """<K, y y^T>_F / (||K||_F ||y y^T||_F) = y^T K y / (||y||^2 ||K||_F) (1: K = y y^T); ||y||^2 = n for labels
+    y in {-1, +1}^n."""
     K, y = np.asarray(K, dtype=np.float64), np.asarray(y, dtype=np.float64)
     scale = float(np.linalg.norm(K)) * float(y @ y)
     return float(y @ K @ y) / scale if scale > 0 else float("nan")
@@ -154,6 +168,20 @@ def f0_contamination(f0: Any, f: Any) -> float:
     f0, f = np.asarray(f0, dtype=np.float64), np.asarray(f, dtype=np.float64)
     learned = float(np.linalg.norm(f - f0))
     return float(np.linalg.norm(f0)) / learned if learned > 0 else float("inf")
+
+
+def squared_error(f: Any, y: Any) -> tuple[float, float]:
+    """(mean (f_i - y_i)^2, its standard error: sample standard deviation / sqrt(N)); NaN for no points."""
+    errors = (np.asarray(f, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2
+    if errors.size == 0:
+        return float("nan"), float("nan")
+    spread = float(np.std(errors, ddof=1)) if errors.size > 1 else float("nan")
+    return float(np.mean(errors)), spread / float(np.sqrt(errors.size))
+
+
+def is_regression(dataset: Dataset) -> bool:
+    """Whether the data set holds real targets rather than labels (``params["task"]``, module docstring)."""
+    return dataset.params.get("task") == "regression"
 
 
 def fitted_flipped(f: Any, y: Any, flipped: Any) -> float:
@@ -220,6 +248,9 @@ METRIC_COLUMNS = (
     "fitted_flipped",
     "oa",
     "of",
+    "test_mse",
+    "test_mse_se",
+    "train_mse",
 )
 
 
@@ -239,21 +270,59 @@ def run_metrics(
     t: Any,
     risk: Any,
     eps: float,
+    b: Any = None,
+    b0: Any = None,
 ) -> dict[str, float]:
-    """Every metric of the module docstring for the final network (W, v) trained from (W0, v0) on ``dataset``.
+    """Every metric of the module docstring for the final network (W, v, b) trained from (W0, v0, b0) on
+    ``dataset`` (b and b0 None for a bias-free network).
 
     ``t`` and ``risk`` are the run's risk trajectory (for the escape time). Metrics that need what a data model
-    does not have (a Bayes direction, flipped labels, groups, binary labels) are NaN.
+    does not have (a Bayes direction, flipped labels, groups, binary labels, a test set) are NaN.
     """
     W, v, W0, v0 = (np.asarray(a, dtype=np.float64) for a in (W, v, W0, v0))
-    X, y = dataset.X, dataset.y
+    X, y, X_test = dataset.X, dataset.y, dataset.X_test
+    rows, rows0 = W, W0
+    if b is not None:
+        rows, rows0 = augment_weights(W, b), augment_weights(W0, b0)
+        X, X_test = augment_inputs(X), augment_inputs(X_test)
     out = empty_metrics()
-    f_test = network_outputs(W, v, dataset.X_test, c)
-    f0_test = network_outputs(W0, v0, dataset.X_test, c)
-    f_train = network_outputs(W, v, X, c)
-    out["test_error"], out["test_error_se"] = error_rate(f_test, dataset.y_test)
+    f_test = network_outputs(rows, v, X_test, c)
+    f0_test = network_outputs(rows0, v0, X_test, c)
+    f_train = network_outputs(rows, v, X, c)
+    out["f0_contamination"] = f0_contamination(f0_test, f_test) if len(f_test) else float("nan")
+    out["stable_rank"] = stable_rank(rows)
+    out["escape_time"] = escape_time(t, risk, eps)
+    out["weight_change"] = relative_change(rows, v, rows0, v0)
+    K0 = empirical_tangent_kernel(rows0, v0, X, X, c=c)
+    K = empirical_tangent_kernel(rows, v, X, X, c=c)
+    out["kernel_movement"] = kernel_movement(K0, K)
+    out["kta_init"] = kernel_target_alignment(K0, y)
+    out["kta_final"] = kernel_target_alignment(K, y)
+    if is_regression(dataset):
+        out["test_mse"], out["test_mse_se"] = squared_error(f_test, dataset.y_test)
+        out["train_mse"] = squared_error(f_train, y)[0]
+        out["frac_dead"] = float(np.mean(~((rows @ X.T) > 0).any(axis=1)))
+        return out
+    out.update(_classification_metrics(W, v, rows, X, dataset, f_train, f_test))
+    return out
+
+
+def _classification_metrics(
+    W: np.ndarray,
+    v: np.ndarray,
+    rows: np.ndarray,
+    X: np.ndarray,
+    dataset: Dataset,
+    f_train: np.ndarray,
+    f_test: np.ndarray,
+) -> dict[str, float]:
+    """The metrics that need class labels (W the first layer without biases, ``rows`` with them, X the
+    inputs the rows act on)."""
+    y = dataset.y
+    out: dict[str, float] = {}
+    if len(f_test):
+        out["test_error"], out["test_error_se"] = error_rate(f_test, dataset.y_test)
     out["train_error"] = error_rate(f_train, y)[0]
-    out["f0_contamination"] = f0_contamination(f0_test, f_test)
     if dataset.flipped is not None:
         out["fitted_flipped"] = fitted_flipped(f_train, y, dataset.flipped)
     if dataset.group_test is not None:
@@ -269,15 +338,7 @@ def run_metrics(
     out["Psi"] = cosine(w_hat, reference.x_plus)
     out["psi_mean"] = float(np.nanmean(psi[positive])) if positive.any() else float("nan")
     out["psi_max"] = float(np.nanmax(psi)) if np.any(np.isfinite(psi)) else float("nan")
-    out.update(activation_classes(W, X, y))
-    out["stable_rank"] = stable_rank(W)
-    out["escape_time"] = escape_time(t, risk, eps)
-    out["weight_change"] = relative_change(W, v, W0, v0)
-    K0 = empirical_tangent_kernel(W0, v0, X, X, c=c)
-    K = empirical_tangent_kernel(W, v, X, X, c=c)
-    out["kernel_movement"] = kernel_movement(K0, K)
-    out["kta_init"] = kernel_target_alignment(K0, y)
-    out["kta_final"] = kernel_target_alignment(K, y)
+    out.update(activation_classes(rows, X, y))
     if dataset.test_error_is_exact and np.linalg.norm(w_hat) > 0:
         out["surrogate_error"] = dataset.test_error(w_hat)
         if dataset.signal_groups is not None and len(dataset.signal_groups) > 1:
@@ -287,7 +348,7 @@ def run_metrics(
         out["cos_class_sum_bayes"] = cosine(reference.x_plus, dataset.bayes_direction)
     if dataset.bayes_error is not None:
         out["bayes_error"] = float(dataset.bayes_error)
-        out["excess_error"] = out["test_error"] - out["bayes_error"]
+        out["excess_error"] = out.get("test_error", float("nan")) - out["bayes_error"]
     if dataset.bayes_direction is not None and "kappa" in dataset.params and np.isfinite(out["Psi"]):
         split = oa_of_split(
             w_hat, reference.x_plus, dataset.bayes_direction, dataset.params["kappa"], dataset.params["sigma"]

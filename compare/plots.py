@@ -117,15 +117,18 @@ def error_vs_fls(
     chosen: Mapping[str, Any] | None = None,
     argmin_band: tuple[float, float] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
+    column: str = "test_error",
 ) -> list[Path]:
-    """Mean test error against FLS for each init, with bootstrap bands; the argmin's interval shaded."""
+    """Mean test error (or another test measure ``column``, e.g. ``test_mse`` of regression runs) against FLS
+    for each init, with bootstrap bands; the argmin's interval shaded."""
+    quantity = "test error" if column == "test_error" else column.replace("_", " ")
     runs = restrict(network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
     for init in dict.fromkeys(runs[INIT_KEY]):
         _band(
             ax,
             runs[runs[INIT_KEY] == init],
-            "test_error",
+            column,
             colour=INIT_COLOURS.get(init, "C3"),
             label=init,
             context=context,
@@ -137,10 +140,10 @@ def error_vs_fls(
         ax.axvspan(*argmin_band, color="0.6", alpha=0.25, label="argmin, 95% interval")
     _fls_axis(ax)
     log_axis(ax, "y")
-    ax.set_ylabel("test error (mean over seeds)")
+    ax.set_ylabel(f"{quantity} (mean over seeds)")
     where = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
     ax.set_title(
-        "test error against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10
+        f"{quantity} against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10
     )
     ax.legend(fontsize=8)
     return save(figure, out_path)

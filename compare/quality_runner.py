@@ -15,8 +15,8 @@ infinite-width) and after training. Each batch is run by :func:`run_quality_batc
 - trains the members of a batch as one ensemble (:func:`simulate.train.loop.run_members`) by full-batch GD,
   member e with the step eta_e = min(eta, 1 / lambda_max(K0_e / n)), K0_e its empirical tangent kernel at init
   (the Gauss-Newton Hessian of the squared-loss risk at init: the lazy stability limit where it binds), to the
-  config's stopping rule; real targets are fitted with the loss (f - y)^2 / 2 (the compiled squared loss,
-  (1 - y f)^2 / 2, is that loss only for labels in {-1, +1});
+  config's stopping rule; real targets are fitted with the compiled squared loss (f - y)^2 / 2
+  (:mod:`theory.losses`);
 - fits every kernel with the network's loss: kernel ridgeless regression (Cholesky) for the squared loss,
   kernel gradient flow to the same target risk for the logistic loss. A ridgeless fit and a flow stopped at a
   risk level do not depend on the kernel's scale, and the init of a seed is the same up to the factor alpha at
@@ -60,6 +60,7 @@ from fls.simulate.train.loop import MemberRecord, run_members
 from fls.simulate.train.schedule import SaveSchedule
 from fls.theory.compiled import compile_field
 from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.losses import TARGET_KINDS, is_binary
 from fls.theory.validation import ParameterError, as_array
 
 #: The packaged default quality sweep.
@@ -125,31 +126,6 @@ def with_bias(X: Any) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1))])
 
 
-class SquaredError:
-    """The compiled two-layer network with the loss (f - y)^2 / 2 on real targets, for
-    :class:`TwoLayerEnsemble`."""
-
-    def __init__(self) -> None:
-        self._field = compile_field("squared")
-
-    def output(self, W: Any, v: Any, X: Any, c: Any) -> Any:
-        return self._field.output(W, v, X, c)
-
-    def field_and_output(
-        self, W: Any, v: Any, X: Any, y: Any, c: Any, *, out: tuple[Any, Any]
-    ) -> tuple[Any, Any, Any]:
-        """-grad of the mean of (f - y)^2 / 2, and f: the compiled field with sample factor y - f."""
-        return self._field.field_and_output(W, v, X, y, c, out=out, sample=lambda f, y: y - f)
-
-    def losses(self, f: Any, y: Any) -> Any:
-        return (f - y) ** 2 / 2
-
-
-def are_labels(y: Any) -> bool:
-    """Whether every target is -1 or +1 (then the loss is the config's and the error is an error rate)."""
-    return bool(np.all(np.isin(np.asarray(y), (-1.0, 1.0))))
-
-
 def train_members(
     W0: np.ndarray,
     v0: np.ndarray,
@@ -164,11 +140,10 @@ def train_members(
 ) -> list[MemberRecord]:
     """Full-batch GD of the ensemble (W0 (E, m, d), v0 (E, m)) on per-member data X (E, n, d), y (E, n).
 
-    Labels in {-1, +1} are fitted with ``loss`` (:func:`theory.compiled.compile_field`), real targets with
-    (f - y)^2 / 2 (``loss`` must then be ``squared``). Risk recorded at log-spaced steps and at the stop.
+    Fitted with ``loss`` (:func:`theory.compiled.compile_field`): labels in {-1, +1} with any loss, real
+    targets with ``squared``, (f - y)^2 / 2. Risk recorded at log-spaced steps and at the stop.
     """
-    labels = are_labels(y)
-    if not labels and loss != "squared":
+    if not is_binary(y) and TARGET_KINDS[loss] != "real":
         raise ParameterError(
             f"model.loss = {loss!r} needs labels in {{-1, +1}}; allowed for real targets: 'squared'"
         )
@@ -179,7 +154,7 @@ def train_members(
         where.tensor(c),
         where.tensor(X),
         where.tensor(y),
-        compile_field(loss) if labels else SquaredError(),
+        compile_field(loss),
     )
     records, _ = run_members(
         family,
@@ -204,7 +179,7 @@ class _Data:
 
 def _data(run: Mapping[str, Any]) -> _Data:
     dataset = dataset_for(run)
-    task = "classification" if are_labels(dataset.y) else "regression"
+    task = "classification" if is_binary(dataset.y) else "regression"
     return _Data(with_bias(dataset.X), dataset.y, with_bias(dataset.X_test), dataset.y_test, task)
 
 

@@ -9,7 +9,9 @@ module adds families by defining ``CLAIM_FAMILIES = {"name": {"key": claim, ...}
 ``[claims] modules = ["my_claims"]`` (:func:`load_modules`) or from a Python entry point in the group
 :data:`ENTRY_POINT_GROUP` whose value is the module (:func:`load_entry_points`). Thresholds are the keyword
 parameters of a claim; a config's ``[claims.<key>]`` table sets them (:func:`check_claims` checks each name
-against the claim's signature).
+against the claim's signature). A family may also declare which runs its claims read
+(:class:`compare.applicability.RunRequirement`): it is prepared and checked on those runs only, and its claims
+are reported ``skipped`` with the reason when the table has none (the ``fls`` family on regression runs).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from typing import Any
 import pandas as pd
 
 from fls.compare import claims, deep_claims, predictions, quality_claims
+from fls.compare.applicability import BIAS_FREE_CLASSIFICATION, RunRequirement
 from fls.compare.config import ConfigError
-from fls.compare.verdict import DEFAULT_CONTEXT, Claim, ClaimContext, ClaimResult, inconclusive
+from fls.compare.verdict import DEFAULT_CONTEXT, Claim, ClaimContext, ClaimResult, inconclusive, skipped
 from fls.theory.validation import ParameterError
 
 #: Entry-point group through which an installed distribution adds claim families.
@@ -41,22 +44,37 @@ Preparation = Callable[[pd.DataFrame], pd.DataFrame]
 
 @dataclass(frozen=True)
 class ClaimFamily:
-    """A family: its claims by key, in report order, and the preparation of the table they read (or None)."""
+    """A family: its claims by key, in report order, the preparation of the table they read (or None) and the
+    runs they can read (None: every run)."""
 
     claims: Mapping[str, Claim]
     prepare: Preparation | None = field(default=None)
+    runs: RunRequirement | None = field(default=None)
+
+    def usable(self, table: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+        """The rows of ``table`` the family reads, and the skip reason when there are none."""
+        if self.runs is None:
+            return table, None
+        return table[self.runs.select(table)], self.runs.unmet(table)
 
 
 _FAMILIES: dict[str, ClaimFamily] = {
-    "fls": ClaimFamily(dict(claims.CLAIMS), predictions.prepare_table),
+    "fls": ClaimFamily(dict(claims.CLAIMS), predictions.prepare_table, BIAS_FREE_CLASSIFICATION),
     "quality": ClaimFamily(dict(quality_claims.CLAIMS)),
     "deep": ClaimFamily(dict(deep_claims.CLAIMS)),
 }
 
 
-def register_family(name: str, family: Mapping[str, Claim], *, prepare: Preparation | None = None) -> None:
+def register_family(
+    name: str,
+    family: Mapping[str, Claim],
+    *,
+    prepare: Preparation | None = None,
+    runs: RunRequirement | None = None,
+) -> None:
     """Add (or replace) the family ``name``: claim key -> claim, in report order, with the preparation of the
-    run table its claims read (None: they read the run table as stored)."""
+    run table its claims read (None: they read the run table as stored) and the runs they can read (None:
+    every run)."""
     if not isinstance(name, str) or not name:
         raise ParameterError(f"family name = {name!r} is not usable; allowed: a non-empty string")
     not_callable = [key for key, claim in family.items() if not callable(claim)]
@@ -66,7 +84,7 @@ def register_family(name: str, family: Mapping[str, Claim], *, prepare: Preparat
             "that is not callable; allowed: a non-empty mapping of claim key -> function(table, context, "
             "**thresholds), and prepare = None or function(table) -> table"
         )
-    _FAMILIES[name] = ClaimFamily(dict(family), prepare)
+    _FAMILIES[name] = ClaimFamily(dict(family), prepare, runs)
 
 
 def families() -> tuple[str, ...]:
@@ -82,14 +100,20 @@ def family_claims(name: str) -> dict[str, Claim]:
 
 
 def prepare_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """``table`` prepared for the claims of the families ``names``: each distinct preparation once, in order."""
+    """``table`` prepared for the claims of the families ``names``: each distinct preparation once, in order,
+    on the rows the family can read (the other rows keep NaN in the added columns)."""
     done: list[Preparation] = []
     for name in names:
         family_claims(name)  # a ConfigError for an unknown family
-        prepare = _FAMILIES[name].prepare
-        if prepare is not None and prepare not in done:
-            table = prepare(table)
-            done.append(prepare)
+        family = _FAMILIES[name]
+        if family.prepare is None or family.prepare in done:
+            continue
+        rows, unmet = family.usable(table)
+        if unmet is None:
+            prepared = family.prepare(rows)
+            rest = table.drop(index=rows.index)
+            table = prepared if rest.empty else pd.concat([prepared, rest]).loc[table.index]
+        done.append(family.prepare)
     return table
 
 
@@ -102,7 +126,7 @@ def _register_module(module: ModuleType, origin: str) -> None:
         )
     for name, family in found.items():
         if isinstance(family, ClaimFamily):
-            register_family(name, family.claims, prepare=family.prepare)
+            register_family(name, family.claims, prepare=family.prepare, runs=family.runs)
         else:
             register_family(name, family)
 
@@ -147,18 +171,23 @@ def check_claims(
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[ClaimResult]:
     """Every claim of ``families`` on ``table``, in order; ``thresholds[key]`` are keyword arguments of claim
-    ``key``. A claim that raises is reported inconclusive with the error."""
+    ``key``. A claim that raises is reported inconclusive with the error; the claims of a family whose runs
+    the table lacks are reported skipped with the reason (:class:`ClaimFamily`)."""
     thresholds = thresholds or {}
-    chosen = [(key, claim) for name in families for key, claim in family_claims(name).items()]
-    keys = {key for key, _ in chosen}
+    chosen = [(key, claim, name) for name in families for key, claim in family_claims(name).items()]
+    keys = {key for key, *_ in chosen}
     stray = sorted(set(thresholds) - keys)
     if stray:
         raise ConfigError(f"claims.{stray[0]} names no claim of {list(families)}; allowed: {', '.join(keys)}")
     results = []
-    for key, claim in chosen:
+    for key, claim, name in chosen:
         settings = _with_thresholds(key, claim, thresholds.get(key, {}))
+        rows, unmet = _FAMILIES[name].usable(table)
+        if unmet is not None:
+            results.append(skipped(key, unmet))
+            continue
         try:
-            results.append(claim(table, context, **settings))
+            results.append(claim(rows, context, **settings))
         except Exception as exc:  # noqa: BLE001 - one broken claim must not hide the others
             results.append(
                 inconclusive(key, key, "", f"the claim could not be evaluated: {type(exc).__name__}: {exc}")

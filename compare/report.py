@@ -18,6 +18,7 @@ import pandas as pd
 
 from fls.compare import plots, regimes
 from fls.compare.analyse import current_analysis
+from fls.compare.applicability import split_by_task
 from fls.compare.claim_figures import draw_claim
 from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
@@ -126,12 +127,17 @@ def build_report(
     table = analysis.table
     start = time.perf_counter()
     results = [draw_claim(table, result, figures) for result in analysis.results]
-    phase = plots.phase_diagram(table, config, figures / "phase_diagram")[0]
-    runs = network_runs(table)
+    labelled, regression = split_by_task(table)
+    runs = network_runs(labelled)
+    phase = plots.phase_diagram(labelled, config, figures / "phase_diagram")[0] if len(runs) else None
     init = headline_init(runs)
     chosen = base_cell(runs, init)[1] if init is not None else {}
-    error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0]
-    picked = _trajectory_runs(table)
+    error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0] if len(runs) else None
+    fitted = network_runs(regression)
+    mse_curve = (
+        plots.error_vs_fls(fitted, figures / "mse_vs_fls", column="test_mse")[0] if len(fitted) else None
+    )
+    picked = _trajectory_runs(labelled)
     alignment = (
         plots.alignment_over_time(
             {run_id: store.arrays(run_id) for run_id in picked}, table, figures / "alignment_over_time"
@@ -173,20 +179,29 @@ def build_report(
         "before escape; dashed: the initial function reaches order one). White dots: measured optimum of "
         "each row; dotted: the literature scaling through the middle row's optimum."
     )
-    lines += [
-        "## Phase diagram",
-        "",
-        f"![phase diagram]({phase.relative_to(out_dir).as_posix()})",
-        "",
-        caption,
-        "",
-    ]
-    lines += [
-        "## Test error against FLS",
-        "",
-        f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
-        "",
-    ]
+    if phase is not None:
+        lines += [
+            "## Phase diagram",
+            "",
+            f"![phase diagram]({phase.relative_to(out_dir).as_posix()})",
+            "",
+            caption,
+            "",
+        ]
+    if error_curve is not None:
+        lines += [
+            "## Test error against FLS",
+            "",
+            f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
+            "",
+        ]
+    if mse_curve is not None:
+        lines += [
+            "## Test MSE against FLS (regression runs)",
+            "",
+            f"![test MSE against FLS]({mse_curve.relative_to(out_dir).as_posix()})",
+            "",
+        ]
     if alignment is not None:
         lines += [
             "## Alignment over time",
@@ -194,7 +209,7 @@ def build_report(
             f"![alignment over time]({alignment.relative_to(out_dir).as_posix()})",
             "",
         ]
-    lines += ["## Regimes", "", *_regime_section(table), ""]
+    lines += ["## Regimes", "", *_regime_section(labelled), ""]
     lines += ["## Config", "", "```toml", dump_config(config).rstrip(), "```", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))

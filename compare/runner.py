@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fls.compare import metrics
-from fls.compare.inputs import dataset_for, initial_parameters, stop_rule, training_settings
+from fls.compare.inputs import dataset_for, initial_state, stop_rule, training_settings
 from fls.compare.limits import lazy_limit, lazy_test_error
 from fls.compare.staged import train_staged
 from fls.compare.vocabulary import (
@@ -92,9 +92,15 @@ def _failed(run: Mapping[str, Any], message: str) -> RunOutput:
     return RunOutput({**run, "status": "failed", "message": message, **metrics.empty_metrics()})
 
 
+def _task(dataset: Dataset) -> str:
+    """The run's task column: ``regression`` for real targets, else ``classification`` (the claims that need
+    labels skip regression runs, compare.registry)."""
+    return "regression" if metrics.is_regression(dataset) else "classification"
+
+
 def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
     """Runs that differ only in alpha, c and seed: prepare each, train them together, measure each."""
-    prepared: list[tuple[int, Dataset, np.ndarray, np.ndarray]] = []
+    prepared: list[tuple[int, Dataset, np.ndarray, np.ndarray, np.ndarray | None]] = []
     outputs: list[RunOutput | None] = [None] * len(group)
     datasets: dict[int, Dataset] = {}
     for index, run in enumerate(group):
@@ -102,8 +108,7 @@ def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
             seed = int(run["seed"])
             if seed not in datasets:
                 datasets[seed] = dataset_for(run)
-            W0, v0 = initial_parameters(run)
-            prepared.append((index, datasets[seed], W0, v0))
+            prepared.append((index, datasets[seed], *initial_state(run)))
         except (ParameterError, KeyError, TypeError, ValueError) as exc:
             outputs[index] = _failed(run, f"invalid run: {exc}")
     if prepared:
@@ -119,11 +124,14 @@ def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
 
 
 def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
-    """The gd and sgd engines: the whole group as one staged ensemble."""
+    """The gd and sgd engines: the whole group as one staged ensemble (one group shares model.bias and the
+    data model, hence whether there are biases and sample weights)."""
     first = runs[0]
     datasets = [p[1] for p in prepared]
     W0 = np.stack([p[2] for p in prepared])
     v0 = np.stack([p[3] for p in prepared])
+    b0 = None if prepared[0][4] is None else np.stack([p[4] for p in prepared])
+    weighted = datasets[0].sample_weight is not None
     c = np.array([float(run[C_KEY]) for run in runs])
     references = [metrics.AlignmentReference.of(ds) for ds in datasets]
     results, observations = train_staged(
@@ -136,19 +144,22 @@ def _train_discrete(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[t
         batch_size=int(first[BATCH_SIZE_KEY]) if first[ENGINE_KEY] == "sgd" else None,
         seeds=[int(run["seed"]) for run in runs],
         observe=lambda e, W, v: metrics.alignment_observables(W, v, references[e]),
+        b0=b0,
+        sample_weight=np.stack([ds.sample_weight for ds in datasets]) if weighted else None,
     )
     out = []
-    for (index, dataset, W0_e, v0_e), run, result, observed in zip(
+    for (index, dataset, W0_e, v0_e, b0_e), run, result, observed in zip(
         prepared, runs, results, observations, strict=True
     ):
-        out.append((index, _measured(run, dataset, W0_e, v0_e, result, observed)))
+        out.append((index, _measured(run, dataset, (W0_e, v0_e, b0_e), result, observed)))
     return out
 
 
 def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
-    """The lazy-limit engine: logistic kernel gradient flow with K0 plus the network's initial function."""
+    """The lazy-limit engine: kernel gradient flow of the run's loss with K0 (with hidden biases when the run has
+    them) plus the network's initial function."""
     out = []
-    for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):
+    for (index, dataset, W0, v0, b0), run in zip(prepared, runs, strict=True):
         try:
             lazy = lazy_limit(
                 dataset,
@@ -159,8 +170,9 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
                 eps=float(run[EPS_KEY]),
                 t_max=float(run[T_MAX_KEY]),
                 loss=run[LOSS_KEY],
+                sample_weight=dataset.sample_weight,
+                b0=b0,
             )
-            error, se = lazy_test_error(lazy, dataset)
             row = {
                 **run,
                 **metrics.empty_metrics(),
@@ -168,10 +180,15 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
                 "message": lazy.message,
                 "engine": lazy.engine,
                 "t_stop": lazy.t_stop,
-                "test_error": error,
-                "test_error_se": se,
                 "final_risk": float(lazy.risk[-1]),
+                "task": _task(dataset),
             }
+            if metrics.is_regression(dataset):
+                row["test_mse"], row["test_mse_se"] = (
+                    metrics.squared_error(lazy.f_test, dataset.y_test) if lazy.ok else (np.nan, np.nan)
+                )
+            else:
+                row["test_error"], row["test_error_se"] = lazy_test_error(lazy, dataset)
             out.append((index, RunOutput(row, {"t": lazy.t, "risk": lazy.risk})))
         except Exception as exc:  # noqa: BLE001
             out.append((index, _failed(run, f"kernel engine: {type(exc).__name__}: {exc}")))
@@ -181,7 +198,7 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
 def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
     """The high-precision flow engine, one run at a time (it has no ensemble axis)."""
     out = []
-    for (index, dataset, W0, v0), run in zip(prepared, runs, strict=True):
+    for (index, dataset, W0, v0, b0), run in zip(prepared, runs, strict=True):
         try:
             result = integrate_flow(
                 W0,
@@ -194,13 +211,15 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
                 t_max=float(run[T_MAX_KEY]),
                 rtol=float(run[RTOL_KEY]),
                 atol=float(run[RTOL_KEY]) * 1e-3,
+                b0=b0,
+                sample_weight=dataset.sample_weight,
             )
         except Exception as exc:  # noqa: BLE001
             out.append((index, _failed(run, f"flow engine: {type(exc).__name__}: {exc}")))
             continue
         reference = metrics.AlignmentReference.of(dataset)
         observed = [{"t": 0.0, **metrics.alignment_observables(W0, v0, reference)}]
-        out.append((index, _measured(run, dataset, W0, v0, result, observed)))
+        out.append((index, _measured(run, dataset, (W0, v0, b0), result, observed)))
     return out
 
 
@@ -215,13 +234,14 @@ _ENGINES: dict[str, Callable[[list[dict[str, Any]], list[tuple]], list[tuple[int
 def _measured(
     run: Mapping[str, Any],
     dataset: Dataset,
-    W0: np.ndarray,
-    v0: np.ndarray,
+    initial: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     result: RunResult,
     observed: list[dict[str, float]],
 ) -> RunOutput:
-    """A trained run's row (metrics of its final state when it has one) and trajectories."""
+    """A trained run's row (metrics of its final state when it has one) and trajectories; ``initial`` is
+    (W0, v0, b0), b0 None for a bias-free network."""
     start = time.perf_counter()
+    W0, v0, b0 = initial
     row: dict[str, Any] = {
         **run,
         **metrics.empty_metrics(),
@@ -230,6 +250,7 @@ def _measured(
         "stages": result.info.get("stages", 0),
         "eta_min": result.info.get("eta_min", np.nan),
         "eta_max": result.info.get("eta_max", np.nan),
+        "task": _task(dataset),
     }
     if result.ok:
         try:
@@ -244,6 +265,8 @@ def _measured(
                     t=result.t,
                     risk=result.risk,
                     eps=float(run[EPS_KEY]),
+                    b=result.b,
+                    b0=b0,
                 )
             )
         except Exception as exc:  # noqa: BLE001 - a metric that cannot be computed fails the run, with its reason

@@ -30,6 +30,7 @@ step stable at alpha = 10 (eta ~ 0.05) would need ~4000 steps to cross the escap
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +43,10 @@ from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule
 from fls.simulate.train.ensemble import train_ensemble
 from fls.simulate.train.schedule import SaveSchedule
+from fls.theory.augment import augment_inputs, augment_weights, split_weights
 from fls.theory.compiled import compile_field
 from fls.theory.lazy import empirical_tangent_kernel
+from fls.theory.losses import as_sample_weight
 from fls.theory.validation import ParameterError, check_choice, check_positive
 
 #: Steps per stage: the step sizes are re-chosen this often.
@@ -54,51 +57,77 @@ STAGE_STEPS = 16
 RECORD_EVERY = 4
 
 
-def sharpness_bound(W: Any, v: Any, X: Any, y: Any, c: float, *, loss: str = "logistic") -> float:
+def sharpness_bound(
+    W: Any, v: Any, X: Any, y: Any, c: float, *, loss: str = "logistic", sample_weight: Any = None
+) -> float:
     """An upper bound S on the spectral radius of the Hessian of the training risk of one network.
 
-    With u_i = y_i f(x_i) and J the Jacobian of the training outputs,
+    With the normalized sample weights w_i (mean 1; all 1 without ``sample_weight``, :mod:`theory.losses`),
+    l(f_i) = l(f(x_i), y_i) and J the Jacobian of the training outputs,
 
-        Hess R = (1/n) J^T diag(l''(u)) J  +  (1/n) sum_i l'(u_i) y_i Hess f(x_i).
+        Hess R = (1/n) J^T diag(w_i l''(f_i)) J  +  (1/n) sum_i w_i l'(f_i) Hess f(x_i).
 
     The first (Gauss-Newton) part has the nonzero spectrum of (1/n) D^{1/2} G D^{1/2}, G = J J^T the empirical
-    tangent kernel on the training points (:func:`theory.lazy.empirical_tangent_kernel`), D = diag(l''), so by
-    Gershgorin its top eigenvalue is at most max_i sum_k sqrt(l''_i l''_k) |G_ik| / n. Hess f(x_i) only
+    tangent kernel on the training points (:func:`theory.lazy.empirical_tangent_kernel`), D = diag(w_i l''),
+    so by Gershgorin its top eigenvalue is at most max_i sum_k sqrt(D_i D_k) |G_ik| / n. Hess f(x_i) only
     couples w_j with v_j (relu'' = 0 almost everywhere): the second part is block diagonal with blocks
-    [[0, c g_j], [c g_j^T, 0]], g_j = (1/n) sum_i l'(u_i) y_i 1[<w_j, x_i> > 0] x_i, of eigenvalues +-c
+    [[0, c g_j], [c g_j^T, 0]], g_j = (1/n) sum_i w_i l'(f_i) 1[<w_j, x_i> > 0] x_i, of eigenvalues +-c
     ||g_j||. By Weyl's inequality S = (Gershgorin bound) + c max_j ||g_j|| >= |lambda| for every Hessian
-    eigenvalue.
+    eigenvalue. A network with hidden biases is passed as the bias-free one on augmented inputs
+    (:mod:`theory.augment`), whose Hessian it is.
     """
     W, v, X, y = (np.asarray(a, dtype=np.float64) for a in (W, v, X, y))
     field_ = compile_field(loss)
     n = X.shape[0]
+    weights = as_sample_weight(sample_weight, n)
     f = field_.output(W, v, X, c)
-    curvature = np.abs(sample_slope(loss)(f, y))  # ds/df = -l''(u) y^2 = -l''(u)
+    curvature = np.abs(sample_slope(loss)(f, y))  # d s / df = -l''(f, y)
+    if weights is not None:
+        curvature = curvature * weights
     root = np.sqrt(curvature)
     gram = empirical_tangent_kernel(W, v, X, X, c=c)
     gauss_newton = float(np.max((root[:, None] * np.abs(gram) * root[None, :]).sum(axis=1))) / n
-    g = ((W @ X.T > 0) * field_.sample_factor(f, y)) @ X / n  # s_i = -l'(u_i) y_i: the same g_j up to sign
+    g = (
+        ((W @ X.T > 0) * field_.sample_factor(f, y, weights)) @ X / n
+    )  # w_i s_i, s_i = -l'(f_i): g_j up to sign
     return gauss_newton + c * float(np.max(np.linalg.norm(g, axis=1)))
 
 
-def step_sizes(policy: str, eta: float, W: Any, v: Any, X: Any, y: Any, c: Any, *, loss: str) -> np.ndarray:
+def step_sizes(
+    policy: str,
+    eta: float,
+    W: Any,
+    v: Any,
+    X: Any,
+    y: Any,
+    c: Any,
+    *,
+    loss: str,
+    sample_weight: Any = None,
+) -> np.ndarray:
     """Per-member step sizes of a stage under ``policy`` for an ensemble W (E, m, d), v (E, m), X (E, n, d),
-    y (E, n), c (E,) (module docstring); a zero or non-finite bound (no active unit) falls back to ``eta``."""
+    y (E, n), c (E,), sample weights (E, n) or None (module docstring); a zero or non-finite bound (no active
+    unit) falls back to ``eta``."""
     policy = check_choice(STEP_POLICY_KEY, policy, STEP_POLICIES)
     eta = check_positive(ETA_KEY, eta)
     size = np.shape(W)[0]
     if policy == "constant":
         return np.full(size, eta)
-    bound = np.array([_bound_or_nan(W[e], v[e], X[e], y[e], float(c[e]), loss) for e in range(size)])
+    weights = [None] * size if sample_weight is None else sample_weight
+    bound = np.array(
+        [_bound_or_nan(W[e], v[e], X[e], y[e], float(c[e]), loss, weights[e]) for e in range(size)]
+    )
     usable = np.isfinite(bound) & (bound > 0)
     return np.where(usable, eta / np.where(usable, bound, 1.0), eta)
 
 
-def _bound_or_nan(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, c: float, loss: str) -> float:
+def _bound_or_nan(
+    W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, c: float, loss: str, weights: Any
+) -> float:
     """:func:`sharpness_bound`, or NaN for a network whose outputs are no longer finite (it diverges next
     step)."""
     try:
-        return sharpness_bound(W, v, X, y, c, loss=loss)
+        return sharpness_bound(W, v, X, y, c, loss=loss, sample_weight=weights)
     except ParameterError:
         return float("nan")
 
@@ -136,6 +165,8 @@ def train_staged(
     batch_size: int | None,
     seeds: Sequence[int],
     observe: Callable[[int, np.ndarray, np.ndarray], dict[str, float]] | None = None,
+    b0: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[list[RunResult], list[list[dict[str, float]]]]:
     """Train an ensemble (W0 (E, m, d), v0 (E, m), X (E, n, d), y (E, n), c (E,)) in stages of the step
     policy.
@@ -146,12 +177,26 @@ def train_staged(
     "t"). A member ends with ``target_reached`` when its rule holds, ``not_reached`` when it runs out of
     max_steps or t_max first, ``diverged`` when its loss becomes NaN or inf; an exception inside the engine
     ends the members of that stage with ``failed``.
+
+    Hidden biases b0 (E, m) are trained as the bias-free network on augmented inputs (:mod:`theory.augment`):
+    the results carry ``b``, ``observe`` receives the bias-free part of W, and the invariant drift is that of
+    v_j^2 - ||w_j||^2 - b_j^2. Sample weights (E, n), or None, weigh the risk, the field, the stop rule and the
+    sharpness bound (:mod:`theory.losses`).
     """
+    if b0 is not None:
+        W0, X = augment_weights(W0, b0), augment_inputs(X)
+        watch = observe
+        observe = None if watch is None else (lambda e, W, v: watch(e, split_weights(W)[0], v))
+    weights = (
+        None if sample_weight is None else np.stack([as_sample_weight(w, X.shape[1]) for w in sample_weight])
+    )
     size = W0.shape[0]
     members = [_Member(W0[e].copy(), v0[e].copy(), [np.zeros(1)], [], []) for e in range(size)]
     field_ = compile_field(loss)
     for e, member in enumerate(members):
-        member.risk.append(np.array([field_.risk(W0[e], v0[e], X[e], y[e], c[e])]))
+        member.risk.append(
+            np.array([field_.risk(W0[e], v0[e], X[e], y[e], c[e], None if weights is None else weights[e])])
+        )
         if observe is not None:
             member.observations.append({"t": 0.0, **observe(e, member.W, member.v)})
     running = list(range(size))
@@ -161,7 +206,10 @@ def train_staged(
         W = np.stack([members[e].W for e in rows])
         v = np.stack([members[e].v for e in rows])
         try:
-            etas = step_sizes(policy, eta, W, v, X[rows], y[rows], c[rows], loss=loss)
+            stage_weights = None if weights is None else weights[rows]
+            etas = step_sizes(
+                policy, eta, W, v, X[rows], y[rows], c[rows], loss=loss, sample_weight=stage_weights
+            )
             budgets = [
                 _stage_budget(members[e], eta_e, max_steps, t_max, stage)
                 for e, eta_e in zip(rows, etas, strict=True)
@@ -177,6 +225,7 @@ def train_staged(
                 )
             keep = np.array([budget > 0 for budget in budgets])
             rows, etas, budgets = rows[keep], etas[keep], [b for b in budgets if b > 0]
+            stage_weights = None if weights is None else weights[rows]
             if len(rows) == 0:
                 break
             results = train_ensemble(
@@ -192,6 +241,7 @@ def train_staged(
                 seeds=[int(seeds[e]) * 100_003 + stage for e in rows],
                 loss=loss,
                 save=SaveSchedule.every(RECORD_EVERY),
+                sample_weight=stage_weights,
             )
         except Exception as exc:  # noqa: BLE001 - an engine failure ends these members with a status
             message = f"engine failed at stage {stage}: {type(exc).__name__}: {exc}"
@@ -222,7 +272,16 @@ def train_staged(
                 still.append(int(e))
         running = still
         stage += 1
-    return [m.result for m in members], [m.observations for m in members]
+    results = [m.result for m in members]
+    if b0 is not None:
+        results = [_with_biases(result) for result in results]
+    return results, [m.observations for m in members]
+
+
+def _with_biases(result: RunResult) -> RunResult:
+    """A result of the augmented problem as the network with hidden biases: rows (w_j, b_j) split into W, b."""
+    W, b = split_weights(result.W)
+    return dataclasses.replace(result, W=W, b=b)
 
 
 def _stage_budget(member: _Member, eta: float, max_steps: int, t_max: float, stage: int) -> int:

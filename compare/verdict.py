@@ -21,8 +21,9 @@ import numpy as np
 from fls.compare.statistics import N_BOOT
 from fls.theory.validation import check_choice
 
-#: Verdicts a claim can return.
-VERDICTS = ("pass", "fail", "inconclusive")
+#: Verdicts a claim can return (``skipped``: the registry did not evaluate it, the table has no runs it can
+#: read; compare.applicability).
+VERDICTS = ("pass", "fail", "inconclusive", "skipped")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ def inconclusive(key: str, title: str, statistic: str, reason: str, **evidence: 
     """An inconclusive verdict with no statistic, the reason and optional evidence."""
     nan = float("nan")
     return ClaimResult(key, title, "inconclusive", reason, statistic, nan, (nan, nan), evidence)
+
+
+def skipped(key: str, reason: str) -> ClaimResult:
+    """A claim not evaluated, with the reason ("skipped: ..."), and no statistic."""
+    nan = float("nan")
+    return ClaimResult(key, key, "skipped", reason, "", nan, (nan, nan))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 #: The dotted keys of a run (a flat dict, docs/config.md) that the runners, limits, claims and figures read.
 DATA_MODEL_KEY, N_KEY, D_KEY = "data.model", "data.n", "data.d"
+DATA_PATH_KEY, SAMPLE_WEIGHT_KEY = "data.path", "data.sample_weight"
 WIDTH_KEY, C_KEY, INIT_KEY, LOSS_KEY, ALPHA_KEY = (
     "model.width",
     "model.c",
@@ -19,6 +20,7 @@ WIDTH_KEY, C_KEY, INIT_KEY, LOSS_KEY, ALPHA_KEY = (
     "model.loss",
     "model.alpha",
 )
+BIAS_KEY = "model.bias"
 ENGINE_KEY, ETA_KEY, STEP_POLICY_KEY = "train.engine", "train.eta", "train.step_policy"
 MAX_STEPS_KEY, T_MAX_KEY, BATCH_SIZE_KEY, RTOL_KEY = (
     "train.max_steps",
