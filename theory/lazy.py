@@ -303,37 +303,14 @@ def kernel_gradient_flow(
     sol = solve_ivp(rhs, (0.0, t_max), a0, method="DOP853", rtol=rtol, atol=atol, events=target_event)
     risks = np.array([risk_of(a) for a in sol.y.T])
     if sol.status == -1:
-        return _solution(
-            "failed", sol.message, float(sol.t[-1]), sol.y[:, -1], f0, K, f0_t, K_test, sol.t, risks, sol.nfev
-        )
-    if sol.status == 1:
+        status, message, t_stop, a_stop = "failed", sol.message, float(sol.t[-1]), sol.y[:, -1]
+    elif sol.status == 1:
         t_stop, a_stop = float(sol.t_events[0][0]), sol.y_events[0][0]
-        return _solution(
-            "target_reached",
-            f"risk reached {target_risk!r} at t = {t_stop!r}",
-            t_stop,
-            a_stop,
-            f0,
-            K,
-            f0_t,
-            K_test,
-            sol.t,
-            risks,
-            sol.nfev,
-        )
-    return _solution(
-        "not_reached",
-        f"risk {risks[-1]!r} > target {target_risk!r} at t_max = {t_max!r}",
-        t_max,
-        sol.y[:, -1],
-        f0,
-        K,
-        f0_t,
-        K_test,
-        sol.t,
-        risks,
-        sol.nfev,
-    )
+        status, message = "target_reached", f"risk reached {target_risk!r} at t = {t_stop!r}"
+    else:
+        status, t_stop, a_stop = "not_reached", t_max, sol.y[:, -1]
+        message = f"risk {risks[-1]!r} > target {target_risk!r} at t_max = {t_max!r}"
+    return _solution(status, message, t_stop, a_stop, f0, K, f0_t, K_test, sol.t, risks, sol.nfev)
 
 
 def _solution(
