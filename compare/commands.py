@@ -20,7 +20,7 @@ import click
 
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.compare.plots import phase_diagram
-from fls.compare.report import write_report
+from fls.compare.report import build_report, claims_table
 from fls.compare.runner import execute_batch
 from fls.compare.sweep import run_sweep
 from fls.compare.verify import verify as verify_claims
@@ -173,10 +173,20 @@ def phase(
 @click.option(
     "--recompute", is_flag=True, help="Analyse the runs again even if a current analysis is stored."
 )
-def report(store: Path, out: Path | None, recompute: bool) -> None:
-    """Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its
-    figures."""
-    click.echo(write_report(store, store.parent if out is None else out, recompute=recompute))
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Check the claims even when the store lacks runs of its sweep (report.md says which).",
+)
+def report(store: Path, out: Path | None, recompute: bool, allow_partial: bool) -> None:
+    """Check the claims on the runs of STORE (or reuse the stored analysis), print the claims table and write
+    report.md with its figures. A store missing runs of its sweep, or with damaged parts, is refused (exit 1,
+    naming them) unless --allow-partial."""
+    made = build_report(
+        store, store.parent if out is None else out, recompute=recompute, allow_partial=allow_partial
+    )
+    click.echo(claims_table(made.results))
+    click.echo(made.path)
 
 
 def _assignment(text: str) -> tuple[str, Any]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -57,9 +58,10 @@ import numpy as np
 import pandas as pd
 
 from fls.compare.config import expand_runs, load_config
+from fls.compare.lock import StoreLock
 from fls.compare.progress import SweepProgress
 from fls.compare.runner import execute_batch
-from fls.compare.store import create_store
+from fls.compare.store import RunStore, create_store, writable_directory
 from fls.compare.vocabulary import THREAD_VARIABLES, group_key
 from fls.simulate.result import STATUSES
 from fls.simulate.train.device import configure_threads
@@ -365,8 +367,24 @@ def run_sweep(
     runs = expand_runs(config)
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
-    store = create_store(store_dir, config)
-    store.remove_partial_writes()
+    with StoreLock(writable_directory(store_dir)):
+        store = create_store(store_dir, config)
+        repair = store.repair()
+        for problem in repair.problems:
+            print(f"fls: {store.directory}: {problem}; quarantined, its batch runs again", file=sys.stderr)
+        return _run_missing(config, runs, store, start_backend, runner, progress, retry_failed)
+
+
+def _run_missing(
+    config: Mapping[str, Any],
+    runs: Sequence[Run],
+    store: RunStore,
+    start_backend: Callable[[], _Backend],
+    runner: Runner,
+    progress: bool,
+    retry_failed: bool,
+) -> pd.DataFrame:
+    """The body of :func:`run_sweep` once the store is locked and repaired."""
     statuses = store.statuses()
     retried = {run_id for run_id, status in statuses.items() if retry_failed and status == "failed"}
     todo = [run for run in runs if run["run_id"] not in statuses or run["run_id"] in retried]

@@ -1,0 +1,76 @@
+"""One writer per run store: an advisory lock on ``<store>/lock`` that names its holder.
+
+A sweep's driver takes the lock before it touches the store (its start-up repair deletes and quarantines files)
+and holds it until it returns. The lock is an ``flock`` on the file, which the operating system releases when
+the holder exits for any reason, SIGKILL and power loss included, so a lock left by a dead process is stale by
+construction and the next sweep simply takes it. The file itself records who holds it (host, pid, start
+time), for the message a second writer gets (docs/design.md section 5, "The pipeline").
+
+Needs POSIX ``fcntl`` (Linux, macOS). On a network file system, flock is as reliable as the file system's
+locking: on NFS, Linux maps it to the server's byte-range locks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from fls.theory.validation import ParameterError
+
+LOCK_FILE = "lock"
+
+
+class StoreLocked(ParameterError):
+    """Another process holds the store's lock."""
+
+
+def holder(directory: Path) -> str:
+    """Who the lock file of ``directory`` says holds it, in words."""
+    try:
+        record = json.loads((directory / LOCK_FILE).read_text())
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record["since"])))
+        return f"pid {record['pid']} on host {record['host']} (since {since})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (its lock file is unreadable)"
+
+
+class StoreLock:
+    """A context manager holding the write lock of the store in ``directory`` (which must exist)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._descriptor: int | None = None
+
+    def __enter__(self) -> Self:
+        descriptor = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise StoreLocked(
+                f"store {str(self.directory)!r} is in use by {holder(self.directory)}; allowed: one sweep per "
+                "store at a time (wait for it to finish, or stop it with Ctrl-C, or use another --store)"
+            ) from None
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, json.dumps(record).encode(), 0)
+        self._descriptor = descriptor
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+            os.close(self._descriptor)
+            self._descriptor = None
