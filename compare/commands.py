@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from fls.compare.config import ConfigError, expand_runs, load_config
+from fls.compare.interrupt import SweepInterrupted
 from fls.compare.plots import phase_diagram
 from fls.compare.report import build_report, claims_table
 from fls.compare.runner import execute_batch
@@ -30,6 +31,9 @@ from fls.theory.validation import ParameterError
 
 #: Option names of the help flag, for every command.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+#: Exit status of a sweep stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_STATUS = 130
 
 #: Where outputs go unless an option says otherwise.
 OUTPUT_ROOT = Path("fls-out")
@@ -48,6 +52,9 @@ class Command(click.Command):
             return super().invoke(ctx)
         except ParameterError as exc:
             raise click.ClickException(str(exc)) from exc
+        except SweepInterrupted as exc:
+            click.echo(f"fls: {exc}", err=True)
+            ctx.exit(INTERRUPTED_STATUS)
 
 
 _CONFIG = click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))

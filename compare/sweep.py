@@ -42,10 +42,12 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from importlib import metadata
@@ -58,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from fls.compare.config import expand_runs, load_config
+from fls.compare.interrupt import Interrupt, SweepInterrupted
 from fls.compare.lock import StoreLock
 from fls.compare.progress import SweepProgress
 from fls.compare.runner import execute_batch
@@ -72,6 +75,8 @@ Run = dict[str, Any]
 Outcome = tuple[dict[str, Any], dict[str, np.ndarray]]
 Runner = Callable[[list[Run]], Sequence[Any]]
 
+#: Seconds between checks for a Ctrl-C while batches run in worker processes.
+POLL_SECONDS = 0.2
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
 
@@ -149,12 +154,14 @@ def execute_in_worker(runner: Runner, runs: list[Run]) -> list[Outcome]:
 
 
 def _exit_with_driver() -> None:
-    """Pool-worker initializer: end this worker as soon as the driver process that started it is gone.
+    """Pool-worker initializer: ignore SIGINT (the driver decides what a Ctrl-C does, compare.interrupt) and
+    end this worker as soon as the driver process that started it is gone.
 
     The driver holds the other end of the worker's parent sentinel (multiprocessing.parent_process(), the same
     for spawn and the fork server), which becomes ready when the driver exits or is killed; a watcher thread
     waits on it, so a SIGKILLed driver leaves no worker running.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     driver = parent_process()
 
     def watch() -> None:
@@ -197,13 +204,14 @@ def _pool_context(runner: Runner) -> BaseContext:
 
 
 class _Backend(Protocol):
-    """Where batches run: ``slots`` batches at a time; ``results`` yields (batch, outcomes) as they finish."""
+    """Where batches run: ``slots`` batches at a time; ``results`` yields (batch, outcomes) as they finish,
+    starting no new batch once ``interrupt`` is requested, and stops when its grace time has expired."""
 
     @property
     def slots(self) -> int: ...
 
     def results(
-        self, runner: Runner, batches: list[list[Run]]
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
     ) -> Iterator[tuple[list[Run], list[Outcome]]]: ...
 
     def close(self, cancel: bool) -> None: ...
@@ -212,8 +220,12 @@ class _Backend(Protocol):
 class _InProcess:
     slots = 1
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
         for batch in batches:
+            if interrupt.requested:
+                return
             yield batch, execute(runner, batch)
 
     def close(self, cancel: bool) -> None:
@@ -227,10 +239,25 @@ class _ProcessPool:
             workers, mp_context=_pool_context(runner), initializer=_exit_with_driver
         )
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
-        with _one_thread_per_worker():  # the workers (and the fork server) start during the first submissions
-            futures = {self._pool.submit(execute_in_worker, runner, batch): batch for batch in batches}
-        for future in as_completed(futures):
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        """Batches are submitted ``slots`` at a time, so a Ctrl-C finds only running batches to wait for."""
+        queued, futures = list(reversed(batches)), {}
+        while queued or futures:
+            with _one_thread_per_worker():  # the workers (and the fork server) start at the first submission
+                while queued and len(futures) < self.slots and not interrupt.requested:
+                    batch = queued.pop()
+                    futures[self._pool.submit(execute_in_worker, runner, batch)] = batch
+            if interrupt.expired() or not futures:
+                return
+            finished, _ = wait_futures(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            yield from self._outcomes(futures, finished)
+
+    def _outcomes(
+        self, futures: dict[Any, list[Run]], finished: set[Any]
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        for future in finished:
             batch = futures.pop(future)
             try:
                 yield batch, future.result()
@@ -244,6 +271,9 @@ class _ProcessPool:
                 yield batch, failed_outcomes(batch, f"worker error: {type(exc).__name__}: {exc}")
 
     def close(self, cancel: bool) -> None:
+        if cancel:  # end the running batches now, not when they finish (the executor has no public way)
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
@@ -263,7 +293,10 @@ class _Dask:
     def slots(self) -> int:
         return max(1, sum(self._client.nthreads().values()))
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        """On Ctrl-C the batches not yet finished are cancelled (the cluster schedules them, not the driver)."""
         from dask.distributed import as_completed as dask_completed
 
         futures = {
@@ -273,6 +306,9 @@ class _Dask:
             for batch in batches
         }
         for future in dask_completed(futures):
+            if interrupt.requested:
+                self._client.cancel(list(futures))
+                return
             batch = futures.pop(future)
             try:
                 outcomes = future.result()
@@ -396,14 +432,14 @@ def _run_missing(
         name=config["sweep"]["name"],
         enabled=progress,
     )
-    with bar:
+    with bar, Interrupt() as interrupt:
         if todo:
             backend = start_backend()
             try:
                 batches = make_batches(todo, config["sweep"]["batch_size"], backend.slots)
                 pending = {id(batch): batch for batch in batches}
                 bar.update(finished=0, failed=0, running=_running(pending, backend.slots))
-                for batch, outcomes in backend.results(runner, batches):
+                for batch, outcomes in backend.results(runner, batches, interrupt):
                     rows = [{**row, "fls_version": VERSION} for row, _ in outcomes]
                     store.write_batch(rows, [arrays for _, arrays in outcomes])
                     del pending[id(batch)]
@@ -413,5 +449,10 @@ def _run_missing(
             except BaseException:
                 backend.close(cancel=True)
                 raise
-            backend.close(cancel=False)
+            backend.close(cancel=interrupt.requested)
+    if interrupt.requested:
+        raise SweepInterrupted(
+            f"sweep stopped by Ctrl-C: {len(store.statuses())} of {len(runs)} runs stored in "
+            f"{str(store.directory)!r}; run the same command again to resume (stored runs are kept)"
+        )
     return store.table()
