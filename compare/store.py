@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fls.compare.config import read_toml
 from fls.compare.config_schema import RUN_SECTIONS, ConfigError
 from fls.compare.manifest import (
     MANIFEST_FILE,
@@ -178,8 +179,7 @@ class RunStore:
         text = self._manifest().config_text
         if text is not None:
             return tomllib.loads(text)
-        with open(self.directory / CONFIG_FILE, "rb") as handle:
-            return tomllib.load(handle)
+        return read_toml(self.directory / CONFIG_FILE)
 
     def _entries(self) -> list[PartEntry]:
         """The committed batches, oldest first: the manifest's parts, or in a store written before manifests,

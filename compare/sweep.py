@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
@@ -59,7 +60,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from fls.compare.config import expand_runs, load_config
+from fls.compare.config import count_runs, expand_runs, load_config
 from fls.compare.interrupt import Interrupt, SweepInterrupted
 from fls.compare.lock import StoreLock
 from fls.compare.progress import SweepProgress
@@ -75,8 +76,14 @@ Run = dict[str, Any]
 Outcome = tuple[dict[str, Any], dict[str, np.ndarray]]
 Runner = Callable[[list[Run]], Sequence[Any]]
 
+#: Most runs a sweep makes without being told more (run_sweep's max_runs, `fls sweep --yes`).
+MAX_RUNS = 1_000_000
+#: Seconds the driver waits for a Dask scheduler to answer.
+CONNECT_SECONDS = 10
 #: Seconds between checks for a Ctrl-C while batches run in worker processes.
 POLL_SECONDS = 0.2
+#: A Dask scheduler address: PROTOCOL://HOST:PORT (tcp, tls, ucx, inproc, ...).
+SCHEDULER_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/]+(:\d{1,5})?")
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
 
@@ -287,7 +294,18 @@ class _Dask:
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
             )
             address = self._cluster.scheduler_address
-        self._client = Client(address)
+        try:
+            self._client = Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            raise ParameterError(
+                f"scheduler = {address!r} did not answer within {CONNECT_SECONDS} s ({type(exc).__name__}); "
+                "allowed: the address of a running Dask scheduler (its dashboard or scheduler log shows it)"
+            ) from None
+        dashboard = self._client.dashboard_link if self._cluster is None else None
+        print(
+            f"fls: Dask scheduler {address}" + (f", dashboard {dashboard}" if dashboard else ""),
+            file=sys.stderr,
+        )
 
     @property
     def slots(self) -> int:
@@ -354,6 +372,11 @@ def _backend_factory(workers: int | None, scheduler: str | None, runner: Runner)
                 f"workers = {workers} applies to local workers, not to scheduler = {scheduler!r}; "
                 "allowed: workers=None with a scheduler address (the cluster has its own size)"
             )
+        if not SCHEDULER_ADDRESS.fullmatch(scheduler):
+            raise ParameterError(
+                f"scheduler = {scheduler!r} is not a scheduler address; allowed: 'local', 'local:N', or "
+                "PROTOCOL://HOST:PORT such as tcp://node1:8786"
+            )
         return lambda: _Dask(scheduler, 0)
     count = scheduler.partition(":")[2]
     if count and not (count.isdigit() and int(count) >= 1):
@@ -386,6 +409,7 @@ def run_sweep(
     runner: Runner | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    max_runs: int | None = MAX_RUNS,
 ) -> pd.DataFrame:
     """Run every run of ``config`` not yet in the store at ``store_dir``; return the store's run table.
 
@@ -398,8 +422,16 @@ def run_sweep(
             run in order; default compare.runner.execute_batch.
         progress: show a progress bar on stderr (when it is a terminal).
         retry_failed: run again the runs stored with status "failed".
+        max_runs: refuse a grid of more runs than this (counted before any run is made); None: no limit.
     """
-    config = load_config(config)
+    config = load_config(config, check_runs=False)
+    total = count_runs(config)
+    if max_runs is not None and total > check_int("max_runs", max_runs, minimum=1):
+        sizes = " x ".join(str(len(values)) for values in config["grid"].values())
+        raise ParameterError(
+            f"the grid has {total} runs ({sizes}), more than max_runs = {max_runs}; allowed: a smaller grid, or "
+            "a larger max_runs (`fls sweep --yes`) if you mean it"
+        )
     runs = expand_runs(config)
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
