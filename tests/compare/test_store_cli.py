@@ -3,6 +3,8 @@ file (no traceback), huge grids are counted and refused before anything is made,
 a large grid without making the others, `--set` works on sweep, phase and verify, and `fls runs` lists,
 filters and selects runs."""
 
+import io
+import sys
 import time
 
 import pandas as pd
@@ -138,3 +140,15 @@ def test_sweep_with_set_then_runs_lists_and_filters_them(tiny, tmp_path):
     _fails_naming(invoke("runs", store, "--columns", "nope"), "--columns", "nope", "run_id")
     table = pd.read_csv(__import__("io").StringIO(invoke("runs", store, "--csv", "--columns", "all").output))
     assert len(table) == 2 and {"run_id", "status", "model.alpha", "fls_version"} <= set(table.columns)
+
+
+def test_progress_comes_as_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    config = sweep_config({"model.alpha": [0.1, 1.0, 10.0], "seeds": 4}, batch_size=3)
+    run_sweep(config, tmp_path / "s", workers=0, runner=fake_runner)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "test: 12 runs, 0 stored, 12 to run", lines
+    assert lines[1].startswith("test: 3/12 runs (0 failed, ") and "s left" in lines[1], lines
+    assert lines[-1].startswith("test: 12/12 runs (4 failed, 0 running)"), lines
+    assert "\r" not in log.getvalue()  # no bar drawn into a file
