@@ -306,10 +306,20 @@ def _selected_runs(table: Any, where: str | None, columns: str | None) -> Any:
     help="Columns to print, comma-separated ('all' for every column).",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of an aligned table.")
-def runs(store: Path, where: str | None, columns: str, as_csv: bool) -> None:
+@click.option(
+    "--provenance",
+    is_flag=True,
+    help="Add where each run was computed: versions, git commit, host, sweep start (docs/cli.md).",
+)
+def runs(store: Path, where: str | None, columns: str, as_csv: bool, provenance: bool) -> None:
     """List the runs of STORE as a table (or CSV), filtered by --where; damaged parts are named on stderr."""
     opened = open_store(store)
     table = opened.table()
+    if provenance:
+        origin = opened.provenance()
+        origin = origin[["run_id", *(name for name in origin.columns if name not in table.columns)]]
+        table = table.merge(origin, on="run_id", how="left")
+        columns = columns if columns == "all" else ",".join([columns, *origin.columns.drop("run_id")])
     for problem in opened.damage():
         click.echo(f"fls: {store}: {problem}", err=True)
     present = ",".join(name for name in columns.split(",") if name.strip() in table.columns)

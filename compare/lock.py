@@ -1,4 +1,5 @@
-"""One writer per run store: an advisory lock on ``<store>/lock`` that names its holder.
+"""One writer per run store: an advisory lock on ``<store>/lock`` that names its holder, and the check that the
+store's directory can be written at all.
 
 A sweep's driver takes the lock before it touches the store (its start-up repair deletes and quarantines files)
 and holds it until it returns. The lock is an ``flock`` on the file, which the operating system releases when
@@ -74,3 +75,26 @@ class StoreLock:
             fcntl.flock(self._descriptor, fcntl.LOCK_UN)
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def writable_directory(store_dir: str | os.PathLike[str]) -> Path:
+    """``store_dir`` as a directory this process can write, created if missing; ParameterError naming it and
+    why not otherwise (a file in the way, no permission)."""
+    directory = Path(store_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ParameterError(
+            f"store_dir = {str(store_dir)!r} cannot be a directory: it or a folder above it is a file; "
+            "allowed: a directory path"
+        ) from None
+    except OSError as exc:
+        raise ParameterError(
+            f"store_dir = {str(store_dir)!r} cannot be created ({exc.strerror}); allowed: a directory path "
+            "where you may write"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ParameterError(
+            f"store_dir = {str(store_dir)!r} is not writable; allowed: a directory where you may write"
+        )
+    return directory

@@ -5,8 +5,9 @@ body (``{"body": ..., "sha256": ...}``), so a damaged line is told from a good o
 
 - ``{"kind": "config", "text": ...}``: the resolved config of the sweep as TOML text (the newest good one is the
   store's config; ``config.toml`` is the copy for people to read);
-- ``{"kind": "part", "name": ..., "runs": <sha256>, "trajectories": <sha256 or null>, "count": <runs>}``: a
-  committed batch and the checksums of its runs part and its trajectories part.
+- ``{"kind": "part", "name": ..., "runs": <sha256>, "trajectories": <sha256 or null>, "count": <runs>,
+  "provenance": {...}}``: a committed batch, the checksums of its runs part and its trajectories part, and
+  where its runs were computed (compare.provenance).
 
 Appending a part line is the commit point of a batch (docs/design.md section 5, "The pipeline"): a part file
 without its line was never committed. A line is appended with one ``write`` on a file opened for appending; a
@@ -60,6 +61,7 @@ class PartEntry:
     runs: str
     trajectories: str | None
     count: int
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass
@@ -93,7 +95,13 @@ def read_manifest(directory: Path) -> Manifest:
         elif body["kind"] == "config":
             manifest.config_text = str(body["text"])
         else:
-            entry = PartEntry(str(body["name"]), str(body["runs"]), body["trajectories"], int(body["count"]))
+            entry = PartEntry(
+                str(body["name"]),
+                str(body["runs"]),
+                body["trajectories"],
+                int(body["count"]),
+                body.get("provenance"),
+            )
             manifest.parts[entry.name] = entry
     manifest.torn_tail = bool(tail)
     return manifest
@@ -116,6 +124,7 @@ def _part_body(entry: PartEntry) -> dict[str, Any]:
         "runs": entry.runs,
         "trajectories": entry.trajectories,
         "count": entry.count,
+        "provenance": entry.provenance,
     }
 
 

@@ -251,6 +251,21 @@ class RunStore:
         order = [key for key in order if key in frame.columns] + ["run_id"]
         return frame.sort_values(order, kind="stable").reset_index(drop=True)
 
+    def provenance(self) -> pd.DataFrame:
+        """Where each run of a sound part was computed: run_id and the fields of compare.provenance (empty
+        for batches committed without it)."""
+        frames = []
+        for entry in self._entries():
+            rows = self._part(self._runs, entry.name, entry.runs)
+            if entry.provenance and not isinstance(rows, str):
+                ids = rows.column("run_id").to_pylist()
+                frames.append(
+                    pd.DataFrame({"run_id": ids, **{k: [v] * len(ids) for k, v in entry.provenance.items()}})
+                )
+        if not frames:
+            return pd.DataFrame({"run_id": []})
+        return pd.concat(frames).drop_duplicates("run_id", keep="last").reset_index(drop=True)
+
     def fingerprint(self) -> str:
         """A digest of the finished batches (their part names): it changes whenever a batch is committed."""
         names = "\n".join(f"{entry.name} {entry.runs}" for entry in self._entries())
@@ -328,9 +343,14 @@ class RunStore:
             )
         }
 
-    def write_batch(self, rows: Sequence[Mapping[str, Any]], arrays: Sequence[Mapping[str, Any]]) -> Path:
-        """Commit one finished batch: its trajectories and rows parts, then its manifest line (the commit point).
-        Returns the runs part."""
+    def write_batch(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        arrays: Sequence[Mapping[str, Any]],
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Commit one finished batch: its trajectories and rows parts, then its manifest line (the commit point)
+        with the batch's ``provenance`` (compare.provenance). Returns the runs part."""
         if self._sequence is None:
             manifest = self._manifest()
             numbers = [int(name[len(PART_PREFIX) :].split("-")[0]) for name in manifest.parts]
@@ -348,7 +368,8 @@ class RunStore:
             trajectories = digest(data)
         data = _parquet_bytes(_rows_table(rows))
         _write_atomically(self._runs / name, data)
-        append_part(self.directory, PartEntry(name, digest(data), trajectories, len(rows)))
+        record = None if provenance is None else dict(provenance)
+        append_part(self.directory, PartEntry(name, digest(data), trajectories, len(rows), record))
         return self._runs / name
 
     def repair(self) -> StoreRepair:
@@ -433,29 +454,6 @@ def open_store(store_dir: str | os.PathLike[str]) -> RunStore:
             "allowed: a directory written by run_sweep or `fls sweep`"
         )
     return store
-
-
-def writable_directory(store_dir: str | os.PathLike[str]) -> Path:
-    """``store_dir`` as a directory this process can write, created if missing; ParameterError naming it and
-    why not otherwise (a file in the way, no permission)."""
-    directory = Path(store_dir)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ParameterError(
-            f"store_dir = {str(store_dir)!r} cannot be a directory: it or a folder above it is a file; "
-            "allowed: a directory path"
-        ) from None
-    except OSError as exc:
-        raise ParameterError(
-            f"store_dir = {str(store_dir)!r} cannot be created ({exc.strerror}); allowed: a directory path "
-            "where you may write"
-        ) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ParameterError(
-            f"store_dir = {str(store_dir)!r} is not writable; allowed: a directory where you may write"
-        )
-    return directory
 
 
 def create_store(store_dir: str | os.PathLike[str], config: Mapping[str, Any]) -> RunStore:

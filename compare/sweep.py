@@ -60,12 +60,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from fls.compare import provenance
 from fls.compare.config import count_runs, expand_runs, load_config
 from fls.compare.interrupt import Interrupt, SweepInterrupted
-from fls.compare.lock import StoreLock
+from fls.compare.lock import StoreLock, writable_directory
 from fls.compare.progress import SweepProgress
 from fls.compare.runner import execute_batch
-from fls.compare.store import RunStore, create_store, writable_directory
+from fls.compare.store import RunStore, create_store
 from fls.compare.vocabulary import THREAD_VARIABLES, group_key
 from fls.simulate.result import STATUSES
 from fls.simulate.train.device import configure_threads
@@ -453,7 +454,7 @@ def _run_missing(
     retry_failed: bool,
 ) -> pd.DataFrame:
     """The body of :func:`run_sweep` once the store is locked and repaired."""
-    statuses = store.statuses()
+    statuses, origin = store.statuses(), provenance.collect()
     retried = {run_id for run_id, status in statuses.items() if retry_failed and status == "failed"}
     todo = [run for run in runs if run["run_id"] not in statuses or run["run_id"] in retried]
     kept = [status for run_id, status in statuses.items() if run_id not in retried]
@@ -473,7 +474,7 @@ def _run_missing(
                 bar.update(finished=0, failed=0, running=_running(pending, backend.slots))
                 for batch, outcomes in backend.results(runner, batches, interrupt):
                     rows = [{**row, "fls_version": VERSION} for row, _ in outcomes]
-                    store.write_batch(rows, [arrays for _, arrays in outcomes])
+                    store.write_batch(rows, [arrays for _, arrays in outcomes], origin)
                     del pending[id(batch)]
                     bar.update(
                         finished=len(rows), failed=_failures(rows), running=_running(pending, backend.slots)

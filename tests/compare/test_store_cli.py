@@ -4,9 +4,12 @@ a large grid without making the others, `--set` works on sweep, phase and verify
 filters and selects runs."""
 
 import io
+import platform
+import socket
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -152,3 +155,16 @@ def test_progress_comes_as_lines_when_stderr_is_not_a_terminal(tmp_path, monkeyp
     assert lines[1].startswith("test: 3/12 runs (0 failed, ") and "s left" in lines[1], lines
     assert lines[-1].startswith("test: 12/12 runs (4 failed, 0 running)"), lines
     assert "\r" not in log.getvalue()  # no bar drawn into a file
+
+
+def test_each_run_records_where_it_was_computed(tmp_path):
+    config = sweep_config({"model.alpha": [0.1, 1.0], "seeds": 2}, batch_size=2)
+    run_sweep(config, tmp_path / "s", workers=0, runner=fake_runner, progress=False)
+    listed = invoke("runs", tmp_path / "s", "--csv", "--columns", "run_id", "--provenance")
+    assert listed.exit_code == 0, listed.output
+    table = pd.read_csv(io.StringIO(listed.output))
+    assert len(table) == 4 and table["run_id"].is_unique
+    assert set(table["python_version"]) == {platform.python_version()}
+    assert set(table["numpy_version"]) == {np.__version__} and set(table["host"]) == {socket.gethostname()}
+    assert table["sweep_started"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").all()
+    assert {"torch_version", "scipy_version", "git_commit"} <= set(table.columns), table.columns
