@@ -1,15 +1,18 @@
 """A store you can trust: random single-bit flips never change a value silently (each is detected, and a resume
 repairs it to the table of an undamaged sweep), a deleted runs file is reported by `fls report` with how many
 runs of how many are missing, a second writer is refused while the first holds the lock, and a store path that
-cannot be a directory gets a message naming it."""
+cannot be a directory gets a message naming it. Two sweeps started together on one store compute every run
+once."""
 
 import os
 import random
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +23,9 @@ from fls.compare.manifest import MANIFEST_FILE
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
 from fls.theory.validation import ParameterError
-from tests.compare.test_sweep import fake_runner, sweep_config, trajectories
+from tests.compare.test_sweep import KILL_CONFIG, fake_runner, sweep_config, trajectories
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: 12 runs in 4 batches of 3.
 CONFIG = sweep_config({"model.alpha": [0.1, 1.0, 10.0], "seeds": 4}, batch_size=3)
@@ -131,3 +136,48 @@ def test_a_store_without_write_permission_is_named(tmp_path):
     locked.mkdir(mode=0o500)
     with pytest.raises(ParameterError, match=r"store_dir = .*locked.*(not writable|cannot be created)"):
         run_sweep(CONFIG, locked / "store", workers=0, runner=fake_runner, progress=False)
+
+
+_DRIVER = (
+    "import sys\n"
+    "from fls.compare.lock import StoreLocked\n"
+    "from fls.compare.sweep import run_sweep\n"
+    "from tests.compare.test_sweep import KILL_CONFIG, slow_runner\n"
+    "sys.stdin.readline()\n"
+    "try:\n"
+    "    run_sweep(KILL_CONFIG, sys.argv[1], workers=int(sys.argv[2]), runner=slow_runner, progress=False)\n"
+    "except StoreLocked as exc:\n"
+    "    print(exc)\n"
+    "    sys.exit(3)\n"
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_two_sweeps_started_together_on_one_store_compute_every_run_once(tmp_path):
+    """Both drivers are ready and get the go at the same instant: one runs the sweep, the other stops with
+    a message naming it; the table is an uninterrupted sweep's and no run was written twice."""
+    store = tmp_path / "store"
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    drivers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DRIVER, str(store), str(workers)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": path},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for workers in (2, 0)
+    ]
+    for driver in drivers:
+        driver.stdin.write(b"go\n")
+        driver.stdin.flush()
+    outputs = [driver.communicate(timeout=300)[0].decode() for driver in drivers]
+    codes = sorted(driver.returncode for driver in drivers)
+    assert codes == [0, 3], outputs
+    refused = outputs[[driver.returncode for driver in drivers].index(3)]
+    assert "is in use by pid" in refused and "Traceback" not in refused, refused
+    reference = run_sweep(KILL_CONFIG, tmp_path / "reference", workers=0, runner=fake_runner, progress=False)
+    pd.testing.assert_frame_equal(open_store(store).table(), reference)
+    on_disk = sum(pq.read_metadata(part).num_rows for part in (store / "runs").glob("part-*.parquet"))
+    assert on_disk == len(reference), "a run was computed twice"
