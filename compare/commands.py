@@ -324,4 +324,7 @@ def runs(store: Path, where: str | None, columns: str, as_csv: bool, provenance:
         click.echo(f"fls: {store}: {problem}", err=True)
     present = ",".join(name for name in columns.split(",") if name.strip() in table.columns)
     table = _selected_runs(table, where, None if columns == "all" else present or columns)
-    click.echo(table.to_csv(index=False).rstrip("\n") if as_csv else table.to_string(index=False))
+    if as_csv:
+        click.echo(table.to_csv(index=False).rstrip("\n"))
+    else:
+        click.echo(table.to_string(index=False) if len(table) else f"no runs ({', '.join(table.columns)})")

@@ -42,6 +42,7 @@ class SweepProgress:
         self._name, self._total, self._initial, self._done = name, total, done, done
         self._interval, self._started = interval, time.monotonic()
         self._last_line: float | None = None
+        self._last_done = done  # runs done when the last line was printed
         self._bar = tqdm(
             total=total,
             initial=done,
@@ -80,7 +81,7 @@ class SweepProgress:
         now = time.monotonic()
         due = self._last_line is None or now - self._last_line >= self._interval
         if self._lines and finished and due:
-            self._last_line = now
+            self._last_line, self._last_done = now, self._done
             self._line(self._status(running))
 
     def __enter__(self) -> Self:
@@ -90,5 +91,5 @@ class SweepProgress:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._bar.close()
-        if self._lines and self._done > self._initial:
+        if self._lines and self._done != self._last_done:
             self._line(self._status(0))

@@ -440,7 +440,10 @@ def run_sweep(
         store = create_store(store_dir, config)
         repair = store.repair()
         for problem in repair.problems:
-            print(f"fls: {store.directory}: {problem}; quarantined, its batch runs again", file=sys.stderr)
+            print(f"fls: {store.directory}: {problem}; its batch runs again", file=sys.stderr)
+        if repair.quarantined:
+            moved = ", ".join(repair.quarantined)
+            print(f"fls: {store.directory}: moved to quarantine/: {moved}", file=sys.stderr)
         return _run_missing(config, runs, store, start_backend, runner, progress, retry_failed)
 
 
