@@ -18,9 +18,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from fls.theory.validation import ParameterError
 
@@ -41,40 +41,28 @@ def holder(directory: Path) -> str:
         return "another process (its lock file is unreadable)"
 
 
-class StoreLock:
-    """A context manager holding the write lock of the store in ``directory`` (which must exist)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._descriptor: int | None = None
-
-    def __enter__(self) -> Self:
-        descriptor = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise StoreLocked(
-                f"store {str(self.directory)!r} is in use by {holder(self.directory)}; allowed: one sweep per "
-                "store at a time (wait for it to finish, or stop it with Ctrl-C, or use another --store)"
-            ) from None
+@contextmanager
+def store_lock(directory: Path) -> Iterator[None]:
+    """Hold the write lock of the store in ``directory`` (which must exist) while the block runs; raise
+    StoreLocked naming the holder when another process has it."""
+    descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreLocked(
+            f"store {str(directory)!r} is in use by {holder(directory)}; allowed: one sweep per store at a "
+            "time (wait for it to finish, or stop it with Ctrl-C, or use another --store)"
+        ) from None
+    try:
         record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, json.dumps(record).encode(), 0)
-        self._descriptor = descriptor
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._descriptor is not None:
-            os.ftruncate(self._descriptor, 0)
-            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-            os.close(self._descriptor)
-            self._descriptor = None
+        yield
+    finally:
+        os.ftruncate(descriptor, 0)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
 
 
 def writable_directory(store_dir: str | os.PathLike[str]) -> Path:

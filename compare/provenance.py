@@ -28,26 +28,24 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _git(directory: Path, *arguments: str) -> str:
+    """What ``git ARGUMENTS`` prints in ``directory``, stripped; raises if git fails or takes too long."""
+    return subprocess.run(
+        ["git", *arguments],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=GIT_SECONDS,
+        check=True,
+    ).stdout.strip()
+
+
 def git_commit(directory: Path) -> str | None:
     """The commit checked out in the git work tree holding ``directory`` (with ``+dirty`` when files differ),
     or None when it is not one or git is not available."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=GIT_SECONDS,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=GIT_SECONDS,
-            check=True,
-        ).stdout.strip()
+        head = _git(directory, "rev-parse", "HEAD")
+        changed = _git(directory, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if changed else "") if head else None

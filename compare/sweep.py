@@ -63,7 +63,7 @@ import pandas as pd
 from fls.compare import provenance
 from fls.compare.config import count_runs, expand_runs, load_config
 from fls.compare.interrupt import Interrupt, SweepInterrupted
-from fls.compare.lock import StoreLock, writable_directory
+from fls.compare.lock import store_lock, writable_directory
 from fls.compare.progress import SweepProgress
 from fls.compare.runner import execute_batch
 from fls.compare.store import RunStore, create_store
@@ -436,7 +436,7 @@ def run_sweep(
     runs = expand_runs(config)
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
-    with StoreLock(writable_directory(store_dir)):
+    with store_lock(writable_directory(store_dir)):
         store = create_store(store_dir, config)
         repair = store.repair()
         for problem in repair.problems:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from fls.compare.cli import main
 from fls.compare.completeness import PartialStore, completeness, require_complete
-from fls.compare.lock import StoreLock, StoreLocked
+from fls.compare.lock import StoreLocked, store_lock
 from fls.compare.manifest import MANIFEST_FILE
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
@@ -108,13 +108,13 @@ def test_report_names_a_deleted_runs_file_and_refuses_a_partial_table_unless_all
 def test_a_second_writer_is_refused_with_the_holder_and_a_dead_holder_leaves_no_lock(tmp_path):
     directory = tmp_path / "store"
     directory.mkdir()
-    with StoreLock(directory):
+    with store_lock(directory):
         with pytest.raises(StoreLocked, match=rf"in use by pid {os.getpid()} on host .*one sweep per store"):
             run_sweep(CONFIG, directory, workers=0, runner=fake_runner, progress=False)
         assert not (directory / MANIFEST_FILE).exists()  # refused before it touched the store
     script = (
-        "import os, sys; from pathlib import Path; from fls.compare.lock import StoreLock\n"
-        "lock = StoreLock(Path(sys.argv[1])).__enter__(); os.kill(os.getpid(), 9)"
+        "import os, sys; from pathlib import Path; from fls.compare.lock import store_lock\n"
+        "held = store_lock(Path(sys.argv[1])); held.__enter__(); os.kill(os.getpid(), 9)"
     )
     killed = subprocess.run([sys.executable, "-c", script, str(directory)], check=False)
     assert killed.returncode == -9

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from fls.compare import sweep
 from fls.compare.cli import main
 from fls.compare.config import ConfigError, count_runs, load_config
 from fls.compare.overrides import with_assignments
@@ -71,9 +72,10 @@ def test_a_bad_scheduler_is_named(tiny, tmp_path, scheduler, names):
     _fails_naming(invoke("sweep", tiny, "--store", tmp_path / "s", "--scheduler", scheduler), *names)
 
 
-def test_an_unreachable_scheduler_is_named_within_its_connect_timeout(tiny, tmp_path):
+def test_an_unreachable_scheduler_is_named_within_its_connect_timeout(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "CONNECT_SECONDS", 1)
     result = invoke("sweep", tiny, "--store", tmp_path / "s", "--scheduler", "tcp://127.0.0.1:9")
-    _fails_naming(result, "tcp://127.0.0.1:9", "did not answer")
+    _fails_naming(result, "tcp://127.0.0.1:9", "did not answer within 1 s")
 
 
 @pytest.mark.parametrize("where", ["file", "below_a_file"])
