@@ -181,6 +181,13 @@ class RunStore:
             return tomllib.loads(text)
         return read_toml(self.directory / CONFIG_FILE)
 
+    def _config_copy(self) -> str | None:
+        """The text of config.toml, the copy of the config for people to read; None when it cannot be read."""
+        try:
+            return (self.directory / CONFIG_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def _entries(self) -> list[PartEntry]:
         """The committed batches, oldest first: the manifest's parts, or in a store written before manifests,
         every complete runs part (with no checksum to check)."""
@@ -206,12 +213,14 @@ class RunStore:
             return "unreadable Parquet"
 
     def damage(self) -> list[Damage]:
-        """What is wrong with the store: damaged manifest lines, and committed parts that are missing or fail
-        their checksum. Empty for a sound store."""
+        """What is wrong with the store: damaged manifest lines, a config.toml that is not the manifest's
+        config, and committed parts that are missing or fail their checksum. Empty for a sound store."""
         manifest = self._manifest()
         problems = [
             Damage(f"{MANIFEST_FILE} line {line}", "damaged", None) for line in manifest.damaged_lines
         ]
+        if manifest.config_text is not None and self._config_copy() != manifest.config_text:
+            problems.append(Damage(CONFIG_FILE, "differs from the manifest's config (which is used)", None))
         for entry in self._entries():
             for folder, expected in ((self._runs, entry.runs), (self._trajectories, entry.trajectories)):
                 found = _checked_bytes(folder / entry.name, expected) if expected else b""
