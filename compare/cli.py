@@ -26,8 +26,9 @@ SUMMARIES = {
     "verify": "Run the default sweep, check every claim, write OUT/report.md with its figures.",
     "sweep": "Run every run of CONFIG's grid not yet in the store (a stopped sweep resumes where it stopped).",
     "phase": "Run CONFIG's sweep (or resume it) and draw its phase diagram, [phase] x against y, as PNG and PDF.",
-    "report": "Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its figures.",
+    "report": "Check the claims on the runs of STORE (or reuse the stored analysis), print the claims table and write report.md with its figures.",
     "run": "Run one run of CONFIG (its grid's first, or the one --set selects) here and print its row.",
+    "runs": "List the runs of STORE as a table (or CSV), filtered by --where; damaged parts are named on stderr.",
 }
 
 

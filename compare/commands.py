@@ -10,7 +10,6 @@ status 1 and a message naming the key and what is allowed.
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,11 +17,15 @@ from typing import Any
 
 import click
 
-from fls.compare.config import ConfigError, expand_runs, load_config
+from fls.compare.config import expand_runs, load_config, read_toml
+from fls.compare.interrupt import SweepInterrupted
+from fls.compare.overrides import parse_assignment, with_assignments
 from fls.compare.plots import phase_diagram
-from fls.compare.report import write_report
+from fls.compare.report import build_report, claims_table
 from fls.compare.runner import execute_batch
-from fls.compare.sweep import run_sweep
+from fls.compare.store import open_store
+from fls.compare.sweep import MAX_RUNS, run_sweep
+from fls.compare.verify import DEFAULT_CONFIG
 from fls.compare.verify import verify as verify_claims
 from fls.compare.vocabulary import ALPHA_KEY, FLS_KEY, SEEDS_KEY
 from fls.simulate.train.device import configure_threads
@@ -30,6 +33,12 @@ from fls.theory.validation import ParameterError
 
 #: Option names of the help flag, for every command.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+#: Exit status of a sweep stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_STATUS = 130
+
+#: Columns `fls runs` prints besides run_id and status unless told otherwise (those a run table has).
+RUNS_COLUMNS = ("model.alpha", "fls", "seed", "t_stop", "test_error")
 
 #: Where outputs go unless an option says otherwise.
 OUTPUT_ROOT = Path("fls-out")
@@ -48,6 +57,9 @@ class Command(click.Command):
             return super().invoke(ctx)
         except ParameterError as exc:
             raise click.ClickException(str(exc)) from exc
+        except SweepInterrupted as exc:
+            click.echo(f"fls: {exc}", err=True)
+            ctx.exit(INTERRUPTED_STATUS)
 
 
 _CONFIG = click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -62,6 +74,14 @@ _SCHEDULER = click.option(
     metavar="ADDR",
     default=None,
     help="Run on Dask: 'local:N' for a local cluster of N workers, or a scheduler address (tcp://host:8786).",
+)
+_SET = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a config key before the sweep (model.width=50, grid.seeds=3, fls=100; see docs/cli.md); "
+    "repeatable.",
 )
 _STORE = click.option(
     "--store",
@@ -94,7 +114,7 @@ def _options(*decorators: Callable[[Callable[..., Any]], Callable[..., Any]]) ->
     default=None,
     help="Sweep config to verify on [default: the packaged default sweep].",
 )
-@_options(_WORKERS, _SCHEDULER)
+@_options(_WORKERS, _SCHEDULER, _SET)
 @click.option(
     "--family",
     default=None,
@@ -112,19 +132,24 @@ def verify(
     config: Path | None,
     workers: int | None,
     scheduler: str | None,
+    assignments: tuple[str, ...],
     family: str | None,
     device: str | None,
 ) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     configure_threads()
+    tables = with_assignments(read_toml(DEFAULT_CONFIG if config is None else config), assignments)
     verify_claims(
-        out, config=config, workers=workers, scheduler=scheduler, family=family, device=device
+        out, config=tables, workers=workers, scheduler=scheduler, family=family, device=device
     )  # prints its summary
 
 
-def _sweep(config: Path, store: Path | None, **options: Any) -> tuple[dict[str, Any], Path, Any]:
-    """Run (or resume) the sweep of CONFIG; returns its resolved config, its store and its run table."""
-    resolved = load_config(config)
+def _sweep(
+    config: Path, store: Path | None, assignments: tuple[str, ...], **options: Any
+) -> tuple[dict[str, Any], Path, Any]:
+    """Run (or resume) the sweep of CONFIG with the --set changes; returns its resolved config, its store and
+    its run table."""
+    resolved = load_config(with_assignments(read_toml(config), assignments), check_runs=False)
     store = default_store_dir(resolved) if store is None else store
     configure_threads()
     return resolved, store, run_sweep(resolved, store, **options)
@@ -132,20 +157,30 @@ def _sweep(config: Path, store: Path | None, **options: Any) -> tuple[dict[str, 
 
 @click.command(cls=Command, context_settings=CONTEXT)
 @_CONFIG
-@_options(_STORE, _WORKERS, _SCHEDULER)
+@_options(_STORE, _WORKERS, _SCHEDULER, _SET)
 @click.option("--retry-failed", is_flag=True, help="Run again the runs stored with status 'failed'.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--yes", is_flag=True, help=f"Run a grid of more than {MAX_RUNS} runs.")
 def sweep(
     config: Path,
     store: Path | None,
     workers: int | None,
     scheduler: str | None,
+    assignments: tuple[str, ...],
     retry_failed: bool,
     progress: bool,
+    yes: bool,
 ) -> None:
     """Run every run of CONFIG's grid not yet in the store (a stopped sweep resumes where it stopped)."""
     _, store, table = _sweep(
-        config, store, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=progress
+        config,
+        store,
+        assignments,
+        workers=workers,
+        scheduler=scheduler,
+        retry_failed=retry_failed,
+        progress=progress,
+        max_runs=None if yes else MAX_RUNS,
     )
     counts = Counter(table["status"])
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
@@ -161,12 +196,17 @@ def sweep(
     default=None,
     help="Directory for the figures [default: the store's parent].",
 )
-@_options(_WORKERS, _SCHEDULER)
+@_options(_WORKERS, _SCHEDULER, _SET)
 def phase(
-    config: Path, store: Path | None, out: Path | None, workers: int | None, scheduler: str | None
+    config: Path,
+    store: Path | None,
+    out: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    assignments: tuple[str, ...],
 ) -> None:
     """Run CONFIG's sweep (or resume it) and draw its phase diagram, [phase] x against y, as PNG and PDF."""
-    resolved, store, table = _sweep(config, store, workers=workers, scheduler=scheduler)
+    resolved, store, table = _sweep(config, store, assignments, workers=workers, scheduler=scheduler)
     out = store.parent if out is None else out
     out.mkdir(parents=True, exist_ok=True)
     for path in phase_diagram(table, resolved, out / f"phase-{resolved['sweep']['name']}.png"):
@@ -184,28 +224,28 @@ def phase(
 @click.option(
     "--recompute", is_flag=True, help="Analyse the runs again even if a current analysis is stored."
 )
-def report(store: Path, out: Path | None, recompute: bool) -> None:
-    """Check the claims on the runs of STORE (or reuse the stored analysis) and write report.md with its
-    figures."""
-    click.echo(write_report(store, store.parent if out is None else out, recompute=recompute))
-
-
-def _assignment(text: str) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE read as a TOML value (40, 1e-3, true, "x"), else as a bare string."""
-    key, separator, value = text.partition("=")
-    if not separator or not key.strip():
-        raise ConfigError(f"--set {text!r} is not KEY=VALUE; allowed: e.g. --set model.alpha=0.01")
-    try:
-        return key.strip(), tomllib.loads(f"value = {value.strip()}")["value"]
-    except tomllib.TOMLDecodeError:
-        return key.strip(), value.strip()
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Check the claims even when the store lacks runs of its sweep (report.md says which).",
+)
+def report(store: Path, out: Path | None, recompute: bool, allow_partial: bool) -> None:
+    """Check the claims on the runs of STORE (or reuse the stored analysis), print the claims table and write
+    report.md with its figures. A store missing runs of its sweep, or with damaged parts, is refused (exit 1,
+    naming them) unless --allow-partial."""
+    made = build_report(
+        store, store.parent if out is None else out, recompute=recompute, allow_partial=allow_partial
+    )
+    click.echo(claims_table(made.results))
+    click.echo(made.path)
 
 
 def _selected(config: Path, seed: int | None, assignments: tuple[str, ...]) -> dict[str, Any]:
-    """The first run of CONFIG's grid with each KEY=VALUE (and the seed) fixed as a one-value grid entry."""
-    resolved = load_config(config)
-    grid = dict(resolved["grid"])
-    for key, value in map(_assignment, assignments):
+    """The first run of CONFIG's grid with each KEY=VALUE (and the seed) fixed as a one-value grid entry; only
+    that run is made, however large the grid."""
+    resolved = load_config(config, check_runs=False)
+    grid = {key: values[:1] for key, values in resolved["grid"].items()}
+    for key, value in map(parse_assignment, assignments):
         if key in (FLS_KEY, ALPHA_KEY):
             grid.pop(ALPHA_KEY if key == FLS_KEY else FLS_KEY, None)
         grid[key] = [value]
@@ -239,3 +279,59 @@ def run(config: Path, seed: int | None, assignments: tuple[str, ...]) -> None:
         click.echo(
             f"{key:<{width}} : {len(values)} points" + (f", last {values[-1]:.6g}" if len(values) else "")
         )
+
+
+def _selected_runs(table: Any, where: str | None, columns: str | None) -> Any:
+    """The rows of ``table`` that satisfy WHERE, with the COLUMNS asked for; errors name the option."""
+    if where:
+        try:
+            table = table.query(where, engine="python")
+        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a bad expression
+            raise ParameterError(
+                f"--where {where!r} cannot be evaluated ({type(exc).__name__}: {exc}); allowed: a pandas "
+                "query such as \"status == 'failed'\" or '`model.alpha` > 0.1' (dotted names in backticks)"
+            ) from None
+    if columns:
+        wanted = [name.strip() for name in columns.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in table.columns]
+        if unknown:
+            raise ParameterError(
+                f"--columns names unknown column(s) {', '.join(unknown)}; allowed: {', '.join(table.columns)}"
+            )
+        table = table[wanted]
+    return table
+
+
+@click.command(cls=Command, context_settings=CONTEXT)
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--where", "where", default=None, metavar="EXPR", help="Keep the runs where EXPR holds.")
+@click.option(
+    "--columns",
+    default="run_id,status," + ",".join(RUNS_COLUMNS),
+    show_default=True,
+    metavar="A,B,...",
+    help="Columns to print, comma-separated ('all' for every column).",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of an aligned table.")
+@click.option(
+    "--provenance",
+    is_flag=True,
+    help="Add where each run was computed: versions, git commit, host, sweep start (docs/cli.md).",
+)
+def runs(store: Path, where: str | None, columns: str, as_csv: bool, provenance: bool) -> None:
+    """List the runs of STORE as a table (or CSV), filtered by --where; damaged parts are named on stderr."""
+    opened = open_store(store)
+    table = opened.table()
+    if provenance:
+        origin = opened.provenance()
+        origin = origin[["run_id", *(name for name in origin.columns if name not in table.columns)]]
+        table = table.merge(origin, on="run_id", how="left")
+        columns = columns if columns == "all" else ",".join([columns, *origin.columns.drop("run_id")])
+    for problem in opened.damage():
+        click.echo(f"fls: {store}: {problem}", err=True)
+    present = ",".join(name for name in columns.split(",") if name.strip() in table.columns)
+    table = _selected_runs(table, where, None if columns == "all" else present or columns)
+    if as_csv:
+        click.echo(table.to_csv(index=False).rstrip("\n"))
+    else:
+        click.echo(table.to_string(index=False) if len(table) else f"no runs ({', '.join(table.columns)})")

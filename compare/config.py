@@ -48,7 +48,8 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,11 @@ from fls.compare.config_schema import (
 from fls.compare.datafile import FILE_MODEL, absolute_path, file_run_keys
 from fls.compare.vocabulary import DATA_PATH_KEY, FLS_KEY, SEEDS_KEY
 from fls.simulate.data import MODELS
+from fls.theory.losses import RISK_AT_ZERO
 from fls.theory.validation import ParameterError, check_in_range
+
+#: Stop rules whose target is a risk (stop.eps), which the zero function already meets at or above its risk.
+TARGET_RULES = ("risk", "positive_risk")
 
 #: Grid spacings a grid entry may be written as: {logspace = [a, b, num]} is num values from 10^a to 10^b.
 SPACINGS: Mapping[str, Callable[..., np.ndarray]] = {"logspace": np.logspace, "linspace": np.linspace}
@@ -212,10 +217,19 @@ def grid_values(key: str, value: Any) -> list[Any]:
         )
     if not values:
         raise ConfigError(f"{name} is empty; allowed: at least one value")
-    repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+    repeated = _repeated(values)
     if repeated:
         raise ConfigError(f"{name} repeats the value(s) {', '.join(repeated)}; allowed: distinct values")
     return values
+
+
+def _repeated(values: list[Any]) -> list[str]:
+    """The values that occur more than once (1 and 1.0 count as equal), in linear time when they hash."""
+    try:
+        counts = Counter(values)
+    except TypeError:  # unhashable values (lists): compare pairwise
+        return sorted({repr(v) for v in values if values.count(v) > 1})
+    return sorted(repr(value) for value, count in counts.items() if count > 1)
 
 
 def _grid_keys(data_model: str) -> tuple[str, ...]:
@@ -297,13 +311,21 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {str(path)!r} is not text (not UTF-8); allowed: a TOML text file"
+        ) from None
 
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, check_runs: bool = True
+) -> dict[str, Any]:
     """The resolved, fully checked config from a TOML file path or from a mapping of tables.
 
     Raises ConfigError (naming the dotted key, the value and what is allowed) for an unknown key, a wrong type,
-    an out-of-range value, a grid key that names no config key, or a grid point that makes an invalid run.
+    an out-of-range value, a grid key that names no config key, or (with ``check_runs``) a grid point that makes
+    an invalid run. ``check_runs=False`` leaves the grid points to whoever expands them (:func:`iter_runs`),
+    so a caller that counts the runs first (:func:`count_runs`) or picks one does not build them all.
     """
     raw = dict(source) if isinstance(source, Mapping) else read_toml(source)
     base = "." if isinstance(source, Mapping) else os.path.dirname(os.path.abspath(source))
@@ -327,8 +349,14 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     config["sweep"] = resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
     if "claims" in raw:
         config["claims"] = _resolve_claims(_table(raw, "claims"))
-    expand_runs(config)
+    if check_runs:
+        expand_runs(config)
     return config
+
+
+def count_runs(config: Mapping[str, Any]) -> int:
+    """The number of runs of a resolved config without making them: the product of the grid's axis lengths."""
+    return math.prod(len(values) for values in config["grid"].values())
 
 
 def run_id(run: Mapping[str, Any]) -> str:
@@ -344,7 +372,7 @@ def _scale(model: dict[str, Any], point: Mapping[str, Any]) -> float:
         fls = _value(FLS_KEY, point[FLS_KEY], float, POSITIVE)
         model["alpha"] = _value("model.alpha", 1.0 / math.sqrt(model["c"] * fls), float, POSITIVE)
         return fls
-    strength = model["c"] * model["alpha"] ** 2
+    strength = model["c"] * model["alpha"] * model["alpha"]  # inf, not OverflowError, for alpha = 1e200
     if not (0.0 < strength < math.inf and math.isfinite(1.0 / strength)):
         raise ConfigError(
             f"model.alpha = {model['alpha']!r} with model.c = {model['c']!r} gives c alpha^2 = {strength!r}, "
@@ -381,6 +409,13 @@ def _check_combination(
         raise ConfigError(
             f"stop.rule = {stop['rule']!r} with model.loss = {model['loss']!r} needs class labels, and the data "
             "hold real targets (task = 'regression'); allowed: stop.rule = 'risk' with model.loss = 'squared'"
+        )
+    margin_target = stop["rule"] in TARGET_RULES and data.get("task") != "regression"
+    if margin_target and stop["eps"] >= RISK_AT_ZERO[model["loss"]]:
+        raise ConfigError(
+            f"stop.eps = {stop['eps']!r} is out of range for model.loss = {model['loss']!r}: the zero function "
+            f"has risk {RISK_AT_ZERO[model['loss']]:.6g}, so the target would be met at t = 0; allowed: "
+            f"0 < eps < {RISK_AT_ZERO[model['loss']]:.6g}"
         )
     if train["engine"] == "sgd" and train["batch_size"] > data["n"]:
         raise ConfigError(
@@ -424,14 +459,19 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     Raises ConfigError when a grid point makes an invalid run or two grid points make the same run.
     """
+    return list(iter_runs(config))
+
+
+def iter_runs(config: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The runs of :func:`expand_runs` one at a time, in the same order, made as they are asked for."""
     grid = config["grid"]
-    runs = [_run(config, dict(zip(grid, values))) for values in itertools.product(*grid.values())]
     seen: set[str] = set()
-    for run in runs:
+    for values in itertools.product(*grid.values()):
+        run = _run(config, dict(zip(grid, values)))
         if run["run_id"] in seen:
             raise ConfigError(
                 f"the grid makes the same run twice (run_id {run['run_id']}, e.g. 1 and 1.0 in one list); "
                 "allowed: distinct grid points"
             )
         seen.add(run["run_id"])
-    return runs
+        yield run

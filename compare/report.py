@@ -20,6 +20,7 @@ from fls.compare import plots, regimes
 from fls.compare.analyse import current_analysis
 from fls.compare.applicability import split_by_task
 from fls.compare.claim_figures import draw_claim
+from fls.compare.completeness import require_complete
 from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
 from fls.compare.toml_text import dump_config
@@ -113,14 +114,18 @@ def build_report(
     timings: Mapping[str, float] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
     recompute: bool = False,
+    allow_partial: bool = False,
 ) -> Report:
     """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
     when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
-    analysing the store (claims of ``families``, default the config's ``claims.families``)."""
+    analysing the store (claims of ``families``, default the config's ``claims.families``). A store that lacks
+    runs of its sweep or has damaged parts raises compare.completeness.PartialStore naming them, unless
+    ``allow_partial`` (then report.md says what the table lacks)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     store = open_store(store_dir)
+    held = require_complete(store, allow_partial=allow_partial)
     config = store.config()
     analysis = current_analysis(store, families=families, context=context, recompute=recompute)
     spent = {**dict(timings or {}), **analysis.timings}
@@ -150,6 +155,8 @@ def build_report(
 
     lines = [f"# Claims report: {config.get('sweep', {}).get('name', 'sweep')}", ""]
     lines += [f"{len(table)} runs ({_status_line(table)}).", ""]
+    if not held.complete:
+        lines += [f"**Partial table**: the store holds {held.summary()}.", ""]
     if "batch_seconds" in table:
         batches = table.drop_duplicates("batch_id")
         seconds = batches["batch_seconds"]
@@ -216,7 +223,9 @@ def build_report(
     return Report(path, results, table, spent)
 
 
-def write_report(store_dir: str | Path, out_dir: str | Path, *, recompute: bool = False) -> Path:
-    """Claims and figures from an existing store (its stored analysis unless ``recompute``); returns the path
-    of ``out_dir/report.md``."""
-    return build_report(store_dir, out_dir, recompute=recompute).path
+def write_report(
+    store_dir: str | Path, out_dir: str | Path, *, recompute: bool = False, allow_partial: bool = False
+) -> Path:
+    """Claims and figures from an existing store (its stored analysis unless ``recompute``; a partial store
+    only with ``allow_partial``); returns the path of ``out_dir/report.md``."""
+    return build_report(store_dir, out_dir, recompute=recompute, allow_partial=allow_partial).path

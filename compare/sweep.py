@@ -42,9 +42,13 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from importlib import metadata
@@ -56,10 +60,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from fls.compare.config import expand_runs, load_config
+from fls.compare import provenance
+from fls.compare.config import count_runs, expand_runs, load_config
+from fls.compare.interrupt import Interrupt, SweepInterrupted
+from fls.compare.lock import store_lock, writable_directory
 from fls.compare.progress import SweepProgress
 from fls.compare.runner import execute_batch
-from fls.compare.store import create_store
+from fls.compare.store import RunStore, create_store
 from fls.compare.vocabulary import THREAD_VARIABLES, group_key
 from fls.simulate.result import STATUSES
 from fls.simulate.train.device import configure_threads
@@ -70,6 +77,14 @@ Run = dict[str, Any]
 Outcome = tuple[dict[str, Any], dict[str, np.ndarray]]
 Runner = Callable[[list[Run]], Sequence[Any]]
 
+#: Most runs a sweep makes without being told more (run_sweep's max_runs, `fls sweep --yes`).
+MAX_RUNS = 1_000_000
+#: Seconds the driver waits for a Dask scheduler to answer.
+CONNECT_SECONDS = 10
+#: Seconds between checks for a Ctrl-C while batches run in worker processes.
+POLL_SECONDS = 0.2
+#: A Dask scheduler address: PROTOCOL://HOST:PORT (tcp, tls, ucx, inproc, ...).
+SCHEDULER_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/]+(:\d{1,5})?")
 #: Statuses counted as failed by the progress bar.
 FAILED_STATUSES = ("failed", "diverged")
 
@@ -147,12 +162,14 @@ def execute_in_worker(runner: Runner, runs: list[Run]) -> list[Outcome]:
 
 
 def _exit_with_driver() -> None:
-    """Pool-worker initializer: end this worker as soon as the driver process that started it is gone.
+    """Pool-worker initializer: ignore SIGINT (the driver decides what a Ctrl-C does, compare.interrupt) and
+    end this worker as soon as the driver process that started it is gone.
 
     The driver holds the other end of the worker's parent sentinel (multiprocessing.parent_process(), the same
     for spawn and the fork server), which becomes ready when the driver exits or is killed; a watcher thread
     waits on it, so a SIGKILLed driver leaves no worker running.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     driver = parent_process()
 
     def watch() -> None:
@@ -195,13 +212,14 @@ def _pool_context(runner: Runner) -> BaseContext:
 
 
 class _Backend(Protocol):
-    """Where batches run: ``slots`` batches at a time; ``results`` yields (batch, outcomes) as they finish."""
+    """Where batches run: ``slots`` batches at a time; ``results`` yields (batch, outcomes) as they finish,
+    starting no new batch once ``interrupt`` is requested, and stops when its grace time has expired."""
 
     @property
     def slots(self) -> int: ...
 
     def results(
-        self, runner: Runner, batches: list[list[Run]]
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
     ) -> Iterator[tuple[list[Run], list[Outcome]]]: ...
 
     def close(self, cancel: bool) -> None: ...
@@ -210,8 +228,12 @@ class _Backend(Protocol):
 class _InProcess:
     slots = 1
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
         for batch in batches:
+            if interrupt.requested:
+                return
             yield batch, execute(runner, batch)
 
     def close(self, cancel: bool) -> None:
@@ -225,10 +247,25 @@ class _ProcessPool:
             workers, mp_context=_pool_context(runner), initializer=_exit_with_driver
         )
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
-        with _one_thread_per_worker():  # the workers (and the fork server) start during the first submissions
-            futures = {self._pool.submit(execute_in_worker, runner, batch): batch for batch in batches}
-        for future in as_completed(futures):
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        """Batches are submitted ``slots`` at a time, so a Ctrl-C finds only running batches to wait for."""
+        queued, futures = list(reversed(batches)), {}
+        while queued or futures:
+            with _one_thread_per_worker():  # the workers (and the fork server) start at the first submission
+                while queued and len(futures) < self.slots and not interrupt.requested:
+                    batch = queued.pop()
+                    futures[self._pool.submit(execute_in_worker, runner, batch)] = batch
+            if interrupt.expired() or not futures:
+                return
+            finished, _ = wait_futures(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            yield from self._outcomes(futures, finished)
+
+    def _outcomes(
+        self, futures: dict[Any, list[Run]], finished: set[Any]
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        for future in finished:
             batch = futures.pop(future)
             try:
                 yield batch, future.result()
@@ -242,6 +279,9 @@ class _ProcessPool:
                 yield batch, failed_outcomes(batch, f"worker error: {type(exc).__name__}: {exc}")
 
     def close(self, cancel: bool) -> None:
+        if cancel:  # end the running batches now, not when they finish (the executor has no public way)
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
@@ -255,13 +295,27 @@ class _Dask:
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
             )
             address = self._cluster.scheduler_address
-        self._client = Client(address)
+        try:
+            self._client = Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            raise ParameterError(
+                f"scheduler = {address!r} did not answer within {CONNECT_SECONDS} s ({type(exc).__name__}); "
+                "allowed: the address of a running Dask scheduler (its dashboard or scheduler log shows it)"
+            ) from None
+        dashboard = self._client.dashboard_link if self._cluster is None else None
+        print(
+            f"fls: Dask scheduler {address}" + (f", dashboard {dashboard}" if dashboard else ""),
+            file=sys.stderr,
+        )
 
     @property
     def slots(self) -> int:
         return max(1, sum(self._client.nthreads().values()))
 
-    def results(self, runner: Runner, batches: list[list[Run]]) -> Iterator[tuple[list[Run], list[Outcome]]]:
+    def results(
+        self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
+    ) -> Iterator[tuple[list[Run], list[Outcome]]]:
+        """On Ctrl-C the batches not yet finished are cancelled (the cluster schedules them, not the driver)."""
         from dask.distributed import as_completed as dask_completed
 
         futures = {
@@ -271,6 +325,9 @@ class _Dask:
             for batch in batches
         }
         for future in dask_completed(futures):
+            if interrupt.requested:
+                self._client.cancel(list(futures))
+                return
             batch = futures.pop(future)
             try:
                 outcomes = future.result()
@@ -316,6 +373,11 @@ def _backend_factory(workers: int | None, scheduler: str | None, runner: Runner)
                 f"workers = {workers} applies to local workers, not to scheduler = {scheduler!r}; "
                 "allowed: workers=None with a scheduler address (the cluster has its own size)"
             )
+        if not SCHEDULER_ADDRESS.fullmatch(scheduler):
+            raise ParameterError(
+                f"scheduler = {scheduler!r} is not a scheduler address; allowed: 'local', 'local:N', or "
+                "PROTOCOL://HOST:PORT such as tcp://node1:8786"
+            )
         return lambda: _Dask(scheduler, 0)
     count = scheduler.partition(":")[2]
     if count and not (count.isdigit() and int(count) >= 1):
@@ -349,6 +411,7 @@ def run_sweep(
     progress: bool = True,
     retry_failed: bool = False,
     runs: Sequence[Run] | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> pd.DataFrame:
     """Run every run of ``config`` not yet in the store at ``store_dir``; return the store's run table.
 
@@ -364,15 +427,42 @@ def run_sweep(
         runs: the runs, already expanded from ``config`` by a family with a schema of its own (e.g. the deep
             runs of :mod:`compare.deep_config`); ``config`` is then that resolved config, which needs [sweep]
             name and batch_size, and every run a ``run_id``. None: ``config`` is checked and expanded here.
+        max_runs: refuse a grid of more runs than this (counted before any run is made); None: no limit.
     """
     if runs is None:
-        config = load_config(config)
+        config = load_config(config, check_runs=False)
+        total = count_runs(config)
+        if max_runs is not None and total > check_int("max_runs", max_runs, minimum=1):
+            sizes = " x ".join(str(len(values)) for values in config["grid"].values())
+            raise ParameterError(
+                f"the grid has {total} runs ({sizes}), more than max_runs = {max_runs}; allowed: a smaller grid, or "
+                "a larger max_runs (`fls sweep --yes`) if you mean it"
+            )
         runs = expand_runs(config)
     runner = execute_batch if runner is None else runner
     start_backend = _backend_factory(workers, scheduler, runner)
-    store = create_store(store_dir, config)
-    store.remove_partial_writes()
-    statuses = store.statuses()
+    with store_lock(writable_directory(store_dir)):
+        store = create_store(store_dir, config)
+        repair = store.repair()
+        for problem in repair.problems:
+            print(f"fls: {store.directory}: {problem}; its batch runs again", file=sys.stderr)
+        if repair.quarantined:
+            moved = ", ".join(repair.quarantined)
+            print(f"fls: {store.directory}: moved to quarantine/: {moved}", file=sys.stderr)
+        return _run_missing(config, runs, store, start_backend, runner, progress, retry_failed)
+
+
+def _run_missing(
+    config: Mapping[str, Any],
+    runs: Sequence[Run],
+    store: RunStore,
+    start_backend: Callable[[], _Backend],
+    runner: Runner,
+    progress: bool,
+    retry_failed: bool,
+) -> pd.DataFrame:
+    """The body of :func:`run_sweep` once the store is locked and repaired."""
+    statuses, origin = store.statuses(), provenance.collect()
     retried = {run_id for run_id, status in statuses.items() if retry_failed and status == "failed"}
     todo = [run for run in runs if run["run_id"] not in statuses or run["run_id"] in retried]
     kept = [status for run_id, status in statuses.items() if run_id not in retried]
@@ -383,16 +473,16 @@ def run_sweep(
         name=config["sweep"]["name"],
         enabled=progress,
     )
-    with bar:
+    with bar, Interrupt() as interrupt:
         if todo:
             backend = start_backend()
             try:
                 batches = make_batches(todo, config["sweep"]["batch_size"], backend.slots)
                 pending = {id(batch): batch for batch in batches}
                 bar.update(finished=0, failed=0, running=_running(pending, backend.slots))
-                for batch, outcomes in backend.results(runner, batches):
+                for batch, outcomes in backend.results(runner, batches, interrupt):
                     rows = [{**row, "fls_version": VERSION} for row, _ in outcomes]
-                    store.write_batch(rows, [arrays for _, arrays in outcomes])
+                    store.write_batch(rows, [arrays for _, arrays in outcomes], origin)
                     del pending[id(batch)]
                     bar.update(
                         finished=len(rows), failed=_failures(rows), running=_running(pending, backend.slots)
@@ -400,5 +490,10 @@ def run_sweep(
             except BaseException:
                 backend.close(cancel=True)
                 raise
-            backend.close(cancel=False)
+            backend.close(cancel=interrupt.requested)
+    if interrupt.requested:
+        raise SweepInterrupted(
+            f"sweep stopped by Ctrl-C: {len(store.statuses())} of {len(runs)} runs stored in "
+            f"{str(store.directory)!r}; run the same command again to resume (stored runs are kept)"
+        )
     return store.table()

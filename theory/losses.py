@@ -69,3 +69,8 @@ def as_sample_weight(value: Any, n: int) -> np.ndarray | None:
     if total <= 0.0:
         raise ParameterError("sample_weight sums to 0; allowed: finite values >= 0 with a positive sum")
     return omega * (n / total)
+
+#: Each loss at the margin u = 0, i.e. the risk of the zero function: log 2 (logistic), exp(0) = 1
+#: (exponential), (1 - 0)^2 / 2 (squared). A target risk at or above it is met by f = 0, so at t = 0 by an
+#: antisymmetric initialization (docs/design.md section 2, stopping rule).
+RISK_AT_ZERO = {"logistic": 0.6931471805599453, "exponential": 1.0, "squared": 0.5}

@@ -66,21 +66,24 @@ def test_partial_writes_are_ignored_by_readers_and_removed_before_a_resume(tmp_p
     orphan = tmp_path / "trajectories" / "part-00000009-abc.parquet"  # its batch never committed its rows
     pq.write_table(pq.read_table(next((tmp_path / "trajectories").glob("part-*"))), orphan)
     assert len(store.table()) == 1 and len(store.trajectories()) == 1
-    assert store.remove_partial_writes() == 3
+    assert store.repair().removed == 3
     committed = next((tmp_path / "runs").glob("part-*")).name
     left = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.parquet")}
     assert left == {f"runs/{committed}", f"trajectories/{committed}"}
 
 
-def test_a_batch_with_a_truncated_part_is_removed_whole_so_it_runs_again(tmp_path):
+def test_a_batch_with_a_truncated_part_is_quarantined_whole_so_it_runs_again(tmp_path):
     store = create_store(tmp_path, CONFIG)
     kept = store.write_batch([row(0.1, 0)], [{"t": [1.0]}])
     lost = store.write_batch([row(0.1, 1), row(1.0, 1)], [{"t": [1.0]}, {"t": [2.0, 3.0]}])
     store.write_batch([row(1.0, 0)], [{"t": [4.0]}])
     truncated = tmp_path / "trajectories" / lost.name
     truncated.write_bytes(truncated.read_bytes()[:-20])  # as a power loss may leave it
-    assert store.remove_partial_writes() == 2
-    assert not lost.exists() and not truncated.exists() and kept.exists()
+    assert [str(problem) for problem in store.damage()] == [f"trajectories/{lost.name}: checksum mismatch"]
+    repair = store.repair()
+    assert repair.quarantined == [f"runs/{lost.name}", f"trajectories/{lost.name}"] and repair.removed == 0
+    assert not lost.exists() and not truncated.exists() and kept.exists() and store.damage() == []
+    assert (tmp_path / "quarantine" / "runs" / lost.name).exists()
     assert sorted(store.statuses()) == ["id-0.1-0", "id-1.0-0"]
     assert store.arrays("id-1.0-0")["t"].tolist() == [4.0]
 
