@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from fls.compare.config import expand_runs, load_config, read_toml
+from fls.compare.config import anchor_data_paths, expand_runs, load_config, read_toml
 from fls.compare.interrupt import SweepInterrupted
 from fls.compare.overrides import parse_assignment, with_assignments
 from fls.compare.plots import phase_diagram
@@ -138,10 +138,15 @@ def verify(
 ) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     configure_threads()
-    tables = with_assignments(read_toml(DEFAULT_CONFIG if config is None else config), assignments)
+    tables = _config_tables(DEFAULT_CONFIG if config is None else config, assignments)
     verify_claims(
         out, config=tables, workers=workers, scheduler=scheduler, family=family, device=device
     )  # prints its summary
+
+
+def _config_tables(config: Path, assignments: tuple[str, ...]) -> dict[str, Any]:
+    """The tables of the TOML file CONFIG with the --set changes, its data paths taken relative to its folder."""
+    return anchor_data_paths(with_assignments(read_toml(config), assignments), Path(config).resolve().parent)
 
 
 def _sweep(
@@ -149,7 +154,7 @@ def _sweep(
 ) -> tuple[dict[str, Any], Path, Any]:
     """Run (or resume) the sweep of CONFIG with the --set changes; returns its resolved config, its store and
     its run table."""
-    resolved = load_config(with_assignments(read_toml(config), assignments), check_runs=False)
+    resolved = load_config(_config_tables(config, assignments), check_runs=False)
     store = default_store_dir(resolved) if store is None else store
     configure_threads()
     return resolved, store, run_sweep(resolved, store, **options)

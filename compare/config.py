@@ -138,6 +138,23 @@ def _data_model(given: Mapping[str, Any]) -> str:
     return _value("data.model", given.get("model", "gaussian_mixture"), str, one_of(DATA_MODELS))
 
 
+def anchor_data_paths(tables: Mapping[str, Any], base: str | os.PathLike[str]) -> dict[str, Any]:
+    """A copy of a config's tables whose ``data.path`` values (in [data] and in [grid]) are absolute, relative
+    ones taken against ``base``: what a path in a TOML file means once its tables are handled as a mapping (for
+    example after ``--set`` changes), whose own base would be the working directory."""
+    anchored = dict(tables)
+
+    def absolute(path: Any) -> Any:
+        return absolute_path(path, base) if isinstance(path, str) else path
+
+    data, grid = anchored.get("data"), anchored.get("grid")
+    if isinstance(data, Mapping) and "path" in data:
+        anchored["data"] = {**data, "path": absolute(data["path"])}
+    if isinstance(grid, Mapping) and isinstance(grid.get(DATA_PATH_KEY), list):
+        anchored["grid"] = {**grid, DATA_PATH_KEY: [absolute(path) for path in grid[DATA_PATH_KEY]]}
+    return anchored
+
+
 def _data_path(path: str, base: str | os.PathLike[str]) -> str:
     """data.path made absolute (relative paths are relative to ``base``, the config file's directory); a
     ConfigError when no file is there."""
