@@ -468,6 +468,7 @@ def scaling(
         "exponent": exponent,
         "literature": literature,
         "symbol": symbol,
+        "init": init,
     }
     return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, data=data)
 

@@ -127,10 +127,6 @@ def build_report(
     start = time.perf_counter()
     results = [draw_claim(table, result, figures) for result in analysis.results]
     phase = plots.phase_diagram(table, config, figures / "phase_diagram")[0]
-    runs = network_runs(table)
-    init = headline_init(runs)
-    chosen = base_cell(runs, init)[1] if init is not None else {}
-    error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0]
     picked = _trajectory_runs(table)
     alignment = (
         plots.alignment_over_time(
@@ -179,12 +175,6 @@ def build_report(
         f"![phase diagram]({phase.relative_to(out_dir).as_posix()})",
         "",
         caption,
-        "",
-    ]
-    lines += [
-        "## Test error against FLS",
-        "",
-        f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
         "",
     ]
     if alignment is not None:

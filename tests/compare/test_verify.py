@@ -33,7 +33,7 @@ def test_verify_writes_a_report_with_every_claim_and_figure(tiny_verify, capsys)
     for key in ("(a)", "(b)", "(c)", "(d)", "(e_n)", "(e_m)"):
         assert key in text
     assert "| claim | verdict |" in text and "```toml" in text
-    for name in ("phase_diagram", "error_vs_fls", "alignment_over_time", "claim_a_error_vs_fls"):
+    for name in ("phase_diagram", "alignment_over_time", "claim_a_error_vs_fls"):
         assert (out / "figures" / f"{name}.png").exists() and (out / "figures" / f"{name}.pdf").exists()
     assert len(open_store(out / "store").table()) == 3 * 5 * 4
 
