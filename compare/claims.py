@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fls.compare.optimum import locate_optimum, optimal_alpha
 from fls.compare.regimes import ALIGNED_PSI
 from fls.compare.selection import (
     MAX_MISSING,
@@ -63,7 +64,6 @@ from fls.compare.statistics import (
     held_out_depths,
     interval,
     resample_indices,
-    smooth_argmin,
 )
 from fls.compare.verdict import (
     DEFAULT_CONTEXT,
@@ -108,6 +108,11 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
     arg = np.array([np.nanargmin(row) if np.any(np.isfinite(row)) else -1 for row in boot])
     lo, hi = (round(q) for q in np.percentile(arg[arg >= 0], [2.5, 97.5]))
     last = len(grid.fls) - 1
+    optimum = locate_optimum(grid, context)
+    resolved = np.isfinite(optimum.fls) and all(np.isfinite(optimum.alpha_interval))
+    value, bounds = (
+        (optimum.fls, optimum.fls_interval) if resolved else (grid.fls[k], (grid.fls[lo], grid.fls[hi]))
+    )
     depths = held_out_depths(grid.values, n_boot=context.n_boot, seed=context.seed)
     if k in (0, last):
         verdict, reason = "fail", "the least mean test error is at an end of the FLS grid"
@@ -132,7 +137,7 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
         "min mean test error": f"{means[k]:.4f} at FLS {grid.fls[k]:.4g} (alpha {grid.alpha[k]:.3g})",
         "mean test error at the smallest FLS": f"{means[0]:.4f} (FLS {grid.fls[0]:.3g})",
         "mean test error at the largest FLS": f"{means[last]:.4f} (FLS {grid.fls[last]:.3g})",
-        "argmin FLS bootstrap interval (grid indices)": f"[{lo}, {hi}] of 0..{last}",
+        "alpha* (smooth argmin) and its 95% bootstrap interval": optimum.describe(),
         "held-out error(smallest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(
             depths[0][0], *depths[0][1]
         ),
@@ -146,10 +151,10 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
         verdict,
         reason,
         statistic,
-        float(grid.fls[k]),
-        (float(grid.fls[lo]), float(grid.fls[hi])),
+        float(value),
+        (float(bounds[0]), float(bounds[1])),
         evidence,
-        data={"chosen": chosen, "argmin_band": [grid.fls[lo], grid.fls[hi]]},
+        data={"chosen": chosen, "argmin_band": [float(bounds[0]), float(bounds[1])]},
     )
 
 
@@ -385,14 +390,6 @@ def reduced_models(
     return ClaimResult(
         "d", title, verdict, reason, statistic, first.value, first.interval, evidence, data={"chosen": chosen}
     )
-
-
-def optimal_alpha(grid: SeedGrid, means: np.ndarray | None = None) -> np.ndarray | float:
-    """alpha* of a cell: the smooth argmin (:func:`smooth_argmin`) of the mean test error over log alpha; pass
-    ``means`` (B, K) (bootstrap means over the grid's FLS order) for B values at once."""
-    order = np.argsort(grid.alpha)
-    values = grid.mean() if means is None else np.asarray(means)
-    return np.exp(smooth_argmin(np.log(grid.alpha[order]), values[..., order]))
 
 
 def scaling(

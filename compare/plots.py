@@ -32,6 +32,7 @@ from fls.compare.figure_style import (
 )
 from fls.compare.inputs import dataset_for
 from fls.compare.limits import boundaries
+from fls.compare.optimum import optimal_alpha
 from fls.compare.selection import network_runs, restrict, seed_grid
 from fls.compare.statistics import bootstrap_means, resample_indices
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext
@@ -262,7 +263,7 @@ def _phase_image(
     for i, level in enumerate(rows):
         sub = cell if level is None else cell[cell[y_key] == level]
         image[i] = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
-        star = claims.optimal_alpha(seed_grid(sub, "test_error"))
+        star = optimal_alpha(seed_grid(sub, "test_error"))
         optima.append(1 / (float(sub[C_KEY].iloc[0]) * star**2) if x_column == "fls" else star)
     return rows, xs, image, optima
 

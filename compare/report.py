@@ -112,10 +112,12 @@ def build_report(
     timings: Mapping[str, float] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
     recompute: bool = False,
+    sections: Sequence[str] = (),
 ) -> Report:
     """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
     when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
-    analysing the store (claims of ``families``, default the config's ``claims.families``)."""
+    analysing the store (claims of ``families``, default the config's ``claims.families``); ``sections``
+    (Markdown lines) follow the claims."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
@@ -164,6 +166,7 @@ def build_report(
         if result.figure is not None:
             lines += ["", f"![claim {result.key}]({result.figure.relative_to(out_dir).as_posix()})"]
         lines.append("")
+    lines += list(sections)
     caption = (
         "Colour: mean test error over seeds. Red lines: predicted boundaries (solid: alignment completes "
         "before escape; dashed: the initial function reaches order one). White dots: measured optimum of "

@@ -30,7 +30,7 @@ def _audited_run(action) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def verify_figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    return out, _audited_run(lambda: verify.verify(out, config=TINY, workers=0))
+    return out, _audited_run(lambda: verify.verify(out, config=TINY, workers=0, refine=False))
 
 
 def test_every_figure_of_verify_passes_the_audit(verify_figures):
