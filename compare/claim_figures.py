@@ -49,18 +49,13 @@ def _limits(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Pa
 
 
 def _scaling(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
-    samples = [np.asarray(s, dtype=float) for s in data["samples"]]
-    title = f"optimal α against {data['symbol']}" + (f" (init = {data['init']})" if "init" in data else "")
-    return plots.scaling_figure(
-        data["values"],
-        data["stars"],
-        samples,
-        data["exponent"],
-        data["literature"],
-        data["symbol"],
-        path,
-        title=title,
-    )
+    drawn = {data.get("init", "measured"): data, **data.get("others", {})}
+    series = {
+        init: {**found, "samples": [np.asarray(s, dtype=float) for s in found["samples"]]}
+        for init, found in drawn.items()
+    }
+    title = f"optimal α against {data['symbol']}" + (" by init" if len(series) > 1 else "")
+    return plots.scaling_figure(series, data["literature"], data["symbol"], path, title=title)
 
 
 def _strength_quality(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:

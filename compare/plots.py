@@ -194,34 +194,33 @@ def limits_figure(
 
 
 def scaling_figure(
-    values: Sequence[float],
-    stars: Sequence[float],
-    samples: Sequence[np.ndarray],
-    exponent: float,
+    series: Mapping[str, Mapping[str, Any]],
     literature: float,
     symbol: str,
     out_path: str | Path,
     *,
     title: str | None = None,
 ) -> list[Path]:
-    """alpha* against the second axis (log-log) with bootstrap intervals, the fit and the literature slope
-    (titled ``title``, default "optimal α against <symbol>")."""
-    values, stars = np.asarray(values, dtype=float), np.asarray(stars, dtype=float)
-    low = [np.nanpercentile(s, 2.5) for s in samples]
-    high = [np.nanpercentile(s, 97.5) for s in samples]
-    figure, ax = plt.subplots(figsize=(5.2, 4.0))
-    ax.errorbar(
-        values,
-        stars,
-        yerr=[stars - low, np.asarray(high) - stars],
-        fmt="o",
-        color="C0",
-        label="measured α* (95% bootstrap)",
-    )
-    grid = np.geomspace(values.min(), values.max(), 50)
-    anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
-    ax.plot(grid, anchor * grid**exponent, color="C0", label=f"fit: exponent {exponent:.2f}")
+    """alpha* against the second axis (log-log), one series per init (``series``: init -> ``values``,
+    ``stars``, ``samples`` (bootstrap draws of each alpha*), ``exponent``) with 95 % bootstrap intervals and
+    the fitted line, and the literature slope through the first series' middle point (titled ``title``,
+    default "optimal α against <symbol>")."""
+    figure, ax = plt.subplots(figsize=(5.6, 4.0))
+    for init, data in series.items():
+        values, stars = np.asarray(data["values"], dtype=float), np.asarray(data["stars"], dtype=float)
+        low = [np.nanpercentile(s, 2.5) for s in data["samples"]]
+        high = [np.nanpercentile(s, 97.5) for s in data["samples"]]
+        colour = INIT_COLOURS.get(init, "C3")
+        ax.errorbar(values, stars, yerr=[stars - low, np.asarray(high) - stars], fmt="o", color=colour)
+        grid = np.geomspace(values.min(), values.max(), 50)
+        exponent = float(data["exponent"])
+        anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
+        label = f"{init}: α* (95% bootstrap), fitted exponent {exponent:.2f}"
+        ax.plot(grid, anchor * grid**exponent, color=colour, label=label)
+    first = next(iter(series.values()))
+    values, stars = np.asarray(first["values"], dtype=float), np.asarray(first["stars"], dtype=float)
     middle = len(values) // 2
+    grid = np.geomspace(values.min(), values.max(), 50)
     ax.plot(
         grid,
         stars[middle] * (grid / values[middle]) ** literature,
@@ -235,7 +234,7 @@ def scaling_figure(
     ax.set_ylabel("optimal α*")
     ax.set_title(title or f"optimal α against {symbol}", fontsize=10)
     ax.grid(alpha=0.3, linewidth=0.4)
-    legend_below(figure, [ax], columns=2)
+    legend_below(figure, [ax], columns=1)
     return save(figure, out_path)
 
 

@@ -47,7 +47,8 @@ def u_shape(alpha, n=40, init="random_sign", centre=0.2):
 def test_a_u_shaped_table_passes_and_a_monotone_one_fails():
     passed = claims.interior_optimum(make_table(u_shape))
     assert passed.verdict == "pass"
-    assert np.min(np.abs(1 / np.sqrt(passed.value) / ALPHAS[9:11] - 1)) < 1e-9  # grid points around 0.2
+    assert ALPHAS[8] < 1 / np.sqrt(passed.value) < ALPHAS[11]  # the smooth argmin, near the centre 0.2
+    assert passed.interval[0] <= 1 / 0.2**2 <= passed.interval[1]  # its interval (in FLS) holds the centre
     assert passed.interval[0] > 1 / ALPHAS[-1] ** 2 and passed.interval[1] < 1 / ALPHAS[0] ** 2
     monotone = claims.interior_optimum(make_table(lambda a, n, i: {"test_error": 0.1 + 0.01 * np.log10(a)}))
     assert monotone.verdict == "fail"
