@@ -464,9 +464,9 @@ def scaling(
     }
     for other in [i for i in dict.fromkeys(runs[INIT_KEY]) if i != init]:  # one init's table has no other
         found = scaling(runs[runs[INIT_KEY] == other], axis, context, literature=literature)
+        value = "{:.3g} [{:.3g}, {:.3g}]".format(found.value, *found.interval) if found.data else found.reason
+        evidence.update({f"{other}: fitted exponent": f"{found.verdict}: {value}", "mechanism": MECHANISM})
         if found.data:
-            value = "{:.3g} [{:.3g}, {:.3g}]: {}".format(found.value, *found.interval, found.verdict)
-            evidence.update({f"{other}: fitted exponent": value, "mechanism": MECHANISM})
             data.setdefault("others", {})[other] = found.data
     return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, data=data)
 

@@ -127,6 +127,22 @@ def test_scaling_recovers_the_exponent_of_the_optimum(exponent, verdict):
     assert claims.scaling(table, "model.width").verdict == "inconclusive"
 
 
+def test_scaling_reports_every_init_with_its_own_exponent_and_verdict():
+    ns = (10, 20, 40, 80, 160)
+    moving = {"random_sign": 0.0, "antisymmetric": -1.0}  # pinned, and on the literature line
+    table = make_table(
+        lambda a, n, i: u_shape(a, centre=0.2 * (n / 40) ** moving[i]),
+        ns=ns,
+        noise=0.001,
+        inits=tuple(moving),
+    )
+    result = claims.scaling(table, "data.n")
+    assert result.verdict == "fail" and result.value == pytest.approx(0.0, abs=0.15)
+    assert result.evidence["antisymmetric: fitted exponent"].startswith("pass: ")
+    assert "f0 boundary" in result.evidence["mechanism"]
+    assert result.data["others"]["antisymmetric"]["exponent"] == pytest.approx(-1.0, abs=0.15)
+
+
 def test_smooth_argmin_finds_the_vertex_of_a_parabola():
     x = np.linspace(-3, 3, 13)
     assert statistics.smooth_argmin(x, (x - 0.37) ** 2) == pytest.approx(0.37)

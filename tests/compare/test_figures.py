@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from fls.compare import figure_audit, figure_style, quality_runner, verify
+from fls.compare import claim_figures, claims, figure_audit, figure_style, quality_runner, verify
+from tests.compare.test_claims import make_table, u_shape
 from tests.compare.test_verify import TINY
 
 
@@ -108,3 +109,17 @@ def test_the_audit_finds_colliding_tick_labels_and_separate_colour_scales():
 )
 def test_tick_labels_are_short(value, label):
     assert figure_style.short_number(value) == label
+
+
+def test_the_scaling_figure_of_two_inits_passes_the_audit(tmp_path):
+    moving = {"random_sign": 0.0, "antisymmetric": -1.0}
+    table = make_table(
+        lambda a, n, i: u_shape(a, centre=0.2 * (n / 40) ** moving[i]),
+        ns=(10, 20, 40, 80, 160),
+        noise=0.001,
+        inits=tuple(moving),
+    )
+    result = claims.scaling(table, "data.n")
+    found = _audited_run(lambda: claim_figures.draw_claim(table, result, tmp_path))
+    (defects,) = found.values()
+    assert defects == [] and "by init" in next(iter(found))
