@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fls.compare import claim_figures, claims, figure_audit, figure_style, quality_runner, verify
+from fls.compare.vocabulary import THREAD_VARIABLES
 from tests.compare.test_claims import make_table, u_shape
 from tests.compare.test_verify import TINY
 
@@ -23,6 +24,8 @@ def _audited_run(action) -> dict[str, list[str]]:
         close(figure)
 
     with pytest.MonkeyPatch.context() as patch:
+        for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
+            patch.setenv(variable, "1")
         patch.setattr(plt, "close", audit_then_close)
         action()
     return found
@@ -123,3 +126,17 @@ def test_the_scaling_figure_of_two_inits_passes_the_audit(tmp_path):
     found = _audited_run(lambda: claim_figures.draw_claim(table, result, tmp_path))
     (defects,) = found.values()
     assert defects == [] and "by init" in next(iter(found))
+
+
+@pytest.mark.slow
+def test_every_figure_of_the_default_verify_passes_the_audit(tmp_path):
+    found = _audited_run(lambda: verify.verify(tmp_path, workers=2))
+    assert len(found) >= 8  # claims (a)-(e_n) (no width axis: no (e_m)), the phase diagram, the alignment
+    assert {name: defects for name, defects in found.items() if defects} == {}
+
+
+@pytest.mark.slow
+def test_every_figure_of_the_default_quality_verify_passes_the_audit(tmp_path):
+    found = _audited_run(lambda: verify.verify_quality(tmp_path, workers=2))
+    assert len(found) == 2
+    assert {name: defects for name, defects in found.items() if defects} == {}
