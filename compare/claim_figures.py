@@ -32,12 +32,16 @@ def _error_vs_fls(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> l
 def _alignment(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
     runs = network_runs(table)
     cell = restrict(runs[runs[INIT_KEY] == data["init"]], data["chosen"])
-    return plots.metric_panels(cell, path, ("Psi", "cos_bayes", "oa"), references=data["references"])
+    titles = ("alignment with the class sum", "alignment with the Bayes direction", "over-alignment")
+    return plots.metric_panels(
+        cell, path, ("Psi", "cos_bayes", "oa"), titles=titles, references=data["references"]
+    )
 
 
 def _overfitting(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
-    columns = ("of", "f0_contamination", "test_error")
-    return plots.metric_panels(network_runs(table), path, columns, chosen=data["chosen"])
+    titles = ("over-fitting", "contamination by the initial function")
+    columns = ("of", "f0_contamination")  # the test error itself is claim (a)'s figure
+    return plots.metric_panels(network_runs(table), path, columns, titles=titles, chosen=data["chosen"])
 
 
 def _limits(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
@@ -45,10 +49,13 @@ def _limits(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Pa
 
 
 def _scaling(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
-    samples = [np.asarray(s, dtype=float) for s in data["samples"]]
-    return plots.scaling_figure(
-        data["values"], data["stars"], samples, data["exponent"], data["literature"], data["symbol"], path
-    )
+    drawn = {data.get("init", "measured"): data, **data.get("others", {})}
+    series = {
+        init: {**found, "samples": [np.asarray(s, dtype=float) for s in found["samples"]]}
+        for init, found in drawn.items()
+    }
+    title = f"optimal α against {data['symbol']}" + (" by init" if len(series) > 1 else "")
+    return plots.scaling_figure(series, data["literature"], data["symbol"], path, title=title)
 
 
 def _strength_quality(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
@@ -104,5 +111,5 @@ def draw_claim(table: pd.DataFrame, result: ClaimResult, figure_dir: Path) -> Cl
 
 
 def _curve(table: pd.DataFrame, data: Mapping[str, Any], path: Path) -> list[Path]:
-    labels = {k: data[k] for k in ("xlabel", "ylabel") if k in data}
+    labels = {k: data[k] for k in ("xlabel", "ylabel", "title") if k in data}
     return plots.curve_figure(data["x"], data["y"], path, **labels)

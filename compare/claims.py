@@ -5,11 +5,8 @@ A claim returns :class:`compare.verdict.ClaimResult`: ``pass``, ``fail`` or ``in
 reason), the statistic it decides on, a 95 % bootstrap interval for it, the numbers behind the verdict and the
 data its figure is drawn from (claims decide, :mod:`compare.claim_figures` draws). Thresholds are keyword
 parameters with the defaults below; a config sets them in its ``[claims.<key>]`` tables (docs/config.md).
-Uncertainty comes from the seeds: each seed draws its own training set, test set and initialization, so the
-seeds are the independent replicates, and the bootstrap resamples them (:data:`compare.statistics.N_BOOT`
-resamples from ``np.random.default_rng(seed)``; a run table gives the same verdicts every time). Within one
-cell (runs that share everything but alpha, c and the seed) the resampled seeds are the same at every alpha (a
-paired bootstrap), since one seed is one data set across the grid.
+Uncertainty comes from the seeds (each draws its own training set, test set and initialization): the bootstrap
+resamples them, the same seeds at every alpha of a cell (a paired bootstrap; :mod:`compare.statistics`).
 
 Which runs a claim reads: runs of the discrete or flow engines that reached their target (status
 ``target_reached``); the headline init is ``random_sign`` when the table has it (the paper's); when the table
@@ -20,21 +17,12 @@ Claims (:data:`CLAIMS`, registered as the family ``fls`` in :mod:`compare.regist
 
 - (a) an interior optimal FLS: the FLS of least mean test error is inside the grid, its bootstrap interval
   excludes both ends, and both ends err more than the minimum on held-out seeds
-  (:func:`compare.statistics.held_out_depths`: the bootstrap interval of an argmin alone passes pure noise
-  about one time in five);
-- (b) over-alignment at large FLS: at the largest FLS, Psi >= ``aligned_psi``
-  (:data:`compare.regimes.ALIGNED_PSI`) and the cosine of w_hat+ with the Bayes direction equals that of the
-  class sum x+ within ``cos_tolerance``; OA falls with alpha (OA at the largest FLS exceeds OA at the
-  smallest);
-- (c) over-fitting at small FLS: OF at the smallest FLS exceeds OF at the largest; for the antisymmetric init
-  (f0 = 0) the evidence says whether the large-alpha arm of the test error survives (error at the smallest FLS
-  above the minimum by more than ``arm_tolerance``);
-- (d) the reduced models match the full runs in their limits: at the largest FLS the reduced model of the
-  directional flow, at the smallest FLS the lazy kernel flow (each within max(``error_tolerance``, E / sqrt m)
-  in mean test error, E the predicted error, m the width), and the escape time grows like log(1/alpha) /
-  lambda+ (slope ratio within 1 +- ``escape_tolerance``);
+  (:func:`compare.statistics.held_out_depths`: an argmin's interval alone passes pure noise one time in five);
+- (b) over-alignment at large FLS, (c) over-fitting at small FLS, (d) the reduced models match the full runs
+  in their limits: each function's docstring states its rule and thresholds;
 - (e) the optimal alpha's scaling, alpha* ~ n^a m^b, fitted exponents next to the literature's a = -1, b =
-  -1/2: pass when the literature value lies in the bootstrap interval of the fitted exponent.
+  -1/2: pass when the literature value lies in the bootstrap interval of the fitted exponent (headline init;
+  the other init's exponent and verdict in the evidence).
 """
 
 from __future__ import annotations
@@ -44,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fls.compare.optimum import locate_optimum, optimal_alpha
 from fls.compare.regimes import ALIGNED_PSI
 from fls.compare.selection import (
     MAX_MISSING,
@@ -63,7 +52,6 @@ from fls.compare.statistics import (
     held_out_depths,
     interval,
     resample_indices,
-    smooth_argmin,
 )
 from fls.compare.verdict import (
     DEFAULT_CONTEXT,
@@ -88,6 +76,12 @@ ESCAPE_TOLERANCE = 0.2
 #: Literature exponents of alpha* ~ n^a m^b (docs/design.md section 2), by grid key.
 LITERATURE_EXPONENTS = {N_KEY: -1.0, WIDTH_KEY: -0.5}
 
+#: Why the inits' optima move differently (claim (e), docs/design.md section 2, lazy limit).
+MECHANISM = (
+    "the random-sign optimum is pinned by the f0 boundary (the initial function reaches order one at "
+    "c alpha^2 sqrt(m) ~ 1, whatever n), while with the antisymmetric init f0 = 0 and its optimum is free to move"
+)
+
 
 def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> ClaimResult:
     """(a) The FLS of least mean test error is inside the grid; its bootstrap interval excludes both ends."""
@@ -108,6 +102,11 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
     arg = np.array([np.nanargmin(row) if np.any(np.isfinite(row)) else -1 for row in boot])
     lo, hi = (round(q) for q in np.percentile(arg[arg >= 0], [2.5, 97.5]))
     last = len(grid.fls) - 1
+    optimum = locate_optimum(grid, context)
+    resolved = np.isfinite(optimum.fls) and all(np.isfinite(optimum.alpha_interval))
+    value, bounds = (
+        (optimum.fls, optimum.fls_interval) if resolved else (grid.fls[k], (grid.fls[lo], grid.fls[hi]))
+    )
     depths = held_out_depths(grid.values, n_boot=context.n_boot, seed=context.seed)
     if k in (0, last):
         verdict, reason = "fail", "the least mean test error is at an end of the FLS grid"
@@ -132,7 +131,7 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
         "min mean test error": f"{means[k]:.4f} at FLS {grid.fls[k]:.4g} (alpha {grid.alpha[k]:.3g})",
         "mean test error at the smallest FLS": f"{means[0]:.4f} (FLS {grid.fls[0]:.3g})",
         "mean test error at the largest FLS": f"{means[last]:.4f} (FLS {grid.fls[last]:.3g})",
-        "argmin FLS bootstrap interval (grid indices)": f"[{lo}, {hi}] of 0..{last}",
+        "alpha* (smooth argmin) and its 95% bootstrap interval": optimum.describe(),
         "held-out error(smallest FLS) - error(argmin)": "{:.4f} [{:.4f}, {:.4f}]".format(
             depths[0][0], *depths[0][1]
         ),
@@ -146,10 +145,10 @@ def interior_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEX
         verdict,
         reason,
         statistic,
-        float(grid.fls[k]),
-        (float(grid.fls[lo]), float(grid.fls[hi])),
+        float(value),
+        (float(bounds[0]), float(bounds[1])),
         evidence,
-        data={"chosen": chosen, "argmin_band": [grid.fls[lo], grid.fls[hi]]},
+        data={"chosen": chosen, "argmin_band": [float(bounds[0]), float(bounds[1])]},
     )
 
 
@@ -387,14 +386,6 @@ def reduced_models(
     )
 
 
-def optimal_alpha(grid: SeedGrid, means: np.ndarray | None = None) -> np.ndarray | float:
-    """alpha* of a cell: the smooth argmin (:func:`smooth_argmin`) of the mean test error over log alpha; pass
-    ``means`` (B, K) (bootstrap means over the grid's FLS order) for B values at once."""
-    order = np.argsort(grid.alpha)
-    values = grid.mean() if means is None else np.asarray(means)
-    return np.exp(smooth_argmin(np.log(grid.alpha[order]), values[..., order]))
-
-
 def scaling(
     table: pd.DataFrame,
     axis: str,
@@ -403,7 +394,8 @@ def scaling(
     literature: float | None = None,
 ) -> ClaimResult:
     """(e) The exponent of alpha* against ``axis`` (data.n or model.width), next to ``literature`` (default:
-    the literature's, :data:`LITERATURE_EXPONENTS`)."""
+    the literature's, :data:`LITERATURE_EXPONENTS`): decided on the headline init, with every other init's
+    exponent and verdict in the evidence and :data:`MECHANISM` (why random-sign and antisymmetric differ)."""
     axis = check_choice("axis", axis, tuple(LITERATURE_EXPONENTS))
     symbol = {N_KEY: "n", WIDTH_KEY: "m"}[axis]
     literature = LITERATURE_EXPONENTS[axis] if literature is None else float(literature)
@@ -468,7 +460,14 @@ def scaling(
         "exponent": exponent,
         "literature": literature,
         "symbol": symbol,
+        "init": init,
     }
+    for other in [i for i in dict.fromkeys(runs[INIT_KEY]) if i != init]:  # one init's table has no other
+        found = scaling(runs[runs[INIT_KEY] == other], axis, context, literature=literature)
+        value = "{:.3g} [{:.3g}, {:.3g}]".format(found.value, *found.interval) if found.data else found.reason
+        evidence.update({f"{other}: fitted exponent": f"{found.verdict}: {value}", "mechanism": MECHANISM})
+        if found.data:
+            data.setdefault("others", {})[other] = found.data
     return ClaimResult(key, title, verdict, reason, statistic, exponent, bounds, evidence, data=data)
 
 

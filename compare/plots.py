@@ -13,23 +13,33 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-from fls.compare.vocabulary import ALPHA_KEY, C_KEY, INIT_KEY, WIDTH_KEY
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-import matplotlib.ticker
+import matplotlib.patheffects
 import numpy as np
 import pandas as pd
 
 from fls.compare import claims
+from fls.compare.figure_style import (
+    FLS_LABEL,
+    fls_axis,
+    legend_below,
+    log_axis,
+    nonnegative_axis,
+    panel_titles,
+    plain_log_ticks,
+    plt,
+    save,
+    shared_log_norm,
+)
 from fls.compare.inputs import dataset_for
 from fls.compare.limits import boundaries
+from fls.compare.optimum import optimal_alpha
 from fls.compare.selection import network_runs, restrict, seed_grid
 from fls.compare.statistics import bootstrap_means, resample_indices
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext
+from fls.compare.vocabulary import ALPHA_KEY, C_KEY, DATA_MODEL_KEY, INIT_KEY, N_KEY, WIDTH_KEY
+
+#: A black outline under a white line, so that it shows on the image and in the legend below it.
+OUTLINED = [matplotlib.patheffects.Stroke(linewidth=3, foreground="k"), matplotlib.patheffects.Normal()]
 
 #: Line colours by init.
 INIT_COLOURS = {"random_sign": "C0", "antisymmetric": "C1", "gaussian": "C2"}
@@ -46,18 +56,9 @@ LABELS = {
     "pred_lazy_error": "lazy limit (K0 + f0)",
 }
 
-
-def save(figure: plt.Figure, out_path: str | Path) -> list[Path]:
-    """Write ``figure`` as PNG and PDF at ``out_path`` (any suffix is replaced); close it; return both
-    paths."""
-    base = Path(out_path).with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    paths = [base.with_suffix(".png"), base.with_suffix(".pdf")]
-    figure.tight_layout()
-    for path in paths:
-        figure.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(figure)
-    return paths
+#: Metric columns that are >= 0 by definition (OA and OF are differences to a minimum over a set that holds
+#: the compared direction; the contamination is a ratio of norms): drawn on an axis starting at 0.
+NONNEGATIVE = ("oa", "of", "f0_contamination")
 
 
 def _band(
@@ -84,32 +85,6 @@ def _band(
     ax.fill_between(grid.fls, low, high, color=colour, alpha=0.2, linewidth=0)
 
 
-FLS_LABEL = "FLS = 1/(c α²)"
-
-#: Tick labels as plain numbers.
-PLAIN = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
-
-
-def log_axis(ax: plt.Axes, which: str = "x") -> None:
-    """A log scale with plain tick labels ("0.01", "1e+08"; math text would be parsed for every tick)."""
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    _plain_log_ticks(axis, subs=(1.0,) if which == "x" else (1.0, 2.0, 5.0))
-
-
-def _plain_log_ticks(axis: matplotlib.axis.Axis, subs: tuple[float, ...]) -> None:
-    """Major ticks at subs x 10^k labelled as plain numbers, unlabelled minor ticks."""
-    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
-    axis.set_major_formatter(PLAIN)
-    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-
-
-def _fls_axis(ax: plt.Axes) -> None:
-    log_axis(ax, "x")
-    ax.set_xlabel(FLS_LABEL)
-    ax.grid(alpha=0.3, linewidth=0.4)
-
-
 def error_vs_fls(
     table: pd.DataFrame,
     out_path: str | Path,
@@ -120,7 +95,8 @@ def error_vs_fls(
     column: str = "test_error",
 ) -> list[Path]:
     """Mean test error (or another test measure ``column``, e.g. ``test_mse`` of regression runs) against FLS
-    for each init, with bootstrap bands; the argmin's interval shaded."""
+    for each init, with bootstrap bands; the argmin's interval shaded (a line where the interval is a single
+    FLS)."""
     quantity = "test error" if column == "test_error" else column.replace("_", " ")
     runs = restrict(network_runs(table), chosen)
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -136,16 +112,18 @@ def error_vs_fls(
     bayes = runs["bayes_error"].dropna() if "bayes_error" in runs else pd.Series(dtype=float)
     if len(bayes):
         ax.axhline(float(bayes.mean()), color="k", linestyle=":", linewidth=1, label="Bayes error")
-    if argmin_band is not None:
+    if argmin_band is not None and argmin_band[1] > argmin_band[0]:
         ax.axvspan(*argmin_band, color="0.6", alpha=0.25, label="argmin, 95% interval")
-    _fls_axis(ax)
+    elif argmin_band is not None:
+        ax.axvline(argmin_band[0], color="0.4", linewidth=1, label="argmin (interval: one FLS)")
+    fls_axis(ax)
     log_axis(ax, "y")
     ax.set_ylabel(f"{quantity} (mean over seeds)")
     where = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
     ax.set_title(
         f"{quantity} against feature-learning strength" + (f" ({where})" if where else ""), fontsize=10
     )
-    ax.legend(fontsize=8)
+    legend_below(figure, [ax])
     return save(figure, out_path)
 
 
@@ -154,11 +132,14 @@ def metric_panels(
     out_path: str | Path,
     columns: Sequence[str],
     *,
+    titles: Sequence[str] | None = None,
     chosen: Mapping[str, Any] | None = None,
     references: Mapping[str, float] | None = None,
     context: ClaimContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
-    """One panel per metric column against FLS, a line per init, optional horizontal reference values."""
+    """One lettered panel per metric column against FLS (titled by ``titles``, default the column labels), a
+    line per init, optional horizontal reference values; quantities >= 0 by definition
+    (:data:`NONNEGATIVE`) on an axis that starts at 0."""
     runs = restrict(network_runs(table), chosen)
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
@@ -173,12 +154,12 @@ def metric_panels(
             )
         if references and column in references:
             ax.axhline(references[column], color="k", linestyle="--", linewidth=1, label="class-sum value")
-        _fls_axis(ax)
+        fls_axis(ax)
         ax.set_ylabel(LABELS.get(column, column))
-        if column in ("f0_contamination", "of", "oa"):
-            ax.set_yscale("symlog", linthresh=1e-3)
-            ax.yaxis.set_major_formatter(PLAIN)
-        ax.legend(fontsize=7)
+        if column in NONNEGATIVE:
+            nonnegative_axis(ax)
+    panel_titles(axes[0], titles or [LABELS.get(column, column) for column in columns])
+    legend_below(figure, axes[0])
     return save(figure, out_path)
 
 
@@ -207,39 +188,42 @@ def limits_figure(
         for column, colour in (("pred_small_alpha_error", "C4"), ("pred_lazy_error", "C5")):
             if column in cell:
                 _band(ax, cell, column, colour=colour, label=LABELS[column], context=context, linestyle="--")
-        _fls_axis(ax)
+        fls_axis(ax)
         log_axis(ax, "y")
         ax.set_ylabel("test error")
-        ax.legend(fontsize=7)
+    panel_titles(axes[0], [f"init = {init}" for init in inits])
+    legend_below(figure, axes[0], columns=2)
     return save(figure, out_path)
 
 
 def scaling_figure(
-    values: Sequence[float],
-    stars: Sequence[float],
-    samples: Sequence[np.ndarray],
-    exponent: float,
+    series: Mapping[str, Mapping[str, Any]],
     literature: float,
     symbol: str,
     out_path: str | Path,
+    *,
+    title: str | None = None,
 ) -> list[Path]:
-    """alpha* against the second axis (log-log) with bootstrap intervals, the fit and the literature slope."""
-    values, stars = np.asarray(values, dtype=float), np.asarray(stars, dtype=float)
-    low = [np.nanpercentile(s, 2.5) for s in samples]
-    high = [np.nanpercentile(s, 97.5) for s in samples]
-    figure, ax = plt.subplots(figsize=(5.2, 4.0))
-    ax.errorbar(
-        values,
-        stars,
-        yerr=[stars - low, np.asarray(high) - stars],
-        fmt="o",
-        color="C0",
-        label="measured α* (95% bootstrap)",
-    )
-    grid = np.geomspace(values.min(), values.max(), 50)
-    anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
-    ax.plot(grid, anchor * grid**exponent, color="C0", label=f"fit: exponent {exponent:.2f}")
+    """alpha* against the second axis (log-log), one series per init (``series``: init -> ``values``,
+    ``stars``, ``samples`` (bootstrap draws of each alpha*), ``exponent``) with 95 % bootstrap intervals and
+    the fitted line, and the literature slope through the first series' middle point (titled ``title``,
+    default "optimal α against <symbol>")."""
+    figure, ax = plt.subplots(figsize=(5.6, 4.0))
+    for init, data in series.items():
+        values, stars = np.asarray(data["values"], dtype=float), np.asarray(data["stars"], dtype=float)
+        low = [np.nanpercentile(s, 2.5) for s in data["samples"]]
+        high = [np.nanpercentile(s, 97.5) for s in data["samples"]]
+        colour = INIT_COLOURS.get(init, "C3")
+        ax.errorbar(values, stars, yerr=[stars - low, np.asarray(high) - stars], fmt="o", color=colour)
+        grid = np.geomspace(values.min(), values.max(), 50)
+        exponent = float(data["exponent"])
+        anchor = np.exp(np.mean(np.log(stars)) - exponent * np.mean(np.log(values)))
+        label = f"{init}: α* (95% bootstrap), fitted exponent {exponent:.2f}"
+        ax.plot(grid, anchor * grid**exponent, color=colour, label=label)
+    first = next(iter(series.values()))
+    values, stars = np.asarray(first["values"], dtype=float), np.asarray(first["stars"], dtype=float)
     middle = len(values) // 2
+    grid = np.geomspace(values.min(), values.max(), 50)
     ax.plot(
         grid,
         stars[middle] * (grid / values[middle]) ** literature,
@@ -251,8 +235,9 @@ def scaling_figure(
     log_axis(ax, "y")
     ax.set_xlabel(symbol)
     ax.set_ylabel("optimal α*")
+    ax.set_title(title or f"optimal α against {symbol}", fontsize=10)
     ax.grid(alpha=0.3, linewidth=0.4)
-    ax.legend(fontsize=8)
+    legend_below(figure, [ax], columns=1)
     return save(figure, out_path)
 
 
@@ -268,35 +253,49 @@ def _edges(centres: np.ndarray, *, log: bool) -> np.ndarray:
     return np.exp(edges) if log else edges
 
 
+def _phase_image(
+    cell: pd.DataFrame, x_column: str, y_key: str | None
+) -> tuple[list[Any], np.ndarray, np.ndarray, list[float]]:
+    """Rows (levels of ``y_key``), x centres, the mean test error image (rows x centres) and each row's
+    measured optimum on the x axis (FLS or alpha) of one init's runs."""
+    rows = sorted(cell[y_key].unique()) if y_key else [None]
+    xs = np.sort(cell[x_column].unique())
+    image = np.full((len(rows), len(xs)), np.nan)
+    optima = []
+    for i, level in enumerate(rows):
+        sub = cell if level is None else cell[cell[y_key] == level]
+        image[i] = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
+        star = optimal_alpha(seed_grid(sub, "test_error"))
+        optima.append(1 / (float(sub[C_KEY].iloc[0]) * star**2) if x_column == "fls" else star)
+    return rows, xs, image, optima
+
+
 def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str | Path) -> list[Path]:
-    """Mean test error over (x = [phase] x, y = [phase] y) as an image, one panel per init, with the predicted
-    boundaries (:func:`compare.limits.boundaries`) as lines, the measured optimum of each row as white dots
-    and, when y is data.n or model.width, the literature slope alpha* ~ n^-1 m^-1/2 through the middle row's
-    optimum (dashed)."""
+    """Mean test error over (x = [phase] x, y = [phase] y) as an image, one lettered panel per init on one
+    shared colour scale, with the predicted boundaries (:func:`compare.limits.boundaries`) as lines, the
+    measured optimum of each row as white dots and, when y is data.n or model.width, the literature slope
+    alpha* ~ n^-1 m^-1/2 through the middle row's optimum (dotted); the legend sits below the panels."""
 
     phase = config.get("phase", {})
     x_key = phase.get("x", "fls")
     y_key = phase.get("y")
+    x_column = "fls" if x_key == "fls" else ALPHA_KEY
     runs = network_runs(table)
     runs = runs[runs["status"] == "target_reached"]
     inits = list(dict.fromkeys(runs[INIT_KEY])) or ["(none)"]
-    figure, axes = plt.subplots(1, len(inits), figsize=(5.6 * len(inits), 4.4), squeeze=False)
+    cells = {init: runs[runs[INIT_KEY] == init] for init in inits}
+    images = {init: _phase_image(cell, x_column, y_key) for init, cell in cells.items() if not cell.empty}
+    norm = shared_log_norm(image for _, _, image, _ in images.values())
+    figure, axes = plt.subplots(1, len(inits), figsize=(5.2 * len(inits), 4.2), squeeze=False)
+    mesh = None
     for ax, init in zip(axes[0], inits, strict=True):
-        cell = runs[runs[INIT_KEY] == init]
-        if cell.empty:
+        ax.set_xlabel(FLS_LABEL if x_key == "fls" else "α")
+        ax.set_ylabel(y_key or "(one row)")
+        if init not in images:
             ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
             continue
-        x_column = "fls" if x_key == "fls" else ALPHA_KEY
-        rows = sorted(cell[y_key].unique()) if y_key else [None]
-        xs = np.sort(cell[x_column].unique())
-        image = np.full((len(rows), len(xs)), np.nan)
-        optima = []
-        for i, level in enumerate(rows):
-            sub = cell if level is None else cell[cell[y_key] == level]
-            means = sub.groupby(x_column)["test_error"].mean().reindex(xs).to_numpy()
-            image[i] = means
-            star = claims.optimal_alpha(seed_grid(sub, "test_error"))
-            optima.append(1 / (float(sub[C_KEY].iloc[0]) * star**2) if x_key == "fls" else star)
+        cell = cells[init]
+        rows, xs, image, optima = images[init]
         y_positions = np.arange(len(rows), dtype=float)
         mesh = ax.pcolormesh(
             _edges(xs, log=True),
@@ -304,10 +303,8 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
             image,
             cmap="viridis",
             shading="flat",
-            norm=matplotlib.colors.LogNorm(),
+            norm=norm,
         )
-        bar = figure.colorbar(mesh, ax=ax, label="mean test error")
-        _plain_log_ticks(bar.ax.yaxis, subs=(1.0, 2.0, 5.0))
         ax.plot(optima, y_positions, "o", color="white", markeredgecolor="k", label="measured optimum")
         for i, level in enumerate(rows):
             sub = cell if level is None else cell[cell[y_key] == level]
@@ -335,16 +332,18 @@ def phase_diagram(table: pd.DataFrame, config: Mapping[str, Any], out_path: str 
                 y_positions,
                 color="white",
                 linestyle=":",
+                path_effects=OUTLINED,
                 label="literature scaling",
             )
         log_axis(ax, "x")
         ax.set_xlim(_edges(xs, log=True)[[0, -1]])
         ax.set_yticks(y_positions)
         ax.set_yticklabels([str(level) for level in rows] if y_key else [""])
-        ax.set_ylabel(y_key or "")
-        ax.set_xlabel(FLS_LABEL if x_key == "fls" else "α")
-        ax.set_title(f"init = {init}", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.6)
+    panel_titles(axes[0], [f"init = {init}" for init in inits])
+    if mesh is not None:
+        bar = figure.colorbar(mesh, ax=axes[0, -1], label="mean test error (scale shared by the panels)")
+        plain_log_ticks(bar.ax.yaxis, subs=(1.0, 2.0, 5.0))
+    legend_below(figure, axes[0], columns=4)
     return save(figure, out_path)
 
 
@@ -353,8 +352,10 @@ def alignment_over_time(
     table: pd.DataFrame,
     out_path: str | Path,
 ) -> list[Path]:
-    """Psi(t) and cos(w_hat+, s)(t) of the runs in ``arrays`` (run_id -> the run's trajectories), coloured by
-    alpha, with the tanh law psi(t) = tanh(lambda+ t + artanh Psi(0)) of the smallest alpha's data set."""
+    """Psi(t) and cos(w_hat+, s)(t) of the runs in ``arrays`` (run_id -> the run's trajectories, runs of one
+    data set, init and seed, named in the title), coloured by alpha. The tanh law psi(t) = tanh(lambda+ t +
+    artanh Psi(0)) (docs/design.md section 2) is drawn for the smallest alpha only where its assumption holds,
+    an orthogonally separable training set; otherwise the panel's title says it does not apply."""
     rows = table.set_index("run_id").loc[list(arrays)]
     alphas = rows[ALPHA_KEY].to_numpy(dtype=float)
     colours = plt.cm.viridis(np.linspace(0, 1, max(len(alphas), 2)))
@@ -368,29 +369,46 @@ def alignment_over_time(
         t = data["obs_t"]
         for ax, key in zip(axes, ("obs_Psi", "obs_cos_bayes"), strict=True):
             if key in data:
-                ax.plot(t[1:], data[key][1:], color=colours[rank], label=f"alpha={alphas[index]:.2g}")
+                ax.plot(t[1:], data[key][1:], color=colours[rank], label=f"α = {alphas[index]:.2g}")
     smallest = rows.index[order[0]]
-    lam = float(rows.loc[smallest].get("lambda_plus", np.nan)) if "lambda_plus" in rows else np.nan
+    first = rows.loc[smallest]
+    separable = dataset_for({"run_id": smallest, **first.to_dict()}).orthogonally_separable
+    lam = float(first.get("lambda_plus", np.nan))
     data = arrays[smallest]
-    if np.isfinite(lam) and "obs_t" in data and len(data["obs_t"]) > 1:
+    law = "the tanh law does not apply (training set not orthogonally separable)"
+    if separable and np.isfinite(lam) and "obs_t" in data and len(data["obs_t"]) > 1:
         t = np.geomspace(max(data["obs_t"][1], 1e-3), data["obs_t"][-1], 200)
         psi0 = float(np.clip(data["obs_Psi"][0], -0.999, 0.999))
         axes[0].plot(
             t, np.tanh(lam * t + np.arctanh(psi0)), color="k", linestyle="--", label="tanh law, rate λ₊"
         )
+        law = "with the tanh law of the smallest α"
     for ax, label in zip(axes, (LABELS["Psi"], LABELS["cos_bayes"]), strict=True):
         log_axis(ax, "x")
         ax.set_xlabel("gradient-flow time t")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, linewidth=0.4)
-    axes[0].legend(fontsize=7, ncol=2)
+    panel_titles(axes, [f"alignment with the class sum:\n{law}", "alignment with the Bayes direction"])
+    figure.suptitle(
+        f"{first.get(DATA_MODEL_KEY, 'data')}, n = {first.get(N_KEY, '?')}, init = {first[INIT_KEY]}, "
+        f"seed {first['seed']}",
+        fontsize=10,
+    )
+    legend_below(figure, axes, columns=4)
     return save(figure, out_path)
 
 
 def curve_figure(
-    x: Sequence[float], y: Sequence[float], out_path: str | Path, *, xlabel: str = "x", ylabel: str = "y"
+    x: Sequence[float],
+    y: Sequence[float],
+    out_path: str | Path,
+    *,
+    xlabel: str = "x",
+    ylabel: str = "y",
+    title: str | None = None,
 ) -> list[Path]:
-    """y against x as a line with markers (a log axis where the values span more than two decades)."""
+    """y against x as a line with markers (a log axis where the values span more than two decades), titled
+    ``title`` (default "<ylabel> against <xlabel>")."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     figure, ax = plt.subplots(figsize=(5.2, 3.8))
     ax.plot(x, y, marker="o", ms=3, color="C0")
@@ -404,5 +422,6 @@ def curve_figure(
             log_axis(ax, which)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{ylabel} against {xlabel}", fontsize=10)
     ax.grid(alpha=0.3, linewidth=0.4)
     return save(figure, out_path)

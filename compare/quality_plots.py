@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
-from fls.compare.plots import plt, save
+from fls.compare.figure_style import SHORT, legend_below, log_axis, panel_titles, plt, save
 from fls.compare.quality_claims import Correlation
 from fls.compare.quality_curves import CURVE_ERRORS
 from fls.compare.vocabulary import N_KEY
@@ -19,7 +20,8 @@ from fls.compare.vocabulary import N_KEY
 def strength_quality_figure(
     runs: pd.DataFrame, found: Sequence[Correlation], quality: str, out_path: str | Path
 ) -> list[Path]:
-    """Every strength measure against the quality, one panel each, colour = data size, size = FLS."""
+    """Every strength measure against the quality, one lettered panel each (titled by the measure and its
+    rank correlation), colour = data size, marker size = log FLS; one legend below the panels."""
     figure, axes = plt.subplots(1, len(found), figsize=(4.0 * len(found), 3.6), sharey=True)
     sizes = sorted(runs[N_KEY].unique())
     for ax, correlation in zip(np.atleast_1d(axes), found, strict=True):
@@ -35,19 +37,25 @@ def strength_quality_figure(
             )
         if correlation.measure in ("weight_change", "kernel_change"):
             ax.set_xscale("log")
-        lo, hi = correlation.interval
-        ax.set_title(f"rho = {correlation.rho:+.2f} [{lo:+.2f}, {hi:+.2f}]\n{correlation.state}", fontsize=9)
         ax.set_xlabel(correlation.measure.replace("_", " "))
+        ax.set_ylabel(f"{quality.replace('_', ' ')} (error at init / after)")
         ax.set_yscale("log")
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    np.atleast_1d(axes)[0].set_ylabel(f"{quality.replace('_', ' ')} (error at init / after)")
-    np.atleast_1d(axes)[0].legend(fontsize=8, title="marker size ~ log FLS", title_fontsize=7)
+    titles = []
+    for correlation in found:
+        lo, hi = correlation.interval
+        titles.append(
+            f"{correlation.measure.replace('_', ' ')}: ρ = {correlation.rho:+.2f} [{lo:+.2f}, {hi:+.2f}]\n"
+            f"{correlation.state}"
+        )
+    panel_titles(np.atleast_1d(axes), titles)
+    legend_below(figure, np.atleast_1d(axes), columns=4, title="colour: n; marker size ~ log FLS")
     return save(figure, out_path)
 
 
 def learning_curve_figure(curves: Mapping[str, pd.DataFrame], out_path: str | Path) -> list[Path]:
-    """Test error against n per task: the network at the largest and the smallest FLS, the kernels at init,
-    and the after-kernels at the largest FLS."""
+    """Test error against n, one lettered panel per task: the network at the largest and the smallest FLS,
+    the kernels at init, and the after-kernels at the largest FLS; one legend below the panels."""
     figure, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.8))
     for ax, (name, table) in zip(np.atleast_1d(axes), curves.items(), strict=True):
         rich, lazy = table["fls"].max(), table["fls"].min()
@@ -68,6 +76,11 @@ def learning_curve_figure(curves: Mapping[str, pd.DataFrame], out_path: str | Pa
             color="C0",
             label=f"network (FLS {lazy:.3g})",
         )
-        ax.set(xscale="log", yscale="log", xlabel="n", ylabel="test error", title=name)
-    np.atleast_1d(axes)[0].legend(fontsize=6)
+        ax.set(xscale="log", xlabel="n", ylabel="test error")
+        ax.set_xticks(sorted(table[N_KEY].unique()))
+        ax.xaxis.set_major_formatter(SHORT)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, "y")
+    panel_titles(np.atleast_1d(axes), list(curves))
+    legend_below(figure, np.atleast_1d(axes), columns=3)
     return save(figure, out_path)

@@ -115,12 +115,14 @@ def build_report(
     context: ClaimContext = DEFAULT_CONTEXT,
     recompute: bool = False,
     allow_partial: bool = False,
+    sections: Sequence[str] = (),
 ) -> Report:
     """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
     when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
-    analysing the store (claims of ``families``, default the config's ``claims.families``). A store that lacks
-    runs of its sweep or has damaged parts raises compare.completeness.PartialStore naming them, unless
-    ``allow_partial`` (then report.md says what the table lacks)."""
+    analysing the store (claims of ``families``, default the config's ``claims.families``); ``sections``
+    (Markdown lines) follow the claims. A store that lacks runs of its sweep or has damaged parts raises
+    compare.completeness.PartialStore naming them, unless ``allow_partial`` (then report.md says what the table
+    lacks)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
@@ -135,9 +137,6 @@ def build_report(
     labelled, regression = split_by_task(table)
     runs = network_runs(labelled)
     phase = plots.phase_diagram(labelled, config, figures / "phase_diagram")[0] if len(runs) else None
-    init = headline_init(runs)
-    chosen = base_cell(runs, init)[1] if init is not None else {}
-    error_curve = plots.error_vs_fls(runs, figures / "error_vs_fls", chosen=chosen)[0] if len(runs) else None
     fitted = network_runs(regression)
     mse_curve = (
         plots.error_vs_fls(fitted, figures / "mse_vs_fls", column="test_mse")[0] if len(fitted) else None
@@ -181,6 +180,7 @@ def build_report(
         if result.figure is not None:
             lines += ["", f"![claim {result.key}]({result.figure.relative_to(out_dir).as_posix()})"]
         lines.append("")
+    lines += list(sections)
     caption = (
         "Colour: mean test error over seeds. Red lines: predicted boundaries (solid: alignment completes "
         "before escape; dashed: the initial function reaches order one). White dots: measured optimum of "
@@ -193,13 +193,6 @@ def build_report(
             f"![phase diagram]({phase.relative_to(out_dir).as_posix()})",
             "",
             caption,
-            "",
-        ]
-    if error_curve is not None:
-        lines += [
-            "## Test error against FLS",
-            "",
-            f"![error against FLS]({error_curve.relative_to(out_dir).as_posix()})",
             "",
         ]
     if mse_curve is not None:

@@ -27,6 +27,7 @@ from fls.compare.quality_curves import headline_ratio, learning_curves
 from fls.compare.quality_plots import learning_curve_figure
 from fls.compare.quality_report import pooled_with_control, write_quality_report
 from fls.compare.quality_runner import MAIN_SWEEP, quality_sweeps, run_quality_batch
+from fls.compare.refine import refine_optimum
 from fls.compare.report import build_report, claims_table
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
@@ -48,11 +49,13 @@ def verify(
     scheduler: str | None = None,
     family: str | None = None,
     device: str | None = None,
+    refine: bool = True,
 ) -> Path:
     """Run the sweep of ``config`` (default :data:`DEFAULT_CONFIG`) into ``out_dir/store`` (resuming a stopped
     one), check the claims of ``family`` (default: the config's ``claims.families``), write
     ``out_dir/report.md`` and its figures, print the claims table and the wall times, and return the report's
-    path.
+    path. With ``refine``, claim (a)'s optimum is resolved further after the grid (:mod:`compare.refine`,
+    its rounds under ``out_dir``) and reported.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
     staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
@@ -77,11 +80,22 @@ def verify(
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     store = out_dir / "store"
-    run_sweep(resolved, store, workers=workers, scheduler=scheduler)
+    table = run_sweep(resolved, store, workers=workers, scheduler=scheduler)
     sweep_seconds = time.perf_counter() - start
-    report = build_report(store, out_dir, families=families, timings={"sweep": sweep_seconds})
+    sections, timings = [], {"sweep": sweep_seconds}
+    if refine:
+        refinement = refine_optimum(resolved, table, out_dir, workers=workers)
+        timings["refine"] = time.perf_counter() - start - sweep_seconds
+        sections = refinement.markdown()
+    report = build_report(store, out_dir, families=families, timings=timings, sections=sections)
     total = time.perf_counter() - start
     print(claims_table(report.results))
+    if refine:
+        optimum = refinement.optimum
+        print(
+            f"optimum: {refinement.status} ({refinement.reason})"
+            + (f": {optimum.describe()}" if optimum else "")
+        )
     print(
         f"{len(report.table)} runs; wall time {total:.1f} s (sweep {sweep_seconds:.1f} s, "
         + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items() if k != "sweep")

@@ -47,7 +47,8 @@ def u_shape(alpha, n=40, init="random_sign", centre=0.2):
 def test_a_u_shaped_table_passes_and_a_monotone_one_fails():
     passed = claims.interior_optimum(make_table(u_shape))
     assert passed.verdict == "pass"
-    assert np.min(np.abs(1 / np.sqrt(passed.value) / ALPHAS[9:11] - 1)) < 1e-9  # grid points around 0.2
+    assert ALPHAS[8] < 1 / np.sqrt(passed.value) < ALPHAS[11]  # the smooth argmin, near the centre 0.2
+    assert passed.interval[0] <= 1 / 0.2**2 <= passed.interval[1]  # its interval (in FLS) holds the centre
     assert passed.interval[0] > 1 / ALPHAS[-1] ** 2 and passed.interval[1] < 1 / ALPHAS[0] ** 2
     monotone = claims.interior_optimum(make_table(lambda a, n, i: {"test_error": 0.1 + 0.01 * np.log10(a)}))
     assert monotone.verdict == "fail"
@@ -124,6 +125,22 @@ def test_scaling_recovers_the_exponent_of_the_optimum(exponent, verdict):
     assert result.verdict == verdict
     assert result.value == pytest.approx(exponent, abs=0.15)
     assert claims.scaling(table, "model.width").verdict == "inconclusive"
+
+
+def test_scaling_reports_every_init_with_its_own_exponent_and_verdict():
+    ns = (10, 20, 40, 80, 160)
+    moving = {"random_sign": 0.0, "antisymmetric": -1.0}  # pinned, and on the literature line
+    table = make_table(
+        lambda a, n, i: u_shape(a, centre=0.2 * (n / 40) ** moving[i]),
+        ns=ns,
+        noise=0.001,
+        inits=tuple(moving),
+    )
+    result = claims.scaling(table, "data.n")
+    assert result.verdict == "fail" and result.value == pytest.approx(0.0, abs=0.15)
+    assert result.evidence["antisymmetric: fitted exponent"].startswith("pass: ")
+    assert "f0 boundary" in result.evidence["mechanism"]
+    assert result.data["others"]["antisymmetric"]["exponent"] == pytest.approx(-1.0, abs=0.15)
 
 
 def test_smooth_argmin_finds_the_vertex_of_a_parabola():

@@ -1,12 +1,15 @@
 """verify end to end: a tiny sweep in-process (fast), and the default sweep (slow: minutes)."""
 
+import functools
 import time
 
 import pytest
 
 from fls.compare import plots
+from fls.compare import verify as verify_module
 from fls.compare.config import expand_runs, load_config
 from fls.compare.deep_config import expand_deep_runs, load_deep_config
+from fls.compare.refine import refine_optimum
 from fls.compare.report import write_report
 from fls.compare.store import open_store
 from fls.compare.verify import DEFAULT_CONFIG, verify
@@ -24,7 +27,9 @@ TINY = {
 @pytest.fixture(scope="module")
 def tiny_verify(tmp_path_factory):
     out = tmp_path_factory.mktemp("verify")
-    return out, verify(out, config=TINY, workers=0)
+    with pytest.MonkeyPatch.context() as patch:  # one refinement round: the wiring, not the budget
+        patch.setattr(verify_module, "refine_optimum", functools.partial(refine_optimum, max_rounds=1))
+        return out, verify(out, config=TINY, workers=0)
 
 
 def test_verify_writes_a_report_with_every_claim_and_figure(tiny_verify, capsys):
@@ -34,7 +39,9 @@ def test_verify_writes_a_report_with_every_claim_and_figure(tiny_verify, capsys)
     for key in ("(a)", "(b)", "(c)", "(d)", "(e_n)", "(e_m)"):
         assert key in text
     assert "| claim | verdict |" in text and "```toml" in text
-    for name in ("phase_diagram", "error_vs_fls", "alignment_over_time", "claim_a_error_vs_fls"):
+    assert "## Resolution of the optimum" in text and "- round 1:" in text
+    assert (out / "refine-1").exists()
+    for name in ("phase_diagram", "alignment_over_time", "claim_a_error_vs_fls"):
         assert (out / "figures" / f"{name}.png").exists() and (out / "figures" / f"{name}.pdf").exists()
     assert len(open_store(out / "store").table()) == 3 * 5 * 4
 
