@@ -10,7 +10,7 @@ import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
-from fls.simulate.flow.hybrid import FlowOutcome, HybridFlow
+from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import SlidingWeights
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
@@ -133,6 +133,7 @@ def integrate_flow(
     save_at: Any = None,
     stop_rule: StopRule | None = None,
     coords: str = "auto",
+    record_events: bool = False,
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
@@ -151,6 +152,8 @@ def integrate_flow(
         coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only), 'span' (W - W(0) in
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
             ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
+        record_events: keep every transition: ``info["event_log"]`` then holds arrays ``t``, ``neuron``,
+            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event.
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
@@ -168,7 +171,8 @@ def integrate_flow(
     arithmetic = float_arithmetic(loss)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
     integrator = piece_integrator(method, rtol, atol)
-    flow = HybridFlow(coordinates, integrator, rule, loss)
+    log = EventLog() if record_events else None
+    flow = HybridFlow(coordinates, integrator, rule, loss, log)
     recorder = Recorder(schedule, coordinates, loss)
     # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
@@ -188,6 +192,8 @@ def integrate_flow(
         "c": c,
         "stop_rule": rule.describe() if rule is not None else None,
     }
+    if log is not None:
+        info["event_log"] = log.arrays()
     return run_result(
         outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense, info=info
     )

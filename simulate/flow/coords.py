@@ -23,6 +23,7 @@ import sympy as sp
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
+from fls.simulate.flow.samples import SampleGroups
 from fls.theory import symbolic as S
 from fls.theory.compiled import compile_field, numpy_namespace
 
@@ -53,14 +54,16 @@ class Coordinates:
         self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic, row: int | None = None
     ) -> None:
         self.arith = arithmetic
-        self.X, self.y = X, y
+        self.X_all, self.y = X, y  # every sample, and every label (the stopping rules and the risk use them)
+        self.samples = SampleGroups(X, y, arithmetic)
+        X = self.X = self.samples.X  # one representative per distinct surface (:mod:`~simulate.flow.samples`)
         self.XT = np.ascontiguousarray(X.T)  # the products with X^T run faster on a contiguous copy
         self.n, self.d = X.shape
         self.m = m
         self.row = self.d if row is None else row  # numbers per neuron in the first block of the state
         # c in the arithmetic itself, so c/n and every product with it are exact to its precision
         self.c = arithmetic.convert(np.array([c]))[0]
-        self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
+        self.rate = self.c / len(y)  # the neuron factor c/n of the mean-risk field, n counting every sample
         self.x_norms = arithmetic.row_norms(X)
 
     @property
@@ -80,6 +83,14 @@ class Coordinates:
         D, amp, _ = self.parts(Y)
         return self.output_of_parts(D, amp, weights)
 
+    def sample_factors(self, f: Any) -> Any:
+        """The sample factors s (..., n) of the representatives from their outputs f (..., n)."""
+        return self.samples.factors(f)
+
+    def all_outputs(self, f: Any) -> Any:
+        """The outputs of every sample (what the stopping rules see) from the representatives' f."""
+        return self.samples.outputs(f)
+
     def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
         """f (..., n) from the parts (D, amp) of :meth:`parts`."""
         return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
@@ -95,7 +106,7 @@ class Coordinates:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
         AD = weights.active * D  # the mode's smooth extension of relu(D)
-        s = self.arith.sample(self.c * (amp @ AD), self.y)
+        s = self.sample_factors(self.c * (amp @ AD))
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
         self._velocity(aux, AD, weights.weighted_gates(s), s, block, per_neuron)
@@ -172,7 +183,7 @@ class PlainCoordinates(Coordinates):
         A = weights.active
         P = W @ self.XT
         f = self.c * (v @ (A * P))
-        s = self.arith.sample(f, self.y)
+        s = self.sample_factors(f)
         df = np.concatenate(
             [
                 (self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d),
@@ -180,7 +191,7 @@ class PlainCoordinates(Coordinates):
             ],
             axis=1,
         )
-        Js = sample_slope(loss)(f, self.y)[:, None] * df
+        Js = self.samples.slopes(f, sample_slope(loss))[:, None] * df
         G = np.einsum("lji,ik->jkl", weights.weighted_gates(np.eye(n)), self.X)  # (m, d, n)
         H = weights.weighted_gates(s) @ self.X
         J = np.empty((self.size, self.size))

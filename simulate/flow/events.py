@@ -93,7 +93,7 @@ class PieceGuards:
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
         f = self.coords.output(Y[None], self.weights)
-        return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
+        return self.stop_rule.value(self.coords.all_outputs(f), self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:
         """Guard values (K, G) at states Ys (K, size), written column block by column block into one array.
@@ -125,11 +125,11 @@ class PieceGuards:
         coords, S = self.coords, self.n_sliding
         out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
         if S:
-            mu = self.weights.mu(coords.arith.sample(f, coords.y))
+            mu = self.weights.mu(coords.sample_factors(f))
             out[:, :S] = mu
             out[:, S : 2 * S] = 1 - mu
         if self.stop_rule is not None:
-            out[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
+            out[:, -1] = self.stop_rule.value(coords.all_outputs(f), coords.y, coords.arith)
         return out
 
     def column(self, Y: Any, col: int) -> Any:
@@ -139,9 +139,10 @@ class PieceGuards:
             j, i = self.pair(col)
             return int(self.weights.mode.side[j, i]) * self.coords.cosine(Y, j, i)
         if kind == STOP:
-            return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
+            f = self.coords.all_outputs(self.coords.output(Y, self.weights))
+            return self.stop_rule.value(f, self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
-        s = self.coords.arith.sample(self.coords.output(Y, self.weights), self.coords.y)
+        s = self.coords.sample_factors(self.coords.output(Y, self.weights))
         mu = self.weights.mu(s)[k]
         return mu if kind == MU_LOW else 1 - mu
 
@@ -203,6 +204,26 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
         lowest = g1 + (vertex - t1) * (slope01 + curvature * (vertex - t0))
     deep = (curvature > 0) & (lowest < 0.5 * g1)
     return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
+
+
+def _hump(step: StepGuards, col: int, a: Any, b: Any, xtol: float) -> tuple[Any, Any] | None:
+    """(time, value) of the positive maximum of guard ``col`` on [a, b], or None when it is nowhere positive.
+
+    A guard that starts on its surface and is below it at the next sample either left the wrong way (the
+    piece's mode is wrong for it) or rose and came back within one sample interval: a pair that crosses onto
+    the inactive side with a small rate and is turned back at once (it then enters sliding). The second is a
+    genuine event inside [a, b], bracketed by the hump's top and b; reporting it at a would repeat the same
+    event forever.
+    """
+    found = minimize_scalar(
+        lambda t: -float(step.column(t, col)),
+        bounds=(float(a), float(b)),
+        method="bounded",
+        options={"xatol": xtol},
+    )
+    if not -found.fun > 0:
+        return None
+    return found.x, -found.fun
 
 
 def crossings(
@@ -323,12 +344,16 @@ def first_event(
     thresholds = step.thresholds
     Gf = np.asarray(G, dtype=np.float64)
     columns, crossed, wrong_way = crossings(Gf, thresholds, step.seen_positive)
-    if np.any(wrong_way):  # a guard that left its surface the wrong way: an event at the last sample before
+    brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
+    if np.any(wrong_way):  # a guard that starts on its surface is below it at the next sample
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
-            return step.event(ts[k], int(columns[np.flatnonzero(wrong_way[k])[0]]), Gf[k])
+            for col in columns[np.flatnonzero(wrong_way[k])].tolist():
+                hump = _hump(step, col, ts[k], ts[k + 1], xtol)
+                if hump is None:  # it left the wrong way: an event at the last sample before
+                    return step.event(ts[k], col, Gf[k])
+                brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
         crossed[k:] = False
-    brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     which = np.flatnonzero(crossed.any(axis=0))
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     for k, col in zip(ks.tolist(), columns[which].tolist()):

@@ -62,6 +62,37 @@ class EventCounts:
     jac_evals: int = 0
 
 
+#: The kinds of transition an event log records (:class:`EventLog`).
+TRANSITIONS = ("cross", "enter_sliding", "leave_sliding")
+
+
+@dataclass
+class EventLog:
+    """Every transition of a run, in order, like solve_ivp's ``t_events``: at time ``t[k]`` the pair (neuron
+    ``neuron[k]``, sample ``sample[k]``) crossed its surface, entered sliding or left it (``kind[k]``, one of
+    :data:`TRANSITIONS`). Transitions of one event share its time."""
+
+    t: list[float] = field(default_factory=list)
+    neuron: list[int] = field(default_factory=list)
+    sample: list[int] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+
+    def add(self, t: Any, neuron: int, sample: int, kind: str) -> None:
+        self.t.append(float(t))
+        self.neuron.append(int(neuron))
+        self.sample.append(int(sample))
+        self.kind.append(kind)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The log as arrays ``t`` (float), ``neuron``, ``sample`` (int) and ``kind`` (str)."""
+        return {
+            "t": np.asarray(self.t, dtype=np.float64),
+            "neuron": np.asarray(self.neuron, dtype=np.int64),
+            "sample": np.asarray(self.sample, dtype=np.int64),
+            "kind": np.asarray(self.kind, dtype=str),
+        }
+
+
 @dataclass
 class FlowOutcome:
     """End of a hybrid run: status (a RunResult status), where it stopped, and the mode of every piece."""
@@ -78,9 +109,15 @@ class HybridFlow:
     """The event loop over smooth pieces for one problem (coordinates carry X, y, c and the arithmetic)."""
 
     def __init__(
-        self, coords: Coordinates, integrator: PieceIntegrator, stop_rule: StopRule | None, loss: str
+        self,
+        coords: Coordinates,
+        integrator: PieceIntegrator,
+        stop_rule: StopRule | None,
+        loss: str,
+        log: EventLog | None = None,
     ) -> None:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
+        self.log = log  # every transition, when asked for
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
@@ -110,14 +147,15 @@ class HybridFlow:
         return jac
 
     # -- events ------------------------------------------------------------------------------------------
-    def initial_mode(self, Y: Any) -> tuple[Any, Mode]:
+    def initial_mode(self, t: Any, Y: Any) -> tuple[Any, Mode]:
         """The mode at the start: signs of the pre-activations; pairs that start on a surface are selected."""
         cos = self.arith.to_float(self.coords.cosines(Y))
         mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
         touching = np.abs(cos) <= self.arith.touch_tol
         if not touching.any():
             return Y, mode
-        Y, mode, _ = self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
+        weights = SlidingWeights(mode, self.gram, self.arith)
+        Y, mode, _ = self.apply_event(Y, mode, weights, touching, {}, t)
         return Y, mode
 
     def event_pairs(self, mode: Mode, guards: PieceGuards, end: PieceEnd):
@@ -149,8 +187,10 @@ class HybridFlow:
         weights: SlidingWeights,
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
+        t: Any,
     ) -> tuple[Any, Mode, list[int]]:
-        """Project the touched neurons onto their surfaces, select their next modes, count the transitions.
+        """Project the touched neurons onto their surfaces, select their next modes, count (and log) the
+        transitions at time t.
 
         Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
         """
@@ -160,7 +200,7 @@ class HybridFlow:
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        s_a = arith.sample(coords.output(Y, weights), coords.y)
+        s_a = coords.sample_factors(coords.output(Y, weights))
         s = arith.to_float(s_a)
         h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j
         signs = coords.signs(Y)
@@ -176,13 +216,18 @@ class HybridFlow:
                 np.where(rate > 0, ACTIVE, INACTIVE),
             )
             new = select_neuron_mode(self.X_float, s, signs[j], old, surfaces, prefer, hints.get(j))
-            for was, now in zip(before.tolist(), new[surfaces].tolist(), strict=True):
-                if was != SLIDING and now == -was:
+            for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
+                kind = _transition(was, now)
+                if kind is None:
+                    continue
+                if kind == "cross":
                     counts.switches += 1
-                elif was != SLIDING and now == SLIDING:
+                elif kind == "enter_sliding":
                     counts.sliding_entries += 1
-                elif was == SLIDING and now != SLIDING:
+                else:
                     counts.sliding_exits += 1
+                if self.log is not None:
+                    self.log.add(t, j, coords.samples.index[i], kind)
             rows[j] = new
         return Y, mode.with_rows(rows), affected
 
@@ -190,7 +235,7 @@ class HybridFlow:
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
         counts = self.counts
-        Y, mode = self.initial_mode(Y0)
+        Y, mode = self.initial_mode(t0, Y0)
         t, step, instant = t0, None, 0
         modes: list[Mode] = []
         recorder.start(t, Y)
@@ -232,12 +277,26 @@ class HybridFlow:
             counts.events += 1
             instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * max(1.0, abs(float(t))) else 0
             if instant > MAX_INSTANT_EVENTS:
+                j, i = guards.pair(end.column) if guards.kind(end.column) == PAIR else guards.sliding_pair(end.column)
+                i = self.coords.samples.index[i]
                 return outcome(
                     "failed",
-                    f"{instant} events in a row without progress at t = {float(t):.10g}",
+                    f"{instant} events in a row without progress at t = {float(t):.10g} (neuron {j}, sample {i}): "
+                    "the flow is not unique there",
                     end.t,
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
             t = end.t
-            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints)
+            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t)
+
+
+def _transition(was: int, now: int) -> str | None:
+    """The kind of transition (one of :data:`TRANSITIONS`) of a pair going from side ``was`` to ``now``, or None."""
+    if was != SLIDING and now == -was:
+        return "cross"
+    if was != SLIDING and now == SLIDING:
+        return "enter_sliding"
+    if was == SLIDING and now != SLIDING:
+        return "leave_sliding"
+    return None

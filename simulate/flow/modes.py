@@ -9,7 +9,9 @@ Neuron j's field is w_j' = (c/n) v_j X^T q_j with q_ji = s_i * gate_ji, and the 
 
       K_SS z = -K_{S,A} s_A,      z_i = s_i mu_i,                                            (1)
 
-  so z = M_j s with M_j = -K_SS^{-1} K_{S,:} diag(1_A) fixed on the piece (:class:`SlidingWeights`).
+  so z = M_j s with M_j = -K_SS^+ K_{S,:} diag(1_A) fixed on the piece (:class:`SlidingWeights`). K_SS is
+  singular when sliding samples repeat or are collinear (one surface, held twice); the pseudo-inverse gives
+  the minimal-norm z, which keeps the motion tangent all the same and splits a repeated sample's weight evenly.
 
 At an event the next mode of a neuron touching surfaces T (all pairs with <w_j, x_i> = 0 there) comes from the
 minimal-norm element of the Clarke subdifferential, one box-constrained least-squares problem per neuron:
@@ -20,6 +22,8 @@ Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose 
 from both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave
 to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0)
 cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
+So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
+cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ from fls.simulate.flow.arithmetic import Arithmetic
 HINT_TOL = 1e-9
 #: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
 BOUND_TOL = 1e-13
+#: A touching pair can slide only if its jump |s_i| ||x_i||^2 exceeds this fraction of the largest rate its
+#: neuron's field can give it, ||x_i|| sum_k |s_k| ||x_k|| (~4500 roundoffs of that sum): below it, the sign
+#: of the rate on either side is the same to the precision the rates are computed with.
+JUMP_TOL = 1e-12
 
 ACTIVE, SLIDING, INACTIVE = 1, 0, -1
 
@@ -106,7 +114,7 @@ class SlidingWeights:
             key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
             if key not in cache:
                 S = np.flatnonzero(mode.sliding[j])
-                cache[key] = -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
+                cache[key] = -arithmetic.lstsq(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
             maps.append(cache[key])
         # One matrix for all sliding pairs: z = s @ map^T, in the order of (pair_rows, pair_cols).
         self.map = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, n)))
@@ -164,7 +172,9 @@ def select_neuron_mode(
     hints = hints or {}
     new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
-    pull = sign_v * s[touching] < 0
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    jumps = np.abs(s[touching]) * norms[touching] ** 2
+    pull = (sign_v * s[touching] < 0) & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
@@ -204,12 +214,13 @@ def select_neuron_mode(
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:
     """The orthogonal projection of ``direction`` (d,) onto {w : <w, x_i> = 0 for the rows x_i of X_T}.
 
-    Puts a neuron back exactly on every surface it touches at an event (w - X_T^T (X_T X_T^T)^{-1} X_T w), so
-    the next piece starts with each of those pre-activations at 0 to roundoff, never on the wrong side.
+    Puts a neuron back exactly on every surface it touches at an event (w - X_T^+ X_T w, the least-squares form:
+    touched samples may repeat or be collinear), so the next piece starts with each of those pre-activations
+    at 0 to roundoff, never on the wrong side.
     """
     if len(X_T) == 0:
         return direction
     if len(X_T) == 1:  # one surface (the common case): w - x <x, w> / ||x||^2
         x = X_T[0]
         return direction - x * ((x @ direction) / (x @ x))
-    return direction - X_T.T @ arithmetic.solve(X_T @ X_T.T, X_T @ direction)
+    return direction - arithmetic.lstsq(X_T, X_T @ direction)

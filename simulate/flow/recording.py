@@ -62,7 +62,7 @@ class Recorder:
     def __post_init__(self) -> None:
         arith = self.coords.arith
         self._risk = compile_field(self.loss).risk
-        self._data = (arith.to_float(self.coords.X), arith.to_float(self.coords.y), float(self.coords.c))
+        self._data = (arith.to_float(self.coords.X_all), arith.to_float(self.coords.y), float(self.coords.c))
 
     def _save(self, t: float, Y: Any) -> None:
         W, v = (self.coords.arith.to_float(a) for a in self.coords.network(Y))

@@ -51,9 +51,15 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
     def convert(a: Any) -> np.ndarray:
         return np.asarray(to_mp(np.asarray(a, dtype=np.float64)), dtype=object)
 
-    def solve(A: Any, B: Any) -> np.ndarray:
-        inverse = mpmath.inverse(mpmath.matrix(np.asarray(A).tolist()))
-        return np.array(inverse.tolist(), dtype=object) @ B
+    def lstsq(A: Any, B: Any) -> np.ndarray:
+        """A^+ B by the singular value decomposition, singular values below 2^(-prec/2) of the largest cut."""
+        A = np.asarray(A, dtype=object)
+        U, S, V = mpmath.svd_r(mpmath.matrix(A.tolist()), full_matrices=False)
+        cut = max(S) * mpmath.mpf(2) ** (-mpmath.mp.prec // 2) if len(S) else 0
+        inverse = [1 / value if value > cut else mpmath.mpf(0) for value in S]
+        U = np.array(U.tolist(), dtype=object)
+        V = np.array(V.tolist(), dtype=object)  # rows: right singular vectors
+        return (V.T * np.array(inverse, dtype=object)) @ (U.T @ B)
 
     sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
 
@@ -66,7 +72,7 @@ def mp_arithmetic(loss: str, dps: int) -> Arithmetic:
         log=np.frompyfunc(mpmath.log, 1, 1),
         sqrt=sqrt,
         row_norms=lambda A: sqrt((A * A).sum(-1)),
-        solve=solve,
+        lstsq=lstsq,
         convert=convert,
         to_float=lambda a: np.asarray(a, dtype=np.float64),
     )
