@@ -72,6 +72,9 @@ class PieceGuards:
             if stop_rule is not None:
                 self.thresholds[-1] = 0.0
         self.seen_positive = np.zeros(size, dtype=bool)  # in an accepted step of this piece
+        # pair columns that start on their surface after a grazing contact: a dip below it at the start of
+        # the piece that comes back within the step is the integration's noise, not an exit
+        self.grazing: set[int] = set()
 
     def kind(self, col: int) -> int:
         """PAIR, MU_LOW, MU_HIGH or STOP: what column ``col`` guards."""
@@ -93,7 +96,7 @@ class PieceGuards:
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
         f = self.coords.output(Y[None], self.weights)
-        return self.stop_rule.value(self.coords.all_outputs(f), self.coords.y, self.coords.arith)[0]
+        return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:
         """Guard values (K, G) at states Ys (K, size), written column block by column block into one array.
@@ -125,11 +128,11 @@ class PieceGuards:
         coords, S = self.coords, self.n_sliding
         out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
         if S:
-            mu = self.weights.mu(coords.sample_factors(f))
+            mu = self.weights.mu(*coords.sample_factors(f))
             out[:, :S] = mu
             out[:, S : 2 * S] = 1 - mu
         if self.stop_rule is not None:
-            out[:, -1] = self.stop_rule.value(coords.all_outputs(f), coords.y, coords.arith)
+            out[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
         return out
 
     def column(self, Y: Any, col: int) -> Any:
@@ -139,11 +142,9 @@ class PieceGuards:
             j, i = self.pair(col)
             return int(self.weights.mode.side[j, i]) * self.coords.cosine(Y, j, i)
         if kind == STOP:
-            f = self.coords.all_outputs(self.coords.output(Y, self.weights))
-            return self.stop_rule.value(f, self.coords.y, self.coords.arith)
+            return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
-        s = self.coords.sample_factors(self.coords.output(Y, self.weights))
-        mu = self.weights.mu(s)[k]
+        mu = self.weights.mu(*self.coords.sample_factors(self.coords.output(Y, self.weights)))[k]
         return mu if kind == MU_LOW else 1 - mu
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
@@ -281,6 +282,10 @@ class StepGuards:
         """(t, the piece's guard index, all the piece's guards at t) from G's column and values there."""
         return t, col, values
 
+    def piece_column(self, col: int) -> int:
+        """The piece's guard index of G's column ``col``."""
+        return col
+
     def has_polynomial(self, col: int) -> bool:
         return self.Ys is not None and self.guards.kind(col) == PAIR
 
@@ -349,6 +354,8 @@ def first_event(
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
+                if step.piece_column(col) in step.guards.grazing and np.any(Gf[k + 1 :, col] > 0):
+                    continue
                 hump = _hump(step, col, ts[k], ts[k + 1], xtol)
                 if hump is None:  # it left the wrong way: an event at the last sample before
                     return step.event(ts[k], col, Gf[k])

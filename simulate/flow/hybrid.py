@@ -137,7 +137,8 @@ class HybridFlow:
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian (plain coordinates, implicit methods; else None: finite differences)."""
-        if not (self.integrator.implicit and isinstance(self.coords, PlainCoordinates)):
+        implicit = self.integrator.implicit and isinstance(self.coords, PlainCoordinates)
+        if not implicit or self.coords.samples.opposite:  # (opposite samples: finite differences)
             return None
 
         def jac(Y: Any) -> np.ndarray:
@@ -188,9 +189,11 @@ class HybridFlow:
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
         t: Any,
+        stuck: dict[int, set[int]] | None = None,
     ) -> tuple[Any, Mode, list[int]]:
         """Project the touched neurons onto their surfaces, select their next modes, count (and log) the
-        transitions at time t.
+        transitions at time t. ``stuck``: neuron -> samples whose pair left its surface the wrong way at once
+        (see :func:`~simulate.flow.modes.select_neuron_mode`).
 
         Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
         """
@@ -200,9 +203,12 @@ class HybridFlow:
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        s_a = coords.sample_factors(coords.output(Y, weights))
+        s_a, offset_a = coords.sample_factors(coords.output(Y, weights))
         s = arith.to_float(s_a)
-        h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j
+        offset = None if offset_a is None else arith.to_float(offset_a)
+        h_old = (
+            arith.to_float(weights.weighted_gates(s_a, offset_a)[affected]) @ self.X_float
+        )  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
         for j, h_j in zip(affected, h_old, strict=True):
@@ -215,7 +221,17 @@ class HybridFlow:
                 np.where(before * rate < 0, -before, before),
                 np.where(rate > 0, ACTIVE, INACTIVE),
             )
-            new = select_neuron_mode(self.X_float, s, signs[j], old, surfaces, prefer, hints.get(j))
+            new = select_neuron_mode(
+                self.X_float,
+                s,
+                signs[j],
+                old,
+                surfaces,
+                prefer,
+                hints.get(j),
+                offset,
+                (stuck or {}).get(j, set()),
+            )
             for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
                 kind = _transition(was, now)
                 if kind is None:
@@ -246,9 +262,12 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
+        repeats: dict[tuple[int, int], int] = {}  # pair -> wrong-way exits at the current instant
+        grazing: list[int] = []  # pair columns whose dip at the start of the next piece is tolerated
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
+            guards.grazing.update(grazing)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
@@ -275,9 +294,13 @@ class HybridFlow:
                     "target_reached", f"{self.stop_rule.describe()} at t = {float(end.t):.10g}", end.t, end.y
                 )
             counts.events += 1
-            instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * max(1.0, abs(float(t))) else 0
+            instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * abs(float(t)) else 0
             if instant > MAX_INSTANT_EVENTS:
-                j, i = guards.pair(end.column) if guards.kind(end.column) == PAIR else guards.sliding_pair(end.column)
+                j, i = (
+                    guards.pair(end.column)
+                    if guards.kind(end.column) == PAIR
+                    else guards.sliding_pair(end.column)
+                )
                 i = self.coords.samples.index[i]
                 return outcome(
                     "failed",
@@ -287,8 +310,18 @@ class HybridFlow:
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
+            stuck, grazing = None, []
+            if not instant:
+                repeats.clear()
+            elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
+                pair = guards.pair(end.column)
+                repeats[pair] = repeats.get(pair, 0) + 1
+                if repeats[pair] == 1:  # first time: its rate on that side is zero to roundoff
+                    stuck = {pair[0]: {pair[1]}}
+                else:  # a grazing contact below the integration's resolution: the pair keeps its side
+                    grazing = [int(end.column)]
             t = end.t
-            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t)
+            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, stuck)
 
 
 def _transition(was: int, now: int) -> str | None:

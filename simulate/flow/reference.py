@@ -147,7 +147,7 @@ class ExtrapolationPieces:
             if guards is not None:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))  # evens[0] is y: exact, as is y_new
-                xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
+                xtol = 16 * guards.coords.arith.eps * max(abs(t_new), H)
                 _, crossed, wrong_way = crossings(G, guards.thresholds, guards.seen_positive)
                 if crossed.any() or wrong_way.any():
                     # The inner samples are second-order approximations: redo the search on exact states.

@@ -86,7 +86,7 @@ def accepted_step(
             ts[-1] = t_b
             Ys = states(ts)
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
-        xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
+        xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
         if event is not None:
             t_event, column, values = event
@@ -264,7 +264,9 @@ class ExplicitPieces:
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
-                if h <= 10 * np.spacing(max(1.0, abs(t))):
+                if h <= 10 * np.spacing(
+                    abs(t)
+                ):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
                     return checked.end(t, y, used, f"step size too small at t = {t:.6g}")
                 y_new, K, error = self._step(checked.fun, y, f, h)
                 checked.overflowed = not np.isfinite(error)

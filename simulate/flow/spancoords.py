@@ -37,7 +37,7 @@ class SpanCoordinates(Coordinates):
         super().__init__(X, y, c, len(W0), arithmetic)
         self.row = self.n  # lambda_j: one number per representative sample
         self.W0 = arithmetic.convert(W0)
-        self.gram = X @ self.XT
+        self.gram = self.X @ self.XT
         self.P0 = self.W0 @ self.XT
         self.norms0 = np.einsum("ji,ji->j", self.W0, self.W0)  # ||w_j(0)||^2
         self.twice_P0 = 2 * self.P0
