@@ -26,6 +26,18 @@ COORDINATES = ("auto", "plain", "log", "span")
 #: coords="auto" uses log-norm coordinates for a balanced init whose largest neuron norm is below this scale
 #: (there the plain state is small against the absolute tolerance; the paper's small-alpha regime).
 LOG_COORDS_SCALE = 0.1
+#: The method, relative tolerance and atol / rtol ratio a flow sweep should pass to :func:`integrate_flow`: the
+#: fastest measured configuration that meets the sweeps' accuracy, 1e-6 relative in the final state (what a
+#: test error or an alignment read off the state needs several digits below). Measured on low_signal
+#: (n = 40, d = 100, m = 100, random_sign, seed 0, up to the time of R = 0.05) against DOP853 at rtol 1e-12,
+#: with atol = rtol * SWEEP_ATOL_PER_RTOL, relative error / wall time on the 2-core development machine:
+#: alpha = 3: RK23 1e-6 9e-8 / 1.4 s, RK45 1e-7 3e-9 / 1.5 s, DOP853 1e-8 7e-11 / 3.2 s;
+#: alpha = 0.215: RK23 1e-6 1.9e-7 / 16 s, RK45 1e-7 5e-8 / 26 s, DOP853 1e-8 7e-11 / 45 s.
+#: docs/flow.md, "Choosing a method and tolerances".
+SWEEP_METHOD = "RK23"
+SWEEP_RTOL = 1e-6
+SWEEP_ATOL_PER_RTOL = 1e-3
+
 #: A neuron is balanced when |v_j^2 - ||w_j||^2| <= this times (v_j^2 + ||w_j||^2) and v_j != 0.
 BALANCE_TOL = 1e-12
 

@@ -11,6 +11,12 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 3. each touched neuron's next mode comes from its one-sided fields through one box-constrained least-squares
    problem (cross, start sliding, stop sliding), :func:`simulate.flow.modes.select_neuron_mode`.
 
+An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
+tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
+at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). Only events
+that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron and sample.
+
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
 calls.
@@ -37,7 +43,8 @@ from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.stopping import StopRule
 
-#: A run whose events stop advancing time (more than this many in a row within a few roundoffs) has failed.
+#: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
+#: failed: the flow is not unique there.
 MAX_INSTANT_EVENTS = 200
 
 

@@ -115,10 +115,12 @@ class FiniteField:
         self.fun = fun
         self.started = False
         self.overflowed = False
+        self.overflow_seen = False  # some value since the last accepted step was not finite
 
     def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
         dy = self.fun(y)
         self.overflowed = not np.isfinite(dy @ dy)  # a NaN or inf entry (or a field beyond 1e154)
+        self.overflow_seen |= self.overflowed
         if self.overflowed and not self.started:
             raise Diverged(f"the field is not finite at t = {t:.6g}")
         self.started = True
@@ -165,7 +167,19 @@ class ScipyPieces:
         try:
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
             while solver.status == "running":
-                message = solver.step()
+                try:
+                    message = solver.step()
+                except (ValueError, np.linalg.LinAlgError):
+                    # an implicit method's Newton iteration or Jacobian met an overflowing field: restart
+                    # from the last accepted state with a step ten times smaller (as a rejected step would)
+                    if not checked.overflow_seen or solver.step_size is None:
+                        raise
+                    checked.overflow_seen = False
+                    options["first_step"] = min(solver.step_size, t_bound - t_good) / 10
+                    if options["first_step"] <= 10 * np.spacing(abs(t_good)):
+                        return checked.end(t_good, y_good, None, "step size too small")
+                    solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
+                    continue
                 if solver.status == "failed":
                     return checked.end(solver.t, solver.y, None, str(message))
                 if not np.all(np.isfinite(solver.y)) or not np.all(np.isfinite(getattr(solver, "f", 0.0))):
@@ -182,6 +196,7 @@ class ScipyPieces:
                 if end is not None:
                     return end
                 t_good, y_good = t_b, solver.y
+                checked.overflow_seen = False
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
         return PieceEnd("t_bound", solver.t, solver.y, solver.step_size)

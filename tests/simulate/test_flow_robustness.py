@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fls.simulate import init_params, make_data
-from fls.simulate.flow import integrate_flow
+from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, SWEEP_METHOD, SWEEP_RTOL, integrate_flow
 from fls.simulate.flow.hybrid import TRANSITIONS
 from fls.simulate.flow.problems import repeated_sample_problem, switching_problem
 
@@ -93,3 +93,18 @@ def test_the_event_log_lists_every_transition_with_its_time_neuron_sample_and_ki
         W_t, _ = run.dense(t)  # on its surface at its event
         assert abs(W_t[j] @ X[i]) <= 1e-7 * np.linalg.norm(W_t[j]) * np.linalg.norm(X[i]), (t, j, i, kind)
     assert "event_log" not in integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0).info
+
+
+def test_the_sweep_defaults_meet_the_sweep_accuracy_on_low_signal():
+    """SWEEP_METHOD at SWEEP_RTOL (atol = rtol * SWEEP_ATOL_PER_RTOL): 1e-6 relative in the state at the time of
+    R = 0.05 on low_signal at alpha = 3 (274 events), against DOP853 at rtol 1e-12."""
+    data = make_data("gaussian_mixture", preset="low_signal", n_test=100, seed=0)
+    W, v = init_params(100, 100, alpha=3.0, scheme="random_sign", seed=0)
+    T = 1.6689897711
+    reference = integrate_flow(W, v, data.X, data.y, t_max=T, rtol=1e-12, atol=1e-15, save_at=[0.0])
+    run = integrate_flow(
+        W, v, data.X, data.y, t_max=T, rtol=SWEEP_RTOL, atol=SWEEP_RTOL * SWEEP_ATOL_PER_RTOL,
+        method=SWEEP_METHOD, save_at=[0.0],
+    )
+    state, exact = (np.concatenate([r.W.ravel(), r.v]) for r in (run, reference))
+    assert np.abs(state - exact).max() <= 1e-6 * np.abs(exact).max()
