@@ -321,12 +321,14 @@ class HybridFlow:
             if not instant:
                 repeats.clear()
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
-                pair = guards.pair(end.column)
-                repeats[pair] = repeats.get(pair, 0) + 1
-                if repeats[pair] == 1:  # first time: its rate on that side is zero to roundoff
-                    stuck = {pair[0]: {pair[1]}}
-                else:  # a grazing contact below the integration's resolution: the pair keeps its side
-                    grazing = [int(end.column)]
+                i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
+                stuck = {}
+                for j in np.flatnonzero(touching[:, i]).tolist():
+                    repeats[j, i] = repeats.get((j, i), 0) + 1
+                    if repeats[j, i] == 1:  # first time: its rate on that side is zero to roundoff
+                        stuck[j] = {i}
+                    else:  # a grazing contact below the integration's resolution: the pair keeps its side
+                        grazing.append(j * guards.n + i)
             t = end.t
             Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, stuck)
 
