@@ -8,7 +8,7 @@ from fls.simulate import STOP_RULES
 
 #: The modules that define the public names, and the names each gives this package.
 _EXPORTS = {
-    "fls.simulate.flow.api": ("integrate_flow",),
+    "fls.simulate.flow.api": ("SWEEP_ATOL_PER_RTOL", "SWEEP_METHOD", "SWEEP_RTOL", "integrate_flow"),
     "fls.simulate.flow.recording": ("SaveSchedule",),
     "fls.simulate.stopping": STOP_RULES,
 }

@@ -11,7 +11,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
 from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
-from fls.simulate.flow.hybrid import FlowOutcome, HybridFlow
+from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import SlidingWeights
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
@@ -27,6 +27,18 @@ COORDINATES = ("auto", "plain", "log", "span")
 #: coords="auto" uses log-norm coordinates for a balanced init whose largest neuron norm is below this scale
 #: (there the plain state is small against the absolute tolerance; the paper's small-alpha regime).
 LOG_COORDS_SCALE = 0.1
+#: The method, relative tolerance and atol / rtol ratio a flow sweep should pass to :func:`integrate_flow`: the
+#: fastest measured configuration that meets the sweeps' accuracy, 1e-6 relative in the final state (what a
+#: test error or an alignment read off the state needs several digits below). Measured on low_signal
+#: (n = 40, d = 100, m = 100, random_sign, seed 0, up to the time of R = 0.05) against DOP853 at rtol 1e-12,
+#: with atol = rtol * SWEEP_ATOL_PER_RTOL, relative error / wall time on the 2-core development machine:
+#: alpha = 3: RK23 1e-6 9e-8 / 1.4 s, RK45 1e-7 3e-9 / 1.5 s, DOP853 1e-8 7e-11 / 3.2 s;
+#: alpha = 0.215: RK23 1e-6 1.9e-7 / 16 s, RK45 1e-7 5e-8 / 26 s, DOP853 1e-8 7e-11 / 45 s.
+#: docs/flow.md, "Choosing a method and tolerances".
+SWEEP_METHOD = "RK23"
+SWEEP_RTOL = 1e-6
+SWEEP_ATOL_PER_RTOL = 1e-3
+
 #: A neuron is balanced when |v_j^2 - ||w_j||^2| <= this times (v_j^2 + ||w_j||^2) and v_j != 0.
 BALANCE_TOL = 1e-12
 
@@ -136,6 +148,7 @@ def integrate_flow(
     coords: str = "auto",
     b0: Any = None,
     sample_weight: Any = None,
+    record_events: bool = False,
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
@@ -158,6 +171,8 @@ def integrate_flow(
         coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only), 'span' (W - W(0) in
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
             ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
+        record_events: keep every transition: ``info["event_log"]`` then holds arrays ``t``, ``neuron``,
+            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event.
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
@@ -182,7 +197,8 @@ def integrate_flow(
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
     integrator = piece_integrator(method, rtol, atol)
-    flow = HybridFlow(coordinates, integrator, rule, loss)
+    log = EventLog() if record_events else None
+    flow = HybridFlow(coordinates, integrator, rule, loss, log)
     recorder = Recorder(schedule, coordinates, loss)
     # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
@@ -202,6 +218,8 @@ def integrate_flow(
         "c": c,
         "stop_rule": rule.describe() if rule is not None else None,
     }
+    if log is not None:
+        info["event_log"] = log.arrays()
     return run_result(
         outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense, info=info
     )

@@ -4,7 +4,7 @@ The float engine and the arbitrary-precision reference run the same field assemb
 event handling; what differs between them lives here: the loss kernels (the sample factor w_i s_i with
 s_i = -dl/df (f_i, y_i), its slope, and the loss w_i l(f_i, y_i), all from the one symbolic derivation in
 :mod:`theory.symbolic`; w_i the normalized sample weights, 1 when a run has none), exp / log /
-sqrt, small linear solves, and the unit roundoff ``eps`` that sets every event tolerance of
+sqrt, small least-squares solves, and the unit roundoff ``eps`` that sets every event tolerance of
 :mod:`simulate.flow.hybrid`.
 """
 
@@ -20,6 +20,12 @@ import numpy as np
 from fls.theory.compiled import compile_field
 
 
+#: Relative singular-value cut of :attr:`Arithmetic.lstsq` in float64: surfaces at an angle below ~1e-7 (a Gram
+#: eigenvalue below ~1e-14 of the largest) are one surface to float64 (their normals agree to 1e-7, beyond
+#: what the event tolerance eps^(3/4) resolves), so they are projected onto and slid along as one.
+RANK_TOL = 1e-14
+
+
 @dataclass(frozen=True)
 class Arithmetic:
     """Elementwise kernels and tolerances of one number system.
@@ -33,7 +39,9 @@ class Arithmetic:
         weights: the normalized sample weights w (n,) float64, or None (all 1).
         exp, log, sqrt: elementwise functions.
         row_norms: A (..., k) -> the Euclidean norms of its rows, shape (...).
-        solve: (A, B) -> A^{-1} B for a small square A.
+        lstsq: (A, B) -> the minimal-norm least-squares solution Z of A Z = B for a small A (k, l): A^+ B,
+            singular values below :data:`RANK_TOL` times the largest cut. Gram matrices of touched samples are
+            singular when samples repeat or are collinear (the same surface twice), so never a plain solve.
         convert: a float array -> an array of this system (exact: every float64 is representable).
         to_float: an array of this system -> float64.
     """
@@ -47,7 +55,7 @@ class Arithmetic:
     log: Callable[[Any], Any]
     sqrt: Callable[[Any], Any]
     row_norms: Callable[[Any], Any]
-    solve: Callable[[Any, Any], Any]
+    lstsq: Callable[[Any, Any], Any]
     convert: Callable[[Any], Any]
     to_float: Callable[[Any], np.ndarray]
     weights: np.ndarray | None = None
@@ -80,7 +88,7 @@ def float_arithmetic(loss: str, weights: np.ndarray | None = None) -> Arithmetic
         log=np.log,
         sqrt=np.sqrt,
         row_norms=lambda A: np.sqrt(np.einsum("...i,...i->...", A, A)),  # no (..., k) temporary
-        solve=np.linalg.solve,
+        lstsq=lambda A, B: np.linalg.lstsq(A, B, rcond=RANK_TOL)[0],
         convert=to_float,
         to_float=to_float,
         weights=weights,

@@ -21,6 +21,7 @@ import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
+from fls.simulate.flow.samples import SampleGroups
 from fls.theory.compiled import compile_field
 
 
@@ -43,19 +44,25 @@ class Coordinates:
     #: Whether the guards of a step follow from its polynomial dense output (:mod:`~simulate.flow.polynomial_guards`):
     #: D and amp are affine in the state, so polynomials in time along a step (:meth:`polynomial_parts`).
     polynomial_guards = False
+    #: Whether the per-neuron numbers of the state are the output weights v (plain and span coordinates).
+    amplitude_is_state = True
 
     def __init__(
         self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic, row: int | None = None
     ) -> None:
         self.arith = arithmetic
-        self.X, self.y = X, y
+        self.X_all, self.y = X, y  # every sample, and every label (the stopping rules and the risk use them)
+        self.samples = SampleGroups(X, y, arithmetic)
+        if self.samples.opposite:  # the guards' output polynomials assume no offset: sample states instead
+            self.polynomial_guards = False
+        X = self.X = self.samples.X  # one representative per distinct surface (:mod:`~simulate.flow.samples`)
         self.XT = np.ascontiguousarray(X.T)  # the products with X^T run faster on a contiguous copy
         self.n, self.d = X.shape
         self.m = m
         self.row = self.d if row is None else row  # numbers per neuron in the first block of the state
         # c in the arithmetic itself, so c/n and every product with it are exact to its precision
         self.c = arithmetic.convert(np.array([c]))[0]
-        self.rate = self.c / self.n  # the neuron factor c/n of the mean-risk field
+        self.rate = self.c / len(y)  # the neuron factor c/n of the mean-risk field, n counting every sample
         self.x_norms = arithmetic.row_norms(X)
 
     @property
@@ -71,13 +78,22 @@ class Coordinates:
         return Y[..., :k].reshape(*Y.shape[:-1], self.m, self.row), Y[..., k:]
 
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
-        """f (..., n) under the mode's smooth extension (the network output on the piece's region)."""
+        """f (..., n_samples) of every sample under the mode's smooth extension (the network output on the
+        piece's region)."""
         D, amp, _ = self.parts(Y)
         return self.output_of_parts(D, amp, weights)
 
     def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
-        """f (..., n) from the parts (D, amp) of :meth:`parts`."""
-        return self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+        """f (..., n_samples) from the parts (D, amp) of :meth:`parts` (on the representatives)."""
+        F = self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+        L = self.c * (amp[..., None, :] @ D)[..., 0, :] if self.samples.opposite else None
+        return self.samples.outputs(F, L)
+
+    def sample_factors(self, f: Any) -> tuple[Any, Any]:
+        """(S, N) of the representatives from every sample's output f (:mod:`~simulate.flow.samples`): the
+        jump factor (the sample factor s when no samples were merged) and the offset (None without opposite
+        samples)."""
+        return self.samples.factors(f)
 
     def divide_by_row_scale(self, A: Any, Y: Any) -> Any:
         """A (..., m, n) divided in place by the row factors s_j of states Y (turns D / ||x_i|| into cosines)."""
@@ -90,10 +106,14 @@ class Coordinates:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
         AD = weights.active * D  # the mode's smooth extension of relu(D)
-        s = self.arith.sample(self.c * (amp @ AD), self.y)
+        F = self.c * (amp @ AD)
+        L = self.c * (amp @ D) if self.samples.opposite else None
+        s, offset = self.sample_factors(self.samples.outputs(F, L))
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
-        self._velocity(aux, AD, weights.weighted_gates(s), s, block, per_neuron)
+        self._velocity(aux, AD, weights.weighted_gates(s, offset), s, block, per_neuron)
+        if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
+            per_neuron += D @ (self.rate * offset)
         return out
 
     def cosines(self, Y: Any) -> Any:
@@ -167,7 +187,7 @@ class PlainCoordinates(Coordinates):
         A = weights.active
         P = W @ self.XT
         f = self.c * (v @ (A * P))
-        s = self.arith.sample(f, self.y)
+        s = self.sample_factors(self.samples.outputs(f))[0]
         df = np.concatenate(
             [
                 (self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d),
@@ -175,7 +195,7 @@ class PlainCoordinates(Coordinates):
             ],
             axis=1,
         )
-        Js = self.arith.sample_slope(f, self.y)[:, None] * df
+        Js = self.samples.slopes(self.samples.outputs(f), self.arith.sample_slope)[:, None] * df
         G = np.einsum("lji,ik->jkl", weights.weighted_gates(np.eye(n)), self.X)  # (m, d, n)
         H = weights.weighted_gates(s) @ self.X
         J = np.empty((self.size, self.size))

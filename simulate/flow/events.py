@@ -72,6 +72,9 @@ class PieceGuards:
             if stop_rule is not None:
                 self.thresholds[-1] = 0.0
         self.seen_positive = np.zeros(size, dtype=bool)  # in an accepted step of this piece
+        # pair columns that start on their surface after a grazing contact: a dip below it at the start of
+        # the piece that comes back within the step is the integration's noise, not an exit
+        self.grazing: set[int] = set()
 
     def kind(self, col: int) -> int:
         """PAIR, MU_LOW, MU_HIGH or STOP: what column ``col`` guards."""
@@ -125,7 +128,7 @@ class PieceGuards:
         coords, S = self.coords, self.n_sliding
         out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
         if S:
-            mu = self.weights.mu(coords.arith.sample(f, coords.y))
+            mu = self.weights.mu(*coords.sample_factors(f))
             out[:, :S] = mu
             out[:, S : 2 * S] = 1 - mu
         if self.stop_rule is not None:
@@ -141,8 +144,7 @@ class PieceGuards:
         if kind == STOP:
             return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
-        s = self.coords.arith.sample(self.coords.output(Y, self.weights), self.coords.y)
-        mu = self.weights.mu(s)[k]
+        mu = self.weights.mu(*self.coords.sample_factors(self.coords.output(Y, self.weights)))[k]
         return mu if kind == MU_LOW else 1 - mu
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
@@ -205,6 +207,26 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
     return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
 
 
+def _hump(step: StepGuards, col: int, a: Any, b: Any, xtol: float) -> tuple[Any, Any] | None:
+    """(time, value) of the positive maximum of guard ``col`` on [a, b], or None when it is nowhere positive.
+
+    A guard that starts on its surface and is below it at the next sample either left the wrong way (the
+    piece's mode is wrong for it) or rose and came back within one sample interval: a pair that crosses onto
+    the inactive side with a small rate and is turned back at once (it then enters sliding). The second is a
+    genuine event inside [a, b], bracketed by the hump's top and b; reporting it at a would repeat the same
+    event forever.
+    """
+    found = minimize_scalar(
+        lambda t: -float(step.column(t, col)),
+        bounds=(float(a), float(b)),
+        method="bounded",
+        options={"xatol": xtol},
+    )
+    if not -found.fun > 0:
+        return None
+    return found.x, -found.fun
+
+
 def crossings(
     G: Any, thresholds: np.ndarray, seen_positive: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,6 +281,10 @@ class StepGuards:
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
         """(t, the piece's guard index, all the piece's guards at t) from G's column and values there."""
         return t, col, values
+
+    def piece_column(self, col: int) -> int:
+        """The piece's guard index of G's column ``col``."""
+        return col
 
     def has_polynomial(self, col: int) -> bool:
         return self.Ys is not None and self.guards.kind(col) == PAIR
@@ -323,12 +349,18 @@ def first_event(
     thresholds = step.thresholds
     Gf = np.asarray(G, dtype=np.float64)
     columns, crossed, wrong_way = crossings(Gf, thresholds, step.seen_positive)
-    if np.any(wrong_way):  # a guard that left its surface the wrong way: an event at the last sample before
+    brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
+    if np.any(wrong_way):  # a guard that starts on its surface is below it at the next sample
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
-            return step.event(ts[k], int(columns[np.flatnonzero(wrong_way[k])[0]]), Gf[k])
+            for col in columns[np.flatnonzero(wrong_way[k])].tolist():
+                if step.piece_column(col) in step.guards.grazing and np.any(Gf[k + 1 :, col] > 0):
+                    continue
+                hump = _hump(step, col, ts[k], ts[k + 1], xtol)
+                if hump is None:  # it left the wrong way: an event at the last sample before
+                    return step.event(ts[k], col, Gf[k])
+                brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
         crossed[k:] = False
-    brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     which = np.flatnonzero(crossed.any(axis=0))
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     for k, col in zip(ks.tolist(), columns[which].tolist()):

@@ -11,6 +11,12 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 3. each touched neuron's next mode comes from its one-sided fields through one box-constrained least-squares
    problem (cross, start sliding, stop sliding), :func:`simulate.flow.modes.select_neuron_mode`.
 
+An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
+tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
+at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). Only events
+that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron and sample.
+
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
 calls.
@@ -37,7 +43,8 @@ from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.stopping import StopRule
 
-#: A run whose events stop advancing time (more than this many in a row within a few roundoffs) has failed.
+#: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
+#: failed: the flow is not unique there.
 MAX_INSTANT_EVENTS = 200
 
 
@@ -62,6 +69,37 @@ class EventCounts:
     jac_evals: int = 0
 
 
+#: The kinds of transition an event log records (:class:`EventLog`).
+TRANSITIONS = ("cross", "enter_sliding", "leave_sliding")
+
+
+@dataclass
+class EventLog:
+    """Every transition of a run, in order, like solve_ivp's ``t_events``: at time ``t[k]`` the pair (neuron
+    ``neuron[k]``, sample ``sample[k]``) crossed its surface, entered sliding or left it (``kind[k]``, one of
+    :data:`TRANSITIONS`). Transitions of one event share its time."""
+
+    t: list[float] = field(default_factory=list)
+    neuron: list[int] = field(default_factory=list)
+    sample: list[int] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+
+    def add(self, t: Any, neuron: int, sample: int, kind: str) -> None:
+        self.t.append(float(t))
+        self.neuron.append(int(neuron))
+        self.sample.append(int(sample))
+        self.kind.append(kind)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The log as arrays ``t`` (float), ``neuron``, ``sample`` (int) and ``kind`` (str)."""
+        return {
+            "t": np.asarray(self.t, dtype=np.float64),
+            "neuron": np.asarray(self.neuron, dtype=np.int64),
+            "sample": np.asarray(self.sample, dtype=np.int64),
+            "kind": np.asarray(self.kind, dtype=str),
+        }
+
+
 @dataclass
 class FlowOutcome:
     """End of a hybrid run: status (a RunResult status), where it stopped, and the mode of every piece."""
@@ -78,9 +116,15 @@ class HybridFlow:
     """The event loop over smooth pieces for one problem (coordinates carry X, y, c and the arithmetic)."""
 
     def __init__(
-        self, coords: Coordinates, integrator: PieceIntegrator, stop_rule: StopRule | None, loss: str
+        self,
+        coords: Coordinates,
+        integrator: PieceIntegrator,
+        stop_rule: StopRule | None,
+        loss: str,
+        log: EventLog | None = None,
     ) -> None:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
+        self.log = log  # every transition, when asked for
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
@@ -100,7 +144,8 @@ class HybridFlow:
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian (plain coordinates, implicit methods; else None: finite differences)."""
-        if not (self.integrator.implicit and isinstance(self.coords, PlainCoordinates)):
+        implicit = self.integrator.implicit and isinstance(self.coords, PlainCoordinates)
+        if not implicit or self.coords.samples.opposite:  # (opposite samples: finite differences)
             return None
 
         def jac(Y: Any) -> np.ndarray:
@@ -110,14 +155,15 @@ class HybridFlow:
         return jac
 
     # -- events ------------------------------------------------------------------------------------------
-    def initial_mode(self, Y: Any) -> tuple[Any, Mode]:
+    def initial_mode(self, t: Any, Y: Any) -> tuple[Any, Mode]:
         """The mode at the start: signs of the pre-activations; pairs that start on a surface are selected."""
         cos = self.arith.to_float(self.coords.cosines(Y))
         mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
         touching = np.abs(cos) <= self.arith.touch_tol
         if not touching.any():
             return Y, mode
-        Y, mode, _ = self.apply_event(Y, mode, SlidingWeights(mode, self.gram, self.arith), touching, {})
+        weights = SlidingWeights(mode, self.gram, self.arith)
+        Y, mode, _ = self.apply_event(Y, mode, weights, touching, {}, t)
         return Y, mode
 
     def event_pairs(self, mode: Mode, guards: PieceGuards, end: PieceEnd):
@@ -149,8 +195,12 @@ class HybridFlow:
         weights: SlidingWeights,
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
+        t: Any,
+        stuck: dict[int, set[int]] | None = None,
     ) -> tuple[Any, Mode, list[int]]:
-        """Project the touched neurons onto their surfaces, select their next modes, count the transitions.
+        """Project the touched neurons onto their surfaces, select their next modes, count (and log) the
+        transitions at time t. ``stuck``: neuron -> samples whose pair left its surface the wrong way at once
+        (see :func:`~simulate.flow.modes.select_neuron_mode`).
 
         Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
         """
@@ -160,9 +210,12 @@ class HybridFlow:
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        s_a = arith.sample(coords.output(Y, weights), coords.y)
+        s_a, offset_a = coords.sample_factors(coords.output(Y, weights))
         s = arith.to_float(s_a)
-        h_old = arith.to_float(weights.weighted_gates(s_a)[affected]) @ self.X_float  # h_j = X^T q_j
+        offset = None if offset_a is None else arith.to_float(offset_a)
+        h_old = (
+            arith.to_float(weights.weighted_gates(s_a, offset_a)[affected]) @ self.X_float
+        )  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
         for j, h_j in zip(affected, h_old, strict=True):
@@ -175,14 +228,29 @@ class HybridFlow:
                 np.where(before * rate < 0, -before, before),
                 np.where(rate > 0, ACTIVE, INACTIVE),
             )
-            new = select_neuron_mode(self.X_float, s, signs[j], old, surfaces, prefer, hints.get(j))
-            for was, now in zip(before.tolist(), new[surfaces].tolist(), strict=True):
-                if was != SLIDING and now == -was:
+            new = select_neuron_mode(
+                self.X_float,
+                s,
+                signs[j],
+                old,
+                surfaces,
+                prefer,
+                hints.get(j),
+                offset,
+                (stuck or {}).get(j, set()),
+            )
+            for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
+                kind = _transition(was, now)
+                if kind is None:
+                    continue
+                if kind == "cross":
                     counts.switches += 1
-                elif was != SLIDING and now == SLIDING:
+                elif kind == "enter_sliding":
                     counts.sliding_entries += 1
-                elif was == SLIDING and now != SLIDING:
+                else:
                     counts.sliding_exits += 1
+                if self.log is not None:
+                    self.log.add(t, j, coords.samples.index[i], kind)
             rows[j] = new
         return Y, mode.with_rows(rows), affected
 
@@ -190,7 +258,7 @@ class HybridFlow:
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
         counts = self.counts
-        Y, mode = self.initial_mode(Y0)
+        Y, mode = self.initial_mode(t0, Y0)
         t, step, instant = t0, None, 0
         modes: list[Mode] = []
         recorder.start(t, Y)
@@ -201,9 +269,12 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
+        repeats: dict[tuple[int, int], int] = {}  # pair -> wrong-way exits at the current instant
+        grazing: list[int] = []  # pair columns whose dip at the start of the next piece is tolerated
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
+            guards.grazing.update(grazing)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
@@ -230,14 +301,44 @@ class HybridFlow:
                     "target_reached", f"{self.stop_rule.describe()} at t = {float(end.t):.10g}", end.t, end.y
                 )
             counts.events += 1
-            instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * max(1.0, abs(float(t))) else 0
+            instant = instant + 1 if abs(end.t - t) <= 64 * self.arith.eps * abs(float(t)) else 0
             if instant > MAX_INSTANT_EVENTS:
+                j, i = (
+                    guards.pair(end.column)
+                    if guards.kind(end.column) == PAIR
+                    else guards.sliding_pair(end.column)
+                )
+                i = self.coords.samples.index[i]
                 return outcome(
                     "failed",
-                    f"{instant} events in a row without progress at t = {float(t):.10g}",
+                    f"{instant} events in a row without progress at t = {float(t):.10g} (neuron {j}, sample {i}): "
+                    "the flow is not unique there",
                     end.t,
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
+            stuck, grazing = None, []
+            if not instant:
+                repeats.clear()
+            elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
+                i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
+                stuck = {}
+                for j in np.flatnonzero(touching[:, i]).tolist():
+                    repeats[j, i] = repeats.get((j, i), 0) + 1
+                    if repeats[j, i] == 1:  # first time: its rate on that side is zero to roundoff
+                        stuck[j] = {i}
+                    else:  # a grazing contact below the integration's resolution: the pair keeps its side
+                        grazing.append(j * guards.n + i)
             t = end.t
-            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints)
+            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, stuck)
+
+
+def _transition(was: int, now: int) -> str | None:
+    """The kind of transition (one of :data:`TRANSITIONS`) of a pair going from side ``was`` to ``now``, or None."""
+    if was != SLIDING and now == -was:
+        return "cross"
+    if was != SLIDING and now == SLIDING:
+        return "enter_sliding"
+    if was == SLIDING and now != SLIDING:
+        return "leave_sliding"
+    return None

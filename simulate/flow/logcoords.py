@@ -27,6 +27,7 @@ class LogCoordinates(Coordinates):
     """The state (U, rho) flattened: U row-major (m, d), then rho (m,); ``sign`` holds sign(v_j)."""
 
     name = "log"
+    amplitude_is_state = False  # rho_j' comes from h_j = X^T q_j, offsets included
 
     def __init__(self, X: Any, y: Any, c: float, sign: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(sign), arithmetic)

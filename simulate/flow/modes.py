@@ -9,7 +9,9 @@ Neuron j's field is w_j' = (c/n) v_j X^T q_j with q_ji = s_i * gate_ji, and the 
 
       K_SS z = -K_{S,A} s_A,      z_i = s_i mu_i,                                            (1)
 
-  so z = M_j s with M_j = -K_SS^{-1} K_{S,:} diag(1_A) fixed on the piece (:class:`SlidingWeights`).
+  so z = M_j s with M_j = -K_SS^+ K_{S,:} diag(1_A) fixed on the piece (:class:`SlidingWeights`). K_SS is
+  singular when sliding samples repeat or are collinear (one surface, held twice); the pseudo-inverse gives
+  the minimal-norm z, which keeps the motion tangent all the same and splits a repeated sample's weight evenly.
 
 At an event the next mode of a neuron touching surfaces T (all pairs with <w_j, x_i> = 0 there) comes from the
 minimal-norm element of the Clarke subdifferential, one box-constrained least-squares problem per neuron:
@@ -20,6 +22,8 @@ Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose 
 from both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave
 to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0)
 cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
+So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
+cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ from fls.simulate.flow.arithmetic import Arithmetic
 HINT_TOL = 1e-9
 #: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
 BOUND_TOL = 1e-13
+#: A touching pair can slide only if its jump |s_i| ||x_i||^2 exceeds this fraction of the largest rate its
+#: neuron's field can give it, ||x_i|| sum_k |s_k| ||x_k|| (~4500 roundoffs of that sum): below it, the sign
+#: of the rate on either side is the same to the precision the rates are computed with.
+JUMP_TOL = 1e-12
 
 ACTIVE, SLIDING, INACTIVE = 1, 0, -1
 
@@ -66,13 +74,16 @@ class Mode:
 
 
 class SlidingWeights:
-    """The weighted gates q = gates . s of one piece as a linear map of the sample factors s, by equation (1).
+    """The weighted gates q of one piece as a linear map of the sample factors, by equation (1).
 
-    Built once per piece in the piece's arithmetic (the Gram matrix and the solves are exact to its
-    precision). ``cache`` (a dict kept across pieces) reuses a neuron's M_j while its sliding set and active
-    pairs are unchanged: an event changes the mode of the touched neurons only. ``previous``: the weights of
-    the piece before, whose mode differs from ``mode`` in the rows ``changed`` only; its arrays serve the
-    other rows (and its whole map when no changed neuron slides, before or after).
+    q_ji = s_i on active pairs, 0 on inactive ones and z_i on sliding ones, plus the offset N_i on every
+    non-sliding pair when merged samples include opposite ones (:mod:`simulate.flow.samples`; the sliding z
+    then solves (1) with the offsets on the right-hand side, a second linear map). Built once per piece in
+    the piece's arithmetic (the Gram matrix and the solves are exact to its precision). ``cache`` (a dict
+    kept across pieces) reuses a neuron's maps while its sliding set and active pairs are unchanged: an
+    event changes the mode of the touched neurons only. ``previous``: the weights of the piece before, whose
+    mode differs from ``mode`` in the rows ``changed`` only; its arrays serve the other rows (and its whole
+    map when no changed neuron slides, before or after).
     """
 
     def __init__(
@@ -87,16 +98,15 @@ class SlidingWeights:
         self.mode = mode
         if previous is None:
             self.active = arithmetic.convert(mode.active.astype(np.float64))
+            self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:
-            self.active = previous.active.copy()
+            self.active, self.unslid = previous.active.copy(), previous.unslid.copy()
             for j in changed:
                 self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
+                self.unslid[j] = arithmetic.convert((~mode.sliding[j]).astype(np.float64))
             if not any(mode.sliding[j].any() or previous.mode.sliding[j].any() for j in changed):
-                self.pair_rows, self.pair_cols, self.map = (
-                    previous.pair_rows,
-                    previous.pair_cols,
-                    previous.map,
-                )
+                self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
+                self.map, self.offset_map = previous.map, previous.offset_map
                 return
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
         n = gram.shape[0]
@@ -106,21 +116,34 @@ class SlidingWeights:
             key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
             if key not in cache:
                 S = np.flatnonzero(mode.sliding[j])
-                cache[key] = -arithmetic.solve(gram[np.ix_(S, S)], gram[S, :] * self.active[j][None, :])
+                right = np.concatenate([gram[S, :] * self.active[j], gram[S, :] * self.unslid[j]], axis=1)
+                cache[key] = -arithmetic.lstsq(gram[np.ix_(S, S)], right)
             maps.append(cache[key])
-        # One matrix for all sliding pairs: z = s @ map^T, in the order of (pair_rows, pair_cols).
-        self.map = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, n)))
+        # One matrix for all sliding pairs: z = s @ map^T + N @ offset_map^T, ordered as (pair_rows, pair_cols).
+        both = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, 2 * n)))
+        self.map, self.offset_map = both[:, :n], both[:, n:]
 
-    def weighted_gates(self, s: Any) -> Any:
-        """q (..., m, n): s_i on active pairs, z_i = s_i mu_i on sliding ones, else 0; s of shape (..., n)."""
+    def weighted_gates(self, s: Any, offset: Any = None) -> Any:
+        """q (..., m, n): s_i on active pairs, z_i on sliding ones, else 0, plus the offset N_i (..., n) on
+        non-sliding pairs when given; s of shape (..., n)."""
         q = self.active * s[..., None, :]
+        if offset is not None:
+            q += self.unslid * offset[..., None, :]
         if len(self.pair_rows):
-            q[..., self.pair_rows, self.pair_cols] = s @ self.map.T
+            q[..., self.pair_rows, self.pair_cols] = self._sliding(s, offset)
         return q
 
-    def mu(self, s: Any) -> Any:
-        """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``."""
-        return (s @ self.map.T) / s[..., self.pair_cols]
+    def _sliding(self, s: Any, offset: Any) -> Any:
+        z = s @ self.map.T
+        return z if offset is None else z + offset @ self.offset_map.T
+
+    def mu(self, s: Any, offset: Any = None) -> Any:
+        """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``: z = N +
+        mu s on a sliding pair."""
+        z = self._sliding(s, offset)
+        if offset is not None:
+            z = z - offset[..., self.pair_cols]
+        return z / s[..., self.pair_cols]
 
 
 def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -142,6 +165,8 @@ def select_neuron_mode(
     touching: np.ndarray,
     prefer: np.ndarray,
     hints: dict[int, int] | None = None,
+    offset: np.ndarray | None = None,
+    stuck: set[int] | frozenset[int] = frozenset(),
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -154,6 +179,12 @@ def select_neuron_mode(
             passes the side the pair was moving to, so it keeps its direction).
         hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at
             the bound go to that side).
+        offset: the offsets N (n,) of merged opposite samples (:mod:`simulate.flow.samples`): a pair with gate
+            g contributes (N_i + g s_i) x_i; None when there are none.
+        stuck: samples whose pair left its surface the wrong way at once under the side chosen at the last
+            event, at the same instant: its rate on that side is zero to roundoff (a tangency) and the next
+            order takes it across. It does not get that side again: an attracting pair slides (its rate on
+            the side it would leave points into the surface after all), any other pair takes the other side.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field
@@ -164,7 +195,9 @@ def select_neuron_mode(
     hints = hints or {}
     new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
-    pull = sign_v * s[touching] < 0
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    jumps = np.abs(s[touching]) * norms[touching] ** 2
+    pull = (sign_v * s[touching] < 0) & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
@@ -172,7 +205,7 @@ def select_neuron_mode(
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
-        base = X.T @ (s * gates)
+        base = X.T @ (s * gates if offset is None else s * gates + offset)
         if len(attracting):
             mu = min_norm_weights(A, base)
             h = base + A @ mu
@@ -198,18 +231,22 @@ def select_neuron_mode(
             new[i] = INACTIVE
         else:
             new[i] = SLIDING
+    for i in stuck:
+        if new[i] == side[i] != SLIDING:
+            new[i] = SLIDING if i in attracting else -side[i]
     return new
 
 
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:
     """The orthogonal projection of ``direction`` (d,) onto {w : <w, x_i> = 0 for the rows x_i of X_T}.
 
-    Puts a neuron back exactly on every surface it touches at an event (w - X_T^T (X_T X_T^T)^{-1} X_T w), so
-    the next piece starts with each of those pre-activations at 0 to roundoff, never on the wrong side.
+    Puts a neuron back exactly on every surface it touches at an event (w - X_T^+ X_T w, the least-squares form:
+    touched samples may repeat or be collinear), so the next piece starts with each of those pre-activations
+    at 0 to roundoff, never on the wrong side.
     """
     if len(X_T) == 0:
         return direction
     if len(X_T) == 1:  # one surface (the common case): w - x <x, w> / ||x||^2
         x = X_T[0]
         return direction - x * ((x @ direction) / (x @ x))
-    return direction - X_T.T @ arithmetic.solve(X_T @ X_T.T, X_T @ direction)
+    return direction - arithmetic.lstsq(X_T, X_T @ direction)

@@ -95,7 +95,8 @@ class PolynomialStepGuards(StepGuards):
         self.output_coefficients = None
         if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
-            self.output_coefficients = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
+            F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
+            self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
@@ -123,6 +124,9 @@ class PolynomialStepGuards(StepGuards):
         every[guards.n_pairs :] = values[self.n_candidates :]
         every[guards.sliding_columns] = 1.0
         return t, int(self.columns[col]), every
+
+    def piece_column(self, col: int) -> int:
+        return int(self.columns[col])
 
     def has_polynomial(self, col: int) -> bool:
         return col < self.n_candidates

@@ -6,6 +6,8 @@
   and enters ~15-35 sliding episodes on its way to R = 1e-2.
 - :func:`switching_problem` — m = 4 neurons, n = 5 points in d = 3, alpha = 1: small enough for the mpmath
   reference, and its trajectory to R = 0.1 (t ~ 31.8) crosses activation surfaces, slides and leaves sliding.
+- :func:`repeated_sample_problem` — 186 samples in d = 2 on 31 distinct surfaces (repeated samples and
+  multiples of each other, docs/flow.md "Repeated and collinear samples"), any width.
 """
 
 from __future__ import annotations
@@ -37,4 +39,21 @@ def switching_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     y = np.where(rng.random(5) < 0.5, -1.0, 1.0)
     W = rng.standard_normal((4, 3)) / np.sqrt(3)
     v = np.where(rng.random(4) < 0.5, -1.0, 1.0) * np.linalg.norm(W, axis=1)
+    return W, v, X, y
+
+
+def repeated_sample_problem(
+    width: int, alpha: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(W0, v0, X, y): 186 samples in d = 2 drawn from 31 distinct points (repeats, the usual way to weight
+    samples, and multiples 2x and -x of some of them), labels y = sign(x_1 + 0.3 x_2), ``width`` neurons with
+    the ``random_sign`` init at scale ``alpha``. Every sample shares its surface with others."""
+    width = check_int("width", width, minimum=1)
+    alpha = check_positive("alpha", alpha)
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((31, 2))
+    X = np.concatenate([points, points[rng.integers(0, 31, 145)], 2.0 * points[:5], -points[5:10]])
+    y = np.where(X @ np.array([1.0, 0.3]) > 0, 1.0, -1.0)
+    W, v = init_params(width, 2, alpha=alpha, scheme="random_sign", seed=seed)
     return W, v, X, y

@@ -63,7 +63,7 @@ class Recorder:
         arith = self.coords.arith
         self._risk = compile_field(self.loss).risk
         self._data = (
-            arith.to_float(self.coords.X),
+            arith.to_float(self.coords.X_all),
             arith.to_float(self.coords.y),
             float(self.coords.c),
             arith.weights,

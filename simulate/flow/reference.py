@@ -59,9 +59,16 @@ def mp_arithmetic(loss: str, dps: int, weights: np.ndarray | None = None) -> Ari
 
     scale = 1 if weights is None else convert(weights)
 
-    def solve(A: Any, B: Any) -> np.ndarray:
-        inverse = mpmath.inverse(mpmath.matrix(np.asarray(A).tolist()))
-        return np.array(inverse.tolist(), dtype=object) @ B
+
+    def lstsq(A: Any, B: Any) -> np.ndarray:
+        """A^+ B by the singular value decomposition, singular values below 2^(-prec/2) of the largest cut."""
+        A = np.asarray(A, dtype=object)
+        U, S, V = mpmath.svd_r(mpmath.matrix(A.tolist()), full_matrices=False)
+        cut = max(S) * mpmath.mpf(2) ** (-mpmath.mp.prec // 2) if len(S) else 0
+        inverse = [1 / value if value > cut else mpmath.mpf(0) for value in S]
+        U = np.array(U.tolist(), dtype=object)
+        V = np.array(V.tolist(), dtype=object)  # rows: right singular vectors
+        return (V.T * np.array(inverse, dtype=object)) @ (U.T @ B)
 
     sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
 
@@ -75,7 +82,7 @@ def mp_arithmetic(loss: str, dps: int, weights: np.ndarray | None = None) -> Ari
         log=np.frompyfunc(mpmath.log, 1, 1),
         sqrt=sqrt,
         row_norms=lambda A: sqrt((A * A).sum(-1)),
-        solve=solve,
+        lstsq=lstsq,
         convert=convert,
         to_float=lambda a: np.asarray(a, dtype=np.float64),
         weights=weights,
@@ -151,7 +158,7 @@ class ExtrapolationPieces:
             if guards is not None:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))  # evens[0] is y: exact, as is y_new
-                xtol = 16 * guards.coords.arith.eps * max(1, abs(t_new))
+                xtol = 16 * guards.coords.arith.eps * max(abs(t_new), H)
                 _, crossed, wrong_way = crossings(G, guards.thresholds, guards.seen_positive)
                 if crossed.any() or wrong_way.any():
                     # The inner samples are second-order approximations: redo the search on exact states.

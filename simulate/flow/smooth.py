@@ -86,7 +86,7 @@ def accepted_step(
             ts[-1] = t_b
             Ys = states(ts)
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
-        xtol = 4 * np.finfo(np.float64).eps * max(1.0, abs(t_b))
+        xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
         if event is not None:
             t_event, column, values = event
@@ -100,16 +100,37 @@ def accepted_step(
     return None
 
 
-def finite_field(fun: Callable[[Any], Any]) -> Callable[[float, np.ndarray], np.ndarray]:
-    """(t, y) -> fun(y), raising :class:`Diverged` when the value is not finite."""
+class FiniteField:
+    """(t, y) -> fun(y), raising :class:`Diverged` when the first value (the field at the piece's start, where
+    both integrators evaluate first) is not finite.
 
-    def checked(t: float, y: np.ndarray) -> np.ndarray:
-        dy = fun(y)
-        if not np.isfinite(dy @ dy):  # a NaN or infinite entry (or a field beyond 1e154: diverging)
+    Later values pass through as they are: a stage that overshoots into overflow (an exponential loss far
+    out) has a non-finite error estimate, and the step is rejected and retried smaller, as for any step that
+    misses its tolerance. ``overflowed`` says whether the last value was not finite: when the step size then
+    shrinks to nothing, the field is not finite just beyond the last accepted state (a divergence, not a
+    failure of the method).
+    """
+
+    def __init__(self, fun: Callable[[Any], Any]) -> None:
+        self.fun = fun
+        self.started = False
+        self.overflowed = False
+        self.overflow_seen = False  # some value since the last accepted step was not finite
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        dy = self.fun(y)
+        self.overflowed = not np.isfinite(dy @ dy)  # a NaN or inf entry (or a field beyond 1e154)
+        self.overflow_seen |= self.overflowed
+        if self.overflowed and not self.started:
             raise Diverged(f"the field is not finite at t = {t:.6g}")
+        self.started = True
         return dy
 
-    return checked
+    def end(self, t: float, y: np.ndarray, step: float | None, message: str) -> PieceEnd:
+        """The piece's end when the step size has shrunk to nothing at (t, y): diverged or failed."""
+        if self.overflowed:
+            return PieceEnd("diverged", t, y, message=f"the field is not finite beyond t = {t:.6g}")
+        return PieceEnd("failed", t, y, step, message=message)
 
 
 class ScipyPieces:
@@ -136,7 +157,7 @@ class ScipyPieces:
         if t_bound <= t0:
             return PieceEnd("t_bound", t0, y0, first_step)
 
-        checked = finite_field(fun)
+        checked = FiniteField(fun)
         options = {"rtol": self.rtol, "atol": self.atol}
         if first_step is not None:
             options["first_step"] = min(first_step, t_bound - t0)
@@ -146,11 +167,23 @@ class ScipyPieces:
         try:
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
             while solver.status == "running":
-                message = solver.step()
+                try:
+                    message = solver.step()
+                except (ValueError, np.linalg.LinAlgError):
+                    # an implicit method's Newton iteration or Jacobian met an overflowing field: restart
+                    # from the last accepted state with a step ten times smaller (as a rejected step would)
+                    if not checked.overflow_seen or solver.step_size is None:
+                        raise
+                    checked.overflow_seen = False
+                    options["first_step"] = min(solver.step_size, t_bound - t_good) / 10
+                    if options["first_step"] <= 10 * np.spacing(abs(t_good)):
+                        return checked.end(t_good, y_good, None, "step size too small")
+                    solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
+                    continue
                 if solver.status == "failed":
-                    return PieceEnd("failed", solver.t, solver.y, message=str(message))
-                if not np.all(np.isfinite(solver.y)):
-                    raise Diverged(f"the state is not finite at t = {solver.t:.6g}")
+                    return checked.end(solver.t, solver.y, None, str(message))
+                if not np.all(np.isfinite(solver.y)) or not np.all(np.isfinite(getattr(solver, "f", 0.0))):
+                    raise Diverged(f"the state or the field is not finite at t = {solver.t:.6g}")
                 t_a, t_b = solver.t_old, solver.t
                 dense = solver.dense_output()
 
@@ -163,6 +196,7 @@ class ScipyPieces:
                 if end is not None:
                     return end
                 t_good, y_good = t_b, solver.y
+                checked.overflow_seen = False
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
         return PieceEnd("t_bound", solver.t, solver.y, solver.step_size)
@@ -237,7 +271,7 @@ class ExplicitPieces:
         """Integrate y' = fun(y) from (t0, y0) until the first guard event or t_bound (as ScipyPieces.run)."""
         if t_bound <= t0:
             return PieceEnd("t_bound", t0, y0, first_step)
-        checked = finite_field(fun)
+        checked = FiniteField(fun)
         t, y, used = t0, y0, first_step
         try:
             f = checked(t, y)
@@ -245,12 +279,13 @@ class ExplicitPieces:
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
-                if h <= 10 * np.spacing(max(1.0, abs(t))):
-                    return PieceEnd("failed", t, y, used, message=f"step size too small at t = {t:.6g}")
-                y_new, K, error = self._step(fun, y, f, h)
-                if not np.isfinite(error):  # a stage or the new state is not finite (the scale is >= atol)
-                    raise Diverged(f"the field or the state is not finite at t = {t + h:.6g}")
-                if not error < 1:  # rejected
+                if h <= 10 * np.spacing(
+                    abs(t)
+                ):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
+                    return checked.end(t, y, used, f"step size too small at t = {t:.6g}")
+                y_new, K, error = self._step(checked.fun, y, f, h)
+                checked.overflowed = not np.isfinite(error)
+                if not error < 1:  # rejected (also when a stage is not finite: the error is then NaN or inf)
                     h *= max(0.2, 0.9 * error**self.exponent)
                     rejected = True
                     continue

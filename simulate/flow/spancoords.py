@@ -34,9 +34,10 @@ class SpanCoordinates(Coordinates):
     polynomial_guards = True
 
     def __init__(self, X: Any, y: Any, c: float, W0: np.ndarray, arithmetic: Arithmetic) -> None:
-        super().__init__(X, y, c, len(W0), arithmetic, row=X.shape[0])
+        super().__init__(X, y, c, len(W0), arithmetic)
+        self.row = self.n  # lambda_j: one number per representative sample
         self.W0 = arithmetic.convert(W0)
-        self.gram = X @ self.XT
+        self.gram = self.X @ self.XT
         self.P0 = self.W0 @ self.XT
         self.norms0 = np.einsum("ji,ji->j", self.W0, self.W0)  # ||w_j(0)||^2
         self.twice_P0 = 2 * self.P0
@@ -44,7 +45,7 @@ class SpanCoordinates(Coordinates):
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples (0 at the start)."""
         shift = self.arith.convert(W) - self.W0
-        Lambda = self.arith.solve(self.gram, self.X @ shift.T).T
+        Lambda = self.arith.lstsq(self.gram, self.X @ shift.T).T
         return np.concatenate([Lambda.reshape(-1), self.arith.convert(v)])
 
     def network(self, Y: Any) -> tuple[Any, Any]:
@@ -93,7 +94,7 @@ class SpanCoordinates(Coordinates):
             Lambda[j, i] -= (self.P0[j, i] + Lambda[j] @ self.gram[:, i]) / self.gram[i, i]
             return
         P_T = self.P0[j, samples] + Lambda[j] @ self.gram[:, samples]
-        Lambda[j, samples] -= self.arith.solve(self.gram[np.ix_(samples, samples)], P_T)
+        Lambda[j, samples] -= self.arith.lstsq(self.gram[np.ix_(samples, samples)], P_T)
 
     def pair_preactivations(self, Ys: Any, j: int, i: int) -> tuple[Any, Any]:
         n = self.n

@@ -24,6 +24,7 @@ class ScalarGuards:
     def __post_init__(self):
         self.thresholds = np.full(len(self.functions), 1e-14)
         self.seen_positive = np.ones(len(self.functions), dtype=bool)
+        self.grazing = set()
 
     def evaluate(self, Ys):
         return np.array([[g(Y[0]) for g in self.functions] for Y in Ys])
@@ -61,6 +62,25 @@ def test_a_guard_leaving_its_surface_the_wrong_way_is_an_event_at_once():
     guards.seen_positive[:] = False
     t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
     assert (t, column) == (0.0, 0)
+
+
+def test_a_guard_turned_back_within_one_sample_interval_is_located_not_repeated():
+    """t (0.05 - t) starts on its surface, rises and comes back at 0.05, before the first sample at 0.1: the
+    event is there (reporting it at 0 would repeat the same event forever)."""
+    guards = ScalarGuards([lambda t: t * (0.05 - t)])
+    guards.seen_positive[:] = False
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert column == 0 and t == pytest.approx(0.05, abs=1e-12)
+
+
+def test_a_dip_after_a_grazing_contact_that_comes_back_is_no_event():
+    """-t (0.15 - t): below the surface until 0.15, then above. After a grazing contact (the pair's rate is
+    zero to roundoff) such a dip is the integration's noise; elsewhere it is a wrong-way exit."""
+    guards = ScalarGuards([lambda t: -t * (0.15 - t)])
+    guards.seen_positive[:] = False
+    assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)[0] == 0.0
+    guards.grazing = {0}
+    assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None
 
 
 def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():

@@ -11,6 +11,7 @@ from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.theory import vector_field
+from fls.theory.compiled import compile_field
 
 LOSS = st.sampled_from(["logistic", "squared"])  # squared: a sample factor that changes sign
 
@@ -128,3 +129,67 @@ def test_span_coordinates_give_the_plain_field_state_and_guards(seed, loss, c):
         span.polynomial_parts(C_span), plain.polynomial_parts(C_plain.reshape(4, -1)), strict=True
     ):
         assert np.allclose(got, expected, rtol=1e-11, atol=1e-11)
+
+
+def merged_network(seed: int, m: int = 5, d: int = 4):
+    """A network on 9 samples of which 5 repeat or are multiples (positive and negative) of the first 4."""
+    W, v, X, y = network(seed, m=m, n=4, d=d)
+    rng = np.random.default_rng(seed + 1)
+    X = np.concatenate([X, X[[0]], 2.5 * X[[1]], -X[[2]], -0.5 * X[[1]], 3 * X[[3]]])
+    return W, v, X, np.concatenate([y, rng.choice([-1.0, 1.0], 5)])
+
+
+@given(st.integers(0, 100_000), LOSS)
+def test_merged_samples_give_the_derived_field_in_every_coordinate_system(seed, loss):
+    """Repeated and collinear samples are integrated on their 4 distinct surfaces; the field is unchanged."""
+    W, v, X, y = merged_network(seed)
+    v = np.sign(v) * np.linalg.norm(W, axis=1)  # balanced, for the log coordinates
+    arith = float_arithmetic(loss)
+    dW, dv = vector_field(W, v, X, y, loss=loss)
+    m, d = W.shape
+    for coords in (
+        PlainCoordinates(X, y, 1.0, m, arith),
+        SpanCoordinates(X, y, 1.0, W, arith),
+        LogCoordinates(X, y, 1.0, np.sign(v), arith),
+    ):
+        assert coords.n == 4 and coords.samples.opposite
+        weights = SlidingWeights(sign_mode(W, coords.X), coords.X @ coords.X.T, arith)
+        Y = coords.pack(W, v)
+        assert np.allclose(coords.output(Y, weights), (v @ np.maximum(W @ X.T, 0.0)), rtol=1e-12, atol=1e-13)
+        dY = coords.rhs(Y, weights)
+        if coords.name == "log":
+            scale = np.linalg.norm(W, axis=1)
+            dU, drho = dY[: m * d].reshape(m, d), dY[m * d :]
+            got_W = scale[:, None] * (drho[:, None] * W / scale[:, None] + dU)
+            got_v = np.sign(v) * scale * drho
+        elif coords.name == "span":
+            got_W, got_v = dY[: m * 4].reshape(m, 4) @ coords.X, dY[m * 4 :]
+        else:
+            got_W, got_v = dY[: m * d].reshape(m, d), dY[m * d :]
+        assert np.allclose(got_W, dW, rtol=1e-11, atol=1e-12 * np.abs(dW).max())
+        assert np.allclose(got_v, dv, rtol=1e-11, atol=1e-12 * np.abs(dv).max())
+
+
+def test_sliding_on_a_surface_shared_by_opposite_samples_keeps_the_motion_tangent():
+    """One weight mu for the whole group: the opposite samples get 1 - mu, and <w_0', x_1> = 0."""
+    W, v, X, y = merged_network(7)
+    arith = float_arithmetic("logistic")
+    coords = PlainCoordinates(X, y, 1.0, len(v), arith)
+    W[0] = project_onto_surfaces(W[0], coords.X[[1]], arith)
+    active = W @ coords.X.T > 0
+    sliding = np.zeros_like(active)
+    sliding[0, 1], active[0, 1] = True, False
+    weights = SlidingWeights(Mode(active, sliding), coords.X @ coords.X.T, arith)
+    Y = coords.pack(W, v)
+    dW = coords.rhs(Y, weights)[: W.size].reshape(W.shape)
+    assert abs(dW[0] @ coords.X[1]) < 1e-13 * np.linalg.norm(dW[0])
+    S, N = coords.sample_factors(coords.output(Y, weights))
+    mu = weights.mu(S, N)[0]
+    # the same velocity from every sample's own gate: mu on the group's samples along x_1, 1 - mu on the others
+    s = compile_field("logistic").sample_factor(coords.output(Y, weights), y)
+    gates = (W[0] @ X.T > 0).astype(float)
+    along = np.isclose(np.abs(X @ coords.X[1]), np.linalg.norm(X, axis=1) * np.linalg.norm(coords.X[1]))
+    positive = X @ coords.X[1] > 0
+    gates[along] = np.where(positive[along], mu, 1 - mu)
+    expected = v[0] * (s * gates) @ X / len(y)
+    assert np.allclose(dW[0], expected, rtol=1e-12, atol=1e-14)

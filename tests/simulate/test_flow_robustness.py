@@ -1,0 +1,110 @@
+"""The exact flow gets through what used to stop it: grazing returns, fitted samples, repeated and collinear
+samples, at any tolerance; and it keeps an event log on request (docs/flow.md, "Robustness")."""
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from fls.simulate import init_params, make_data
+from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, SWEEP_METHOD, SWEEP_RTOL, integrate_flow
+from fls.simulate.flow.hybrid import TRANSITIONS
+from fls.simulate.flow.problems import repeated_sample_problem, switching_problem
+
+#: The stop time of the reproducer below, from the tightest run (rtol 1e-12): an independent piecewise
+#: integrator reaches the target at t = 0.916 as well.
+REPRODUCER_STOP = 0.91604533
+
+
+@pytest.mark.parametrize("rtol", [1e-7, 1e-8, 1e-9, 1e-10])
+def test_the_sweep_reproducer_reaches_its_target_at_the_sweep_tolerances(rtol):
+    """gaussian_mixture, d = 20, n = 10, m = 20, alpha = 10, seed 1, random_sign, atol = rtol * 1e-3 (what the
+    sweep runner passes): it used to repeat one event 201 times at t = 0.3718 (a pair turned back at once,
+    inside one sample interval) and, with n = 40, at a sample fitted to s ~ 1e-31."""
+    data = make_data("gaussian_mixture", d=20, n=10, n_test=500, kappa=2.0, sigma=1.0, balanced=True, seed=1)
+    W, v = init_params(20, 20, alpha=10.0, scheme="random_sign", seed=1)
+    run = integrate_flow(W, v, data.X, data.y, target_risk=0.05, t_max=1e4, rtol=rtol, atol=rtol * 1e-3)
+    assert run.status == "target_reached", run.message
+    assert run.t_stop == pytest.approx(REPRODUCER_STOP, rel=3e-6)
+
+
+def test_the_reproducer_at_n_40_reaches_its_target():
+    data = make_data("gaussian_mixture", d=20, n=40, n_test=500, kappa=2.0, sigma=1.0, balanced=True, seed=1)
+    W, v = init_params(20, 20, alpha=10.0, scheme="random_sign", seed=1)
+    run = integrate_flow(W, v, data.X, data.y, target_risk=0.05, t_max=1e4, rtol=1e-8, atol=1e-11)
+    assert run.status == "target_reached", run.message
+
+
+@cache
+def wide_reference_stop() -> float:
+    W, v, X, y = repeated_sample_problem(1000, 1.0)
+    return integrate_flow(
+        W, v, X, y, target_risk=0.1, t_max=1e3, rtol=1e-12, atol=1e-15, method="RK45"
+    ).t_stop
+
+
+@pytest.mark.parametrize("rtol", [1e-6, 1e-8, 1e-10])
+def test_a_wide_network_on_repeated_and_collinear_samples_reaches_its_target(rtol):
+    """m = 1000, 186 samples in d = 2 on 31 surfaces: it used to fail at t = 0 (a singular Gram matrix) and,
+    with that patched, repeat events at t ~ 7 (each copy's Filippov weight was slid on by itself)."""
+    W, v, X, y = repeated_sample_problem(1000, 1.0)
+    run = integrate_flow(W, v, X, y, target_risk=0.1, t_max=1e3, rtol=rtol, atol=rtol * 1e-3, method="RK45")
+    assert run.status == "target_reached", run.message
+    assert run.t_stop == pytest.approx(wide_reference_stop(), rel=1e3 * rtol)
+
+
+def test_repeated_samples_give_the_flow_of_the_distinct_samples_weighted():
+    """Doubling every sample changes nothing (the risk is a mean); a copy is one surface, not two."""
+    W, v, X, y = switching_problem()
+    single = integrate_flow(
+        W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-11, atol=1e-13, record_events=True
+    )
+    double = integrate_flow(
+        W,
+        v,
+        np.concatenate([X, X]),
+        np.concatenate([y, y]),
+        target_risk=0.1,
+        t_max=200.0,
+        rtol=1e-11,
+        atol=1e-13,
+        record_events=True,
+    )
+    assert double.status == single.status == "target_reached"
+    assert double.t_stop == pytest.approx(single.t_stop, rel=1e-9)
+    assert np.allclose(double.W, single.W, rtol=1e-8, atol=1e-10)
+    assert (double.switches, double.sliding_entries) == (single.switches, single.sliding_entries)
+    assert np.array_equal(double.info["event_log"]["sample"], single.info["event_log"]["sample"])
+
+
+def test_the_event_log_lists_every_transition_with_its_time_neuron_sample_and_kind():
+    W, v, X, y = switching_problem()
+    run = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, record_events=True)
+    log = run.info["event_log"]
+    kinds = log["kind"].tolist()
+    assert set(kinds) == set(TRANSITIONS)  # this problem crosses, enters and leaves sliding
+    assert (kinds.count("cross"), kinds.count("enter_sliding")) == (run.switches, run.sliding_entries)
+    assert kinds.count("leave_sliding") == run.info["sliding_exits"]
+    assert np.all(np.diff(log["t"]) >= 0) and 0 <= log["t"].min() and log["t"].max() <= run.t_stop
+    assert set(log["neuron"].tolist()) <= set(range(len(v))) and set(log["sample"].tolist()) <= set(
+        range(len(y))
+    )
+    for t, j, i, kind in zip(log["t"], log["neuron"], log["sample"], kinds, strict=True):
+        W_t, _ = run.dense(t)  # on its surface at its event
+        assert abs(W_t[j] @ X[i]) <= 1e-7 * np.linalg.norm(W_t[j]) * np.linalg.norm(X[i]), (t, j, i, kind)
+    assert "event_log" not in integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0).info
+
+
+def test_the_sweep_defaults_meet_the_sweep_accuracy_on_low_signal():
+    """SWEEP_METHOD at SWEEP_RTOL (atol = rtol * SWEEP_ATOL_PER_RTOL): 1e-6 relative in the state at the time of
+    R = 0.05 on low_signal at alpha = 3 (274 events), against DOP853 at rtol 1e-12."""
+    data = make_data("gaussian_mixture", preset="low_signal", n_test=100, seed=0)
+    W, v = init_params(100, 100, alpha=3.0, scheme="random_sign", seed=0)
+    T = 1.6689897711
+    reference = integrate_flow(W, v, data.X, data.y, t_max=T, rtol=1e-12, atol=1e-15, save_at=[0.0])
+    run = integrate_flow(
+        W, v, data.X, data.y, t_max=T, rtol=SWEEP_RTOL, atol=SWEEP_RTOL * SWEEP_ATOL_PER_RTOL,
+        method=SWEEP_METHOD, save_at=[0.0],
+    )
+    state, exact = (np.concatenate([r.W.ravel(), r.v]) for r in (run, reference))
+    assert np.abs(state - exact).max() <= 1e-6 * np.abs(exact).max()
