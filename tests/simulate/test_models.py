@@ -70,6 +70,20 @@ def test_a_weight_k_is_k_repeated_samples_in_the_flow():
     assert abs(weighted.risk[-1] - repeated.risk[-1]) < 1e-10
 
 
+def test_a_weight_k_is_k_repeated_samples_in_the_flow_through_crossings_and_sliding():
+    """The exact flow on weights [1, 2, 1] and on the middle sample twice, on the run of the mpmath test (it
+    crosses and slides): the copies are one surface (docs/flow.md, repeated samples), so the flows agree."""
+    W, v, b = small_biased()
+    options = {"loss": "squared", "b0": b, "t_max": 6.0, "rtol": 1e-12, "atol": 1e-14, "coords": "plain"}
+    weighted = integrate_flow(W, v, X3, Y3, sample_weight=[1.0, 2.0, 1.0], **options)
+    repeated = integrate_flow(W, v, np.r_[X3, X3[[1]]], np.r_[Y3, Y3[[1]]], **options)
+    assert weighted.ok and repeated.ok and weighted.switches + weighted.sliding_entries > 0
+    assert (weighted.switches, weighted.sliding_entries) == (repeated.switches, repeated.sliding_entries)
+    for a, r in ((weighted.W, repeated.W), (weighted.b, repeated.b), (weighted.v, repeated.v)):
+        np.testing.assert_allclose(a, r, atol=1e-10, rtol=0)
+    assert abs(weighted.risk[-1] - repeated.risk[-1]) < 1e-10
+
+
 def torch_member(W, v, b, X, y, weights, c, eta, steps):
     """One network trained by torch autograd on the weighted squared loss (independent of the compiled field)."""
     W, v, b = (torch.tensor(a, requires_grad=True) for a in (W, v, b))
