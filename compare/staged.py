@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from fls.compare.vocabulary import ETA_KEY, STEP_POLICIES, STEP_POLICY_KEY
-from fls.simulate.flow.coords import sample_slope
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule
 from fls.simulate.train.ensemble import train_ensemble
@@ -81,9 +80,7 @@ def sharpness_bound(
     n = X.shape[0]
     weights = as_sample_weight(sample_weight, n)
     f = field_.output(W, v, X, c)
-    curvature = np.abs(sample_slope(loss)(f, y))  # d s / df = -l''(f, y)
-    if weights is not None:
-        curvature = curvature * weights
+    curvature = np.abs(field_.sample_slope(f, y, weights))  # w_i |d s / df| = w_i l''(f_i, y_i)
     root = np.sqrt(curvature)
     gram = empirical_tangent_kernel(W, v, X, X, c=c)
     gauss_newton = float(np.max((root[:, None] * np.abs(gram) * root[None, :]).sum(axis=1))) / n

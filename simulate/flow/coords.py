@@ -22,12 +22,6 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.samples import SampleGroups
-from fls.theory.compiled import compile_field
-
-
-def sample_slope(loss: str):
-    """ds_i/df_i of the sample factor s(f, y), from the compiled derivation (for the analytic Jacobian)."""
-    return compile_field(loss).sample_slope
 
 
 class Coordinates:
