@@ -12,8 +12,10 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
   small-alpha prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
   :func:`theory.smallinit.escape_time` with rate lambda+ and the positive group's norm alpha sqrt(m / 2)
   (:func:`predicted_escape_time`); the extreme vector reached from the class sum x+ gives the predicted Psi.
-- large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0
-  (:func:`theory.lazy.tangent_kernel`), started from the network's own initial function f0 (zero for the
+- large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0 of
+  the run's init scheme (:func:`theory.schemekernel.scheme_tangent_kernel`: the balanced schemes' closed form,
+  the ``gaussian`` scheme's with a first-layer term 1/d as large; a scheme without a derived K0 is refused
+  with the reason), started from the network's own initial function f0 (zero for the
   antisymmetric init, a random function for random_sign), stopped at the same target risk
   (:func:`lazy_limit`).
 - boundaries in the (FLS, second axis) plane (:func:`boundaries`): alignment completes before escape when the
@@ -49,7 +51,8 @@ from fls.compare.vocabulary import (
 from fls.simulate.data import Dataset
 from fls.simulate.result import RunResult
 from fls.theory.augment import augment_inputs, augment_weights
-from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow
+from fls.theory.schemekernel import scheme_tangent_kernel
 from fls.theory.smallinit import (
     alignment_rates,
     class_sums,
@@ -73,12 +76,16 @@ LAZY_RTOL = 1e-8
 
 
 def unit_tangent_kernels(
-    dataset: Dataset, *, width: int, c: float, bias: bool = False
+    dataset: Dataset, *, width: int, c: float, scheme: str, bias: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(K0(train, train), K0(test, train)) at alpha = 1 (of the network with hidden biases when ``bias``)."""
+    """(K0(train, train), K0(test, train)) at alpha = 1 of the init ``scheme`` (of the network with hidden
+    biases when ``bias``; :func:`theory.schemekernel.scheme_tangent_kernel`, which refuses a scheme without a
+    derived K0)."""
     return (
-        tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
-        tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
+        scheme_tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c, scheme=scheme, bias=bias),
+        scheme_tangent_kernel(
+            dataset.X_test, dataset.X, alpha=1.0, width=width, c=c, scheme=scheme, bias=bias
+        ),
     )
 
 
@@ -91,24 +98,26 @@ def lazy_limit(
     c: float,
     eps: float,
     t_max: float,
+    scheme: str,
     loss: str = "logistic",
     unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
     sample_weight: np.ndarray | None = None,
     b0: np.ndarray | None = None,
 ) -> RunResult:
-    """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
-    (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
+    """Kernel gradient flow with K0 of the init ``scheme`` that drew (W0, v0) (width m = len(v0), scale alpha,
+    multiplier c) from f0 = the network at (W0, v0), stopped at training risk eps; f_test = f0_test +
+    K0(test, train) a(tau) (theory.lazy).
 
     The result record of every engine (engine ``kernel``): the flow's status, message, stopping time, risk
     over time and rhs evaluations, and its predictions ``f_train``, ``f_test``; W and v are empty (a kernel
     predictor has no network). Its test error: :func:`lazy_test_error`.
 
     K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train,
-    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again. ``sample_weight``
+    train), K0(test, train)) at alpha = 1 (same width, c and scheme) to skip computing them again. ``sample_weight``
     (n,) or None weighs the kernel flow's risk like the network's. Hidden biases b0 (m,) make K0 and f0 those of
     the network with biases (the bias-free ones on inputs (x, 1), :mod:`theory.augment`)."""
     if unit_kernels is None:
-        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c, bias=b0 is not None)
+        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c, scheme=scheme, bias=b0 is not None)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
     rows, X, X_test = W0, dataset.X, dataset.X_test
     if b0 is not None:

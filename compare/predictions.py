@@ -93,7 +93,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
             columns["pred_Psi"][rows] = limit.psi
             columns["pred_cos_bayes"][rows] = limit.cos_bayes
             columns["pred_small_alpha_error"][rows] = error
-            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
+            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c, scheme=cell[INIT_KEY].iloc[0])
             lazy_rows = cell[(cell["seed"] == seed) & cell[ALPHA_KEY].isin(alphas[-lazy_top:])]
             for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
                 W0, v0 = initial_parameters(run)
@@ -105,6 +105,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
                     c=c,
                     eps=float(run[EPS_KEY]),
                     t_max=float(run[T_MAX_KEY]),
+                    scheme=run[INIT_KEY],
                     loss=run[LOSS_KEY],
                     unit_kernels=kernels,
                 )
