@@ -5,13 +5,10 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
 
 - small alpha (strong feature learning): while |f| << 1 every balanced neuron follows the directional flow
   u' = c sign(v) (I - u u^T) g(u), (log ||w||)' = c sign(v) H(u) (:mod:`theory.smallinit`), towards an extreme
-  vector. :func:`aligned_network` integrates it for every neuron of the run's own initialization (explicit
-  steps on the sphere, :data:`DIRECTIONAL_STEP` / lambda+ long) up to :data:`DIRECTIONAL_FRACTION` of the
-  predicted escape time, where the network is still small; the reduced model is the network with the neurons
-  where that flow left them, trained from there by the same engine and stop rule: its test error is the
-  small-alpha prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
-  :func:`theory.smallinit.escape_time` with rate lambda+ and the positive group's norm alpha sqrt(m / 2)
-  (:func:`predicted_escape_time`); the extreme vector reached from the class sum x+ gives the predicted Psi.
+  vector; the small-norm phase ends at the escape time of :func:`theory.smallinit.escape_time` with rate
+  lambda+ and the positive group's norm alpha sqrt(m / 2) (:func:`predicted_escape_time`); the extreme vector
+  reached from the class sum x+ gives the predicted Psi (:func:`small_alpha_limit`). The network reduced to
+  its extreme vectors, whose test error is claim (d)'s small-alpha prediction, is :mod:`compare.extremenet`.
 - large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0 of
   the run's init scheme (:func:`theory.schemekernel.scheme_tangent_kernel`: the balanced schemes' closed form,
   the ``gaussian`` scheme's with a first-layer term 1/d as large; a scheme without a derived K0 is refused
@@ -24,30 +21,16 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
   ALIGNED_PSI^2) (the rate lambda+ cancels). The initial function is of order one, and over-fitting through f0
   sets in, when its standard deviation on the training points reaches 1
   (:func:`theory.lazy.initial_function_covariance`).
-
-Measured on the low_signal mixture (n = 40, alpha = 1e-4): a two-neuron model (one neuron at the extreme
-vector reached from x+, one from x-) errs ~0.11 where the network errs ~0.086, also at alpha = 1e-8; the
-neurons of one sign end on many nearby extreme vectors, and that spread matters, so the reduced model keeps
-every neuron.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fls.compare import metrics
-from fls.compare.inputs import training_settings
 from fls.compare.regimes import ALIGNED_PSI
-from fls.compare.staged import train_staged
-from fls.compare.vocabulary import (
-    ALPHA_KEY,
-    C_KEY,
-    WIDTH_KEY,
-)
 from fls.simulate.data import Dataset
 from fls.simulate.result import RunResult
 from fls.theory.augment import augment_inputs, augment_weights
@@ -56,19 +39,13 @@ from fls.theory.schemekernel import scheme_tangent_kernel
 from fls.theory.smallinit import (
     alignment_rates,
     class_sums,
-    directional_field,
     escape_time,
     extreme_vectors,
-    log_norm_rate,
 )
 from fls.theory.validation import check_in_range, check_positive
 
 #: Standard deviation of f0 on the training points at the over-fitting boundary.
 F0_SCALE = 1.0
-
-
-#: Directional-flow step in units of 1 / lambda+, and the fraction of the escape time the flow is followed.
-DIRECTIONAL_STEP, DIRECTIONAL_FRACTION = 0.1, 0.8
 
 
 #: Relative tolerance of the kernel flow (the test errors it feeds are Monte-Carlo estimates, SE ~ 3e-3).
@@ -187,70 +164,6 @@ def small_alpha_limit(dataset: Dataset, *, c: float = 1.0) -> SmallAlphaLimit:
         cos_bayes=metrics.cosine(u_plus, bayes) if bayes is not None else float("nan"),
         lambda_plus=alignment_rates(dataset.X, dataset.y, c=c)[0],
     )
-
-
-def aligned_network(
-    dataset: Dataset, W0: np.ndarray, v0: np.ndarray, *, c: float, duration: float, lambda_plus: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The balanced network (W0, v0) carried by the directional flow for ``duration``: directions by explicit
-    steps u <- normalize(u + h u'), log-norms by log||w|| += h c sign(v) H(u), h = DIRECTIONAL_STEP / lambda+
-    (theory.smallinit.directional_field and log_norm_rate); v keeps its sign and v_j = +-||w_j||."""
-    signs = np.where(v0 > 0, 1.0, -1.0)
-    norms = np.linalg.norm(W0, axis=1)
-    live = norms > 0
-    U, log_norm = W0[live] / norms[live, None], np.log(norms[live])
-    steps = max(1, int(np.ceil(duration * lambda_plus / DIRECTIONAL_STEP)))
-    h = duration / steps
-    for _ in range(steps):
-        velocity = directional_field(U, dataset.X, dataset.y, sign=signs[live], c=c)
-        log_norm = log_norm + h * log_norm_rate(U, dataset.X, dataset.y, sign=signs[live], c=c)
-        U = U + h * velocity
-        U /= np.linalg.norm(U, axis=1, keepdims=True)
-    W, v = np.zeros_like(W0), np.zeros_like(v0)
-    W[live] = np.exp(log_norm)[:, None] * U
-    v[live] = signs[live] * np.exp(log_norm)
-    return W, v
-
-
-def reduced_model_error(
-    datasets: Sequence[Dataset],
-    initializations: Sequence[tuple[np.ndarray, np.ndarray]],
-    run: Mapping[str, Any],
-) -> np.ndarray:
-    """Test error of each data set's reduced model (module docstring), the initializations carried by the
-    directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run[ALPHA_KEY] and then trained
-    as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
-    reduced model does not reach its target."""
-    alpha, width, c = float(run[ALPHA_KEY]), int(run[WIDTH_KEY]), float(run[C_KEY])
-    errors = np.full(len(datasets), np.nan)
-    starts, usable = [], []
-    for i, (dataset, (W0, v0)) in enumerate(zip(datasets, initializations, strict=True)):
-        rate = alignment_rates(dataset.X, dataset.y, c=c)[0]
-        escape = predicted_escape_time(rate, alpha=alpha, width=width, c=c)
-        if np.isfinite(escape):
-            starts.append(
-                aligned_network(
-                    dataset, W0, v0, c=c, duration=DIRECTIONAL_FRACTION * escape, lambda_plus=rate
-                )
-            )
-            usable.append(i)
-    if not usable:
-        return errors
-    results, _ = train_staged(
-        np.stack([W for W, _ in starts]),
-        np.stack([v for _, v in starts]),
-        np.stack([datasets[i].X for i in usable]),
-        np.stack([datasets[i].y for i in usable]),
-        c=np.full(len(usable), c),
-        **training_settings(run),
-        batch_size=None,
-        seeds=[0] * len(usable),
-    )
-    for i, result in zip(usable, results, strict=True):
-        if result.ok:
-            scores = metrics.network_outputs(result.W, result.v, datasets[i].X_test, c)
-            errors[i] = metrics.error_rate(scores, datasets[i].y_test)[0]
-    return errors
 
 
 def predicted_escape_time(lambda_plus: float, *, alpha: float, width: int, c: float = 1.0) -> float:
