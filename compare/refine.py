@@ -166,7 +166,7 @@ def _moved_centre(alphas: np.ndarray, found: Optimum, window: SeedGrid) -> float
 def seeds_needed(seeds: int, span: float) -> int:
     """Seeds the interval's 1 / sqrt(seeds) rate predicts for a span below TARGET_SPAN from ``span`` at
     ``seeds``, times SEED_MARGIN (at least one more seed):
-    seeds * SEED_MARGIN * (log span / log TARGET_SPAN)^2."""
+    seeds * SEED_MARGIN * (log span / log TARGET_SPAN)^2; twice ``seeds`` for a NaN span (no interval)."""
     if not np.isfinite(span):
         return 2 * seeds
     ratio = math.log(span) / math.log(TARGET_SPAN)
@@ -230,7 +230,8 @@ def refine_optimum(
         if centre is not None:
             alphas, window_runs, seeds = _window(centre), [], ran
         else:
-            extra = seeds_needed(len(ran), found.span) - len(ran)
+            span = found.span if found.lost <= MAX_LOST else float("nan")  # too many lost: double the seeds
+            extra = seeds_needed(len(ran), span) - len(ran)
             seeds = ran + [max(ran) + 1 + i for i in range(extra)]
     refinement.reason = (
         f"{max_rounds} rounds run; the last interval spans a factor {refinement.optimum.span:.3g}"

@@ -101,6 +101,7 @@ def test_seeds_needed_follows_the_inverse_square_root_rate(seeds, log_ratio):
     predicted_log_span = np.log(span) * np.sqrt(seeds / needed)
     assert predicted_log_span <= np.log(TARGET_SPAN) / np.sqrt(SEED_MARGIN) * (1 + 1e-9)
     assert needed <= max(seeds + 1, SEED_MARGIN * seeds * log_ratio**2 + 1)
+    assert seeds_needed(seeds, float("nan")) == 2 * seeds
 
 
 def test_the_resolved_optimum_becomes_claim_a_value_interval_and_band():
