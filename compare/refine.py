@@ -22,10 +22,11 @@ round run on the current window.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ WINDOW_FACTOR = 3.0
 
 #: Seeds a round adds: the count the 1 / sqrt(seeds) rate predicts for the target, times this margin.
 SEED_MARGIN = 1.3
+
+#: Where ``fls verify`` keeps the refinement beside its report, so that a later ``fls report`` into the same
+#: directory gives claim (a) the same resolved value (:func:`load_refinement`).
+REFINEMENT_FILE = "refinement.json"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,43 @@ class Refinement:
             evidence=evidence,
             data={**result.data, "argmin_band": [float(low), float(high)]},
         )
+
+
+def _optimum(fields: Mapping[str, Any]) -> Optimum:
+    return Optimum(
+        float(fields["alpha"]), tuple(fields["alpha_interval"]), float(fields["c"]), fields["lost"]
+    )
+
+
+def save_refinement(refinement: Refinement, out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``refinement`` to ``out_dir``/:data:`REFINEMENT_FILE` (JSON) and return the path."""
+    path = Path(out_dir) / REFINEMENT_FILE
+    path.write_text(json.dumps(asdict(refinement), indent=1))
+    return path
+
+
+def load_refinement(out_dir: str | os.PathLike[str], table: pd.DataFrame) -> Refinement | None:
+    """The refinement stored in ``out_dir`` when it was made from the grid of ``table`` (its grid optimum is
+    the one :func:`grid_optimum` finds in ``table`` now), else None."""
+    path = Path(out_dir) / REFINEMENT_FILE
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    start = None if stored["grid_optimum"] is None else _optimum(stored["grid_optimum"])
+    if start != grid_optimum(table):
+        return None
+    rounds = [
+        Round(tuple(r["alphas"]), tuple(r["seeds"]), int(r["runs"]), _optimum(r["optimum"]))
+        for r in stored["rounds"]
+    ]
+    return Refinement(start, stored["status"], stored["reason"], rounds)
+
+
+def grid_optimum(table: pd.DataFrame, context: ClaimContext = DEFAULT_CONTEXT) -> Optimum | None:
+    """alpha* of claim (a)'s cell of the run table (:func:`compare.optimum.locate_optimum`); None without
+    runs of a network engine."""
+    cell, init, _ = select_cell(table)
+    return None if init is None else locate_optimum(seed_grid(cell, "test_error"), context)
 
 
 def _round_config(
