@@ -377,6 +377,8 @@ def reduced_models(
     evidence = {
         "cell": describe_cell(init, chosen),
         **evidence_of(checks),
+        "small-alpha prediction": "the network reduced to its extreme vectors (one neuron per extreme vector, "
+        f"mean {finite_mean(cell.get('pred_extreme_neurons', np.nan)):.3g} per seed), trained to the target",
         "predicted Psi (extreme vector from x+)": f"{finite_mean(cell.get('pred_Psi', np.nan)):.4f}",
         "measured Psi at the largest FLS": f"{finite_mean(seed_grid(cell, 'Psi').values[:, -1]):.4f}",
     }

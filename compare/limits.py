@@ -5,15 +5,14 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
 
 - small alpha (strong feature learning): while |f| << 1 every balanced neuron follows the directional flow
   u' = c sign(v) (I - u u^T) g(u), (log ||w||)' = c sign(v) H(u) (:mod:`theory.smallinit`), towards an extreme
-  vector. :func:`aligned_network` integrates it for every neuron of the run's own initialization (explicit
-  steps on the sphere, :data:`DIRECTIONAL_STEP` / lambda+ long) up to :data:`DIRECTIONAL_FRACTION` of the
-  predicted escape time, where the network is still small; the reduced model is the network with the neurons
-  where that flow left them, trained from there by the same engine and stop rule: its test error is the
-  small-alpha prediction (:func:`reduced_model_error`). The small-norm phase ends at the escape time of
-  :func:`theory.smallinit.escape_time` with rate lambda+ and the positive group's norm alpha sqrt(m / 2)
-  (:func:`predicted_escape_time`); the extreme vector reached from the class sum x+ gives the predicted Psi.
-- large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0
-  (:func:`theory.lazy.tangent_kernel`), started from the network's own initial function f0 (zero for the
+  vector; the small-norm phase ends at the escape time of :func:`theory.smallinit.escape_time` with rate
+  lambda+ and the positive group's norm alpha sqrt(m / 2) (:func:`predicted_escape_time`); the extreme vector
+  reached from the class sum x+ gives the predicted Psi (:func:`small_alpha_limit`). The network reduced to
+  its extreme vectors, whose test error is claim (d)'s small-alpha prediction, is :mod:`compare.extremenet`.
+- large alpha (lazy): kernel gradient flow of the logistic loss with the infinite-width tangent kernel K0 of
+  the run's init scheme (:func:`theory.schemekernel.scheme_tangent_kernel`: the balanced schemes' closed form,
+  the ``gaussian`` scheme's with a first-layer term 1/d as large; a scheme without a derived K0 is refused
+  with the reason), started from the network's own initial function f0 (zero for the
   antisymmetric init, a random function for random_sign), stopped at the same target risk
   (:func:`lazy_limit`).
 - boundaries in the (FLS, second axis) plane (:func:`boundaries`): alignment completes before escape when the
@@ -22,41 +21,26 @@ Three limits of docs/design.md section 2, each turned into numbers a run can be 
   ALIGNED_PSI^2) (the rate lambda+ cancels). The initial function is of order one, and over-fitting through f0
   sets in, when its standard deviation on the training points reaches 1
   (:func:`theory.lazy.initial_function_covariance`).
-
-Measured on the low_signal mixture (n = 40, alpha = 1e-4): a two-neuron model (one neuron at the extreme
-vector reached from x+, one from x-) errs ~0.11 where the network errs ~0.086, also at alpha = 1e-8; the
-neurons of one sign end on many nearby extreme vectors, and that spread matters, so the reduced model keeps
-every neuron.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fls.compare import metrics
-from fls.compare.inputs import training_settings
 from fls.compare.regimes import ALIGNED_PSI
-from fls.compare.staged import train_staged
-from fls.compare.vocabulary import (
-    ALPHA_KEY,
-    C_KEY,
-    WIDTH_KEY,
-)
 from fls.simulate.data import Dataset
 from fls.simulate.result import RunResult
 from fls.theory.augment import augment_inputs, augment_weights
-from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow, tangent_kernel
+from fls.theory.lazy import initial_function_covariance, kernel_gradient_flow
+from fls.theory.schemekernel import scheme_tangent_kernel
 from fls.theory.smallinit import (
     alignment_rates,
     class_sums,
-    directional_field,
     escape_time,
     extreme_vectors,
-    log_norm_rate,
 )
 from fls.theory.validation import check_in_range, check_positive
 
@@ -64,21 +48,21 @@ from fls.theory.validation import check_in_range, check_positive
 F0_SCALE = 1.0
 
 
-#: Directional-flow step in units of 1 / lambda+, and the fraction of the escape time the flow is followed.
-DIRECTIONAL_STEP, DIRECTIONAL_FRACTION = 0.1, 0.8
-
-
 #: Relative tolerance of the kernel flow (the test errors it feeds are Monte-Carlo estimates, SE ~ 3e-3).
 LAZY_RTOL = 1e-8
 
 
 def unit_tangent_kernels(
-    dataset: Dataset, *, width: int, c: float, bias: bool = False
+    dataset: Dataset, *, width: int, c: float, scheme: str, bias: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(K0(train, train), K0(test, train)) at alpha = 1 (of the network with hidden biases when ``bias``)."""
+    """(K0(train, train), K0(test, train)) at alpha = 1 of the init ``scheme`` (of the network with hidden
+    biases when ``bias``; :func:`theory.schemekernel.scheme_tangent_kernel`, which refuses a scheme without a
+    derived K0)."""
     return (
-        tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
-        tangent_kernel(dataset.X_test, dataset.X, alpha=1.0, width=width, c=c, bias=bias),
+        scheme_tangent_kernel(dataset.X, dataset.X, alpha=1.0, width=width, c=c, scheme=scheme, bias=bias),
+        scheme_tangent_kernel(
+            dataset.X_test, dataset.X, alpha=1.0, width=width, c=c, scheme=scheme, bias=bias
+        ),
     )
 
 
@@ -91,24 +75,26 @@ def lazy_limit(
     c: float,
     eps: float,
     t_max: float,
+    scheme: str,
     loss: str = "logistic",
     unit_kernels: tuple[np.ndarray, np.ndarray] | None = None,
     sample_weight: np.ndarray | None = None,
     b0: np.ndarray | None = None,
 ) -> RunResult:
-    """Kernel gradient flow with K0 (width m = len(v0), scale alpha, multiplier c) from f0 = the network at
-    (W0, v0), stopped at training risk eps; f_test = f0_test + K0(test, train) a(tau) (theory.lazy).
+    """Kernel gradient flow with K0 of the init ``scheme`` that drew (W0, v0) (width m = len(v0), scale alpha,
+    multiplier c) from f0 = the network at (W0, v0), stopped at training risk eps; f_test = f0_test +
+    K0(test, train) a(tau) (theory.lazy).
 
     The result record of every engine (engine ``kernel``): the flow's status, message, stopping time, risk
     over time and rhs evaluations, and its predictions ``f_train``, ``f_test``; W and v are empty (a kernel
     predictor has no network). Its test error: :func:`lazy_test_error`.
 
     K0 is proportional to alpha^2, so a caller with several alphas may pass ``unit_kernels`` = (K0(train,
-    train), K0(test, train)) at alpha = 1 (same width and c) to skip computing them again. ``sample_weight``
+    train), K0(test, train)) at alpha = 1 (same width, c and scheme) to skip computing them again. ``sample_weight``
     (n,) or None weighs the kernel flow's risk like the network's. Hidden biases b0 (m,) make K0 and f0 those of
     the network with biases (the bias-free ones on inputs (x, 1), :mod:`theory.augment`)."""
     if unit_kernels is None:
-        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c, bias=b0 is not None)
+        unit_kernels = unit_tangent_kernels(dataset, width=len(v0), c=c, scheme=scheme, bias=b0 is not None)
     K, K_test = (alpha**2 * kernel for kernel in unit_kernels)
     rows, X, X_test = W0, dataset.X, dataset.X_test
     if b0 is not None:
@@ -178,70 +164,6 @@ def small_alpha_limit(dataset: Dataset, *, c: float = 1.0) -> SmallAlphaLimit:
         cos_bayes=metrics.cosine(u_plus, bayes) if bayes is not None else float("nan"),
         lambda_plus=alignment_rates(dataset.X, dataset.y, c=c)[0],
     )
-
-
-def aligned_network(
-    dataset: Dataset, W0: np.ndarray, v0: np.ndarray, *, c: float, duration: float, lambda_plus: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The balanced network (W0, v0) carried by the directional flow for ``duration``: directions by explicit
-    steps u <- normalize(u + h u'), log-norms by log||w|| += h c sign(v) H(u), h = DIRECTIONAL_STEP / lambda+
-    (theory.smallinit.directional_field and log_norm_rate); v keeps its sign and v_j = +-||w_j||."""
-    signs = np.where(v0 > 0, 1.0, -1.0)
-    norms = np.linalg.norm(W0, axis=1)
-    live = norms > 0
-    U, log_norm = W0[live] / norms[live, None], np.log(norms[live])
-    steps = max(1, int(np.ceil(duration * lambda_plus / DIRECTIONAL_STEP)))
-    h = duration / steps
-    for _ in range(steps):
-        velocity = directional_field(U, dataset.X, dataset.y, sign=signs[live], c=c)
-        log_norm = log_norm + h * log_norm_rate(U, dataset.X, dataset.y, sign=signs[live], c=c)
-        U = U + h * velocity
-        U /= np.linalg.norm(U, axis=1, keepdims=True)
-    W, v = np.zeros_like(W0), np.zeros_like(v0)
-    W[live] = np.exp(log_norm)[:, None] * U
-    v[live] = signs[live] * np.exp(log_norm)
-    return W, v
-
-
-def reduced_model_error(
-    datasets: Sequence[Dataset],
-    initializations: Sequence[tuple[np.ndarray, np.ndarray]],
-    run: Mapping[str, Any],
-) -> np.ndarray:
-    """Test error of each data set's reduced model (module docstring), the initializations carried by the
-    directional flow for DIRECTIONAL_FRACTION of the escape time at alpha = run[ALPHA_KEY] and then trained
-    as one ensemble with the training settings of ``run``; NaN where the run starts already escaped or the
-    reduced model does not reach its target."""
-    alpha, width, c = float(run[ALPHA_KEY]), int(run[WIDTH_KEY]), float(run[C_KEY])
-    errors = np.full(len(datasets), np.nan)
-    starts, usable = [], []
-    for i, (dataset, (W0, v0)) in enumerate(zip(datasets, initializations, strict=True)):
-        rate = alignment_rates(dataset.X, dataset.y, c=c)[0]
-        escape = predicted_escape_time(rate, alpha=alpha, width=width, c=c)
-        if np.isfinite(escape):
-            starts.append(
-                aligned_network(
-                    dataset, W0, v0, c=c, duration=DIRECTIONAL_FRACTION * escape, lambda_plus=rate
-                )
-            )
-            usable.append(i)
-    if not usable:
-        return errors
-    results, _ = train_staged(
-        np.stack([W for W, _ in starts]),
-        np.stack([v for _, v in starts]),
-        np.stack([datasets[i].X for i in usable]),
-        np.stack([datasets[i].y for i in usable]),
-        c=np.full(len(usable), c),
-        **training_settings(run),
-        batch_size=None,
-        seeds=[0] * len(usable),
-    )
-    for i, result in zip(usable, results, strict=True):
-        if result.ok:
-            scores = metrics.network_outputs(result.W, result.v, datasets[i].X_test, c)
-            errors[i] = metrics.error_rate(scores, datasets[i].y_test)[0]
-    return errors
 
 
 def predicted_escape_time(lambda_plus: float, *, alpha: float, width: int, c: float = 1.0) -> float:

@@ -3,9 +3,10 @@ the optimum"): alpha* is the smooth argmin of the mean test error over log alpha
 (:func:`compare.statistics.smooth_argmin`: the vertex of the parabola through the grid minimum and its two
 neighbours), and its 95 % interval is the percentile interval of alpha* over bootstrap resamples of the seeds
 (the same resamples at every alpha, since one seed is one data set across the grid). Claim (a) reports it and
-:mod:`compare.refine` adds alphas and seeds until it is narrow; on the refinement's fine windows the three
-points of the smooth argmin are as noisy as the differences between them, so there alpha* is the vertex of
-the least-squares parabola in log alpha through every point of the window (:func:`window_vertex`).
+:mod:`compare.refine` adds alphas and seeds until it is narrow; on the refinement's windows (9 alphas over a
+factor 9) three neighbouring points are as noisy as the differences between them, so there alpha* is the
+vertex of the least-squares parabola in log alpha through every point of the window (:func:`window_vertex`),
+whose spread shrinks with the curvature the whole window shows.
 """
 
 from __future__ import annotations

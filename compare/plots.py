@@ -52,7 +52,7 @@ LABELS = {
     "oa": "over-alignment OA",
     "of": "over-fitting OF",
     "f0_contamination": "‖f₀‖ / ‖f − f₀‖ (test)",
-    "pred_small_alpha_error": "small-alpha limit (directional flow, reduced model)",
+    "pred_small_alpha_error": "small-alpha limit (network of extreme vectors)",
     "pred_lazy_error": "lazy limit (K0 + f0)",
 }
 

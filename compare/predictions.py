@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from fls.compare import regimes
+from fls.compare.extremenet import small_alpha_prediction
 from fls.compare.inputs import dataset_for, initial_parameters
 from fls.compare.limits import (
     boundaries,
     lazy_limit,
     lazy_test_error,
     predicted_escape_time,
-    reduced_model_error,
     small_alpha_limit,
     unit_tangent_kernels,
 )
@@ -44,6 +44,7 @@ PREDICTION_COLUMNS = (
     "pred_Psi",
     "pred_cos_bayes",
     "pred_small_alpha_error",
+    "pred_extreme_neurons",
     "pred_lazy_error",
     "pred_lazy_error_se",
 )
@@ -55,8 +56,9 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
     For every run: lambda+ and the predicted escape time. For the runs of the selected cells (a cell: the runs
     that share every key but alpha, c and the seed; ``cells="base"``: per init, the middle value of every
     second axis, as the claims read them; ``"all"``: every cell), per seed: the extreme-vector cosines, the
-    reduced model's test error at the cell's smallest alpha (``pred_small_alpha_error``, written on every
-    alpha of the seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN
+    test error of the network reduced to its extreme vectors at the cell's smallest alpha
+    (``pred_small_alpha_error``, :mod:`compare.extremenet`, with its number of effective neurons
+    ``pred_extreme_neurons``; both written on every alpha of the seed), and the lazy limit at the cell's ``lazy_top`` largest alphas (``pred_lazy_error``; NaN
     elsewhere: at small alpha the kernel flow needs times ~ 1 / alpha^2 and predicts nothing the network
     does).
     """
@@ -84,16 +86,17 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
         alphas = np.sort(cell[ALPHA_KEY].unique())
         smallest = cell[cell[ALPHA_KEY] == alphas[0]]
         first = {seed: smallest[smallest["seed"] == seed].iloc[0].to_dict() for seed in seeds}
-        reduced = reduced_model_error(
+        reduced, sizes = small_alpha_prediction(
             [datasets[s] for s in seeds], [initial_parameters(first[s]) for s in seeds], first[seeds[0]]
         )
-        for seed, error in zip(seeds, reduced, strict=True):
+        for seed, error, size in zip(seeds, reduced, sizes, strict=True):
             limit = small_alpha_limit(datasets[seed], c=c)
             rows = [position[label] for label in cell.index[cell["seed"] == seed]]
             columns["pred_Psi"][rows] = limit.psi
             columns["pred_cos_bayes"][rows] = limit.cos_bayes
             columns["pred_small_alpha_error"][rows] = error
-            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c)
+            columns["pred_extreme_neurons"][rows] = size
+            kernels = unit_tangent_kernels(datasets[seed], width=width, c=c, scheme=cell[INIT_KEY].iloc[0])
             lazy_rows = cell[(cell["seed"] == seed) & cell[ALPHA_KEY].isin(alphas[-lazy_top:])]
             for label, run in zip(lazy_rows.index, lazy_rows.to_dict("records"), strict=True):
                 W0, v0 = initial_parameters(run)
@@ -105,6 +108,7 @@ def add_predictions(table: pd.DataFrame, *, cells: str = "base", lazy_top: int =
                     c=c,
                     eps=float(run[EPS_KEY]),
                     t_max=float(run[T_MAX_KEY]),
+                    scheme=run[INIT_KEY],
                     loss=run[LOSS_KEY],
                     unit_kernels=kernels,
                 )

@@ -21,6 +21,7 @@ from fls.compare.analyse import current_analysis
 from fls.compare.applicability import split_by_task
 from fls.compare.claim_figures import draw_claim
 from fls.compare.completeness import require_complete
+from fls.compare.refine import Refinement, load_refinement
 from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
 from fls.compare.toml_text import dump_config
@@ -116,13 +117,16 @@ def build_report(
     recompute: bool = False,
     allow_partial: bool = False,
     sections: Sequence[str] = (),
+    refinement: Refinement | None = None,
 ) -> Report:
     """The report of the sweep in ``store_dir``, written to ``out_dir/report.md``: from the stored analysis
     when it is current (:func:`compare.analyse.stored_analysis`) and ``recompute`` is False, else after
     analysing the store (claims of ``families``, default the config's ``claims.families``); ``sections``
-    (Markdown lines) follow the claims. A store that lacks runs of its sweep or has damaged parts raises
-    compare.completeness.PartialStore naming them, unless ``allow_partial`` (then report.md says what the table
-    lacks)."""
+    (Markdown lines) follow the claims. A ``refinement`` of claim (a)'s optimum (:mod:`compare.refine`; by
+    default the one ``fls verify`` stored in ``out_dir`` for this table's grid, if any) gives that claim its
+    value, interval and figure band, and its section follows the claims. A store that lacks
+    runs of its sweep or has damaged parts raises compare.completeness.PartialStore naming them, unless
+    ``allow_partial`` (then report.md says what the table lacks)."""
     out_dir = Path(out_dir)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,14 @@ def build_report(
     spent = {**dict(timings or {}), **analysis.timings}
     table = analysis.table
     start = time.perf_counter()
-    results = [draw_claim(table, result, figures) for result in analysis.results]
+    if refinement is None:
+        refinement = load_refinement(out_dir, table)
+    if refinement is not None:
+        sections = [*refinement.markdown(), *sections]
+    results = [
+        draw_claim(table, refinement.resolve_claim(result) if refinement else result, figures)
+        for result in analysis.results
+    ]
     labelled, regression = split_by_task(table)
     runs = network_runs(labelled)
     phase = plots.phase_diagram(labelled, config, figures / "phase_diagram")[0] if len(runs) else None

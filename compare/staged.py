@@ -16,9 +16,13 @@ Stages: the step sizes are re-chosen after 2, 4 and 8 steps and then every :data
 sharpness changes fastest when the network leaves the small-norm phase, within a few steps of eta ~ 1 /
 lambda+). A stage is one call of the ensemble engine; the run's stop rule is checked at every step of every
 stage, so the stopping step is exact. Gradient-flow time adds up stage by stage (t = sum of k_s eta_s). SGD
-draws each stage's minibatches from the stream seeded by (run seed, stage index). At every stage end the
-runner records the alignment observables of :func:`compare.metrics.alignment_observables` (the ``obs_*``
-trajectories: Psi, cos to the Bayes direction, the parameter norm).
+draws each stage's minibatches from the stream seeded by (run seed, stage index). The runner records the
+training risk and the alignment observables of :func:`compare.metrics.alignment_observables` (the ``obs_*``
+trajectories: Psi, cos to the Bayes direction, the parameter norm) at every step (:data:`RECORD_EVERY`), from
+the parameters the engine saves there: at small alpha a sharpness step is long (on the separable preset about a third of
+1 / lambda+), so the alignment phase spans only a few steps, and the stage ends alone would give two or three
+points of it (measured on the default sweep's batches: every step costs about 20 % more time than every
+fourth).
 
 Measured on the low_signal mixture (n = 40, m = 100, random_sign, 16 alphas from 1e-4 to 10, 6 seeds, stop at
 R <= 0.05), against train.eta = 0.05: train.eta = 0.1 changes the mean test error by at most 0.0006 for
@@ -52,8 +56,8 @@ from fls.theory.validation import ParameterError, check_choice, check_positive
 STAGE_STEPS = 16
 
 
-#: The training risk is recorded every this many steps (and at every stage end).
-RECORD_EVERY = 4
+#: The training risk and the alignment observables are recorded every this many steps (and at every stage end).
+RECORD_EVERY = 1
 
 
 def sharpness_bound(
@@ -170,10 +174,10 @@ def train_staged(
 
     Returns one :class:`RunResult` per member (t and risk over all stages, t_stop the gradient-flow time at
     the stop, rhs_evals the gradient evaluations, invariant_drift measured against the initialization) and,
-    per member, the observations ``observe(e, W, v)`` taken at the start and at every stage end (each with key
-    "t"). A member ends with ``target_reached`` when its rule holds, ``not_reached`` when it runs out of
-    max_steps or t_max first, ``diverged`` when its loss becomes NaN or inf; an exception inside the engine
-    ends the members of that stage with ``failed``.
+    per member, the observations ``observe(e, W, v)`` taken at the start and at every recorded step (every
+    RECORD_EVERY steps and every stage end; each with key "t"). A member ends with ``target_reached`` when its
+    rule holds, ``not_reached`` when it runs out of max_steps or t_max first, ``diverged`` when its loss
+    becomes NaN or inf; an exception inside the engine ends the members of that stage with ``failed``.
 
     Hidden biases b0 (E, m) are trained as the bias-free network on augmented inputs (:mod:`theory.augment`):
     the results carry ``b``, ``observe`` receives the bias-free part of W, and the invariant drift is that of
@@ -237,7 +241,7 @@ def train_staged(
                 batch_size=batch_size,
                 seeds=[int(seeds[e]) * 100_003 + stage for e in rows],
                 loss=loss,
-                save=SaveSchedule.every(RECORD_EVERY),
+                save=SaveSchedule.every(RECORD_EVERY, states=observe is not None),
                 sample_weight=stage_weights,
             )
         except Exception as exc:  # noqa: BLE001 - an engine failure ends these members with a status
@@ -252,13 +256,16 @@ def train_staged(
             member.t.append(member.time + result.t[1:])
             member.risk.append(result.risk[1:])
             member.steps += steps
+            if observe is not None and result.status != "diverged":
+                member.observations += [
+                    {"t": member.time + t_k, **observe(int(e), W_k, v_k)}
+                    for t_k, W_k, v_k in zip(result.t[1:], result.W_t[1:], result.v_t[1:], strict=True)
+                ]
             member.time += steps * eta_e
             member.wall += result.wall_time
             member.etas.append(float(eta_e))
             member.engine = f"{result.engine} ({policy} steps)"
             member.W, member.v = result.W, result.v
-            if observe is not None and result.status != "diverged":
-                member.observations.append({"t": member.time, **observe(int(e), member.W, member.v)})
             endings = {
                 "target_reached": f"{rule!r} held at t = {member.time:.6g} after {member.steps} steps",
                 "diverged": f"the training loss became NaN or inf at step {member.steps} (t = {member.time:.6g})",

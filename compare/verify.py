@@ -27,7 +27,7 @@ from fls.compare.quality_curves import headline_ratio, learning_curves
 from fls.compare.quality_plots import learning_curve_figure
 from fls.compare.quality_report import pooled_with_control, write_quality_report
 from fls.compare.quality_runner import MAIN_SWEEP, quality_sweeps, run_quality_batch
-from fls.compare.refine import refine_optimum
+from fls.compare.refine import REFINEMENT_FILE, refine_optimum, save_refinement
 from fls.compare.report import build_report, claims_table
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
@@ -55,7 +55,8 @@ def verify(
     one), check the claims of ``family`` (default: the config's ``claims.families``), write
     ``out_dir/report.md`` and its figures, print the claims table and the wall times, and return the report's
     path. With ``refine``, claim (a)'s optimum is resolved further after the grid (:mod:`compare.refine`,
-    its rounds under ``out_dir``) and reported.
+    its rounds under ``out_dir``): claim (a)'s value, interval and figure band are then the resolved optimum's
+    (kept in ``out_dir``, :data:`compare.refine.REFINEMENT_FILE`, for a later report into the same directory).
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
     staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
@@ -82,15 +83,16 @@ def verify(
     store = out_dir / "store"
     table = run_sweep(resolved, store, workers=workers, scheduler=scheduler)
     sweep_seconds = time.perf_counter() - start
-    sections, timings = [], {"sweep": sweep_seconds}
+    refinement, timings = None, {"sweep": sweep_seconds}
+    (out_dir / REFINEMENT_FILE).unlink(missing_ok=True)
     if refine:
         refinement = refine_optimum(resolved, table, out_dir, workers=workers)
         timings["refine"] = time.perf_counter() - start - sweep_seconds
-        sections = refinement.markdown()
-    report = build_report(store, out_dir, families=families, timings=timings, sections=sections)
+        save_refinement(refinement, out_dir)
+    report = build_report(store, out_dir, families=families, timings=timings, refinement=refinement)
     total = time.perf_counter() - start
     print(claims_table(report.results))
-    if refine:
+    if refinement is not None:
         optimum = refinement.optimum
         print(
             f"optimum: {refinement.status} ({refinement.reason})"

@@ -3,11 +3,14 @@ compare/ was cut into layers (docs/design.md section 5). The stored tables were 
 sweep (tests/compare/data/reduced.toml, fast tier) and the packaged default sweep (slow tier)."""
 
 import contextlib
+import functools
 import io
 from pathlib import Path
 
 import pytest
 
+from fls.compare import verify as verify_module
+from fls.compare.refine import refine_optimum
 from fls.compare.verify import verify
 from fls.compare.vocabulary import THREAD_VARIABLES
 
@@ -41,6 +44,8 @@ def reduced_verify(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
             patch.setenv(variable, "1")
+        # the fast tier checks the refinement's wiring on the reduced sweep, with a budget to match it
+        patch.setattr(verify_module, "refine_optimum", functools.partial(refine_optimum, max_runs=180))
         report = verify(out, config=DATA / "reduced.toml", workers=0)
     return report, printed.getvalue()
 

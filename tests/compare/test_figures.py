@@ -4,10 +4,23 @@ that do not collide, one colour scale per figure. The audit itself is checked on
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
-from fls.compare import claim_figures, claims, figure_audit, figure_style, quality_runner, verify
+from fls.compare import (
+    claim_figures,
+    claims,
+    figure_audit,
+    figure_style,
+    plots,
+    quality_runner,
+    runner,
+    verify,
+)
+from fls.compare.config import expand_runs, load_config
+from fls.compare.inputs import dataset_for
 from fls.compare.vocabulary import THREAD_VARIABLES
+from fls.theory.smallinit import alignment_rates
 from tests.compare.test_claims import make_table, u_shape
 from tests.compare.test_verify import TINY
 
@@ -140,3 +153,25 @@ def test_every_figure_of_the_default_quality_verify_passes_the_audit(tmp_path):
     found = _audited_run(lambda: verify.verify_quality(tmp_path, workers=2))
     assert len(found) == 2
     assert {name: defects for name, defects in found.items() if defects} == {}
+
+
+def test_the_alignment_figure_draws_dense_measured_curves_and_the_tanh_law_on_separable_data(tmp_path):
+    config = {"data": {"model": "gaussian_mixture", "preset": "separable"}, "model": {"width": 20},
+              "grid": {"model.alpha": [1e-4, 1e-2], "seeds": [3]}}  # fmt: skip
+    outputs = runner.execute_batch(expand_runs(load_config(config)))
+    dataset = dataset_for(outputs[0].row)
+    rate = alignment_rates(dataset.X, dataset.y, c=1.0)[0]
+    table = pd.DataFrame([{**o.row, "lambda_plus": rate} for o in outputs])
+    drawn = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plt, "close", lambda figure=None: drawn.setdefault("figure", figure))
+        plots.alignment_over_time({o.row["run_id"]: o.arrays for o in outputs}, table, tmp_path / "alignment")
+    figure = drawn["figure"]
+    assert figure_audit.audit(figure) == []
+    assert "n = 20, init = random_sign, seed 3" in figure._suptitle.get_text()
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert "tanh law, rate λ₊" in lines
+    for output in outputs:  # one point per step: the whole saved trajectory, not the stage ends
+        measured = lines[f"α = {output.row['model.alpha']:.2g}"]
+        assert len(measured.get_xdata()) == output.row["steps"] > output.row["stages"]
+    plt.close(figure)

@@ -3,15 +3,24 @@ alpha* on synthetic cells with a known optimum, and a refinement round on a tiny
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.compare.optimum import locate_optimum, window_vertex
-from fls.compare.refine import TARGET_SPAN, WINDOW_POINTS, refine_optimum
+from fls.compare.optimum import Optimum, locate_optimum, window_vertex
+from fls.compare.refine import (
+    SEED_MARGIN,
+    TARGET_SPAN,
+    WINDOW_POINTS,
+    Refinement,
+    Round,
+    refine_optimum,
+    seeds_needed,
+)
 from fls.compare.selection import seed_grid
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
-from fls.compare.verdict import ClaimContext
+from fls.compare.verdict import ClaimContext, ClaimResult
 from tests.compare.test_verify import TINY
 
 
@@ -80,3 +89,33 @@ def test_a_refinement_round_runs_the_window_with_the_same_seeds(tmp_path):
     assert set(refined["data.n"]) == {12} and len(refined) == WINDOW_POINTS * 4
     text = "\n".join(refinement.markdown())
     assert "Resolution of the optimum" in text and "round 1" in text
+
+
+@settings(max_examples=50, deadline=None)
+@given(seeds=st.integers(4, 200), log_ratio=st.floats(0.0, 4.0))
+def test_seeds_needed_follows_the_inverse_square_root_rate(seeds, log_ratio):
+    span = TARGET_SPAN**log_ratio
+    needed = seeds_needed(seeds, span)
+    assert needed >= seeds + 1
+    # the 1 / sqrt(seeds) rate: the log-span at the new count is at most the target's over the margin
+    predicted_log_span = np.log(span) * np.sqrt(seeds / needed)
+    assert predicted_log_span <= np.log(TARGET_SPAN) / np.sqrt(SEED_MARGIN) * (1 + 1e-9)
+    assert needed <= max(seeds + 1, SEED_MARGIN * seeds * log_ratio**2 + 1)
+    assert seeds_needed(seeds, float("nan")) == 2 * seeds
+
+
+def test_the_resolved_optimum_becomes_claim_a_value_interval_and_band():
+    found = Optimum(0.2, (0.18, 0.22), 1.0, 0.0)
+    refinement = Refinement(
+        Optimum(0.25, (0.2, 0.3), 1.0, 0.0), "resolved", "", [Round((0.1, 0.4), (0, 1), 18, found)]
+    )
+    band = {"argmin_band": [11.1, 25.0]}
+    grid_claim = ClaimResult("a", "t", "pass", "r", "s", 16.0, (11.1, 25.0), data=band)
+    resolved = refinement.resolve_claim(grid_claim)
+    assert resolved.value == found.fls == pytest.approx(25.0) and resolved.verdict == "pass"
+    assert resolved.interval == found.fls_interval == tuple(resolved.data["argmin_band"])
+    assert resolved.interval == pytest.approx((1 / 0.22**2, 1 / 0.18**2))
+    assert any("resolved alpha*" in key for key in resolved.evidence)
+    other = ClaimResult("b", "t", "pass", "r", "s", 1.0, (0.0, 2.0))
+    assert refinement.resolve_claim(other) is other
+    assert Refinement(found, "not refined", "").resolve_claim(grid_claim) is grid_claim

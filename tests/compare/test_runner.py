@@ -10,6 +10,7 @@ from fls.compare import inputs, limits, runner, staged, vocabulary
 from fls.compare.config import ConfigError, expand_runs, load_config
 from fls.simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
 from fls.theory.compiled import compile_field
+from fls.theory.validation import ParameterError
 
 
 def tiny_runs(**overrides):
@@ -36,7 +37,8 @@ def test_a_tiny_batch_reaches_its_targets_in_order():
         assert arrays["risk"][-1] <= 0.05 < arrays["risk"][0]
         assert np.all(np.diff(arrays["t"]) > 0) and arrays["t"][-1] == pytest.approx(row["t_stop"])
         assert 0 <= row["test_error"] <= 1 and np.isfinite(row["Psi"])
-        assert len(arrays["obs_Psi"]) == row["stages"] + 1
+        assert len(arrays["obs_Psi"]) > row["stages"] + 1  # every recorded step, not only stage ends
+        np.testing.assert_array_equal(arrays["obs_t"], arrays["t"])
         assert row["batch_runs"] == len(runs)
 
 
@@ -74,6 +76,21 @@ def test_a_bad_run_fails_alone_and_a_batch_never_raises():
 def test_the_kernel_engine_runs_the_lazy_limit():
     outputs = runner.execute_batch(tiny_runs(**{"train.engine": "kernel", "grid.model.alpha": [3.0]}))
     assert all(o.row["status"] == "target_reached" and 0 <= o.row["test_error"] <= 1 for o in outputs)
+
+
+def test_the_kernel_engine_uses_the_mean_kernel_of_the_runs_init_scheme():
+    (run,) = tiny_runs(**{"train.engine": "kernel", "grid.model.alpha": [3.0], "grid.seeds": 1,
+                          "model.init": "gaussian", "model.width": 40})  # fmt: skip
+    (output,) = runner.execute_batch([run])
+    dataset = inputs.dataset_for(run)
+    W0, v0 = inputs.initial_parameters(run)
+    settings = {"alpha": 3.0, "c": 1.0, "eps": float(run["stop.eps"]), "t_max": 1e4}
+    own = limits.lazy_limit(dataset, W0, v0, scheme="gaussian", **settings)
+    balanced = limits.lazy_limit(dataset, W0, v0, scheme="random_sign", **settings)
+    assert output.row["test_error"] == limits.lazy_test_error(own, dataset)[0]
+    assert output.row["t_stop"] == own.t_stop != balanced.t_stop
+    with pytest.raises(ParameterError, match="scheme = 'orthogonal' has no derived mean tangent kernel"):
+        limits.lazy_limit(dataset, W0, v0, scheme="orthogonal", **settings)
 
 
 def test_step_policies_are_the_configs_choices():
@@ -117,7 +134,9 @@ def test_the_lazy_limit_is_a_run_result_with_its_predictions_in_named_fields():
     run = tiny_runs(**{"train.engine": "kernel", "grid.model.alpha": [3.0]})[0]
     dataset = inputs.dataset_for(run)
     W0, v0 = inputs.initial_parameters(run)
-    result = limits.lazy_limit(dataset, W0, v0, alpha=3.0, c=1.0, eps=float(run["stop.eps"]), t_max=1e4)
+    result = limits.lazy_limit(
+        dataset, W0, v0, alpha=3.0, c=1.0, eps=float(run["stop.eps"]), t_max=1e4, scheme=run["model.init"]
+    )
     assert result.status == "target_reached" and result.engine == "kernel" and result.W.size == 0
     margins = dataset.y * result.f_train
     assert np.mean(np.log1p(np.exp(-margins))) == pytest.approx(result.risk[-1], rel=1e-6)

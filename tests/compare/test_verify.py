@@ -1,6 +1,7 @@
 """verify end to end: a tiny sweep in-process (fast), and the default sweep (slow: minutes)."""
 
 import functools
+import json
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from fls.compare import plots
 from fls.compare import verify as verify_module
 from fls.compare.config import expand_runs, load_config
 from fls.compare.deep_config import expand_deep_runs, load_deep_config
-from fls.compare.refine import refine_optimum
+from fls.compare.refine import REFINEMENT_FILE, load_refinement, refine_optimum
 from fls.compare.report import write_report
 from fls.compare.store import open_store
 from fls.compare.verify import DEFAULT_CONFIG, verify
@@ -51,6 +52,25 @@ def test_report_from_an_existing_store_gives_the_same_verdicts(tiny_verify, tmp_
     again = write_report(out / "store", tmp_path)
     verdicts = lambda text: [line.split("|")[2] for line in text.splitlines() if line.startswith("| (")]
     assert verdicts(again.read_text()) == verdicts(report.read_text())
+
+
+def test_a_later_report_into_the_directory_keeps_claim_a_resolved_and_refuses_another_grids(
+    tiny_verify, tmp_path
+):
+    out, report = tiny_verify
+    rows = lambda text: [line for line in text.splitlines() if line.startswith("| (a)")]
+    stored = json.loads((out / REFINEMENT_FILE).read_text())
+    (tmp_path / REFINEMENT_FILE).write_text(json.dumps(stored))
+    again = write_report(out / "store", tmp_path).read_text()
+    assert rows(again)[0].split("|")[4:6] == rows(report.read_text())[0].split("|")[4:6]
+    assert "## Resolution of the optimum" in again
+    found = stored["rounds"][-1]["optimum"]  # the resolved value, not the grid's
+    assert rows(again)[0].split("|")[4].strip() == f"{1 / (found['c'] * found['alpha'] ** 2):.4g}"
+    stored["grid_optimum"]["alpha"] *= 1.01  # a refinement of another grid is not applied
+    (tmp_path / REFINEMENT_FILE).write_text(json.dumps(stored))
+    table = open_store(out / "store").table()
+    assert load_refinement(tmp_path, table) is None
+    assert load_refinement(out, table).rounds
 
 
 def test_phase_diagram_returns_png_and_pdf(tiny_verify, tmp_path):

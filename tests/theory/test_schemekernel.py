@@ -17,23 +17,25 @@ def _points() -> np.ndarray:
     return rng.standard_normal((4, DIM)) / np.sqrt(DIM)
 
 
-def _monte_carlo(scheme: str) -> tuple[np.ndarray, np.ndarray]:
+def _monte_carlo(scheme: str, bias: bool = False) -> tuple[np.ndarray, np.ndarray]:
     X = _points()
-    kernels = np.stack(
-        [
-            empirical_tangent_kernel(
-                *init_params(WIDTH, DIM, alpha=ALPHA, scheme=scheme, seed=s), X, X, c=1.3
-            )
-            for s in range(DRAWS)
-        ]
-    )
+    kernels = []
+    for s in range(DRAWS):
+        drawn = init_params(WIDTH, DIM, alpha=ALPHA, scheme=scheme, seed=s, bias=bias)
+        kernels.append(
+            empirical_tangent_kernel(drawn[0], drawn[1], X, X, c=1.3, b=drawn[2] if bias else None)
+        )
+    kernels = np.stack(kernels)
     return kernels.mean(axis=0), kernels.std(axis=0, ddof=1) / np.sqrt(DRAWS)
 
 
+@pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("scheme", INIT_SCHEMES)
-def test_the_kernel_of_each_scheme_is_the_monte_carlo_mean_within_three_standard_errors(scheme):
-    mean, error = _monte_carlo(scheme)
-    closed = scheme_tangent_kernel(_points(), _points(), alpha=ALPHA, width=WIDTH, scheme=scheme, c=1.3)
+def test_the_kernel_of_each_scheme_is_the_monte_carlo_mean_within_three_standard_errors(scheme, bias):
+    mean, error = _monte_carlo(scheme, bias)
+    closed = scheme_tangent_kernel(
+        _points(), _points(), alpha=ALPHA, width=WIDTH, scheme=scheme, c=1.3, bias=bias
+    )
     z = (mean - closed) / error
     assert np.all(np.abs(z) < 3), z
 
@@ -47,5 +49,5 @@ def test_the_balanced_kernel_does_not_describe_the_gaussian_scheme():
 
 
 def test_an_unknown_scheme_is_refused_with_the_allowed_ones():
-    with pytest.raises(ParameterError, match="scheme.*gaussian"):
+    with pytest.raises(ParameterError, match="scheme = 'orthogonal' has no derived.*gaussian"):
         scheme_tangent_kernel(_points(), _points(), alpha=1.0, width=2, scheme="orthogonal")
