@@ -3,11 +3,11 @@
 
 The default sweep is ``compare/configs/default.toml`` (:data:`DEFAULT_CONFIG`); the claims checked are the
 config's ``claims.families`` (default ``fls``) or the ``family`` given. ``family="quality"`` runs the quality
-family's own sweeps instead (:func:`verify_quality`: ``compare/configs/quality.toml`` and its controls,
-docs/quality.md). Worker processes inherit the environment, so verify sets one BLAS thread per process
-(:data:`compare.vocabulary.THREAD_VARIABLES`, unless already set) before the sweep starts them: the runs are
-small matrix products, which several BLAS threads per process on a small CPU make several times slower (a
-100 x 100 SVD: 3 ms on one thread, 120 ms on two cores shared by two processes).
+family's own sweeps instead (:func:`verify_quality`: ``compare/configs/quality.toml``, one sweep per axis of
+its claim, and its controls; docs/quality.md). Worker processes inherit the environment, so verify sets one
+BLAS thread per process (:data:`compare.vocabulary.THREAD_VARIABLES`, unless already set) before the sweep
+starts them: the runs are small matrix products, which several BLAS threads per process on a small CPU make
+several times slower (a 100 x 100 SVD: 3 ms on one thread, 120 ms on two cores shared by two processes).
 """
 
 from __future__ import annotations
