@@ -85,7 +85,9 @@ def axis_verdict(
 ) -> AxisVerdict:
     """Claim (q) on the runs ``table`` of ``axis`` (``result``: already decided, e.g. the stored analysis)."""
     if axis not in AXES:
-        raise ParameterError(f"axis = {axis!r} is not an axis of the quality claim; allowed: {', '.join(AXES)}")
+        raise ParameterError(
+            f"axis = {axis!r} is not an axis of the quality claim; allowed: {', '.join(AXES)}"
+        )
     result = strength_quality_claim(table, context) if result is None else result
     return AxisVerdict(axis, setting(finished_runs(table)), result)
 
@@ -95,18 +97,27 @@ def combine(verdicts: Sequence[AxisVerdict]) -> tuple[str, str]:
     if not verdicts:
         return "inconclusive", "no axis was swept"
     by_state = {
-        state: [v.axis for v in verdicts if v.result.verdict == state] for state in ("pass", "fail", "inconclusive")
+        state: [v.axis for v in verdicts if v.result.verdict == state]
+        for state in ("pass", "fail", "inconclusive")
     }
     if by_state["fail"]:
-        return "fail", "fails on the " + ", ".join(by_state["fail"]) + " axis"
+        return "fail", f"fails on {_axes(by_state['fail'])}"
     if len(by_state["pass"]) == len(verdicts):
-        return "pass", "passes on every axis swept: " + ", ".join(by_state["pass"])
+        return "pass", f"passes on every axis swept: {', '.join(by_state['pass'])}"
     undecided = [v.axis for v in verdicts if v.result.verdict != "pass"]
-    return "inconclusive", "no axis fails; not decided on the " + ", ".join(undecided) + " axis"
+    return "inconclusive", f"no axis fails; not decided on {_axes(undecided)}"
+
+
+def _axes(names: Sequence[str]) -> str:
+    """``the width axis``, ``the alpha and width axes``, ``the alpha, width and task axes``."""
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"the {listed} axis" + ("es" if len(names) > 1 else "")
 
 
 def verdicts_by_axis(
-    tables: Mapping[str, pd.DataFrame], context: ClaimContext, decided: Mapping[str, ClaimResult] | None = None
+    tables: Mapping[str, pd.DataFrame],
+    context: ClaimContext,
+    decided: Mapping[str, ClaimResult] | None = None,
 ) -> list[AxisVerdict]:
     """:func:`axis_verdict` of every axis in ``tables`` (axis -> its sweep's run table), in :data:`AXES`
     order; ``decided`` gives results already decided for some axes."""

@@ -119,7 +119,9 @@ def _axis_table(axes: Mapping[str, Any], axis: str) -> dict[str, Any] | None:
         return None
     allowed = AXIS_KEYS[axis]
     if not isinstance(table, Mapping):
-        raise ConfigError(f"{AXES_TABLE}.{axis} = {table!r} is not a table; allowed keys: {', '.join(allowed)}")
+        raise ConfigError(
+            f"{AXES_TABLE}.{axis} = {table!r} is not a table; allowed keys: {', '.join(allowed)}"
+        )
     unknown = sorted(set(table) - set(allowed))
     missing = [key for key, (required, _) in allowed.items() if required and key not in table]
     if unknown or missing:
@@ -173,7 +175,9 @@ def read_axes(raw: Mapping[str, Any]) -> tuple[WidthAxis | None, TaskAxis | None
                 f"{AXES_TABLE}.task.data = {task['data']!r} changes nothing; allowed: "
                 f"{AXIS_KEYS['task']['data'][1]}, e.g. {{ k = 4 }}"
             )
-        task_axis = TaskAxis(dict(task["data"]), _checked("task", "seeds", check_int, task["seeds"], minimum=2))
+        task_axis = TaskAxis(
+            dict(task["data"]), _checked("task", "seeds", check_int, task["seeds"], minimum=2)
+        )
     return width_axis, task_axis
 
 
@@ -230,7 +234,9 @@ def quality_sweeps(
         sizes = sorted(base["grid"].get(N_KEY, []), reverse=True)
         grid = {key: value for key, value in base["grid"].items() if key not in (ALPHA_KEY, SEEDS_KEY, N_KEY)}
         grid = {**({N_KEY: sizes} if sizes else {}), **grid}
-        grid.update({WIDTH_KEY: sorted(width.widths, reverse=True), ALPHA_KEY: [width.alpha], SEEDS_KEY: width.seeds})
+        grid.update(
+            {WIDTH_KEY: sorted(width.widths, reverse=True), ALPHA_KEY: [width.alpha], SEEDS_KEY: width.seeds}
+        )
         tables = {**copy.deepcopy(base), "grid": grid}
         tables = _changed(tables, {"sweep": {"name": f"{name}-width"}})
         sweeps[WIDTH_SWEEP] = _sweep(WIDTH_SWEEP, tables, f"{AXES_TABLE}.width", width.dtype)

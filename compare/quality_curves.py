@@ -49,4 +49,6 @@ def headline_ratio(curves: pd.DataFrame) -> pd.DataFrame:
     (:func:`learning_curves`)."""
     rich = curves[curves["fls"] == curves["fls"].max()]
     width = [WIDTH_KEY] if WIDTH_KEY in rich else []
-    return rich[[N_KEY, *width, "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]]
+    return rich[
+        [N_KEY, *width, "fls", "err_network", *[c for c in INIT_ERRORS if c in rich], "ratio", "runs"]
+    ]

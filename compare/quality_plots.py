@@ -119,7 +119,9 @@ def axes_figure(
             ax.plot(x + 0.12 * (i + 1), rho_n, "o", ms=3.5, color=f"C{i + 1}", label=f"rho within n = {n}")
         rho = np.array([c["rho"] for c in found])
         low, high = np.array([c["interval"] for c in found], dtype=float).T
-        ax.errorbar(x, rho, yerr=[rho - low, high - rho], fmt="s", color="C0", capsize=3, label="rho, 95 % interval")
+        ax.errorbar(
+            x, rho, yerr=[rho - low, high - rho], fmt="s", color="C0", capsize=3, label="rho, 95 % interval"
+        )
         ax.set_xticks(x, [MEASURE_LABELS.get(c["measure"], c["measure"]) for c in found])
         ax.set(xlim=(-0.5, len(found) - 0.2), ylim=(-1.05, 1.05), xlabel="strength measure")
         ax.set_ylabel("Spearman rho(strength, quality)")
@@ -136,12 +138,23 @@ def width_figure(curves: pd.DataFrame, out_path: str | Path) -> list[Path]:
     legend below the panels."""
     figure, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
     widths = sorted(curves[WIDTH_KEY].unique())
-    styles = {"err_network": ("-", "network"), "err_tangent": ("--", "tangent kernel at init"),
-              "err_tangent_after": ("-.", "tangent after-kernel")}
+    styles = {
+        "err_network": ("-", "network"),
+        "err_tangent": ("--", "tangent kernel at init"),
+        "err_tangent_after": ("-.", "tangent after-kernel"),
+    }
     for i, n in enumerate(sorted(curves[N_KEY].unique())):
         cell = curves[curves[N_KEY] == n].sort_values(WIDTH_KEY)
         for column, (style, label) in styles.items():
-            axes[0].plot(cell[WIDTH_KEY], cell[column], style, marker="o", ms=3, color=f"C{i}", label=f"{label}, n = {n}")
+            axes[0].plot(
+                cell[WIDTH_KEY],
+                cell[column],
+                style,
+                marker="o",
+                ms=3,
+                color=f"C{i}",
+                label=f"{label}, n = {n}",
+            )
         axes[1].plot(cell[WIDTH_KEY], cell["weight_change"], "-", marker="o", ms=3, color=f"C{i}")
         axes[2].plot(cell[WIDTH_KEY], cell["gain_tangent"], "-", marker="o", ms=3, color=f"C{i}")
     labels = ("test error", "weight change (strength)", "gain tangent (quality)")
@@ -153,6 +166,8 @@ def width_figure(curves: pd.DataFrame, out_path: str | Path) -> list[Path]:
         log_axis(ax, "y")
     axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
     fls = float(curves["fls"].iloc[0])
-    panel_titles(axes, [f"test error against width (FLS {fls:.3g})", "strength against width", "quality against width"])
+    panel_titles(
+        axes, [f"test error against width (FLS {fls:.3g})", "strength against width", "quality against width"]
+    )
     legend_below(figure, axes, columns=3)
     return save(figure, out_path)

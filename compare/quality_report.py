@@ -73,7 +73,9 @@ def summary(
     lines += [f"  pooled with parity, rho({c.measure}): {c.describe()}" for c in pooled]
     for name, table in curves.items():
         ratios = ", ".join(
-            f"n={int(r[N_KEY])}" + (f" m={int(r[WIDTH_KEY])}" if WIDTH_KEY in r else "") + f": {r['ratio']:.3g}"
+            f"n={int(r[N_KEY])}"
+            + (f" m={int(r[WIDTH_KEY])}" if WIDTH_KEY in r else "")
+            + f": {r['ratio']:.3g}"
             for _, r in headline_ratio(table).iterrows()
         )
         lines.append(f"  {name}: best init kernel / network error at the largest FLS: {ratios}")
@@ -95,7 +97,9 @@ def draw_quality_figures(
         panels = [(a.axis, a.setting, a.result.verdict, a.result.data["correlations"]) for a in decided]
         figures += axes_figure(panels, TRACKING_RHO, figures_dir / "quality_axes.png")[:1]
     over_alpha = {
-        f"{name}: {task_name(tables[name])}": table for name, table in curves.items() if WIDTH_KEY not in table
+        f"{name}: {task_name(tables[name])}": table
+        for name, table in curves.items()
+        if WIDTH_KEY not in table
     }
     figures += learning_curve_figure(over_alpha, figures_dir / "quality_learning_curves.png")[:1]
     figures += [

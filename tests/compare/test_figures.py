@@ -152,5 +152,6 @@ def test_every_figure_of_the_default_verify_passes_the_audit(tmp_path):
 @pytest.mark.slow
 def test_every_figure_of_the_default_quality_verify_passes_the_audit(tmp_path):
     found = _audited_run(lambda: verify.verify_quality(tmp_path, workers=2))
-    assert len(found) == 4  # claim (q) on the alpha axis, the verdict per axis, the learning curves, the width
+    # claim (q) on the alpha axis, the verdict per axis, the learning curves, the width axis
+    assert len(found) == 4
     assert {name: defects for name, defects in found.items() if defects} == {}

@@ -98,7 +98,8 @@ def test_the_default_config_sweeps_every_axis() -> None:
     assert {s.axis for s in sweeps.values()} == {"alpha", "width", "task", None}
     width = sweeps[quality_config.WIDTH_SWEEP].runs
     assert sorted({r["model.width"] for r in width}) == [128, 256, 512, 1024, 2048]
-    assert {r["model.alpha"] for r in width} == {0.05} and {r[quality_config.DTYPE_KEY] for r in width} == {"float32"}
+    assert {r["model.alpha"] for r in width} == {0.05}
+    assert {r[quality_config.DTYPE_KEY] for r in width} == {"float32"}
     assert {r["data.k"] for r in sweeps[quality_config.TASK_SWEEP].runs} == {4}
 
 
@@ -122,7 +123,10 @@ def test_an_absent_axis_is_not_swept() -> None:
         ({"task": {"data": {"k": 3}}}, r"axes\.task\.data = \{'k': 3\} makes the main sweep's task again"),
         ({"task": {"data": {"k": 40}}}, r"axes\.task\.data: .*data\.k"),
         ({"task": {"seeds": 0}}, r"axes\.task\.seeds = 0 is out of range"),
-        ({"depth": {"widths": [1, 2]}}, r"axes\.depth is not an axis of the quality family; allowed: width, task"),
+        (
+            {"depth": {"widths": [1, 2]}},
+            r"axes\.depth is not an axis of the quality family; allowed: width, task",
+        ),
     ],
 )
 def test_bad_axis_options_are_refused_naming_the_key(axes, message) -> None:
@@ -151,7 +155,9 @@ def test_float32_training_matches_float64_and_is_recorded_in_the_run() -> None:
     both)."""
     runs64 = _tiny_runs(quality_config.MAIN_SWEEP)
     runs32 = [{**run, quality_config.DTYPE_KEY: "float32"} for run in runs64]
-    for a, b in zip(quality_runner.run_quality_batch(runs64), quality_runner.run_quality_batch(runs32), strict=True):
+    for a, b in zip(
+        quality_runner.run_quality_batch(runs64), quality_runner.run_quality_batch(runs32), strict=True
+    ):
         assert a.row["status"] == b.row["status"] == "target_reached"
         assert abs(a.row["steps"] - b.row["steps"]) <= 1
         for column in ("err_network", "err_tangent_after", "err_conjugate_after"):
