@@ -111,7 +111,7 @@ def combine(verdicts: Sequence[AxisVerdict]) -> tuple[str, str]:
 def _axes(names: Sequence[str]) -> str:
     """``the width axis``, ``the alpha and width axes``, ``the alpha, width and task axes``."""
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"the {listed} axis" + ("es" if len(names) > 1 else "")
+    return f"the {listed} " + ("axes" if len(names) > 1 else "axis")
 
 
 def verdicts_by_axis(

@@ -31,7 +31,9 @@ def test_one_failing_axis_fails_the_claim_where_another_passes() -> None:
     found = quality_axes.verdicts_by_axis({"alpha": UNRELATED, "width": TRACKING}, CONTEXT)
     assert [(v.axis, v.result.verdict) for v in found] == [("alpha", "pass"), ("width", "fail")]
     verdict, reason = quality_axes.combine(found)
-    assert verdict == "fail" and "width" in reason and "alpha" not in reason
+    assert (verdict, reason) == ("fail", "fails on the width axis")
+    both = [found[1], quality_axes.axis_verdict("task", TRACKING, CONTEXT)]
+    assert quality_axes.combine(both) == ("fail", "fails on the width and task axes")
 
 
 def test_every_axis_passing_passes_the_claim() -> None:
