@@ -1,5 +1,5 @@
-"""The report of the quality family: the verdict and its rule, the correlations, the learning curves and the
-figures, written to ``quality_report.md`` (docs/design.md section 5, "The layers"; the family:
+"""The report of the quality family: the overall verdict and its rule, the verdict per axis, the correlations,
+the learning curves and the figures, written to ``quality_report.md``, and the summary ``fls verify`` prints (docs/design.md section 5, "The layers"; the family:
 docs/quality.md).
 """
 
@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from fls.compare.quality_claims import MIN_RUNS, RULE, Correlation, correlations, finished_runs
+from fls.compare.quality_axes import AXES, OVERALL_RULE, AxisVerdict, combine, task_name
+from fls.compare.quality_claims import MIN_RUNS, RULE, TRACKING_RHO, Correlation, correlations, finished_runs
+from fls.compare.quality_config import MAIN_SWEEP
 from fls.compare.quality_curves import headline_ratio
-from fls.compare.quality_runner import MAIN_SWEEP
+from fls.compare.quality_plots import axes_figure, learning_curve_figure, width_figure
 from fls.compare.verdict import ClaimContext, ClaimResult
+from fls.compare.vocabulary import N_KEY, WIDTH_KEY
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -34,34 +37,114 @@ def pooled_with_control(tables: Mapping[str, pd.DataFrame], context: ClaimContex
     return correlations(pooled, "gain_tangent", context) if len(pooled) >= MIN_RUNS else []
 
 
-def write_quality_report(
-    out_dir: Path,
-    result: ClaimResult,
-    tables: Mapping[str, pd.DataFrame],
-    curves: Mapping[str, pd.DataFrame],
-    pooled: Sequence[Correlation],
-    figures: Sequence[Path],
-    seconds: float,
-) -> Path:
-    """``out_dir/quality_report.md``: the verdict and its rule, the correlations (and those pooled with the
-    parity control), the learning curves, the network-to-kernel ratios and the figures (linked relative to
-    it)."""
-    lines = [
-        "# Feature-learning strength against feature quality",
-        "",
-        f"**Claim (q): {result.title}: {result.verdict}** ({result.reason}).",
-        "",
-        f"Rule: {RULE}",
+def _axis_section(verdict: AxisVerdict) -> list[str]:
+    """The report section of one axis: its verdict, statistic and evidence."""
+    result = verdict.result
+    lo, hi = result.interval
+    return [
+        f"### Axis {verdict.axis}: {AXES[verdict.axis]} ({verdict.setting})",
         "",
         (
-            f"Statistic: {result.statistic} = {result.value:+.3f}, 95 % interval "
-            f"[{result.interval[0]:+.3f}, {result.interval[1]:+.3f}]."
+            f"**{result.verdict}** ({result.reason}). Statistic: {result.statistic} = {result.value:+.3f}, "
+            f"95 % interval [{lo:+.3f}, {hi:+.3f}]."
         ),
         "",
         "| evidence | value |",
         "|---|---|",
         *[f"| {key} | {value} |" for key, value in result.evidence.items() if key != "rule"],
         "",
+    ]
+
+
+def summary(
+    axes: Sequence[AxisVerdict], pooled: Sequence[Correlation], curves: Mapping[str, pd.DataFrame]
+) -> list[str]:
+    """The printed summary: the overall verdict, each axis's verdict and its measures' correlations, the
+    correlations pooled with the parity control, and each sweep's network-to-kernel error ratios."""
+    verdict, reason = combine(axes)
+    lines = [f"(q) feature-learning strength does not track feature quality, overall: {verdict} ({reason})"]
+    for axis in axes:
+        lines.append(f"  {axis.describe()}")
+        lines += [
+            f"    {key}: {value}"
+            for key, value in axis.result.evidence.items()
+            if key.startswith("rho(") and "gain_network" not in key
+        ]
+    lines += [f"  pooled with parity, rho({c.measure}): {c.describe()}" for c in pooled]
+    for name, table in curves.items():
+        ratios = ", ".join(
+            f"n={int(r[N_KEY])}"
+            + (f" m={int(r[WIDTH_KEY])}" if WIDTH_KEY in r else "")
+            + f": {r['ratio']:.3g}"
+            for _, r in headline_ratio(table).iterrows()
+        )
+        lines.append(f"  {name}: best init kernel / network error at the largest FLS: {ratios}")
+    return lines
+
+
+def draw_quality_figures(
+    figures_dir: Path,
+    main: ClaimResult,
+    axes: Sequence[AxisVerdict],
+    tables: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame],
+) -> list[Path]:
+    """The family's figures (PNG paths): claim (q)'s on the alpha axis (``main``, drawn already), the verdict
+    per axis, the learning curves of the sweeps over alpha (titled by sweep and task), and the width axis."""
+    figures = [main.figure] if main.figure is not None else []
+    decided = [a for a in axes if a.result.data.get("correlations")]
+    if decided:
+        panels = [(a.axis, a.setting, a.result.verdict, a.result.data["correlations"]) for a in decided]
+        figures += axes_figure(panels, TRACKING_RHO, figures_dir / "quality_axes.png")[:1]
+    over_alpha = {
+        f"{name}: {task_name(tables[name])}": table
+        for name, table in curves.items()
+        if WIDTH_KEY not in table
+    }
+    figures += learning_curve_figure(over_alpha, figures_dir / "quality_learning_curves.png")[:1]
+    figures += [
+        path
+        for table in curves.values()
+        if WIDTH_KEY in table and not table.empty
+        for path in width_figure(table, figures_dir / "quality_width.png")[:1]
+    ]
+    return figures
+
+
+def write_quality_report(
+    out_dir: Path,
+    axes: Sequence[AxisVerdict],
+    tables: Mapping[str, pd.DataFrame],
+    curves: Mapping[str, pd.DataFrame],
+    pooled: Sequence[Correlation],
+    figures: Sequence[Path],
+    seconds: float,
+) -> Path:
+    """``out_dir/quality_report.md``: the overall verdict, its rule and the verdict per axis, each axis's
+    correlations, those pooled with the parity control, the learning curves, the network-to-kernel ratios and
+    the figures (linked relative to it)."""
+    verdict, reason = combine(axes)
+    lines = [
+        "# Feature-learning strength against feature quality",
+        "",
+        f"**Claim (q): feature-learning strength does not track feature quality: {verdict}** ({reason}).",
+        "",
+        f"Overall rule: {OVERALL_RULE}",
+        "",
+        "| axis | varies | setting (runs) | verdict | rho (largest abs) [95 %] | reason |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {a.axis} | {AXES[a.axis]} | {a.setting} | {a.result.verdict} | {a.result.value:+.2f} "
+            f"[{a.result.interval[0]:+.2f}, {a.result.interval[1]:+.2f}] | {a.result.reason} |"
+            for a in axes
+        ],
+        "",
+        f"Rule on each axis: {RULE}",
+        "",
+    ]
+    for axis in axes:
+        lines += _axis_section(axis)
+    lines += [
         "Pooled with the parity control (not part of the verdict; the same rule applied to both tasks' runs):",
         "",
         "| measure | rho [95 %]; per n -> state |",

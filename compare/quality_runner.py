@@ -1,8 +1,9 @@
 """The runner of the quality family: train a batch of two-layer networks and fit their kernel peers
 (docs/design.md section 5, "The layers"; the family: docs/quality.md).
 
-The sweep (``compare/configs/quality.toml``, plus two controls, :func:`quality_sweeps`) trains two-layer ReLU
-networks over a grid of FLS = 1 / (c alpha^2) and data sizes n and, for every run, fits the kernel peers of
+The sweeps (``compare/configs/quality.toml``, its axes and controls: :mod:`compare.quality_config`) train
+two-layer ReLU networks over grids of FLS = 1 / (c alpha^2), widths and data sizes n and, for every run, fit
+the kernel peers of
 :mod:`simulate.kernel` on the same data: the tangent and conjugate kernels at init (empirical and
 infinite-width) and after training. Each batch is run by :func:`run_quality_batch` (the runner
 :func:`compare.sweep.run_sweep` calls), which
@@ -15,7 +16,7 @@ infinite-width) and after training. Each batch is run by :func:`run_quality_batc
 - trains the members of a batch as one ensemble (:func:`simulate.train.loop.run_members`) by full-batch GD,
   member e with the step eta_e = min(eta, 1 / lambda_max(K0_e / n)), K0_e its empirical tangent kernel at init
   (the Gauss-Newton Hessian of the squared-loss risk at init: the lazy stability limit where it binds), to the
-  config's stopping rule; real targets are fitted with the compiled squared loss (f - y)^2 / 2
+  config's stopping rule, in the run's ``train.dtype`` (float64 unless the sweep says float32); real targets are fitted with the compiled squared loss (f - y)^2 / 2
   (:mod:`theory.losses`);
 - fits every kernel with the network's loss: kernel ridgeless regression (Cholesky) for the squared loss,
   kernel gradient flow to the same target risk for the logistic loss. A ridgeless fit and a flow stopped at a
@@ -25,18 +26,16 @@ infinite-width) and after training. Each batch is run by :func:`run_quality_batc
 
 from __future__ import annotations
 
-import copy
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.linalg import eigh
 
 from fls.compare.inputs import dataset_for, stop_rule
+from fls.compare.quality_config import DTYPE_KEY, PRECISIONS
 from fls.compare.quality_metrics import prediction_error, strength_measures
 from fls.compare.runner import RunOutput
 from fls.compare.vocabulary import (
@@ -62,50 +61,6 @@ from fls.theory.compiled import compile_field
 from fls.theory.lazy import empirical_tangent_kernel
 from fls.theory.losses import TARGET_KINDS, is_binary
 from fls.theory.validation import ParameterError, as_array
-
-#: The packaged default quality sweep.
-QUALITY_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
-
-
-#: The controls run next to it, as changes to it (``None`` removes a key): the sign of S_3 as labels (the
-#: error is then an error rate), and the parity x1 x2 x3 (no staircase to climb), each at the largest and the
-#: smallest FLS of the main grid. Both keep the squared loss, so every kernel peer is an exact ridgeless fit:
-#: a logistic-loss variant ("model": {"loss": "logistic"}) fits its kernels by kernel gradient flow to the
-#: same target risk, which at n = 800 takes minutes per kernel (10^5 to 10^6 units of normalized time, and
-#: t_max for the conjugate kernel at init, whose 128 features do not separate the data).
-CONTROLS: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
-    "staircase-classification": {
-        "data": {"task": "classification"},
-        "grid": {ALPHA_KEY: [0.05, 2.0], "seeds": 2},
-        "sweep": {"name": "quality-classification"},
-    },
-    "parity": {
-        "data": {"model": "parity", "task": None},
-        "grid": {ALPHA_KEY: [0.05, 2.0], "seeds": 2},
-        "sweep": {"name": "quality-parity"},
-    },
-}
-
-
-MAIN_SWEEP = "staircase-regression"
-
-
-def quality_sweeps() -> dict[str, dict[str, Any]]:
-    """The default sweeps as config tables: the main one (``compare/configs/quality.toml``) and its
-    controls."""
-    base = tomllib.loads(QUALITY_CONFIG.read_text())
-    sweeps = {MAIN_SWEEP: base}
-    for name, changes in CONTROLS.items():
-        config = copy.deepcopy(base)
-        for table, values in changes.items():
-            for key, value in values.items():
-                if value is None:
-                    config[table].pop(key, None)
-                else:
-                    config[table][key] = value
-        sweeps[name] = config
-    return sweeps
-
 
 #: Step cap in the lazy regime: eta_e lambda_max(K0_e / n) <= LAZY_STEP (GD on a quadratic is stable below 2).
 LAZY_STEP = 1.0
@@ -137,8 +92,10 @@ def train_members(
     loss: str,
     rule: Any,
     max_steps: int,
+    dtype: str = "float64",
 ) -> list[MemberRecord]:
-    """Full-batch GD of the ensemble (W0 (E, m, d), v0 (E, m)) on per-member data X (E, n, d), y (E, n).
+    """Full-batch GD of the ensemble (W0 (E, m, d), v0 (E, m)) on per-member data X (E, n, d), y (E, n), in
+    ``dtype`` (float64 or float32; the final W, v are returned in float64).
 
     Fitted with ``loss`` (:func:`theory.compiled.compile_field`): labels in {-1, +1} with any loss, real
     targets with ``squared``, (f - y)^2 / 2. Risk recorded at log-spaced steps and at the stop.
@@ -147,7 +104,7 @@ def train_members(
         raise ParameterError(
             f"model.loss = {loss!r} needs labels in {{-1, +1}}; allowed for real targets: 'squared'"
         )
-    where = placement("cpu", "float64")
+    where = placement("cpu", dtype)
     family = TwoLayerEnsemble(
         where.tensor(W0),
         where.tensor(v0),
@@ -228,10 +185,11 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     ``err_<kernel>`` for the init kernels (tangent, conjugate, tangent_closed, conjugate_closed) and the
     after-kernels (tangent_after, conjugate_after), each fit's relative jitter and status; the strength
     measures of :mod:`compare.quality_metrics` (the gains are formed from the errors when a table is read,
-    :func:`finished_runs`); ``task`` and the training and batch wall times. Arrays: ``t`` and
+    :func:`finished_runs`); ``task``, the training and batch wall times and the batch's CPU time (the cost
+    of a sweep without the load of other processes). Arrays: ``t`` and
     ``risk``. Runs without a result (not_reached, diverged) keep NaN in the measured columns.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     runs = [dict(run) for run in runs]
     first = runs[0]
     loss, eps = first[LOSS_KEY], float(first[EPS_KEY])
@@ -266,6 +224,7 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         loss=loss,
         rule=stop_rule(first[STOP_RULE_KEY], eps),
         max_steps=int(first[MAX_STEPS_KEY]),
+        dtype=first.get(DTYPE_KEY, PRECISIONS[0]),
     )
     train_seconds = time.perf_counter() - train_start
     outputs = []
@@ -287,8 +246,13 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
         outputs.append(
             RunOutput(row, {"t": record.history["step"] * etas[e], "risk": record.history["risk"]})
         )
+    timings = {
+        "train_seconds": train_seconds,
+        "batch_seconds": time.perf_counter() - start,
+        "batch_cpu_seconds": time.process_time() - cpu_start,
+    }
     for output in outputs:
-        output.row.update({"train_seconds": train_seconds, "batch_seconds": time.perf_counter() - start})
+        output.row.update(timings)
     return outputs
 
 

@@ -3,11 +3,11 @@
 
 The default sweep is ``compare/configs/default.toml`` (:data:`DEFAULT_CONFIG`); the claims checked are the
 config's ``claims.families`` (default ``fls``) or the ``family`` given. ``family="quality"`` runs the quality
-family's own sweeps instead (:func:`verify_quality`: ``compare/configs/quality.toml`` and its controls,
-docs/quality.md). Worker processes inherit the environment, so verify sets one BLAS thread per process
-(:data:`compare.vocabulary.THREAD_VARIABLES`, unless already set) before the sweep starts them: the runs are
-small matrix products, which several BLAS threads per process on a small CPU make several times slower (a
-100 x 100 SVD: 3 ms on one thread, 120 ms on two cores shared by two processes).
+family's own sweeps instead (:func:`verify_quality`: ``compare/configs/quality.toml``, one sweep per axis of
+its claim, and its controls; docs/quality.md). Worker processes inherit the environment, so verify sets one
+BLAS thread per process (:data:`compare.vocabulary.THREAD_VARIABLES`, unless already set) before the sweep
+starts them: the runs are small matrix products, which several BLAS threads per process on a small CPU make
+several times slower (a 100 x 100 SVD: 3 ms on one thread, 120 ms on two cores shared by two processes).
 """
 
 from __future__ import annotations
@@ -23,16 +23,22 @@ from fls.compare.claim_figures import draw_claim
 from fls.compare.config import ConfigError, load_config
 from fls.compare.deep_verify import FAMILY as DEEP_FAMILY
 from fls.compare.deep_verify import verify_deep
-from fls.compare.quality_curves import headline_ratio, learning_curves
-from fls.compare.quality_plots import learning_curve_figure
-from fls.compare.quality_report import pooled_with_control, write_quality_report
-from fls.compare.quality_runner import MAIN_SWEEP, quality_sweeps, run_quality_batch
+from fls.compare.quality_axes import verdicts_by_axis
+from fls.compare.quality_config import MAIN_SWEEP, quality_sweeps
+from fls.compare.quality_curves import learning_curves
+from fls.compare.quality_report import (
+    draw_quality_figures,
+    pooled_with_control,
+    summary,
+    write_quality_report,
+)
+from fls.compare.quality_runner import run_quality_batch
 from fls.compare.refine import REFINEMENT_FILE, refine_optimum, save_refinement
 from fls.compare.report import build_report, claims_table
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
 from fls.compare.verdict import DEFAULT_CONTEXT
-from fls.compare.vocabulary import THREAD_VARIABLES
+from fls.compare.vocabulary import ALPHA_KEY, THREAD_VARIABLES, WIDTH_KEY
 
 #: The packaged default sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
@@ -107,40 +113,45 @@ def verify(
     return report.path
 
 
-def verify_quality(out_dir: str | os.PathLike[str], *, workers: int | None = None) -> Path:
-    """Run the default quality sweeps into ``out_dir/store-<name>`` (resuming stopped ones), check the claim on
-    the main one (stored beside its run table, :mod:`compare.analyse`), write ``out_dir/quality_report.md``
-    and ``out_dir/figures/``, print a summary and return the report's
-    path."""
+def verify_quality(
+    out_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    config: str | os.PathLike[str] | dict[str, Any] | None = None,
+) -> Path:
+    """Run the quality sweeps of ``config`` (default ``compare/configs/quality.toml``: one sweep per axis of the
+    claim and the controls, :mod:`compare.quality_config`) into ``out_dir/store-<name>`` (resuming stopped
+    ones), check the claim on the main one (stored beside its run table, :mod:`compare.analyse`) and on each
+    other axis, combine them (:mod:`compare.quality_axes`), write ``out_dir/quality_report.md`` and
+    ``out_dir/figures/``, print a summary and return the report's path."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
+    sweeps = quality_sweeps(config)
     tables = {
         name: run_sweep(
-            config, out_dir / f"store-{name}", workers=workers, runner=run_quality_batch, progress=False
+            sweep.config,
+            out_dir / f"store-{name}",
+            workers=workers,
+            runner=run_quality_batch,
+            progress=False,
+            runs=sweep.runs,
         )
-        for name, config in quality_sweeps().items()
+        for name, sweep in sweeps.items()
     }
-    context = DEFAULT_CONTEXT
     analysis = current_analysis(open_store(out_dir / f"store-{MAIN_SWEEP}"), families=[QUALITY_FAMILY])
-    result = draw_claim(analysis.table, analysis.results[0], out_dir / "figures")
-    curves = {name: learning_curves(table) for name, table in tables.items()}
-    figures = [p for p in [result.figure] if p is not None]
-    figures += learning_curve_figure(curves, out_dir / "figures" / "quality_learning_curves.png")[:1]
-    pooled = pooled_with_control(tables, context)
+    main = draw_claim(analysis.table, analysis.results[0], out_dir / "figures")
+    by_axis = {sweep.axis: tables[name] for name, sweep in sweeps.items() if sweep.axis is not None}
+    axes = verdicts_by_axis(by_axis, DEFAULT_CONTEXT, {"alpha": main})
+    curves = {
+        name: learning_curves(table, WIDTH_KEY if sweeps[name].axis == "width" else ALPHA_KEY)
+        for name, table in tables.items()
+    }
+    figures = draw_quality_figures(out_dir / "figures", main, axes, tables, curves)
+    pooled = pooled_with_control(tables, DEFAULT_CONTEXT)
     seconds = time.perf_counter() - start
-    path = write_quality_report(out_dir, result, tables, curves, pooled, figures, seconds)
-    print(f"(q) {result.title}: {result.verdict} ({result.reason})")
-    for key, value in result.evidence.items():
-        if key.startswith("rho(") and "gain_network" not in key:
-            print(f"  {key}: {value}")
-    for correlation in pooled:
-        print(f"  pooled with parity, rho({correlation.measure}): {correlation.describe()}")
-    for name, table in curves.items():
-        ratios = ", ".join(
-            f"n={int(r['data.n'])}: {r['ratio']:.3g}" for _, r in headline_ratio(table).iterrows()
-        )
-        print(f"  {name}: best init kernel / network error at the largest FLS: {ratios}")
+    path = write_quality_report(out_dir, axes, tables, curves, pooled, figures, seconds)
+    print("\n".join(summary(axes, pooled, curves)))
     print(f"wall time {seconds:.1f} s; report: {path}")
     return path

@@ -2,6 +2,9 @@
 (compare.figure_audit): axis labels, lettered titled panels, a legend that covers no data point, tick labels
 that do not collide, one colour scale per figure. The audit itself is checked on figures made to fail it."""
 
+import contextlib
+import io
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -13,7 +16,7 @@ from fls.compare import (
     figure_audit,
     figure_style,
     plots,
-    quality_runner,
+    quality_axes,
     runner,
     verify,
 )
@@ -22,6 +25,7 @@ from fls.compare.inputs import dataset_for
 from fls.compare.vocabulary import THREAD_VARIABLES
 from fls.theory.smallinit import alignment_rates
 from tests.compare.test_claims import make_table, u_shape
+from tests.compare.test_quality_axes import tiny_quality_config
 from tests.compare.test_verify import TINY
 
 
@@ -65,22 +69,32 @@ def test_verify_draws_one_figure_per_claim_and_no_duplicate(verify_figures):
         assert text.count(f"![claim {key}]") == 1
 
 
-def _tiny_quality_sweeps():
-    sweeps = {}
-    for name, config in quality_runner.quality_sweeps().items():
-        config["data"].update({"d": 6, "n_test": 200})
-        config["model"]["width"] = 24
-        config["grid"].update({"data.n": [30, 60], "model.alpha": [0.1, 0.5, 2.0], "seeds": 2})
-        sweeps[name] = config
-    return sweeps
+@pytest.fixture(scope="module")
+def quality_figures(tmp_path_factory):
+    """A reduced `fls verify --family quality` (tiny_quality_config), every figure audited: its output folder,
+    the defects by figure and what it printed."""
+    out = tmp_path_factory.mktemp("quality")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        found = _audited_run(lambda: verify.verify_quality(out, workers=0, config=tiny_quality_config()))
+    return out, found, printed.getvalue()
 
 
-def test_every_figure_of_the_quality_family_passes_the_audit(tmp_path, monkeypatch):
-    monkeypatch.setattr(verify, "quality_sweeps", _tiny_quality_sweeps)
-    found = _audited_run(lambda: verify.verify_quality(tmp_path, workers=0))
-    assert (tmp_path / "figures" / "quality_strength.png").exists()
-    assert len(found) == 2
+def test_every_figure_of_the_quality_family_passes_the_audit(quality_figures):
+    out, found, _ = quality_figures
+    names = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert names == ["quality_axes", "quality_learning_curves", "quality_strength", "quality_width"]
+    assert len(found) == 4
     assert {name: defects for name, defects in found.items() if defects} == {}
+
+
+def test_a_reduced_quality_verify_reports_every_axis_and_the_overall_verdict(quality_figures):
+    out, _, printed = quality_figures
+    text = (out / "quality_report.md").read_text()
+    assert "overall:" in printed and "wall time" in printed and "Overall rule:" in text
+    for axis in quality_axes.AXES:
+        assert f"  {axis} (" in printed, axis
+        assert f"### Axis {axis}:" in text, axis
 
 
 def test_the_audit_finds_a_legend_over_the_data():
@@ -151,7 +165,8 @@ def test_every_figure_of_the_default_verify_passes_the_audit(tmp_path):
 @pytest.mark.slow
 def test_every_figure_of_the_default_quality_verify_passes_the_audit(tmp_path):
     found = _audited_run(lambda: verify.verify_quality(tmp_path, workers=2))
-    assert len(found) == 2
+    # claim (q) on the alpha axis, the verdict per axis, the learning curves, the width axis
+    assert len(found) == 4
     assert {name: defects for name, defects in found.items() if defects} == {}
 
 

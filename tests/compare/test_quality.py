@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
-from fls.compare import claim_figures, quality_claims, quality_runner, statistics, verify
-from fls.compare.config import expand_runs, load_config
+from fls.compare import claim_figures, quality_claims, quality_config, quality_runner, statistics, verify
 from fls.compare.quality_metrics import (
     linear_cka,
     prediction_error,
@@ -332,22 +331,27 @@ def test_claim_is_inconclusive_without_enough_runs(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _tiny_runs(name: str) -> list[dict]:
-    config = quality_runner.quality_sweeps()[name]
+def _tiny_runs(name: str, **changes: dict) -> list[dict]:
+    """The seed-0 runs of the default quality sweep ``name`` made tiny (d = 6, width 40, n = 40), with
+    ``changes`` (table -> values) to the main config; the axes are left out."""
+    config = quality_config.read_quality_config()
+    config.pop(quality_config.AXES_TABLE)
     config["data"].update({"d": 6, "n_test": 200})
     config["grid"].update({"data.n": [40], "model.alpha": [0.1, 2.0], "seeds": 1})
     config["model"]["width"] = 40
-    return expand_runs(load_config(config))
+    for table, values in changes.items():
+        config.setdefault(table, {}).update(values)
+    return [run for run in quality_config.quality_sweeps(config)[name].runs if run["seed"] == 0]
 
 
-@pytest.mark.parametrize("name", [quality_runner.MAIN_SWEEP, "staircase-classification", "parity"])
+@pytest.mark.parametrize("name", [quality_config.MAIN_SWEEP, "staircase-classification", "parity"])
 def test_run_quality_batch_measures_every_run(name: str) -> None:
     outputs = quality_runner.run_quality_batch(_tiny_runs(name))
     assert len(outputs) == 2
     for output in outputs:
         row = output.row
         assert row["status"] == "target_reached", row["message"]
-        assert row["task"] == ("regression" if name == quality_runner.MAIN_SWEEP else "classification")
+        assert row["task"] == ("regression" if name == quality_config.MAIN_SWEEP else "classification")
         for column in (
             "err_network",
             *[f"err_{k}" for k in (*KERNELS, *quality_runner.AFTER_FITS)],
@@ -362,12 +366,13 @@ def test_run_quality_batch_measures_every_run(name: str) -> None:
 
 def test_run_quality_batch_fits_logistic_peers_by_kernel_flow() -> None:
     """With the logistic loss the network and every kernel peer stop at the same target risk."""
-    config = quality_runner.quality_sweeps()["staircase-classification"]
-    config["data"].update({"d": 6, "n_test": 200})
-    config["model"].update({"width": 40, "loss": "logistic"})
-    config["stop"] = {"rule": "risk", "eps": 0.1}
-    config["grid"].update({"data.n": [40], "model.alpha": [0.1], "seeds": 1})
-    (output,) = quality_runner.run_quality_batch(expand_runs(load_config(config)))
+    runs = _tiny_runs(
+        "staircase-classification",
+        data={"task": "classification"},
+        model={"loss": "logistic"},
+        stop={"rule": "risk", "eps": 0.1},
+    )
+    (output,) = quality_runner.run_quality_batch(runs[:1])
     assert output.row["status"] == "target_reached" and output.row["final_risk"] <= 0.1
     for name in (*KERNELS, *quality_runner.AFTER_FITS):
         assert output.row[f"fit_{name}"] == "target_reached", name
@@ -375,11 +380,12 @@ def test_run_quality_batch_fits_logistic_peers_by_kernel_flow() -> None:
 
 
 def test_quality_sweeps_are_valid_configs() -> None:
-    sweeps = quality_runner.quality_sweeps()
-    assert set(sweeps) == {quality_runner.MAIN_SWEEP, *quality_runner.CONTROLS}
-    for config in sweeps.values():
-        assert expand_runs(load_config(config))
-    assert "task" not in sweeps["parity"]["data"]
+    sweeps = quality_config.quality_sweeps()
+    axes = {quality_config.MAIN_SWEEP, quality_config.WIDTH_SWEEP, quality_config.TASK_SWEEP}
+    assert set(sweeps) == {*axes, *quality_config.CONTROLS}
+    for sweep in sweeps.values():
+        assert sweep.runs and len({run["run_id"] for run in sweep.runs}) == len(sweep.runs)
+    assert "task" not in sweeps["parity"].config["data"]
 
 
 @pytest.mark.slow

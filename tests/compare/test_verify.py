@@ -10,6 +10,7 @@ from fls.compare import plots
 from fls.compare import verify as verify_module
 from fls.compare.config import expand_runs, load_config
 from fls.compare.deep_config import expand_deep_runs, load_deep_config
+from fls.compare.quality_config import QUALITY_CONFIG, quality_sweeps
 from fls.compare.refine import REFINEMENT_FILE, load_refinement, refine_optimum
 from fls.compare.report import write_report
 from fls.compare.store import open_store
@@ -84,6 +85,8 @@ def test_phase_diagram_returns_png_and_pdf(tiny_verify, tmp_path):
 def test_every_packaged_config_loads(path):
     if path.name.startswith("deep_"):  # the deep family's own schema (docs/deep.md)
         assert expand_deep_runs(load_deep_config(path))
+    elif path == QUALITY_CONFIG:  # a sweep config plus the quality family's [axes] (docs/quality.md)
+        assert all(sweep.runs for sweep in quality_sweeps(path).values())
     else:
         assert expand_runs(load_config(path))
 
