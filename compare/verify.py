@@ -19,6 +19,7 @@ from typing import Any
 
 from fls.compare import registry
 from fls.compare.analyse import claim_settings, current_analysis
+from fls.compare.certify import certify
 from fls.compare.claim_figures import draw_claim
 from fls.compare.config import ConfigError, load_config
 from fls.compare.deep_verify import FAMILY as DEEP_FAMILY
@@ -55,7 +56,9 @@ def verify(
     one), check the claims of ``family`` (default: the config's ``claims.families``), write
     ``out_dir/report.md`` and its figures, print the claims table and the wall times, and return the report's
     path. With ``refine``, claim (a)'s optimum is resolved further after the grid (:mod:`compare.refine`,
-    its rounds under ``out_dir``) and reported.
+    its rounds under ``out_dir``) and reported. Unless the config's ``[certify]`` table says ``enabled =
+    false``, a subset of the discrete runs is re-run with the exact flow (:mod:`compare.certify`, its store
+    ``out_dir/certify``) and the discretization gap per claim is printed and reported.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
     staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
@@ -87,6 +90,9 @@ def verify(
         refinement = refine_optimum(resolved, table, out_dir, workers=workers)
         timings["refine"] = time.perf_counter() - start - sweep_seconds
         sections = refinement.markdown()
+    certification = certify(resolved, store, out_dir, workers=workers, families=families)
+    timings["certify"] = certification.seconds
+    sections = [*sections, *certification.markdown(out_dir)]
     report = build_report(store, out_dir, families=families, timings=timings, sections=sections)
     total = time.perf_counter() - start
     print(claims_table(report.results))
@@ -96,6 +102,7 @@ def verify(
             f"optimum: {refinement.status} ({refinement.reason})"
             + (f": {optimum.describe()}" if optimum else "")
         )
+    print("\n".join(certification.printed()))
     print(
         f"{len(report.table)} runs; wall time {total:.1f} s (sweep {sweep_seconds:.1f} s, "
         + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items() if k != "sweep")
