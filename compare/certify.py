@@ -98,8 +98,10 @@ class Certification:
         if self.status != "certified":
             return [*lines, f"Not certified: {self.reason}.", ""]
         lines += [
-            f"Certified subset: {self.reason} (`[certify]` {self.settings}); each re-run with the exact flow "
-            f"(same data, initial weights and stop rule); wall time {self.seconds:.1f} s.",
+            (
+                f"Certified subset: {self.reason} (`[certify]` {self.settings}); each re-run with the exact "
+                f"flow (same data, initial weights and stop rule); wall time {self.seconds:.1f} s."
+            ),
             "",
             f"Gap over the subset: {self.gap.describe()}.",
             "",
@@ -109,11 +111,15 @@ class Certification:
         lines += [""] + [f"- flow run {p.status}: {describe_pair(p)}" for p in self.unfinished]
         lines += [
             "",
-            "Each claim recomputed with the subset's discrete rows replaced by their flow twins; tolerance: half "
-            "the width of the claim's 95% interval on the discrete table (its own resolution).",
+            (
+                "Each claim recomputed with the subset's discrete rows replaced by their flow twins; tolerance: "
+                "half the width of the claim's 95% interval on the discrete table (its own resolution)."
+            ),
             "",
-            "| claim | statistic (discrete) | statistic (flow) | change | tolerance | below | verdict "
-            "(discrete) | verdict (flow) |",
+            (
+                "| claim | statistic (discrete) | statistic (flow) | change | tolerance | below | verdict "
+                "(discrete) | verdict (flow) |"
+            ),
             "|---|---|---|---|---|---|---|---|",
         ]
         for shift in self.shifts:
@@ -230,8 +236,7 @@ def certify(
     flow = runs[runs[ENGINE_KEY] == FLOW_ENGINE].copy()
     flow[TWIN] = flow["run_id"].map(_twins(subset))
     parameters = {
-        rid: certified.arrays(rid).get(PARAMETERS, np.empty(0))
-        for rid in [*flow["run_id"], *flow[TWIN]]
+        rid: certified.arrays(rid).get(PARAMETERS, np.empty(0)) for rid in [*flow["run_id"], *flow[TWIN]]
     }
     pairs = pair_rows(table[table["run_id"].isin(flow[TWIN])], flow, parameters)
     claims = claim_settings(store.config())

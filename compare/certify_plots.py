@@ -40,8 +40,12 @@ def discretization_figure(pairs: Sequence[Pair], out_path: Path) -> Path:
             ("flow_error", "exact flow", "x", "tab:red"),
         ):
             x = [p.fls for p in chosen]
-            ax.scatter(x, [getattr(p, attribute) for p in chosen], marker=marker, s=14, color=colour, alpha=0.5)
-            ax.plot(*_means(chosen, attribute), color=colour, marker=marker, label=f"{label}, mean over seeds")
+            ax.scatter(
+                x, [getattr(p, attribute) for p in chosen], marker=marker, s=14, color=colour, alpha=0.5
+            )
+            ax.plot(
+                *_means(chosen, attribute), color=colour, marker=marker, label=f"{label}, mean over seeds"
+            )
         fls_axis(ax)
         ax.set_ylabel("test error")
     panel_titles(panels, [f"init {init}" for init in inits])

@@ -105,6 +105,7 @@ CERTIFY_ALL = "all"
 def _certify_inits(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return check_choice(name, value, (CERTIFY_ALL, *INIT_SCHEMES))
 
+
 #: The keys of every table but [data] (whose keys depend on the data model), [grid] and [claims].
 TABLES: Mapping[str, Mapping[str, Field]] = {
     "model": {
@@ -170,7 +171,7 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
             bool,
             Check(lambda name, value, _: value, "true, false"),
             "re-run a subset of the discrete runs with the exact flow and report the discretization gap "
-            "(docs/design.md section 5, \"Certification by the exact flow\"); `fls verify` certifies unless "
+            '(docs/design.md section 5, "Certification by the exact flow"); `fls verify` certifies unless '
             "this is false, `fls sweep` and `fls report` when the config has a [certify] table",
         ),
         "cells": Field(

@@ -107,6 +107,11 @@ def pair_rows(
     return pairs
 
 
+def _largest(values: Sequence[float]) -> float:
+    """The largest of ``values``, NaN for none."""
+    return float(max(values)) if values else float("nan")
+
+
 @dataclass(frozen=True)
 class Gap:
     """The largest gaps over a set of pairs (NaN-free maxima; NaN when no pair has both results)."""
@@ -120,13 +125,12 @@ class Gap:
     @classmethod
     def of(cls, pairs: Sequence[Pair]) -> Gap:
         both = [p for p in pairs if np.isfinite(p.error_gap)]
-        largest = lambda values: float(max(values)) if values else float("nan")  # noqa: E731
         return cls(
             len(pairs),
             len(both),
-            largest([p.error_gap for p in both]),
-            largest([p.stop_gap for p in both]),
-            largest([p.parameter_distance for p in both if np.isfinite(p.parameter_distance)]),
+            _largest([p.error_gap for p in both]),
+            _largest([p.stop_gap for p in both]),
+            _largest([p.parameter_distance for p in both if np.isfinite(p.parameter_distance)]),
         )
 
     def describe(self) -> str:

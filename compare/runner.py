@@ -45,7 +45,6 @@ from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, integrate_flow
 from fls.simulate.result import RunResult
 from fls.theory.validation import ParameterError
 
-
 #: The array name of a run's final parameters (kept only when asked, :func:`execute_batch`).
 PARAMETERS = "theta"
 
