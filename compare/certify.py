@@ -138,14 +138,20 @@ def describe_pair(pair: Pair) -> str:
     return f"data seed {pair.seed}, alpha {pair.alpha:.4g}, init {pair.init}: {pair.message}"
 
 
+def _values(config: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a resolved config's runs take for the dotted ``key``: its [grid] list, else its table's."""
+    section, name = key.split(".", 1)
+    return list(config["grid"][key]) if key in config["grid"] else [config[section][name]]
+
+
 def _engines(config: Mapping[str, Any]) -> list[str]:
     """The engines of a resolved config's runs (its [grid] values of train.engine, else its [train] one)."""
-    return list(config["grid"].get(ENGINE_KEY, [config["train"]["engine"]]))
+    return _values(config, ENGINE_KEY)
 
 
 def _inits(config: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     """The inits certified: every init of the grid, or the one ``certify.inits`` names (which must be one)."""
-    inits = list(config["grid"].get(INIT_KEY, [config["model"]["init"]]))
+    inits = _values(config, INIT_KEY)
     if settings["inits"] == CERTIFY_ALL:
         return inits
     if settings["inits"] not in inits:
