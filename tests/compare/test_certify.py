@@ -8,12 +8,15 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from fls.compare import claims
 from fls.compare.certify import certify, certify_settings, subset_config
+from fls.compare.cli import main
 from fls.compare.config import ConfigError, load_config
 from fls.compare.discretization import TWIN, Gap, Pair, claim_shifts, relative_distance, substitute
 from fls.compare.store import open_store
+from fls.compare.toml_text import dump_config
 from fls.compare.verify import verify
 from fls.compare.vocabulary import FLOW_METHODS, THREAD_VARIABLES
 from fls.simulate.flow.smooth import SOLVERS
@@ -153,3 +156,16 @@ def test_the_default_subset_is_the_headline_cell_two_seeds_every_init():
 
 def test_the_flow_methods_are_the_engines_solvers():
     assert set(FLOW_METHODS) == set(SOLVERS)
+
+
+def test_fls_sweep_and_report_certify_a_config_with_a_certify_table(certified_verify, tmp_path):
+    out, _, _ = certified_verify
+    config = tmp_path / "certified.toml"
+    config.write_text(dump_config(CERTIFIED))
+    store = out / "store"  # the verify's store and its certification: both resume, nothing runs again
+    swept = CliRunner().invoke(main, ["sweep", str(config), "--store", str(store), "--workers", "0"])
+    assert swept.exit_code == 0, swept.output
+    assert "discretization (claim (a)'s cell" in swept.output and "(agree)" in swept.output
+    reported = CliRunner().invoke(main, ["report", str(store), "--out", str(tmp_path / "report")])
+    assert reported.exit_code == 0, reported.output
+    assert "## Discretization" in (tmp_path / "report" / "report.md").read_text()
