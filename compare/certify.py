@@ -124,7 +124,7 @@ class Certification:
         ]
         for shift in self.shifts:
             lines.append(
-                f"| ({shift.key}) {shift.title} | {shift.discrete.value:.4g} | {shift.flow.value:.4g} | "
+                f"| {shift.key}: {shift.title} | {shift.discrete.value:.4g} | {shift.flow.value:.4g} | "
                 f"{shift.change:.3g} | {shift.tolerance:.3g} | {shift.within} | {shift.discrete.verdict} | "
                 f"{shift.flow.verdict} |"
             )

@@ -51,7 +51,7 @@ def test_the_report_has_a_discretization_section_and_figure(certified_verify):
     out, report, _ = certified_verify
     text = report.read_text()
     section = text[text.index("## Discretization") :]
-    assert "| (a) an interior optimal FLS exists |" in section
+    assert "| a: an interior optimal FLS exists |" in section
     assert "![discretization](figures/discretization.png)" in section
     assert (out / "figures" / "discretization.png").exists()
 
