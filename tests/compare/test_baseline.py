@@ -34,15 +34,19 @@ def test_table_rows_reduce_links_to_file_names():
     assert table_rows("| claim | verdict |\n| (b) u | **fail** | s | nan | [nan, nan] |  |")[0][-1] == ""
 
 
-@pytest.fixture(scope="module")
-def reduced_verify(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reduced")
+def verify_printed(out, **options):
+    """``verify(out, **options)`` in this process, and what it printed."""
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
             patch.setenv(variable, "1")
-        report = verify(out, config=DATA / "reduced.toml", workers=0)
+        report = verify(out, workers=0, **options)
     return report, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reduced_verify(tmp_path_factory):
+    return verify_printed(tmp_path_factory.mktemp("reduced"), config=DATA / "reduced.toml")
 
 
 def test_verify_prints_the_stored_claims_table_of_the_reduced_sweep(reduced_verify):

@@ -2,9 +2,6 @@
 [certify] table's checks, the substitution of flow rows into a run table, the gaps, and `fls verify`
 printing the discretization gap per claim on a reduced grid, where the discrete and flow verdicts agree."""
 
-import contextlib
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,9 +14,9 @@ from fls.compare.config import ConfigError, load_config
 from fls.compare.discretization import TWIN, Gap, Pair, claim_shifts, relative_distance, substitute
 from fls.compare.store import open_store
 from fls.compare.toml_text import dump_config
-from fls.compare.verify import verify
-from fls.compare.vocabulary import FLOW_METHODS, THREAD_VARIABLES
+from fls.compare.vocabulary import FLOW_METHODS
 from fls.simulate.flow.smooth import SOLVERS
+from tests.compare.test_baseline import verify_printed
 from tests.compare.test_claims import make_table, u_shape
 from tests.compare.test_verify import TINY
 
@@ -29,12 +26,7 @@ CERTIFIED = {**TINY, "certify": {"seeds": 2}, "sweep": {"name": "tiny-certified"
 @pytest.fixture(scope="module")
 def certified_verify(tmp_path_factory):
     out = tmp_path_factory.mktemp("certified")
-    printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
-            patch.setenv(variable, "1")
-        report = verify(out, config=CERTIFIED, workers=0, refine=False)
-    return out, report, printed.getvalue()
+    return (out, *verify_printed(out, config=CERTIFIED, refine=False))
 
 
 def test_verify_prints_the_gap_per_claim_and_the_verdicts_agree(certified_verify):
