@@ -133,7 +133,13 @@ class Certification:
                 f"{shift.flow.verdict} |"
             )
         if self.figure is not None:
-            lines += ["", f"![discretization]({self.figure.relative_to(link_root).as_posix()})"]
+            lines += [
+                "",
+                f"![discretization]({self.figure.relative_to(link_root).as_posix()})",
+                "",
+                "Test error of the certified runs against FLS, one panel per init: faint markers are single "
+                "seeds, lines the means over the certified seeds (circles discrete, crosses exact flow).",
+            ]
         return [*lines, ""]
 
 
