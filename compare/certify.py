@@ -36,6 +36,7 @@ from fls.compare.runner import PARAMETERS, execute_batch
 from fls.compare.selection import base_cell, headline_init, network_runs
 from fls.compare.store import open_store
 from fls.compare.sweep import run_sweep
+from fls.compare.toml_text import toml_value
 from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext
 from fls.compare.vocabulary import ENGINE_KEY, INIT_KEY, SEEDS_KEY
 
@@ -80,7 +81,7 @@ class Certification:
         """One line per claim: its statistic on both tables, the change against the tolerance, both verdicts."""
         lines = []
         for shift in self.shifts:
-            within = {True: "below", False: "ABOVE", None: "not comparable"}[shift.within]
+            within = WITHIN_WORDS[shift.within]
             lines.append(
                 f"({shift.key}) statistic {shift.discrete.value:.4g} -> {shift.flow.value:.4g} "
                 f"(change {shift.change:.3g}, tolerance {shift.tolerance:.3g}: {within}); verdict "
@@ -103,8 +104,8 @@ class Certification:
             return [*lines, f"Not certified: {self.reason}.", ""]
         lines += [
             (
-                f"Certified subset: {self.reason} (`[certify]` {self.settings}); each re-run with the exact "
-                f"flow (same data, initial weights and stop rule); wall time {self.seconds:.1f} s."
+                f"Certified subset: {self.reason} (`[certify]` {_settings_text(self.settings)}); each re-run "
+                f"with the exact flow (same data, initial weights and stop rule); wall time {self.seconds:.1f} s."
             ),
             "",
             f"Gap over the subset: {self.gap.describe()}.",
@@ -114,7 +115,7 @@ class Certification:
             lines.append(f"- init {init}: {Gap.of([p for p in self.pairs if p.init == init]).describe()}")
         lines += [""] + [f"- flow run {p.status}: {describe_pair(p)}" for p in self.unfinished]
         lines += [
-            "",
+            *([""] if self.unfinished else []),
             (
                 "Each claim recomputed with the subset's discrete rows replaced by their flow twins; tolerance: "
                 "half the width of the claim's 95% interval on the discrete table (its own resolution)."
@@ -129,7 +130,8 @@ class Certification:
         for shift in self.shifts:
             lines.append(
                 f"| {shift.key}: {shift.title} | {shift.discrete.value:.4g} | {shift.flow.value:.4g} | "
-                f"{shift.change:.3g} | {shift.tolerance:.3g} | {shift.within} | {shift.discrete.verdict} | "
+                f"{shift.change:.3g} | {shift.tolerance:.3g} | {WITHIN_WORDS[shift.within]} | "
+                f"{shift.discrete.verdict} | "
                 f"{shift.flow.verdict} |"
             )
         if self.figure is not None:
@@ -137,10 +139,23 @@ class Certification:
                 "",
                 f"![discretization]({self.figure.relative_to(link_root).as_posix()})",
                 "",
-                "Test error of the certified runs against FLS, one panel per init: faint markers are single "
-                "seeds, lines the means over the certified seeds (circles discrete, crosses exact flow).",
+                (
+                    "Test error of the certified runs against FLS, one panel per init: faint markers are "
+                    "single seeds, lines the means over the certified seeds (circles discrete, crosses exact "
+                    "flow)."
+                ),
             ]
         return [*lines, ""]
+
+
+#: Whether a claim's change is within its tolerance, in words (None: the claim has no finite statistic or
+#: interval to compare).
+WITHIN_WORDS = {True: "below", False: "ABOVE", None: "not comparable"}
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    """The ``[certify]`` settings as TOML assignments."""
+    return ", ".join(f"{key} = {toml_value(value)}" for key, value in settings.items())
 
 
 def describe_pair(pair: Pair) -> str:

@@ -184,12 +184,10 @@ class ClaimShift:
 
     @property
     def within(self) -> bool | None:
-        """Whether the change is at most the tolerance (None when either is undefined)."""
+        """Whether the change is at most the tolerance (None when either is undefined: a claim without a finite
+        statistic or interval has no resolution to compare with)."""
         if not (np.isfinite(self.change) and np.isfinite(self.tolerance)):
-            unchanged = self.discrete.value == self.flow.value or (
-                not np.isfinite(self.discrete.value) and not np.isfinite(self.flow.value)
-            )
-            return True if unchanged else None
+            return None
         return bool(self.change <= self.tolerance)
 
     @property
