@@ -14,6 +14,7 @@ from fls.compare.config import ConfigError, load_config
 from fls.compare.discretization import TWIN, Gap, Pair, claim_shifts, relative_distance, substitute
 from fls.compare.store import open_store
 from fls.compare.toml_text import dump_config
+from fls.compare.verdict import ClaimResult
 from fls.compare.vocabulary import FLOW_METHODS
 from fls.simulate.flow.smooth import SOLVERS
 from tests.compare.test_baseline import verify_printed
@@ -161,3 +162,16 @@ def test_fls_sweep_and_report_certify_a_config_with_a_certify_table(certified_ve
     reported = CliRunner().invoke(main, ["report", str(store), "--out", str(tmp_path / "report")])
     assert reported.exit_code == 0, reported.output
     assert "## Discretization" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_claims_tolerance_is_half_its_interval_and_a_claim_without_one_is_not_compared():
+    def result(value, interval, verdict="pass"):
+        return ClaimResult("a", "t", verdict, "r", "s", value, interval)
+
+    (moved,) = claim_shifts([result(1.0, (0.8, 1.2))], [result(1.3, (1.0, 1.6), "fail")])
+    assert moved.tolerance == pytest.approx(0.2) and moved.change == pytest.approx(0.3)
+    assert moved.within is False and not moved.agrees
+    (held,) = claim_shifts([result(1.0, (0.8, 1.2))], [result(1.1, (0.9, 1.3))])
+    assert held.within is True and held.agrees
+    (undefined,) = claim_shifts([result(np.nan, (np.nan, np.nan))], [result(np.nan, (np.nan, np.nan))])
+    assert undefined.within is None
