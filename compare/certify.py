@@ -141,8 +141,8 @@ class Certification:
                 "",
                 (
                     "Test error of the certified runs against FLS, one panel per init: faint markers are "
-                    "single seeds, lines the means over the certified seeds (circles discrete, crosses exact "
-                    "flow)."
+                    "single seeds, lines the means over the certified seeds and cells (circles discrete, "
+                    "crosses exact flow)."
                 ),
             ]
         return [*lines, ""]
@@ -191,7 +191,7 @@ def subset_config(
     config: Mapping[str, Any], table: pd.DataFrame, settings: Mapping[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """The certification sweep of ``config`` (whose run table is ``table``): its grid reduced to the
-    ``[certify]`` subset with train.engine = [the discrete engines, flow]; and the subset in words."""
+    ``[certify]`` subset with train.engine = [its (first) discrete engine, flow]; and the subset in words."""
     seeds = list(config["grid"][SEEDS_KEY])
     if settings["seeds"] > len(seeds):
         raise ConfigError(
@@ -209,13 +209,14 @@ def subset_config(
         for key, value in chosen.items():
             grid[key] = [value.item() if hasattr(value, "item") else value]
         words = "claim (a)'s cell (" + ", ".join(f"{k}={v}" for k, v in chosen.items()) + ")"
-    grid[ENGINE_KEY] = [e for e in _engines(config) if e in DISCRETE_ENGINES] + [FLOW_ENGINE]
+    discrete = next(e for e in _engines(config) if e in DISCRETE_ENGINES)
+    grid[ENGINE_KEY] = [discrete, FLOW_ENGINE]
     for key in ("phase", "certify", "claims"):
         out.pop(key, None)
     out["sweep"] = {"name": f"{out['sweep']['name']}-certify", "batch_size": FLOW_BATCH}
     train = {key: config["train"].get(key, TABLES["train"][key].default) for key in ("method", "rtol")}
     words += (
-        f", every alpha, seeds {grid[SEEDS_KEY]}, inits {', '.join(grid[INIT_KEY])}, flow "
+        f", every alpha, seeds {grid[SEEDS_KEY]}, inits {', '.join(grid[INIT_KEY])}, {discrete} runs, flow "
         f"{train['method']} at rtol {train['rtol']:g}"
     )
     return out, words
