@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from fls.compare.certify import certify
 from fls.compare.config import anchor_data_paths, expand_runs, load_config, read_toml
 from fls.compare.interrupt import SweepInterrupted
 from fls.compare.overrides import parse_assignment, with_assignments
@@ -177,7 +178,7 @@ def sweep(
     yes: bool,
 ) -> None:
     """Run every run of CONFIG's grid not yet in the store (a stopped sweep resumes where it stopped)."""
-    _, store, table = _sweep(
+    resolved, store, table = _sweep(
         config,
         store,
         assignments,
@@ -190,6 +191,17 @@ def sweep(
     counts = Counter(table["status"])
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     click.echo(f"{len(table)} runs in {store}: {summary}")
+    _certified(resolved, store, store.parent, workers)
+
+
+def _certified(config: Mapping[str, Any], store: Path, out: Path, workers: int | None) -> list[str]:
+    """When ``config`` has a [certify] table: certify the sweep in ``store`` (compare.certify, its flow runs
+    beside the store), print the discretization gap and return the report's section; else nothing."""
+    if "certify" not in config:
+        return []
+    certification = certify(config, store, out, workers=workers)
+    click.echo("\n".join(certification.printed()))
+    return certification.markdown(out)
 
 
 @click.command(cls=Command, context_settings=CONTEXT)
@@ -237,10 +249,11 @@ def phase(
 def report(store: Path, out: Path | None, recompute: bool, allow_partial: bool) -> None:
     """Check the claims on the runs of STORE (or reuse the stored analysis), print the claims table and write
     report.md with its figures. A store missing runs of its sweep, or with damaged parts, is refused (exit 1,
-    naming them) unless --allow-partial."""
-    made = build_report(
-        store, store.parent if out is None else out, recompute=recompute, allow_partial=allow_partial
-    )
+    naming them) unless --allow-partial. A sweep whose config has a [certify] table is certified by the
+    exact flow first (its flow runs beside the store, resumed) and the report gets a Discretization section."""
+    out = store.parent if out is None else out
+    sections = _certified(open_store(store).config(), store, out, None)
+    made = build_report(store, out, recompute=recompute, allow_partial=allow_partial, sections=sections)
     click.echo(claims_table(made.results))
     click.echo(made.path)
 

@@ -11,7 +11,7 @@ A config has the tables of docs/design.md section 5's sweeps (every key optional
              unless gridded, directly or through "fls")
     [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
              compare.vocabulary.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
-             batch_size = 32 (sgd), rtol = 1e-8 (flow)
+             batch_size = 32 (sgd), rtol and method (flow: the measured sweep defaults of simulate.flow)
     [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
     [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
              "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
@@ -19,6 +19,8 @@ A config has the tables of docs/design.md section 5's sweeps (every key optional
     [sweep]  name = "sweep" (letters, digits, '.', '_', '-'; not starting with '.'), batch_size = 64
     [claims] families = ["fls"], modules = [] (modules that add claim families, docs/claims.md), and one
              [claims.<key>] table of thresholds per claim (keyword parameters of the claim); optional
+    [certify] enabled = true, cells = "headline" | "all", seeds = 2, inits = "all" (compare.certify:
+             the exact-flow subset of the discrete runs); optional, and not part of a run
 
 :func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
 expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
@@ -366,6 +368,8 @@ def load_config(
     config["sweep"] = resolve_table("sweep", _table(raw, "sweep"), TABLES["sweep"], frozenset())
     if "claims" in raw:
         config["claims"] = _resolve_claims(_table(raw, "claims"))
+    if "certify" in raw:
+        config["certify"] = resolve_table("certify", _table(raw, "certify"), TABLES["certify"], frozenset())
     if check_runs:
         expand_runs(config)
     return config

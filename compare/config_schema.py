@@ -16,15 +16,16 @@ from functools import cache
 from typing import Any
 
 from fls.compare.datafile import FILE_MODEL, WEIGHT_SOURCES
-from fls.compare.vocabulary import ENGINES, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
+from fls.compare.vocabulary import ENGINES, FLOW_METHODS, FLS_KEY, SEEDS_KEY, STEP_POLICIES, STOP_RULES
 from fls.simulate.data import DEFAULT_N_TEST, MODELS
+from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, SWEEP_METHOD, SWEEP_RTOL
 from fls.simulate.initialization import INIT_SCHEMES
 from fls.simulate.userdata import FILE_TYPES
 from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError, check_choice, check_in_range, check_int, check_positive
 
 #: Tables of a config file, in the order a resolved config lists them.
-SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep", "claims")
+SECTIONS = ("data", "model", "train", "stop", "grid", "phase", "sweep", "claims", "certify")
 #: Tables whose keys define a run (the others say how to sweep, plot and analyse).
 RUN_SECTIONS = ("data", "model", "train", "stop")
 #: Axes a phase diagram can put on x.
@@ -96,6 +97,15 @@ def _sweep_name(name: str, value: Any, _: Mapping[str, Any]) -> str:
 
 SWEEP_NAME = Check(_sweep_name, "letters, digits, '.', '_', '-'; not starting with '.'")
 
+#: ``certify.cells``: claim (a)'s cell, or every cell of the grid; ``certify.inits``: every init of the grid.
+CERTIFY_CELLS = ("headline", "all")
+CERTIFY_ALL = "all"
+
+
+def _certify_inits(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    return check_choice(name, value, (CERTIFY_ALL, *INIT_SCHEMES))
+
+
 #: The keys of every table but [data] (whose keys depend on the data model), [grid] and [claims].
 TABLES: Mapping[str, Mapping[str, Field]] = {
     "model": {
@@ -128,7 +138,20 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
         "max_steps": Field(20_000, int, at_least(1), "most discrete steps of a run"),
         "t_max": Field(1e4, float, POSITIVE, "latest gradient-flow time of a run"),
         "batch_size": Field(32, int, at_least(1), "minibatch size of the sgd engine"),
-        "rtol": Field(1e-8, float, TOLERANCE, "relative tolerance of the flow engine (atol = rtol / 1000)"),
+        "rtol": Field(
+            SWEEP_RTOL,
+            float,
+            TOLERANCE,
+            f"relative tolerance of the flow engine (atol = rtol * {SWEEP_ATOL_PER_RTOL:g}; the measured sweep "
+            "default, docs/flow.md)",
+        ),
+        "method": Field(
+            SWEEP_METHOD,
+            str,
+            one_of(FLOW_METHODS),
+            "solver of the flow engine's smooth pieces: explicit RK23, RK45, DOP853 or implicit Radau, BDF (the "
+            "measured sweep default, docs/flow.md)",
+        ),
     },
     "stop": {
         "rule": Field("risk", str, one_of(STOP_RULES), "stopping rule (design section 2)"),
@@ -141,6 +164,30 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
     "sweep": {
         "name": Field("sweep", str, SWEEP_NAME, "the sweep's name (its output folder under fls-out/)"),
         "batch_size": Field(64, int, at_least(1), "most runs per batch (one ensemble, one worker task)"),
+    },
+    "certify": {
+        "enabled": Field(
+            True,
+            bool,
+            Check(lambda name, value, _: value, "true, false"),
+            "re-run a subset of the discrete runs with the exact flow and report the discretization gap "
+            '(docs/design.md section 5, "Certification by the exact flow"); `fls verify` certifies unless '
+            "this is false, `fls sweep` and `fls report` when the config has a [certify] table",
+        ),
+        "cells": Field(
+            CERTIFY_CELLS[0],
+            str,
+            one_of(CERTIFY_CELLS),
+            "headline: the cell claim (a) reads (headline init's middle value of every second axis); all: "
+            "every cell of the grid",
+        ),
+        "seeds": Field(2, int, at_least(1), "the first N seeds of the grid (every alpha of each cell)"),
+        "inits": Field(
+            CERTIFY_ALL,
+            str,
+            Check(_certify_inits, f"{CERTIFY_ALL}, {', '.join(INIT_SCHEMES)}"),
+            f"{CERTIFY_ALL}: every init of the grid; or one init scheme",
+        ),
     },
 }
 

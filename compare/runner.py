@@ -35,15 +35,26 @@ from fls.compare.vocabulary import (
     EPS_KEY,
     INIT_KEY,
     LOSS_KEY,
+    METHOD_KEY,
     RTOL_KEY,
     STOP_RULE_KEY,
     T_MAX_KEY,
     group_key,
 )
 from fls.simulate.data import Dataset
-from fls.simulate.flow import integrate_flow
+from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, integrate_flow
 from fls.simulate.result import RunResult
 from fls.theory.validation import ParameterError
+
+#: The array name of a run's final parameters (kept only when asked, :func:`execute_batch`).
+PARAMETERS = "theta"
+
+
+def final_parameters(W: np.ndarray, v: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The final state as one vector (W row by row, then v, then b when the network has biases): what the
+    parameter distance between two runs of one initialization is measured on."""
+    parts = [np.ravel(W), np.ravel(v)] + ([] if b is None else [np.ravel(b)])
+    return np.concatenate(parts).astype(np.float64)
 
 
 @dataclass
@@ -54,9 +65,10 @@ class RunOutput:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
+def execute_batch(runs: Sequence[Mapping[str, Any]], *, keep_parameters: bool = False) -> list[RunOutput]:
     """Train and measure every run of ``runs``; one :class:`RunOutput` per run, in order; never raises for a
-    run.
+    run. With ``keep_parameters`` the arrays also hold the final parameters ``theta`` (W, v and b flattened,
+    :func:`final_parameters`), for the certification's parameter distance (:mod:`compare.certify`).
 
     Each row holds the run's keys, ``status``, ``message``, ``engine``, ``t_stop``, ``steps``, the metrics of
     :func:`compare.metrics.run_metrics` (NaN where a run has no usable final state) and the batch's
@@ -72,7 +84,7 @@ def execute_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     for indices in groups.values():
         group = [dict(runs[i]) for i in indices]
         try:
-            done = _execute_group(group)
+            done = _execute_group(group, keep_parameters)
         except Exception as exc:  # noqa: BLE001 - a broken group is recorded, never raised
             message = f"{type(exc).__name__}: {exc} ({traceback.extract_tb(exc.__traceback__)[-1].name})"
             done = [_failed(run, message) for run in group]
@@ -99,7 +111,7 @@ def _task(dataset: Dataset) -> str:
     return "regression" if metrics.is_regression(dataset) else "classification"
 
 
-def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
+def _execute_group(group: list[dict[str, Any]], keep_parameters: bool) -> list[RunOutput]:
     """Runs that differ only in alpha, c and seed: prepare each, train them together, measure each."""
     prepared: list[tuple[int, Dataset, np.ndarray, np.ndarray, np.ndarray | None]] = []
     outputs: list[RunOutput | None] = [None] * len(group)
@@ -120,6 +132,8 @@ def _execute_group(group: list[dict[str, Any]]) -> list[RunOutput]:
                 f"train.engine = {engine!r} is not supported; allowed: {', '.join(_ENGINES)}"
             )
         for index, output in trainer([group[i] for i, *_ in prepared], prepared):
+            if not keep_parameters:
+                output.arrays.pop(PARAMETERS, None)
             outputs[index] = output
     return [o for o in outputs if o is not None]
 
@@ -198,7 +212,9 @@ def _train_kernel(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tup
 
 
 def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple[int, RunOutput]]:
-    """The high-precision flow engine, one run at a time (it has no ensemble axis)."""
+    """The high-precision flow engine, one run at a time (it has no ensemble axis), with the run's method and
+    relative tolerance (defaults: the measured sweep point of :mod:`simulate.flow.api`) and atol = rtol *
+    SWEEP_ATOL_PER_RTOL."""
     out = []
     for (index, dataset, W0, v0, b0), run in zip(prepared, runs, strict=True):
         try:
@@ -212,7 +228,8 @@ def _train_flow(runs: list[dict[str, Any]], prepared: list[tuple]) -> list[tuple
                 stop_rule=stop_rule(run[STOP_RULE_KEY], float(run[EPS_KEY])),
                 t_max=float(run[T_MAX_KEY]),
                 rtol=float(run[RTOL_KEY]),
-                atol=float(run[RTOL_KEY]) * 1e-3,
+                atol=float(run[RTOL_KEY]) * SWEEP_ATOL_PER_RTOL,
+                method=run[METHOD_KEY],
                 b0=b0,
                 sample_weight=dataset.sample_weight,
             )
@@ -274,6 +291,8 @@ def _measured(
         except Exception as exc:  # noqa: BLE001 - a metric that cannot be computed fails the run, with its reason
             row["status"], row["message"] = "failed", f"metrics: {type(exc).__name__}: {exc}"
     arrays = {"t": np.asarray(result.t, dtype=np.float64), "risk": np.asarray(result.risk, dtype=np.float64)}
+    if result.ok:
+        arrays[PARAMETERS] = final_parameters(result.W, result.v, result.b)
     for key in observed[0] if observed else {}:
         arrays[f"obs_{key}"] = np.array([o[key] for o in observed], dtype=np.float64)
     if "obs_Psi" in arrays:

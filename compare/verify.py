@@ -19,6 +19,7 @@ from typing import Any
 
 from fls.compare import registry
 from fls.compare.analyse import claim_settings, current_analysis
+from fls.compare.certify import certify
 from fls.compare.claim_figures import draw_claim
 from fls.compare.config import ConfigError, load_config
 from fls.compare.deep_verify import FAMILY as DEEP_FAMILY
@@ -63,6 +64,9 @@ def verify(
     path. With ``refine``, claim (a)'s optimum is resolved further after the grid (:mod:`compare.refine`,
     its rounds under ``out_dir``): claim (a)'s value, interval and figure band are then the resolved optimum's
     (kept in ``out_dir``, :data:`compare.refine.REFINEMENT_FILE`, for a later report into the same directory).
+    Unless the config's ``[certify]`` table says ``enabled = false``, a subset of the discrete runs is re-run
+    with the exact flow (:mod:`compare.certify`, its store ``out_dir/certify``) and the discretization gap per
+    claim is printed and reported.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
     staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
@@ -95,7 +99,16 @@ def verify(
         refinement = refine_optimum(resolved, table, out_dir, workers=workers)
         timings["refine"] = time.perf_counter() - start - sweep_seconds
         save_refinement(refinement, out_dir)
-    report = build_report(store, out_dir, families=families, timings=timings, refinement=refinement)
+    certification = certify(resolved, store, out_dir, workers=workers, families=families)
+    timings["certify"] = certification.seconds
+    report = build_report(
+        store,
+        out_dir,
+        families=families,
+        timings=timings,
+        refinement=refinement,
+        sections=certification.markdown(out_dir),
+    )
     total = time.perf_counter() - start
     print(claims_table(report.results))
     if refinement is not None:
@@ -104,6 +117,7 @@ def verify(
             f"optimum: {refinement.status} ({refinement.reason})"
             + (f": {optimum.describe()}" if optimum else "")
         )
+    print("\n".join(certification.printed()))
     print(
         f"{len(report.table)} runs; wall time {total:.1f} s (sweep {sweep_seconds:.1f} s, "
         + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items() if k != "sweep")

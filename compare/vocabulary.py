@@ -22,11 +22,12 @@ WIDTH_KEY, C_KEY, INIT_KEY, LOSS_KEY, ALPHA_KEY = (
 )
 BIAS_KEY = "model.bias"
 ENGINE_KEY, ETA_KEY, STEP_POLICY_KEY = "train.engine", "train.eta", "train.step_policy"
-MAX_STEPS_KEY, T_MAX_KEY, BATCH_SIZE_KEY, RTOL_KEY = (
+MAX_STEPS_KEY, T_MAX_KEY, BATCH_SIZE_KEY, RTOL_KEY, METHOD_KEY = (
     "train.max_steps",
     "train.t_max",
     "train.batch_size",
     "train.rtol",
+    "train.method",
 )
 STOP_RULE_KEY, EPS_KEY = "stop.rule", "stop.eps"
 
@@ -37,6 +38,9 @@ FLS_KEY, SEEDS_KEY = "fls", "seeds"
 #: high-precision flow, the lazy-limit kernel flow.
 ENGINES = ("gd", "sgd", "flow", "kernel")
 
+#: Runge-Kutta methods the flow engine may integrate its smooth pieces with (``train.method``; the solvers of
+#: :func:`fls.simulate.flow.integrate_flow`, docs/flow.md "Choosing a method and tolerances").
+FLOW_METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF")
 
 #: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train
 #: accuracy >= 99 %, zero train error.

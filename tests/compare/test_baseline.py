@@ -37,17 +37,21 @@ def test_table_rows_reduce_links_to_file_names():
     assert table_rows("| claim | verdict |\n| (b) u | **fail** | s | nan | [nan, nan] |  |")[0][-1] == ""
 
 
-@pytest.fixture(scope="module")
-def reduced_verify(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reduced")
+def verify_printed(out, **options):
+    """``verify(out, **options)`` in this process, and what it printed."""
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         for variable in THREAD_VARIABLES:  # verify sets the ones not set; keep them out of later tests
             patch.setenv(variable, "1")
-        # the fast tier checks the refinement's wiring on the reduced sweep, with a budget to match it
+        # the fast tier checks the refinement's wiring on the reduced sweeps, with a budget to match them
         patch.setattr(verify_module, "refine_optimum", functools.partial(refine_optimum, max_runs=180))
-        report = verify(out, config=DATA / "reduced.toml", workers=0)
+        report = verify(out, workers=0, **options)
     return report, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reduced_verify(tmp_path_factory):
+    return verify_printed(tmp_path_factory.mktemp("reduced"), config=DATA / "reduced.toml")
 
 
 def test_verify_prints_the_stored_claims_table_of_the_reduced_sweep(reduced_verify):

@@ -21,6 +21,7 @@ from fls.compare.staged import sharpness_bound, train_staged
 from fls.compare.store import open_store
 from fls.compare.verdict import ClaimResult
 from fls.simulate.data import Dataset
+from fls.simulate.flow import SWEEP_RTOL
 from fls.simulate.initialization import init_params
 from fls.simulate.stopping import TargetRisk
 from fls.simulate.train.ensemble import train_ensemble
@@ -171,7 +172,9 @@ def test_fls_sweep_and_report_run_on_the_users_file_with_biases(tmp_path, engine
     assert len(table) == 4 and set(table["status"]) == {"target_reached"}, table["message"].tolist()
     assert set(table["task"]) == {"regression"} and table["model.bias"].all()
     assert table["test_mse"].between(0, 10).all() and table["test_error"].isna().all()
-    assert (table["invariant_drift"] < (1e-6 if engine == "flow" else 1e-1)).all()
+    # the flow keeps the invariant to its tolerance (the sweep default train.rtol = SWEEP_RTOL; 10x for the
+    # error accumulated over the pieces), discrete GD to its first-order step error
+    assert (table["invariant_drift"] < (10 * SWEEP_RTOL if engine == "flow" else 1e-1)).all()
     parts = sorted(path.name for path in (store / "runs").iterdir())
     again = runner.invoke(main, [
         "sweep", str(tmp_path / "sweep.toml"), "--store", str(store), "--workers", "0", "--no-progress"
