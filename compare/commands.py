@@ -21,7 +21,7 @@ from fls.compare.config import anchor_data_paths, expand_runs, load_config, read
 from fls.compare.interrupt import SweepInterrupted
 from fls.compare.overrides import parse_assignment, with_assignments
 from fls.compare.plots import phase_diagram
-from fls.compare.quality_config import main_sweep
+from fls.compare.quality_config import QUALITY_CONFIG, main_sweep
 from fls.compare.quality_report import store_axes_section
 from fls.compare.quality_runner import run_quality_batch
 from fls.compare.report import build_report, claims_table
@@ -141,10 +141,9 @@ def verify(
 ) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     configure_threads()
-    # the quality family has its own default config (compare/configs/quality.toml)
-    default = None if family == QUALITY_FAMILY else DEFAULT_CONFIG
-    source = default if config is None else config
-    tables = None if source is None else _config_tables(source, assignments)
+    # the quality family has a default config of its own, so --set changes apply to its sweeps too
+    default = QUALITY_CONFIG if family == QUALITY_FAMILY else DEFAULT_CONFIG
+    tables = _config_tables(default if config is None else config, assignments)
     verify_claims(
         out, config=tables, workers=workers, scheduler=scheduler, family=family, device=device
     )  # prints its summary

@@ -272,6 +272,19 @@ def test_tracking_state_follows_the_stated_rule(interval, by_size, state) -> Non
     assert quality_claims.tracking_state(interval, by_size) == state
 
 
+_RHO = st.floats(-1.0, 1.0)
+
+
+@given(_RHO, _RHO, st.lists(st.tuples(_RHO, _RHO).map(sorted), max_size=4))
+def test_a_measure_is_decoupled_only_when_its_interval_excludes_a_moderate_association(a, b, by_size) -> None:
+    lo, hi = sorted((a, b))
+    state = quality_claims.tracking_state((lo, hi), by_size)
+    bound = quality_claims.DECOUPLED_RHO
+    assert (state == "decoupled") == (-bound < lo and hi < bound)
+    if state == "tracks":
+        assert lo > quality_claims.TRACKING_RHO or hi < -quality_claims.TRACKING_RHO
+
+
 def _synthetic_table(quality_of, seed: int = 0, seeds: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
