@@ -22,11 +22,14 @@ from fls.compare.config import anchor_data_paths, expand_runs, load_config, read
 from fls.compare.interrupt import SweepInterrupted
 from fls.compare.overrides import parse_assignment, with_assignments
 from fls.compare.plots import phase_diagram
+from fls.compare.quality_config import QUALITY_CONFIG, main_sweep
+from fls.compare.quality_report import store_axes_section
+from fls.compare.quality_runner import run_quality_batch
 from fls.compare.report import build_report, claims_table
 from fls.compare.runner import execute_batch
 from fls.compare.store import open_store
 from fls.compare.sweep import MAX_RUNS, run_sweep
-from fls.compare.verify import DEFAULT_CONFIG
+from fls.compare.verify import DEFAULT_CONFIG, QUALITY_FAMILY
 from fls.compare.verify import verify as verify_claims
 from fls.compare.vocabulary import ALPHA_KEY, FLS_KEY, SEEDS_KEY
 from fls.simulate.train.device import configure_threads
@@ -139,7 +142,9 @@ def verify(
 ) -> None:
     """Run the default sweep, check every claim, write OUT/report.md with its figures."""
     configure_threads()
-    tables = _config_tables(DEFAULT_CONFIG if config is None else config, assignments)
+    # the quality family has a default config of its own, so --set changes apply to its sweeps too
+    default = QUALITY_CONFIG if family == QUALITY_FAMILY else DEFAULT_CONFIG
+    tables = _config_tables(default if config is None else config, assignments)
     verify_claims(
         out, config=tables, workers=workers, scheduler=scheduler, family=family, device=device
     )  # prints its summary
@@ -155,9 +160,18 @@ def _sweep(
 ) -> tuple[dict[str, Any], Path, Any]:
     """Run (or resume) the sweep of CONFIG with the --set changes; returns its resolved config, its store and
     its run table."""
-    resolved = load_config(_config_tables(config, assignments), check_runs=False)
+    tables = _config_tables(config, assignments)
+    quality = main_sweep(tables)
+    resolved = load_config(tables, check_runs=False) if quality is None else quality.config
     store = default_store_dir(resolved) if store is None else store
     configure_threads()
+    if quality is not None:
+        click.echo(
+            f"fls: {config} is a quality config: this runs its main sweep, the claim's alpha axis; its width "
+            f"and task axes run under `fls verify --family quality --config {config}`",
+            err=True,
+        )
+        options = {**options, "runner": run_quality_batch, "runs": quality.runs}
     return resolved, store, run_sweep(resolved, store, **options)
 
 
@@ -250,9 +264,13 @@ def report(store: Path, out: Path | None, recompute: bool, allow_partial: bool) 
     """Check the claims on the runs of STORE (or reuse the stored analysis), print the claims table and write
     report.md with its figures. A store missing runs of its sweep, or with damaged parts, is refused (exit 1,
     naming them) unless --allow-partial. A sweep whose config has a [certify] table is certified by the
-    exact flow first (its flow runs beside the store, resumed) and the report gets a Discretization section."""
+    exact flow first (its flow runs beside the store, resumed) and the report gets a Discretization section; a
+    quality store's report gets the quality claim per axis."""
     out = store.parent if out is None else out
-    sections = _certified(open_store(store).config(), store, out, None)
+    sections = [
+        *store_axes_section(store),
+        *_certified(open_store(store).config(), store, out, None),
+    ]
     made = build_report(store, out, recompute=recompute, allow_partial=allow_partial, sections=sections)
     click.echo(claims_table(made.results))
     click.echo(made.path)
@@ -287,8 +305,9 @@ def _selected(config: Path, seed: int | None, assignments: tuple[str, ...]) -> d
 def run(config: Path, seed: int | None, assignments: tuple[str, ...]) -> None:
     """Run one run of CONFIG (its grid's first, or the one --set selects) here and print its row."""
     chosen = _selected(config, seed, assignments)
+    runner = execute_batch if main_sweep(read_toml(config)) is None else run_quality_batch
     configure_threads()
-    (output,) = execute_batch([chosen])
+    (output,) = runner([chosen])
     row = {**chosen, **output.row}
     width = max(map(len, row))
     for key, value in row.items():

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from fls.compare.config_schema import (
+    AXES_TABLE,
     DATA_MODELS,
     FLS_KNOBS,
     OPTIONAL,
@@ -348,9 +349,12 @@ def load_config(
     """
     raw = dict(source) if isinstance(source, Mapping) else read_toml(source)
     base = "." if isinstance(source, Mapping) else os.path.dirname(os.path.abspath(source))
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - {AXES_TABLE})
     if unknown:
-        raise ConfigError(f"unknown table(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"unknown table(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SECTIONS)}, {AXES_TABLE} "
+            "(a quality config's axes, docs/quality.md)"
+        )
     data = _table(raw, "data")
     grid = _resolve_grid(_table(raw, "grid"), _data_model(data))
     if DATA_PATH_KEY in grid:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from fls.compare.config_schema import (
+    AXES_KEYS,
+    AXES_TABLE,
     CLAIMS_KEYS,
     DATA_MODELS,
     GRID_SPECIAL,
@@ -116,6 +118,23 @@ def _claims_section() -> list[str]:
     ]
 
 
+def _axes_section() -> list[str]:
+    rows = [
+        _ROW.format(
+            f"`{AXES_TABLE}.{axis}.{key}`", kind, "*required*" if required else "*optional*", allowed, meaning
+        )
+        for axis, keys in AXES_KEYS.items()
+        for key, (required, kind, allowed, meaning) in keys.items()
+    ]
+    about = (
+        'The quality family\'s axes beyond alpha (docs/quality.md, "The axes"); optional, not part of a run and '
+        "not in the resolved config. `fls verify --family quality` sweeps every axis; `fls sweep` and `fls run` "
+        "on such a config run its main sweep (the alpha axis) with the quality runner. An absent "
+        "`[axes.<axis>]` table is an axis not swept."
+    )
+    return [f"## [{AXES_TABLE}]", "", about, "", *_HEAD, *rows, ""]
+
+
 def render() -> str:
     """The text of docs/config.md."""
     lines = [HEADER]
@@ -128,6 +147,7 @@ def render() -> str:
             lines += _claims_section()
         else:
             lines += [f"## [{section}]", "", *_HEAD, *_rows(section, TABLES[section]), ""]
+    lines += _axes_section()
     return "\n".join(lines).rstrip() + "\n"
 
 

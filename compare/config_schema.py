@@ -255,6 +255,45 @@ CLAIMS_KEYS: Mapping[str, tuple[str, str, str, str]] = {
 }
 
 
+#: The table of a quality config that declares the axes beyond alpha.
+AXES_TABLE = "axes"
+
+#: Training precisions a quality config's width axis may train in (``axes.width.dtype``).
+PRECISIONS = ("float64", "float32")
+
+#: The [axes] table of a quality config (docs/quality.md, "The axes"): not part of a run or of the resolved
+#: config; the quality family reads and checks it (compare.quality_config.read_axes, which also checks the
+#: sweeps it makes), and compare.config accepts it only so that one file serves `fls sweep` (the main, alpha
+#: axis) and `fls verify --family quality` (every axis). Axis -> key -> (required, TOML type, allowed, meaning).
+AXES_KEYS: Mapping[str, Mapping[str, tuple[bool, str, str, str]]] = {
+    "width": {
+        "widths": (
+            True,
+            "list of integers",
+            "a list of at least 2 distinct integers >= 1",
+            "the widths of the width axis",
+        ),
+        "alpha": (True, "real number", "a real number > 0", "the init scale the width axis holds fixed"),
+        "seeds": (True, "integer", "an integer >= 2", "seeds per (n, width)"),
+        "dtype": (
+            False,
+            "string",
+            f"one of {', '.join(PRECISIONS)} [default: {PRECISIONS[0]}]",
+            "training precision of the width sweep (kernel fits and measures stay float64)",
+        ),
+    },
+    "task": {
+        "data": (
+            True,
+            "table",
+            "a table of [data] keys that change the main sweep's task",
+            "the second task, e.g. { k = 4 }",
+        ),
+        "seeds": (True, "integer", "an integer >= 2", "seeds per (n, alpha) of the task axis"),
+    },
+}
+
+
 @cache
 def data_fields(model: str) -> dict[str, Field]:
     """The [data] keys of one data model: sizes, then the model's parameters with simulate.data's checks (the

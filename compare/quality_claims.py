@@ -26,8 +26,16 @@ from fls.compare.statistics import LEVEL, interval, resample_indices, spearman_r
 from fls.compare.verdict import Claim, ClaimContext, ClaimResult
 from fls.compare.vocabulary import N_KEY
 
-#: The claim's rule (module docstring and docs/quality.md).
+#: The family's name in the registry (compare.registry) and in a config's ``claims.families``.
+FAMILY = "quality"
+
+#: The claim's rule (module docstring and docs/quality.md, "The rule"): a measure tracks the quality when the
+#: interval of rho lies beyond +-TRACKING_RHO (a strong rank association), and is decoupled only when the
+#: interval lies inside (-DECOUPLED_RHO, +DECOUPLED_RHO), i.e. it excludes every association of at least
+#: DECOUPLED_RHO (|rho| = 0.3 is the conventional lower edge of a moderate correlation, and explains under a
+#: tenth of the rank variance); an interval that merely contains 0 decides nothing.
 TRACKING_RHO = 0.5
+DECOUPLED_RHO = 0.3
 
 
 MIN_RUNS, MIN_SIZES = 12, 2
@@ -35,12 +43,13 @@ MIN_RUNS, MIN_SIZES = 12, 2
 
 RULE = (
     f"Per strength measure s: rho = Spearman(s, quality) over all finished runs, 95 % interval from a bootstrap "
-    f"over runs stratified by n; rho_n the same within each data size n. s is DECOUPLED from quality if the "
-    f"interval of rho contains 0, or lies inside (-{TRACKING_RHO}, {TRACKING_RHO}), or two data sizes have "
-    f"intervals of rho_n that exclude 0 on opposite sides (a sign change); s TRACKS quality if the interval of rho "
-    f"lies beyond +{TRACKING_RHO} or beyond -{TRACKING_RHO} and there is no sign change; otherwise it is "
-    f"undecided. The claim passes when every measure is decoupled, fails when some measure tracks, and is "
-    f"inconclusive otherwise or with fewer than {MIN_RUNS} runs or {MIN_SIZES} data sizes."
+    f"over runs stratified by n; rho_n the same within each data size n. s TRACKS quality if the interval of "
+    f"rho lies beyond +{TRACKING_RHO} or beyond -{TRACKING_RHO} and no two data sizes have intervals of rho_n "
+    f"that exclude 0 on opposite sides (a sign change); s is DECOUPLED from quality only if the interval of rho "
+    f"lies inside (-{DECOUPLED_RHO}, +{DECOUPLED_RHO}), so that it excludes any association of at least "
+    f"{DECOUPLED_RHO}; otherwise (an interval too wide for either, or a sign change) it is undecided. The claim "
+    f"passes when every measure is decoupled, fails when some measure tracks, and is inconclusive otherwise or "
+    f"with fewer than {MIN_RUNS} runs or {MIN_SIZES} data sizes."
 )
 
 
@@ -81,10 +90,10 @@ def tracking_state(interval: tuple[float, float], by_size: Sequence[tuple[float,
     lo, hi = interval
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "undecided"
-    sign_change = any(low > 0 for low, _ in by_size) and any(high < 0 for _, high in by_size)
-    if lo <= 0 <= hi or (-TRACKING_RHO < lo and hi < TRACKING_RHO) or sign_change:
+    if -DECOUPLED_RHO < lo and hi < DECOUPLED_RHO:
         return "decoupled"
-    if lo > TRACKING_RHO or hi < -TRACKING_RHO:
+    sign_change = any(low > 0 for low, _ in by_size) and any(high < 0 for _, high in by_size)
+    if (lo > TRACKING_RHO or hi < -TRACKING_RHO) and not sign_change:
         return "tracks"
     return "undecided"
 

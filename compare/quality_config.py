@@ -8,10 +8,11 @@ The claim is checked along three axes (:mod:`compare.quality_axes`), each a swee
 - ``width``: the same task at one alpha, the width (capacity) varying, from ``[axes.width]``;
 - ``task``: a second task over the main sweep's alphas, from ``[axes.task]`` (changes to ``[data]``);
 
-plus the controls of :data:`CONTROLS` (informational). The ``[axes]`` table belongs to the quality family, not
-to the sweep schema of :mod:`compare.config_schema`, so it is read and checked here (:func:`read_axes`; every
-error names the key ``axes.<axis>.<key>`` and what is allowed) and removed before the sweeps are checked by
-:func:`compare.config.load_config`. An axis whose table is absent is not swept.
+plus the controls of :data:`CONTROLS` (informational). The ``[axes]`` table's keys are documented in
+the sweep schema (:data:`compare.config_schema.AXES_KEYS`, so docs/config.md lists them) and checked here
+(:func:`read_axes`; every error names the key ``axes.<axis>.<key>`` and what is allowed), together with the
+sweeps they make; :func:`compare.config.load_config` accepts the table and leaves it out of the resolved config,
+so ``fls sweep`` runs the main sweep of the same file (:func:`main_sweep`). An axis whose table is absent is not swept.
 
 ``axes.width.dtype = "float32"`` trains that sweep's networks in float32 (the kernel fits and measures stay in
 float64): the run records ``train.dtype``, so its id differs from the float64 run's. Measured on S_3 at width
@@ -30,14 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from fls.compare.config import ConfigError, expand_runs, load_config, run_id
+from fls.compare.config_schema import AXES_KEYS, AXES_TABLE, PRECISIONS
 from fls.compare.vocabulary import ALPHA_KEY, N_KEY, SEEDS_KEY, WIDTH_KEY
 from fls.theory.validation import ParameterError, check_choice, check_int, check_positive
 
 #: The packaged default quality sweep.
 QUALITY_CONFIG = Path(__file__).parent / "configs" / "quality.toml"
-
-#: The table of a quality config that declares the axes beyond alpha.
-AXES_TABLE = "axes"
 
 #: Sweep names: the main sweep (the alpha axis) and the sweeps of the other two axes.
 MAIN_SWEEP, WIDTH_SWEEP, TASK_SWEEP = "staircase-regression", "width", "task"
@@ -45,22 +44,16 @@ MAIN_SWEEP, WIDTH_SWEEP, TASK_SWEEP = "staircase-regression", "width", "task"
 #: The axis each sweep varies; the controls vary none.
 SWEEP_AXES = {MAIN_SWEEP: "alpha", WIDTH_SWEEP: "width", TASK_SWEEP: "task"}
 
-#: Training precisions of the width sweep; the run key that records a non-default one.
-PRECISIONS = ("float64", "float32")
+#: Each sweep's store is ``<out>/store-<sweep name>`` (the layout `fls verify --family quality` writes).
+STORE_PREFIX = "store-"
+
+#: The run key that records a non-default training precision.
 DTYPE_KEY = "train.dtype"
 
-#: The keys of each axis table: name -> (required, what is allowed).
+#: The keys of each axis table: name -> (required, what is allowed), from the schema's [axes] entry.
 AXIS_KEYS: Mapping[str, Mapping[str, tuple[bool, str]]] = {
-    "width": {
-        "widths": (True, "a list of at least 2 distinct integers >= 1"),
-        "alpha": (True, "a real number > 0"),
-        "seeds": (True, "an integer >= 2"),
-        "dtype": (False, f"one of {', '.join(PRECISIONS)} [default: float64]"),
-    },
-    "task": {
-        "data": (True, "a table of [data] keys that change the main sweep's task"),
-        "seeds": (True, "an integer >= 2"),
-    },
+    axis: {key: (required, allowed) for key, (required, _, allowed, _) in keys.items()}
+    for axis, keys in AXES_KEYS.items()
 }
 
 #: The controls run next to the axes, as changes to the main sweep (``None`` removes a key): the sign of S_3
@@ -251,3 +244,27 @@ def quality_sweeps(
     for control, changes in CONTROLS.items():
         sweeps[control] = _sweep(control, _changed(base, changes), f"control {control!r}")
     return sweeps
+
+
+def main_sweep(tables: Mapping[str, Any]) -> QualitySweep | None:
+    """The main (alpha-axis) sweep of the config ``tables`` when they have an ``[axes]`` table (a quality
+    config: every sweep of the file is checked first, so a bad axis is refused here too); None for another
+    config. ``fls sweep`` and ``fls run`` on a quality config run this sweep with the quality runner."""
+    if AXES_TABLE not in tables:
+        return None
+    return quality_sweeps(tables)[MAIN_SWEEP]
+
+
+def sweep_store(out_dir: str | os.PathLike[str], name: str) -> Path:
+    """The store of the sweep ``name`` under ``out_dir``: ``out_dir/store-<name>``."""
+    return Path(out_dir) / f"{STORE_PREFIX}{name}"
+
+
+def axis_stores(main_store: str | os.PathLike[str]) -> dict[str, Path]:
+    """The stores of the other axes' sweeps beside ``main_store`` (axis -> store), found only when
+    ``main_store`` is the main sweep's store in the layout of :func:`sweep_store`; empty otherwise."""
+    main_store = Path(main_store)
+    if main_store.name != sweep_store("", MAIN_SWEEP).name:
+        return {}
+    beside = {SWEEP_AXES[name]: sweep_store(main_store.parent, name) for name in (WIDTH_SWEEP, TASK_SWEEP)}
+    return {axis: path for axis, path in beside.items() if path.is_dir()}

@@ -99,20 +99,24 @@ MEASURE_LABELS = {
 
 def axes_figure(
     verdicts: Sequence[tuple[str, str, str, Sequence[Mapping[str, Any]]]],
-    tracking_rho: float,
+    thresholds: tuple[float, float],
     out_path: str | Path,
 ) -> list[Path]:
     """The claim's verdict per axis: one lettered panel per axis (titled by the axis and its verdict), each
-    strength measure's Spearman rho with the quality and its 95 % interval, and rho_n per data size; the band
-    |rho| < ``tracking_rho`` shaded. All panels share the rho scale [-1, 1]; one legend below the panels.
+    strength measure's Spearman rho with the quality and its 95 % interval, and rho_n per data size;
+    ``thresholds`` = (decoupled, tracking) of the claim's rule shaded: dark |rho| < decoupled (an interval inside
+    it is decoupled), light |rho| < tracking (an interval beyond it tracks). All panels share the rho scale
+    [-1, 1]; one legend below the panels.
 
     ``verdicts``: per axis (axis, setting, verdict, correlations as stored in the claim result's data)."""
+    decoupled_rho, tracking_rho = thresholds
     figure, axes = plt.subplots(1, len(verdicts), figsize=(4.2 * len(verdicts), 3.8), sharey=True)
     axes = np.atleast_1d(axes)
     sizes = sorted({int(n) for *_, found in verdicts for c in found for n in c["by_size"]})
     for ax, (_, _, _, found) in zip(axes, verdicts, strict=True):
         x = np.arange(len(found))
-        ax.axhspan(-tracking_rho, tracking_rho, color="0.9", zorder=0)
+        ax.axhspan(-tracking_rho, tracking_rho, color="0.93", zorder=0)
+        ax.axhspan(-decoupled_rho, decoupled_rho, color="0.8", zorder=0)
         ax.axhline(0.0, color="grey", lw=0.8, ls=":")
         for i, n in enumerate(sizes):
             rho_n = [c["by_size"].get(n, c["by_size"].get(str(n), (np.nan,)))[0] for c in found]
@@ -127,7 +131,12 @@ def axes_figure(
         ax.set_ylabel("Spearman rho(strength, quality)")
     titles = [f"{axis}: {verdict}\n{textwrap.fill(setting, 44)}" for axis, setting, verdict, _ in verdicts]
     panel_titles(axes, titles)
-    legend_below(figure, axes, columns=len(sizes) + 1, title=f"shaded: |rho| < {tracking_rho:g}")
+    legend_below(
+        figure,
+        axes,
+        columns=len(sizes) + 1,
+        title=f"shaded: |rho| < {decoupled_rho:g} (dark), < {tracking_rho:g} (light)",
+    )
     return save(figure, out_path)
 
 

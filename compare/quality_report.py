@@ -10,12 +10,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from fls.compare.quality_axes import AXES, OVERALL_RULE, AxisVerdict, combine, task_name
-from fls.compare.quality_claims import MIN_RUNS, RULE, TRACKING_RHO, Correlation, correlations, finished_runs
-from fls.compare.quality_config import MAIN_SWEEP
+from fls.compare.analyse import claim_settings, current_analysis
+from fls.compare.quality_axes import AXES, OVERALL_RULE, AxisVerdict, combine, task_name, verdicts_by_axis
+from fls.compare.quality_claims import (
+    DECOUPLED_RHO,
+    FAMILY,
+    MIN_RUNS,
+    RULE,
+    TRACKING_RHO,
+    Correlation,
+    correlations,
+    finished_runs,
+)
+from fls.compare.quality_config import MAIN_SWEEP, TASK_SWEEP, WIDTH_SWEEP, axis_stores, sweep_store
 from fls.compare.quality_curves import headline_ratio
 from fls.compare.quality_plots import axes_figure, learning_curve_figure, width_figure
-from fls.compare.verdict import ClaimContext, ClaimResult
+from fls.compare.store import open_store
+from fls.compare.verdict import DEFAULT_CONTEXT, ClaimContext, ClaimResult
 from fls.compare.vocabulary import N_KEY, WIDTH_KEY
 
 
@@ -54,6 +65,58 @@ def _axis_section(verdict: AxisVerdict) -> list[str]:
         *[f"| {key} | {value} |" for key, value in result.evidence.items() if key != "rule"],
         "",
     ]
+
+
+def verdict_table(axes: Sequence[AxisVerdict]) -> list[str]:
+    """The overall verdict of ``axes`` with its rule, and a table of each axis's verdict, statistic and reason
+    (Markdown lines)."""
+    verdict, reason = combine(axes)
+    return [
+        f"**Claim (q): feature-learning strength does not track feature quality: {verdict}** ({reason}).",
+        "",
+        f"Overall rule: {OVERALL_RULE}",
+        "",
+        "| axis | varies | setting (runs) | verdict | rho (largest abs) [95 %] | reason |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {a.axis} | {AXES[a.axis]} | {a.setting} | {a.result.verdict} | {a.result.value:+.2f} "
+            f"[{a.result.interval[0]:+.2f}, {a.result.interval[1]:+.2f}] | {a.result.reason} |"
+            for a in axes
+        ],
+        "",
+        f"Rule on each axis: {RULE}",
+        "",
+    ]
+
+
+def store_axes_section(store_dir: str | Path, context: ClaimContext = DEFAULT_CONTEXT) -> list[str]:
+    """The section `fls report` adds for a store whose config checks the quality family (none for another
+    store): with the width and task axes' stores beside it in the layout `fls verify --family quality` writes
+    (:func:`compare.quality_config.axis_stores`), the verdict per axis and overall as verify gives them;
+    otherwise a statement that only the alpha axis was decided, and why."""
+    store = open_store(store_dir)
+    if FAMILY not in claim_settings(store.config())["families"]:
+        return []
+    beside = axis_stores(store_dir)
+    lines = ["## Claim (q) per axis", ""]
+    if beside:
+        main = next(r for r in current_analysis(store, context=context).results if r.key == "q")
+        tables = {"alpha": store.table(), **{axis: open_store(path).table() for axis, path in beside.items()}}
+        lines += verdict_table(verdicts_by_axis(tables, context, {"alpha": main}))
+    missing = [axis for axis in AXES if axis != "alpha" and axis not in beside]
+    if missing:
+        expected = ", ".join(
+            sweep_store(Path(store_dir).parent, name).name for name in (WIDTH_SWEEP, TASK_SWEEP)
+        )
+        lines += [
+            f"Not decided on {', '.join(missing)}: this report decides the claim on this store's sweep (the alpha "
+            f"axis) and on the axes whose stores lie beside it ({expected} next to a store named "
+            f"{sweep_store('', MAIN_SWEEP).name}, as `fls verify --family quality` writes them); "
+            + ("none is there, so only the alpha axis was decided. " if not beside else "")
+            + "`fls verify --family quality --config FILE` decides every axis of a quality config.",
+            "",
+        ]
+    return lines
 
 
 def summary(
@@ -95,7 +158,7 @@ def draw_quality_figures(
     decided = [a for a in axes if a.result.data.get("correlations")]
     if decided:
         panels = [(a.axis, a.setting, a.result.verdict, a.result.data["correlations"]) for a in decided]
-        figures += axes_figure(panels, TRACKING_RHO, figures_dir / "quality_axes.png")[:1]
+        figures += axes_figure(panels, (DECOUPLED_RHO, TRACKING_RHO), figures_dir / "quality_axes.png")[:1]
     over_alpha = {
         f"{name}: {task_name(tables[name])}": table
         for name, table in curves.items()
@@ -123,25 +186,7 @@ def write_quality_report(
     """``out_dir/quality_report.md``: the overall verdict, its rule and the verdict per axis, each axis's
     correlations, those pooled with the parity control, the learning curves, the network-to-kernel ratios and
     the figures (linked relative to it)."""
-    verdict, reason = combine(axes)
-    lines = [
-        "# Feature-learning strength against feature quality",
-        "",
-        f"**Claim (q): feature-learning strength does not track feature quality: {verdict}** ({reason}).",
-        "",
-        f"Overall rule: {OVERALL_RULE}",
-        "",
-        "| axis | varies | setting (runs) | verdict | rho (largest abs) [95 %] | reason |",
-        "|---|---|---|---|---|---|",
-        *[
-            f"| {a.axis} | {AXES[a.axis]} | {a.setting} | {a.result.verdict} | {a.result.value:+.2f} "
-            f"[{a.result.interval[0]:+.2f}, {a.result.interval[1]:+.2f}] | {a.result.reason} |"
-            for a in axes
-        ],
-        "",
-        f"Rule on each axis: {RULE}",
-        "",
-    ]
+    lines = ["# Feature-learning strength against feature quality", "", *verdict_table(axes)]
     for axis in axes:
         lines += _axis_section(axis)
     lines += [

@@ -185,8 +185,9 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
     ``err_<kernel>`` for the init kernels (tangent, conjugate, tangent_closed, conjugate_closed) and the
     after-kernels (tangent_after, conjugate_after), each fit's relative jitter and status; the strength
     measures of :mod:`compare.quality_metrics` (the gains are formed from the errors when a table is read,
-    :func:`finished_runs`); ``task``, the training and batch wall times and the batch's CPU time (the cost
-    of a sweep without the load of other processes). Arrays: ``t`` and
+    :func:`finished_runs`); ``task``, the batch's ``batch_id`` (its first run's id) and ``batch_runs``, the
+    training and batch wall times and the batch's CPU time (the cost of a sweep without the load of other
+    processes), which `fls report` summarizes as it does the fls runner's. Arrays: ``t`` and
     ``risk``. Runs without a result (not_reached, diverged) keep NaN in the measured columns.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -247,6 +248,8 @@ def run_quality_batch(runs: Sequence[Mapping[str, Any]]) -> list[RunOutput]:
             RunOutput(row, {"t": record.history["step"] * etas[e], "risk": record.history["risk"]})
         )
     timings = {
+        "batch_id": str(first["run_id"]),  # a run is in one batch, so its first run names it
+        "batch_runs": len(runs),
         "train_seconds": train_seconds,
         "batch_seconds": time.perf_counter() - start,
         "batch_cpu_seconds": time.process_time() - cpu_start,

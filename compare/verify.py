@@ -25,7 +25,8 @@ from fls.compare.config import ConfigError, load_config
 from fls.compare.deep_verify import FAMILY as DEEP_FAMILY
 from fls.compare.deep_verify import verify_deep
 from fls.compare.quality_axes import verdicts_by_axis
-from fls.compare.quality_config import MAIN_SWEEP, quality_sweeps
+from fls.compare.quality_claims import FAMILY as QUALITY_FAMILY
+from fls.compare.quality_config import MAIN_SWEEP, quality_sweeps, sweep_store
 from fls.compare.quality_curves import learning_curves
 from fls.compare.quality_report import (
     draw_quality_figures,
@@ -43,9 +44,6 @@ from fls.compare.vocabulary import ALPHA_KEY, THREAD_VARIABLES, WIDTH_KEY
 
 #: The packaged default sweep.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
-
-#: The family verify runs with its own sweeps rather than the config's.
-QUALITY_FAMILY = "quality"
 
 
 def verify(
@@ -69,12 +67,13 @@ def verify(
     claim is printed and reported.
 
     ``family="quality"`` runs the strength-versus-quality family instead (:func:`verify_quality`, its own
-    staircase sweeps; ``config`` and ``scheduler`` do not apply to it). ``family="deep"`` runs the deep
+    staircase sweeps of ``config``, a quality config, default ``compare/configs/quality.toml``;
+    ``scheduler`` does not apply to it). ``family="deep"`` runs the deep
     networks' c sweeps (:func:`compare.deep_verify.verify_deep`; ``config`` is then a deep config, and
     ``device`` sets where they train); ``device`` applies to that family only.
     """
     if family == QUALITY_FAMILY:
-        return verify_quality(out_dir, workers=workers)
+        return verify_quality(out_dir, workers=workers, config=config)
     if family == DEEP_FAMILY:
         return verify_deep(out_dir, config=config, workers=workers, scheduler=scheduler, device=device)
     start = time.perf_counter()
@@ -146,7 +145,7 @@ def verify_quality(
     tables = {
         name: run_sweep(
             sweep.config,
-            out_dir / f"store-{name}",
+            sweep_store(out_dir, name),
             workers=workers,
             runner=run_quality_batch,
             progress=False,
@@ -154,7 +153,7 @@ def verify_quality(
         )
         for name, sweep in sweeps.items()
     }
-    analysis = current_analysis(open_store(out_dir / f"store-{MAIN_SWEEP}"), families=[QUALITY_FAMILY])
+    analysis = current_analysis(open_store(sweep_store(out_dir, MAIN_SWEEP)), families=[QUALITY_FAMILY])
     main = draw_claim(analysis.table, analysis.results[0], out_dir / "figures")
     by_axis = {sweep.axis: tables[name] for name, sweep in sweeps.items() if sweep.axis is not None}
     axes = verdicts_by_axis(by_axis, DEFAULT_CONTEXT, {"alpha": main})

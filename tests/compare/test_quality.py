@@ -254,10 +254,15 @@ def test_spearman_rows_matches_scipy(seed: int, n: int, ties: bool) -> None:
 @pytest.mark.parametrize(
     ("interval", "by_size", "state"),
     [
-        ((-0.2, 0.4), [(0.1, 0.5)], "decoupled"),  # contains 0
-        ((0.1, 0.45), [(0.1, 0.5)], "decoupled"),  # weak throughout
-        ((0.6, 0.9), [(0.3, 0.8), (-0.9, -0.2)], "decoupled"),  # sign change across data sizes
+        ((-0.29, 0.29), [(0.1, 0.5)], "decoupled"),  # excludes every |rho| >= 0.3
+        ((-0.2, 0.3), [(0.1, 0.5)], "undecided"),  # reaches the decoupling threshold
+        ((-0.3, 0.2), [(0.1, 0.5)], "undecided"),
+        ((-0.5, 0.9), [(-0.2, 0.9)], "undecided"),  # contains 0 but decides nothing
+        ((0.1, 0.45), [(0.1, 0.5)], "undecided"),  # a moderate association is not excluded
+        ((0.6, 0.9), [(0.3, 0.8), (-0.9, -0.2)], "undecided"),  # sign change across data sizes
         ((0.6, 0.9), [(0.3, 0.8), (-0.2, 0.5)], "tracks"),
+        ((0.5, 0.9), [(0.3, 0.8)], "undecided"),  # touches the tracking threshold
+        ((0.51, 0.9), [(0.3, 0.8)], "tracks"),
         ((-0.95, -0.7), [(-0.9, -0.5)], "tracks"),
         ((0.3, 0.8), [(0.2, 0.9)], "undecided"),
         ((np.nan, np.nan), [], "undecided"),
@@ -267,12 +272,25 @@ def test_tracking_state_follows_the_stated_rule(interval, by_size, state) -> Non
     assert quality_claims.tracking_state(interval, by_size) == state
 
 
-def _synthetic_table(quality_of, seed: int = 0) -> pd.DataFrame:
+_RHO = st.floats(-1.0, 1.0)
+
+
+@given(_RHO, _RHO, st.lists(st.tuples(_RHO, _RHO).map(sorted), max_size=4))
+def test_a_measure_is_decoupled_only_when_its_interval_excludes_a_moderate_association(a, b, by_size) -> None:
+    lo, hi = sorted((a, b))
+    state = quality_claims.tracking_state((lo, hi), by_size)
+    bound = quality_claims.DECOUPLED_RHO
+    assert (state == "decoupled") == (-bound < lo and hi < bound)
+    if state == "tracks":
+        assert lo > quality_claims.TRACKING_RHO or hi < -quality_claims.TRACKING_RHO
+
+
+def _synthetic_table(quality_of, seed: int = 0, seeds: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for n in (100, 200, 400):
         for alpha in np.logspace(-2, 0.5, 6):
-            for s in range(3):
+            for s in range(seeds):
                 strength = 1.0 / alpha + 0.05 * rng.standard_normal()
                 rows.append(
                     {
@@ -303,16 +321,27 @@ def test_claim_fails_when_quality_is_a_function_of_strength() -> None:
     assert "tracks" in result.evidence["rho(weight_change)"]
 
 
-def test_claim_passes_when_quality_is_unrelated_or_flips_with_the_data_size() -> None:
+def test_claim_passes_when_quality_is_unrelated_given_runs_enough_to_exclude_an_association() -> None:
     unrelated = quality_claims.strength_quality_claim(
-        _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal())), ClaimContext(n_boot=300)
+        _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal()), seeds=20), ClaimContext(n_boot=300)
     )
     assert unrelated.verdict == "pass"
+    lo, hi = unrelated.interval
+    assert -quality_claims.DECOUPLED_RHO < lo and hi < quality_claims.DECOUPLED_RHO
+
+
+def test_few_unrelated_runs_or_a_sign_change_leave_the_claim_undecided() -> None:
+    """54 unrelated runs give intervals of rho about +-0.27 wide: they contain 0 but do not exclude a moderate
+    association, so no measure is decoupled; nor is one whose rho changes sign with the data size."""
+    few = quality_claims.strength_quality_claim(
+        _synthetic_table(lambda s, n, rng: np.exp(rng.standard_normal())), ClaimContext(n_boot=300)
+    )
+    assert few.verdict == "inconclusive"
     flipping = quality_claims.strength_quality_claim(
         _synthetic_table(lambda s, n, rng: (1 + s) ** (1 if n < 200 else -1)), ClaimContext(n_boot=300)
     )
-    assert flipping.verdict == "pass"
-    assert all("decoupled" in flipping.evidence[f"rho({m})"] for m in quality_claims.STRENGTH_MEASURES)
+    assert flipping.verdict == "inconclusive"
+    assert all("undecided" in flipping.evidence[f"rho({m})"] for m in quality_claims.STRENGTH_MEASURES)
 
 
 def test_claim_is_inconclusive_without_enough_runs(tmp_path) -> None:
