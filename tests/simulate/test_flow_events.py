@@ -10,6 +10,7 @@ from scipy.optimize import brentq
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.events import PAIR, PieceGuards, StepGuards, first_event, illinois
+from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.stopping import TargetRisk
@@ -197,3 +198,38 @@ def test_polynomial_step_guards_locate_the_first_crossing_to_roundoff(seed):
     j, i = guards.pair(column)
     assert abs(coords.cosine(state_at(t_event)[0], j, i)) < 1e-13
     assert guards.evaluate(state_at(t_event - 1e-9))[0, : guards.n_pairs].min() > 0
+
+
+def test_polynomial_step_guards_in_log_coordinates_equal_the_guards_of_the_sampled_states():
+    """Log coordinates: the pair guards are <u_j(t), x_i> / (||u_j(t_a)|| ||x_i||) (the sampled cosine times
+    ||u_j(t)|| / ||u_j(t_a)||, the same sign), and mu, 1 - mu and the stopping value, computed from the
+    coefficients and the amplitude at each time, equal those of the sampled states."""
+    rng = np.random.default_rng(3)
+    m, n, d = 6, 8, 3
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = LogCoordinates(
+        X, y, 1.3, np.where(np.arange(m) % 3 == 0, -1.0, 1.0), float_arithmetic("logistic")
+    )
+    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.3, 0.1, 0.05])[:, None]
+    U0 = C[0, : m * d].reshape(m, d)
+    P0 = U0 @ X.T
+    sliding = np.zeros((m, n), dtype=bool)
+    sliding[1, 2] = sliding[4, 5] = True
+    weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
+    guards = PieceGuards(coords, weights, TargetRisk(0.1))
+    t_a, h = 0.3, 0.2
+
+    def state_at(t):
+        return ((t - t_a) / h) ** np.arange(4) @ C
+
+    step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
+    assert 0 < len(step.candidates) < guards.n_pairs - 2
+    for t in np.linspace(t_a, t_a + h, 51):
+        Y = state_at(t)
+        expected = guards.evaluate(Y[None])[0]
+        growth = np.linalg.norm(Y[: m * d].reshape(m, d), axis=1) / np.linalg.norm(U0, axis=1)
+        expected[: guards.n_pairs] *= np.repeat(growth, n)
+        expected[guards.sliding_columns] = 1.0
+        _, _, got = step.event(t, 0, step.values(t))
+        assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)
