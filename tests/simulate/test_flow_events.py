@@ -148,10 +148,9 @@ def polynomial_step_problem(seed: int, c: float, sizes: tuple[float, ...]):
     return coords, C, C[0, : m * d].reshape(m, d) @ X.T
 
 
-def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
-    """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
-    not sampled (reported as 1 at an event) keeps its sign over the whole step."""
-    coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
+def sliding_step(coords, C: np.ndarray, P0: np.ndarray):
+    """(guards, polynomial step guards, t -> state) of the cubic step C on [0.3, 0.5], from the mode of the
+    pre-activations P0 with the pairs (1, 2) and (4, 5) sliding and a stopping rule (every kind of guard)."""
     X, (m, n) = coords.X, P0.shape
     sliding = np.zeros((m, n), dtype=bool)
     sliding[1, 2] = sliding[4, 5] = True
@@ -164,6 +163,15 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
 
     step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
     assert 0 < len(step.candidates) < guards.n_pairs - 2
+    return guards, step, state_at
+
+
+def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
+    """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
+    not sampled (reported as 1 at an event) keeps its sign over the whole step."""
+    coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
+    guards, step, state_at = sliding_step(coords, C, P0)
+    t_a, h = step.t_a, step.h
     held = np.setdiff1d(np.arange(guards.n_pairs), np.union1d(step.candidates, guards.sliding_columns))
     start = guards.evaluate(C[:1])[0]  # cos angle(w_j, x_i) at t_a
     for k, t in enumerate(step.ts):
@@ -213,19 +221,8 @@ def test_polynomial_step_guards_in_log_coordinates_equal_the_guards_of_the_sampl
     )
     C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.3, 0.1, 0.05])[:, None]
     U0 = C[0, : m * d].reshape(m, d)
-    P0 = U0 @ X.T
-    sliding = np.zeros((m, n), dtype=bool)
-    sliding[1, 2] = sliding[4, 5] = True
-    weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
-    guards = PieceGuards(coords, weights, TargetRisk(0.1))
-    t_a, h = 0.3, 0.2
-
-    def state_at(t):
-        return ((t - t_a) / h) ** np.arange(4) @ C
-
-    step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
-    assert 0 < len(step.candidates) < guards.n_pairs - 2
-    for t in np.linspace(t_a, t_a + h, 51):
+    guards, step, state_at = sliding_step(coords, C, U0 @ X.T)
+    for t in np.linspace(step.t_a, step.t_a + step.h, 51):
         Y = state_at(t)
         expected = guards.evaluate(Y[None])[0]
         growth = np.linalg.norm(Y[: m * d].reshape(m, d), axis=1) / np.linalg.norm(U0, axis=1)
