@@ -13,30 +13,26 @@ each alpha in {1e-4, 0.3, 3}:
 4. scipy DOP853 on the unswitched field at rtol 1e-8, capped at PLAIN_MAX_SECONDS.
 
 Printed: ratios Euler / engine of RHS evaluations and of wall time, and the accuracy each method reaches. A run
-that takes under REPEAT_BELOW seconds (engine or Euler) is timed three times and its fastest time kept: at a
-fraction of a second one timing is at the mercy of the machine's noise.
+that takes under ten seconds (engine or Euler, ``gd_cost.REPEAT_BELOW``) is timed three times and its fastest
+time kept: at a fraction of a second one timing is at the mercy of the machine's noise.
 
     python benchmarks/flow.py
 """
 
 import gc
-import itertools
-import math
 import os
-from collections.abc import Callable
 from functools import partial
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add contention
 
 from dataclasses import dataclass
 
-import numpy as np
+from gd_cost import error, euler_cost, fastest, state
 
 from fls.simulate.data import make_data
 from fls.simulate.flow import integrate_flow
-from fls.simulate.flow.baselines import BaselineRun, euler, plain_ode_flow
+from fls.simulate.flow.baselines import plain_ode_flow
 from fls.simulate.initialization import init_params
-from fls.simulate.result import RunResult
 
 ALPHAS = (1e-4, 0.3, 3.0)
 TARGET = 0.05
@@ -45,23 +41,6 @@ ENGINE_CONFIGS = (("DOP853", 1e-8), ("RK45", 1e-7), ("RK23", 1e-6))
 EULER_MAX_STEPS = 200_000
 EULER_MAX_PROBE = 128_000
 PLAIN_MAX_SECONDS = 120.0
-REPEAT_BELOW = 10.0
-
-
-def fastest(run: Callable[[], RunResult | BaselineRun]) -> RunResult | BaselineRun:
-    """run(), repeated twice more when it takes under REPEAT_BELOW seconds; the result with the least wall time."""
-    results = [run()]
-    if results[0].wall_time < REPEAT_BELOW:
-        results += [run(), run()]
-    return min(results, key=lambda r: r.wall_time)
-
-
-def state(run: RunResult | BaselineRun) -> np.ndarray:
-    return np.concatenate([run.W.ravel(), run.v])
-
-
-def error(run: RunResult | BaselineRun, exact: np.ndarray) -> float:
-    return float(np.max(np.abs(state(run) - exact)) / np.max(np.abs(exact)))
 
 
 @dataclass
@@ -71,34 +50,6 @@ class EngineTiming:
     rhs_evals: int
     wall_time: float
     error: float
-
-
-@dataclass
-class EulerCost:
-    steps: int
-    wall_time: float
-    error: float
-    measured: bool
-    order: float
-
-
-def euler_cost(W, v, X, y, T: float, exact: np.ndarray) -> EulerCost:
-    """Euler's cost at the accuracy ACCURACY, from its measured first-order error constant."""
-    k, errors, runs = 2000, [], []
-    while True:
-        runs.append(euler(W, v, X, y, eta=T / k, t=T))
-        errors.append(error(runs[-1], exact))
-        ratios = [a / b for a, b in itertools.pairwise(errors)]
-        if (len(ratios) >= 2 and all(1.8 < r < 2.2 for r in ratios[-2:])) or 2 * k > EULER_MAX_PROBE:
-            break
-        k *= 2
-    steps = max(1, math.ceil(errors[-1] * k / ACCURACY))
-    order = math.log2(ratios[-1]) if ratios else float("nan")
-    if steps <= EULER_MAX_STEPS:
-        run = fastest(partial(euler, W, v, X, y, eta=T / steps, t=T))
-        return EulerCost(steps, run.wall_time, error(run, exact), True, order)
-    per_step = runs[-1].wall_time / runs[-1].rhs_evals
-    return EulerCost(steps, steps * per_step, ACCURACY, False, order)
 
 
 def main() -> None:
@@ -146,7 +97,7 @@ def main() -> None:
             )
         accurate = [r for r in runs if r.error <= ACCURACY] or runs
         best = min(accurate, key=lambda r: r.wall_time)
-        gd = euler_cost(W, v, X, y, T, exact)
+        gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
         print(
             f"  Euler (GD): order {gd.order:.2f}, {gd.steps} steps for {ACCURACY:g}, {gd.wall_time:.1f} s"
             f"{'' if gd.measured else ' (extrapolated)'}, error {gd.error:.1e}"

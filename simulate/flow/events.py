@@ -9,8 +9,8 @@ A piece stays valid while every guard is positive:
 
 The integrator samples the guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
 has degree <= 7 for DOP853, so 10 sub-intervals resolve it): all of them from the sampled states
-(:class:`StepGuards`), or, for the explicit pairs in plain and data-span coordinates, only those that can
-change sign in the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It
+(:class:`StepGuards`), or, for the explicit pairs in plain, data-span and log coordinates, only those that
+can change sign in the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It
 looks for sign changes, and also for guards that dip between samples: a guard with a discrete local minimum
 whose parabola through the three samples dips well below the middle value is minimized on the dense output,
 so a pair that crosses a surface and comes back within one step is not missed. The earliest root is then

@@ -28,6 +28,9 @@ class LogCoordinates(Coordinates):
 
     name = "log"
     amplitude_is_state = False  # rho_j' comes from h_j = X^T q_j, offsets included
+    #: <u_j, x_i> (unnormalized u) is linear in the state, so the pair guards of an explicit step are
+    #: polynomials in time; the amplitude is not (:meth:`step_amplitudes`).
+    polynomial_guards = True
 
     def __init__(self, X: Any, y: Any, c: float, sign: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(sign), arithmetic)
@@ -58,6 +61,22 @@ class LogCoordinates(Coordinates):
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
+
+    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, None, np.ndarray]:
+        """For the states sum_k C_k theta^k: the coefficients of <u_j, x_i> (p + 1, m, n), which has the sign of
+        cos angle(w_j, x_i), no amplitude coefficients (exp(2 rho) / ||u|| is no polynomial:
+        :meth:`step_amplitudes`), and ||u_j|| at theta = 0 (m,)."""
+        U, _ = self._split(C)
+        return U @ self.XT, None, self.arith.row_norms(U[0])
+
+    def step_amplitudes(self, C: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+        """sign_j exp(2 rho_j) / ||u_j|| (K, m) at the states sum_k C_k theta^k, theta in ``thetas`` (K,): with
+        the pre-activation coefficients of :meth:`polynomial_parts`, f_i = c sum_j amp_j 1[active] <u_j, x_i>.
+        Costs O(K m d) (the norms of the directions), not the O(K m n d) of full states."""
+        powers = thetas[:, None] ** np.arange(len(C))  # (K, p + 1)
+        states = powers @ C  # (K, size): only the norms and rho are read
+        U, rho = self._split(states)
+        return self.sign_a * self.arith.exp(2 * rho) / self.arith.row_norms(U)
 
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction

@@ -10,7 +10,10 @@ forming a single intermediate state:
   cos angle(w_j, x_i), and it has the cosine's sign throughout;
 - the output f_i(theta) = c sum_j v_j(theta) 1[j,i active] <w_j(theta), x_i> is a polynomial of degree 2p
   (a product of two polynomials of degree p), so the sliding weights mu and the stopping value follow at any
-  theta from n numbers per power.
+  theta from n numbers per power. In log coordinates (:mod:`simulate.flow.logcoords`) the pre-activations
+  <u_j, x_i> of the unnormalized directions are still polynomials of degree p, but the amplitude
+  sign_j exp(2 rho_j) / ||u_j|| is not: it is evaluated at each sample time (O(m d), no product with X) and
+  the output is f_i = c sum_j amp_j(theta) 1[j,i active] <u_j(theta), x_i>, O(p m n) per time.
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
 largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
@@ -80,7 +83,7 @@ class PolynomialStepGuards(StepGuards):
         coords = guards.coords
         n = coords.n
         powers = len(coefficients)
-        self.t_a, self.h = t_a, h
+        self.t_a, self.h, self.guards = t_a, h, guards
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         pre, amp, norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
@@ -92,17 +95,24 @@ class PolynomialStepGuards(StepGuards):
         factor = guards.side_over_x.reshape(-1)[self.candidates] / norms[self.candidates // n]
         self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
-        self.output_coefficients = None
-        if guards.needs_output:  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
+        self.output_coefficients = self.active_pre = None
+        if (
+            guards.needs_output and amp is not None
+        ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
+        elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
+            self.coefficients = coefficients
+            self.active_pre = guards.weights.active * pre  # (p + 1, m, n)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
         G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
         if self.output_coefficients is not None:
             G[:, self.n_candidates :] = guards.output_guards(vandermonde @ self.output_coefficients)
+        elif self.active_pre is not None:
+            G[:, self.n_candidates :] = guards.output_guards(self._outputs_along(fractions))
         ts = t_a + h * fractions
         ts[-1] = t_a + h
         super().__init__(guards, ts, G, state_at)
@@ -183,11 +193,23 @@ class PolynomialStepGuards(StepGuards):
     def _theta(self, t: Any) -> float:
         return (float(t) - self.t_a) / self.h
 
+    def _outputs_along(self, thetas: np.ndarray) -> np.ndarray:
+        """Every sample's output (K, n) at ``thetas`` when the amplitude is no polynomial: amp(theta) (K, m) from
+        the coordinates, then f = c sum_k theta^k amp(theta) @ (active . pre_k), O(K p m n) in one product."""
+        coords = self.guards.coords
+        amplitudes = coords.step_amplitudes(self.coefficients, thetas)  # (K, m)
+        by_power = amplitudes @ self.active_pre  # (p + 1, K, n)
+        powers = thetas[:, None] ** np.arange(len(self.active_pre))  # (K, p + 1)
+        return coords.samples.outputs(coords.c * np.einsum("pkn,kp->kn", by_power, powers))
+
     def _outputs(self, theta: float) -> np.ndarray:
         """The guards after the movable pairs at theta (mu, 1 - mu, stopping value)."""
-        if self.output_coefficients is None:
+        if self.output_coefficients is not None:
+            f = (theta ** np.arange(len(self.output_coefficients))) @ self.output_coefficients
+        elif self.active_pre is not None:
+            f = self._outputs_along(np.array([theta]))[0]
+        else:
             return np.empty(0)
-        f = (theta ** np.arange(len(self.output_coefficients))) @ self.output_coefficients
         return self.guards.output_guards(f[None])[0]
 
     def column(self, t: Any, col: int) -> float:

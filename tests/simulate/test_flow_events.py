@@ -10,6 +10,7 @@ from scipy.optimize import brentq
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.events import PAIR, PieceGuards, StepGuards, first_event, illinois
+from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.stopping import TargetRisk
@@ -147,10 +148,9 @@ def polynomial_step_problem(seed: int, c: float, sizes: tuple[float, ...]):
     return coords, C, C[0, : m * d].reshape(m, d) @ X.T
 
 
-def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
-    """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
-    not sampled (reported as 1 at an event) keeps its sign over the whole step."""
-    coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
+def sliding_step(coords, C: np.ndarray, P0: np.ndarray):
+    """(guards, polynomial step guards, t -> state) of the cubic step C on [0.3, 0.5], from the mode of the
+    pre-activations P0 with the pairs (1, 2) and (4, 5) sliding and a stopping rule (every kind of guard)."""
     X, (m, n) = coords.X, P0.shape
     sliding = np.zeros((m, n), dtype=bool)
     sliding[1, 2] = sliding[4, 5] = True
@@ -163,6 +163,15 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
 
     step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
     assert 0 < len(step.candidates) < guards.n_pairs - 2
+    return guards, step, state_at
+
+
+def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
+    """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
+    not sampled (reported as 1 at an event) keeps its sign over the whole step."""
+    coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
+    guards, step, state_at = sliding_step(coords, C, P0)
+    t_a, h = step.t_a, step.h
     held = np.setdiff1d(np.arange(guards.n_pairs), np.union1d(step.candidates, guards.sliding_columns))
     start = guards.evaluate(C[:1])[0]  # cos angle(w_j, x_i) at t_a
     for k, t in enumerate(step.ts):
@@ -197,3 +206,27 @@ def test_polynomial_step_guards_locate_the_first_crossing_to_roundoff(seed):
     j, i = guards.pair(column)
     assert abs(coords.cosine(state_at(t_event)[0], j, i)) < 1e-13
     assert guards.evaluate(state_at(t_event - 1e-9))[0, : guards.n_pairs].min() > 0
+
+
+def test_polynomial_step_guards_in_log_coordinates_equal_the_guards_of_the_sampled_states():
+    """Log coordinates: the pair guards are <u_j(t), x_i> / (||u_j(t_a)|| ||x_i||) (the sampled cosine times
+    ||u_j(t)|| / ||u_j(t_a)||, the same sign), and mu, 1 - mu and the stopping value, computed from the
+    coefficients and the amplitude at each time, equal those of the sampled states."""
+    rng = np.random.default_rng(3)
+    m, n, d = 6, 8, 3
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = LogCoordinates(
+        X, y, 1.3, np.where(np.arange(m) % 3 == 0, -1.0, 1.0), float_arithmetic("logistic")
+    )
+    C = rng.standard_normal((4, m * (d + 1))) * np.array([1.0, 0.3, 0.1, 0.05])[:, None]
+    U0 = C[0, : m * d].reshape(m, d)
+    guards, step, state_at = sliding_step(coords, C, U0 @ X.T)
+    for t in np.linspace(step.t_a, step.t_a + step.h, 51):
+        Y = state_at(t)
+        expected = guards.evaluate(Y[None])[0]
+        growth = np.linalg.norm(Y[: m * d].reshape(m, d), axis=1) / np.linalg.norm(U0, axis=1)
+        expected[: guards.n_pairs] *= np.repeat(growth, n)
+        expected[guards.sliding_columns] = 1.0
+        _, _, got = step.event(t, 0, step.values(t))
+        assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)

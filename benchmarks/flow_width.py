@@ -1,0 +1,150 @@
+"""Cost of the exact flow against width: events, ms per event and per field evaluation, and GD at equal accuracy.
+
+Two problems, each at m in {100, 1000, 20000} neurons with the balanced ``random_sign`` init at scale
+alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target risk 0.05:
+
+- stall: the 20 points of ``fls.simulate.flow.problems.stall_problem`` (uniform on the unit sphere in d = 3,
+  labels sign(x_1));
+- low_signal: the Gaussian mixture preset (n = 40, d = 100).
+
+For each: a tight engine run (DOP853, rtol 1e-11) gives the time T (the stop time, or ``--t-max`` when that is
+earlier: a window of the run for the widest networks) and the state theta*(T); the engine runs to T at
+ENGINE_METHOD / ENGINE_RTOL (log coordinates); GD (fixed-step Euler) reaches the same accuracy, 1e-6 relative in
+the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its measured cost per step beyond
+EULER_MAX_STEPS steps). Printed per m: events, field evaluations per event, ms per event, ms per field evaluation
+(the engine's own field of the run's first mode, timed alone), the per-event target 5 x eval + 1 ms, the engine's
+error, and GD's wall time over the engine's.
+
+    python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
+"""
+
+import argparse
+import gc
+import os
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add contention
+
+import numpy as np
+from gd_cost import error, euler_cost, fastest, state
+
+from fls.simulate.data import make_data
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.api import make_coordinates
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.problems import stall_problem
+from fls.simulate.initialization import init_params
+
+TARGET = 0.05
+ACCURACY = 1e-6
+ENGINE_METHOD, ENGINE_RTOL = "RK23", 1e-7
+REFERENCE_RTOL = 1e-11
+EULER_MAX_STEPS = 100_000
+EULER_MAX_PROBE = 32_000
+FIELD_REPEATS = 50
+
+
+def problem_data(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of the named problem."""
+    if name == "stall":
+        _, _, X, y = stall_problem(1.0)
+        return X, y
+    data = make_data("gaussian_mixture", preset="low_signal", seed=0, n_test=10)
+    return data.X, data.y
+
+
+def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+    """Seconds per evaluation of the engine's field (the coordinates the run uses, its first mode)."""
+    coords = make_coordinates("auto", W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
+    Y = coords.pack(W, v)
+    cos = coords.cosines(Y)
+    mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
+    weights = SlidingWeights(mode, coords.X @ coords.X.T, coords.arith)
+    coords.rhs(Y, weights)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(FIELD_REPEATS):
+            coords.rhs(Y, weights)
+        best = min(best, (time.perf_counter() - started) / FIELD_REPEATS)
+    return best
+
+
+def measure(name: str, m: int, t_max: float) -> dict:
+    X, y = problem_data(name)
+    W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
+    gc.collect()
+    tight = integrate_flow(
+        W, v, X, y, target_risk=TARGET, t_max=t_max, rtol=REFERENCE_RTOL, atol=REFERENCE_RTOL * 1e-3
+    )
+    T, exact = tight.t_stop, state(tight)
+    del tight
+    run = fastest(
+        lambda: integrate_flow(
+            W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3, save_at=[T]
+        )
+    )
+    events = run.info["events"]
+    per_eval = field_cost(W, v, X, y)
+    gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
+    return {
+        "problem": name,
+        "m": m,
+        "T": T,
+        "status": run.status,
+        "events": events,
+        "evals": run.rhs_evals,
+        "wall": run.wall_time,
+        "ms_event": 1e3 * run.wall_time / max(events, 1),
+        "ms_eval": 1e3 * per_eval,
+        "error": error(run, exact),
+        "gd": gd,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=[100, 1000, 20000])
+    parser.add_argument("--problems", nargs="+", default=["stall", "low_signal"])
+    parser.add_argument(
+        "--t-max",
+        type=float,
+        nargs="+",
+        default=[1e4],
+        help="end of the window, one value for all widths or one per width (default: to the target)",
+    )
+    args = parser.parse_args()
+    windows = args.t_max * len(args.widths) if len(args.t_max) == 1 else args.t_max
+    if len(windows) != len(args.widths):
+        parser.error("--t-max takes one value or one per width")
+    integrate_flow(
+        *init_params(10, 3, alpha=1.0, scheme="random_sign", seed=0), *problem_data("stall"), t_max=0.01
+    )
+    print(
+        f"engine {ENGINE_METHOD} rtol {ENGINE_RTOL:g} (log coordinates); accuracy = max |theta - theta*| / "
+        f"max |theta*| at T against DOP853 rtol {REFERENCE_RTOL:g}; GD at {ACCURACY:g}\n"
+    )
+    header = (
+        f"{'problem':>10} {'m':>6} {'T':>8} | {'events':>7} {'evals/ev':>8} {'ms/event':>9} {'ms/eval':>8} "
+        f"{'5 eval+1':>8} | {'error':>7} | {'GD steps':>9} {'GD s':>8} {'flow s':>7} {'GD/flow':>7}"
+    )
+    print(header, flush=True)
+    for name in args.problems:
+        for m, window in zip(args.widths, windows, strict=True):
+            r = measure(name, m, window)
+            gd = r["gd"]
+            print(
+                f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "
+                f"{r['ms_event']:>9.3f} {r['ms_eval']:>8.3f} {5 * r['ms_eval'] + 1:>8.2f} | {r['error']:>7.1e} | "
+                f"{gd.steps:>9d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
+                f"{gd.wall_time / r['wall']:>7.1f}",
+                flush=True,
+            )
+    print(
+        "* GD extrapolated from its measured cost per step; T < the stop time: a window of the run (--t-max)"
+    )
+
+
+if __name__ == "__main__":
+    main()
