@@ -1,26 +1,9 @@
 """Sweep configuration: read a TOML file, check every key before any run starts, expand the grid into runs.
 
-A config has the tables of docs/design.md section 5's sweeps (every key optional unless marked required):
-
-    [data]   model = "gaussian_mixture", preset (optional), n, d (required unless the preset sets them), n_test,
-             and the model's own parameters (kappa, sigma, balanced, rho, p, k, task), as simulate.make_data takes
-             or model = "file" with path (a .npz or .csv file, relative to the config file) and
-             sample_weight = "file" | "uniform" (compare.datafile)
-    [model]  width = 100, c = 1.0, init = "random_sign" | "antisymmetric" | "gaussian", loss = "logistic"
-             (or "exponential", or "squared" for real targets), bias = false (hidden biases), alpha (required
-             unless gridded, directly or through "fls")
-    [train]  engine = "gd" | "sgd" | "flow" | "kernel", eta = 0.1, step_policy (a name in
-             compare.vocabulary.STEP_POLICIES, default its first), max_steps = 20000, t_max = 10000.0,
-             batch_size = 32 (sgd), rtol and method (flow: the measured sweep defaults of simulate.flow)
-    [stop]   rule = "risk" | "positive_risk" | "accuracy" | "zero_error", eps = 0.05
-    [grid]   dotted config key -> list of values, or {logspace = [a, b, num]} / {linspace = [a, b, num]};
-             "fls" -> FLS values (then alpha = 1 / sqrt(c * FLS)); seeds = N (seeds 0..N-1) or a list, default 1
-    [phase]  x = "fls" | "model.alpha", y = a grid key (default: the first grid key that is not an FLS knob)
-    [sweep]  name = "sweep" (letters, digits, '.', '_', '-'; not starting with '.'), batch_size = 64
-    [claims] families = ["fls"], modules = [] (modules that add claim families, docs/claims.md), and one
-             [claims.<key>] table of thresholds per claim (keyword parameters of the claim); optional
-    [certify] enabled = true, cells = "headline" | "all", seeds = 2, inits = "all" (compare.certify:
-             the exact-flow subset of the discrete runs); optional, and not part of a run
+A config has the tables of docs/design.md section 5's sweeps: [data], [model], [train], [stop], [grid] (dotted config
+key -> list of values, {logspace = [a, b, num]} / {linspace = [a, b, num]}, "fls" -> FLS values, seeds = N or a
+list), [phase], [sweep], and the optional [claims], [certify] and [axes] (how to analyse, certify and extend the
+runs: not part of a run). Every key with its type, default and range is in docs/config.md.
 
 :func:`load_config` returns the resolved config: the same tables with every default filled in (the data preset
 expanded into explicit values) and every grid written out as an explicit list, so the file a store keeps
