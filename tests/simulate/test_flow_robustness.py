@@ -8,7 +8,8 @@ import pytest
 
 from fls.simulate import init_params, make_data
 from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, SWEEP_METHOD, SWEEP_RTOL, integrate_flow
-from fls.simulate.flow.hybrid import TRANSITIONS
+from fls.simulate.flow.hybrid import TRANSITIONS, InstantMemory
+from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, select_neuron_mode
 from fls.simulate.flow.problems import repeated_sample_problem, switching_problem
 
 #: The stop time of the reproducer below, from the tightest run (rtol 1e-12): an independent piecewise
@@ -108,3 +109,34 @@ def test_the_sweep_defaults_meet_the_sweep_accuracy_on_low_signal():
     )
     state, exact = (np.concatenate([r.W.ravel(), r.v]) for r in (run, reference))
     assert np.abs(state - exact).max() <= 1e-6 * np.abs(exact).max()
+
+
+def test_the_events_of_one_instant_keep_what_earlier_ones_decided():
+    """A pair's wrong-way exit and another neuron's weight exit at one instant: the slow tier found them undoing
+    each other's selection in turn until ``failed`` (each event re-selected every touched neuron and forgot the
+    side the pair had left, the dip already tolerated and the weight's exit side). The instant's memory keeps
+    them until time advances."""
+    memory = InstantMemory()
+    side = np.array([[ACTIVE, INACTIVE], [SLIDING, ACTIVE]], dtype=np.int8)
+    memory.left_wrong_way([0], 1, side, n=2)  # neuron 0 left the inactive side of sample 1 at once
+    assert memory.with_hints({1: {0: INACTIVE}}) == {1: {0: INACTIVE}}  # neuron 1's weight left through 0
+    assert memory.stuck == {0: {1: INACTIVE}} and not memory.grazing
+    assert memory.with_hints({}) == {1: {0: INACTIVE}}  # a later event of the instant still has the hint
+    memory.left_wrong_way([0], 1, side, n=2)  # again: below the resolution, the pair keeps its side
+    assert memory.stuck == {0: {}} and memory.grazing == {1}
+    memory.clear()
+    assert not (memory.repeats or memory.stuck or memory.grazing or memory.hints)
+
+
+def test_a_side_left_the_wrong_way_is_not_given_again_after_another_event_of_the_instant():
+    """Sample 0 is non-attracting (sign(v) s_0 > 0) and its one-sided rates point to the active side; it left the
+    active side the wrong way earlier in the instant, took the inactive side and is re-selected at a later event:
+    it must not go back to the active side (it did, when only the side at the current event was forbidden)."""
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])  # the active sample 1 pushes <w, x_0> up
+    s = np.array([1.0, 0.5])
+    side = np.array([INACTIVE, ACTIVE], dtype=np.int8)
+    touching = np.array([0])
+    fresh = select_neuron_mode(X, s, 1.0, side, touching, side.copy())
+    assert fresh[0] == ACTIVE
+    kept = select_neuron_mode(X, s, 1.0, side, touching, side.copy(), stuck={0: ACTIVE})
+    assert kept[0] == INACTIVE
