@@ -364,6 +364,10 @@ class HybridFlow:
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
                 i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
                 memory.left_wrong_way(np.flatnonzero(touching[:, i]).tolist(), i, mode.side, guards.n)
+            elif guards.kind(end.column) in (MU_LOW, MU_HIGH):  # a weight leaving through a bound at once
+                j, i = guards.sliding_pair(end.column)
+                if (j, i) in memory.repeats:  # it slides only because it left that side the wrong way
+                    memory.left_wrong_way([j], i, mode.side, guards.n)  # the second time: it keeps that side
             hints = memory.with_hints(hints)
             t = end.t
             Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, memory.stuck)
