@@ -31,7 +31,7 @@ class Coordinates:
     Subclasses provide ``parts(Y) -> (D, amp, aux)``, with D[..., j, i] a pre-activation factor whose sign is
     that of <w_j, x_i>, amp[..., j] such that f_i = c sum_j amp_j 1[active] D_ji, and aux whatever
     ``_velocity`` reuses; ``_row_scale(Y)``, the factor s_j (..., m) with D_ji / (s_j ||x_i||) = cos angle(w_j,
-    x_i), or None when it is 1.
+    x_i), or None when it is 1 (in d = 1 a norm that stays positive instead, :meth:`_guard_scale`).
     """
 
     name = ""
@@ -96,6 +96,21 @@ class Coordinates:
             A /= scale[..., None]
         return A
 
+    def _guard_scale(self, norms: Any, v: Any) -> Any:
+        """The row factors s_j of the pair guards from the row norms ||w_j|| and the output weights v_j.
+
+        ||w_j|| (the guards are cosines), except in d = 1 with the output weights in the state: there every
+        surface is {w_j = 0}, where ||w_j|| vanishes and cos angle(w_j, x_i) = sign(w_j x_i) is 0 / 0, while a
+        neuron passes through 0 (and swaps its active samples) or slides there. The guard side_ji w_j x_i /
+        (sqrt(w_j^2 + v_j^2) |x_i|) has the cosine's sign, is smooth through the surface and 0 on it exactly:
+        sqrt(w_j^2 + v_j^2) >= sqrt(|v_j^2 - w_j^2|) stays positive by the invariant unless the neuron is
+        balanced, and a balanced neuron in d = 1 (w_j' and v_j' both proportional to |w_j|) never reaches 0
+        in finite time. docs/flow.md, "Robustness".
+        """
+        if self.d == 1 and self.amplitude_is_state:
+            return self.arith.sqrt(norms * norms + v * v)
+        return norms
+
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
@@ -117,7 +132,9 @@ class Coordinates:
     def cosine(self, Y: Any, j: int, i: int) -> Any:
         """cos angle(w_j, x_i) at one state Y (size,), in O(d) (the row block holds w_j's direction)."""
         row = Y[j * self.d : (j + 1) * self.d]
-        return (row @ self.X[i]) / (self.arith.sqrt(np.array([row @ row]))[0] * self.x_norms[i])
+        v_j = Y[self.m * self.d + j : self.m * self.d + j + 1]
+        norm = self._guard_scale(self.arith.sqrt(np.array([row @ row])), v_j)
+        return (row @ self.X[i]) / (norm[0] * self.x_norms[i])
 
     def project(self, Y: Any, j: int, samples: Any) -> None:
         """Put neuron j of the state Y exactly on the surfaces <w_j, x_i> = 0, i in ``samples`` (in place), by
@@ -129,13 +146,14 @@ class Coordinates:
         """<r_j, x_i> at the states Ys (K, size) for the neuron's row r_j (affine in the state, so a polynomial
         along a step), and ||r_j|| ||x_i|| at Ys[0]: values / scale has the sign of cos angle(w_j, x_i)."""
         rows = Ys[:, j * self.d : (j + 1) * self.d]
-        return rows @ self.X[i], self.arith.row_norms(rows[:1])[0] * self.x_norms[i]
+        norm = self._guard_scale(self.arith.row_norms(rows[:1]), Ys[:1, self.m * self.d + j])
+        return rows @ self.X[i], norm[0] * self.x_norms[i]
 
     def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
         and of amp (p + 1, m), and the row scale at theta = 0 (m,). Where D and amp are affine in the state."""
         directions, amp = self._split(C)
-        return directions @ self.XT, amp, self.arith.row_norms(directions[0])
+        return directions @ self.XT, amp, self._guard_scale(self.arith.row_norms(directions[0]), amp[0])
 
 
 class PlainCoordinates(Coordinates):
@@ -162,7 +180,8 @@ class PlainCoordinates(Coordinates):
         return W @ self.XT, v, v
 
     def _row_scale(self, Y: Any) -> Any:
-        return self.arith.row_norms(self._split(Y)[0])
+        W, v = self._split(Y)
+        return self._guard_scale(self.arith.row_norms(W), v)
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
         Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product

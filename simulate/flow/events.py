@@ -71,7 +71,6 @@ class PieceGuards:
             self.thresholds = np.full(size, coords.arith.guard_tol)
             if stop_rule is not None:
                 self.thresholds[-1] = 0.0
-        self.seen_positive = np.zeros(size, dtype=bool)  # in an accepted step of this piece
         # pair columns that start on their surface after a grazing contact: a dip below it at the start of
         # the piece that comes back within the step is the integration's noise, not an exit
         self.grazing: set[int] = set()
@@ -88,10 +87,6 @@ class PieceGuards:
         """(j, i) of a PAIR column."""
         j, i = divmod(int(col), self.n)
         return j, i
-
-    def observe(self, G: Any) -> None:
-        """Record an accepted step's samples (for the wrong-way check of :func:`crossings`)."""
-        self.seen_positive |= np.any(np.asarray(G, dtype=np.float64) > 0, axis=0)
 
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
@@ -227,16 +222,15 @@ def _hump(step: StepGuards, col: int, a: Any, b: Any, xtol: float) -> tuple[Any,
     return found.x, -found.fun
 
 
-def crossings(
-    G: Any, thresholds: np.ndarray, seen_positive: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(columns, crossed, wrong_way) over the sample intervals of one step.
 
     columns: the guards that are <= -threshold at some sample after the first (the only ones that can have
     crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard goes from > 0 to
-    <= -threshold. wrong_way: a guard that has not been positive yet in this piece (it started on its surface,
-    at an event) goes to <= -threshold: the piece's mode was wrong for it. ``thresholds`` and ``seen_positive``
-    (guards positive in an earlier step of the piece) are per column of G.
+    <= -threshold. wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
+    positive: it started on its surface at an event and the piece's mode was wrong for it, or it drifted
+    through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
+    where it is within the touching tolerance). ``thresholds`` are per column of G.
     """
     Gf = np.asarray(G, dtype=np.float64)
     columns = np.flatnonzero(Gf[1:].min(axis=0) <= -thresholds)
@@ -244,10 +238,10 @@ def crossings(
     below = sub[1:] <= -thresholds
     positive = sub > 0
     wrong_way = np.zeros_like(below)
-    unseen = np.flatnonzero(~seen_positive[columns] & ~positive[0] & (thresholds > 0))
-    if len(unseen):
-        seen = np.logical_or.accumulate(positive[:, unseen], axis=0)
-        wrong_way[:, unseen] = ~seen[:-1] & below[:, unseen]
+    low = np.flatnonzero(~positive[0] & (thresholds > 0))  # guards that start the step at or below 0
+    if len(low):
+        seen = np.logical_or.accumulate(positive[:, low], axis=0)
+        wrong_way[:, low] = ~seen[:-1] & below[:, low]
     return columns, positive[:-1] & below, wrong_way
 
 
@@ -265,18 +259,13 @@ class StepGuards:
         self, guards: PieceGuards, ts: Any, G: Any, state_at: Callable[[Any], Any], Ys: Any = None
     ) -> None:
         self.guards, self.ts, self.G, self.state_at, self.Ys = guards, ts, G, state_at, Ys
-        # crossing thresholds and 'positive earlier in the piece' of G's columns (here every guard, in order)
-        self.thresholds, self.seen_positive = guards.thresholds, guards.seen_positive
+        self.thresholds = guards.thresholds  # the crossing thresholds of G's columns (here every guard, in order)
         self._last: tuple[Any, Any] | None = None
         if Ys is not None:
             K = len(ts) - 1
             self.bary_list = [(-1.0) ** k * math.comb(K, k) for k in range(K + 1)]
             self.ts_list = [float(t) for t in ts]
             self.pair_samples: dict[int, list[float]] = {}
-
-    def observe(self) -> None:
-        """Record the samples as an accepted step's (no event in it)."""
-        self.guards.observe(self.G)
 
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
         """(t, the piece's guard index, all the piece's guards at t) from G's column and values there."""
@@ -348,7 +337,7 @@ def first_event(
     ts, G = step.ts, step.G
     thresholds = step.thresholds
     Gf = np.asarray(G, dtype=np.float64)
-    columns, crossed, wrong_way = crossings(Gf, thresholds, step.seen_positive)
+    columns, crossed, wrong_way = crossings(Gf, thresholds)
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     if np.any(wrong_way):  # a guard that starts on its surface is below it at the next sample
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])

@@ -14,7 +14,11 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
 tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
 at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
-dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). Only events
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). What the
+events of one instant decided (those sides, the tolerated dips, the sides of sliding weights that left
+through a bound) holds for every later event of that instant (:class:`InstantMemory`): the events of one
+instant are resolved together, so a pair's exit and another neuron's weight exit at the same instant do not
+undo each other's selection in turn. Only events
 that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron and sample.
 
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
@@ -98,6 +102,45 @@ class EventLog:
             "sample": np.asarray(self.sample, dtype=np.int64),
             "kind": np.asarray(self.kind, dtype=str),
         }
+
+
+@dataclass
+class InstantMemory:
+    """What the events at the current instant decided, for every later event at the same instant.
+
+    ``repeats``: pair (j, i) -> its wrong-way exits; ``stuck``: neuron -> sample -> the side its pair left the
+    wrong way once (it does not get it again); ``grazing``: pair columns left the wrong way twice (a contact
+    below the integration's resolution: the pair keeps its side and a dip of its guard that comes back
+    within the step is not an event); ``hints``: neuron -> sample -> the side of a sliding weight's exit
+    through a bound. Without it, an event that re-selects a neuron for another pair's sake forgets them and
+    two exits of one instant can undo each other's choice until ``failed``.
+    """
+
+    repeats: dict[tuple[int, int], int] = field(default_factory=dict)
+    stuck: dict[int, dict[int, int]] = field(default_factory=dict)
+    grazing: set[int] = field(default_factory=set)
+    hints: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Time has advanced: a new instant."""
+        for memory in (self.repeats, self.stuck, self.grazing, self.hints):
+            memory.clear()
+
+    def left_wrong_way(self, neurons: list[int], i: int, side: np.ndarray, n: int) -> None:
+        """Pair (j, i) of each neuron in ``neurons`` (the mode's ``side`` (m, n)) left its surface at once."""
+        for j in neurons:
+            self.repeats[j, i] = self.repeats.get((j, i), 0) + 1
+            if self.repeats[j, i] == 1:  # first time: its rate on that side is zero to roundoff
+                self.stuck.setdefault(j, {})[i] = int(side[j, i])
+            else:  # a grazing contact below the integration's resolution: the pair keeps its side
+                self.stuck.get(j, {}).pop(i, None)
+                self.grazing.add(j * n + i)
+
+    def with_hints(self, hints: dict[int, dict[int, int]]) -> dict[int, dict[int, int]]:
+        """The event's hints added to those of the instant (the event's own win), all of them."""
+        for j, sides in hints.items():
+            self.hints.setdefault(j, {}).update(sides)
+        return self.hints
 
 
 @dataclass
@@ -196,10 +239,10 @@ class HybridFlow:
         touching: np.ndarray,
         hints: dict[int, dict[int, int]],
         t: Any,
-        stuck: dict[int, set[int]] | None = None,
+        stuck: dict[int, dict[int, int]] | None = None,
     ) -> tuple[Any, Mode, list[int]]:
         """Project the touched neurons onto their surfaces, select their next modes, count (and log) the
-        transitions at time t. ``stuck``: neuron -> samples whose pair left its surface the wrong way at once
+        transitions at time t. ``stuck``: neuron -> sample -> the side its pair left the wrong way at once
         (see :func:`~simulate.flow.modes.select_neuron_mode`).
 
         Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
@@ -237,7 +280,7 @@ class HybridFlow:
                 prefer,
                 hints.get(j),
                 offset,
-                (stuck or {}).get(j, set()),
+                (stuck or {}).get(j),
             )
             for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
                 kind = _transition(was, now)
@@ -269,12 +312,11 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
-        repeats: dict[tuple[int, int], int] = {}  # pair -> wrong-way exits at the current instant
-        grazing: list[int] = []  # pair columns whose dip at the start of the next piece is tolerated
+        memory = InstantMemory()
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
-            guards.grazing.update(grazing)
+            guards.grazing.update(memory.grazing)
             modes.append(mode)
             self.position = (t, Y)
             recorder.begin_piece(len(modes) - 1, t, Y)
@@ -317,20 +359,18 @@ class HybridFlow:
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
-            stuck, grazing = None, []
             if not instant:
-                repeats.clear()
+                memory.clear()
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
                 i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
-                stuck = {}
-                for j in np.flatnonzero(touching[:, i]).tolist():
-                    repeats[j, i] = repeats.get((j, i), 0) + 1
-                    if repeats[j, i] == 1:  # first time: its rate on that side is zero to roundoff
-                        stuck[j] = {i}
-                    else:  # a grazing contact below the integration's resolution: the pair keeps its side
-                        grazing.append(j * guards.n + i)
+                memory.left_wrong_way(np.flatnonzero(touching[:, i]).tolist(), i, mode.side, guards.n)
+            elif guards.kind(end.column) in (MU_LOW, MU_HIGH):  # a weight leaving through a bound at once
+                j, i = guards.sliding_pair(end.column)
+                if (j, i) in memory.repeats:  # it slides only because it left that side the wrong way
+                    memory.left_wrong_way([j], i, mode.side, guards.n)  # the second time: it keeps that side
+            hints = memory.with_hints(hints)
             t = end.t
-            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, stuck)
+            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, memory.stuck)
 
 
 def _transition(was: int, now: int) -> str | None:

@@ -166,7 +166,7 @@ def select_neuron_mode(
     prefer: np.ndarray,
     hints: dict[int, int] | None = None,
     offset: np.ndarray | None = None,
-    stuck: set[int] | frozenset[int] = frozenset(),
+    stuck: dict[int, int] | None = None,
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -181,9 +181,9 @@ def select_neuron_mode(
             the bound go to that side).
         offset: the offsets N (n,) of merged opposite samples (:mod:`simulate.flow.samples`): a pair with gate
             g contributes (N_i + g s_i) x_i; None when there are none.
-        stuck: samples whose pair left its surface the wrong way at once under the side chosen at the last
-            event, at the same instant: its rate on that side is zero to roundoff (a tangency) and the next
-            order takes it across. It does not get that side again: an attracting pair slides (its rate on
+        stuck: sample -> the side its pair left the wrong way at once, at an earlier event of the same
+            instant: its rate on that side is zero to roundoff (a tangency) and the next order takes it
+            across. It does not get that side again at this instant: an attracting pair slides (its rate on
             the side it would leave points into the surface after all), any other pair takes the other side.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
@@ -231,9 +231,9 @@ def select_neuron_mode(
             new[i] = INACTIVE
         else:
             new[i] = SLIDING
-    for i in stuck:
-        if new[i] == side[i] != SLIDING:
-            new[i] = SLIDING if i in attracting else -side[i]
+    for i, left in (stuck or {}).items():
+        if new[i] == left != SLIDING:
+            new[i] = SLIDING if i in attracting else -left
     return new
 
 

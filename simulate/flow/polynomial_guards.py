@@ -119,11 +119,6 @@ class PolynomialStepGuards(StepGuards):
         # the piece's guard index of each column of G
         self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
         self.thresholds = guards.thresholds[self.columns]
-        self.seen_positive = guards.seen_positive[self.columns]
-
-    def observe(self) -> None:
-        """Record the samples as an accepted step's (no event in it)."""
-        self.guards.seen_positive[self.columns[np.any(self.G > 0, axis=0)]] = True
 
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
         """(t, the piece's guard index, all the piece's guards at t): a pair that cannot change sign in the step

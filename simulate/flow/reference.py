@@ -159,7 +159,7 @@ class ExtrapolationPieces:
                 ts = [t + H * k / (len(evens) - 1) for k in range(len(evens) - 1)] + [t_new]
                 G = guards.evaluate(np.stack(evens[:-1] + [y_new]))  # evens[0] is y: exact, as is y_new
                 xtol = 16 * guards.coords.arith.eps * max(abs(t_new), H)
-                _, crossed, wrong_way = crossings(G, guards.thresholds, guards.seen_positive)
+                _, crossed, wrong_way = crossings(G, guards.thresholds)
                 if crossed.any() or wrong_way.any():
                     # The inner samples are second-order approximations: redo the search on exact states.
                     G = np.concatenate([G[:1], guards.evaluate(states(ts[1:-1])), G[-1:]])
@@ -170,7 +170,6 @@ class ExtrapolationPieces:
                         if observer is not None:
                             observer(t, event[0], y_event, states)
                         return PieceEnd("event", event[0], y_event, float(H), event[1], event[2])
-                guards.observe(G)
             if observer is not None:
                 observer(t, t_new, y_new, states)
             t, y, f0 = t_new, y_new, fun(y_new)

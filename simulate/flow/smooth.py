@@ -94,7 +94,6 @@ def accepted_step(
             if observer is not None:
                 observer(t_a, t_event, y_event, states)
             return PieceEnd("event", t_event, y_event, step_size, column, values)
-        step.observe()
     if observer is not None:
         observer(t_a, t_b, y_b, states)
     return None

@@ -56,7 +56,10 @@ class SpanCoordinates(Coordinates):
         return np.sign(self.arith.to_float(self._split(Y)[1]))
 
     def _norms2(self, Lambda: Any, LK: Any) -> Any:
-        """||w_j||^2 = ||w_j(0)||^2 + sum_i lambda_ji (2 P^0 + Lambda K)_ji, shape (..., m); LK = Lambda K."""
+        """||w_j||^2 = ||w_j(0)||^2 + sum_i lambda_ji (2 P^0 + Lambda K)_ji, shape (..., m); LK = Lambda K.
+
+        At w_j = 0 (reachable in d = 1) this is 0 up to a roundoff of either sign: square roots take its
+        absolute value."""
         return self.norms0 + np.einsum("...i,...i->...", Lambda, self.twice_P0 + LK)
 
     def invariant(self, Y: Any) -> Any:
@@ -68,8 +71,8 @@ class SpanCoordinates(Coordinates):
         return self.P0 + Lambda @ self.gram, v, v
 
     def _row_scale(self, Y: Any) -> Any:
-        Lambda, _ = self._split(Y)
-        return self.arith.sqrt(self._norms2(Lambda, Lambda @ self.gram))
+        Lambda, v = self._split(Y)
+        return self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda, Lambda @ self.gram))), v)
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dLambda: Any, dv: Any) -> None:
         np.multiply(Q, (self.rate * v)[:, None], out=dLambda)
@@ -80,8 +83,9 @@ class SpanCoordinates(Coordinates):
         n = self.n
         row = Y[j * n : (j + 1) * n]
         P_j = self.P0[j] + row @ self.gram
-        norm = self.arith.sqrt(np.array([self.norms0[j] + row @ (self.P0[j] + P_j)]))[0]
-        return P_j[i] / (norm * self.x_norms[i])
+        norm = self.arith.sqrt(abs(np.array([self.norms0[j] + row @ (self.P0[j] + P_j)])))
+        v_j = Y[self.m * n + j : self.m * n + j + 1]
+        return P_j[i] / (self._guard_scale(norm, v_j)[0] * self.x_norms[i])
 
     def project(self, Y: Any, j: int, samples: Any) -> None:
         """Put neuron j exactly on the surfaces <w_j, x_i> = 0, i in ``samples`` (in place): the orthogonal
@@ -104,6 +108,6 @@ class SpanCoordinates(Coordinates):
     def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Lambda, amp = self._split(C)
         pre = Lambda @ self.gram
-        norms = self.arith.sqrt(self._norms2(Lambda[0], pre[0]))
+        norms = self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda[0], pre[0]))), amp[0])
         pre[0] += self.P0  # P^0 is the constant term of the pre-activations
         return pre, amp, norms

@@ -24,7 +24,6 @@ class ScalarGuards:
 
     def __post_init__(self):
         self.thresholds = np.full(len(self.functions), 1e-14)
-        self.seen_positive = np.ones(len(self.functions), dtype=bool)
         self.grazing = set()
 
     def evaluate(self, Ys):
@@ -60,7 +59,15 @@ def test_the_earliest_of_several_crossings_in_one_interval_wins():
 
 def test_a_guard_leaving_its_surface_the_wrong_way_is_an_event_at_once():
     guards = ScalarGuards([lambda t: -t])
-    guards.seen_positive[:] = False
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert (t, column) == (0.0, 0)
+
+
+def test_a_guard_that_drifted_through_0_in_earlier_steps_is_an_event_at_the_step_start():
+    """Positive earlier in the piece, through 0 in a step too short to reach -threshold (1e-14), now below it:
+    the pair is off its side (it used to be missed for good: no step of the piece went from > 0 to
+    <= -threshold, RK23 at t ~ 3e-13 on a stress-suite problem)."""
+    guards = ScalarGuards([lambda t: -1e-15 - 1e-13 * t])
     t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
     assert (t, column) == (0.0, 0)
 
@@ -69,7 +76,6 @@ def test_a_guard_turned_back_within_one_sample_interval_is_located_not_repeated(
     """t (0.05 - t) starts on its surface, rises and comes back at 0.05, before the first sample at 0.1: the
     event is there (reporting it at 0 would repeat the same event forever)."""
     guards = ScalarGuards([lambda t: t * (0.05 - t)])
-    guards.seen_positive[:] = False
     t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
     assert column == 0 and t == pytest.approx(0.05, abs=1e-12)
 
@@ -78,7 +84,6 @@ def test_a_dip_after_a_grazing_contact_that_comes_back_is_no_event():
     """-t (0.15 - t): below the surface until 0.15, then above. After a grazing contact (the pair's rate is
     zero to roundoff) such a dip is the integration's noise; elsewhere it is a wrong-way exit."""
     guards = ScalarGuards([lambda t: -t * (0.15 - t)])
-    guards.seen_positive[:] = False
     assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)[0] == 0.0
     guards.grazing = {0}
     assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None

@@ -8,7 +8,8 @@ import pytest
 
 from fls.simulate import init_params, make_data
 from fls.simulate.flow import SWEEP_ATOL_PER_RTOL, SWEEP_METHOD, SWEEP_RTOL, integrate_flow
-from fls.simulate.flow.hybrid import TRANSITIONS
+from fls.simulate.flow.hybrid import TRANSITIONS, InstantMemory
+from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, select_neuron_mode
 from fls.simulate.flow.problems import repeated_sample_problem, switching_problem
 
 #: The stop time of the reproducer below, from the tightest run (rtol 1e-12): an independent piecewise
@@ -108,3 +109,86 @@ def test_the_sweep_defaults_meet_the_sweep_accuracy_on_low_signal():
     )
     state, exact = (np.concatenate([r.W.ravel(), r.v]) for r in (run, reference))
     assert np.abs(state - exact).max() <= 1e-6 * np.abs(exact).max()
+
+
+def test_the_events_of_one_instant_keep_what_earlier_ones_decided():
+    """A pair's wrong-way exit and another neuron's weight exit at one instant: the slow tier found them undoing
+    each other's selection in turn until ``failed`` (each event re-selected every touched neuron and forgot the
+    side the pair had left, the dip already tolerated and the weight's exit side). The instant's memory keeps
+    them until time advances."""
+    memory = InstantMemory()
+    side = np.array([[ACTIVE, INACTIVE], [SLIDING, ACTIVE]], dtype=np.int8)
+    memory.left_wrong_way([0], 1, side, n=2)  # neuron 0 left the inactive side of sample 1 at once
+    assert memory.with_hints({1: {0: INACTIVE}}) == {1: {0: INACTIVE}}  # neuron 1's weight left through 0
+    assert memory.stuck == {0: {1: INACTIVE}} and not memory.grazing
+    assert memory.with_hints({}) == {1: {0: INACTIVE}}  # a later event of the instant still has the hint
+    memory.left_wrong_way([0], 1, side, n=2)  # again: below the resolution, the pair keeps its side
+    assert memory.stuck == {0: {}} and memory.grazing == {1}
+    memory.clear()
+    assert not (memory.repeats or memory.stuck or memory.grazing or memory.hints)
+
+
+def test_a_side_left_the_wrong_way_is_not_given_again_after_another_event_of_the_instant():
+    """Sample 0 is non-attracting (sign(v) s_0 > 0) and its one-sided rates point to the active side; it left the
+    active side the wrong way earlier in the instant, took the inactive side and is re-selected at a later event:
+    it must not go back to the active side (it did, when only the side at the current event was forbidden)."""
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])  # the active sample 1 pushes <w, x_0> up
+    s = np.array([1.0, 0.5])
+    side = np.array([INACTIVE, ACTIVE], dtype=np.int8)
+    touching = np.array([0])
+    fresh = select_neuron_mode(X, s, 1.0, side, touching, side.copy())
+    assert fresh[0] == ACTIVE
+    kept = select_neuron_mode(X, s, 1.0, side, touching, side.copy(), stuck={0: ACTIVE})
+    assert kept[0] == INACTIVE
+
+
+#: Two problems of the stress suite's fast tier (exponential loss, all labels -1, three copies of one sample).
+SHARED_INSTANT = {
+    "W": [[2.44698628, -4.83902333, 1.05928151], [2.15035640, -0.0319530174, 0.00121504512],
+          [-1.80180620, -0.509869964, 0.715250997], [-1.56467495, -0.368560049, 2.72778485]],
+    "v": [5.52503085, 2.15059413, 2.00450915, 3.16620505],
+    "X": [[0.34558419, 0.82161814, 0.33043708], [-1.30315723, 0.90535587, 0.44637457],
+          [-0.53695324, 0.5811181, 0.3645724], [0.2941325, 0.02842224, 0.54671299],
+          [-0.73645409, -0.16290995, -0.48211931], [0.59884621, 0.03972211, -0.29245675],
+          [-0.78190846, -0.25719224, 0.00814218], [-0.27560291, 1.29406381, 1.00672432],
+          [-2.71116248, -1.88901325, -0.17477209], [0.34558419, 0.82161814, 0.33043708],
+          [0.34558419, 0.82161814, 0.33043708], [2.04277161, 0.646703, 0.66306337]],
+}  # fmt: skip
+TURNED_BACK_NEAR_0 = {
+    "W": [[2.99693389, -5.92656901], [1.29734960, 2.63363797], [-0.0391342941, 0.00148812028],
+          [-2.20675290, -0.624460623], [0.875999991, -1.91632762]],
+    "v": [6.64122225, 2.93584144, 0.03916258, 2.29340564, 2.1070566],
+    "X": [[0.34558419, 0.82161814], [0.33043708, -1.30315723], [0.90535587, 0.44637457],
+          [-0.53695324, 0.5811181], [0.3645724, 0.2941325], [0.02842224, 0.54671299],
+          [-0.73645409, -0.16290995], [-0.48211931, 0.59884621], [0.03972211, -0.29245675],
+          [0.34558419, 0.82161814], [0.34558419, 0.82161814], [1.29406381, 1.00672432]],
+}  # fmt: skip
+
+
+def stress_runs(problem: dict, method: str, rtol: float, atol: float):
+    """The problem's run with ``method`` and the DOP853 run at 100x tighter tolerances, to t = 1."""
+    W, v, X = (np.array(problem[key]) for key in ("W", "v", "X"))
+    options = {"loss": "exponential", "t_max": 1.0, "save_at": [0.0]}
+    y = -np.ones(len(X))
+    run = integrate_flow(W, v, X, y, rtol=rtol, atol=atol, method=method, **options)
+    tight = integrate_flow(W, v, X, y, rtol=rtol / 100, atol=atol / 100, method="DOP853", **options)
+    return run, tight
+
+
+def test_two_sliding_weights_leaving_at_one_instant_do_not_repeat_until_failed():
+    """Neurons 2 and 3 slide on one surface; at t = 0.0111 both weights leave through a bound and the pairs
+    come back at once: with the instant's memory but the weight's second exit not counted as the pair's,
+    they re-entered sliding 201 times."""
+    run, tight = stress_runs(SHARED_INSTANT, "RK23", 1e-5, 1e-4)
+    assert run.status == tight.status == "t_max", run.message
+    assert np.abs(run.W - tight.W).max() <= 1e3 * (1e-5 * np.abs(tight.W).max() + 1e-4)
+
+
+def test_a_pair_that_drifts_back_through_its_surface_in_tiny_steps_is_not_missed():
+    """Pair (3, 1) crosses at t = 4e-28 onto its inactive side, its guard rises to 2.4e-14 (cosine units) and
+    comes back at t ~ 3e-13. RK23 steps of ~5e-24 there take it through 0 without reaching -threshold in
+    any one step; it used to stay inactive while its cosine grew positive (a different mode sequence to
+    t = 1); now it slides, as with DOP853, Radau and RK45."""
+    run, tight = stress_runs(TURNED_BACK_NEAR_0, "RK23", 1e-5, 1e-4)
+    assert run.sliding_entries == tight.sliding_entries
+    assert np.abs(run.W - tight.W).max() <= 1e3 * (1e-5 * np.abs(tight.W).max() + 1e-4)
