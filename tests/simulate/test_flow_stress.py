@@ -84,7 +84,7 @@ def problems(
     min_rtol: float = 1e-11,
 ) -> Problem:
     """A random problem; ``dims`` draws d (default :func:`dimensions`)."""
-    n, d, m = draw(st.integers(2, max_n)), draw(dims or dimensions()), draw(st.integers(1, max_m))
+    n, d, m = draw(st.integers(2, max_n)), draw(dimensions() if dims is None else dims), draw(st.integers(1, max_m))
     X = draw(samples(n, d))
     y = np.array(draw(st.lists(st.sampled_from((-1.0, 1.0)), min_size=n, max_size=n)))
     scheme = draw(st.sampled_from(INIT_SCHEMES))
