@@ -36,6 +36,53 @@ class Diverged(ArithmeticError):
     """The field or the state became NaN or infinite."""
 
 
+class StepRejected(ArithmeticError):
+    """An accepted step's dense output put its first guard event where the field is not finite: the step
+    overshot (a stiff field, an exponential loss far out) and is retried smaller (docs/flow.md, "Robustness")."""
+
+
+#: The error estimator order scipy's :func:`select_initial_step` uses for each method.
+ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
+
+
+def initial_step(
+    fun: Callable[[float, np.ndarray], np.ndarray],
+    t0: float,
+    y0: np.ndarray,
+    f0: np.ndarray,
+    t_bound: float,
+    order: int,
+    rtol: float,
+    atol: float,
+) -> float:
+    """The starting step of Hairer, Norsett & Wanner (I, II.4), as scipy's solvers choose it, made safe against
+    overflow: h0 from the sizes of y0 and f0 (RMS norms scaled by atol + rtol |y0|), then
+    h1 = (0.01 / max(|f0|, |f(y0 + h0 f0) - f0| / h0))^(1 / (order + 1)), and min(100 h0, h1, t_bound - t0).
+
+    When the second-derivative estimate |f(y0 + h0 f0) - f0| / h0 is not finite (an Euler trial step that
+    overshoots a stiff field into overflow), h0 is divided by 10 until it is; a trial step that shrinks to roundoff of t0 returns 0
+    (the caller's "step size too small" ends the piece). Without overflow the result is scipy's.
+    """
+    scale = atol + np.abs(y0) * rtol
+    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, t_bound - t0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d2 = _rms((fun(t0 + h0, y0 + h0 * f0) - f0) / scale) / h0
+        while not np.isfinite(d2):
+            h0 /= 10
+            if h0 <= 10 * np.spacing(abs(t0)) or h0 < np.finfo(np.float64).tiny:
+                return 0.0
+            d2 = _rms((fun(t0 + h0, y0 + h0 * f0) - f0) / scale) / h0
+    h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
+    return min(100 * h0, h1, t_bound - t0)
+
+
+def _rms(values: np.ndarray) -> float:
+    """The RMS norm of ``values`` (scipy's ``norm`` for solver steps)."""
+    return float(np.linalg.norm(values) / values.size**0.5)
+
+
 @dataclass
 class PieceEnd:
     """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed'."""
@@ -63,6 +110,7 @@ def accepted_step(
     y_b: np.ndarray,
     states: Callable[[Any], np.ndarray],
     step_size: float,
+    finite_at: Callable[[np.ndarray], bool],
     coefficients: np.ndarray | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
@@ -73,6 +121,8 @@ def accepted_step(
     (:meth:`PieceGuards.observe`) when no event is found. ``coefficients``: the dense output in the power basis
     of theta = (t - t_a) / step_size, when it is one; in coordinates that allow it the guards then come from
     the coefficients (:class:`~simulate.flow.polynomial_guards.PolynomialStepGuards`), not from sampled states.
+    ``finite_at(y)`` says whether the field is finite at y: an event at a state where it is not raises
+    :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow).
     """
     if guards is not None:
 
@@ -91,6 +141,8 @@ def accepted_step(
         if event is not None:
             t_event, column, values = event
             y_event = step.state(t_event)
+            if not finite_at(y_event):
+                raise StepRejected(f"the field is not finite at the event at t = {t_event:.6g}")
             if observer is not None:
                 observer(t_a, t_event, y_event, states)
             return PieceEnd("event", t_event, y_event, step_size, column, values)
@@ -125,6 +177,11 @@ class FiniteField:
         self.started = True
         return dy
 
+    def finite_at(self, y: np.ndarray) -> bool:
+        """Whether the field is finite at y (not counted as a value of the step: ``overflowed`` is kept)."""
+        dy = self.fun(y)
+        return bool(np.isfinite(dy @ dy))
+
     def end(self, t: float, y: np.ndarray, step: float | None, message: str) -> PieceEnd:
         """The piece's end when the step size has shrunk to nothing at (t, y): diverged or failed."""
         if self.overflowed:
@@ -137,6 +194,7 @@ class ScipyPieces:
 
     def __init__(self, method: str, rtol: float, atol: float) -> None:
         self.solver_class = SOLVERS[method]
+        self.order = ESTIMATOR_ORDER[method]
         self.implicit = method in IMPLICIT
         self.rtol, self.atol = rtol, atol
         self.fractions = guard_fractions(method)
@@ -158,47 +216,60 @@ class ScipyPieces:
 
         checked = FiniteField(fun)
         options = {"rtol": self.rtol, "atol": self.atol}
-        if first_step is not None:
-            options["first_step"] = min(first_step, t_bound - t0)
         if self.implicit and jac is not None:
             options["jac"] = lambda t, y: jac(y)
         t_good, y_good = t0, y0
         try:
+            if first_step is None:  # scipy's own guess would take an overflowing trial step as it is
+                first_step = initial_step(
+                    checked, t0, y0, checked(t0, y0), t_bound, self.order, self.rtol, self.atol
+                )
+                if first_step == 0:
+                    return checked.end(t0, y0, None, "step size too small")
+            options["first_step"] = min(first_step, t_bound - t0)
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
             while solver.status == "running":
                 try:
                     message = solver.step()
-                except (ValueError, np.linalg.LinAlgError):
-                    # an implicit method's Newton iteration or Jacobian met an overflowing field: restart
-                    # from the last accepted state with a step ten times smaller (as a rejected step would)
-                    if not checked.overflow_seen or solver.step_size is None:
+                    if solver.status == "failed":
+                        return checked.end(solver.t, solver.y, None, str(message))
+                    if not np.all(np.isfinite(solver.y)) or not np.all(np.isfinite(getattr(solver, "f", 0.0))):
+                        raise Diverged(f"the state or the field is not finite at t = {solver.t:.6g}")
+                    end = self._accepted(solver, checked, guards, observer)
+                except (ValueError, np.linalg.LinAlgError, StepRejected) as exc:
+                    # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's
+                    # dense output put an event where the field overflows: restart from the last accepted
+                    # state with a step ten times smaller (as a rejected step would)
+                    if not (checked.overflow_seen or isinstance(exc, StepRejected)) or solver.step_size is None:
                         raise
                     checked.overflow_seen = False
                     options["first_step"] = min(solver.step_size, t_bound - t_good) / 10
                     if options["first_step"] <= 10 * np.spacing(abs(t_good)):
+                        checked.overflowed = True
                         return checked.end(t_good, y_good, None, "step size too small")
                     solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
                     continue
-                if solver.status == "failed":
-                    return checked.end(solver.t, solver.y, None, str(message))
-                if not np.all(np.isfinite(solver.y)) or not np.all(np.isfinite(getattr(solver, "f", 0.0))):
-                    raise Diverged(f"the state or the field is not finite at t = {solver.t:.6g}")
-                t_a, t_b = solver.t_old, solver.t
-                dense = solver.dense_output()
-
-                def states(ts: Any, dense=dense) -> np.ndarray:
-                    return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
-
-                end = accepted_step(
-                    guards, observer, self.fractions, t_a, t_b, solver.y, states, solver.step_size
-                )
                 if end is not None:
                     return end
-                t_good, y_good = t_b, solver.y
+                t_good, y_good = solver.t, solver.y
                 checked.overflow_seen = False
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
         return PieceEnd("t_bound", solver.t, solver.y, solver.step_size)
+
+    def _accepted(
+        self, solver: Any, checked: FiniteField, guards: PieceGuards | None, observer: Observer | None
+    ) -> PieceEnd | None:
+        """:func:`accepted_step` on the solver's last step and its dense output."""
+        dense = solver.dense_output()
+
+        def states(ts: Any) -> np.ndarray:
+            return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
+
+        return accepted_step(
+            guards, observer, self.fractions, solver.t_old, solver.t, solver.y, states, solver.step_size,
+            checked.finite_at,
+        )
 
 
 class ExplicitPieces:
@@ -216,25 +287,11 @@ class ExplicitPieces:
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
         self.E, self.P = tableau.E, tableau.P
         self.stages = tableau.n_stages
-        self.exponent = -1.0 / (tableau.error_estimator_order + 1)
+        self.order = tableau.error_estimator_order
+        self.exponent = -1.0 / (self.order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
         self.fractions = guard_fractions(method)
-
-    @staticmethod
-    def _norm(values: np.ndarray, scale: np.ndarray) -> float:
-        """The RMS norm of values / scale."""
-        return float(np.sqrt(np.mean((values / scale) ** 2)))
-
-    def _initial_step(self, fun, t0: float, y0: np.ndarray, f0: np.ndarray, t_bound: float) -> float:
-        """The usual starting step: h0 from the sizes of y0 and f0, then from a second-derivative estimate."""
-        scale = self.atol + np.abs(y0) * self.rtol
-        d0, d1 = self._norm(y0, scale), self._norm(f0, scale)
-        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        h0 = min(h0, t_bound - t0)
-        d2 = self._norm(fun(t0 + h0, y0 + h0 * f0) - f0, scale) / h0
-        h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** -self.exponent
-        return min(100 * h0, h1, t_bound - t0)
 
     def _step(self, fun: Callable[[Any], Any], y: np.ndarray, f: np.ndarray, h: float):
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
@@ -274,7 +331,10 @@ class ExplicitPieces:
         t, y, used = t0, y0, first_step
         try:
             f = checked(t, y)
-            h = min(first_step, t_bound - t) if first_step else self._initial_step(checked, t, y, f, t_bound)
+            if first_step:
+                h = min(first_step, t_bound - t)
+            else:
+                h = initial_step(checked, t, y, f, t_bound, self.order, self.rtol, self.atol)
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
@@ -298,9 +358,16 @@ class ExplicitPieces:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
                     return (theta[:, None] ** self.powers) @ coefficients
 
-                end = accepted_step(
-                    guards, observer, self.fractions, t, t_new, y_new, states, h, coefficients
-                )
+                try:
+                    end = accepted_step(
+                        guards, observer, self.fractions, t, t_new, y_new, states, h, checked.finite_at,
+                        coefficients,
+                    )
+                except StepRejected:  # the step's interior overshot into overflow: as a rejected step
+                    checked.overflowed = True
+                    h *= 0.2
+                    rejected = True
+                    continue
                 if end is not None:
                     return end
                 t, y, f, used = t_new, y_new, K[-1], h
