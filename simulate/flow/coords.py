@@ -71,6 +71,10 @@ class Coordinates:
             return Y[:k].reshape(self.m, self.row), Y[k:]
         return Y[..., :k].reshape(*Y.shape[:-1], self.m, self.row), Y[..., k:]
 
+    def row_block(self, Y: Any) -> Any:
+        """The row block (m, row) of a state Y (size,), a view: the part an event's projection changes."""
+        return self._split(Y)[0]
+
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n_samples) of every sample under the mode's smooth extension (the network output on the
         piece's region)."""
@@ -149,11 +153,28 @@ class Coordinates:
         norm = self._guard_scale(self.arith.row_norms(rows[:1]), Ys[:1, self.m * self.d + j])
         return rows @ self.X[i], norm[0] * self.x_norms[i]
 
-    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def row_map(self) -> Any:
+        """Z (row, n) with D = R @ Z (+ a constant, :meth:`row_polynomials`) for the row block R of a state."""
+        return self.XT
+
+    def row_polynomials(self, C: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        """For the states sum_k C_k theta^k (C: (p + 1, size), power basis) where D and amp are affine in the
+        state: the row blocks' coefficients R (p + 1, m, row), amp's (p + 1, m) (None where amp is no
+        polynomial), D at theta = 0 (m, n) and the row scale there (m,). D's coefficient k >= 1 is R_k @
+        :attr:`row_map`, so a caller that needs only a few pairs' polynomials computes only those (O(p row)
+        each) and screens the others with ||R_k,j|| ||Z_i|| (docs/flow.md, "Cost")."""
+        rows, amp = self._split(C)
+        scale = self._guard_scale(self.arith.row_norms(rows[0]), amp[0])
+        return rows, amp if self.amplitude_is_state else None, rows[0] @ self.XT, scale
+
+    def polynomial_parts(self, C: np.ndarray) -> tuple[Any, Any, Any]:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
-        and of amp (p + 1, m), and the row scale at theta = 0 (m,). Where D and amp are affine in the state."""
-        directions, amp = self._split(C)
-        return directions @ self.XT, amp, self._guard_scale(self.arith.row_norms(directions[0]), amp[0])
+        and of amp (p + 1, m, or None as in :meth:`row_polynomials`), and the row scale at theta = 0 (m,)."""
+        rows, amp, D0, scale = self.row_polynomials(C)
+        D = rows @ self.row_map
+        D[0] = D0
+        return D, amp, scale
 
 
 class PlainCoordinates(Coordinates):
