@@ -38,7 +38,7 @@ class PieceGuards:
     """All guard functions of one piece, evaluated together on a batch of states, or one at a time.
 
     ``previous``: the guards of the piece before, whose mode differs in the neurons ``changed`` only (their
-    per-pair arrays are copied and those rows updated).
+    per-pair arrays are taken over and those rows updated in place, O(changed n); it is not used again).
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class PieceGuards:
         if previous is None:
             self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
         else:
-            self.side_over_x = previous.side_over_x.copy()
+            self.side_over_x = previous.side_over_x  # taken over, updated in the changed rows (it is done with)
             for j in changed:
                 self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
