@@ -62,17 +62,29 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
+    def _step_states(self, C: np.ndarray, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The directions U (m, d, K) and the amplitudes sign_j exp(2 rho_j) / ||u_j|| (m, K) at the states
+        sum_k C_k theta^k, theta in ``thetas`` (K,), time last: O(K p m d)."""
+        K, k = len(thetas), self.m * self.d
+        states = C.T @ (thetas[None, :] ** np.arange(len(C))[:, None])  # (size, K)
+        U, rho = states[:k].reshape(self.m, self.d, K), states[k:]
+        return U, self.sign_a[:, None] * self.arith.exp(2 * rho) / np.sqrt(np.einsum("jdk,jdk->jk", U, U))
+
+    def step_amplitudes(self, C: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+        """sign_j exp(2 rho_j) / ||u_j|| (K, m) at the states sum_k C_k theta^k, theta in ``thetas`` (K,): with
+        the pre-activation coefficients of :meth:`polynomial_parts`, f_i = c sum_j amp_j 1[active] <u_j, x_i>,
+        O(K p m n) from those. Costs O(K p m d) (the norms of the directions), not the O(K m n d) of full
+        states."""
+        return self._step_states(C, thetas)[1].T
+
     def step_outputs(self, C: np.ndarray, thetas: np.ndarray, active: Any) -> Any:
         """F (K, n) of the representatives at the states sum_k C_k theta^k, theta in ``thetas`` (K,), under the
-        mode's ``active`` gates (m, n): F_i = c sum_j active_ji <a_j u_j, x_i> with the amplitude a_j =
-        sign_j exp(2 rho_j) / ||u_j||, which is no polynomial in theta. Summed over neurons first
-        (active^T @ (a u), one (n, m) by (m, K d) product), so no (m, n) array is formed per time: O(K m d + K
-        m n d) flops in one matrix product."""
-        K, k = len(thetas), self.m * self.d
-        states = C.T @ (thetas[None, :] ** np.arange(len(C))[:, None])  # (size, K): time last, contiguous
-        U, rho = states[:k].reshape(self.m, self.d, K), states[k:]
-        amp = self.sign_a[:, None] * self.arith.exp(2 * rho) / np.sqrt(np.einsum("jdk,jdk->jk", U, U))
-        by_sample = (active.T @ (amp[:, None, :] * U).reshape(self.m, -1)).reshape(self.n, self.d, K)
+        mode's ``active`` gates (m, n), without the pre-activation coefficients: F_i = c sum_j active_ji
+        <a_j u_j, x_i> with the amplitude a_j of :meth:`step_amplitudes`, summed over the neurons first
+        (active^T @ (a u), one (n, m) by (m, K d) product), so no (m, n) array is formed: O(K m n d) flops in
+        one matrix product, cheaper than forming the coefficients when d is small."""
+        U, amp = self._step_states(C, thetas)
+        by_sample = (active.T @ (amp[:, None, :] * U).reshape(self.m, -1)).reshape(self.n, self.d, len(thetas))
         return self.c * np.einsum("ndk,nd->kn", by_sample, self.X)
 
     def _row_scale(self, Y: Any) -> None:

@@ -96,6 +96,14 @@ def _movable_pairs(
     return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor
 
 
+def _sum_neurons_first(powers: int, samples: int, d: int) -> bool:
+    """Whether the outputs along a log-coordinate step are cheaper summed over the neurons first (K d flops per
+    pair and step, :meth:`~simulate.flow.logcoords.LogCoordinates.step_outputs`) than from the active pairs'
+    coefficients ((p + 1) (d + K) per pair: forming them, then K products): for small d (the stall data, d = 3)
+    the first, for d >= 10 (low_signal, d = 100) the second."""
+    return samples * d < powers * (d + samples)
+
+
 class PolynomialStepGuards(StepGuards):
     """The guards of ``guards`` along one step with power-basis dense output ``coefficients`` (p + 1, size).
 
@@ -124,7 +132,7 @@ class PolynomialStepGuards(StepGuards):
         self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, pre0, norms)
         self.n_candidates = len(self.candidates)
 
-        self.output_coefficients = self.coefficients = None
+        self.output_coefficients = self.coefficients = self.active_pre = None
         if (
             guards.needs_output and amp is not None
         ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
@@ -135,6 +143,10 @@ class PolynomialStepGuards(StepGuards):
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
         elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
+            if not _sum_neurons_first(powers, len(fractions), coords.d):  # f from the pairs' coefficients
+                pre = rows @ coords.row_map
+                pre[0] = pre0
+                self.active_pre = guards.weights.active * pre  # (p + 1, m, n)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
@@ -219,10 +231,19 @@ class PolynomialStepGuards(StepGuards):
         return (float(t) - self.t_a) / self.h
 
     def _outputs_along(self, thetas: np.ndarray) -> np.ndarray:
-        """Every sample's output (K, n) at ``thetas`` when the amplitude is no polynomial (log coordinates,
-        :meth:`~simulate.flow.logcoords.LogCoordinates.step_outputs`)."""
+        """Every sample's output (K, n) at ``thetas`` when the amplitude is no polynomial (log coordinates): from
+        the amplitudes (K, m) and the active pairs' coefficients, f = c sum_k theta^k amp(theta) @ (active .
+        pre_k), O(K p m n) in one product; or, without those coefficients, summed over the neurons first
+        (:meth:`~simulate.flow.logcoords.LogCoordinates.step_outputs`)."""
         coords = self.guards.coords
-        return coords.samples.outputs(coords.step_outputs(self.coefficients, thetas, self.guards.weights.active))
+        if self.active_pre is None:
+            return coords.samples.outputs(
+                coords.step_outputs(self.coefficients, thetas, self.guards.weights.active)
+            )
+        amplitudes = coords.step_amplitudes(self.coefficients, thetas)  # (K, m)
+        by_power = amplitudes @ self.active_pre  # (p + 1, K, n)
+        powers = thetas[:, None] ** np.arange(len(self.active_pre))  # (K, p + 1)
+        return coords.samples.outputs(coords.c * np.einsum("pkn,kp->kn", by_power, powers))
 
     def _outputs(self, theta: float) -> np.ndarray:
         """The guards after the movable pairs at theta (mu, 1 - mu, stopping value)."""
