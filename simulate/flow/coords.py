@@ -172,9 +172,15 @@ class Coordinates:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
         and of amp (p + 1, m, or None as in :meth:`row_polynomials`), and the row scale at theta = 0 (m,)."""
         rows, amp, D0, scale = self.row_polynomials(C)
-        D = rows @ self.row_map
+        return self.all_coefficients(rows, D0), amp, scale
+
+    def all_coefficients(self, rows: Any, D0: Any) -> Any:
+        """Every pair's coefficients D_k (p + 1, m, n) from :meth:`row_polynomials`' R and D(0): D_k = R_k @
+        :attr:`row_map` for k >= 1, written in place (the output guards need them all)."""
+        D = np.empty((len(rows), *D0.shape), dtype=D0.dtype)
         D[0] = D0
-        return D, amp, scale
+        np.matmul(rows[1:], self.row_map, out=D[1:])
+        return D
 
 
 class PlainCoordinates(Coordinates):

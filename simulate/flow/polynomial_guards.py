@@ -136,17 +136,14 @@ class PolynomialStepGuards(StepGuards):
         if (
             guards.needs_output and amp is not None
         ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
-            pre = rows @ coords.row_map
-            pre[0] = pre0
+            pre = coords.all_coefficients(rows, pre0)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
         elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
             if not _sum_neurons_first(powers, len(fractions), coords.d):  # f from the pairs' coefficients
-                pre = rows @ coords.row_map
-                pre[0] = pre0
-                self.active_pre = guards.weights.active * pre  # (p + 1, m, n)
+                self.active_pre = guards.weights.active * coords.all_coefficients(rows, pre0)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
