@@ -7,15 +7,17 @@ alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target 
   labels sign(x_1));
 - low_signal: the Gaussian mixture preset (n = 40, d = 100).
 
-For each: a tight engine run (DOP853, rtol 1e-11) gives the time T (the stop time, or ``--t-max`` when that is
-earlier: a window of the run for the widest networks) and the state theta*(T); the engine runs to T at
+For each: a tight engine run (DOP853, rtol 1e-11, or ``--reference METHOD RTOL``) gives the time T (the stop
+time by default; ``--t-max`` ends it earlier: a window of the run, for the widest networks) and the state
+theta*(T); the engine runs to T at
 ENGINE_METHOD / ENGINE_RTOL (log coordinates); GD (fixed-step Euler) reaches the same accuracy, 1e-6 relative in
 the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its measured cost per step beyond
 EULER_MAX_STEPS steps). Printed per m: events, field evaluations per event, ms per event, ms per field evaluation
 (the engine's own field of the run's first mode, timed alone), the per-event target 5 x eval + 1 ms, the engine's
-error, and GD's wall time over the engine's.
+error, GD's steps, ms per step and wall time, and GD's wall time over the engine's.
 
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
+        [--reference METHOD RTOL]
 """
 
 import argparse
@@ -136,7 +138,7 @@ def main() -> None:
     )
     header = (
         f"{'problem':>10} {'m':>6} {'T':>8} | {'events':>7} {'evals/ev':>8} {'ms/event':>9} {'ms/eval':>8} "
-        f"{'5 eval+1':>8} | {'error':>7} | {'GD steps':>9} {'GD s':>8} {'flow s':>7} {'GD/flow':>7}"
+        f"{'5 eval+1':>8} | {'error':>7} | {'GD steps':>9} {'ms/step':>7} {'GD s':>8} {'flow s':>7} {'GD/flow':>7}"
     )
     print(header, flush=True)
     for name in args.problems:
@@ -146,7 +148,7 @@ def main() -> None:
             print(
                 f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "
                 f"{r['ms_event']:>9.3f} {r['ms_eval']:>8.3f} {5 * r['ms_eval'] + 1:>8.2f} | {r['error']:>7.1e} | "
-                f"{gd.steps:>9d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
+                f"{gd.steps:>9d} {1e3 * gd.wall_time / gd.steps:>7.3f} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
                 f"{gd.wall_time / r['wall']:>7.1f}",
                 flush=True,
             )
