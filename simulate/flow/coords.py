@@ -118,13 +118,17 @@ class Coordinates:
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
-        AD = weights.active * D  # the mode's smooth extension of relu(D)
-        F = self.c * (amp @ AD)
         L = self.c * (amp @ D) if self.samples.opposite else None
+        # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
+        # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
+        AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
+        F = self.c * (amp @ AD)
         s, offset = self.sample_factors(self.samples.outputs(F, L))
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
-        self._velocity(aux, AD, weights.weighted_gates(s, offset), s, block, per_neuron)
+        # where the velocity does not read AD (log coordinates), q takes its buffer
+        Q = weights.weighted_gates(s, offset, None if self.amplitude_is_state else AD)
+        self._velocity(aux, AD, Q, s, block, per_neuron)
         if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
             per_neuron += D @ (self.rate * offset)
         return out

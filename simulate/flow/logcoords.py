@@ -93,6 +93,8 @@ class LogCoordinates(Coordinates):
     def _velocity(self, aux: tuple[Any, Any], AD: Any, Q: Any, s: Any, dU: Any, drho: Any) -> None:
         U_hat, norms = aux
         H = Q @ self.X
-        along = (U_hat * H).sum(-1)
+        along = np.einsum("jd,jd->j", U_hat, H)  # no (m, d) temporary, no reduction over a short axis
         np.multiply(self.rate * self.sign_a, along, out=drho)
-        np.multiply((self.rate * self.sign_a * norms)[:, None], H - along[:, None] * U_hat, out=dU)
+        np.multiply(U_hat, along[:, None], out=dU)  # (I - u u^T) h, in place in the output
+        np.subtract(H, dU, out=dU)
+        dU *= (self.rate * self.sign_a * norms)[:, None]

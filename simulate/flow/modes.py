@@ -136,10 +136,11 @@ class SlidingWeights:
         both = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, 2 * n)))
         self.map, self.offset_map = both[:, :n], both[:, n:]
 
-    def weighted_gates(self, s: Any, offset: Any = None) -> Any:
+    def weighted_gates(self, s: Any, offset: Any = None, out: Any = None) -> Any:
         """q (..., m, n): s_i on active pairs, z_i on sliding ones, else 0, plus the offset N_i (..., n) on
-        non-sliding pairs when given; s of shape (..., n)."""
-        q = self.active * s[..., None, :]
+        non-sliding pairs when given; s of shape (..., n). ``out``: an array to write q into (a caller's
+        buffer that is done with: no fresh (m, n) array)."""
+        q = np.multiply(self.active, s[..., None, :], out=out)
         if offset is not None:
             q += self.unslid * offset[..., None, :]
         if len(self.pair_rows):
