@@ -91,10 +91,10 @@ class LogCoordinates(Coordinates):
         return None  # the pre-activation factor is already that of the unit direction
 
     def _velocity(self, aux: tuple[Any, Any], AD: Any, Q: Any, s: Any, dU: Any, drho: Any) -> None:
-        U_hat, norms = aux
-        H = Q @ self.X
-        along = np.einsum("jd,jd->j", U_hat, H)  # no (m, d) temporary, no reduction over a short axis
+        U_hat, norms = aux  # this evaluation's own: overwritten below (no (m, d) temporary is allocated)
+        H = np.matmul(Q, self.X, out=dU)  # h_j, in the output's buffer
+        along = np.einsum("jd,jd->j", U_hat, H)  # no reduction over a short axis
         np.multiply(self.rate * self.sign_a, along, out=drho)
-        np.multiply(U_hat, along[:, None], out=dU)  # (I - u u^T) h, in place in the output
-        np.subtract(H, dU, out=dU)
+        U_hat *= along[:, None]  # (I - u u^T) h = h - <u, h> u
+        dU -= U_hat
         dU *= (self.rate * self.sign_a * norms)[:, None]
