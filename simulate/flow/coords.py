@@ -79,12 +79,14 @@ class Coordinates:
         """f (..., n_samples) of every sample under the mode's smooth extension (the network output on the
         piece's region)."""
         D, amp, _ = self.parts(Y)
-        return self.output_of_parts(D, amp, weights)
+        return self.output_of_parts(D, amp, weights, overwrite=True)
 
-    def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
-        """f (..., n_samples) from the parts (D, amp) of :meth:`parts` (on the representatives)."""
-        F = self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+    def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights, overwrite: bool = False) -> Any:
+        """f (..., n_samples) from the parts (D, amp) of :meth:`parts` (on the representatives). ``overwrite``:
+        D is the caller's and done with, so its active part is formed in its buffer (no fresh (m, n) array)."""
         L = self.c * (amp[..., None, :] @ D)[..., 0, :] if self.samples.opposite else None
+        AD = np.multiply(weights.active, D, out=D) if overwrite else weights.active * D
+        F = self.c * (amp[..., None, :] @ AD)[..., 0, :]
         return self.samples.outputs(F, L)
 
     def sample_factors(self, f: Any) -> tuple[Any, Any]:

@@ -84,8 +84,8 @@ class LogCoordinates(Coordinates):
         (active^T @ (a u), one (n, m) by (m, K d) product), so no (m, n) array is formed: O(K m n d) flops in
         one matrix product, cheaper than forming the coefficients when d is small."""
         U, amp = self._step_states(C, thetas)
-        by_sample = (active.T @ (amp[:, None, :] * U).reshape(self.m, -1)).reshape(self.n, self.d, len(thetas))
-        return self.c * np.einsum("ndk,nd->kn", by_sample, self.X)
+        by_sample = active.T @ (amp[:, None, :] * U).reshape(self.m, -1)  # (n, d K)
+        return self.c * np.einsum("ndk,nd->kn", by_sample.reshape(self.n, self.d, len(thetas)), self.X)
 
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction

@@ -84,7 +84,9 @@ def _movable_pairs(
     n = coords.n
     movement = coords.arith.row_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
     Z = coords.row_map
-    screen = np.abs(pre0) <= movement[:, None] * coords.arith.row_norms(Z.T)
+    reach = np.abs(pre0)
+    reach /= coords.arith.row_norms(Z.T)  # in place: one (m, n) array for the screen
+    screen = reach <= movement[:, None]
     screen.reshape(-1)[guards.sliding_columns] = False
     columns = np.flatnonzero(screen)
     j, i = np.divmod(columns, n)

@@ -109,7 +109,8 @@ def test_in_place_event_updates_equal_fresh_weights_and_guards():
     for neurons in ([0], [3, 5], list(range(m))):
         assert np.array_equal(updated.neuron_gates(s, None, neurons), updated.weighted_gates(s)[neurons])
     Ys = rng.standard_normal((3, coords.size))
-    assert np.array_equal(updated_guards.evaluate(Ys), PieceGuards(coords, fresh, TargetRisk(0.1)).evaluate(Ys))
+    fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
+    assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
 
 
 class ModeKeepingRecorder(Recorder):
