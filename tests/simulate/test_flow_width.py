@@ -154,7 +154,9 @@ def test_row_diffs_replayed_give_every_piece_mode_and_memory_stays_bounded():
     for k, (_, neurons, sides, rows) in enumerate(recorder.pieces[1:], start=1):
         side[neurons] = sides
         assert np.array_equal(side, recorder.full_modes[k]), k
-        assert len(neurons) <= 2 and rows.shape == (len(neurons), flow.coords.row)
+        assert rows.shape == (len(neurons), flow.coords.row) and sides.shape == (len(neurons), side.shape[1])
+    touched = sum(len(neurons) for _, neurons, _, _ in recorder.pieces)
+    assert touched <= 2 * len(recorder.pieces)  # an event touches a neuron or two, not the network (m = 60)
     one = recorder.checkpoints[0][1].nbytes + side.nbytes
     assert sum(Y.nbytes + s.nbytes for _, Y, _, s in recorder.checkpoints) <= budget + one
     assert recorder.checkpoint_every > 16  # thinned at least once
