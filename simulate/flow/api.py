@@ -13,7 +13,7 @@ from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
 from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
-from fls.simulate.flow.modes import SlidingWeights
+from fls.simulate.flow.modes import Mode, SlidingWeights
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
 from fls.simulate.flow.smooth import IMPLICIT, SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
 from fls.simulate.flow.spancoords import SpanCoordinates
@@ -111,21 +111,33 @@ def resolve_schedule(save_at: Any) -> SaveSchedule:
 def dense_evaluator(
     flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ExplicitPieces | ScipyPieces
 ):
-    """t -> (W, v) on [0, t_stop]: re-integrates from the last checkpoint before t (<= 16 steps, one piece).
+    """t -> (W, v) on [0, t_stop]: replays the run from the last checkpoint before t.
 
-    Agrees with the run to its tolerance (the re-integration takes its own adaptive steps).
+    From the checkpoint's state and mode, each piece that starts before t is re-integrated to its start, where
+    the event's projected rows of the touched neurons replace theirs and the mode takes their new sides
+    (``Recorder.pieces``); the piece containing t is then integrated to t. Agrees with the run to its
+    tolerance (the re-integration takes its own adaptive steps; the projected rows are the run's own).
     """
     checkpoints = recorder.checkpoints
-    times = [float(t) for t, _, _ in checkpoints]
+    times = [float(t) for t, _, _, _ in checkpoints]
+    starts = [float(start) for start, _, _, _ in recorder.pieces]
     coords = flow.coords
+
+    def advance(mode: Mode, t0: Any, Y: Any, t1: Any) -> Any:
+        weights = SlidingWeights(mode, flow.gram, flow.arith)
+        return integrator.run(flow.field(weights), flow.jacobian(weights), t0, Y, t1, None, None, None).y
 
     def dense(t: float) -> tuple[np.ndarray, np.ndarray]:
         t = check_in_range("t", t, 0.0, float(outcome.t))
-        t_c, Y_c, piece = checkpoints[bisect.bisect_right(times, t) - 1]
-        weights = SlidingWeights(outcome.modes[piece], flow.gram, flow.arith)
-        end = integrator.run(flow.field(weights), flow.jacobian(weights), t_c, Y_c, t, None, None, None)
-        W, v = coords.network(end.y)
-        return np.asarray(W, dtype=np.float64), np.asarray(v, dtype=np.float64)
+        t_c, Y, piece, sides = checkpoints[bisect.bisect_right(times, t) - 1]
+        mode = Mode.of_sides(sides)
+        for k in range(piece + 1, bisect.bisect_right(starts, t)):
+            start, neurons, new_sides, rows = recorder.pieces[k]
+            Y = advance(mode, t_c, Y, start).copy()
+            coords.row_block(Y)[neurons] = rows
+            mode, t_c = mode.with_rows(dict(zip(neurons.tolist(), new_sides, strict=True))), start
+        W, v = coords.network(advance(mode, t_c, Y, t))
+        return np.array(W, dtype=np.float64), np.array(v, dtype=np.float64)  # copies: never the checkpoint's
 
     return dense
 
@@ -208,7 +220,7 @@ def integrate_flow(
             t_last, Y_last = flow.position or (0.0, coordinates.pack(W, v))
             outcome = FlowOutcome("failed", f"{type(exc).__name__}: {exc}", t_last, Y_last, flow.counts)
         recorder.finish(outcome.t, outcome.y)
-    dense = dense_evaluator(flow, outcome, recorder, integrator) if outcome.modes else None
+    dense = dense_evaluator(flow, outcome, recorder, integrator) if recorder.checkpoints else None
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
     info = {
         "method": method,

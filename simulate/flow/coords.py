@@ -71,16 +71,22 @@ class Coordinates:
             return Y[:k].reshape(self.m, self.row), Y[k:]
         return Y[..., :k].reshape(*Y.shape[:-1], self.m, self.row), Y[..., k:]
 
+    def row_block(self, Y: Any) -> Any:
+        """The row block (m, row) of a state Y (size,), a view: the part an event's projection changes."""
+        return self._split(Y)[0]
+
     def output(self, Y: Any, weights: SlidingWeights) -> Any:
         """f (..., n_samples) of every sample under the mode's smooth extension (the network output on the
         piece's region)."""
         D, amp, _ = self.parts(Y)
-        return self.output_of_parts(D, amp, weights)
+        return self.output_of_parts(D, amp, weights, overwrite=True)
 
-    def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights) -> Any:
-        """f (..., n_samples) from the parts (D, amp) of :meth:`parts` (on the representatives)."""
-        F = self.c * (amp[..., None, :] @ (weights.active * D))[..., 0, :]
+    def output_of_parts(self, D: Any, amp: Any, weights: SlidingWeights, overwrite: bool = False) -> Any:
+        """f (..., n_samples) from the parts (D, amp) of :meth:`parts` (on the representatives). ``overwrite``:
+        D is the caller's and done with, so its active part is formed in its buffer (no fresh (m, n) array)."""
         L = self.c * (amp[..., None, :] @ D)[..., 0, :] if self.samples.opposite else None
+        AD = np.multiply(weights.active, D, out=D) if overwrite else weights.active * D
+        F = self.c * (amp[..., None, :] @ AD)[..., 0, :]
         return self.samples.outputs(F, L)
 
     def sample_factors(self, f: Any) -> tuple[Any, Any]:
@@ -114,13 +120,17 @@ class Coordinates:
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
         D, amp, aux = self.parts(Y)
-        AD = weights.active * D  # the mode's smooth extension of relu(D)
-        F = self.c * (amp @ AD)
         L = self.c * (amp @ D) if self.samples.opposite else None
+        # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
+        # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
+        AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
+        F = self.c * (amp @ AD)
         s, offset = self.sample_factors(self.samples.outputs(F, L))
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
-        self._velocity(aux, AD, weights.weighted_gates(s, offset), s, block, per_neuron)
+        # where the velocity does not read AD (log coordinates), q takes its buffer
+        Q = weights.weighted_gates(s, offset, None if self.amplitude_is_state else AD)
+        self._velocity(aux, AD, Q, s, block, per_neuron)
         if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
             per_neuron += D @ (self.rate * offset)
         return out
@@ -149,11 +159,34 @@ class Coordinates:
         norm = self._guard_scale(self.arith.row_norms(rows[:1]), Ys[:1, self.m * self.d + j])
         return rows @ self.X[i], norm[0] * self.x_norms[i]
 
-    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def row_map(self) -> Any:
+        """Z (row, n) with D = R @ Z (+ a constant, :meth:`row_polynomials`) for the row block R of a state."""
+        return self.XT
+
+    def row_polynomials(self, C: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        """For the states sum_k C_k theta^k (C: (p + 1, size), power basis) where D and amp are affine in the
+        state: the row blocks' coefficients R (p + 1, m, row), amp's (p + 1, m) (None where amp is no
+        polynomial), D at theta = 0 (m, n) and the row scale there (m,). D's coefficient k >= 1 is R_k @
+        :attr:`row_map`, so a caller that needs only a few pairs' polynomials computes only those (O(p row)
+        each) and screens the others with ||R_k,j|| ||Z_i|| (docs/flow.md, "Cost")."""
+        rows, amp = self._split(C)
+        scale = self._guard_scale(self.arith.row_norms(rows[0]), amp[0])
+        return rows, amp if self.amplitude_is_state else None, rows[0] @ self.XT, scale
+
+    def polynomial_parts(self, C: np.ndarray) -> tuple[Any, Any, Any]:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
-        and of amp (p + 1, m), and the row scale at theta = 0 (m,). Where D and amp are affine in the state."""
-        directions, amp = self._split(C)
-        return directions @ self.XT, amp, self._guard_scale(self.arith.row_norms(directions[0]), amp[0])
+        and of amp (p + 1, m, or None as in :meth:`row_polynomials`), and the row scale at theta = 0 (m,)."""
+        rows, amp, D0, scale = self.row_polynomials(C)
+        return self.all_coefficients(rows, D0), amp, scale
+
+    def all_coefficients(self, rows: Any, D0: Any) -> Any:
+        """Every pair's coefficients D_k (p + 1, m, n) from :meth:`row_polynomials`' R and D(0): D_k = R_k @
+        :attr:`row_map` for k >= 1, written in place (the output guards need them all)."""
+        D = np.empty((len(rows), *D0.shape), dtype=D0.dtype)
+        D[0] = D0
+        np.matmul(rows[1:], self.row_map, out=D[1:])
+        return D
 
 
 class PlainCoordinates(Coordinates):

@@ -38,7 +38,7 @@ class PieceGuards:
     """All guard functions of one piece, evaluated together on a batch of states, or one at a time.
 
     ``previous``: the guards of the piece before, whose mode differs in the neurons ``changed`` only (their
-    per-pair arrays are copied and those rows updated).
+    per-pair arrays are taken over and those rows updated in place, O(changed n); it is not used again).
     """
 
     def __init__(
@@ -60,7 +60,8 @@ class PieceGuards:
         if previous is None:
             self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
         else:
-            self.side_over_x = previous.side_over_x.copy()
+            # taken over, updated in the changed rows (the previous guards are done with)
+            self.side_over_x = previous.side_over_x
             for j in changed:
                 self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
@@ -109,7 +110,8 @@ class PieceGuards:
         else:
             coords.divide_by_row_scale(np.multiply(D, self.side_over_x, out=block), Ys)
         if self.needs_output:
-            G[:, self.n_pairs :] = self.output_guards(coords.output_of_parts(D, amp, self.weights))
+            f = coords.output_of_parts(D, amp, self.weights, overwrite=True)  # D is done with
+            G[:, self.n_pairs :] = self.output_guards(f)
             G[:, self.sliding_columns] = 1.0
         return G
 

@@ -145,14 +145,37 @@ class InstantMemory:
 
 @dataclass
 class FlowOutcome:
-    """End of a hybrid run: status (a RunResult status), where it stopped, and the mode of every piece."""
+    """End of a hybrid run: status (a RunResult status), where it stopped, and its diagnostics."""
 
     status: str
     message: str
     t: Any
     y: Any
     counts: EventCounts
-    modes: list[Mode] = field(default_factory=list)
+
+
+class PieceField:
+    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness."""
+
+    def __init__(self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts) -> None:
+        self.coords, self.weights, self.counts = coords, weights, counts
+
+    def __call__(self, Y: Any) -> Any:
+        self.counts.rhs_evals += 1
+        return self.coords.rhs(Y, self.weights)
+
+    def finite_at(self, Y: Any) -> bool:
+        """Whether the field is finite at a finite state Y, from the sample factors s = -l'(y_i f_i) y_i alone:
+        the field is (c/n) times products of the state with s, so it overflows where s does (an exponential
+        loss far out; the same test of |.|^2 as the integrators' on the field). The outputs without the
+        velocities: about a third of an evaluation, not counted as one."""
+        s, offset = self.coords.sample_factors(self.coords.output(Y, self.weights))
+        s = self.coords.arith.to_float(s)
+        finite = np.isfinite(s @ s)
+        if offset is not None:
+            offset = self.coords.arith.to_float(offset)
+            finite &= np.isfinite(offset @ offset)
+        return bool(finite)
 
 
 class HybridFlow:
@@ -176,14 +199,9 @@ class HybridFlow:
         self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
 
     # -- the field of a piece -----------------------------------------------------------------------------
-    def field(self, weights: SlidingWeights):
+    def field(self, weights: SlidingWeights) -> PieceField:
         """y -> the mode's field, counting evaluations."""
-
-        def fun(Y: Any) -> Any:
-            self.counts.rhs_evals += 1
-            return self.coords.rhs(Y, weights)
-
-        return fun
+        return PieceField(self.coords, weights, self.counts)
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian (plain coordinates, implicit methods; else None: finite differences)."""
@@ -245,7 +263,8 @@ class HybridFlow:
         transitions at time t. ``stuck``: neuron -> sample -> the side its pair left the wrong way at once
         (see :func:`~simulate.flow.modes.select_neuron_mode`).
 
-        Returns the projected state, the next mode and the neurons whose rows of the mode may have changed.
+        Returns the projected state, the next mode (``mode`` itself, updated in place in the touched rows:
+        O(touched n), no (m, n) copy) and the neurons whose rows of the mode may have changed.
         """
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
@@ -256,9 +275,7 @@ class HybridFlow:
         s_a, offset_a = coords.sample_factors(coords.output(Y, weights))
         s = arith.to_float(s_a)
         offset = None if offset_a is None else arith.to_float(offset_a)
-        h_old = (
-            arith.to_float(weights.weighted_gates(s_a, offset_a)[affected]) @ self.X_float
-        )  # h_j = X^T q_j
+        h_old = arith.to_float(weights.neuron_gates(s_a, offset_a, affected)) @ self.X_float  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
         for j, h_j in zip(affected, h_old, strict=True):
@@ -295,19 +312,19 @@ class HybridFlow:
                 if self.log is not None:
                     self.log.add(t, j, coords.samples.index[i], kind)
             rows[j] = new
-        return Y, mode.with_rows(rows), affected
+        mode.update_rows(rows)
+        return Y, mode, affected
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
         counts = self.counts
         Y, mode = self.initial_mode(t0, Y0)
-        t, step, instant = t0, None, 0
-        modes: list[Mode] = []
+        t, step, instant, piece = t0, None, 0, -1
         recorder.start(t, Y)
 
         def outcome(status: str, message: str, t_end: Any, Y_end: Any) -> FlowOutcome:
-            return FlowOutcome(status, message, t_end, Y_end, counts, modes)
+            return FlowOutcome(status, message, t_end, Y_end, counts)
 
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
@@ -317,9 +334,9 @@ class HybridFlow:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
             guards.grazing.update(memory.grazing)
-            modes.append(mode)
+            piece += 1
             self.position = (t, Y)
-            recorder.begin_piece(len(modes) - 1, t, Y)
+            recorder.begin_piece(piece, t, Y, mode, changed)
             if self.stop_rule is not None and guards.stop_value(Y) <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(

@@ -29,7 +29,7 @@ class LogCoordinates(Coordinates):
     name = "log"
     amplitude_is_state = False  # rho_j' comes from h_j = X^T q_j, offsets included
     #: <u_j, x_i> (unnormalized u) is linear in the state, so the pair guards of an explicit step are
-    #: polynomials in time; the amplitude is not (:meth:`step_amplitudes`).
+    #: polynomials in time; the amplitude is not (:meth:`step_outputs`).
     polynomial_guards = True
 
     def __init__(self, X: Any, y: Any, c: float, sign: np.ndarray, arithmetic: Arithmetic) -> None:
@@ -62,28 +62,39 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
-    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, None, np.ndarray]:
-        """For the states sum_k C_k theta^k: the coefficients of <u_j, x_i> (p + 1, m, n), which has the sign of
-        cos angle(w_j, x_i), no amplitude coefficients (exp(2 rho) / ||u|| is no polynomial:
-        :meth:`step_amplitudes`), and ||u_j|| at theta = 0 (m,)."""
-        U, _ = self._split(C)
-        return U @ self.XT, None, self.arith.row_norms(U[0])
+    def _step_states(self, C: np.ndarray, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The directions U (m, d, K) and the amplitudes sign_j exp(2 rho_j) / ||u_j|| (m, K) at the states
+        sum_k C_k theta^k, theta in ``thetas`` (K,), time last: O(K p m d)."""
+        K, k = len(thetas), self.m * self.d
+        states = C.T @ (thetas[None, :] ** np.arange(len(C))[:, None])  # (size, K)
+        U, rho = states[:k].reshape(self.m, self.d, K), states[k:]
+        return U, self.sign_a[:, None] * self.arith.exp(2 * rho) / np.sqrt(np.einsum("jdk,jdk->jk", U, U))
 
     def step_amplitudes(self, C: np.ndarray, thetas: np.ndarray) -> np.ndarray:
         """sign_j exp(2 rho_j) / ||u_j|| (K, m) at the states sum_k C_k theta^k, theta in ``thetas`` (K,): with
-        the pre-activation coefficients of :meth:`polynomial_parts`, f_i = c sum_j amp_j 1[active] <u_j, x_i>.
-        Costs O(K m d) (the norms of the directions), not the O(K m n d) of full states."""
-        powers = thetas[:, None] ** np.arange(len(C))  # (K, p + 1)
-        states = powers @ C  # (K, size): only the norms and rho are read
-        U, rho = self._split(states)
-        return self.sign_a * self.arith.exp(2 * rho) / self.arith.row_norms(U)
+        the pre-activation coefficients of :meth:`polynomial_parts`, f_i = c sum_j amp_j 1[active] <u_j, x_i>,
+        O(K p m n) from those. Costs O(K p m d) (the norms of the directions), not the O(K m n d) of full
+        states."""
+        return self._step_states(C, thetas)[1].T
+
+    def step_outputs(self, C: np.ndarray, thetas: np.ndarray, active: Any) -> Any:
+        """F (K, n) of the representatives at the states sum_k C_k theta^k, theta in ``thetas`` (K,), under the
+        mode's ``active`` gates (m, n), without the pre-activation coefficients: F_i = c sum_j active_ji
+        <a_j u_j, x_i> with the amplitude a_j of :meth:`step_amplitudes`, summed over the neurons first
+        (active^T @ (a u), one (n, m) by (m, K d) product), so no (m, n) array is formed: O(K m n d) flops in
+        one matrix product, cheaper than forming the coefficients when d is small."""
+        U, amp = self._step_states(C, thetas)
+        by_sample = active.T @ (amp[:, None, :] * U).reshape(self.m, -1)  # (n, d K)
+        return self.c * np.einsum("ndk,nd->kn", by_sample.reshape(self.n, self.d, len(thetas)), self.X)
 
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction
 
     def _velocity(self, aux: tuple[Any, Any], AD: Any, Q: Any, s: Any, dU: Any, drho: Any) -> None:
-        U_hat, norms = aux
-        H = Q @ self.X
-        along = (U_hat * H).sum(-1)
+        U_hat, norms = aux  # this evaluation's own: overwritten below (no (m, d) temporary is allocated)
+        H = np.matmul(Q, self.X, out=dU)  # h_j, in the output's buffer
+        along = np.einsum("jd,jd->j", U_hat, H)  # no reduction over a short axis
         np.multiply(self.rate * self.sign_a, along, out=drho)
-        np.multiply((self.rate * self.sign_a * norms)[:, None], H - along[:, None] * U_hat, out=dU)
+        U_hat *= along[:, None]  # (I - u u^T) h = h - <u, h> u
+        dU -= U_hat
+        dU *= (self.rate * self.sign_a * norms)[:, None]

@@ -63,13 +63,24 @@ class Mode:
         """+1 on active pairs, 0 on sliding pairs, -1 on inactive ones, shape (m, n)."""
         return np.where(self.active, ACTIVE, np.where(self.sliding, SLIDING, INACTIVE)).astype(np.int8)
 
+    @classmethod
+    def of_sides(cls, side: np.ndarray) -> Mode:
+        """The mode with the sides ``side`` (m, n) of ACTIVE / SLIDING / INACTIVE (kept as its ``side``)."""
+        mode = cls(side == ACTIVE, side == SLIDING)
+        mode.__dict__["side"] = side
+        return mode
+
+    def update_rows(self, rows: dict[int, np.ndarray]) -> None:
+        """Neuron j's sides replaced by ``rows[j]`` in place, O(n) per row: the next piece's mode, where the
+        run keeps no earlier mode but the rows an event changed (docs/flow.md, "Cost")."""
+        sides = self.side
+        for j, side in rows.items():
+            self.active[j], self.sliding[j], sides[j] = side == ACTIVE, side == SLIDING, side
+
     def with_rows(self, rows: dict[int, np.ndarray]) -> Mode:
         """A copy with neuron j's sides replaced by ``rows[j]`` (arrays of ACTIVE / SLIDING / INACTIVE)."""
-        active, sliding, sides = self.active.copy(), self.sliding.copy(), self.side.copy()
-        for j, side in rows.items():
-            active[j], sliding[j], sides[j] = side == ACTIVE, side == SLIDING, side
-        mode = Mode(active, sliding)
-        mode.__dict__["side"] = sides  # the cached ``side``, updated row by row rather than recomputed
+        mode = Mode.of_sides(self.side.copy())
+        mode.update_rows(rows)
         return mode
 
 
@@ -82,8 +93,9 @@ class SlidingWeights:
     the piece's arithmetic (the Gram matrix and the solves are exact to its precision). ``cache`` (a dict
     kept across pieces) reuses a neuron's maps while its sliding set and active pairs are unchanged: an
     event changes the mode of the touched neurons only. ``previous``: the weights of the piece before, whose
-    mode differs from ``mode`` in the rows ``changed`` only; its arrays serve the other rows (and its whole
-    map when no changed neuron slides, before or after).
+    mode differs from ``mode`` in the rows ``changed`` only; its arrays are taken over and updated in those
+    rows in place, O(changed n) (it is not used again), and its whole map serves when no changed neuron
+    slides, before or after.
     """
 
     def __init__(
@@ -99,12 +111,13 @@ class SlidingWeights:
         if previous is None:
             self.active = arithmetic.convert(mode.active.astype(np.float64))
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
-        else:
-            self.active, self.unslid = previous.active.copy(), previous.unslid.copy()
+        else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
+            self.active, self.unslid = previous.active, previous.unslid
+            slid_before = any((self.unslid[j] == 0).any() for j in changed)
             for j in changed:
                 self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
                 self.unslid[j] = arithmetic.convert((~mode.sliding[j]).astype(np.float64))
-            if not any(mode.sliding[j].any() or previous.mode.sliding[j].any() for j in changed):
+            if not slid_before and not any(mode.sliding[j].any() for j in changed):
                 self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
                 self.map, self.offset_map = previous.map, previous.offset_map
                 return
@@ -123,14 +136,30 @@ class SlidingWeights:
         both = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, 2 * n)))
         self.map, self.offset_map = both[:, :n], both[:, n:]
 
-    def weighted_gates(self, s: Any, offset: Any = None) -> Any:
+    def weighted_gates(self, s: Any, offset: Any = None, out: Any = None) -> Any:
         """q (..., m, n): s_i on active pairs, z_i on sliding ones, else 0, plus the offset N_i (..., n) on
-        non-sliding pairs when given; s of shape (..., n)."""
-        q = self.active * s[..., None, :]
+        non-sliding pairs when given; s of shape (..., n). ``out``: an array to write q into (a caller's
+        buffer that is done with: no fresh (m, n) array)."""
+        q = np.multiply(self.active, s[..., None, :], out=out)
         if offset is not None:
             q += self.unslid * offset[..., None, :]
         if len(self.pair_rows):
             q[..., self.pair_rows, self.pair_cols] = self._sliding(s, offset)
+        return q
+
+    def neuron_gates(self, s: Any, offset: Any, neurons: list[int]) -> Any:
+        """The rows ``neurons`` of :meth:`weighted_gates` (len(neurons), n) for one s (n,), in O(len(neurons) n)
+        plus the sliding pairs of those neurons (an event's neurons, not the whole network)."""
+        q = self.active[neurons] * s
+        if offset is not None:
+            q += self.unslid[neurons] * offset
+        pairs = np.flatnonzero(np.isin(self.pair_rows, neurons))
+        if len(pairs):
+            z = s @ self.map[pairs].T
+            if offset is not None:
+                z = z + offset @ self.offset_map[pairs].T
+            row_of = {j: r for r, j in enumerate(neurons)}
+            q[[row_of[j] for j in self.pair_rows[pairs].tolist()], self.pair_cols[pairs]] = z
         return q
 
     def _sliding(self, s: Any, offset: Any) -> Any:

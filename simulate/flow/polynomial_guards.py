@@ -6,18 +6,21 @@ and output amplitudes affine in the state) every guard of the piece follows from
 forming a single intermediate state:
 
 - the pair guards g_ji(theta) = side_ji <w_j(theta), x_i> / (||w_j(t_a)|| ||x_i||) are polynomials of degree
-  p whose coefficients come from one product (``Coordinates.polynomial_parts``); at theta = 0 this is exactly
+  p whose coefficients come from the rows' (``Coordinates.row_polynomials``); at theta = 0 this is exactly
   cos angle(w_j, x_i), and it has the cosine's sign throughout;
 - the output f_i(theta) = c sum_j v_j(theta) 1[j,i active] <w_j(theta), x_i> is a polynomial of degree 2p
   (a product of two polynomials of degree p), so the sliding weights mu and the stopping value follow at any
   theta from n numbers per power. In log coordinates (:mod:`simulate.flow.logcoords`) the pre-activations
   <u_j, x_i> of the unnormalized directions are still polynomials of degree p, but the amplitude
   sign_j exp(2 rho_j) / ||u_j|| is not: it is evaluated at each sample time (O(m d), no product with X) and
-  the output is f_i = c sum_j amp_j(theta) 1[j,i active] <u_j(theta), x_i>, O(p m n) per time.
+  the output is f_i = c sum_j 1[j,i active] <amp_j(theta) u_j(theta), x_i>, summed over the neurons before
+  the product with X (one (n, m) by (m, K d) matrix product for all K sample times, no (m, n) array).
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
 largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
-sampled at all (an event reports them as 1, like a sliding pair's column). Only the remaining candidates are
+sampled at all (an event reports them as 1, like a sliding pair's column). Only g(0) is formed for every pair;
+the higher coefficients only for the pairs that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so a
+step's guards cost about one product of the field instead of p + 1. The remaining candidates are
 scaled and evaluated at the sample times, and a crossing is located by safeguarded Newton on p + 1 numbers.
 Exactness: the coefficients are exact products of the dense output's, so the guards agree with the
 sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
@@ -62,6 +65,47 @@ def _horner(coefficients: list[float], theta: float) -> tuple[float, float]:
     return value, slope
 
 
+#: Relative slack of the screen of :func:`_movable_pairs` (the bound ||R_k,j|| ||Z_i|| is rounded, as is the
+#: exact reach it bounds): far above roundoff, far below any margin that matters for the cost.
+SCREEN_SLACK = 1e-9
+
+
+def _movable_pairs(
+    coords: Any, guards: PieceGuards, rows: Any, pre0: Any, norms: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
+    the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1].
+
+    Only D(0) is formed for every pair (one (m, row) by (row, n) product); the others are screened first by
+    Cauchy-Schwarz, |D_k,ji| = |<R_k,j, Z_i>| <= ||R_k,j|| ||Z_i||, which costs O(p m row) for the row norms
+    and one comparison per pair, and only the pairs that pass get their p coefficients (O(p row) each). The
+    columns kept are exactly those of the full test (the screen only drops pairs the full test drops).
+    """
+    n = coords.n
+    movement = coords.arith.row_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
+    Z = coords.row_map
+    reach = np.abs(pre0)
+    reach /= coords.arith.row_norms(Z.T)  # in place: one (m, n) array for the screen
+    screen = reach <= movement[:, None]
+    screen.reshape(-1)[guards.sliding_columns] = False
+    columns = np.flatnonzero(screen)
+    j, i = np.divmod(columns, n)
+    higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
+    start = pre0.reshape(-1)[columns]
+    keep = np.abs(start) <= np.abs(higher).sum(axis=0)
+    columns, j = columns[keep], j[keep]
+    factor = guards.side_over_x.reshape(-1)[columns] / norms[j]
+    return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor
+
+
+def _sum_neurons_first(powers: int, samples: int, d: int) -> bool:
+    """Whether the outputs along a log-coordinate step are cheaper summed over the neurons first (K d flops per
+    pair and step, :meth:`~simulate.flow.logcoords.LogCoordinates.step_outputs`) than from the active pairs'
+    coefficients ((p + 1) (d + K) per pair: forming them, then K products): for small d (the stall data, d = 3)
+    the first, for d >= 10 (low_signal, d = 100) the second."""
+    return samples * d < powers * (d + samples)
+
+
 class PolynomialStepGuards(StepGuards):
     """The guards of ``guards`` along one step with power-basis dense output ``coefficients`` (p + 1, size).
 
@@ -86,32 +130,29 @@ class PolynomialStepGuards(StepGuards):
         self.t_a, self.h, self.guards = t_a, h, guards
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
-        pre, amp, norms = coords.polynomial_parts(coefficients)  # pre: D's coefficients (p + 1, m, n)
-        reach = np.abs(pre[1:]).sum(axis=0)  # the largest excursion of <w_j(theta), x_i> on [0, 1]
-        movable = (np.abs(pre[0]) <= reach).reshape(-1)
-        movable[guards.sliding_columns] = False
-        self.candidates = np.flatnonzero(movable)
+        rows, amp, pre0, norms = coords.row_polynomials(coefficients)
+        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, pre0, norms)
         self.n_candidates = len(self.candidates)
-        factor = guards.side_over_x.reshape(-1)[self.candidates] / norms[self.candidates // n]
-        self.pair_coefficients = pre.reshape(powers, -1)[:, self.candidates] * factor  # (p + 1, candidates)
 
-        self.output_coefficients = self.active_pre = None
+        self.output_coefficients = self.coefficients = self.active_pre = None
         if (
             guards.needs_output and amp is not None
         ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
+            pre = coords.all_coefficients(rows, pre0)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
         elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
-            self.active_pre = guards.weights.active * pre  # (p + 1, m, n)
+            if not _sum_neurons_first(powers, len(fractions), coords.d):  # f from the pairs' coefficients
+                self.active_pre = guards.weights.active * coords.all_coefficients(rows, pre0)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
         G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
         if self.output_coefficients is not None:
             G[:, self.n_candidates :] = guards.output_guards(vandermonde @ self.output_coefficients)
-        elif self.active_pre is not None:
+        elif self.coefficients is not None:
             G[:, self.n_candidates :] = guards.output_guards(self._outputs_along(fractions))
         ts = t_a + h * fractions
         ts[-1] = t_a + h
@@ -189,9 +230,15 @@ class PolynomialStepGuards(StepGuards):
         return (float(t) - self.t_a) / self.h
 
     def _outputs_along(self, thetas: np.ndarray) -> np.ndarray:
-        """Every sample's output (K, n) at ``thetas`` when the amplitude is no polynomial: amp(theta) (K, m) from
-        the coordinates, then f = c sum_k theta^k amp(theta) @ (active . pre_k), O(K p m n) in one product."""
+        """Every sample's output (K, n) at ``thetas`` when the amplitude is no polynomial (log coordinates): from
+        the amplitudes (K, m) and the active pairs' coefficients, f = c sum_k theta^k amp(theta) @ (active .
+        pre_k), O(K p m n) in one product; or, without those coefficients, summed over the neurons first
+        (:meth:`~simulate.flow.logcoords.LogCoordinates.step_outputs`)."""
         coords = self.guards.coords
+        if self.active_pre is None:
+            return coords.samples.outputs(
+                coords.step_outputs(self.coefficients, thetas, self.guards.weights.active)
+            )
         amplitudes = coords.step_amplitudes(self.coefficients, thetas)  # (K, m)
         by_power = amplitudes @ self.active_pre  # (p + 1, K, n)
         powers = thetas[:, None] ** np.arange(len(self.active_pre))  # (K, p + 1)
@@ -201,7 +248,7 @@ class PolynomialStepGuards(StepGuards):
         """The guards after the movable pairs at theta (mu, 1 - mu, stopping value)."""
         if self.output_coefficients is not None:
             f = (theta ** np.arange(len(self.output_coefficients))) @ self.output_coefficients
-        elif self.active_pre is not None:
+        elif self.coefficients is not None:
             f = self._outputs_along(np.array([theta]))[0]
         else:
             return np.empty(0)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.modes import Mode
 from fls.simulate.result import RunResult
 from fls.theory.compiled import compile_field
 from fls.theory.validation import ParameterError, as_array
@@ -38,26 +39,43 @@ class SaveSchedule:
         return cls(arr, keep_states)
 
 
+#: Bytes the checkpoints of one run may hold (states and mode snapshots): beyond it every other one is dropped
+#: and the interval between checkpoints doubled, so a run's memory is this plus O(changed neurons (n + row))
+#: per event, whatever its length and width (docs/flow.md, "Cost").
+CHECKPOINT_BUDGET = 1 << 27
+
+
 @dataclass
 class Recorder:
-    """Collects the saved trajectory, the invariant drift and checkpoints (t, state, piece) for dense output.
+    """Collects the saved trajectory, the invariant drift, and what dense output needs: checkpoints
+    (t, state, piece, the piece's sides (m, n)) every ``checkpoint_every`` steps or more, and for every piece
+    the rows its starting event changed (:attr:`pieces`).
 
-    Called by the piece integrators after every accepted step (see ``smooth.Observer``).
+    Called by the piece integrators after every accepted step (see ``smooth.Observer``). A piece start keeps
+    only the event's changes: its time, the neurons it touched, their new sides and their projected rows of the
+    state (O(touched (n + row))); the full state and mode are kept at the checkpoints, whose total is bounded by
+    ``budget`` bytes (every other one dropped and the interval doubled when it is exceeded). Dense output
+    replays the pieces from the last checkpoint before t (``api.dense_evaluator``).
     """
 
     schedule: SaveSchedule
     coords: Coordinates
     loss: str
     checkpoint_every: int = 16
+    budget: int = CHECKPOINT_BUDGET
     t: list[float] = field(default_factory=list)
     risk: list[float] = field(default_factory=list)
     W: list[np.ndarray] = field(default_factory=list)
     v: list[np.ndarray] = field(default_factory=list)
     drift: float = 0.0
-    checkpoints: list[tuple[float, Any, int]] = field(default_factory=list)
+    checkpoints: list[tuple[Any, Any, int, np.ndarray]] = field(default_factory=list)
+    #: per piece: (start time, touched neurons (k,), their sides (k, n), their rows of the state (k, row))
+    pieces: list[tuple[Any, np.ndarray, np.ndarray, Any]] = field(default_factory=list)
     piece: int = 0
     _invariant0: Any = None
     _steps: int = 0
+    _mode: Mode | None = None
+    _bytes: int = 0
 
     def __post_init__(self) -> None:
         arith = self.coords.arith
@@ -91,17 +109,30 @@ class Recorder:
         if times is None or np.any(times == t0):
             self._save(t0, Y0)
 
-    def begin_piece(self, index: int, t: float, Y: Any) -> None:
-        """A new piece starts at (t, Y) (after an event's projection): a checkpoint of its own."""
-        self.piece = index
+    def begin_piece(self, index: int, t: Any, Y: Any, mode: Mode, changed: list[int]) -> None:
+        """Piece ``index`` starts at (t, Y) (after an event's projection) with ``mode``, which differs from the
+        piece before in the rows ``changed`` only (it is updated in place later: only those rows are kept)."""
+        self.piece, self._mode = index, mode
+        neurons = np.asarray(changed, dtype=np.int64)
+        self.pieces.append((t, neurons, mode.side[neurons], self.coords.row_block(Y)[neurons]))
+        if index == 0 or self._steps >= self.checkpoint_every:
+            self._checkpoint(t, Y)
+
+    def _checkpoint(self, t: Any, Y: Any) -> None:
+        """Keep (t, Y, piece, sides); past the budget, every other checkpoint goes and the interval doubles."""
         self._steps = 0
-        self.checkpoints.append((t, Y, index))
+        self.checkpoints.append((t, Y, self.piece, self._mode.side.copy()))
+        self._bytes += Y.nbytes + self._mode.side.nbytes
+        if self._bytes > self.budget and len(self.checkpoints) > 1:
+            self.checkpoints = self.checkpoints[::2]
+            self.checkpoint_every *= 2
+            self._bytes = sum(Y_c.nbytes + side.nbytes for _, Y_c, _, side in self.checkpoints)
 
     def __call__(self, t_a: Any, t_b: Any, y_b: Any, dense: Callable[[Any], Any]) -> None:
         self._track_drift(y_b)
         self._steps += 1
-        if self._steps % self.checkpoint_every == 0:
-            self.checkpoints.append((t_b, y_b, self.piece))
+        if self._steps >= self.checkpoint_every:
+            self._checkpoint(t_b, y_b)
         times = self.schedule.times
         if times is None:
             self._save(t_b, y_b)

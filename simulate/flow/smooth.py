@@ -178,7 +178,12 @@ class FiniteField:
         return dy
 
     def finite_at(self, y: np.ndarray) -> bool:
-        """Whether the field is finite at y (not counted as a value of the step: ``overflowed`` is kept)."""
+        """Whether the field is finite at y (not counted as a value of the step: ``overflowed`` is kept): the
+        field's own cheaper test when it has one (``hybrid.PieceField.finite_at``, a third of an evaluation),
+        else one evaluation."""
+        own_test = getattr(self.fun, "finite_at", None)
+        if own_test is not None:
+            return own_test(y)
         dy = self.fun(y)
         return bool(np.isfinite(dy @ dy))
 

@@ -105,9 +105,12 @@ class SpanCoordinates(Coordinates):
         values = self.P0[j, i] + Ys[:, j * n : (j + 1) * n] @ self.gram[:, i]
         return values, self._row_scale(Ys[0])[j] * self.x_norms[i]
 
-    def polynomial_parts(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def row_map(self) -> Any:
+        return self.gram
+
+    def row_polynomials(self, C: np.ndarray) -> tuple[Any, Any, Any, Any]:
         Lambda, amp = self._split(C)
-        pre = Lambda @ self.gram
-        norms = self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda[0], pre[0]))), amp[0])
-        pre[0] += self.P0  # P^0 is the constant term of the pre-activations
-        return pre, amp, norms
+        moved = Lambda[0] @ self.gram
+        norms = self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda[0], moved))), amp[0])
+        return Lambda, amp, moved + self.P0, norms  # P^0 is the constant term of the pre-activations

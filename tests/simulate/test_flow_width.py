@@ -1,0 +1,199 @@
+"""The width-independent bookkeeping of the flow engine (docs/flow.md, "Cost"): screened step guards, outputs
+summed either way, in-place mode updates, pieces kept as row diffs, checkpoints within a budget, dense output
+replayed through many pieces, and the event-state finiteness check."""
+
+import numpy as np
+import pytest
+
+from fls.simulate.flow.api import dense_evaluator, make_coordinates
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.events import PieceGuards
+from fls.simulate.flow.hybrid import HybridFlow
+from fls.simulate.flow.logcoords import LogCoordinates
+from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights
+from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.flow.problems import stall_problem
+from fls.simulate.flow.recording import Recorder, SaveSchedule
+from fls.simulate.flow.smooth import FiniteField, piece_integrator
+from fls.simulate.flow.spancoords import SpanCoordinates
+from fls.simulate.initialization import init_params
+from fls.simulate.stopping import TargetRisk
+
+ARITH = float_arithmetic("logistic")
+
+
+def random_sides(rng: np.random.Generator, m: int, n: int, d: int) -> np.ndarray:
+    """Random sides (m, n) with at most d - 1 sliding pairs per neuron."""
+    sliding = (rng.random((m, n)) < 0.2) & (np.arange(n) < d - 1)
+    return np.where(sliding, SLIDING, np.where(rng.random((m, n)) < 0.5, ACTIVE, INACTIVE)).astype(np.int8)
+
+
+def coordinates(kind: str, rng: np.random.Generator, m: int, n: int, d: int):
+    """Coordinates of the given kind on random data, and a random state's W (m, d)."""
+    X = rng.standard_normal((n, d))
+    y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    W = rng.standard_normal((m, d))
+    if kind == "plain":
+        return PlainCoordinates(X, y, 1.0, m, ARITH), W
+    if kind == "span":
+        return SpanCoordinates(X, y, 1.0, W, ARITH), W
+    return LogCoordinates(X, y, 1.0, rng.choice([-1.0, 1.0], m), ARITH), W
+
+
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+@pytest.mark.parametrize("seed", range(3))
+def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
+    """The Cauchy-Schwarz screen drops only pairs the full test |D(0)| <= sum_k |D_k| drops, and the kept pairs'
+    polynomials equal the full coefficients (scaled); steps from tiny to large, so both sides are exercised."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 30, 6, 4
+    coords, _ = coordinates(kind, rng, m, n, d)
+    sides = random_sides(rng, m, n, d)
+    weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
+    guards = PieceGuards(coords, weights, None)
+    for size in (1e-4, 1e-2, 0.3):
+        C = rng.standard_normal((4, coords.size)) * np.array([1.0, size, size / 3, size / 9])[:, None]
+        pre, _, norms = coords.polynomial_parts(C)
+        full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
+        full[guards.sliding_columns] = False
+        step = PolynomialStepGuards(guards, 0.0, 1.0, np.linspace(0, 1, 7), C, lambda t: None)
+        assert np.array_equal(step.candidates, np.flatnonzero(full))
+        j = step.candidates // n
+        expected = pre.reshape(4, -1)[:, step.candidates] * guards.side_over_x.reshape(-1)[step.candidates]
+        np.testing.assert_allclose(step.pair_coefficients, expected / norms[j], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("d", [3, 40])
+def test_log_step_outputs_either_way_equal_the_outputs_of_the_states(d):
+    """Outputs along a log-coordinate step, summed over neurons first (small d) or from the active pairs'
+    coefficients (large d), equal the network outputs at the dense output's states."""
+    rng = np.random.default_rng(d)
+    m, n = 25, 8
+    coords, W = coordinates("log", rng, m, n, d)
+    weights = SlidingWeights(Mode.of_sides(random_sides(rng, m, n, d)), coords.X @ coords.X.T, ARITH)
+    guards = PieceGuards(coords, weights, TargetRisk(0.1))
+    Y0 = coords.pack(W, np.abs(W).sum(axis=1))
+    C = np.stack([Y0] + [rng.standard_normal(coords.size) * 0.1 / k for k in (1, 2, 3)])
+    fractions = np.linspace(0.0, 1.0, 7)
+    step = PolynomialStepGuards(guards, 0.0, 1.0, fractions, C, lambda t: None)
+    assert (step.active_pre is None) == (d == 3)
+    states = (fractions[:, None] ** np.arange(4)) @ C
+    expected = coords.output(states, weights)
+    np.testing.assert_allclose(step._outputs_along(fractions), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_in_place_event_updates_equal_fresh_weights_and_guards():
+    """The loop updates the mode, the sliding weights' gates and the pair guards in place in the changed rows;
+    the result equals weights and guards built anew, including neurons that stop or start sliding."""
+    rng = np.random.default_rng(3)
+    m, n, d = 8, 7, 4
+    coords, _ = coordinates("plain", rng, m, n, d)
+    gram = coords.X @ coords.X.T
+    sides = random_sides(rng, m, n, d)
+    sides[0, :] = ACTIVE
+    sides[0, 0] = SLIDING  # neuron 0 slides before the event, not after
+    mode = Mode.of_sides(sides)
+    weights = SlidingWeights(mode, gram, ARITH, {})
+    guards = PieceGuards(coords, weights, TargetRisk(0.1))
+    rows = {0: np.full(n, ACTIVE, dtype=np.int8), 3: random_sides(rng, 1, n, d)[0]}
+    mode.update_rows(rows)
+    updated = SlidingWeights(mode, gram, ARITH, {}, weights, sorted(rows))
+    updated_guards = PieceGuards(coords, updated, TargetRisk(0.1), guards, sorted(rows))
+    fresh_mode = Mode.of_sides(mode.side.copy())
+    fresh = SlidingWeights(fresh_mode, gram, ARITH)
+    assert np.array_equal(mode.active, fresh_mode.active) and np.array_equal(mode.sliding, fresh_mode.sliding)
+    s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    np.testing.assert_allclose(updated.weighted_gates(s), fresh.weighted_gates(s), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(updated.mu(s), fresh.mu(s), rtol=1e-13, atol=1e-13)
+    for neurons in ([0], [3, 5], list(range(m))):
+        assert np.array_equal(updated.neuron_gates(s, None, neurons), updated.weighted_gates(s)[neurons])
+    Ys = rng.standard_normal((3, coords.size))
+    fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
+    assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
+
+
+class ModeKeepingRecorder(Recorder):
+    """A recorder that also keeps a full copy of every piece's mode at its start (the bookkeeping the engine
+    no longer does), to check the row diffs against."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.full_modes: list[np.ndarray] = []
+
+    def begin_piece(self, index, t, Y, mode, changed) -> None:
+        self.full_modes.append(mode.side.copy())
+        super().begin_piece(index, t, Y, mode, changed)
+
+
+def wide_run(budget: int, times: np.ndarray, coords: str = "plain", method: str = "RK23"):
+    """(flow, outcome, recorder, integrator) of m = 60 neurons on the stall data to t = 30 (about 700 events,
+    100 sliding entries), saving the states at ``times``, with checkpoints within ``budget`` bytes."""
+    _, _, X, y = stall_problem(1.0)
+    W, v = init_params(60, 3, alpha=1e-2 / np.sqrt(60), scheme="random_sign", seed=0)
+    arith = float_arithmetic("logistic")
+    coordinates_ = make_coordinates(coords, W, v, X, y, 1.0, arith, implicit=False)
+    integrator = piece_integrator(method, 1e-9, 1e-12)
+    flow = HybridFlow(coordinates_, integrator, None, "logistic")
+    recorder = ModeKeepingRecorder(SaveSchedule.at(times), coordinates_, "logistic", budget=budget)
+    outcome = flow.run(0.0, coordinates_.pack(W, v), 30.0, recorder)
+    recorder.finish(outcome.t, outcome.y)
+    return flow, outcome, recorder, integrator
+
+
+def test_row_diffs_replayed_give_every_piece_mode_and_memory_stays_bounded():
+    """Replaying the pieces' row diffs from the first checkpoint's mode gives the mode of every piece; a piece
+    keeps O(touched neurons (n + row)) numbers, and the checkpoints stay within their byte budget (thinned,
+    with a doubled interval, when it is exceeded)."""
+    budget = 40_000
+    flow, outcome, recorder, _ = wide_run(budget, np.array([30.0]))
+    assert outcome.status == "t_max" and outcome.counts.events > 500
+    assert len(recorder.pieces) == len(recorder.full_modes) == outcome.counts.events + 1
+    side = recorder.checkpoints[0][3].copy()
+    assert recorder.checkpoints[0][2] == 0 and np.array_equal(side, recorder.full_modes[0])
+    for k, (_, neurons, sides, rows) in enumerate(recorder.pieces[1:], start=1):
+        side[neurons] = sides
+        assert np.array_equal(side, recorder.full_modes[k]), k
+        assert rows.shape == (len(neurons), flow.coords.row) and sides.shape == (len(neurons), side.shape[1])
+    touched = sum(len(neurons) for _, neurons, _, _ in recorder.pieces)
+    assert touched <= 2 * len(recorder.pieces)  # an event touches a neuron or two, not the network (m = 60)
+    one = recorder.checkpoints[0][1].nbytes + side.nbytes
+    assert sum(Y.nbytes + s.nbytes for _, Y, _, s in recorder.checkpoints) <= budget + one
+    assert recorder.checkpoint_every > 16  # thinned at least once
+
+
+@pytest.mark.parametrize(("coords", "method"), [("plain", "RK23"), ("span", "RK45"), ("log", "DOP853")])
+def test_dense_output_replays_many_pieces_to_the_run_states(coords, method):
+    """dense(t) from a checkpoint hundreds of pieces back (a budget of a few checkpoints) equals the states the
+    run itself saved at those times, to the tolerance; so does dense output with a checkpoint at every piece."""
+    times = np.linspace(0.0, 30.0, 13)
+    for budget in (30_000, 1 << 27):
+        flow, outcome, recorder, integrator = wide_run(budget, times, coords, method)
+        if budget < 1 << 20:
+            assert recorder.checkpoint_every >= 64
+        dense = dense_evaluator(flow, outcome, recorder, integrator)
+        for k in (1, 4, 7, 11, 12):
+            W_k, v_k = dense(times[k])
+            np.testing.assert_allclose(W_k, recorder.W[k], rtol=1e-6, atol=1e-8)
+            np.testing.assert_allclose(v_k, recorder.v[k], rtol=1e-6, atol=1e-8)
+
+
+def test_event_state_finiteness_check_is_not_an_evaluation_and_matches_the_field():
+    """The piece field's own finiteness test (sample factors only) is not counted as an evaluation, says True
+    where the field is finite and False where the exponential loss overflows."""
+    rng = np.random.default_rng(0)
+    m, n, d = 4, 5, 3
+    X, y = rng.standard_normal((n, d)), np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    coords = PlainCoordinates(X, y, 1.0, m, float_arithmetic("exponential"))
+    flow = HybridFlow(coords, piece_integrator("RK23", 1e-8, 1e-10), None, "exponential")
+    W = rng.standard_normal((m, d))
+    mode = Mode(W @ X.T > 0, np.zeros((m, n), dtype=bool))
+    field = FiniteField(flow.field(SlidingWeights(mode, X @ X.T, coords.arith)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for scale, finite in ((1.0, True), (100.0, False)):  # f ~ scale^2: exp(f) overflows for y_i = -1
+            Y = coords.pack(scale * W, scale * np.ones(m))
+            full = field.fun(Y)
+            assert np.isfinite(full @ full) == finite
+            before = flow.counts.rhs_evals
+            assert field.finite_at(Y) == finite
+            assert flow.counts.rhs_evals == before
