@@ -197,7 +197,12 @@ def select_neuron_mode(
     touching = np.asarray(touching, dtype=int)
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
     jumps = np.abs(s[touching]) * norms[touching] ** 2
-    pull = (sign_v * s[touching] < 0) & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
+    # a pair that slides stays in (2) while its jump is resolved, even where its surface has turned repelling
+    # (sign_v s_i >= 0): holding it there is a Filippov solution, and the side it would otherwise start from,
+    # the sign of its tangent rate (zero to roundoff), is noise that two runs at different tolerances resolve
+    # differently
+    held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
+    pull = held & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
