@@ -66,15 +66,25 @@ class PieceGuards:
                 self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
         self.stop_column = size - 1 if stop_rule is not None else None
-        if previous is not None and len(previous.thresholds) == size:
-            self.thresholds = previous.thresholds  # never written after construction
+        if previous is not None and len(previous.roundoff_thresholds) == size:
+            self.roundoff_thresholds = previous.roundoff_thresholds  # never written after construction
         else:
-            self.thresholds = np.full(size, coords.arith.guard_tol)
+            self.roundoff_thresholds = np.full(size, coords.arith.guard_tol)
             if stop_rule is not None:
-                self.thresholds[-1] = 0.0
+                self.roundoff_thresholds[-1] = 0.0
+        self.thresholds = self.roundoff_thresholds  # per column; grazing columns' are widened (:meth:`graze`)
         # pair columns that start on their surface after a grazing contact: a dip below it at the start of
         # the piece that comes back within the step is the integration's noise, not an exit
         self.grazing: set[int] = set()
+
+    def graze(self, depths: dict[int, float]) -> None:
+        """Columns whose contact with their surface is below the integration's resolution: each counts as
+        crossed only below -depth (the guard's change under a state error the tolerances allow), and a dip
+        of it that comes back within the step is not an event."""
+        self.grazing.update(depths)
+        self.thresholds = self.roundoff_thresholds.copy()
+        for col, depth in depths.items():
+            self.thresholds[col] = max(self.thresholds[col], depth)
 
     def kind(self, col: int) -> int:
         """PAIR, MU_LOW, MU_HIGH or STOP: what column ``col`` guards."""

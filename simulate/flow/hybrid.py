@@ -14,7 +14,10 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
 tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
 at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
-dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). What the
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a pair
+that the event before left on its side and that crosses again within the next piece's first step (a dip of
+the dense output's error, :func:`_below_resolution`); a grazing guard counts as crossed only below its change
+under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the
 events of one instant decided (those sides, the tolerated dips, the sides of sliding weights that left
 through a bound) holds for every later event of that instant (:class:`InstantMemory`): the events of one
 instant are resolved together, so a pair's exit and another neuron's weight exit at the same instant do not
@@ -50,6 +53,9 @@ from fls.simulate.stopping import StopRule
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
 #: failed: the flow is not unique there.
 MAX_INSTANT_EVENTS = 200
+#: A grazing column's crossing depth, in units of its guard's change under a state error of the tolerances:
+#: the dense output's error exceeds the step's error estimate by up to a few times.
+RESOLUTION_FACTOR = 10.0
 
 
 class PieceIntegrator(Protocol):
@@ -58,6 +64,10 @@ class PieceIntegrator(Protocol):
     implicit: bool
 
     def run(self, fun, jac, t0, y0, t_bound, guards, first_step, observer) -> PieceEnd: ...
+
+    def state_tolerance(self, y: Any) -> Any:
+        """The error per step allowed in each component of y (atol + rtol |y|)."""
+        ...
 
 
 @dataclass
@@ -315,6 +325,23 @@ class HybridFlow:
         mode.update_rows(rows)
         return Y, mode, affected
 
+    def resolution(self, Y: Any, guards: PieceGuards, columns: set[int]) -> dict[int, float]:
+        """column -> the change of its guard under a state error of the size the tolerances allow.
+
+        A step is exact to about atol + rtol |y| per component (:meth:`PieceIntegrator.state_tolerance`), and
+        so is its dense output: a guard that starts on its surface moves by up to about
+        ||grad g . tolerance|| in it from that error alone, which for a pair whose rate is near 0 (a tangency)
+        or with loose tolerances (atol 1e-4 on |w| ~ 30: 4e-6 in cosine units) exceeds its true motion over
+        the step. Measured along two fixed sign patterns of the tolerance (any coordinates), times
+        :data:`RESOLUTION_FACTOR` for the interpolant's error constant.
+        """
+        tolerance = self.integrator.state_tolerance(Y)
+        probes = Y + np.stack([tolerance * signs for signs in _probe_signs(len(tolerance))])
+        G = self.arith.to_float(guards.evaluate(np.concatenate([Y[None], probes])))
+        cols = sorted(columns)
+        change = np.abs(G[1:, cols] - G[0, cols]).max(axis=0)
+        return {col: RESOLUTION_FACTOR * float(depth) for col, depth in zip(cols, change, strict=True)}
+
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
@@ -329,11 +356,13 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
+        kept: set[int] = set()  # pair columns the last event touched and left on their side
         memory = InstantMemory()
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
-            guards.grazing.update(memory.grazing)
+            if memory.grazing:
+                guards.graze(self.resolution(Y, guards, memory.grazing))
             piece += 1
             self.position = (t, Y)
             recorder.begin_piece(piece, t, Y, mode, changed)
@@ -378,6 +407,8 @@ class HybridFlow:
             touching, hints = self.event_pairs(mode, guards, end)
             if not instant:
                 memory.clear()
+                if _below_resolution(guards, end, kept, t):
+                    memory.grazing.add(int(end.column))
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
                 i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
                 memory.left_wrong_way(np.flatnonzero(touching[:, i]).tolist(), i, mode.side, guards.n)
@@ -387,7 +418,28 @@ class HybridFlow:
                     memory.left_wrong_way([j], i, mode.side, guards.n)  # the second time: it keeps that side
             hints = memory.with_hints(hints)
             t = end.t
+            pairs = np.flatnonzero(touching.ravel())
+            before = mode.side.ravel()[pairs]  # a copy: the event updates the mode in place
             Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, memory.stuck)
+            kept = set(pairs[(mode.side.ravel()[pairs] == before) & (before != SLIDING)].tolist())
+
+
+def _probe_signs(size: int) -> np.ndarray:
+    """Two fixed patterns of signs (2, size) along which :meth:`HybridFlow.resolution` perturbs a state."""
+    return np.random.default_rng(0).choice((-1.0, 1.0), size=(2, size))
+
+
+def _below_resolution(guards: PieceGuards, end: PieceEnd, kept: set[int], t: Any) -> bool:
+    """Whether the event is a pair that the event before left on its side, crossing again in the piece's first
+    step: the piece started it on its surface with its rate pointing away, so a dip of its guard there is the
+    dense output's error (the state is exact to atol + rtol |y| only, which in cosine units can exceed the
+    guard's rise over the step), not a crossing. Such a column is then treated as grazing in the next piece (a
+    dip that comes back within the step is not an event): without it, each restart meets the same dip, and
+    the run advances by a fraction of a step per event (thousands of events, then ``failed``).
+    """
+    if guards.kind(end.column) != PAIR or int(end.column) not in kept or end.step is None:
+        return False
+    return bool(end.t - t <= end.step)
 
 
 def _transition(was: int, now: int) -> str | None:

@@ -21,7 +21,10 @@ minimal-norm element of the Clarke subdifferential, one box-constrained least-sq
 Its KKT conditions are exactly the Filippov one-sided rules for the pairs whose jump points into the surface
 from both sides (sign(v_j) s_i < 0, "attracting"): mu_i interior -> slide (tangent motion), mu_i = 1 -> leave
 to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump points away (sign(v_j) s_i >= 0)
-cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`).
+cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`),
+unless they slide already: a sliding pair whose surface has turned repelling stays in (2) and keeps sliding
+while its tangent weight is in [0, 1] (a Filippov solution, and the one that does not depend on the sign of
+a tangent rate that is zero to roundoff; docs/flow.md, "Robustness").
 So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
 cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
 """
@@ -216,17 +219,22 @@ def select_neuron_mode(
             the side it would leave points into the surface after all), any other pair takes the other side.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
-    (sign_v s_i < 0) get their weights from (2); each other pair crosses to the side its one-sided field
-    points to (r_i with gate 0 > 0 -> active, r_i with gate 1 < 0 -> inactive), which moves h, so the two are
-    iterated to a consistent choice (at most |T| + 1 rounds; one round unless non-attracting pairs share the
-    event).
+    (sign_v s_i < 0) and pairs that slide already get their weights from (2); each other pair crosses to the
+    side its one-sided field points to (r_i with gate 0 > 0 -> active, r_i with gate 1 < 0 -> inactive),
+    which moves h, so the two are iterated to a consistent choice (at most |T| + 1 rounds; one round unless
+    non-attracting pairs share the event).
     """
     hints = hints or {}
     new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
     jumps = np.abs(s[touching]) * norms[touching] ** 2
-    pull = (sign_v * s[touching] < 0) & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
+    # a pair that slides stays in (2) while its jump is resolved, even where its surface has turned repelling
+    # (sign_v s_i >= 0): holding it there is a Filippov solution, and the side it would otherwise start from,
+    # the sign of its tangent rate (zero to roundoff), is noise that two runs at different tolerances resolve
+    # differently
+    held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
+    pull = held & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]

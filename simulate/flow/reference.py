@@ -100,6 +100,10 @@ class ExtrapolationPieces:
         self.max_step = mpmath.mpf(max_step)
         self.ratios = {(a, b): (mpmath.mpf(a) / b) ** 2 - 1 for a in self.sequence for b in self.sequence}
 
+    def state_tolerance(self, y: Any) -> Any:
+        """The error per step allowed in each component of y: tol (1 + |y|), as in :meth:`step`."""
+        return (1 + np.abs(y)) * self.tol
+
     def _midpoint(self, fun, y, f0, H, n: int) -> tuple[Any, list[Any]]:
         """Gragg's modified midpoint rule with n substeps; also the states at the even substeps.
 

@@ -204,6 +204,10 @@ class ScipyPieces:
         self.rtol, self.atol = rtol, atol
         self.fractions = guard_fractions(method)
 
+    def state_tolerance(self, y: np.ndarray) -> np.ndarray:
+        """The error per step allowed in each component of y: atol + rtol |y|."""
+        return self.atol + self.rtol * np.abs(y)
+
     def run(
         self,
         fun: Callable[[Any], Any],
@@ -317,6 +321,10 @@ class ExplicitPieces:
         ratio = (h * self.E) @ K
         ratio /= scale
         return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size))
+
+    def state_tolerance(self, y: np.ndarray) -> np.ndarray:
+        """The error per step allowed in each component of y: atol + rtol |y|."""
+        return self.atol + self.rtol * np.abs(y)
 
     def run(
         self,
