@@ -175,16 +175,17 @@ class PieceField:
         return self.coords.rhs(Y, self.weights)
 
     def finite_at(self, Y: Any) -> bool:
-        """Whether the field is finite at a finite state Y, from the sample factors s = -l'(y_i f_i) y_i alone:
-        the field is (c/n) times products of the state with s, so it overflows where s does (an exponential
-        loss far out; the same test of |.|^2 as the integrators' on the field). The outputs without the
-        velocities: about a third of an evaluation, not counted as one."""
+        """Whether the field is finite at a finite state Y (size,), or at each of states Y (K, size), from
+        the sample factors s = -l'(y_i f_i) y_i alone: the field is (c/n) times products of the state with s,
+        so it overflows where s does (an exponential loss far out; the same test of |.|^2 as the integrators'
+        on the field). The outputs without the velocities: about a third of an evaluation per state, not
+        counted as one."""
         s, offset = self.coords.sample_factors(self.coords.output(Y, self.weights))
         s = self.coords.arith.to_float(s)
-        finite = np.isfinite(s @ s)
+        finite = np.isfinite(np.vdot(s, s))
         if offset is not None:
             offset = self.coords.arith.to_float(offset)
-            finite &= np.isfinite(offset @ offset)
+            finite &= np.isfinite(np.vdot(offset, offset))
         return bool(finite)
 
 
