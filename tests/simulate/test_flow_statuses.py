@@ -11,17 +11,34 @@ as they were drawn (tests/simulate/data/):
   interpolant's extra stages met a field of 7e6 next to stages of 3 and the dense output was garbage (states
   of 1e143 between end points of 70); an event was located in it and its projection landed where the field
   overflows: ``diverged`` at t = 3.7e-5. Such a step is now rejected and retried smaller.
+- ``jacobian_increment_overflow``: Radau, log coordinates, exponential loss. scipy's finite-difference Jacobian
+  widened its increment tenfold per Jacobian on the log-amplitude of a neuron with no active sample (the field
+  does not depend on it) to 1.5e4 times the component, exp overflowed there, the Jacobian had NaN entries and
+  the factorization ended the run ``failed``.
+- ``merged_field_jacobian``: BDF, d = 1, merged opposite samples, exponential loss at a field of 1e87 (no
+  analytic Jacobian): scipy's finite-difference Jacobian had non-finite entries, every failed factorization
+  restarted the piece at order 1 from a 10x smaller step, and the run ended 2.4e3 times the suite's bound from
+  the tight one.
 """
 
 import numpy as np
 import pytest
 
 from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
+from fls.simulate.flow.smooth import finite_difference_jacobian
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
 
 
-@pytest.mark.parametrize("name", ["weight_exit_below_resolution", "garbage_dense_output"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "weight_exit_below_resolution",
+        "garbage_dense_output",
+        "jacobian_increment_overflow",
+        "merged_field_jacobian",
+    ],
+)
 def test_stored_stress_problem_ends_usably_and_agrees_with_the_tight_run(name):
     check(stored_problem(name))
 
@@ -41,3 +58,15 @@ def test_a_hinted_weight_within_its_resolution_of_the_bound_takes_the_hinted_sid
     touching = np.array([0])
     assert select_neuron_mode(X, s, 1.0, side, touching, side.copy())[0] == SLIDING
     assert select_neuron_mode(X, s, 1.0, side, touching, side.copy(), {0: INACTIVE})[0] == INACTIVE
+
+
+def test_the_finite_difference_jacobian_matches_a_linear_field_and_ignores_idle_columns():
+    """On y' = A y the forward differences give A to sqrt(eps) relative; a column the field does not depend
+    on is 0 (its increment stays sqrt(eps) max(|y_k|, 1), never widened)."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((5, 5))
+    A[:, 2] = 0.0
+    y = rng.standard_normal(5) * np.array([1e-6, 1.0, 1e3, 10.0, 1e-2])
+    J = finite_difference_jacobian(lambda x: A @ x, y)
+    np.testing.assert_allclose(J, A, rtol=0, atol=1e-6 * np.abs(A).max())
+    assert np.all(J[:, 2] == 0.0)
