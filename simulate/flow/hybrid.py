@@ -47,7 +47,7 @@ from fls.simulate.flow.modes import (
     select_neuron_mode,
 )
 from fls.simulate.flow.recording import Recorder
-from fls.simulate.flow.smooth import PieceEnd
+from fls.simulate.flow.smooth import PieceEnd, finite_difference_jacobian
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -175,16 +175,17 @@ class PieceField:
         return self.coords.rhs(Y, self.weights)
 
     def finite_at(self, Y: Any) -> bool:
-        """Whether the field is finite at a finite state Y, from the sample factors s = -l'(y_i f_i) y_i alone:
-        the field is (c/n) times products of the state with s, so it overflows where s does (an exponential
-        loss far out; the same test of |.|^2 as the integrators' on the field). The outputs without the
-        velocities: about a third of an evaluation, not counted as one."""
+        """Whether the field is finite at a finite state Y (size,), or at each of states Y (K, size), from
+        the sample factors s = -l'(y_i f_i) y_i alone: the field is (c/n) times products of the state with s,
+        so it overflows where s does (an exponential loss far out; the same test of |.|^2 as the integrators'
+        on the field). The outputs without the velocities: about a third of an evaluation per state, not
+        counted as one."""
         s, offset = self.coords.sample_factors(self.coords.output(Y, self.weights))
         s = self.coords.arith.to_float(s)
-        finite = np.isfinite(s @ s)
+        finite = np.isfinite(np.vdot(s, s))
         if offset is not None:
             offset = self.coords.arith.to_float(offset)
-            finite &= np.isfinite(offset @ offset)
+            finite &= np.isfinite(np.vdot(offset, offset))
         return bool(finite)
 
 
@@ -214,14 +215,19 @@ class HybridFlow:
         return PieceField(self.coords, weights, self.counts)
 
     def jacobian(self, weights: SlidingWeights):
-        """y -> the analytic Jacobian (plain coordinates, implicit methods; else None: finite differences)."""
-        implicit = self.integrator.implicit and isinstance(self.coords, PlainCoordinates)
-        if not implicit or self.coords.samples.opposite:  # (opposite samples: finite differences)
+        """y -> the Jacobian for the implicit methods (None for the others): analytic in plain coordinates
+        without merged opposite samples, else by forward differences of the piece's field
+        (:func:`~simulate.flow.smooth.finite_difference_jacobian`)."""
+        if not self.integrator.implicit:
             return None
+        field = self.field(weights)
+        analytic = isinstance(self.coords, PlainCoordinates) and not self.coords.samples.opposite
 
         def jac(Y: Any) -> np.ndarray:
             self.counts.jac_evals += 1
-            return self.coords.jacobian(Y, weights, self.loss)
+            if analytic:
+                return self.coords.jacobian(Y, weights, self.loss)
+            return finite_difference_jacobian(field, Y)
 
         return jac
 

@@ -41,8 +41,8 @@ from scipy.optimize import lsq_linear
 from fls.simulate.flow.arithmetic import Arithmetic
 
 #: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
-#: least-squares weight (2) is within this distance of the hinted bound: the weight is located there to
-#: ~1e-14.
+#: least-squares weight (2) is within this distance of the hinted bound (the weight is located there to
+#: ~1e-14), or within the weight's resolution, whichever is larger (:func:`weight_resolution`).
 HINT_TOL = 1e-9
 #: Weights (2) within this distance of 0 or 1 count as on the bound (bvls solves (2) to a few roundoffs).
 BOUND_TOL = 1e-13
@@ -258,9 +258,11 @@ def select_neuron_mode(
             new[i] = choice
         if not changed:
             break
-    for i, weight in zip(attracting, mu, strict=True):
+    scale = np.abs(s) @ norms if offset is None else (np.abs(s) + np.abs(offset)) @ norms
+    resolution = weight_resolution(jumps[pull], norms[attracting], scale)
+    for i, weight, near in zip(attracting, mu, np.maximum(HINT_TOL, resolution), strict=True):
         hint = hints.get(int(i))
-        if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= HINT_TOL:
+        if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= near:
             new[i] = hint
         elif weight >= 1.0 - BOUND_TOL:
             new[i] = ACTIVE
@@ -272,6 +274,20 @@ def select_neuron_mode(
         if new[i] == left != SLIDING:
             new[i] = SLIDING if i in attracting else -left
     return new
+
+
+def weight_resolution(jumps: np.ndarray, norms: np.ndarray, scale: float) -> np.ndarray:
+    """How precisely the data fix the Filippov weights of pairs with jumps |s_i| ||x_i||^2 and norms ||x_i||.
+
+    A weight is a tangent rate divided by its jump, mu_i = -r_i / (s_i ||x_i||^2), and the rate is a sum of
+    terms up to ||x_i|| ``scale`` (scale = sum_k (|s_k| + |N_k|) ||x_k||), computed to about eps of that: the
+    weight is known to eps ||x_i|| scale / jump_i, which for a small jump (a sample nearly fitted, s_i ~ 1e-10)
+    exceeds any fixed tolerance. The piece's weights (1) and the selection's (2) then agree only to this: a
+    weight that the piece saw leave through a bound can be (2)'s interior solution by this much, and without
+    the hinted side the pair would slide on and leave through the same bound at once, event after event
+    (docs/flow.md, "Robustness").
+    """
+    return np.finfo(np.float64).eps * norms * scale / jumps
 
 
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:

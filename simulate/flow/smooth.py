@@ -78,6 +78,26 @@ def initial_step(
     return min(100 * h0, h1, t_bound - t0)
 
 
+def finite_difference_jacobian(fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray) -> np.ndarray:
+    """The Jacobian of fun at y by forward differences, column k from the increment sqrt(eps) max(|y_k|, 1)
+    (precision about sqrt(eps) relative, all Newton's iteration of an implicit method needs).
+
+    For the implicit methods in coordinates without an analytic Jacobian (log and span coordinates, merged
+    opposite samples). scipy's own estimate widens the increment tenfold at each Jacobian for a column the
+    field does not depend on (a neuron with no active sample: its log-amplitude rho_j has no effect), without
+    bound: at 1.5e4 times |y_k| the increment of rho_j overflows exp(rho_j), the Jacobian gets NaN entries and
+    the factorization fails (docs/flow.md, "Robustness"). A fixed relative increment stays where the field is.
+    """
+    f0 = fun(y)
+    steps = np.sqrt(np.finfo(np.float64).eps) * np.maximum(np.abs(y), 1.0)
+    J = np.empty((f0.size, y.size))
+    for k, step in enumerate(steps):
+        shifted = y.copy()
+        shifted[k] += step
+        J[:, k] = (fun(shifted) - f0) / (shifted[k] - y[k])
+    return J
+
+
 def _rms(values: np.ndarray) -> float:
     """The RMS norm of ``values`` (scipy's ``norm`` for solver steps)."""
     return float(np.linalg.norm(values) / values.size**0.5)
@@ -122,9 +142,22 @@ def accepted_step(
     of theta = (t - t_a) / step_size, when it is one; in coordinates that allow it the guards then come from
     the coefficients (:class:`~simulate.flow.polynomial_guards.PolynomialStepGuards`), not from sampled states.
     ``finite_at(y)`` says whether the field is finite at y: an event at a state where it is not raises
-    :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow).
+    :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow). So
+    does a step whose dense output leaves the field's finite range at any of its guard sample times (all of
+    them at once, ``finite_at(Ys)``; with guards only, where the dense output decides), though its end points
+    agree: DOP853's error estimate leaves out its last stage
+    and the three extra stages of its interpolant, which can meet a field of 7e6 next to stages of 3 (an
+    exponential loss of outputs that are sums of large cancelling terms, atol 1e-4). Its interpolant is then
+    garbage (states of 1e143 between end points of 70) and its end state can be one where the field is 1e21
+    and any further step overflows: an event located in it used to carry that into the projection, a step
+    ending there shrank to nothing, and either ended the run ``diverged``.
     """
     if guards is not None:
+        ts = t_a + (t_b - t_a) * fractions
+        ts[-1] = t_b
+        Ys = states(ts)
+        if not finite_at(Ys):
+            raise StepRejected(f"the dense output leaves the field's finite range in [{t_a:.6g}, {t_b:.6g}]")
 
         def state_at(t: Any) -> np.ndarray:
             return states(t)[0]
@@ -132,9 +165,6 @@ def accepted_step(
         if coefficients is not None and guards.coords.polynomial_guards:
             step = PolynomialStepGuards(guards, t_a, step_size, fractions, coefficients, state_at)
         else:
-            ts = t_a + (t_b - t_a) * fractions
-            ts[-1] = t_b
-            Ys = states(ts)
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
         xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
@@ -178,14 +208,13 @@ class FiniteField:
         return dy
 
     def finite_at(self, y: np.ndarray) -> bool:
-        """Whether the field is finite at y (not counted as a value of the step: ``overflowed`` is kept): the
-        field's own cheaper test when it has one (``hybrid.PieceField.finite_at``, a third of an evaluation),
-        else one evaluation."""
+        """Whether the field is finite at y (size,), or at every one of states y (K, size) (not counted as a
+        value of the step: ``overflowed`` is kept): the field's own cheaper test when it has one
+        (``hybrid.PieceField.finite_at``, a third of an evaluation per state), else one evaluation each."""
         own_test = getattr(self.fun, "finite_at", None)
         if own_test is not None:
             return own_test(y)
-        dy = self.fun(y)
-        return bool(np.isfinite(dy @ dy))
+        return all(np.isfinite(np.vdot(dy, dy)) for dy in map(self.fun, np.atleast_2d(y)))
 
     def end(self, t: float, y: np.ndarray, step: float | None, message: str) -> PieceEnd:
         """The piece's end when the step size has shrunk to nothing at (t, y): diverged or failed."""

@@ -1,0 +1,72 @@
+"""Runs that ended ``failed`` or ``diverged`` on flows that are unique and finite (docs/flow.md, "Robustness").
+
+The problems were found by the slow tier of the stress suite (tests/simulate/test_flow_stress.py) and are stored
+as they were drawn (tests/simulate/data/):
+
+- ``weight_exit_below_resolution``: RK45 at rtol 4.5e-11, span coordinates, squared loss, merged opposite
+  samples. A sliding pair of a nearly fitted sample (s_i ~ 9e-11, a jump of 2.7e-9) leaves through mu = 0;
+  the least-squares selection (2) puts its weight at 1.1e-8, inside [0, 1] by less than the weight's
+  resolution, so the pair slid on and left through mu = 0 at once: 201 events in a row, ``failed``.
+- ``garbage_dense_output``: DOP853 at atol 1e-4, span coordinates, exponential loss (n = d = 28, m = 40). The
+  interpolant's extra stages met a field of 7e6 next to stages of 3 and the dense output was garbage (states
+  of 1e143 between end points of 70); an event was located in it and its projection landed where the field
+  overflows: ``diverged`` at t = 3.7e-5. Such a step is now rejected and retried smaller.
+- ``jacobian_increment_overflow``: Radau, log coordinates, exponential loss. scipy's finite-difference Jacobian
+  widened its increment tenfold per Jacobian on the log-amplitude of a neuron with no active sample (the field
+  does not depend on it) to 1.5e4 times the component, exp overflowed there, the Jacobian had NaN entries and
+  the factorization ended the run ``failed``.
+- ``merged_field_jacobian``: BDF, d = 1, merged opposite samples, exponential loss at a field of 1e87 (no
+  analytic Jacobian): scipy's finite-difference Jacobian had non-finite entries, every failed factorization
+  restarted the piece at order 1 from a 10x smaller step, and the run ended 2.4e3 times the suite's bound from
+  the tight one.
+"""
+
+import numpy as np
+import pytest
+
+from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
+from fls.simulate.flow.smooth import finite_difference_jacobian
+from tests.simulate.test_flow_grazing import stored_problem
+from tests.simulate.test_flow_stress import check
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "weight_exit_below_resolution",
+        "garbage_dense_output",
+        "jacobian_increment_overflow",
+        "merged_field_jacobian",
+    ],
+)
+def test_stored_stress_problem_ends_usably_and_agrees_with_the_tight_run(name):
+    check(stored_problem(name))
+
+
+def test_a_hinted_weight_within_its_resolution_of_the_bound_takes_the_hinted_side():
+    """A sliding pair with a small jump (s_0 = -1e-9 against s_1 = 1) whose least-squares weight (2) is 1e-8:
+    more than the fixed tolerance HINT_TOL from 0, less than the weight's resolution eps ||x_0|| scale / jump
+    (~2e-7). With the hint of an exit through mu = 0 it becomes inactive; without a hint it slides on."""
+    s = np.array([-1e-9, 1.0])
+    weight = 1e-8
+    # the rate along x_0 vanishes at mu = -s_1 <x_1, x_0> / (s_0 ||x_0||^2) = weight
+    X = np.array([[1.0, 0.0], [-weight * s[0] / s[1], 0.8]])
+    norms = np.linalg.norm(X, axis=1)
+    resolution = weight_resolution(np.abs(s[:1]) * norms[:1] ** 2, norms[:1], float(np.abs(s) @ norms))[0]
+    assert HINT_TOL < weight < resolution / 10
+    side = np.array([SLIDING, ACTIVE], dtype=np.int8)
+    touching = np.array([0])
+    assert select_neuron_mode(X, s, 1.0, side, touching, side.copy())[0] == SLIDING
+    assert select_neuron_mode(X, s, 1.0, side, touching, side.copy(), {0: INACTIVE})[0] == INACTIVE
+
+
+def test_the_finite_difference_jacobian_matches_a_linear_field_and_ignores_idle_columns():
+    """On y' = A y the forward differences give A to sqrt(eps) relative; a column the field does not depend
+    on is 0 (its increment stays sqrt(eps) max(|y_k|, 1), never widened)."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((5, 5))
+    A[:, 2] = 0.0
+    y = rng.standard_normal(5) * np.array([1e-6, 1.0, 1e3, 10.0, 1e-2])
+    J = finite_difference_jacobian(lambda x: A @ x, y)
+    np.testing.assert_allclose(J, A, rtol=0, atol=1e-6 * np.abs(A).max())
+    assert np.all(J[:, 2] == 0.0)
