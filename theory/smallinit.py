@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from fls.theory.augment import augment_inputs
-from fls.theory.directionflow import DirectionFlow, Rest
 from fls.theory.compiled import compile_field
+from fls.theory.directionflow import DirectionFlow, Rest
 from fls.theory.losses import as_sample_weight, as_targets
 from fls.theory.validation import (
     ParameterError,

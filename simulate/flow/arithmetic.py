@@ -19,7 +19,6 @@ import numpy as np
 
 from fls.theory.compiled import compile_field
 
-
 #: Relative singular-value cut of :attr:`Arithmetic.lstsq` in float64: surfaces at an angle below ~1e-7 (a Gram
 #: eigenvalue below ~1e-14 of the largest) are one surface to float64 (their normals agree to 1e-7, beyond
 #: what the event tolerance eps^(3/4) resolves), so they are projected onto and slid along as one.

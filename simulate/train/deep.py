@@ -63,6 +63,8 @@ __all__ = ["MLP", "Architecture", "DeepEnsemble", "SmallCNN", "train_deep"]
 
 LOSSES = ("auto", "logistic", "cross_entropy")
 AUTOCAST = ("none", "bfloat16")
+#: The architecture of a run that names none (the MLP of :class:`Architecture`'s defaults).
+DEFAULT_ARCHITECTURE = Architecture()
 
 
 class DeepEnsemble:
@@ -242,7 +244,7 @@ def _check_autocast(autocast: str, dtype: torch.dtype) -> bool:
 def train_deep(
     data: Any,
     *,
-    architecture: Architecture = Architecture(),
+    architecture: Architecture = DEFAULT_ARCHITECTURE,
     c: float | Sequence[float] = 1.0,
     eta: float | Sequence[float] = 0.1,
     alpha: float | Sequence[float] = 1.0,

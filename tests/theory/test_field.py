@@ -17,6 +17,7 @@ from fls.theory.compiled import compile_field, vector_field
 from fls.theory.losses import as_sample_weight
 from fls.theory.symbolic import LOSSES, derive
 
+
 def field_of(problem):
     return vector_field(problem.W, problem.v, problem.X, problem.y, **problem.options())
 

@@ -5,6 +5,7 @@ are in test_field.py)."""
 import numpy as np
 import pytest
 import sympy as sp
+
 from fls.theory import fieldcache, vector_field
 from fls.theory.losses import LOSSES
 from fls.theory.symbolic import derive

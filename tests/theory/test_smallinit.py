@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from fls.theory.compiled import vector_field
+from fls.theory.losses import LOSSES
 from fls.theory.smallinit import (
     aligned_norm,
     alignment_potential,
@@ -25,7 +26,6 @@ from fls.theory.smallinit import (
     orthogonal_separability,
     tanh_alignment,
 )
-from fls.theory.losses import LOSSES
 from fls.theory.validation import ParameterError
 
 
