@@ -143,9 +143,11 @@ def accepted_step(
     the coefficients (:class:`~simulate.flow.polynomial_guards.PolynomialStepGuards`), not from sampled states.
     ``finite_at(y)`` says whether the field is finite at y: an event at a state where it is not raises
     :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow). So
-    does a step whose dense output leaves the field's finite range at any of its guard sample times (all of
-    them at once, ``finite_at(Ys)``; with guards only, where the dense output decides), though its end points
-    agree: DOP853's error estimate leaves out its last stage
+    does a step sampled on its states (scipy's solver objects) whose dense output leaves the field's finite
+    range at any of its guard sample times (all of them at once, ``finite_at(Ys)``; with guards only, where
+    the dense output decides), though its end points agree. The engine's own RK23 / RK45 steps (the
+    ``coefficients`` path) need no such test: their interpolants are built from the stages their error
+    estimates check. DOP853's error estimate leaves out its last stage
     and the three extra stages of its interpolant, which can meet a field of 7e6 next to stages of 3 (an
     exponential loss of outputs that are sums of large cancelling terms, atol 1e-4). Its interpolant is then
     garbage (states of 1e143 between end points of 70) and its end state can be one where the field is 1e21
@@ -153,11 +155,6 @@ def accepted_step(
     ending there shrank to nothing, and either ended the run ``diverged``.
     """
     if guards is not None:
-        ts = t_a + (t_b - t_a) * fractions
-        ts[-1] = t_b
-        Ys = states(ts)
-        if not finite_at(Ys):
-            raise StepRejected(f"the dense output leaves the field's finite range in [{t_a:.6g}, {t_b:.6g}]")
 
         def state_at(t: Any) -> np.ndarray:
             return states(t)[0]
@@ -165,6 +162,11 @@ def accepted_step(
         if coefficients is not None and guards.coords.polynomial_guards:
             step = PolynomialStepGuards(guards, t_a, step_size, fractions, coefficients, state_at)
         else:
+            ts = t_a + (t_b - t_a) * fractions
+            ts[-1] = t_b
+            Ys = states(ts)
+            if not finite_at(Ys):
+                raise StepRejected(f"the dense output leaves the field's finite range in [{t_a:.6g}, {t_b:.6g}]")
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
         xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
