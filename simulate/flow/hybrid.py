@@ -17,12 +17,12 @@ at the same instant, the contact is below the integration's resolution and the p
 dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a pair
 that the event before left on its side and that crosses again within the next piece's first step (a dip of
 the dense output's error, :func:`_below_resolution`); a grazing guard counts as crossed only below its change
-under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the
-events of one instant decided (those sides, the tolerated dips, the sides of sliding weights that left
-through a bound) holds for every later event of that instant (:class:`InstantMemory`): the events of one
-instant are resolved together, so a pair's exit and another neuron's weight exit at the same instant do not
-undo each other's selection in turn. Only events
-that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron and sample.
+under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant decided
+(those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
+later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
+pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
+Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
+and sample.
 
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
