@@ -89,6 +89,14 @@ class Coordinates:
         F = self.c * (amp[..., None, :] @ AD)[..., 0, :]
         return self.samples.outputs(F, L)
 
+    def neuron_outputs(self, Y: Any, weights: SlidingWeights, neurons: list[int]) -> Any:
+        """The part of :meth:`output` (every sample's, (n_samples,)) that the neurons ``neurons`` contribute at
+        one state Y (size,), in O(len(neurons) n row): the change of the output when an event moves only
+        those neurons is the change of this part (docs/flow.md, "Cost")."""
+        D, amp = self.neuron_parts(Y, neurons)
+        L = self.c * (amp @ D) if self.samples.opposite else None
+        return self.samples.outputs(self.c * (amp @ (weights.active[neurons] * D)), L)
+
     def sample_factors(self, f: Any) -> tuple[Any, Any]:
         """(S, N) of the representatives from every sample's output f (:mod:`~simulate.flow.samples`): the
         jump factor (the sample factor s when no samples were merged) and the offset (None without opposite
@@ -211,6 +219,11 @@ class PlainCoordinates(Coordinates):
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
         return W @ self.XT, v, v
+
+    def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
+        """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
+        W, v = self._split(Y)
+        return W[neurons] @ self.XT, v[neurons]
 
     def _row_scale(self, Y: Any) -> Any:
         W, v = self._split(Y)

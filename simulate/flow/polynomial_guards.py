@@ -160,16 +160,20 @@ class PolynomialStepGuards(StepGuards):
         # the piece's guard index of each column of G
         self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
         self.thresholds = guards.thresholds[self.columns]
+        # an event reports G's columns only: a pair that cannot change sign in the step is on no surface (no
+        # array of all m n pairs per event, docs/flow.md "Cost")
+        self.value_columns = self.columns
+        self._known_outputs: tuple[float, np.ndarray] | None = None  # (theta, every sample's output there)
 
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
-        """(t, the piece's guard index, all the piece's guards at t): a pair that cannot change sign in the step
-        is on no surface and reported as 1, like a sliding pair's column."""
-        guards = self.guards
-        every = np.ones(len(guards.thresholds))
-        every[self.candidates] = values[: self.n_candidates]
-        every[guards.n_pairs :] = values[self.n_candidates :]
-        every[guards.sliding_columns] = 1.0
-        return t, int(self.columns[col]), every
+        """(t, the piece's guard index, G's columns at t)."""
+        return t, int(self.columns[col]), values
+
+    def outputs_at(self, t: Any) -> np.ndarray | None:
+        """Every sample's network output at time t when the output guards were last evaluated there (the event's
+        time, by :meth:`values`), else None."""
+        known = self._known_outputs
+        return known[1] if known is not None and known[0] == self._theta(t) else None
 
     def piece_column(self, col: int) -> int:
         return int(self.columns[col])
@@ -252,6 +256,7 @@ class PolynomialStepGuards(StepGuards):
             f = self._outputs_along(np.array([theta]))[0]
         else:
             return np.empty(0)
+        self._known_outputs = (theta, f)
         return self.guards.output_guards(f[None])[0]
 
     def column(self, t: Any, col: int) -> float:

@@ -70,6 +70,11 @@ class SpanCoordinates(Coordinates):
         Lambda, v = self._split(Y)
         return self.P0 + Lambda @ self.gram, v, v
 
+    def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
+        """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
+        Lambda, v = self._split(Y)
+        return self.P0[neurons] + Lambda[neurons] @ self.gram, v[neurons]
+
     def _row_scale(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)
         return self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda, Lambda @ self.gram))), v)

@@ -113,6 +113,43 @@ def test_in_place_event_updates_equal_fresh_weights_and_guards():
     assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
 
 
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+@pytest.mark.parametrize("merged", [False, True])
+def test_event_outputs_updated_by_the_touched_neurons_equal_the_outputs_recomputed(kind, merged):
+    """An event's outputs after the projection are the piece end's outputs plus the touched neurons' change
+    (``Coordinates.neuron_outputs``): equal to the outputs of the projected state, with merged repeated and
+    opposite samples too, and the event selects the same modes either way."""
+    rng = np.random.default_rng(11)
+    m, n, d = 12, 7, 4
+    coords, W = coordinates(kind, rng, m, n, d)
+    if merged:  # a repeated sample, a scaled copy and an opposite one: merged into one surface
+        X = np.concatenate([coords.X, coords.X[:1], 2 * coords.X[1:2], -coords.X[2:3]])
+        y = np.concatenate([coords.y, coords.y[:1], coords.y[1:2], -coords.y[2:3]])
+        coords = {
+            "plain": lambda: PlainCoordinates(X, y, 1.0, m, ARITH),
+            "span": lambda: SpanCoordinates(X, y, 1.0, W, ARITH),
+            "log": lambda: LogCoordinates(X, y, 1.0, coords.sign, ARITH),
+        }[kind]()
+        assert coords.samples.merged and coords.samples.opposite
+    sides = random_sides(rng, m, coords.n, d)
+    weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
+    Y = rng.standard_normal(coords.size)
+    everyone = list(range(m))
+    np.testing.assert_allclose(
+        coords.neuron_outputs(Y, weights, everyone), coords.output(Y, weights), rtol=1e-12, atol=1e-12
+    )
+    touching = np.zeros((m, coords.n), dtype=bool)
+    touching[[1, 4, 4, 9], [0, 2, 3, 1]] = True
+    flow = HybridFlow(coords, piece_integrator("RK23", 1e-8, 1e-10), None, "logistic")
+    known = coords.output(Y, weights)
+    mode_known, mode_fresh = Mode.of_sides(sides.copy()), Mode.of_sides(sides.copy())
+    Y_known, _, changed = flow.apply_event(Y, mode_known, weights, touching, {}, 0.0, outputs=known)
+    Y_fresh, _, _ = flow.apply_event(Y, mode_fresh, weights, touching, {}, 0.0)
+    assert np.array_equal(Y_known, Y_fresh) and np.array_equal(mode_known.side, mode_fresh.side)
+    moved = known + coords.neuron_outputs(Y_known, weights, changed) - coords.neuron_outputs(Y, weights, changed)
+    np.testing.assert_allclose(moved, coords.output(Y_known, weights), rtol=1e-12, atol=1e-12)
+
+
 class ModeKeepingRecorder(Recorder):
     """A recorder that also keeps a full copy of every piece's mode at its start (the bookkeeping the engine
     no longer does), to check the row diffs against."""
