@@ -76,6 +76,11 @@ class PieceGuards:
         # pair columns that start on their surface after a grazing contact: a dip below it at the start of
         # the piece that comes back within the step is the integration's noise, not an exit
         self.grazing: set[int] = set()
+        # per neuron, the distance to its nearest surface, kept from step to step and from piece to piece
+        # (``polynomial_guards.NeuronMargins``): the changed neurons' are forgotten
+        self.margins = None if previous is None else previous.margins
+        if self.margins is not None:
+            self.margins.forget(list(changed))
 
     def graze(self, depths: dict[int, float]) -> None:
         """Columns whose contact with their surface is below the integration's resolution: each counts as

@@ -41,6 +41,18 @@ def coordinates(kind: str, rng: np.random.Generator, m: int, n: int, d: int):
     return LogCoordinates(X, y, 1.0, rng.choice([-1.0, 1.0], m), ARITH), W
 
 
+def assert_full_reach_test(coords, guards, step: PolynomialStepGuards, C: np.ndarray) -> None:
+    """The step's candidates are the pairs of the full test |D(0)| <= sum_k |D_k| (sliding pairs left out), and
+    their polynomials the full coefficients, scaled."""
+    pre, _, norms = coords.polynomial_parts(C)
+    full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
+    full[guards.sliding_columns] = False
+    assert np.array_equal(step.candidates, np.flatnonzero(full))
+    j = step.candidates // coords.n
+    expected = pre.reshape(len(C), -1)[:, step.candidates] * guards.side_over_x.reshape(-1)[step.candidates]
+    np.testing.assert_allclose(step.pair_coefficients, expected / norms[j], rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("kind", ["plain", "span", "log"])
 @pytest.mark.parametrize("seed", range(3))
 def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
@@ -51,17 +63,48 @@ def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind
     coords, _ = coordinates(kind, rng, m, n, d)
     sides = random_sides(rng, m, n, d)
     weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
-    guards = PieceGuards(coords, weights, None)
     for size in (1e-4, 1e-2, 0.3):
+        guards = PieceGuards(coords, weights, None)  # a first step: no margins yet
         C = rng.standard_normal((4, coords.size)) * np.array([1.0, size, size / 3, size / 9])[:, None]
-        pre, _, norms = coords.polynomial_parts(C)
-        full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
-        full[guards.sliding_columns] = False
         step = PolynomialStepGuards(guards, 0.0, 1.0, np.linspace(0, 1, 7), C, lambda t: None)
-        assert np.array_equal(step.candidates, np.flatnonzero(full))
-        j = step.candidates // n
-        expected = pre.reshape(4, -1)[:, step.candidates] * guards.side_over_x.reshape(-1)[step.candidates]
-        np.testing.assert_allclose(step.pair_coefficients, expected / norms[j], rtol=1e-12, atol=1e-14)
+        assert_full_reach_test(coords, guards, step, C)
+
+
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+@pytest.mark.parametrize("seed", range(3))
+def test_margins_kept_across_steps_and_events_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
+    """Steps that continue each other (from the last one's end or from inside it, as after an event) skip the
+    neurons whose kept margins exceed their excursion: the candidates stay those of the full test, also after
+    an event that moves one neuron's row next to a surface (its margin forgotten) and after a step that does
+    not start inside the last one (every margin forgotten)."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 40, 6, 4
+    coords, _ = coordinates(kind, rng, m, n, d)
+    weights = SlidingWeights(Mode.of_sides(random_sides(rng, m, n, d)), coords.X @ coords.X.T, ARITH)
+    guards = PieceGuards(coords, weights, None)
+    Y, t = rng.standard_normal(coords.size), 0.0
+    skipped = 0
+    for k in range(24):
+        size = 10.0 ** rng.uniform(-4, -1.5)
+        higher = rng.standard_normal((3, coords.size)) * size * np.array([1, 0.3, 0.1])[:, None]
+        C = np.concatenate([Y[None], higher])
+        h = rng.uniform(0.1, 1.0)
+        step = PolynomialStepGuards(guards, t, h, np.linspace(0, 1, 7), C, lambda t: None)
+        assert_full_reach_test(coords, guards, step, C)
+        skipped += int(np.sum(guards.margins.margin > guards.margins.moved))
+        theta = 1.0 if k % 3 else rng.uniform(0.2, 0.9)  # cut short at an event: the next step from there
+        Y, t = (theta ** np.arange(4)) @ C, t + theta * h
+        if k == 11:  # an event projects neuron 5 onto the surface of sample 2
+            rows = coords.row_block(Y)
+            target = coords.X[2] if kind != "span" else coords.gram[2]
+            rows[5] -= target * ((rows[5] @ target) / (target @ target)) * (1 - 1e-9)
+            guards = PieceGuards(coords, weights, None, guards, [5])
+        if k == 17:  # steps the margins did not see (another integrator): a start outside the last step
+            coords.row_block(Y)[:] += rng.standard_normal((m, coords.row))
+            t += 2.0
+    assert skipped > 0  # the margins did skip neurons
+
+
 
 
 @pytest.mark.parametrize("d", [3, 40])
