@@ -127,22 +127,19 @@ def _movable_pairs(
     if guards.margins is None:
         guards.margins = NeuronMargins(len(movement))
     neurons = guards.margins.stale(movement, t_a)
+    select = slice(None) if len(neurons) == len(movement) else neurons  # all of them: views, not copies
     Z = coords.row_map
-    if every_start is None:
-        pre0 = coords.start_preactivations(rows[0], neurons)  # (k, n)
-    else:
-        pre0 = every_start[neurons]
+    pre0 = coords.start_preactivations(rows[0], select) if every_start is None else every_start[select]  # (k, n)
     reach = np.abs(pre0) / coords.arith.row_norms(Z.T)
-    sliding = guards.weights.mode.sliding[neurons]
-    reach[sliding] = np.inf
+    reach[guards.weights.mode.sliding[select]] = np.inf
     guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    r, i = np.nonzero(reach <= movement[neurons][:, None])
+    r, i = np.nonzero(reach <= movement[select][:, None])
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
     keep = np.abs(start) <= np.abs(higher).sum(axis=0)
     r, i, j = r[keep], i[keep], j[keep]
-    norms = coords.start_scale(rows[0], amp0, pre0, neurons)  # (k,)
+    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     columns = j * n + i
     factor = guards.side_over_x.reshape(-1)[columns] / norms[r]
     return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor
