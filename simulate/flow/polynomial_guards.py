@@ -18,9 +18,11 @@ forming a single intermediate state:
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
 largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
-sampled at all (an event reports them as 1, like a sliding pair's column). Only g(0) is formed for every pair;
-the higher coefficients only for the pairs that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so a
-step's guards cost about one product of the field instead of p + 1. The remaining candidates are
+sampled at all (an event does not report them). g(0) is formed only for the neurons whose distance to their
+nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
+higher coefficients only for the pairs of those that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so
+a step's pair guards cost O(p m row) plus the neurons near a surface instead of p + 1 products of the field.
+The remaining candidates are
 scaled and evaluated at the sample times, and a crossing is located by safeguarded Newton on p + 1 numbers.
 Exactness: the coefficients are exact products of the dense output's, so the guards agree with the
 sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
