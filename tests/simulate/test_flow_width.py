@@ -5,6 +5,7 @@ replayed through many pieces, and the event-state finiteness check."""
 import numpy as np
 import pytest
 
+from fls.simulate.flow import polynomial_guards
 from fls.simulate.flow.api import dense_evaluator, make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
@@ -72,11 +73,12 @@ def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind
 
 @pytest.mark.parametrize("kind", ["plain", "span", "log"])
 @pytest.mark.parametrize("seed", range(3))
-def test_margins_kept_across_steps_and_events_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
+def test_margins_across_steps_and_events_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed, monkeypatch):
     """Steps that continue each other (from the last one's end or from inside it, as after an event) skip the
     neurons whose kept margins exceed their excursion: the candidates stay those of the full test, also after
     an event that moves one neuron's row next to a surface (its margin forgotten) and after a step that does
     not start inside the last one (every margin forgotten)."""
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 0)  # margins at any size
     rng = np.random.default_rng(seed)
     m, n, d = 40, 6, 4
     coords, _ = coordinates(kind, rng, m, n, d)
@@ -277,3 +279,20 @@ def test_event_state_finiteness_check_is_not_an_evaluation_and_matches_the_field
             before = flow.counts.rhs_evals
             assert field.finite_at(Y) == finite
             assert flow.counts.rhs_evals == before
+
+
+@pytest.mark.parametrize("coords", ["plain", "span", "log"])
+def test_a_run_with_margins_takes_the_same_events_and_states_as_one_without(coords, monkeypatch):
+    """The margins only skip neurons that cannot reach a surface: the same run (about 700 events, sliding
+    entries and exits) with them at any size and without them takes the same events, and ends in the same
+    state to roundoff."""
+    times = np.array([10.0, 30.0])
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 0)
+    _, with_margins, kept, _ = wide_run(2**30, times, coords)
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 10**12)
+    _, without, plain, _ = wide_run(2**30, times, coords)
+    assert with_margins.counts.events == without.counts.events > 500
+    assert with_margins.counts.switches == without.counts.switches
+    assert with_margins.counts.sliding_entries == without.counts.sliding_entries > 0
+    np.testing.assert_allclose(kept.W[-1], plain.W[-1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(kept.v[-1], plain.v[-1], rtol=1e-12, atol=1e-14)
