@@ -10,14 +10,15 @@ alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target 
 For each: a tight engine run (DOP853, rtol 1e-11, or ``--reference METHOD RTOL``) gives the time T (the stop
 time by default; ``--t-max`` ends it earlier: a window of the run, for the widest networks) and the state
 theta*(T); the engine runs to T at
-ENGINE_METHOD / ENGINE_RTOL (log coordinates); GD (fixed-step Euler) reaches the same accuracy, 1e-6 relative in
-the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its measured cost per step beyond
-EULER_MAX_STEPS steps). Printed per m: events, field evaluations per event, ms per event, ms per field evaluation
-(the engine's own field of the run's first mode, timed alone), the per-event target 5 x eval + 1 ms, the engine's
-error, GD's steps, ms per step and wall time, and GD's wall time over the engine's.
+ENGINE_METHOD / ENGINE_RTOL (log coordinates, or those of ``--coords``); GD (fixed-step Euler) reaches the same
+accuracy, 1e-6 relative in the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its
+measured cost per step beyond EULER_MAX_STEPS steps). Printed per m: events, field evaluations per event, ms per
+event, ms per field evaluation (the engine's own field in the run's coordinates and first mode, timed alone), the
+per-event target 5 x eval + 1 ms, the engine's error, GD's steps, ms per step and wall time, and GD's wall time
+over the engine's.
 
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
-        [--reference METHOD RTOL]
+        [--reference METHOD RTOL] [--coords auto|log|span|plain]
 """
 
 import argparse
@@ -56,9 +57,9 @@ def problem_data(name: str) -> tuple[np.ndarray, np.ndarray]:
     return data.X, data.y
 
 
-def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, coords: str) -> float:
     """Seconds per evaluation of the engine's field (the coordinates the run uses, its first mode)."""
-    coords = make_coordinates("auto", W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
+    coords = make_coordinates(coords, W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
     Y = coords.pack(W, v)
     cos = coords.cosines(Y)
     mode = Mode(cos > 0, np.zeros_like(cos, dtype=bool))
@@ -73,7 +74,7 @@ def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray) -> fl
     return best
 
 
-def measure(name: str, m: int, t_max: float, reference: tuple[str, float]) -> dict:
+def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coords: str) -> dict:
     X, y = problem_data(name)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
     gc.collect()
@@ -85,11 +86,12 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float]) -> di
     del tight
     run = fastest(
         lambda: integrate_flow(
-            W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3, save_at=[T]
+            W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3, save_at=[T],
+            coords=coords,
         )
     )
     events = run.info["events"]
-    per_eval = field_cost(W, v, X, y)
+    per_eval = field_cost(W, v, X, y, coords)
     gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
     return {
         "problem": name,
@@ -124,6 +126,12 @@ def main() -> None:
         metavar=("METHOD", "RTOL"),
         help="the tight run's method and rtol (default DOP853 1e-11; RK45 1e-10 is faster on long event-dense runs)",
     )
+    parser.add_argument(
+        "--coords",
+        default="auto",
+        choices=["auto", "log", "span", "plain"],
+        help="the engine run's coordinates (default auto: log coordinates at these small inits)",
+    )
     args = parser.parse_args()
     reference = (args.reference[0], float(args.reference[1]))
     windows = args.t_max * len(args.widths) if len(args.t_max) == 1 else args.t_max
@@ -133,7 +141,7 @@ def main() -> None:
         *init_params(10, 3, alpha=1.0, scheme="random_sign", seed=0), *problem_data("stall"), t_max=0.01
     )
     print(
-        f"engine {ENGINE_METHOD} rtol {ENGINE_RTOL:g} (log coordinates); accuracy = max |theta - theta*| / "
+        f"engine {ENGINE_METHOD} rtol {ENGINE_RTOL:g} ({args.coords} coordinates); accuracy = max |theta - theta*| / "
         f"max |theta*| at T against {reference[0]} rtol {reference[1]:g}; GD at {ACCURACY:g}\n"
     )
     header = (
@@ -143,7 +151,7 @@ def main() -> None:
     print(header, flush=True)
     for name in args.problems:
         for m, window in zip(args.widths, windows, strict=True):
-            r = measure(name, m, window, reference)
+            r = measure(name, m, window, reference, args.coords)
             gd = r["gd"]
             print(
                 f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "

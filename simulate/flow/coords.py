@@ -89,6 +89,14 @@ class Coordinates:
         F = self.c * (amp[..., None, :] @ AD)[..., 0, :]
         return self.samples.outputs(F, L)
 
+    def neuron_outputs(self, Y: Any, weights: SlidingWeights, neurons: list[int]) -> Any:
+        """The part of :meth:`output` (every sample's, (n_samples,)) that the neurons ``neurons`` contribute at
+        one state Y (size,), in O(len(neurons) n row): the change of the output when an event moves only
+        those neurons is the change of this part (docs/flow.md, "Cost")."""
+        D, amp = self.neuron_parts(Y, neurons)
+        L = self.c * (amp @ D) if self.samples.opposite else None
+        return self.samples.outputs(self.c * (amp @ (weights.active[neurons] * D)), L)
+
     def sample_factors(self, f: Any) -> tuple[Any, Any]:
         """(S, N) of the representatives from every sample's output f (:mod:`~simulate.flow.samples`): the
         jump factor (the sample factor s when no samples were merged) and the offset (None without opposite
@@ -170,9 +178,26 @@ class Coordinates:
         polynomial), D at theta = 0 (m, n) and the row scale there (m,). D's coefficient k >= 1 is R_k @
         :attr:`row_map`, so a caller that needs only a few pairs' polynomials computes only those (O(p row)
         each) and screens the others with ||R_k,j|| ||Z_i|| (docs/flow.md, "Cost")."""
+        rows, amp, amp0 = self.row_blocks(C)
+        everyone = slice(None)
+        D0 = self.start_preactivations(rows[0], everyone)
+        return rows, amp, D0, self.start_scale(rows[0], amp0, D0, everyone)
+
+    def row_blocks(self, C: np.ndarray) -> tuple[Any, Any, Any]:
+        """(R (p + 1, m, row), amp's coefficients (p + 1, m) or None, the per-neuron numbers at theta = 0 (m,))
+        of :meth:`row_polynomials`, without forming D."""
         rows, amp = self._split(C)
-        scale = self._guard_scale(self.arith.row_norms(rows[0]), amp[0])
-        return rows, amp if self.amplitude_is_state else None, rows[0] @ self.XT, scale
+        return rows, amp if self.amplitude_is_state else None, amp[0]
+
+    def start_preactivations(self, rows0: Any, neurons: Any) -> Any:
+        """D at theta = 0 (k, n) of the neurons ``neurons`` (indices or a slice) from a step's row block there
+        (m, row): O(k n row), so a step screened neuron by neuron forms only the rows it needs."""
+        return rows0[neurons] @ self.XT
+
+    def start_scale(self, rows0: Any, amp0: Any, D0: Any, neurons: Any) -> Any:
+        """The row scale at theta = 0 (k,) of ``neurons``, from the row block rows0 (m, row), the per-neuron
+        numbers amp0 (m,) and the neurons' :meth:`start_preactivations` D0 (k, n)."""
+        return self._guard_scale(self.arith.row_norms(rows0[neurons]), amp0[neurons])
 
     def polynomial_parts(self, C: np.ndarray) -> tuple[Any, Any, Any]:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis): the coefficients of D (p + 1, m, n)
@@ -211,6 +236,11 @@ class PlainCoordinates(Coordinates):
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         W, v = self._split(Y)
         return W @ self.XT, v, v
+
+    def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
+        """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
+        W, v = self._split(Y)
+        return W[neurons] @ self.XT, v[neurons]
 
     def _row_scale(self, Y: Any) -> Any:
         W, v = self._split(Y)

@@ -76,6 +76,11 @@ class PieceGuards:
         # pair columns that start on their surface after a grazing contact: a dip below it at the start of
         # the piece that comes back within the step is the integration's noise, not an exit
         self.grazing: set[int] = set()
+        # per neuron, the distance to its nearest surface, kept from step to step and from piece to piece
+        # (``polynomial_guards.NeuronMargins``): the changed neurons' are forgotten
+        self.margins = None if previous is None else previous.margins
+        if self.margins is not None:
+            self.margins.forget(list(changed))
 
     def graze(self, depths: dict[int, float]) -> None:
         """Columns whose contact with their surface is below the integration's resolution: each counts as
@@ -279,9 +284,17 @@ class StepGuards:
             self.ts_list = [float(t) for t in ts]
             self.pair_samples: dict[int, list[float]] = {}
 
+    #: The piece's guard index of each of G's columns, or None when G holds every guard (in order).
+    value_columns: np.ndarray | None = None
+
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
-        """(t, the piece's guard index, all the piece's guards at t) from G's column and values there."""
+        """(t, the piece's guard index, the guards of :attr:`value_columns` at t) from G's column and values
+        there."""
         return t, col, values
+
+    def outputs_at(self, t: Any) -> Any:
+        """Every sample's network output at time t when the guards computed it there, else None."""
+        return None
 
     def piece_column(self, col: int) -> int:
         """The piece's guard index of G's column ``col``."""

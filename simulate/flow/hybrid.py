@@ -174,13 +174,21 @@ class PieceField:
         self.counts.rhs_evals += 1
         return self.coords.rhs(Y, self.weights)
 
+    def outputs(self, Y: Any) -> Any:
+        """Every sample's network output (..., n) at states Y (..., size) under the piece's mode."""
+        return self.coords.output(Y, self.weights)
+
     def finite_at(self, Y: Any) -> bool:
         """Whether the field is finite at a finite state Y (size,), or at each of states Y (K, size), from
-        the sample factors s = -l'(y_i f_i) y_i alone: the field is (c/n) times products of the state with s,
-        so it overflows where s does (an exponential loss far out; the same test of |.|^2 as the integrators'
-        on the field). The outputs without the velocities: about a third of an evaluation per state, not
-        counted as one."""
-        s, offset = self.coords.sample_factors(self.coords.output(Y, self.weights))
+        the outputs alone (:meth:`finite_outputs`): about a third of an evaluation per state, not counted as
+        one."""
+        return self.finite_outputs(self.outputs(Y))
+
+    def finite_outputs(self, f: Any) -> bool:
+        """Whether the field is finite where the network outputs are f (..., n), from the sample factors
+        s = -l'(y_i f_i) y_i: the field is (c/n) times products of the state with s, so it overflows where s
+        does (an exponential loss far out; the same test of |.|^2 as the integrators' on the field)."""
+        s, offset = self.coords.sample_factors(f)
         s = self.coords.arith.to_float(s)
         finite = np.isfinite(np.vdot(s, s))
         if offset is not None:
@@ -251,8 +259,11 @@ class HybridFlow:
         tol = self.arith.touch_tol
         values = np.asarray(end.values, dtype=np.float64)
         P, S = guards.n_pairs, guards.n_sliding
-        touching = (np.abs(values[:P]) <= tol).reshape(mode.sliding.shape)  # a sliding pair's column is 1
-        at_bound = (P + np.flatnonzero(values[P : P + 2 * S] <= tol)).tolist()
+        columns = np.arange(len(values)) if end.columns is None else end.columns  # the guards of ``values``
+        touching = np.zeros(P, dtype=bool)
+        touching[columns[(columns < P) & (np.abs(values) <= tol)]] = True  # a sliding pair's column is 1
+        touching = touching.reshape(mode.sliding.shape)
+        at_bound = columns[(columns >= P) & (columns < P + 2 * S) & (values <= tol)].tolist()
         column = int(end.column)
         kind = guards.kind(column)
         if kind == PAIR:
@@ -274,10 +285,13 @@ class HybridFlow:
         hints: dict[int, dict[int, int]],
         t: Any,
         stuck: dict[int, dict[int, int]] | None = None,
+        outputs: Any = None,
     ) -> tuple[Any, Mode, list[int]]:
         """Project the touched neurons onto their surfaces, select their next modes, count (and log) the
         transitions at time t. ``stuck``: neuron -> sample -> the side its pair left the wrong way at once
-        (see :func:`~simulate.flow.modes.select_neuron_mode`).
+        (see :func:`~simulate.flow.modes.select_neuron_mode`). ``outputs``: every sample's network output at
+        Y under ``weights``, when known (the piece's end has them): the outputs after the projection then
+        differ from them by the touched neurons' change only, O(touched n row) instead of an evaluation.
 
         Returns the projected state, the next mode (``mode`` itself, updated in place in the touched rows:
         O(touched n), no (m, n) copy) and the neurons whose rows of the mode may have changed.
@@ -285,10 +299,15 @@ class HybridFlow:
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
         on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
+        before = None if outputs is None else coords.neuron_outputs(Y, weights, affected)
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        s_a, offset_a = coords.sample_factors(coords.output(Y, weights))
+        if outputs is None:
+            outputs = coords.output(Y, weights)
+        else:
+            outputs = outputs + (coords.neuron_outputs(Y, weights, affected) - before)
+        s_a, offset_a = coords.sample_factors(outputs)
         s = arith.to_float(s_a)
         offset = None if offset_a is None else arith.to_float(offset_a)
         h_old = arith.to_float(weights.neuron_gates(s_a, offset_a, affected)) @ self.X_float  # h_j = X^T q_j
@@ -426,7 +445,9 @@ class HybridFlow:
             t = end.t
             pairs = np.flatnonzero(touching.ravel())
             before = mode.side.ravel()[pairs]  # a copy: the event updates the mode in place
-            Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, memory.stuck)
+            Y, mode, changed = self.apply_event(
+                end.y, mode, weights, touching, hints, t, memory.stuck, end.outputs
+            )
             kept = set(pairs[(mode.side.ravel()[pairs] == before) & (before != SLIDING)].tolist())
 
 

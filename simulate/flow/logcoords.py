@@ -62,6 +62,13 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
+    def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
+        """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
+        U, rho = self._split(Y)
+        U = U[neurons]
+        amp = self.sign_a[neurons] * self.arith.exp(2 * rho[neurons])
+        return (U / self.arith.row_norms(U)[:, None]) @ self.XT, amp
+
     def _step_states(self, C: np.ndarray, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The directions U (m, d, K) and the amplitudes sign_j exp(2 rho_j) / ||u_j|| (m, K) at the states
         sum_k C_k theta^k, theta in ``thetas`` (K,), time last: O(K p m d)."""

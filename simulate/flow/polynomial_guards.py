@@ -18,9 +18,11 @@ forming a single intermediate state:
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
 largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
-sampled at all (an event reports them as 1, like a sliding pair's column). Only g(0) is formed for every pair;
-the higher coefficients only for the pairs that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so a
-step's guards cost about one product of the field instead of p + 1. The remaining candidates are
+sampled at all (an event does not report them). g(0) is formed only for the neurons whose distance to their
+nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
+higher coefficients only for the pairs of those that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so
+a step's pair guards cost O(p m row) plus the neurons near a surface instead of p + 1 products of the field.
+The remaining candidates are
 scaled and evaluated at the sample times, and a crossing is located by safeguarded Newton on p + 1 numbers.
 Exactness: the coefficients are exact products of the dense output's, so the guards agree with the
 sampled-state guards of :class:`simulate.flow.events.StepGuards` to rounding (tests).
@@ -68,33 +70,87 @@ def _horner(coefficients: list[float], theta: float) -> tuple[float, float]:
 #: Relative slack of the screen of :func:`_movable_pairs` (the bound ||R_k,j|| ||Z_i|| is rounded, as is the
 #: exact reach it bounds): far above roundoff, far below any margin that matters for the cost.
 SCREEN_SLACK = 1e-9
+#: Pairs (m n) from which the step guards keep :class:`NeuronMargins`: their bookkeeping costs about a dozen
+#: numpy calls per step (~0.1 ms), what five passes over some 20 000 pairs cost; below, every neuron's D(0)
+#: is formed (measured: at m = 100 on low_signal the margins cost 0.3 ms per step more than they saved).
+MARGIN_MIN_PAIRS = 20_000
+
+
+class NeuronMargins:
+    """Per neuron, how far its row is from its nearest non-sliding surface, kept from step to step so that a
+    step forms D(0) only for the neurons that may reach a surface (docs/flow.md, "Cost").
+
+    ``margin[j]`` = min_i |D_ji| / ||Z_i|| over the neuron's non-sliding pairs at the step where it was last
+    formed, and ``moved[j]`` bounds ||R_j(now) - R_j(then)|| by the sum of the steps' excursion bounds
+    sum_k ||R_k,j|| since (each step's whole [0, 1], which covers a step cut short at an event). Since
+    |D_ji(now)| >= |D_ji(then)| - moved_j ||Z_i||, a neuron with margin_j > moved_j + (this step's excursion)
+    has no pair that the full test |D_ji(0)| <= sum_k |D_k,ji| keeps. Valid while each step starts within the
+    step before it (a piece's next step, or the next piece at an event of the last one): another start (a
+    run's first step, steps the margins did not see) forgets every margin, and so does an event for the
+    neurons it projects or whose sliding set it changes (:meth:`forget`, from ``PieceGuards``).
+    """
+
+    def __init__(self, m: int) -> None:
+        self.margin = np.full(m, -np.inf)
+        self.moved = np.zeros(m)
+        self.window: tuple[float, float] | None = None  # the last step seen, [t_a, t_a + h]
+
+    def forget(self, neurons: Any) -> None:
+        """Rows that moved other than along a step (an event's projection) or whose sliding set changed."""
+        self.margin[neurons] = -np.inf
+
+    def stale(self, movement: np.ndarray, t_a: float) -> np.ndarray:
+        """The neurons (sorted) that may reach a surface in the step from t_a with excursion bounds
+        ``movement`` (m,)."""
+        if self.window is None or not self.window[0] <= t_a <= self.window[1]:
+            self.margin[:] = -np.inf
+        return np.flatnonzero((self.moved + movement) * (1 + SCREEN_SLACK) >= self.margin)
+
+    def advance(self, neurons: np.ndarray, margins: np.ndarray, movement: np.ndarray, t_a: float, h: float):
+        """The step from t_a of size h is taken: ``neurons`` were measured at its start (their ``margins``),
+        every neuron moves by at most ``movement``."""
+        self.margin[neurons] = margins
+        self.moved[neurons] = 0.0
+        self.moved += movement
+        self.window = (t_a, t_a + h)
 
 
 def _movable_pairs(
-    coords: Any, guards: PieceGuards, rows: Any, pre0: Any, norms: Any
+    coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_start: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
     the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1].
 
-    Only D(0) is formed for every pair (one (m, row) by (row, n) product); the others are screened first by
-    Cauchy-Schwarz, |D_k,ji| = |<R_k,j, Z_i>| <= ||R_k,j|| ||Z_i||, which costs O(p m row) for the row norms
-    and one comparison per pair, and only the pairs that pass get their p coefficients (O(p row) each). The
-    columns kept are exactly those of the full test (the screen only drops pairs the full test drops).
+    The neurons whose margins (:class:`NeuronMargins`, from :data:`MARGIN_MIN_PAIRS` pairs) exceed their
+    excursion bound cannot have such a pair and are skipped (O(p m row) for the bounds, O(m) for the test);
+    D(0) is formed for the others only, their
+    pairs are screened by Cauchy-Schwarz, |D_k,ji| = |<R_k,j, Z_i>| <= ||R_k,j|| ||Z_i||, and only the pairs
+    that pass get their p coefficients (O(p row) each). The columns kept are exactly those of the full test
+    (the screens only drop pairs the full test drops). ``every_start``: D(0) of every pair (m, n) when the
+    caller has formed it anyway (for the output guards), so it is not formed twice.
     """
     n = coords.n
     movement = coords.arith.row_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
+    margins = len(movement) * n >= MARGIN_MIN_PAIRS
+    if margins and guards.margins is None:
+        guards.margins = NeuronMargins(len(movement))
+    neurons = guards.margins.stale(movement, t_a) if margins else np.arange(len(movement))
+    select = slice(None) if len(neurons) == len(movement) else neurons  # all of them: views, not copies
     Z = coords.row_map
-    reach = np.abs(pre0)
-    reach /= coords.arith.row_norms(Z.T)  # in place: one (m, n) array for the screen
-    screen = reach <= movement[:, None]
-    screen.reshape(-1)[guards.sliding_columns] = False
-    columns = np.flatnonzero(screen)
-    j, i = np.divmod(columns, n)
+    pre0 = coords.start_preactivations(rows[0], select) if every_start is None else every_start[select]  # (k, n)
+    reach = np.abs(pre0) / coords.arith.row_norms(Z.T)
+    reach[guards.weights.mode.sliding[select]] = np.inf
+    if margins:
+        guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
+    r, i = np.nonzero(reach <= movement[select][:, None])
+    j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
-    start = pre0.reshape(-1)[columns]
+    start = pre0[r, i]
     keep = np.abs(start) <= np.abs(higher).sum(axis=0)
-    columns, j = columns[keep], j[keep]
-    factor = guards.side_over_x.reshape(-1)[columns] / norms[j]
+    r, i, j = r[keep], i[keep], j[keep]
+    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
+    columns = j * n + i
+    factor = guards.side_over_x.reshape(-1)[columns] / norms[r]
     return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor
 
 
@@ -130,8 +186,13 @@ class PolynomialStepGuards(StepGuards):
         self.t_a, self.h, self.guards = t_a, h, guards
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
-        rows, amp, pre0, norms = coords.row_polynomials(coefficients)
-        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, pre0, norms)
+        rows, amp, amp0 = coords.row_blocks(coefficients)
+        # the output guards need every pair's coefficients when amp is a polynomial, or when d is large
+        every_pair = guards.needs_output and (
+            amp is not None or not _sum_neurons_first(powers, len(fractions), coords.d)
+        )
+        pre0 = coords.start_preactivations(rows[0], slice(None)) if every_pair else None
+        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, amp0, t_a, h, pre0)
         self.n_candidates = len(self.candidates)
 
         self.output_coefficients = self.coefficients = self.active_pre = None
@@ -144,7 +205,7 @@ class PolynomialStepGuards(StepGuards):
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
         elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
-            if not _sum_neurons_first(powers, len(fractions), coords.d):  # f from the pairs' coefficients
+            if every_pair:  # f from the pairs' coefficients
                 self.active_pre = guards.weights.active * coords.all_coefficients(rows, pre0)
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
@@ -160,16 +221,20 @@ class PolynomialStepGuards(StepGuards):
         # the piece's guard index of each column of G
         self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
         self.thresholds = guards.thresholds[self.columns]
+        # an event reports G's columns only: a pair that cannot change sign in the step is on no surface (no
+        # array of all m n pairs per event, docs/flow.md "Cost")
+        self.value_columns = self.columns
+        self._known_outputs: tuple[float, np.ndarray] | None = None  # (theta, every sample's output there)
 
     def event(self, t: Any, col: int, values: np.ndarray) -> tuple[Any, int, np.ndarray]:
-        """(t, the piece's guard index, all the piece's guards at t): a pair that cannot change sign in the step
-        is on no surface and reported as 1, like a sliding pair's column."""
-        guards = self.guards
-        every = np.ones(len(guards.thresholds))
-        every[self.candidates] = values[: self.n_candidates]
-        every[guards.n_pairs :] = values[self.n_candidates :]
-        every[guards.sliding_columns] = 1.0
-        return t, int(self.columns[col]), every
+        """(t, the piece's guard index, G's columns at t)."""
+        return t, int(self.columns[col]), values
+
+    def outputs_at(self, t: Any) -> np.ndarray | None:
+        """Every sample's network output at time t when the output guards were last evaluated there (the event's
+        time, by :meth:`values`), else None."""
+        known = self._known_outputs
+        return known[1] if known is not None and known[0] == self._theta(t) else None
 
     def piece_column(self, col: int) -> int:
         return int(self.columns[col])
@@ -252,6 +317,7 @@ class PolynomialStepGuards(StepGuards):
             f = self._outputs_along(np.array([theta]))[0]
         else:
             return np.empty(0)
+        self._known_outputs = (theta, f)
         return self.guards.output_guards(f[None])[0]
 
     def column(self, t: Any, col: int) -> float:

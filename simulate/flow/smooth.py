@@ -112,12 +112,18 @@ class PieceEnd:
     y: Any
     step: float | None = None
     column: int | None = None
-    values: np.ndarray | None = None  # all guards at t (events)
+    values: np.ndarray | None = None  # the guards at t (events): all of them, or those of ``columns``
     message: str = ""
+    #: the piece's guard index of each entry of ``values``, when they are not all the guards: every guard not
+    #: listed is off its surface (a pair that cannot change sign in the step, a sliding pair's column)
+    columns: np.ndarray | None = None
+    #: every sample's network output at y under the piece's mode (events), when the integrator computed it
+    outputs: Any = None
 
 
 #: observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
-#: dense(ts) returns the states (K, size) at times ts in [t_a, t_b].
+#: dense(ts) returns the states (K, size) at times ts in [t_a, t_b], during the call (the engine's own steps
+#: reuse their buffers for the next step).
 Observer = Callable[[Any, Any, Any, Callable[[Any], Any]], None]
 
 
@@ -130,7 +136,7 @@ def accepted_step(
     y_b: np.ndarray,
     states: Callable[[Any], np.ndarray],
     step_size: float,
-    finite_at: Callable[[np.ndarray], bool],
+    checked: FiniteField,
     coefficients: np.ndarray | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
@@ -141,10 +147,13 @@ def accepted_step(
     (:meth:`PieceGuards.observe`) when no event is found. ``coefficients``: the dense output in the power basis
     of theta = (t - t_a) / step_size, when it is one; in coordinates that allow it the guards then come from
     the coefficients (:class:`~simulate.flow.polynomial_guards.PolynomialStepGuards`), not from sampled states.
-    ``finite_at(y)`` says whether the field is finite at y: an event at a state where it is not raises
-    :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow). So
-    does a step sampled on its states (scipy's solver objects) whose dense output leaves the field's finite
-    range at any of its guard sample times (all of them at once, ``finite_at(Ys)``; with guards only, where
+    ``checked`` is the piece's field: an event at a state where the field is not finite raises
+    :class:`StepRejected` before the observer sees the step (the step's interior overshot into overflow);
+    the test uses the network outputs at the event, which the step's guards may have computed already, and
+    the piece's end carries them for the event's handling (one output evaluation per event, docs/flow.md
+    "Cost"). So does a step sampled on its states (scipy's solver objects) whose dense output leaves the
+    field's finite range at any of its guard sample times (all of them at once, ``finite_at(Ys)``; with
+    guards only, where
     the dense output decides), though its end points agree. The engine's own RK23 / RK45 steps (the
     ``coefficients`` path) need no such test: their interpolants are built from the stages their error
     estimates check. DOP853's error estimate leaves out its last stage
@@ -165,7 +174,7 @@ def accepted_step(
             ts = t_a + (t_b - t_a) * fractions
             ts[-1] = t_b
             Ys = states(ts)
-            if not finite_at(Ys):
+            if not checked.finite_at(Ys):
                 raise StepRejected(f"the dense output leaves the field's finite range in [{t_a:.6g}, {t_b:.6g}]")
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
         xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
@@ -173,11 +182,13 @@ def accepted_step(
         if event is not None:
             t_event, column, values = event
             y_event = step.state(t_event)
-            if not finite_at(y_event):
+            finite, outputs = checked.event_outputs(y_event, step.outputs_at(t_event))
+            if not finite:
                 raise StepRejected(f"the field is not finite at the event at t = {t_event:.6g}")
             if observer is not None:
                 observer(t_a, t_event, y_event, states)
-            return PieceEnd("event", t_event, y_event, step_size, column, values)
+            columns = step.value_columns
+            return PieceEnd("event", t_event, y_event, step_size, column, values, columns=columns, outputs=outputs)
     if observer is not None:
         observer(t_a, t_b, y_b, states)
     return None
@@ -217,6 +228,18 @@ class FiniteField:
         if own_test is not None:
             return own_test(y)
         return all(np.isfinite(np.vdot(dy, dy)) for dy in map(self.fun, np.atleast_2d(y)))
+
+    def event_outputs(self, y: np.ndarray, known: Any = None) -> tuple[bool, Any]:
+        """(whether the field is finite at the state y (size,), every sample's network output there or None).
+
+        From the outputs alone when the field has that test (``hybrid.PieceField.finite_outputs``): ``known``
+        (the outputs at y, when the step's guards computed them) or else one output evaluation; else
+        :meth:`finite_at` and no outputs."""
+        outputs_of = getattr(self.fun, "outputs", None)
+        if outputs_of is None:
+            return self.finite_at(y), None
+        outputs = outputs_of(y) if known is None else known
+        return self.fun.finite_outputs(outputs), outputs
 
     def end(self, t: float, y: np.ndarray, step: float | None, message: str) -> PieceEnd:
         """The piece's end when the step size has shrunk to nothing at (t, y): diverged or failed."""
@@ -307,8 +330,7 @@ class ScipyPieces:
             return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
 
         return accepted_step(
-            guards, observer, self.fractions, solver.t_old, solver.t, solver.y, states, solver.step_size,
-            checked.finite_at,
+            guards, observer, self.fractions, solver.t_old, solver.t, solver.y, states, solver.step_size, checked
         )
 
 
@@ -332,24 +354,41 @@ class ExplicitPieces:
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
         self.fractions = guard_fractions(method)
+        self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _workspace(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stages K (stages + 1, size), the dense output's coefficients (degree + 1, size) and two work
+        vectors (2, size), kept from step to step: an array of more than 32 MB (K of low_signal at m = 20000)
+        would otherwise be mapped afresh and page-faulted at every step (docs/flow.md, "Cost")."""
+        if self._buffers is None or self._buffers[0].shape[1] != size:
+            self._buffers = (
+                np.empty((self.stages + 1, size)),
+                np.empty((len(self.powers), size)),
+                np.empty((2, size)),
+            )
+        return self._buffers
 
     def _step(self, fun: Callable[[Any], Any], y: np.ndarray, f: np.ndarray, h: float):
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
 
         Written to touch each length-size vector as few times as possible (the stage combinations are small
-        matrix-vector products with the step size folded into the coefficients).
+        matrix-vector products with the step size folded into the coefficients) and to allocate only y_new:
+        K is the workspace's, valid until the next step.
         """
-        K = np.empty((self.stages + 1, y.size))
+        K, _, (work, scale) = self._workspace(y.size)
         K[0] = f
         for s in range(1, self.stages):
-            K[s] = fun((h * self.A[s, :s]) @ K[:s] + y)
-        y_new = (h * self.B) @ K[: self.stages] + y
+            np.matmul(h * self.A[s, :s], K[:s], out=work)
+            work += y
+            K[s] = fun(work)
+        y_new = (h * self.B) @ K[: self.stages]
+        y_new += y
         K[-1] = fun(y_new)
-        scale = np.abs(y)
-        np.maximum(scale, np.abs(y_new), out=scale)
+        np.abs(y, out=scale)
+        np.maximum(scale, np.abs(y_new, out=work), out=scale)
         scale *= self.rtol
         scale += self.atol
-        ratio = (h * self.E) @ K
+        ratio = np.matmul(h * self.E, K, out=work)
         ratio /= scale
         return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size))
 
@@ -394,7 +433,7 @@ class ExplicitPieces:
                     continue
                 t_new = t_bound if h == t_bound - t else t + h
                 # y(t + theta h) = sum_k coefficients_k theta^k, k = 0 .. degree (row 0 is y): contiguous rows
-                coefficients = np.empty((len(self.powers), y.size))
+                coefficients = self._workspace(y.size)[1]
                 coefficients[0] = y
                 np.matmul(h * self.P.T, K, out=coefficients[1:])
 
@@ -404,8 +443,7 @@ class ExplicitPieces:
 
                 try:
                     end = accepted_step(
-                        guards, observer, self.fractions, t, t_new, y_new, states, h, checked.finite_at,
-                        coefficients,
+                        guards, observer, self.fractions, t, t_new, y_new, states, h, checked, coefficients,
                     )
                 except StepRejected:  # the step's interior overshot into overflow: as a rejected step
                     checked.overflowed = True
@@ -414,7 +452,8 @@ class ExplicitPieces:
                     continue
                 if end is not None:
                     return end
-                t, y, f, used = t_new, y_new, K[-1], h
+                K[0] = K[-1]  # first same as last: the next step's first stage, kept through its rejections
+                t, y, f, used = t_new, y_new, K[0], h
                 factor = 10.0 if error == 0 else min(10.0, 0.9 * error**self.exponent)
                 h *= min(1.0, factor) if rejected else factor
                 rejected = False

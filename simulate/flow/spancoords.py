@@ -70,6 +70,11 @@ class SpanCoordinates(Coordinates):
         Lambda, v = self._split(Y)
         return self.P0 + Lambda @ self.gram, v, v
 
+    def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
+        """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
+        Lambda, v = self._split(Y)
+        return self.P0[neurons] + Lambda[neurons] @ self.gram, v[neurons]
+
     def _row_scale(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)
         return self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda, Lambda @ self.gram))), v)
@@ -109,8 +114,10 @@ class SpanCoordinates(Coordinates):
     def row_map(self) -> Any:
         return self.gram
 
-    def row_polynomials(self, C: np.ndarray) -> tuple[Any, Any, Any, Any]:
-        Lambda, amp = self._split(C)
-        moved = Lambda[0] @ self.gram
-        norms = self._guard_scale(self.arith.sqrt(abs(self._norms2(Lambda[0], moved))), amp[0])
-        return Lambda, amp, moved + self.P0, norms  # P^0 is the constant term of the pre-activations
+    def start_preactivations(self, rows0: Any, neurons: Any) -> Any:
+        return self.P0[neurons] + rows0[neurons] @ self.gram  # P^0: the pre-activations' constant term
+
+    def start_scale(self, rows0: Any, amp0: Any, D0: Any, neurons: Any) -> Any:
+        Lambda = rows0[neurons]
+        norms2 = self.norms0[neurons] + np.einsum("ji,ji->j", Lambda, self.P0[neurons] + D0)  # 2 P^0 + Lambda K
+        return self._guard_scale(self.arith.sqrt(abs(norms2)), amp0[neurons])

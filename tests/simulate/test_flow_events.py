@@ -173,7 +173,7 @@ def sliding_step(coords, C: np.ndarray, P0: np.ndarray):
 
 def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
     """Guards from the dense output's coefficients == guards of the states (pairs scaled at t_a); a pair that is
-    not sampled (reported as 1 at an event) keeps its sign over the whole step."""
+    not sampled (left out of an event's values, so off its surface) keeps its sign over the whole step."""
     coords, C, P0 = polynomial_step_problem(7, c=1.3, sizes=(1.0, 0.3, 0.1, 0.05))
     guards, step, state_at = sliding_step(coords, C, P0)
     t_a, h = step.t_a, step.h
@@ -184,9 +184,12 @@ def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
     for t in np.linspace(t_a, t_a + h, 51):
         expected = guards.evaluate(np.stack([C[0], state_at(t)]), one_scale=True)[1]
         _, _, got = step.event(t, 0, step.values(t))
-        assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)
+        assert got == pytest.approx(expected[step.value_columns], rel=1e-12, abs=1e-14)
+        assert step.outputs_at(t) == pytest.approx(
+            coords.output(state_at(t), guards.weights), rel=1e-12, abs=1e-14
+        )
         assert np.all(np.sign(expected[held]) == np.sign(start[held]))
-        assert np.all(got[guards.sliding_columns] == 1.0) and np.all(got[held] == 1.0)
+    assert not np.isin(step.value_columns, np.union1d(held, guards.sliding_columns)).any()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -234,4 +237,7 @@ def test_polynomial_step_guards_in_log_coordinates_equal_the_guards_of_the_sampl
         expected[: guards.n_pairs] *= np.repeat(growth, n)
         expected[guards.sliding_columns] = 1.0
         _, _, got = step.event(t, 0, step.values(t))
-        assert got[step.columns] == pytest.approx(expected[step.columns], rel=1e-12, abs=1e-14)
+        assert got == pytest.approx(expected[step.value_columns], rel=1e-12, abs=1e-14)
+        # the outputs the event's handling reuses are the network's at the dense output's state
+        assert step.outputs_at(t) == pytest.approx(coords.output(Y, guards.weights), rel=1e-12, abs=1e-14)
+    assert step.outputs_at(step.t_a + 0.5 * step.h) is None  # not computed there

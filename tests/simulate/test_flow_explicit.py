@@ -26,8 +26,8 @@ def test_smooth_piece_matches_scipy_and_the_exact_solution(method, rtol):
 
     ends = []
 
-    def observer(t_a, t_b, y_b, dense):
-        ends.append((t_a, t_b, y_b, dense))
+    def observer(t_a, t_b, y_b, dense):  # dense is valid during the call (the steps reuse their buffers)
+        ends.append((t_a, t_b, y_b, dense([t_a, t_b]), dense((t_a + t_b) / 2)[0]))
 
     end = ExplicitPieces(method, rtol, rtol * 1e-3).run(fun, None, 0.0, y0, 3.0, None, None, observer)
     reference = solve_ivp(lambda t, y: A @ y, (0.0, 3.0), y0, method=method, rtol=rtol, atol=rtol * 1e-3)
@@ -36,9 +36,8 @@ def test_smooth_piece_matches_scipy_and_the_exact_solution(method, rtol):
     np.testing.assert_allclose(end.y, reference.y[:, -1], rtol=1e-12, atol=1e-15)
     exact = expm(3.0 * A) @ y0
     assert np.max(np.abs(end.y - exact)) < 100 * rtol * np.max(np.abs(exact))
-    for (t_a, t_b, y_b, dense), y_a in zip(ends, [y0] + [e[2] for e in ends[:-1]], strict=True):
-        np.testing.assert_allclose(dense([t_a, t_b]), [y_a, y_b], rtol=1e-13, atol=1e-13 * np.abs(y0).max())
-        middle = dense((t_a + t_b) / 2)[0]
+    for (t_a, t_b, y_b, ends_ab, middle), y_a in zip(ends, [y0] + [e[2] for e in ends[:-1]], strict=True):
+        np.testing.assert_allclose(ends_ab, [y_a, y_b], rtol=1e-13, atol=1e-13 * np.abs(y0).max())
         assert np.max(np.abs(middle - expm((t_a + t_b) / 2 * A) @ y0)) < 100 * rtol
 
 
@@ -69,3 +68,23 @@ def test_hybrid_run_with_crossings_and_sliding_agrees_with_dop853(method):
     assert (run.switches, run.sliding_entries) == (tight.switches, tight.sliding_entries)
     assert run.t_stop == pytest.approx(tight.t_stop, rel=1e-6)
     assert np.allclose(run.W, tight.W, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["RK23", "RK45"])
+def test_rejected_steps_restart_from_the_accepted_first_stage(method):
+    """The stages live in buffers kept from step to step; a step rejected after an accepted one (a first step
+    far too large, then a fast transient) retries from the accepted state's field, so the steps and the end
+    state are scipy's."""
+    A = np.diag([-1.0, -30.0, -0.5]) + np.triu(np.ones((3, 3)), 1)
+    y0 = np.array([1.0, -2.0, 0.5])
+
+    def fun(y):
+        return A @ y + np.array([0.0, 40.0 * np.sin(8 * y[0]), 0.0])
+
+    pieces = ExplicitPieces(method, 1e-8, 1e-11)
+    end = pieces.run(fun, None, 0.0, y0, 2.0, None, 0.9, None)
+    reference = solve_ivp(
+        lambda t, y: fun(y), (0.0, 2.0), y0, method=method, rtol=1e-8, atol=1e-11, first_step=0.9
+    )
+    assert end.kind == "t_bound" and reference.status == 0
+    np.testing.assert_allclose(end.y, reference.y[:, -1], rtol=1e-12, atol=1e-14)

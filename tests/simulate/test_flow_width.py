@@ -5,6 +5,7 @@ replayed through many pieces, and the event-state finiteness check."""
 import numpy as np
 import pytest
 
+from fls.simulate.flow import polynomial_guards
 from fls.simulate.flow.api import dense_evaluator, make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
@@ -41,6 +42,18 @@ def coordinates(kind: str, rng: np.random.Generator, m: int, n: int, d: int):
     return LogCoordinates(X, y, 1.0, rng.choice([-1.0, 1.0], m), ARITH), W
 
 
+def assert_full_reach_test(coords, guards, step: PolynomialStepGuards, C: np.ndarray) -> None:
+    """The step's candidates are the pairs of the full test |D(0)| <= sum_k |D_k| (sliding pairs left out), and
+    their polynomials the full coefficients, scaled."""
+    pre, _, norms = coords.polynomial_parts(C)
+    full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
+    full[guards.sliding_columns] = False
+    assert np.array_equal(step.candidates, np.flatnonzero(full))
+    j = step.candidates // coords.n
+    expected = pre.reshape(len(C), -1)[:, step.candidates] * guards.side_over_x.reshape(-1)[step.candidates]
+    np.testing.assert_allclose(step.pair_coefficients, expected / norms[j], rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("kind", ["plain", "span", "log"])
 @pytest.mark.parametrize("seed", range(3))
 def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
@@ -51,17 +64,49 @@ def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind
     coords, _ = coordinates(kind, rng, m, n, d)
     sides = random_sides(rng, m, n, d)
     weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
-    guards = PieceGuards(coords, weights, None)
     for size in (1e-4, 1e-2, 0.3):
+        guards = PieceGuards(coords, weights, None)  # a first step: no margins yet
         C = rng.standard_normal((4, coords.size)) * np.array([1.0, size, size / 3, size / 9])[:, None]
-        pre, _, norms = coords.polynomial_parts(C)
-        full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
-        full[guards.sliding_columns] = False
         step = PolynomialStepGuards(guards, 0.0, 1.0, np.linspace(0, 1, 7), C, lambda t: None)
-        assert np.array_equal(step.candidates, np.flatnonzero(full))
-        j = step.candidates // n
-        expected = pre.reshape(4, -1)[:, step.candidates] * guards.side_over_x.reshape(-1)[step.candidates]
-        np.testing.assert_allclose(step.pair_coefficients, expected / norms[j], rtol=1e-12, atol=1e-14)
+        assert_full_reach_test(coords, guards, step, C)
+
+
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+@pytest.mark.parametrize("seed", range(3))
+def test_margins_across_steps_and_events_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed, monkeypatch):
+    """Steps that continue each other (from the last one's end or from inside it, as after an event) skip the
+    neurons whose kept margins exceed their excursion: the candidates stay those of the full test, also after
+    an event that moves one neuron's row next to a surface (its margin forgotten) and after a step that does
+    not start inside the last one (every margin forgotten)."""
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 0)  # margins at any size
+    rng = np.random.default_rng(seed)
+    m, n, d = 40, 6, 4
+    coords, _ = coordinates(kind, rng, m, n, d)
+    weights = SlidingWeights(Mode.of_sides(random_sides(rng, m, n, d)), coords.X @ coords.X.T, ARITH)
+    guards = PieceGuards(coords, weights, None)
+    Y, t = rng.standard_normal(coords.size), 0.0
+    skipped = 0
+    for k in range(24):
+        size = 10.0 ** rng.uniform(-4, -1.5)
+        higher = rng.standard_normal((3, coords.size)) * size * np.array([1, 0.3, 0.1])[:, None]
+        C = np.concatenate([Y[None], higher])
+        h = rng.uniform(0.1, 1.0)
+        step = PolynomialStepGuards(guards, t, h, np.linspace(0, 1, 7), C, lambda t: None)
+        assert_full_reach_test(coords, guards, step, C)
+        skipped += int(np.sum(guards.margins.margin > guards.margins.moved))
+        theta = 1.0 if k % 3 else rng.uniform(0.2, 0.9)  # cut short at an event: the next step from there
+        Y, t = (theta ** np.arange(4)) @ C, t + theta * h
+        if k == 11:  # an event projects neuron 5 onto the surface of sample 2
+            rows = coords.row_block(Y)
+            target = coords.X[2] if kind != "span" else coords.gram[2]
+            rows[5] -= target * ((rows[5] @ target) / (target @ target)) * (1 - 1e-9)
+            guards = PieceGuards(coords, weights, None, guards, [5])
+        if k == 17:  # steps the margins did not see (another integrator): a start outside the last step
+            coords.row_block(Y)[:] += rng.standard_normal((m, coords.row))
+            t += 2.0
+    assert skipped > 0  # the margins did skip neurons
+
+
 
 
 @pytest.mark.parametrize("d", [3, 40])
@@ -111,6 +156,43 @@ def test_in_place_event_updates_equal_fresh_weights_and_guards():
     Ys = rng.standard_normal((3, coords.size))
     fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
     assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
+
+
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+@pytest.mark.parametrize("merged", [False, True])
+def test_event_outputs_updated_by_the_touched_neurons_equal_the_outputs_recomputed(kind, merged):
+    """An event's outputs after the projection are the piece end's outputs plus the touched neurons' change
+    (``Coordinates.neuron_outputs``): equal to the outputs of the projected state, with merged repeated and
+    opposite samples too, and the event selects the same modes either way."""
+    rng = np.random.default_rng(11)
+    m, n, d = 12, 7, 4
+    coords, W = coordinates(kind, rng, m, n, d)
+    if merged:  # a repeated sample, a scaled copy and an opposite one: merged into one surface
+        X = np.concatenate([coords.X, coords.X[:1], 2 * coords.X[1:2], -coords.X[2:3]])
+        y = np.concatenate([coords.y, coords.y[:1], coords.y[1:2], -coords.y[2:3]])
+        coords = {
+            "plain": lambda: PlainCoordinates(X, y, 1.0, m, ARITH),
+            "span": lambda: SpanCoordinates(X, y, 1.0, W, ARITH),
+            "log": lambda: LogCoordinates(X, y, 1.0, coords.sign, ARITH),
+        }[kind]()
+        assert coords.samples.merged and coords.samples.opposite
+    sides = random_sides(rng, m, coords.n, d)
+    weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
+    Y = rng.standard_normal(coords.size)
+    everyone = list(range(m))
+    np.testing.assert_allclose(
+        coords.neuron_outputs(Y, weights, everyone), coords.output(Y, weights), rtol=1e-12, atol=1e-12
+    )
+    touching = np.zeros((m, coords.n), dtype=bool)
+    touching[[1, 4, 4, 9], [0, 2, 3, 1]] = True
+    flow = HybridFlow(coords, piece_integrator("RK23", 1e-8, 1e-10), None, "logistic")
+    known = coords.output(Y, weights)
+    mode_known, mode_fresh = Mode.of_sides(sides.copy()), Mode.of_sides(sides.copy())
+    Y_known, _, changed = flow.apply_event(Y, mode_known, weights, touching, {}, 0.0, outputs=known)
+    Y_fresh, _, _ = flow.apply_event(Y, mode_fresh, weights, touching, {}, 0.0)
+    assert np.array_equal(Y_known, Y_fresh) and np.array_equal(mode_known.side, mode_fresh.side)
+    moved = known + coords.neuron_outputs(Y_known, weights, changed) - coords.neuron_outputs(Y, weights, changed)
+    np.testing.assert_allclose(moved, coords.output(Y_known, weights), rtol=1e-12, atol=1e-12)
 
 
 class ModeKeepingRecorder(Recorder):
@@ -197,3 +279,20 @@ def test_event_state_finiteness_check_is_not_an_evaluation_and_matches_the_field
             before = flow.counts.rhs_evals
             assert field.finite_at(Y) == finite
             assert flow.counts.rhs_evals == before
+
+
+@pytest.mark.parametrize("coords", ["plain", "span", "log"])
+def test_a_run_with_margins_takes_the_same_events_and_states_as_one_without(coords, monkeypatch):
+    """The margins only skip neurons that cannot reach a surface: the same run (about 700 events, sliding
+    entries and exits) with them at any size and without them takes the same events, and ends in the same
+    state to roundoff."""
+    times = np.array([10.0, 30.0])
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 0)
+    _, with_margins, kept, _ = wide_run(2**30, times, coords)
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", 10**12)
+    _, without, plain, _ = wide_run(2**30, times, coords)
+    assert with_margins.counts.events == without.counts.events > 500
+    assert with_margins.counts.switches == without.counts.switches
+    assert with_margins.counts.sliding_entries == without.counts.sliding_entries > 0
+    np.testing.assert_allclose(kept.W[-1], plain.W[-1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(kept.v[-1], plain.v[-1], rtol=1e-12, atol=1e-14)
