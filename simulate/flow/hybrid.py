@@ -414,7 +414,7 @@ class HybridFlow:
             if not instant:
                 memory.clear()
                 if _below_resolution(guards, end, kept, t):
-                    memory.grazing.add(int(end.column))
+                    memory.grazing.update(_kept_on_surface(touching, kept))
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
                 i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
                 memory.left_wrong_way(np.flatnonzero(touching[:, i]).tolist(), i, mode.side, guards.n)
@@ -446,6 +446,18 @@ def _below_resolution(guards: PieceGuards, end: PieceEnd, kept: set[int], t: Any
     if guards.kind(end.column) != PAIR or int(end.column) not in kept or end.step is None:
         return False
     return bool(end.t - t <= end.step)
+
+
+def _kept_on_surface(touching: np.ndarray, kept: set[int]) -> set[int]:
+    """The pair columns that the event before left on their side and that touch their surface again now.
+
+    Called when one of them crossed within the piece's first step (:func:`_below_resolution`): the dense
+    output's error that took it across is that of every pair put on its surface with its rate pointing away,
+    so all of them graze in the next piece, not only the one that crossed first. Two nearly aligned neurons
+    on one surface (an antisymmetric pair) otherwise take turns: each event makes one column grazing, the
+    other dips next, and the run advances by a fraction of a step per event (~10 000 events a time unit).
+    """
+    return kept & set(np.flatnonzero(touching.ravel()).tolist())
 
 
 def _transition(was: int, now: int) -> str | None:
