@@ -14,10 +14,11 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
 tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
 at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
-dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a pair
-that the event before left on its side and that crosses again within the next piece's first step (a dip of
-the dense output's error, :mod:`simulate.flow.grazing`); a grazing guard counts as crossed only below its change
-under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant decided
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a guard
+that the event before left at its bound and that is back there within the next piece's first step (a dip of
+the dense output's error: a kept pair, a pair that left sliding through a weight bound, a weight kept
+sliding), from then on until its pair changes side (:mod:`simulate.flow.grazing`); a grazing guard counts as
+crossed only below its change under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant decided
 (those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
 later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
