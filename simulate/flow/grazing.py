@@ -20,7 +20,6 @@ weights of different neurons: 10 000 to 20 000 events a time unit).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,54 +93,75 @@ def _column(guards: PieceGuards, contact: Contact) -> int | None:
     return guards.n_pairs + int(k[0]) + (guards.n_sliding if kind == MU_HIGH else 0)
 
 
-@dataclass
 class NearBounds:
-    """What an event left at its guards' bounds, moving away or at rate 0 (:func:`left_near_bounds`).
+    """The guards that events left at their bounds, moving away or at rate 0, each with its time and side.
 
     ``kept``: pair columns touched and left on their side; ``exits``: pair columns that left sliding through a
     bound of their weight (their rate on the new side is 0 there: the bound is where it vanishes);
-    ``sliding``: pairs whose weight was at a bound and that slide on (the selection (2) put it inside [0, 1]).
+    ``sliding``: pair columns whose weight was at a bound and that slide on (the selection (2) put it inside
+    [0, 1]). Each maps to (the event's time, the pair's side after it). An entry lasts until an event touches its
+    pair again, and counts only while the pair is on that side: two such guards that dip in turn are both
+    recognised, though the other's event comes between.
     """
 
-    kept: set[int] = field(default_factory=set)
-    exits: set[int] = field(default_factory=set)
-    sliding: set[tuple[int, int]] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.kept: dict[int, tuple[Any, int]] = {}
+        self.exits: dict[int, tuple[Any, int]] = {}
+        self.sliding: dict[int, tuple[Any, int]] = {}
 
+    def update(
+        self,
+        pairs: np.ndarray,
+        before: np.ndarray,
+        hints: dict[int, dict[int, int]],
+        side: np.ndarray,
+        t: Any,
+    ) -> None:
+        """An event at time t: the touched pair columns ``pairs``, their sides ``before`` it, the pairs whose
+        weight it found at a bound (``hints``) and the sides (m, n) after it."""
+        n = side.shape[1]
+        flat = side.ravel()
+        bounds = [j * n + i for j, sides in hints.items() for i in sides]
+        for table in (self.kept, self.exits, self.sliding):
+            for col in pairs.tolist() + bounds:
+                table.pop(col, None)
+        for col in pairs[(flat[pairs] == before) & (before != SLIDING)].tolist():
+            self.kept[col] = (t, int(flat[col]))
+        for col in bounds:
+            (self.sliding if flat[col] == SLIDING else self.exits)[col] = (t, int(flat[col]))
 
-def left_near_bounds(
-    pairs: np.ndarray, before: np.ndarray, hints: dict[int, dict[int, int]], side: np.ndarray
-) -> NearBounds:
-    """The event's :class:`NearBounds` from the touched pair columns ``pairs``, their sides ``before`` it, the
-    pairs whose weight it found at a bound (``hints``) and the sides (m, n) after it."""
-    n = side.shape[1]
-    kept = set(pairs[(side.ravel()[pairs] == before) & (before != SLIDING)].tolist())
-    exits = {j * n + i for j, sides in hints.items() for i in sides if side[j, i] != SLIDING}
-    sliding = {(j, i) for j, sides in hints.items() for i in sides if side[j, i] == SLIDING}
-    return NearBounds(kept, exits, sliding)
+    def recent(self, table: dict[int, tuple[Any, int]], col: int, end: PieceEnd, side: np.ndarray) -> bool:
+        """Whether ``col`` of ``table`` was left at its bound within one step (``end.step``) before the end's
+        time, and its pair is still on the side it was left on."""
+        if col not in table or end.step is None:
+            return False
+        when, left = table[col]
+        return bool(end.t - when <= end.step and int(side.ravel()[col]) == left)
 
 
 def below_resolution(
-    guards: PieceGuards, end: PieceEnd, last: NearBounds, touching: np.ndarray, t: Any
+    guards: PieceGuards, end: PieceEnd, near: NearBounds, touching: np.ndarray
 ) -> list[Contact]:
     """The contacts an event shows grazing: none when it is a genuine crossing.
 
-    It is the dense output's error, not a crossing, when a guard that the event before (``last``) left at its
-    bound comes back to it in the piece's first step:
-    - a kept pair: every kept pair that touches its surface again (``touching`` (m, n)) grazes, not only the one
-      that dipped first (the error is that of all of them);
+    It is the dense output's error, not a crossing, when a guard that an event left at its bound (``near``) comes
+    back to it within one step of that event:
+    - a kept pair: every such kept pair that touches its surface again (``touching`` (m, n)) grazes, not only the
+      one that dipped first (the error is that of all of them);
     - a pair that left sliding through a weight bound and is back on its surface: that bound of its weight
       grazes (when the pair slides again, it slides on while its weight is within its resolution of the bound:
       the sliding mode that its exits and returns accumulate to);
     - a weight kept sliding and back at its bound: that bound grazes.
     """
-    if end.step is None or not end.t - t <= end.step:
-        return []
-    column, kind = int(end.column), guards.kind(end.column)
-    if kind == PAIR and column in last.kept:
-        return sorted(last.kept & set(np.flatnonzero(touching.ravel()).tolist()))
-    if kind == PAIR and column in last.exits:
+    column, kind, side = int(end.column), guards.kind(end.column), guards.weights.mode.side
+    if kind == PAIR and near.recent(near.kept, column, end, side):
+        touched = np.flatnonzero(touching.ravel()).tolist()
+        return sorted(col for col in touched if near.recent(near.kept, col, end, side))
+    if kind == PAIR and near.recent(near.exits, column, end, side):
         j, i = guards.pair(column)
-        return [(j, i, MU_LOW if guards.weights.mode.side[j, i] == INACTIVE else MU_HIGH)]
-    if kind in (MU_LOW, MU_HIGH) and guards.sliding_pair(column) in last.sliding:
-        return [(*guards.sliding_pair(column), kind)]
+        return [(j, i, MU_LOW if side[j, i] == INACTIVE else MU_HIGH)]
+    if kind in (MU_LOW, MU_HIGH):
+        j, i = guards.sliding_pair(column)
+        if near.recent(near.sliding, j * guards.n + i, end, side):
+            return [(j, i, kind)]
     return []

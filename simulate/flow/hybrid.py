@@ -15,11 +15,11 @@ An event that makes no progress (the next piece ends at once, a pair leaving its
 tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
 at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
 dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a guard
-that the event before left at its bound and that is back there within the next piece's first step (a dip of
-the dense output's error: a kept pair, a pair that left sliding through a weight bound, a weight kept
-sliding), from then on until its pair changes side (:mod:`simulate.flow.grazing`); a grazing guard counts as
-crossed only below its change under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant decided
-(those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
+that an event left at its bound and that is back there within one step of it (a dip of the dense output's
+error: a kept pair, a pair that left sliding through a weight bound, a weight kept sliding), from then on
+until its pair changes side (:mod:`simulate.flow.grazing`); a grazing guard counts as crossed only below its
+change under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant
+decided (those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
 later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
 Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
@@ -40,7 +40,7 @@ import numpy as np
 
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
-from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution, left_near_bounds
+from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
@@ -365,7 +365,7 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
-        last = NearBounds()  # what the last event left at its guards' bounds
+        near = NearBounds()  # the guards that events left at their bounds
         memory, contacts = InstantMemory(), GrazingContacts(mode.side.shape[1])
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
@@ -417,7 +417,7 @@ class HybridFlow:
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
-            grazing = [] if instant else below_resolution(guards, end, last, touching, t)
+            grazing = [] if instant else below_resolution(guards, end, near, touching)
             if not instant:
                 memory.clear()
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
@@ -432,7 +432,7 @@ class HybridFlow:
             pairs = np.flatnonzero(touching.ravel())
             before = mode.side.ravel()[pairs]  # a copy: the event updates the mode in place
             Y, mode, changed = self.apply_event(end.y, mode, weights, touching, hints, t, memory.stuck)
-            last = left_near_bounds(pairs, before, hints, mode.side)
+            near.update(pairs, before, hints, mode.side, t)
             contacts.forget_changed(mode, changed)
             contacts.add(grazing, mode.side)
 
