@@ -19,6 +19,8 @@ as they were drawn (tests/simulate/data/):
 
 from dataclasses import replace
 
+import pytest
+
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check, run
 
@@ -26,32 +28,22 @@ from tests.simulate.test_flow_stress import check, run
 TURNS_T_MAX = 5.0
 
 
-def test_two_aligned_neurons_that_dip_in_turn_both_graze():
-    """Both kept pairs graze after one of them dips, and keep grazing: 34 events where there were 9802 (and 24
-    sliding entries and exits of the two neurons where there were 48), in agreement with the tight run."""
-    problem = stored_problem("alternating_kept_pairs")
+@pytest.mark.parametrize(
+    ("name", "t_max", "status", "most_events"),
+    [
+        ("alternating_kept_pairs", None, "t_max", 100),  # 34 events, where there were 9802
+        ("two_surfaces_of_one_neuron", None, "not_reached", 100),  # 31, where there were 35 000 a time unit
+        ("sliding_weights_in_turn", TURNS_T_MAX, "not_reached", 400),  # about 160; it stalled at t = 4.84
+    ],
+)
+def test_contacts_that_dip_in_turn_graze_together(name, t_max, status, most_events):
+    """Every contact that comes back to its bound within a step of the event that left it there grazes, and
+    keeps grazing while its pair keeps its side: a few events where there were thousands a time unit, and
+    agreement with the tight run."""
+    problem = stored_problem(name)
+    if t_max is not None:
+        problem = replace(problem, t_max=t_max)
     result = run(problem)
-    assert result.status == "t_max"
-    assert result.info["events"] < 100, result.info["events"]
-    check(problem)
-
-
-def test_two_surfaces_of_one_neuron_that_dip_in_turn_both_graze():
-    """Both pairs of the neuron graze after one of them dips: 31 events to t_max where there were 35 000 a time
-    unit, and agreement with the tight run."""
-    problem = stored_problem("two_surfaces_of_one_neuron")
-    result = run(problem)
-    assert result.status == "not_reached"
-    assert result.info["events"] < 100, result.info["events"]
-    check(problem)
-
-
-def test_sliding_weights_that_reach_their_bound_in_turn_slide_on():
-    """A pair that left sliding through mu = 0 and is back on its surface in the next step slides on while its
-    weight is within its resolution of 0 (the sliding mode its exits and returns accumulate to): about 160
-    events to t = 5 where the run stalled at t = 4.84, and agreement with the tight run."""
-    problem = replace(stored_problem("sliding_weights_in_turn"), t_max=TURNS_T_MAX)
-    result = run(problem)
-    assert result.status == "not_reached"
-    assert result.info["events"] < 400, result.info["events"]
+    assert result.status == status
+    assert result.info["events"] < most_events, result.info["events"]
     check(problem)
