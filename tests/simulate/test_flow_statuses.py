@@ -77,8 +77,9 @@ def test_the_finite_difference_jacobian_matches_a_linear_field_and_ignores_idle_
 
 
 def test_the_starting_step_is_positive_where_the_fields_rms_norm_overflows():
-    """A field of 1e145 over a tolerance of 1e-12: its squares overflow, and the RMS norms are taken scaled, so
-    the starting step is a positive number (scipy's form gives inf, a step of 0 and a division by it)."""
-    field = np.full(3, 1e145)
-    step = initial_step(lambda t, y: field, 0.0, np.ones(3), field, 1.0, 2, 1e-6, 1e-12)
+    """A field of 1e145 over the tolerance atol = 1e-12 of a component at 0 (span coordinates start there): its
+    square overflows, and the RMS norms are taken scaled, so the starting step is a positive number (scipy's
+    form gives inf, a step of 0 and a division by it)."""
+    field, y0 = np.full(3, 1e145), np.array([0.0, 1.0, 1.0])
+    step = initial_step(lambda t, y: field, 0.0, y0, field, 1.0, 2, 1e-6, 1e-12)
     assert 0.0 < step < 1e-100
