@@ -14,11 +14,12 @@ piece ends at the first guard event (:mod:`simulate.flow.events`) located on the
 An event that makes no progress (the next piece ends at once, a pair leaving its surface the wrong way) is a
 tangency: the first time, the pair does not get the same side again (it slides, or crosses); the second time
 at the same instant, the contact is below the integration's resolution and the pair keeps its side while a
-dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a pair
-that the event before left on its side and that crosses again within the next piece's first step (a dip of
-the dense output's error, :func:`_below_resolution`); a grazing guard counts as crossed only below its change
-under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant decided
-(those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
+dip of its guard that comes back within the step is not an event (docs/flow.md, "Robustness"). So is a guard
+that an event left at its bound and that is back there within one step of it (a dip of the dense output's
+error: a kept pair, a pair that left sliding through a weight bound, a weight kept sliding), from then on
+until its pair changes side (:mod:`simulate.flow.grazing`); a grazing guard counts as crossed only below its
+change under a state error of the tolerances (:meth:`HybridFlow.resolution`). What the events of one instant
+decided (those sides, the tolerated dips, the sides of sliding weights that left through a bound) holds for every
 later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
 Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
@@ -32,12 +33,14 @@ calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
+from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
@@ -381,13 +384,16 @@ class HybridFlow:
         weights: SlidingWeights | None = None
         guards: PieceGuards | None = None
         changed: list[int] = []  # the neurons whose mode rows the last event changed
-        kept: set[int] = set()  # pair columns the last event touched and left on their side
-        memory = InstantMemory()
+        near = NearBounds()  # the guards that events left at their bounds
+        memory, contacts = InstantMemory(), GrazingContacts(mode.side.shape[1])
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
+            depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
-                guards.graze(self.resolution(Y, guards, memory.grazing))
+                depths.update(self.resolution(Y, guards, memory.grazing))
+            if depths:
+                guards.graze(depths)
             piece += 1
             self.position = (t, Y)
             recorder.begin_piece(piece, t, Y, mode, changed)
@@ -430,10 +436,9 @@ class HybridFlow:
                     end.y,
                 )
             touching, hints = self.event_pairs(mode, guards, end)
+            grazing = [] if instant else below_resolution(guards, end, near, touching)
             if not instant:
                 memory.clear()
-                if _below_resolution(guards, end, kept, t):
-                    memory.grazing.add(int(end.column))
             elif guards.kind(end.column) == PAIR:  # no progress: the pair left its surface at once
                 i = guards.pair(end.column)[1]  # with it, every neuron on that surface (aligned duplicates)
                 memory.left_wrong_way(np.flatnonzero(touching[:, i]).tolist(), i, mode.side, guards.n)
@@ -448,25 +453,14 @@ class HybridFlow:
             Y, mode, changed = self.apply_event(
                 end.y, mode, weights, touching, hints, t, memory.stuck, end.outputs
             )
-            kept = set(pairs[(mode.side.ravel()[pairs] == before) & (before != SLIDING)].tolist())
+            near.update(pairs, before, hints, mode.side, t)
+            contacts.forget_changed(mode, changed)
+            contacts.add(grazing, mode.side)
 
 
 def _probe_signs(size: int) -> np.ndarray:
     """Two fixed patterns of signs (2, size) along which :meth:`HybridFlow.resolution` perturbs a state."""
     return np.random.default_rng(0).choice((-1.0, 1.0), size=(2, size))
-
-
-def _below_resolution(guards: PieceGuards, end: PieceEnd, kept: set[int], t: Any) -> bool:
-    """Whether the event is a pair that the event before left on its side, crossing again in the piece's first
-    step: the piece started it on its surface with its rate pointing away, so a dip of its guard there is the
-    dense output's error (the state is exact to atol + rtol |y| only, which in cosine units can exceed the
-    guard's rise over the step), not a crossing. Such a column is then treated as grazing in the next piece (a
-    dip that comes back within the step is not an event): without it, each restart meets the same dip, and
-    the run advances by a fraction of a step per event (thousands of events, then ``failed``).
-    """
-    if guards.kind(end.column) != PAIR or int(end.column) not in kept or end.step is None:
-        return False
-    return bool(end.t - t <= end.step)
 
 
 def _transition(was: int, now: int) -> str | None:

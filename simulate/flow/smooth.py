@@ -99,8 +99,18 @@ def finite_difference_jacobian(fun: Callable[[np.ndarray], np.ndarray], y: np.nd
 
 
 def _rms(values: np.ndarray) -> float:
-    """The RMS norm of ``values`` (scipy's ``norm`` for solver steps)."""
-    return float(np.linalg.norm(values) / values.size**0.5)
+    """The RMS norm of ``values`` (scipy's ``norm`` for solver steps), finite for every finite ``values``: where
+    the sum of squares overflows (a field of 6e144 over a tolerance of 4e-12 is 1.5e156, its square 2e312) the
+    values are scaled by their largest magnitude first. scipy's form then gave inf, the starting step
+    0.01 d0 / inf = 0, and a division by it ended the run ``failed`` (docs/flow.md, "Robustness")."""
+    with np.errstate(over="ignore"):
+        rms = float(np.linalg.norm(values) / values.size**0.5)
+    if np.isfinite(rms):
+        return rms
+    largest = float(np.abs(values).max())
+    if not np.isfinite(largest):
+        return largest
+    return largest * float(np.linalg.norm(values / largest) / values.size**0.5)
 
 
 @dataclass

@@ -19,13 +19,16 @@ as they were drawn (tests/simulate/data/):
   analytic Jacobian): scipy's finite-difference Jacobian had non-finite entries, every failed factorization
   restarted the piece at order 1 from a 10x smaller step, and the run ended 2.4e3 times the suite's bound from
   the tight one.
+- ``overflowing_error_norm``: RK23, span coordinates, exponential loss, a field of 6e144 at the start (below the
+  suite's 1e150, so it must run): the RMS norm of the field over atol 4e-12 overflowed to inf, the starting
+  step was 0.01 d0 / inf = 0 and a division by it ended the run ``failed`` at t = 0.
 """
 
 import numpy as np
 import pytest
 
 from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
-from fls.simulate.flow.smooth import finite_difference_jacobian
+from fls.simulate.flow.smooth import finite_difference_jacobian, initial_step
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
 
@@ -37,6 +40,7 @@ from tests.simulate.test_flow_stress import check
         "garbage_dense_output",
         "jacobian_increment_overflow",
         "merged_field_jacobian",
+        "overflowing_error_norm",
     ],
 )
 def test_stored_stress_problem_ends_usably_and_agrees_with_the_tight_run(name):
@@ -70,3 +74,12 @@ def test_the_finite_difference_jacobian_matches_a_linear_field_and_ignores_idle_
     J = finite_difference_jacobian(lambda x: A @ x, y)
     np.testing.assert_allclose(J, A, rtol=0, atol=1e-6 * np.abs(A).max())
     assert np.all(J[:, 2] == 0.0)
+
+
+def test_the_starting_step_is_positive_where_the_fields_rms_norm_overflows():
+    """A field of 1e145 over the tolerance atol = 1e-12 of a component at 0 (span coordinates start there): its
+    square overflows, and the RMS norms are taken scaled, so the starting step is a positive number (scipy's
+    form gives inf, a step of 0 and a division by it)."""
+    field, y0 = np.full(3, 1e145), np.array([0.0, 1.0, 1.0])
+    step = initial_step(lambda t, y: field, 0.0, y0, field, 1.0, 2, 1e-6, 1e-12)
+    assert 0.0 < step < 1e-100
