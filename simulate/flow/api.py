@@ -198,7 +198,8 @@ def integrate_flow(
         stiff_method: the implicit method ('Radau' or 'BDF') an explicit ``method`` hands the rest of the run to
             when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`), or None to
             keep ``method`` throughout. A switch is said in the message and recorded in
-            ``info["method_switch"]`` (t, from, to, eigenvalue, step, ratio; None without a switch).
+            ``info["method_switch"]`` (t, from, to, eigenvalue, step, ratio; None without a switch);
+            ``info["stiffness"]`` says how many tests ran and the largest ratio they found.
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
@@ -252,6 +253,7 @@ def integrate_flow(
         "c": c,
         "stop_rule": rule.describe() if rule is not None else None,
         "method_switch": switch.as_dict() if switch is not None else None,
+        "stiffness": integrator.monitor.summary() if integrator.monitor is not None else None,
     }
     if log is not None:
         info["event_log"] = log.arrays()

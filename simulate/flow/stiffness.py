@@ -127,6 +127,8 @@ class StiffnessMonitor:
         self.in_a_row = 0  # tests in a row that found the step at the boundary
         self.vector: np.ndarray | None = None  # the power iteration's current vector (unit norm)
         self.estimate: StiffnessEstimate | None = None  # the last test's
+        self.tests = 0
+        self.largest = 0.0  # the largest ratio a test found
 
     def stiff(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, f: np.ndarray, step: float) -> bool:
         """Whether the run is stiff, after an accepted step of size ``step`` ending at y with field f = fun(y).
@@ -138,7 +140,7 @@ class StiffnessMonitor:
         estimate = self.test(fun, y, f, step)
         if estimate is None:
             return False
-        self.estimate = estimate
+        self.estimate, self.tests, self.largest = estimate, self.tests + 1, max(self.largest, estimate.ratio)
         self.in_a_row = self.in_a_row + 1 if estimate.ratio >= STIFF_FRACTION else 0
         return self.in_a_row >= STIFF_TESTS
 
@@ -158,4 +160,10 @@ class StiffnessMonitor:
             return None
         eigenvalue = float(self.vector @ product)
         self.vector = product / size
-        return StiffnessEstimate(eigenvalue, float(step), -eigenvalue * step / self.boundary)
+        step = float(step)
+        return StiffnessEstimate(eigenvalue, step, -eigenvalue * step / self.boundary)
+
+    def summary(self) -> dict[str, Any]:
+        """What the tests found, for a result's ``info``: how many ran and the largest ratio
+        -lambda h / beta (far below :data:`STIFF_FRACTION` on a run that is not stiff)."""
+        return {"tests": self.tests, "largest_ratio": self.largest}
