@@ -223,6 +223,36 @@ def check(problem: Problem) -> None:
     agreement(problem, result, tight)
 
 
+def escape_problem(alpha: float, t_max: float) -> Problem:
+    """6 samples in 3-d, 4 neurons, logistic loss, RK45 at rtol 1e-8: from alpha = 1e-4 the weights grow to
+    0.68 by t = 20 (an escape from a small init); from alpha = 1 they stay of order 1."""
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((6, 3)), np.sign(rng.standard_normal(6))
+    W, v = init_params(4, 3, alpha=alpha, scheme="random_sign", seed=2)
+    return Problem(W, v, X, y, "logistic", None, t_max, rtol=1e-8, atol=1e-10, method="RK45", coords="plain")
+
+
+def test_the_amplification_of_an_escape_from_a_small_init_is_measured():
+    small = escape_problem(1e-4, 20.0)
+    growth, _ = amplification(small, run(small, reference=True))
+    assert 1e3 < growth < 1e5  # about the ratio of the final weights (0.68) to the initial ones (~1e-4)
+    steady = escape_problem(1.0, 3.0)
+    assert amplification(steady, run(steady, reference=True))[0] < 2
+
+
+@pytest.mark.parametrize(("alpha", "t_max"), [(1e-4, 20.0), (1.0, 3.0)])
+def test_the_agreement_check_rejects_a_wrong_final_state(alpha, t_max):
+    problem = escape_problem(alpha, t_max)
+    result, tight = run(problem), run(problem, reference=True)
+    agreement(problem, result, tight)
+    fixed = AGREEMENT * (problem.rtol * max(1.0, np.abs(state_of(tight)).max()) + problem.atol)
+    growth, _ = amplification(problem, tight)
+    if growth > 10:  # beyond the fixed bound, within the measured amplification's
+        agreement(problem, replace(result, W=result.W + 2 * fixed), tight)
+    with pytest.raises(AssertionError, match="x the bound"):
+        agreement(problem, replace(result, W=result.W + 2 * fixed * max(1.0, growth)), tight)
+
+
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(problems(max_n=12, dims=st.integers(2, 8), max_m=8, max_t=3.0, min_rtol=1e-9))
 def test_the_flow_never_fails_on_small_random_problems(problem):
