@@ -10,6 +10,8 @@ from fls.simulate.flow.problems import stall_problem
 from fls.simulate.flow.stiffness import TABLEAUS, stability_boundary
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
+from tests.simulate.test_flow_grazing import stored_problem
+from tests.simulate.test_flow_stress import check
 
 
 def growth_factor(method: str, z: float) -> float:
@@ -102,3 +104,12 @@ def test_stiff_method_is_validated():
     W, v, X, y = stiff_problem()
     with pytest.raises(ParameterError, match="stiff_method = 'LSODA' is not supported; allowed: 'Radau', 'BDF'"):
         integrate_flow(W, v, X, y, loss="squared", t_max=0.1, method="RK45", stiff_method="LSODA")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["stiff_exponential_loss", "stiff_squared_loss_with_events"])
+def test_stored_stiff_stress_problem_is_integrated_in_seconds(name):
+    """Slow-tier time-outs (over 60 s, stored as drawn in tests/simulate/data/): DOP853, exponential loss,
+    d = 1, m = 20, eigenvalue -4e4, t_max 25; RK23, squared loss, m = 5, d = 20, eigenvalue -1.6e4, 23
+    events. The run and its reference (DOP853 at 100x tighter tolerances) both switch to Radau."""
+    check(stored_problem(name))
