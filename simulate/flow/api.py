@@ -109,9 +109,16 @@ def resolve_schedule(save_at: Any) -> SaveSchedule:
 
 
 def dense_evaluator(
-    flow: HybridFlow, outcome: FlowOutcome, recorder: Recorder, integrator: ExplicitPieces | ScipyPieces
+    flow: HybridFlow,
+    outcome: FlowOutcome,
+    recorder: Recorder,
+    integrator: ExplicitPieces | ScipyPieces,
+    implicit: ExplicitPieces | ScipyPieces | None = None,
 ):
     """t -> (W, v) on [0, t_stop]: replays the run from the last checkpoint before t.
+
+    ``integrator`` replays the pieces, and ``implicit`` those that start at or after the run's switch to an
+    implicit method (``flow.method_switch``), where the explicit one would be held at its stability boundary.
 
     From the checkpoint's state and mode, each piece that starts before t is re-integrated to its start, where
     the event's projected rows of the touched neurons replace theirs and the mode takes their new sides
@@ -124,8 +131,13 @@ def dense_evaluator(
     coords = flow.coords
 
     def advance(mode: Mode, t0: Any, Y: Any, t1: Any) -> Any:
+        """The piece's state at t1 from (t0, Y); a stage that overflows is a rejected step, as in the run (no
+        warning)."""
         weights = SlidingWeights(mode, flow.gram, flow.arith)
-        return integrator.run(flow.field(weights), flow.jacobian(weights), t0, Y, t1, None, None, None).y
+        switch = flow.method_switch
+        replay = implicit if switch is not None and implicit is not None and t0 >= switch.t else integrator
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            return replay.run(flow.field(weights), flow.jacobian(weights), t0, Y, t1, None, None, None).y
 
     def dense(t: float) -> tuple[np.ndarray, np.ndarray]:
         t = check_in_range("t", t, 0.0, float(outcome.t))
@@ -161,6 +173,7 @@ def integrate_flow(
     b0: Any = None,
     sample_weight: Any = None,
     record_events: bool = False,
+    stiff_method: str | None = "Radau",
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
@@ -185,6 +198,11 @@ def integrate_flow(
             ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
         record_events: keep every transition: ``info["event_log"]`` then holds arrays ``t``, ``neuron``,
             ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event.
+        stiff_method: the implicit method ('Radau' or 'BDF') an explicit ``method`` hands the rest of the run to
+            when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`), or None to
+            keep ``method`` throughout. A switch is said in the message and recorded in
+            ``info["method_switch"]`` (t, from, to, eigenvalue, step, ratio; None without a switch);
+            ``info["stiffness"]`` says how many tests ran and the largest ratio they found.
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
@@ -194,7 +212,7 @@ def integrate_flow(
         return with_bias(
             integrate_flow, W0, b0, v0, X, y, c=c, loss=loss, target_risk=target_risk, t_max=t_max, rtol=rtol,
             atol=atol, method=method, save_at=save_at, stop_rule=stop_rule, coords=coords,
-            sample_weight=sample_weight,
+            sample_weight=sample_weight, stiff_method=stiff_method,
         )  # fmt: skip
     started = time.perf_counter()
     W, v, X, y, c = validate_network(W0, v0, X, y, c=c, loss=loss)
@@ -204,13 +222,15 @@ def integrate_flow(
     rtol = check_in_range("rtol", rtol, 1e-14, 1e-2)
     atol = check_positive("atol", atol)
     method = check_choice("method", method, SOLVERS)
+    if stiff_method is not None:
+        stiff_method = check_choice("stiff_method", stiff_method, IMPLICIT + (None,))
     rule = resolve_stop_rule(target_risk, stop_rule, y)
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
-    integrator = piece_integrator(method, rtol, atol)
+    integrator = piece_integrator(method, rtol, atol, watch_stiffness=stiff_method is not None)
     log = EventLog() if record_events else None
-    flow = HybridFlow(coordinates, integrator, rule, loss, log)
+    flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method)
     recorder = Recorder(schedule, coordinates, loss)
     # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
@@ -220,7 +240,13 @@ def integrate_flow(
             t_last, Y_last = flow.position or (0.0, coordinates.pack(W, v))
             outcome = FlowOutcome("failed", f"{type(exc).__name__}: {exc}", t_last, Y_last, flow.counts)
         recorder.finish(outcome.t, outcome.y)
-    dense = dense_evaluator(flow, outcome, recorder, integrator) if recorder.checkpoints else None
+    switch = flow.method_switch
+    if switch is not None:
+        outcome.message = f"{outcome.message}; {switch.describe()}"
+    dense = None
+    if recorder.checkpoints:
+        implicit = piece_integrator(switch.target, rtol, atol) if switch is not None else None
+        dense = dense_evaluator(flow, outcome, recorder, piece_integrator(method, rtol, atol), implicit)
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
     info = {
         "method": method,
@@ -229,6 +255,8 @@ def integrate_flow(
         "loss": loss,
         "c": c,
         "stop_rule": rule.describe() if rule is not None else None,
+        "method_switch": switch.as_dict() if switch is not None else None,
+        "stiffness": integrator.monitor.summary() if integrator.monitor is not None else None,
     }
     if log is not None:
         info["event_log"] = log.arrays()

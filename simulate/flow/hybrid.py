@@ -50,7 +50,8 @@ from fls.simulate.flow.modes import (
     select_neuron_mode,
 )
 from fls.simulate.flow.recording import Recorder
-from fls.simulate.flow.smooth import PieceEnd, finite_difference_jacobian
+from fls.simulate.flow.smooth import PieceEnd, finite_difference_jacobian, piece_integrator
+from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -210,9 +211,12 @@ class HybridFlow:
         stop_rule: StopRule | None,
         loss: str,
         log: EventLog | None = None,
+        stiff_method: str | None = None,
     ) -> None:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
         self.log = log  # every transition, when asked for
+        self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
+        self.method_switch: MethodSwitch | None = None
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
@@ -370,6 +374,15 @@ class HybridFlow:
         change = np.abs(G[1:, cols] - G[0, cols]).max(axis=0)
         return {col: RESOLUTION_FACTOR * float(depth) for col, depth in zip(cols, change, strict=True)}
 
+    def switch_method(self, end: PieceEnd) -> None:
+        """The explicit integrator found the run stiff at end.t: the rest of the run goes to
+        :attr:`stiff_method` at the same tolerances, and the switch is recorded (docs/flow.md, "Choosing a
+        method"). Only the float engine's integrators (``smooth.ExplicitPieces``, ``smooth.ScipyPieces``) end
+        a piece 'stiff'; they carry the method, the tolerances and the test's estimate."""
+        source = self.integrator
+        self.integrator = piece_integrator(self.stiff_method, source.rtol, source.atol)
+        self.method_switch = MethodSwitch(float(end.t), source.method, self.stiff_method, source.monitor.estimate)
+
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
         """Integrate from (t0, Y0) until the stopping rule, t_max, divergence or failure."""
@@ -415,6 +428,10 @@ class HybridFlow:
                 )
             if end.kind in ("diverged", "failed"):
                 return outcome(end.kind, end.message, end.t, end.y)
+            if end.kind == "stiff":  # not an event: the same mode goes on with an implicit method
+                self.switch_method(end)
+                t, Y, step, changed = end.t, end.y, None, []
+                continue
             if end.column == guards.stop_column:
                 return outcome(
                     "target_reached", f"{self.stop_rule.describe()} at t = {float(end.t):.10g}", end.t, end.y
@@ -456,6 +473,9 @@ class HybridFlow:
             near.update(pairs, before, hints, mode.side, t)
             contacts.forget_changed(mode, changed)
             contacts.add(grazing, mode.side)
+            if end.stiff:  # events that come every step of a stiff run: the next piece is implicit
+                self.switch_method(end)
+                step = None
 
 
 def _probe_signs(size: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
@@ -115,7 +116,10 @@ def _rms(values: np.ndarray) -> float:
 
 @dataclass
 class PieceEnd:
-    """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed'."""
+    """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed', or 'stiff' (the
+    integrator's :class:`~simulate.flow.stiffness.StiffnessMonitor` found its explicit steps held at the
+    stability boundary; (t, y) is the last accepted step's end). ``stiff``: the monitor found that on the
+    step that ended in this event (the run goes on with an implicit method after the event)."""
 
     kind: str
     t: Any
@@ -129,6 +133,7 @@ class PieceEnd:
     columns: np.ndarray | None = None
     #: every sample's network output at y under the piece's mode (events), when the integrator computed it
     outputs: Any = None
+    stiff: bool = False
 
 
 #: observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
@@ -259,9 +264,11 @@ class FiniteField:
 
 
 class ScipyPieces:
-    """Integrates pieces with a scipy solver class, stepping manually so the guards see every step."""
+    """Integrates pieces with a scipy solver class, stepping manually so the guards see every step.
+    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None."""
 
-    def __init__(self, method: str, rtol: float, atol: float) -> None:
+    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
+        self.method, self.monitor = method, monitor
         self.solver_class = SOLVERS[method]
         self.order = ESTIMATOR_ORDER[method]
         self.implicit = method in IMPLICIT
@@ -309,6 +316,9 @@ class ScipyPieces:
                     if not np.all(np.isfinite(solver.y)) or not np.all(np.isfinite(getattr(solver, "f", 0.0))):
                         raise Diverged(f"the state or the field is not finite at t = {solver.t:.6g}")
                     end = self._accepted(solver, checked, guards, observer)
+                    stiff = self.monitor is not None and self.monitor.stiff(
+                        fun, solver.y, solver.f, solver.t - solver.t_old
+                    )
                 except (ValueError, np.linalg.LinAlgError, StepRejected) as exc:
                     # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's
                     # dense output put an event where the field overflows: restart from the last accepted
@@ -323,9 +333,12 @@ class ScipyPieces:
                     solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
                     continue
                 if end is not None:
+                    end.stiff = stiff
                     return end
                 t_good, y_good = solver.t, solver.y
                 checked.overflow_seen = False
+                if stiff:
+                    return PieceEnd("stiff", solver.t, solver.y, solver.step_size)
         except Diverged as exc:
             return PieceEnd("diverged", t_good, y_good, message=str(exc))
         return PieceEnd("t_bound", solver.t, solver.y, solver.step_size)
@@ -349,12 +362,14 @@ class ExplicitPieces:
 
     The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
     the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
-    a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs.
+    a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs. ``monitor``: a
+    stiffness test on the accepted steps, or None.
     """
 
     implicit = False
 
-    def __init__(self, method: str, rtol: float, atol: float) -> None:
+    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
+        self.method, self.monitor = method, monitor
         tableau = SOLVERS[method]
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
         self.E, self.P = tableau.E, tableau.P
@@ -431,9 +446,7 @@ class ExplicitPieces:
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
-                if h <= 10 * np.spacing(
-                    abs(t)
-                ):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
+                if h <= 10 * np.spacing(abs(t)):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
                     return checked.end(t, y, used, f"step size too small at t = {t:.6g}")
                 y_new, K, error = self._step(checked.fun, y, f, h)
                 checked.overflowed = not np.isfinite(error)
@@ -460,10 +473,15 @@ class ExplicitPieces:
                     h *= 0.2
                     rejected = True
                     continue
+                # the whole step's size and end (an event truncates the step, not what held its size)
+                stiff = self.monitor is not None and self.monitor.stiff(checked.fun, y_new, K[-1], h)
                 if end is not None:
+                    end.stiff = stiff
                     return end
                 K[0] = K[-1]  # first same as last: the next step's first stage, kept through its rejections
                 t, y, f, used = t_new, y_new, K[0], h
+                if stiff:
+                    return PieceEnd("stiff", t, y, h)
                 factor = 10.0 if error == 0 else min(10.0, 0.9 * error**self.exponent)
                 h *= min(1.0, factor) if rejected else factor
                 rejected = False
@@ -472,6 +490,10 @@ class ExplicitPieces:
         return PieceEnd("t_bound", t, y, used)
 
 
-def piece_integrator(method: str, rtol: float, atol: float) -> ExplicitPieces | ScipyPieces:
-    """The piece integrator of ``method`` (one of :data:`SOLVERS`)."""
-    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol)
+def piece_integrator(
+    method: str, rtol: float, atol: float, watch_stiffness: bool = False
+) -> ExplicitPieces | ScipyPieces:
+    """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``watch_stiffness`` an explicit one
+    ends a piece 'stiff' when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`)."""
+    monitor = StiffnessMonitor(method) if watch_stiffness and method in TABLEAUS else None
+    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor)

@@ -1,0 +1,174 @@
+"""Stiffness of a piece under an explicit Runge–Kutta method: the test, and the record of a switch it causes.
+
+An explicit method is stable on y' = lambda y only while h lambda lies in its stability region; on the negative
+real axis that is [-beta, 0] with beta the method's *stability boundary* (:func:`stability_boundary`, from the
+tableau: about 2.51 for RK23, 3.31 for RK45, 6.0 for DOP853). On a stiff problem (squared or exponential loss
+with weights of 10 and more: the largest eigenvalue of the field's Jacobian is -1e4 to -1e7) the step-size
+control holds h near beta / rho for the whole run, however smooth the solution, and the run takes 1e5 to 1e8
+steps. An implicit method (Radau) is stable there at any step.
+
+The test (docs/flow.md, "Choosing a method"): the dominant eigenvalue lambda of the piece's Jacobian is estimated
+by power iteration, one forward-difference product J v ~ (f(y + e v) - f(y)) / e every :data:`TEST_INTERVAL`
+accepted steps, warm-started from the previous test's vector, so the iteration converges over the tests at
+one field evaluation each (under 1 % of a run). The Rayleigh quotient lambda = <v, J v> / <v, v> underestimates
+|lambda_max| until it has converged, so the test errs towards not switching. h is the mean size of the
+accepted steps since the last test (their full sizes: an event truncates a step, not what held its size): at
+the boundary the step-size control cycles, DOP853 through steps of 0.44, 0.44 and 1.68 times it, for instance.
+A run is stiff when -lambda h >= :data:`STIFF_FRACTION` beta at :data:`STIFF_TESTS` tests in a row (over
+about 200 accepted steps): a
+fast component that is still moving decays within a few such steps, so a step size that stays at the
+stability boundary after that is held there by stability, not by accuracy. This is the idea of the stiffness
+tests of Hairer's DOPRI codes and of LSODA's switching (an estimate of h rho held against the method's
+boundary over a run of steps), with an estimate of rho that works for any explicit tableau.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+from scipy.integrate import DOP853, RK23, RK45
+
+#: The explicit methods the test watches, by name (their tableaus are scipy's).
+TABLEAUS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
+#: Accepted steps between two tests (each one field evaluation).
+TEST_INTERVAL = 50
+#: Tests in a row that must find the step at the stability boundary before the run is called stiff.
+STIFF_TESTS = 4
+#: -lambda h at or above this fraction of the stability boundary counts as held by stability: the step-size
+#: control keeps a stiff run at 0.7 to 1 times the boundary, an accuracy-limited one far below it.
+STIFF_FRACTION = 0.5
+
+
+def stability_polynomial(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """The coefficients (ascending powers of z) of R(z) = 1 + z B^T (I - z A)^-1 1, the growth factor of an
+    explicit Runge–Kutta method with tableau (A, B) on y' = lambda y, z = h lambda: R(z) = sum_k B^T A^(k-1) 1 z^k
+    (A strictly lower triangular, so the series ends at the number of stages)."""
+    stages = len(B)
+    A = np.asarray(A, dtype=np.float64)
+    square = np.zeros((stages, stages))  # scipy stores RK45's A without its last, zero, column
+    square[:, : min(stages, A.shape[1])] = A[:stages, :stages]
+    A = square
+    coefficients, power = [1.0], np.ones(stages)
+    for _ in range(stages):
+        coefficients.append(float(B @ power))
+        power = A @ power
+    return np.array(coefficients)
+
+
+@cache
+def stability_boundary(method: str) -> float:
+    """beta: the largest x with |R(-s)| <= 1 for every s in [0, x] (the method's stability interval on the
+    negative real axis), to 1e-9 relative; ``method`` one of :data:`TABLEAUS`."""
+    tableau = TABLEAUS[method]
+    R = np.polynomial.Polynomial(stability_polynomial(tableau.A, tableau.B))
+    s = np.linspace(0.0, 2.0 * len(tableau.B), 20001)
+    stable = np.abs(R(-s)) <= 1.0 + 1e-12
+    first_unstable = int(np.argmin(stable)) if not stable.all() else len(s) - 1
+    low, high = s[first_unstable - 1], s[first_unstable]
+    while high - low > 1e-9 * high:
+        middle = 0.5 * (low + high)
+        if abs(R(-middle)) <= 1.0 + 1e-12:
+            low = middle
+        else:
+            high = middle
+    return float(low)
+
+
+@dataclass(frozen=True)
+class StiffnessEstimate:
+    """One test's finding: the Rayleigh quotient ``eigenvalue`` of the Jacobian along the power iteration's
+    vector and the accepted step size ``step`` there; ``ratio`` = -eigenvalue * step / beta."""
+
+    eigenvalue: float
+    step: float
+    ratio: float
+
+
+@dataclass(frozen=True)
+class MethodSwitch:
+    """A run that went on with another method: at time ``t`` from method ``source`` to ``target``, because the
+    explicit steps were held at its stability boundary (``estimate``)."""
+
+    t: float
+    source: str
+    target: str
+    estimate: StiffnessEstimate
+
+    def describe(self) -> str:
+        """One line for the run's message."""
+        e = self.estimate
+        return (
+            f"stiff: switched from {self.source} to {self.target} at t = {self.t:.6g} "
+            f"(Jacobian eigenvalue {e.eigenvalue:.3g}, step {e.step:.3g}: {e.ratio:.2f} x the stability boundary)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The switch for a result's ``info``: t, from, to, eigenvalue, step, ratio."""
+        e = self.estimate
+        return {
+            "t": self.t,
+            "from": self.source,
+            "to": self.target,
+            "eigenvalue": e.eigenvalue,
+            "step": e.step,
+            "ratio": e.ratio,
+        }
+
+
+class StiffnessMonitor:
+    """Watches the accepted steps of one run under an explicit ``method`` (across its pieces) and says when
+    the run is stiff (module docstring): :meth:`stiff` after each accepted step."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.boundary = stability_boundary(method)
+        self.steps, self.stepped = 0, 0.0  # accepted steps since the last test, and the sum of their sizes
+        self.in_a_row = 0  # tests in a row that found the step at the boundary
+        self.vector: np.ndarray | None = None  # the power iteration's current vector (unit norm)
+        self.estimate: StiffnessEstimate | None = None  # the last test's
+        self.tests = 0
+        self.largest = 0.0  # the largest ratio a test found
+
+    def stiff(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, f: np.ndarray, step: float) -> bool:
+        """Whether the run is stiff, after an accepted step of size ``step`` ending at y with field f = fun(y).
+        Tests every :data:`TEST_INTERVAL` steps (one evaluation of fun), with the mean step size since the last
+        test."""
+        self.steps += 1
+        self.stepped += float(step)
+        if self.steps < TEST_INTERVAL:
+            return False
+        estimate = self.test(fun, y, f, self.stepped / self.steps)
+        self.steps, self.stepped = 0, 0.0
+        if estimate is None:
+            return False
+        self.estimate, self.tests, self.largest = estimate, self.tests + 1, max(self.largest, estimate.ratio)
+        self.in_a_row = self.in_a_row + 1 if estimate.ratio >= STIFF_FRACTION else 0
+        return self.in_a_row >= STIFF_TESTS
+
+    def test(
+        self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, f: np.ndarray, step: float
+    ) -> StiffnessEstimate | None:
+        """One power-iteration step at y: J v by a forward difference of increment sqrt(eps) max(1, ||y||)
+        (relative precision about sqrt(eps), all an order-of-magnitude test needs); None where the shifted field
+        is not finite or J v vanishes."""
+        if self.vector is None or self.vector.size != y.size:
+            vector = np.random.default_rng(0).standard_normal(y.size)
+            self.vector = vector / np.linalg.norm(vector)
+        increment = np.sqrt(np.finfo(np.float64).eps) * max(1.0, float(np.linalg.norm(y)))
+        product = (fun(y + increment * self.vector) - f) / increment
+        size = float(np.linalg.norm(product))
+        if not np.isfinite(size) or size == 0.0:
+            return None
+        eigenvalue = float(self.vector @ product)
+        self.vector = product / size
+        step = float(step)
+        return StiffnessEstimate(eigenvalue, step, -eigenvalue * step / self.boundary)
+
+    def summary(self) -> dict[str, Any]:
+        """What the tests found, for a result's ``info``: how many ran and the largest ratio
+        -lambda h / beta (far below :data:`STIFF_FRACTION` on a run that is not stiff)."""
+        return {"tests": self.tests, "largest_ratio": self.largest}

@@ -1,0 +1,115 @@
+"""The stiffness test of the explicit methods and the switch to an implicit one (docs/flow.md, "Choosing a method")."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fls.simulate.flow import integrate_flow
+from fls.simulate.flow.problems import stall_problem
+from fls.simulate.flow.stiffness import TABLEAUS, stability_boundary
+from fls.simulate.initialization import init_params
+from fls.theory.validation import ParameterError
+from tests.simulate.test_flow_grazing import stored_problem
+from tests.simulate.test_flow_stress import check
+
+
+def growth_factor(method: str, z: float) -> float:
+    """y1 / y0 of one step of ``method`` on y' = lambda y with h lambda = z, stage by stage from scipy's
+    tableau (independent of the series of :func:`stability_polynomial`)."""
+    tableau = TABLEAUS[method]
+    stages = len(tableau.B)
+    K = np.zeros(stages)
+    for s in range(stages):
+        K[s] = z * (1.0 + sum(tableau.A[s, k] * K[k] for k in range(min(s, tableau.A.shape[1]))))
+    return 1.0 + float(tableau.B @ K)
+
+
+def taylor_boundary(coefficients: list[float]) -> float:
+    """The smallest x > 0 with |R(-x)| = 1 for a growth factor R with these Taylor coefficients."""
+    R = np.polynomial.Polynomial(coefficients)
+    roots = np.concatenate([(R + 1).roots(), (R - 1).roots()])
+    real = -roots[(abs(roots.imag) < 1e-9) & (roots.real < -1e-9)].real
+    return float(real.min())
+
+
+def test_stability_boundaries_match_the_known_growth_factors():
+    # RK23 (Bogacki-Shampine, order 3): R = 1 + z + z^2/2 + z^3/6; RK45 (Dormand-Prince, order 5):
+    # R = sum_k<=5 z^k/k! + z^6/600 (Hairer, Norsett & Wanner I, II.5)
+    assert stability_boundary("RK23") == pytest.approx(taylor_boundary([1, 1, 1 / 2, 1 / 6]), rel=1e-8)
+    dp5 = [1 / math.factorial(k) for k in range(6)] + [1 / 600]
+    assert stability_boundary("RK45") == pytest.approx(taylor_boundary(dp5), rel=1e-8)
+    for method in TABLEAUS:  # the boundary is where one step of the tableau stops damping
+        beta = stability_boundary(method)
+        assert abs(growth_factor(method, -beta * (1 - 1e-6))) <= 1.0
+        assert abs(growth_factor(method, -beta * (1 + 1e-6))) > 1.0
+        assert all(abs(growth_factor(method, -x)) <= 1.0 for x in np.linspace(0, beta * (1 - 1e-6), 200))
+
+
+def stiff_problem():
+    """Squared loss on weights ~100 (4 samples in 2-d, 2 neurons): the Jacobian's largest eigenvalue is about
+    -1.5e4, so RK45 is held at steps of 2e-4 while the solution varies on a scale of 0.1."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((4, 2)), rng.standard_normal(4)
+    W, v = init_params(2, 2, alpha=100.0, scheme="random_sign", seed=1)
+    return W, v, X, y
+
+
+STIFF_OPTIONS = {"loss": "squared", "t_max": 0.5, "coords": "plain"}
+
+
+@pytest.fixture(scope="module")
+def stiff_reference():
+    """The stiff problem by DOP853 at rtol 1e-12, never switching (about 7e4 evaluations)."""
+    W, v, X, y = stiff_problem()
+    return integrate_flow(W, v, X, y, method="DOP853", rtol=1e-12, atol=1e-14, stiff_method=None, **STIFF_OPTIONS)
+
+
+@pytest.mark.parametrize("target", ["Radau", "BDF"])
+def test_a_stiff_problem_switches_and_agrees_with_a_tight_reference(target, stiff_reference):
+    W, v, X, y = stiff_problem()
+    run = integrate_flow(W, v, X, y, method="RK45", rtol=1e-8, atol=1e-10, stiff_method=target, **STIFF_OPTIONS)
+    explicit = integrate_flow(W, v, X, y, method="RK45", rtol=1e-8, atol=1e-10, stiff_method=None, **STIFF_OPTIONS)
+    reference = stiff_reference
+    switch = run.info["method_switch"]
+    assert run.status == "t_max"
+    assert (switch["from"], switch["to"]) == ("RK45", target)
+    assert switch["ratio"] >= 0.5
+    assert switch["eigenvalue"] < -1e4
+    assert f"switched from RK45 to {target}" in run.message
+    assert explicit.info["method_switch"] is None
+    assert run.rhs_evals * 5 < explicit.rhs_evals
+    state = np.concatenate([run.W.ravel(), run.v])
+    exact = np.concatenate([reference.W.ravel(), reference.v])
+    assert np.abs(state - exact).max() <= 1e3 * (1e-8 * np.abs(exact).max() + 1e-10)
+    W_half, v_half = run.dense(0.25)  # dense output replays the pieces on both sides of the switch
+    W_ref, v_ref = reference.dense(0.25)
+    assert np.abs(W_half - W_ref).max() <= 1e3 * (1e-8 * np.abs(W_ref).max() + 1e-10)
+    assert np.abs(v_half - v_ref).max() <= 1e3 * (1e-8 * np.abs(v_ref).max() + 1e-10)
+
+
+@pytest.mark.parametrize("method", ["RK23", "RK45", "DOP853"])
+def test_a_non_stiff_run_never_switches(method):
+    """The stall problem (logistic loss, 201 events): its 4 to 74 tests find steps below 0.001 times the
+    stability boundary."""
+    W, v, X, y = stall_problem(alpha=0.1)
+    run = integrate_flow(W, v, X, y, target_risk=0.05, t_max=200.0, method=method, rtol=1e-10, atol=1e-13)
+    assert run.status == "target_reached"
+    assert run.info["method_switch"] is None
+    assert run.info["stiffness"]["tests"] >= 4
+    assert 0 < run.info["stiffness"]["largest_ratio"] < 0.01
+
+
+def test_stiff_method_is_validated():
+    W, v, X, y = stiff_problem()
+    with pytest.raises(ParameterError, match="stiff_method = 'LSODA' is not supported; allowed: 'Radau', 'BDF'"):
+        integrate_flow(W, v, X, y, loss="squared", t_max=0.1, method="RK45", stiff_method="LSODA")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["stiff_exponential_loss", "stiff_squared_loss_with_events"])
+def test_stored_stiff_stress_problem_is_integrated_in_seconds(name):
+    """Slow-tier time-outs (over 60 s, stored as drawn in tests/simulate/data/): DOP853, exponential loss,
+    d = 1, m = 20, eigenvalue -4e4, t_max 25; RK23, squared loss, m = 5, d = 20, eigenvalue -1.6e4, 23
+    events. The run and its reference (DOP853 at 100x tighter tolerances) both switch to Radau."""
+    check(stored_problem(name))
