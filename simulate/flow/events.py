@@ -81,6 +81,9 @@ class PieceGuards:
         self.margins = None if previous is None else previous.margins
         if self.margins is not None:
             self.margins.forget(list(changed))
+        # ||Z_i|| of the coordinates' row map, for the polynomial guards' screen (a constant of the run: formed
+        # once, not at every step)
+        self.row_map_norms = None if previous is None else previous.row_map_norms
 
     def graze(self, depths: dict[int, float]) -> None:
         """Columns whose contact with their surface is below the integration's resolution: each counts as
