@@ -159,7 +159,9 @@ class SlidingWeights:
             q += self.unslid[neurons] * offset
         if not len(self.pair_rows):  # no sliding pair in the network (the common case)
             return q
-        pairs = np.flatnonzero(np.isin(self.pair_rows, neurons))
+        # one neuron (the common event): a comparison, not np.isin's sort
+        in_neurons = self.pair_rows == neurons[0] if len(neurons) == 1 else np.isin(self.pair_rows, neurons)
+        pairs = np.flatnonzero(in_neurons)
         if len(pairs):
             z = s @ self.map[pairs].T
             if offset is not None:
