@@ -81,6 +81,9 @@ class PieceGuards:
         self.margins = None if previous is None else previous.margins
         if self.margins is not None:
             self.margins.forget(list(changed))
+        # ||Z_i|| of the coordinates' row map, for the polynomial guards' screen (a constant of the run: formed
+        # once, not at every step)
+        self.row_map_norms = None if previous is None else previous.row_map_norms
 
     def graze(self, depths: dict[int, float]) -> None:
         """Columns whose contact with their surface is below the integration's resolution: each counts as
@@ -348,6 +351,12 @@ class StepGuards:
         return np.asarray(self.guards.evaluate(self.state(t)[None])[0], dtype=np.float64)
 
 
+def _estimate(a: Any, b: Any, ga: Any, gb: Any) -> float:
+    """The linear-interpolation estimate of a guard's crossing time in its bracket [a, b] (ga > 0 >= gb)."""
+    a, b, ga, gb = float(a), float(b), float(ga), float(gb)
+    return a + (b - a) * ga / (ga - gb)
+
+
 def first_event(
     step: StepGuards, xtol: float, refine_dips: bool = True
 ) -> tuple[Any, int, np.ndarray] | None:
@@ -377,10 +386,27 @@ def first_event(
         crossed[k:] = False
     which = np.flatnonzero(crossed.any(axis=0))
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
-    for k, col in zip(ks.tolist(), columns[which].tolist()):
-        brackets[col] = (ts[k], ts[k + 1], G[k, col], G[k + 1, col])
+    crossed_columns = columns[which]
+    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps'; the crossed follow
+    times = list(ts)  # in the arithmetic's own type, as G's entries
+    brackets.update(
+        zip(
+            crossed_columns.tolist(),
+            zip(
+                [times[k] for k in ks.tolist()],
+                [times[k + 1] for k in ks.tolist()],
+                G[ks, crossed_columns],
+                G[ks + 1, crossed_columns],
+            ),
+        )
+    )
+    tf = np.asarray(ts, dtype=np.float64)
+    start, end = tf[ks], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
+    g_start, g_end = Gf[ks, crossed_columns], Gf[ks + 1, crossed_columns]
+    estimates.update(
+        zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
+    )
     if refine_dips:
-        tf = np.asarray(ts, dtype=np.float64)
         last = int(ks.min()) if len(ks) else len(ts) - 1
         for k, col in _dip_candidates(tf, Gf, last):
             if col in brackets:
@@ -393,25 +419,21 @@ def first_event(
             )
             if found.fun <= -thresholds[col]:
                 brackets[col] = (ts[k - 1], found.x, G[k - 1, col], found.fun)
+                estimates[col] = _estimate(*brackets[col])
     if not brackets:
         return None
 
-    estimates = {}  # column -> the linear-interpolation estimate of its crossing time in its bracket
-    for c, (a, b, ga, gb) in brackets.items():
-        a, b, ga, gb = float(a), float(b), float(ga), float(gb)
-        estimates[c] = a + (b - a) * ga / (ga - gb)
-    estimate = estimates.__getitem__
+    estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
+    keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start
+    starts = np.array([float(bracket[0]) for bracket in brackets.values()])
 
     col = min(brackets, key=estimate)
     best = (step.root(col, *brackets[col], xtol), col)
     done = {col}
     while True:
         at_best = step.values(best[0])
-        earlier = [
-            c
-            for c in brackets
-            if c not in done and at_best[c] <= -thresholds[c] and float(brackets[c][0]) < float(best[0])
-        ]
+        crossed_there = (at_best[keys] <= -thresholds[keys]) & (starts < float(best[0]))
+        earlier = [c for c in keys[crossed_there].tolist() if c not in done]
         if not earlier:
             return step.event(best[0], best[1], at_best)
         col = min(earlier, key=estimate)

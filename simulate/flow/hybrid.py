@@ -220,6 +220,7 @@ class HybridFlow:
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
+        self.x_norms_float = np.sqrt(np.einsum("ij,ij->i", self.X_float, self.X_float))  # for every selection
         self.counts = EventCounts()
         self.weight_maps: dict = {}  # SlidingWeights' per-neuron maps, reused across pieces
         self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
@@ -340,6 +341,7 @@ class HybridFlow:
                 hints.get(j),
                 offset,
                 (stuck or {}).get(j),
+                self.x_norms_float,
             )
             for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
                 kind = _transition(was, now)

@@ -50,6 +50,7 @@ BOUND_TOL = 1e-13
 #: neuron's field can give it, ||x_i|| sum_k |s_k| ||x_k|| (~4500 roundoffs of that sum): below it, the sign
 #: of the rate on either side is the same to the precision the rates are computed with.
 JUMP_TOL = 1e-12
+_EPS = float(np.finfo(np.float64).eps)  # the float64 roundoff, looked up once
 
 ACTIVE, SLIDING, INACTIVE = 1, 0, -1
 
@@ -156,7 +157,11 @@ class SlidingWeights:
         q = self.active[neurons] * s
         if offset is not None:
             q += self.unslid[neurons] * offset
-        pairs = np.flatnonzero(np.isin(self.pair_rows, neurons))
+        if not len(self.pair_rows):  # no sliding pair in the network (the common case)
+            return q
+        # one neuron (the common event): a comparison, not np.isin's sort
+        in_neurons = self.pair_rows == neurons[0] if len(neurons) == 1 else np.isin(self.pair_rows, neurons)
+        pairs = np.flatnonzero(in_neurons)
         if len(pairs):
             z = s @ self.map[pairs].T
             if offset is not None:
@@ -199,6 +204,7 @@ def select_neuron_mode(
     hints: dict[int, int] | None = None,
     offset: np.ndarray | None = None,
     stuck: dict[int, int] | None = None,
+    norms: np.ndarray | None = None,
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -217,6 +223,8 @@ def select_neuron_mode(
             instant: its rate on that side is zero to roundoff (a tangency) and the next order takes it
             across. It does not get that side again at this instant: an attracting pair slides (its rate on
             the side it would leave points into the surface after all), any other pair takes the other side.
+        norms: the samples' norms ||x_i|| (n,), sqrt(einsum("ij,ij->i", X, X)), when the caller keeps them
+            (an event loop selects for many events on the same X); computed here otherwise.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) and pairs that slide already get their weights from (2); each other pair crosses to the
@@ -227,14 +235,15 @@ def select_neuron_mode(
     hints = hints or {}
     new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X)) if norms is None else norms
     jumps = np.abs(s[touching]) * norms[touching] ** 2
     # a pair that slides stays in (2) while its jump is resolved, even where its surface has turned repelling
     # (sign_v s_i >= 0): holding it there is a Filippov solution, and the side it would otherwise start from,
     # the sign of its tangent rate (zero to roundoff), is noise that two runs at different tolerances resolve
     # differently
     held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
-    pull = held & (jumps > JUMP_TOL * norms[touching] * (np.abs(s) @ norms))
+    jump_scale = np.abs(s) @ norms
+    pull = held & (jumps > JUMP_TOL * norms[touching] * jump_scale)
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
@@ -258,7 +267,7 @@ def select_neuron_mode(
             new[i] = choice
         if not changed:
             break
-    scale = np.abs(s) @ norms if offset is None else (np.abs(s) + np.abs(offset)) @ norms
+    scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
     resolution = weight_resolution(jumps[pull], norms[attracting], scale)
     for i, weight, near in zip(attracting, mu, np.maximum(HINT_TOL, resolution), strict=True):
         hint = hints.get(int(i))
@@ -287,7 +296,7 @@ def weight_resolution(jumps: np.ndarray, norms: np.ndarray, scale: float) -> np.
     the hinted side the pair would slide on and leave through the same bound at once, event after event
     (docs/flow.md, "Robustness").
     """
-    return np.finfo(np.float64).eps * norms * scale / jumps
+    return _EPS * norms * scale / jumps
 
 
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:

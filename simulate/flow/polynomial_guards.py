@@ -138,7 +138,9 @@ def _movable_pairs(
     select = slice(None) if len(neurons) == len(movement) else neurons  # all of them: views, not copies
     Z = coords.row_map
     pre0 = coords.start_preactivations(rows[0], select) if every_start is None else every_start[select]  # (k, n)
-    reach = np.abs(pre0) / coords.arith.row_norms(Z.T)
+    if guards.row_map_norms is None:
+        guards.row_map_norms = coords.arith.row_norms(Z.T)
+    reach = np.abs(pre0) / guards.row_map_norms
     reach[guards.weights.mode.sliding[select]] = np.inf
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)

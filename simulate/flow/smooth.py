@@ -42,6 +42,9 @@ class StepRejected(ArithmeticError):
     overshot (a stiff field, an exponential loss far out) and is retried smaller (docs/flow.md, "Robustness")."""
 
 
+_EPS = float(np.finfo(np.float64).eps)  # np.finfo per call costs more than the expression it serves
+
+
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
 ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
 
@@ -192,7 +195,7 @@ def accepted_step(
             if not checked.finite_at(Ys):
                 raise StepRejected(f"the dense output leaves the field's finite range in [{t_a:.6g}, {t_b:.6g}]")
             step = StepGuards(guards, ts, guards.evaluate(Ys, one_scale=True), state_at, Ys)
-        xtol = 4 * np.finfo(np.float64).eps * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
+        xtol = 4 * _EPS * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
         if event is not None:
             t_event, column, values = event

@@ -156,6 +156,35 @@ def test_projection_lands_on_every_surface_and_moves_least(seed, k):
 
 
 @given(st.integers(0, 100_000))
+def test_an_event_s_shortcuts_give_the_whole_computation_s_numbers(seed):
+    """The event loop's shortcuts (docs/flow.md, "The event loop at m = 100"): the gates of one neuron, of
+    several and of all (sliding or not) are those rows of the whole network's, and a selection given the
+    samples' norms is the one that computes them."""
+    rng = np.random.default_rng(seed)
+    m, n, d = 4, 7, 5
+    X = rng.standard_normal((n, d))
+    sliding = np.zeros((m, n), dtype=bool)
+    for j in range(1, m):  # neuron 0 does not slide
+        sliding[j, rng.choice(n, size=rng.integers(0, d), replace=False)] = True
+    active = ~sliding & (rng.random((m, n)) < 0.5)
+    s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    for mode in (Mode(active, sliding), Mode(active, np.zeros_like(sliding))):
+        weights = SlidingWeights(mode, X @ X.T, ARITH)
+        q = weights.weighted_gates(s)
+        for neurons in [[j] for j in range(m)] + [[1, 3], list(range(m))]:
+            # the sliding pairs' z from the neurons' rows of the map: a smaller product, the same to roundoff
+            np.testing.assert_allclose(
+                weights.neuron_gates(s, None, neurons), q[neurons], rtol=1e-13, atol=1e-15
+            )
+    X, s, sign_v, side, touching, prefer = random_neuron(seed)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    assert np.array_equal(
+        select_neuron_mode(X, s, sign_v, side, touching, prefer, norms=norms),
+        select_neuron_mode(X, s, sign_v, side, touching, prefer),
+    )
+
+
+@given(st.integers(0, 100_000))
 def test_weights_and_guards_updated_from_the_previous_piece_equal_fresh_ones(seed):
     """An event changes some neurons' rows; the incremental SlidingWeights and PieceGuards equal new ones."""
     rng = np.random.default_rng(seed)
