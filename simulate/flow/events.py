@@ -250,7 +250,9 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     <= -threshold. wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
     positive: it started on its surface at an event and the piece's mode was wrong for it, or it drifted
     through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
-    where it is within the touching tolerance). ``thresholds`` are per column of G.
+    where it is within the touching tolerance; or the stop guard, whose threshold is 0, at or below 0 at every
+    sample of a step that the exact state at its start put above 0: the target is met there to roundoff).
+    ``thresholds`` are per column of G.
     """
     Gf = np.asarray(G, dtype=np.float64)
     columns = np.flatnonzero(Gf[1:].min(axis=0) <= -thresholds)
@@ -258,7 +260,7 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     below = sub[1:] <= -thresholds
     positive = sub > 0
     wrong_way = np.zeros_like(below)
-    low = np.flatnonzero(~positive[0] & (thresholds > 0))  # guards that start the step at or below 0
+    low = np.flatnonzero(~positive[0])  # guards that start the step at or below 0
     if len(low):
         seen = np.logical_or.accumulate(positive[:, low], axis=0)
         wrong_way[:, low] = ~seen[:-1] & below[:, low]
