@@ -50,7 +50,8 @@ from fls.simulate.flow.modes import (
     select_neuron_mode,
 )
 from fls.simulate.flow.recording import Recorder
-from fls.simulate.flow.smooth import PieceEnd, finite_difference_jacobian, piece_integrator
+from fls.simulate.flow.smooth import PieceEnd, piece_integrator
+from fls.simulate.flow.step_control import finite_difference_jacobian
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.stopping import StopRule
 
@@ -233,7 +234,7 @@ class HybridFlow:
     def jacobian(self, weights: SlidingWeights):
         """y -> the Jacobian for the implicit methods (None for the others): analytic in plain coordinates
         without merged opposite samples, else by forward differences of the piece's field
-        (:func:`~simulate.flow.smooth.finite_difference_jacobian`)."""
+        (:func:`~simulate.flow.step_control.finite_difference_jacobian`)."""
         if not self.integrator.implicit:
             return None
         field = self.field(weights)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fls.simulate.flow.smooth import initial_step
+from fls.simulate.flow.step_control import initial_step
 from tests.simulate.test_flow_stress import METHODS, Problem, check
 
 DATA = Path(__file__).parent / "data" / "overflowing_stages.npz"

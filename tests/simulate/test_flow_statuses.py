@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 
 from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
-from fls.simulate.flow.smooth import finite_difference_jacobian, initial_step
+from fls.simulate.flow.step_control import finite_difference_jacobian, initial_step
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
 
