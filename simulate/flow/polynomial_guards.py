@@ -17,9 +17,9 @@ forming a single intermediate state:
   the product with X (one (n, m) by (m, K d) matrix product for all K sample times, no (m, n) array).
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
-largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
-sampled at all (an event does not report them). g(0) is formed only for the neurons whose distance to their
-nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
+largest possible excursion on [0, 1]), or if it starts below 0 (past its surface by roundoff); the others keep
+their sign and stay off their surfaces, so they are not sampled at all (an event does not report them).
+g(0) is formed only for the neurons whose distance to their nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
 higher coefficients only for the pairs of those that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so
 a step's pair guards cost O(p m row) plus the neurons near a surface instead of p + 1 products of the field.
 The remaining candidates are
@@ -119,7 +119,10 @@ def _movable_pairs(
     coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_start: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
-    the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1].
+    the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1]; and those
+    whose guard starts the step below 0 (past their surface by less than the crossing threshold: an event's
+    projection left them there by roundoff), which :func:`~simulate.flow.events.crossings` reports once
+    they reach the threshold however slowly they drift (docs/flow.md, "Robustness", "Drift past a surface").
 
     The neurons whose margins (:class:`NeuronMargins`, from :data:`MARGIN_MIN_PAIRS` pairs) exceed their
     excursion bound cannot have such a pair and are skipped (O(p m row) for the bounds, O(m) for the test);
@@ -142,11 +145,14 @@ def _movable_pairs(
     reach[guards.weights.mode.sliding[select]] = np.inf
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    r, i = np.nonzero(reach <= movement[select][:, None])
+    # a pair already past its surface by less than the crossing threshold (it left an event's projection the
+    # wrong way by roundoff) can drift on below it in steps that each move it less than it is below
+    wrong_side = guards.side_over_x[select] * pre0 < 0
+    r, i = np.nonzero((reach <= movement[select][:, None]) | wrong_side)
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
-    keep = np.abs(start) <= np.abs(higher).sum(axis=0)
+    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | wrong_side[r, i]
     r, i, j = r[keep], i[keep], j[keep]
     norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     columns = j * n + i
