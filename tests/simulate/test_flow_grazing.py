@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, select_neuron_mode
 from tests.simulate.test_flow_stress import Problem, check, run
 
@@ -89,20 +88,7 @@ def test_a_pair_past_its_surface_by_roundoff_is_watched_by_the_polynomial_guards
     """The pair that crossed at t = 4e-64 is back on its surface at the next event and slides from there, as
     in DOP853's run (whose guards cover every pair); and the run agrees with the tight one."""
     problem = stored_problem("wrong_side_drift")
-    log = integrate_flow(
-        problem.W,
-        problem.v,
-        problem.X,
-        problem.y,
-        loss=problem.loss,
-        target_risk=problem.target_risk,
-        t_max=problem.t_max,
-        rtol=problem.rtol,
-        atol=problem.atol,
-        method=problem.method,
-        coords=problem.coords,
-        record_events=True,
-    ).info["event_log"]
+    log = run(problem, record_events=True).info["event_log"]
     entries = [
         (int(j), int(i))
         for j, i, kind in zip(log["neuron"], log["sample"], log["kind"])
