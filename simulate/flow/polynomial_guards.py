@@ -17,7 +17,7 @@ forming a single intermediate state:
   the product with X (one (n, m) by (m, K d) matrix product for all K sample times, no (m, n) array).
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
-largest possible excursion on [0, 1]), or if it starts below 0 (past its surface by roundoff); the others keep
+largest possible excursion on [0, 1]), or if it starts below 0 by less than its crossing threshold; the others keep
 their sign and stay off their surfaces, so they are not sampled at all (an event does not report them).
 g(0) is formed only for the neurons whose distance to their nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
 higher coefficients only for the pairs of those that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so
@@ -120,8 +120,8 @@ def _movable_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
     the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1]; and those
-    whose guard starts the step below 0 (past their surface by less than the crossing threshold: an event's
-    projection left them there by roundoff), which :func:`~simulate.flow.events.crossings` reports once
+    whose guard starts the step below 0 by less than its crossing threshold (an event's projection left
+    them past their surface by roundoff), which :func:`~simulate.flow.events.crossings` reports once
     they reach the threshold however slowly they drift (docs/flow.md, "Robustness", "Drift past a surface").
 
     The neurons whose margins (:class:`NeuronMargins`, from :data:`MARGIN_MIN_PAIRS` pairs) exceed their
@@ -143,18 +143,25 @@ def _movable_pairs(
     pre0 = coords.start_preactivations(rows[0], select) if every_start is None else every_start[select]  # (k, n)
     reach = np.abs(pre0) / coords.arith.row_norms(Z.T)
     reach[guards.weights.mode.sliding[select]] = np.inf
+    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
+    # a pair past its surface by less than its crossing threshold (an event's projection left it there by
+    # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
+    # its neuron's margin is 0 (measured at every step)
+    signed = guards.side_over_x[select] * pre0
+    below = np.nonzero(signed < 0)
+    start_guards = signed[below] / norms[below[0]]
+    thresholds = guards.thresholds[neurons[below[0]] * n + below[1]]
+    past = np.zeros(pre0.shape, dtype=bool)
+    past[tuple(axis[start_guards >= -thresholds] for axis in below)] = True
+    reach[past] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    # a pair already past its surface by less than the crossing threshold (it left an event's projection the
-    # wrong way by roundoff) can drift on below it in steps that each move it less than it is below
-    wrong_side = guards.side_over_x[select] * pre0 < 0
-    r, i = np.nonzero((reach <= movement[select][:, None]) | wrong_side)
+    r, i = np.nonzero(reach <= movement[select][:, None])
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
-    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | wrong_side[r, i]
+    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | past[r, i]
     r, i, j = r[keep], i[keep], j[keep]
-    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     columns = j * n + i
     factor = guards.side_over_x.reshape(-1)[columns] / norms[r]
     return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor
