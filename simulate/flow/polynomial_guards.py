@@ -149,18 +149,15 @@ def _movable_pairs(
     # its neuron's margin is 0 (measured at every step)
     signed = guards.side_over_x[select] * pre0
     below = np.nonzero(signed < 0)
-    start_guards = signed[below] / norms[below[0]]
-    thresholds = guards.thresholds[neurons[below[0]] * n + below[1]]
-    past = np.zeros(pre0.shape, dtype=bool)
-    past[tuple(axis[start_guards >= -thresholds] for axis in below)] = True
-    reach[past] = 0.0
+    past = signed[below] / norms[below[0]] >= -guards.thresholds[neurons[below[0]] * n + below[1]]
+    reach[below[0][past], below[1][past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
     r, i = np.nonzero(reach <= movement[select][:, None])
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
-    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | past[r, i]
+    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | (reach[r, i] == 0)  # reach 0: D(0) = 0 or past
     r, i, j = r[keep], i[keep], j[keep]
     columns = j * n + i
     factor = guards.side_over_x.reshape(-1)[columns] / norms[r]
