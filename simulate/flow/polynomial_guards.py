@@ -148,9 +148,11 @@ def _movable_pairs(
     # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
     # its neuron's margin is 0 (measured at every step)
     signed = guards.side_over_x[select] * pre0
-    below = np.nonzero(signed < 0)
-    past = signed[below] / norms[below[0]] >= -guards.thresholds[neurons[below[0]] * n + below[1]]
-    reach[below[0][past], below[1][past]] = 0.0
+    below = np.flatnonzero(signed < 0)  # flat: a fraction of the cost of the 2-d nonzero
+    rows_below, cols_below = np.divmod(below, n)
+    thresholds = guards.thresholds[neurons[rows_below] * n + cols_below]
+    past = signed.reshape(-1)[below] / norms[rows_below] >= -thresholds
+    reach[rows_below[past], cols_below[past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
     r, i = np.nonzero(reach <= movement[select][:, None])
