@@ -17,9 +17,9 @@ forming a single intermediate state:
   the product with X (one (n, m) by (m, K d) matrix product for all K sample times, no (m, n) array).
 
 A pair guard can change sign within the step only if |g_ji(0)| <= sum_{k>=1} |g_ji,k| (its polynomial's
-largest possible excursion on [0, 1]); the others keep their sign and stay off their surfaces, so they are not
-sampled at all (an event does not report them). g(0) is formed only for the neurons whose distance to their
-nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
+largest possible excursion on [0, 1]), or if it starts below 0 by less than its crossing threshold; the others keep
+their sign and stay off their surfaces, so they are not sampled at all (an event does not report them).
+g(0) is formed only for the neurons whose distance to their nearest surface, kept from step to step (:class:`NeuronMargins`), may be covered by their motion since, and the
 higher coefficients only for the pairs of those that pass a Cauchy-Schwarz screen (:func:`_movable_pairs`), so
 a step's pair guards cost O(p m row) plus the neurons near a surface instead of p + 1 products of the field.
 The remaining candidates are
@@ -119,7 +119,10 @@ def _movable_pairs(
     coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_start: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
-    the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1].
+    the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1]; and those
+    whose guard starts the step below 0 by less than its crossing threshold (an event's projection left
+    them past their surface by roundoff), which :func:`~simulate.flow.events.crossings` reports once
+    they reach the threshold however slowly they drift (docs/flow.md, "Robustness", "Drift past a surface").
 
     The neurons whose margins (:class:`NeuronMargins`, from :data:`MARGIN_MIN_PAIRS` pairs) exceed their
     excursion bound cannot have such a pair and are skipped (O(p m row) for the bounds, O(m) for the test);
@@ -142,15 +145,24 @@ def _movable_pairs(
         guards.row_map_norms = coords.arith.row_norms(Z.T)
     reach = np.abs(pre0) / guards.row_map_norms
     reach[guards.weights.mode.sliding[select]] = np.inf
+    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
+    # a pair past its surface by less than its crossing threshold (an event's projection left it there by
+    # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
+    # its neuron's margin is 0 (measured at every step)
+    signed = guards.side_over_x[select] * pre0
+    below = np.flatnonzero(signed < 0)  # flat: a fraction of the cost of the 2-d nonzero
+    rows_below, cols_below = np.divmod(below, n)
+    thresholds = guards.thresholds[neurons[rows_below] * n + cols_below]
+    past = signed.reshape(-1)[below] / norms[rows_below] >= -thresholds
+    reach[rows_below[past], cols_below[past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
     r, i = np.nonzero(reach <= movement[select][:, None])
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
-    keep = np.abs(start) <= np.abs(higher).sum(axis=0)
+    keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | (reach[r, i] == 0)  # reach 0: D(0) = 0 or past
     r, i, j = r[keep], i[keep], j[keep]
-    norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     columns = j * n + i
     factor = guards.side_over_x.reshape(-1)[columns] / norms[r]
     return columns, np.concatenate([start[keep][None], higher[:, keep]]) * factor

@@ -1,6 +1,6 @@
 """Contacts below the integration's resolution and repelling sliding surfaces (docs/flow.md, "Robustness").
 
-The three problems were found by the slow tier of the stress suite (tests/simulate/test_flow_stress.py) and are
+The problems were found by the slow tier of the stress suite (tests/simulate/test_flow_stress.py) and are
 stored as they were drawn (tests/simulate/data/):
 
 - ``dense_output_dip``: DOP853 at rtol 1e-6 with atol 1e-4 on |w| ~ 26 (d = 23, merged opposite samples). A
@@ -13,6 +13,11 @@ stored as they were drawn (tests/simulate/data/):
 - ``repelling_sliding_pair``: DOP853, span coordinates. A sliding pair's surface has turned repelling when
   another pair of its neuron has an event; its side was chosen by the sign of its tangent rate (zero to
   roundoff), so the run and its 100x tighter reference split: 6.6e3 times the suite's bound.
+- ``wrong_side_drift``: RK23 at rtol 2.8e-9, span coordinates, exponential loss, n = 10, d = 9, m = 25. Pair
+  (1, 0) crosses at t = 4e-64 and is 3e-16 past its surface at the next event (t = 6.7e-26); the polynomial
+  guards left it out of that event (it could not change sign in the step) and out of every later step (each
+  moved it less than it was already past), so it drifted through its surface unseen to 1.2e-4 by t = 1.4e-6,
+  where DOP853 has it sliding from t = 6.7e-26: 768 times the suite's bound, amplification 1.
 """
 
 from dataclasses import replace
@@ -77,3 +82,17 @@ def test_a_sliding_pair_on_a_repelling_surface_keeps_sliding_whatever_its_tangen
     for side in (ACTIVE, INACTIVE):
         new = select_neuron_mode(X, s, 1.0, np.array([side]), np.array([0]), np.array([side]), offset=offset)
         assert new[0] == side
+
+
+def test_a_pair_past_its_surface_by_roundoff_is_watched_by_the_polynomial_guards():
+    """The pair that crossed at t = 4e-64 is back on its surface at the next event and slides from there, as
+    in DOP853's run (whose guards cover every pair); and the run agrees with the tight one."""
+    problem = stored_problem("wrong_side_drift")
+    log = run(problem, record_events=True).info["event_log"]
+    entries = [
+        (int(j), int(i))
+        for j, i, kind in zip(log["neuron"], log["sample"], log["kind"])
+        if kind == "enter_sliding"
+    ]
+    assert (1, 0) in entries
+    check(problem)

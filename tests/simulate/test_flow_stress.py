@@ -126,8 +126,9 @@ def problems(
     )
 
 
-def run(problem: Problem, reference: bool = False):
-    """The problem's run, or its reference: DOP853 at 100x tighter tolerances (rtol at least 1e-14)."""
+def run(problem: Problem, reference: bool = False, **options):
+    """The problem's run, or its reference: DOP853 at 100x tighter tolerances (rtol at least 1e-14); ``options``
+    go to :func:`integrate_flow` as they are (``record_events=True``, for one)."""
     return integrate_flow(
         problem.W,
         problem.v,
@@ -141,6 +142,7 @@ def run(problem: Problem, reference: bool = False):
         method="DOP853" if reference else problem.method,
         coords=problem.coords,
         save_at=[0.0],
+        **options,
     )
 
 

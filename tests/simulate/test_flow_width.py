@@ -43,10 +43,13 @@ def coordinates(kind: str, rng: np.random.Generator, m: int, n: int, d: int):
 
 
 def assert_full_reach_test(coords, guards, step: PolynomialStepGuards, C: np.ndarray) -> None:
-    """The step's candidates are the pairs of the full test |D(0)| <= sum_k |D_k| (sliding pairs left out), and
-    their polynomials the full coefficients, scaled."""
+    """The step's candidates are the pairs of the full test |D(0)| <= sum_k |D_k| and those whose guard starts
+    below 0 by less than its threshold (sliding pairs left out), and their polynomials the full coefficients,
+    scaled."""
     pre, _, norms = coords.polynomial_parts(C)
-    full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1)
+    start = (guards.side_over_x * pre[0] / norms[:, None]).reshape(-1)
+    past = (start < 0) & (start >= -guards.thresholds[: guards.n_pairs])
+    full = (np.abs(pre[0]) <= np.abs(pre[1:]).sum(axis=0)).reshape(-1) | past
     full[guards.sliding_columns] = False
     assert np.array_equal(step.candidates, np.flatnonzero(full))
     j = step.candidates // coords.n
@@ -107,6 +110,31 @@ def test_margins_across_steps_and_events_keep_exactly_the_pairs_of_the_full_reac
     assert skipped > 0  # the margins did skip neurons
 
 
+
+
+@pytest.mark.parametrize("margins", [0, polynomial_guards.MARGIN_MIN_PAIRS])
+def test_a_pair_past_its_surface_by_roundoff_is_a_candidate_however_slowly_it_moves(margins, monkeypatch):
+    """A pair 1e-15 past its surface (in cosine units) that moves on by 1e-17 per step cannot change sign in
+    any one step, but it is sampled at every step (with and without neuron margins): the wrong-way crossing
+    test reports it when it reaches its threshold (docs/flow.md, "Drift past a surface")."""
+    monkeypatch.setattr(polynomial_guards, "MARGIN_MIN_PAIRS", margins)
+    rng = np.random.default_rng(4)
+    m, n, d = 8, 5, 3
+    coords, W = coordinates("plain", rng, m, n, d)
+    x = coords.X[2]
+    W[5] -= x * (W[5] @ x) / (x @ x)  # on the surface of sample 2
+    sides = np.where(W @ coords.X.T > 0, ACTIVE, INACTIVE).astype(np.int8)
+    sides[5, 2] = ACTIVE
+    W[5] -= 1e-15 * np.linalg.norm(W[5]) * x / np.linalg.norm(x)  # past it, on the inactive side
+    guards = PieceGuards(coords, SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH), None)
+    Y = coords.pack(W, np.ones(m))
+    for k in range(3):
+        drift = -1e-17 * np.linalg.norm(W[5]) * np.outer(np.arange(m) == 5, x)
+        C = np.zeros((4, coords.size))
+        C[0], C[1] = Y, coords.pack(drift, np.zeros(m))
+        step = PolynomialStepGuards(guards, float(k), 1.0, np.linspace(0, 1, 7), C, lambda t: None)
+        assert 5 * n + 2 in step.candidates.tolist()
+        Y = C[0] + C[1]
 
 
 @pytest.mark.parametrize("d", [3, 40])
