@@ -2,7 +2,7 @@
 
 An explicit method is stable on y' = lambda y only while h lambda lies in its stability region; on the negative
 real axis that is [-beta, 0] with beta the method's *stability boundary* (:func:`stability_boundary`, from the
-tableau: about 2.51 for RK23, 3.31 for RK45, 6.0 for DOP853). On a stiff problem (squared or exponential loss
+tableau: about 2.51 for RK23, 3.31 for RK45, 6.39 for DOP853). On a stiff problem (squared or exponential loss
 with weights of 10 and more: the largest eigenvalue of the field's Jacobian is -1e4 to -1e7) the step-size
 control holds h near beta / rho for the whole run, however smooth the solution, and the run takes 1e5 to 1e8
 steps. An implicit method (Radau) is stable there at any step.
@@ -15,9 +15,8 @@ one field evaluation each (under 1 % of a run). The Rayleigh quotient lambda = <
 accepted steps since the last test (their full sizes: an event truncates a step, not what held its size): at
 the boundary the step-size control cycles, DOP853 through steps of 0.44, 0.44 and 1.68 times it, for instance.
 A run is stiff when -lambda h >= :data:`STIFF_FRACTION` beta at :data:`STIFF_TESTS` tests in a row (over
-about 200 accepted steps): a
-fast component that is still moving decays within a few such steps, so a step size that stays at the
-stability boundary after that is held there by stability, not by accuracy. This is the idea of the stiffness
+about 200 accepted steps): a fast component that is still moving decays within a few such steps, so a step
+size that stays at the stability boundary after that is held there by stability, not by accuracy. This is the idea of the stiffness
 tests of Hairer's DOPRI codes and of LSODA's switching (an estimate of h rho held against the method's
 boundary over a run of steps), with an estimate of rho that works for any explicit tableau.
 """
