@@ -324,3 +324,26 @@ def test_a_run_with_margins_takes_the_same_events_and_states_as_one_without(coor
     assert with_margins.counts.sliding_entries == without.counts.sliding_entries > 0
     np.testing.assert_allclose(kept.W[-1], plain.W[-1], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(kept.v[-1], plain.v[-1], rtol=1e-12, atol=1e-14)
+
+
+def test_dense_output_keeps_sliding_pairs_on_their_surfaces():
+    """A replayed piece starts from the event's projected rows, not from the re-integrated ones: in plain
+    coordinates every Runge-Kutta step keeps the linear invariant w_j . x_i of a sliding pair (its field is
+    tangent to the surface), so dense(t) inside a sliding episode has w_j . x_i = 0 to roundoff, where a replay
+    that kept its own state at the entry would carry the event's location error (~ the event tolerance) on."""
+    flow, outcome, recorder, integrator = wide_run(30_000, np.array([30.0]))
+    assert recorder.checkpoint_every >= 64  # replays run through dozens of pieces from a checkpoint
+    dense = dense_evaluator(flow, outcome, recorder, integrator)
+    X = flow.coords.X_all
+    starts = [float(start) for start, _, _, _ in recorder.pieces] + [float(outcome.t)]
+    checked = 0
+    for k, sides in enumerate(recorder.full_modes):
+        neurons, samples = np.nonzero(sides == SLIDING)
+        if len(neurons) == 0 or starts[k + 1] <= starts[k] or k % 5:
+            continue
+        W, _ = dense(0.5 * (starts[k] + starts[k + 1]))
+        scale = np.linalg.norm(W[neurons], axis=1) * np.linalg.norm(X[samples], axis=1)
+        off = np.abs(np.einsum("kd,kd->k", W[neurons], X[samples])) / scale
+        assert off.max() < 1e-12, (k, off.max())
+        checked += len(neurons)
+    assert checked > 50
