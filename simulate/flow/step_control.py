@@ -1,6 +1,7 @@
 """Step control of the piece integrators (:mod:`simulate.flow.smooth`): the starting step, the RMS norm it
 scales by, and the forward-difference Jacobian of the implicit methods, each made safe where scipy's own would
-overflow (docs/flow.md, "Robustness").
+overflow (docs/flow.md, "Robustness"); and the first step of a piece after an event, bounded by the spacing of
+the events (:class:`EventSpacing`, docs/flow.md "Cost").
 """
 
 from __future__ import annotations
