@@ -14,7 +14,9 @@ each alpha in {1e-4, 0.3, 3}:
 
 Printed: ratios Euler / engine of RHS evaluations and of wall time, and the accuracy each method reaches. A run
 that takes under ten seconds (engine or Euler, ``gd_cost.REPEAT_BELOW``) is timed three times and its fastest
-time kept: at a fraction of a second one timing is at the mercy of the machine's noise.
+time kept: at a fraction of a second one timing is at the mercy of the machine's noise. On a shared machine the
+wall-time ratios still swing with the load (by up to 2x between runs); docs/flow.md "Cost" records them with the
+same rows timed in CPU time, the engine before and after a change alternated in fresh processes.
 
     python benchmarks/flow.py
 """

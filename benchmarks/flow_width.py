@@ -17,6 +17,10 @@ event, ms per field evaluation (the engine's own field in the run's coordinates 
 per-event target 5 x eval + 1 ms, the engine's error, GD's steps, ms per step and wall time, and GD's wall time
 over the engine's.
 
+At m = 20000 a run to the target takes about 2e5 events (their number grows like m), hours on a small machine:
+a window (``--t-max 0.02`` on stall, ``--t-max 0.0005`` on low_signal) gives the per-event figures in minutes,
+and docs/flow.md "Cost" estimates the full run from them and GD's cost per step.
+
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
         [--reference METHOD RTOL] [--coords auto|log|span|plain]
 """

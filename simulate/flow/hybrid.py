@@ -51,7 +51,7 @@ from fls.simulate.flow.modes import (
 )
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.smooth import PieceEnd, piece_integrator
-from fls.simulate.flow.step_control import finite_difference_jacobian
+from fls.simulate.flow.step_control import EventSpacing, finite_difference_jacobian
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.stopping import StopRule
 
@@ -402,6 +402,7 @@ class HybridFlow:
         changed: list[int] = []  # the neurons whose mode rows the last event changed
         near = NearBounds()  # the guards that events left at their bounds
         memory, contacts = InstantMemory(), GrazingContacts(mode.side.shape[1])
+        spacing = EventSpacing()  # bounds the first step after an event by the events' spacing
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
@@ -419,7 +420,7 @@ class HybridFlow:
                 self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder
             )
             counts.pieces += 1
-            step = end.step or step
+            step = spacing.first_step(t, end.t, end.step or step) if end.kind == "event" else end.step or step
             if end.kind == "t_bound":
                 if self.stop_rule is None:
                     return outcome("t_max", f"reached t_max = {float(t_max):g}", end.t, end.y)

@@ -157,7 +157,7 @@ def _movable_pairs(
     reach[rows_below[past], cols_below[past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    r, i = np.nonzero(reach <= movement[select][:, None])
+    r, i = np.divmod(np.flatnonzero(reach <= movement[select][:, None]), n)  # flat: cheaper than 2-d nonzero
     j = neurons[r]
     higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
     start = pre0[r, i]
