@@ -309,13 +309,21 @@ class StepGuards:
         return self.Ys is not None and self.guards.kind(col) == PAIR
 
     def root(self, col: int, a: Any, b: Any, ga: Any, gb: Any, xtol: float) -> Any:
-        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed (Illinois)."""
+        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed (Illinois).
+
+        A pair's interpolant can put a guard that the sampled G has at +1e-17 at or below 0 at a (the two
+        round differently): it has crossed at a, not anywhere later. Regula falsi on a bracket without a sign
+        change would walk to b and report a pair that left its surface the wrong way one sample interval late
+        (RK45, m = 1: 0.018 time units on the wrong side; docs/flow.md, "Robustness").
+        """
 
         def value(t: Any) -> Any:
             return self.column(t, col)
 
         if self.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
             ga, gb = value(a), value(b)
+            if not ga > 0:
+                return a
         return illinois(value, a, b, ga, gb, xtol)
 
     def _pair_polynomial(self, col: int, t: float) -> float:

@@ -1,6 +1,7 @@
 """Event location: sampled guards, dips between samples, the polynomial pair guards, regula falsi in mpmath."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import mpmath
 import numpy as np
@@ -125,6 +126,47 @@ def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():
     j, i = guards.pair(event[1])
     root = brentq(preactivation, 0.0, float(event[0]) + 1e-3, args=(j, i), xtol=1e-15)
     assert event[0] == pytest.approx(root, abs=1e-12)
+
+
+@dataclass
+class OnePairGuards:
+    """A stand-in for PieceGuards with one pair guard whose pre-activation is the first state component."""
+
+    thresholds = np.array([1e-14])
+    grazing: set = field(default_factory=set)
+    weights = SimpleNamespace(mode=SimpleNamespace(side=np.array([[1]])))
+    coords = SimpleNamespace(pair_preactivations=lambda Ys, j, i: (Ys[:, 0], 1.0))
+
+    def kind(self, col):
+        return PAIR
+
+    def pair(self, col):
+        return 0, 0
+
+    def evaluate(self, Ys):
+        return Ys[:, :1]
+
+
+def test_a_pair_the_interpolant_has_crossed_at_the_bracket_start_is_located_there():
+    """The sampled guard is +1e-17 at the step's start (another rounding), the pair's interpolant -t is 0 there
+    and negative after: the crossing is at the start, not one sample interval later (regula falsi on a
+    bracket without a sign change walked to its end: RK45 kept a pair 0.018 on the wrong side)."""
+    ts = np.linspace(0.0, 1.0, 11)
+    Ys = -ts[:, None]
+    G = Ys.copy()
+    G[0] = 1e-17
+    step = StepGuards(OnePairGuards(), ts, G, lambda t: np.array([-t]), Ys)
+    t, column, _ = first_event(step, xtol=1e-15)
+    assert (t, column) == (0.0, 0)
+
+
+def test_a_polynomial_pair_guard_below_0_at_its_bracket_start_is_located_there():
+    """Newton on a pair's polynomial -1e-17 - theta that the samples had above 0 at theta = 0: the crossing is
+    the bracket's start, never a time before it."""
+    step = PolynomialStepGuards.__new__(PolynomialStepGuards)
+    step.t_a, step.h, step.n_candidates, step._reversed = 0.0, 1.0, 1, {}
+    step.pair_coefficients = np.array([[-1e-17], [-1.0]])
+    assert step.root(0, 0.0, 0.1, 1e-17, -0.1, 1e-15) == 0.0
 
 
 def test_illinois_converges_in_mpmath_to_the_working_precision():
