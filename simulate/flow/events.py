@@ -4,7 +4,8 @@ A piece stays valid while every guard is positive:
 
 - each non-sliding pair (j, i): side_ji * cos angle(w_j, x_i) (side +1 active, -1 inactive); the guard columns
   hold all m n pairs row-major, a sliding pair's column the constant 1;
-- each sliding pair: mu_ji and 1 - mu_ji (the Filippov weight must stay in [0, 1]);
+- each sliding pair: mu_ji and 1 - mu_ji (the Filippov weight must stay in [0, 1]), formed without mu's pole
+  (:meth:`PieceGuards.weight_guards`);
 - the stopping rule's value, if any.
 
 The integrator samples the guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
@@ -48,6 +49,7 @@ class PieceGuards:
         stop_rule: StopRule | None,
         previous: PieceGuards | None = None,
         changed: list[int] | tuple[int, ...] = (),
+        start: Any = None,
     ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
@@ -55,6 +57,13 @@ class PieceGuards:
         # Columns: all m * n pairs row-major (a sliding pair's column holds the constant 1: no guard), then
         # mu and 1 - mu of the sliding pairs, then the stopping rule's value.
         self.n_pairs, self.n_sliding = mode.sliding.size, len(weights.pair_rows)
+        # the piece's start state and its outputs (the stopping value there needs them too), and each sliding
+        # pair's jump squared there, the unit of its weight guards (:meth:`weight_guards`)
+        self.start, self.start_outputs, self.weight_units = start, None, 1.0
+        if self.n_sliding and start is not None:
+            self.start_outputs = coords.output(start[None], weights)
+            jumps = coords.sample_factors(self.start_outputs)[0][0, weights.pair_cols]
+            self.weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
         self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
@@ -109,7 +118,8 @@ class PieceGuards:
 
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
-        f = self.coords.output(Y[None], self.weights)
+        known = Y is self.start and self.start_outputs is not None
+        f = self.start_outputs if known else self.coords.output(Y[None], self.weights)
         return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:
@@ -143,9 +153,7 @@ class PieceGuards:
         coords, S = self.coords, self.n_sliding
         out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
         if S:
-            mu = self.weights.mu(*coords.sample_factors(f))
-            out[:, :S] = mu
-            out[:, S : 2 * S] = 1 - mu
+            out[:, :S], out[:, S : 2 * S] = self.weight_guards(*coords.sample_factors(f))
         if self.stop_rule is not None:
             out[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
         return out
@@ -159,8 +167,25 @@ class PieceGuards:
         if kind == STOP:
             return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
-        mu = self.weights.mu(*self.coords.sample_factors(self.coords.output(Y, self.weights)))[k]
-        return mu if kind == MU_LOW else 1 - mu
+        low, high = self.weight_guards(*self.coords.sample_factors(self.coords.output(Y, self.weights)))
+        return low[k] if kind == MU_LOW else high[k]
+
+    def weight_guards(self, s: Any, offset: Any = None) -> tuple[Any, Any]:
+        """The guards of the sliding weights at sample factors s (..., n): mu (s_i / s_i(t_0))^2 and
+        (1 - mu) (s_i / s_i(t_0))^2 (..., number of sliding pairs), t_0 the piece's start.
+
+        They have the signs of mu and 1 - mu and equal them at t_0, but are formed as (z - N_i) s_i and
+        (s_i - z + N_i) s_i, products of the state's smooth functions: mu = (z - N_i) / s_i has a pole where
+        the jump s_i passes through 0 (merged samples with opposite labels, s = tanh(f / 2) under the
+        logistic loss), and a weight that reaches 1 just before the pole has 1 - mu plunge to -inf and come
+        back from +inf within one sample interval, both samples positive: the exit was missed and located at
+        the pole, 1e-3 later. Without the pole the dip between the samples is a smooth one the dip search
+        finds (docs/flow.md, "Robustness"). Every guard of a weight (sampled, polynomial steps, located
+        events, grazing depths) is formed here.
+        """
+        u = self.weights.mu_times_jump(s, offset)
+        jump = s[..., self.weights.pair_cols]
+        return u * jump / self.weight_units, (jump - u) * jump / self.weight_units
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
         """(j, i) of a MU_LOW / MU_HIGH column."""

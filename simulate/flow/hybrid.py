@@ -404,7 +404,7 @@ class HybridFlow:
         memory, contacts = InstantMemory(), GrazingContacts(mode.side.shape[1])
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, start=Y)
             depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
                 depths.update(self.resolution(Y, guards, memory.grazing))

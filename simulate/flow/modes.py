@@ -177,10 +177,14 @@ class SlidingWeights:
     def mu(self, s: Any, offset: Any = None) -> Any:
         """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``: z = N +
         mu s on a sliding pair."""
+        return self.mu_times_jump(s, offset) / s[..., self.pair_cols]
+
+    def mu_times_jump(self, s: Any, offset: Any = None) -> Any:
+        """mu s_i = z - N_i of the sliding pairs (..., number of sliding pairs): a linear map of s and N, finite
+        where the jump s_i passes through 0 and mu has its pole (the weight guards' numerator,
+        :meth:`~simulate.flow.events.PieceGuards.weight_guards`)."""
         z = self._sliding(s, offset)
-        if offset is not None:
-            z = z - offset[..., self.pair_cols]
-        return z / s[..., self.pair_cols]
+        return z if offset is None else z - offset[..., self.pair_cols]
 
 
 def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from fls.simulate.flow.arithmetic import float_arithmetic
@@ -211,6 +213,29 @@ def sliding_step(coords, C: np.ndarray, P0: np.ndarray):
     step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
     assert 0 < len(step.candidates) < guards.n_pairs - 2
     return guards, step, state_at
+
+
+@given(st.integers(0, 10_000))
+def test_weight_guards_have_the_signs_of_mu_and_1_minus_mu_and_no_pole(seed):
+    """The weight guards are mu and 1 - mu at the piece's start, keep their signs wherever the jump s_i is not
+    0, and stay finite where it is (mu's pole)."""
+    coords, C, P0 = polynomial_step_problem(seed, c=1.0, sizes=(1.0, 0.3, 0.1, 0.05))
+    X, (m, n) = coords.X, P0.shape
+    sliding = np.zeros((m, n), dtype=bool)
+    sliding[1, 2] = sliding[4, 5] = True
+    weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
+    guards = PieceGuards(coords, weights, None, start=C[0])
+    s_start = coords.sample_factors(coords.output(C[:1], weights))[0]
+    low, high = guards.weight_guards(s_start)
+    mu = weights.mu(s_start)
+    assert low == pytest.approx(mu, rel=1e-12) and high == pytest.approx(1 - mu, rel=1e-12)
+    s = np.random.default_rng(seed).standard_normal((20, n))
+    low, high = guards.weight_guards(s)
+    mu = weights.mu(s)
+    assert np.array_equal(np.sign(low), np.sign(mu)) and np.array_equal(np.sign(high), np.sign(1 - mu))
+    s[:, [2, 5]] = 0.0
+    low, high = guards.weight_guards(s)
+    assert np.all(low == 0) and np.all(high == 0)
 
 
 def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():
