@@ -271,8 +271,11 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """(columns, crossed, wrong_way) over the sample intervals of one step.
 
     columns: the guards that are <= -threshold at some sample after the first (the only ones that can have
-    crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard goes from > 0 to
-    <= -threshold. wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
+    crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard is <= -threshold at the
+    interval's end and was > 0 at its start or at an earlier sample of the step (the samples between in
+    (-threshold, 0]: a grazing column's threshold is its depth, and a guard on its way below it passes there;
+    counting only intervals from > 0 to <= -threshold missed it, the next step started below 0 and a weight
+    stayed sliding far past its bound; docs/flow.md, "Robustness"). wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
     positive: it started on its surface at an event and the piece's mode was wrong for it, or it drifted
     through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
     where it is within the touching tolerance; or the stop guard, whose threshold is 0, at or below 0 at every
@@ -284,12 +287,15 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     sub, thresholds = Gf[:, columns], thresholds[columns]
     below = sub[1:] <= -thresholds
     positive = sub > 0
-    wrong_way = np.zeros_like(below)
-    low = np.flatnonzero(~positive[0])  # guards that start the step at or below 0
-    if len(low):
-        seen = np.logical_or.accumulate(positive[:, low], axis=0)
-        wrong_way[:, low] = ~seen[:-1] & below[:, low]
-    return columns, positive[:-1] & below, wrong_way
+    seen = np.logical_or.accumulate(positive, axis=0)[:-1]  # > 0 at some sample up to the interval's start
+    return columns, seen & below, ~seen & below
+
+
+def last_positive(G: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+    """For each column of G (K, C), the last sample at or before ``intervals`` (C,) where it is > 0 (the start
+    of a crossed column's bracket, :func:`crossings`)."""
+    samples = np.where(G > 0, np.arange(len(G))[:, None], -1)
+    return np.maximum.accumulate(samples, axis=0)[intervals, np.arange(G.shape[1])]
 
 
 class StepGuards:
@@ -412,7 +418,11 @@ def first_event(
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
-                if step.piece_column(col) in step.guards.grazing and np.any(Gf[k + 1 :, col] > 0):
+                if (
+                    step.piece_column(col) in step.guards.grazing
+                    and Gf[0, col] > -thresholds[col]
+                    and np.any(Gf[k + 1 :, col] > 0)
+                ):  # a dip within the contact's depth that comes back; one that starts beyond it has crossed
                     continue
                 hump = _hump(step, col, ts[k], ts[k + 1], xtol)
                 if hump is None:  # it left the wrong way: an event at the last sample before
@@ -422,22 +432,23 @@ def first_event(
     which = np.flatnonzero(crossed.any(axis=0))
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     crossed_columns = columns[which]
+    begins = last_positive(Gf[:, crossed_columns], ks)  # where each crossed column was last > 0
     estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps'; the crossed follow
     times = list(ts)  # in the arithmetic's own type, as G's entries
     brackets.update(
         zip(
             crossed_columns.tolist(),
             zip(
-                [times[k] for k in ks.tolist()],
+                [times[k] for k in begins.tolist()],
                 [times[k + 1] for k in ks.tolist()],
-                G[ks, crossed_columns],
+                G[begins, crossed_columns],
                 G[ks + 1, crossed_columns],
             ),
         )
     )
     tf = np.asarray(ts, dtype=np.float64)
-    start, end = tf[ks], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
-    g_start, g_end = Gf[ks, crossed_columns], Gf[ks + 1, crossed_columns]
+    start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
+    g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
     estimates.update(
         zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
     )

@@ -75,6 +75,27 @@ def test_a_guard_that_drifted_through_0_in_earlier_steps_is_an_event_at_the_step
     assert (t, column) == (0.0, 0)
 
 
+def test_a_guard_that_passes_within_its_threshold_on_its_way_below_it_has_crossed():
+    """0.29 - t with a grazing depth of 0.05: -0.01 at the sample t = 0.3, past the depth at t = 0.4. It crossed
+    at 0.29 (no interval went from > 0 to <= -0.05 in one, and the next step would start below 0)."""
+    guards = ScalarGuards([lambda t: 0.29 - t])
+    guards.thresholds = np.array([0.05])
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert column == 0 and t == pytest.approx(0.29, abs=1e-12)
+
+
+def test_a_grazing_guard_that_starts_a_step_beyond_its_depth_has_crossed_though_it_comes_back():
+    """-0.2 + t after a grazing contact of depth 0.05: below the depth from the step's start, positive at its
+    end. A dip within the depth that comes back is the integration's noise; this one is an event at the start."""
+    guards = ScalarGuards([lambda t: -0.2 + t])
+    guards.thresholds, guards.grazing = np.array([0.05]), {0}
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert (t, column) == (0.0, 0)
+    shallow = ScalarGuards([lambda t: -0.02 + t])
+    shallow.thresholds, shallow.grazing = np.array([0.05]), {0}
+    assert first_event(step_over(shallow, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None
+
+
 def test_a_guard_turned_back_within_one_sample_interval_is_located_not_repeated():
     """t (0.05 - t) starts on its surface, rises and comes back at 0.05, before the first sample at 0.1: the
     event is there (reporting it at 0 would repeat the same event forever)."""
