@@ -24,7 +24,8 @@ to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump poi
 cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`),
 unless they slide already: a sliding pair whose surface has turned repelling stays in (2) and keeps sliding
 while its tangent weight is in [0, 1] (a Filippov solution, and the one that does not depend on the sign of
-a tangent rate that is zero to roundoff; docs/flow.md, "Robustness").
+a tangent rate that is zero to roundoff; docs/flow.md, "Robustness"); at a bound of its weight both one-sided
+rates point to the other bound's side, which it takes (:func:`bound_side`).
 So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
 cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
 """
@@ -276,7 +277,8 @@ def select_neuron_mode(
     scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
     resolution = weight_resolution(jumps[pull], norms[attracting], scale)
     repelling = sign_v * s[attracting] > 0
-    for i, weight, near, repels in zip(attracting, mu, np.maximum(HINT_TOL, resolution), repelling, strict=True):
+    nears = np.maximum(HINT_TOL, resolution)
+    for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):
         hint = hints.get(int(i))
         if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= near:
             new[i] = bound_side(hint == ACTIVE, repels)
