@@ -4,7 +4,8 @@ A piece stays valid while every guard is positive:
 
 - each non-sliding pair (j, i): side_ji * cos angle(w_j, x_i) (side +1 active, -1 inactive); the guard columns
   hold all m n pairs row-major, a sliding pair's column the constant 1;
-- each sliding pair: mu_ji and 1 - mu_ji (the Filippov weight must stay in [0, 1]);
+- each sliding pair: mu_ji and 1 - mu_ji (the Filippov weight must stay in [0, 1]), formed without mu's pole
+  (:meth:`PieceGuards.weight_guards`);
 - the stopping rule's value, if any.
 
 The integrator samples the guards at ``nodes + 1`` points of every step's dense output (the step's polynomial
@@ -48,6 +49,7 @@ class PieceGuards:
         stop_rule: StopRule | None,
         previous: PieceGuards | None = None,
         changed: list[int] | tuple[int, ...] = (),
+        start: Any = None,
     ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
@@ -55,6 +57,13 @@ class PieceGuards:
         # Columns: all m * n pairs row-major (a sliding pair's column holds the constant 1: no guard), then
         # mu and 1 - mu of the sliding pairs, then the stopping rule's value.
         self.n_pairs, self.n_sliding = mode.sliding.size, len(weights.pair_rows)
+        # the piece's start state and its outputs (the stopping value there needs them too), and each sliding
+        # pair's jump squared there, the unit of its weight guards (:meth:`weight_guards`)
+        self.start, self.start_outputs, self.weight_units = start, None, 1.0
+        if self.n_sliding and start is not None:
+            self.start_outputs = coords.output(start[None], weights)
+            jumps = coords.sample_factors(self.start_outputs)[0][0, weights.pair_cols]
+            self.weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
         self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
@@ -109,7 +118,8 @@ class PieceGuards:
 
     def stop_value(self, Y: Any) -> Any:
         """The stopping rule's value at one state (<= 0: reached)."""
-        f = self.coords.output(Y[None], self.weights)
+        known = Y is self.start and self.start_outputs is not None
+        f = self.start_outputs if known else self.coords.output(Y[None], self.weights)
         return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:
@@ -143,9 +153,7 @@ class PieceGuards:
         coords, S = self.coords, self.n_sliding
         out = np.empty((len(f), len(self.thresholds) - self.n_pairs), dtype=f.dtype)
         if S:
-            mu = self.weights.mu(*coords.sample_factors(f))
-            out[:, :S] = mu
-            out[:, S : 2 * S] = 1 - mu
+            out[:, :S], out[:, S : 2 * S] = self.weight_guards(*coords.sample_factors(f))
         if self.stop_rule is not None:
             out[:, -1] = self.stop_rule.value(f, coords.y, coords.arith)
         return out
@@ -159,8 +167,25 @@ class PieceGuards:
         if kind == STOP:
             return self.stop_rule.value(self.coords.output(Y, self.weights), self.coords.y, self.coords.arith)
         k = (col - self.n_pairs) % self.n_sliding
-        mu = self.weights.mu(*self.coords.sample_factors(self.coords.output(Y, self.weights)))[k]
-        return mu if kind == MU_LOW else 1 - mu
+        low, high = self.weight_guards(*self.coords.sample_factors(self.coords.output(Y, self.weights)))
+        return low[k] if kind == MU_LOW else high[k]
+
+    def weight_guards(self, s: Any, offset: Any = None) -> tuple[Any, Any]:
+        """The guards of the sliding weights at sample factors s (..., n): mu (s_i / s_i(t_0))^2 and
+        (1 - mu) (s_i / s_i(t_0))^2 (..., number of sliding pairs), t_0 the piece's start.
+
+        They have the signs of mu and 1 - mu and equal them at t_0, but are formed as (z - N_i) s_i and
+        (s_i - z + N_i) s_i, products of the state's smooth functions: mu = (z - N_i) / s_i has a pole where
+        the jump s_i passes through 0 (merged samples with opposite labels, s = tanh(f / 2) under the
+        logistic loss), and a weight that reaches 1 just before the pole has 1 - mu plunge to -inf and come
+        back from +inf within one sample interval, both samples positive: the exit was missed and located at
+        the pole, 1e-3 later. Without the pole the dip between the samples is a smooth one the dip search
+        finds (docs/flow.md, "Robustness"). Every guard of a weight (sampled, polynomial steps, located
+        events, grazing depths) is formed here.
+        """
+        u = self.weights.mu_times_jump(s, offset)
+        jump = s[..., self.weights.pair_cols]
+        return u * jump / self.weight_units, (jump - u) * jump / self.weight_units
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
         """(j, i) of a MU_LOW / MU_HIGH column."""
@@ -246,8 +271,11 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """(columns, crossed, wrong_way) over the sample intervals of one step.
 
     columns: the guards that are <= -threshold at some sample after the first (the only ones that can have
-    crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard goes from > 0 to
-    <= -threshold. wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
+    crossed); crossed and wrong_way are (K - 1, len(columns)). crossed: the guard is <= -threshold at the
+    interval's end and was > 0 at its start or at an earlier sample of the step (the samples between in
+    (-threshold, 0]: a grazing column's threshold is its depth, and a guard on its way below it passes there;
+    counting only intervals from > 0 to <= -threshold missed it, the next step started below 0 and a weight
+    stayed sliding far past its bound; docs/flow.md, "Robustness"). wrong_way: a guard that starts the step at or below 0 goes to <= -threshold before it is
     positive: it started on its surface at an event and the piece's mode was wrong for it, or it drifted
     through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
     where it is within the touching tolerance; or the stop guard, whose threshold is 0, at or below 0 at every
@@ -259,12 +287,15 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     sub, thresholds = Gf[:, columns], thresholds[columns]
     below = sub[1:] <= -thresholds
     positive = sub > 0
-    wrong_way = np.zeros_like(below)
-    low = np.flatnonzero(~positive[0])  # guards that start the step at or below 0
-    if len(low):
-        seen = np.logical_or.accumulate(positive[:, low], axis=0)
-        wrong_way[:, low] = ~seen[:-1] & below[:, low]
-    return columns, positive[:-1] & below, wrong_way
+    seen = np.logical_or.accumulate(positive, axis=0)[:-1]  # > 0 at some sample up to the interval's start
+    return columns, seen & below, ~seen & below
+
+
+def last_positive(G: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+    """For each column of G (K, C), the last sample at or before ``intervals`` (C,) where it is > 0 (the start
+    of a crossed column's bracket, :func:`crossings`)."""
+    samples = np.where(G > 0, np.arange(len(G))[:, None], -1)
+    return np.maximum.accumulate(samples, axis=0)[intervals, np.arange(G.shape[1])]
 
 
 class StepGuards:
@@ -309,13 +340,21 @@ class StepGuards:
         return self.Ys is not None and self.guards.kind(col) == PAIR
 
     def root(self, col: int, a: Any, b: Any, ga: Any, gb: Any, xtol: float) -> Any:
-        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed (Illinois)."""
+        """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed (Illinois).
+
+        A pair's interpolant can put a guard that the sampled G has at +1e-17 at or below 0 at a (the two
+        round differently): it has crossed at a, not anywhere later. Regula falsi on a bracket without a sign
+        change would walk to b and report a pair that left its surface the wrong way one sample interval late
+        (RK45, m = 1: 0.018 time units on the wrong side; docs/flow.md, "Robustness").
+        """
 
         def value(t: Any) -> Any:
             return self.column(t, col)
 
         if self.has_polynomial(col):  # the interpolant's own end values, for a consistent regula falsi
             ga, gb = value(a), value(b)
+            if not ga > 0:
+                return a
         return illinois(value, a, b, ga, gb, xtol)
 
     def _pair_polynomial(self, col: int, t: float) -> float:
@@ -379,7 +418,11 @@ def first_event(
         k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
-                if step.piece_column(col) in step.guards.grazing and np.any(Gf[k + 1 :, col] > 0):
+                if (
+                    step.piece_column(col) in step.guards.grazing
+                    and Gf[0, col] > -thresholds[col]
+                    and np.any(Gf[k + 1 :, col] > 0)
+                ):  # a dip within the contact's depth that comes back; one that starts beyond it has crossed
                     continue
                 hump = _hump(step, col, ts[k], ts[k + 1], xtol)
                 if hump is None:  # it left the wrong way: an event at the last sample before
@@ -389,22 +432,23 @@ def first_event(
     which = np.flatnonzero(crossed.any(axis=0))
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     crossed_columns = columns[which]
+    begins = last_positive(Gf[:, crossed_columns], ks)  # where each crossed column was last > 0
     estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps'; the crossed follow
     times = list(ts)  # in the arithmetic's own type, as G's entries
     brackets.update(
         zip(
             crossed_columns.tolist(),
             zip(
-                [times[k] for k in ks.tolist()],
+                [times[k] for k in begins.tolist()],
                 [times[k + 1] for k in ks.tolist()],
-                G[ks, crossed_columns],
+                G[begins, crossed_columns],
                 G[ks + 1, crossed_columns],
             ),
         )
     )
     tf = np.asarray(ts, dtype=np.float64)
-    start, end = tf[ks], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
-    g_start, g_end = Gf[ks, crossed_columns], Gf[ks + 1, crossed_columns]
+    start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
+    g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
     estimates.update(
         zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
     )

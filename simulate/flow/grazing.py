@@ -108,6 +108,9 @@ class NearBounds:
         self.kept: dict[int, tuple[Any, int]] = {}
         self.exits: dict[int, tuple[Any, int]] = {}
         self.sliding: dict[int, tuple[Any, int]] = {}
+        # the bound (MU_LOW, MU_HIGH) each of ``exits`` left through: its side is the other one's on a surface
+        # that has turned repelling (:func:`~simulate.flow.modes.bound_side`)
+        self.exit_bounds: dict[int, int] = {}
 
     def update(
         self,
@@ -127,8 +130,11 @@ class NearBounds:
                 table.pop(col, None)
         for col in pairs[(flat[pairs] == before) & (before != SLIDING)].tolist():
             self.kept[col] = (t, int(flat[col]))
-        for col in bounds:
-            (self.sliding if flat[col] == SLIDING else self.exits)[col] = (t, int(flat[col]))
+        for j, sides in hints.items():
+            for i, hint in sides.items():
+                col = j * n + i
+                (self.sliding if flat[col] == SLIDING else self.exits)[col] = (t, int(flat[col]))
+                self.exit_bounds[col] = MU_LOW if hint == INACTIVE else MU_HIGH
 
     def recent(self, table: dict[int, tuple[Any, int]], col: int, end: PieceEnd, side: np.ndarray) -> bool:
         """Whether ``col`` of ``table`` was left at its bound within one step (``end.step``) before the end's
@@ -159,7 +165,7 @@ def below_resolution(
         return sorted(col for col in touched if near.recent(near.kept, col, end, side))
     if kind == PAIR and near.recent(near.exits, column, end, side):
         j, i = guards.pair(column)
-        return [(j, i, MU_LOW if side[j, i] == INACTIVE else MU_HIGH)]
+        return [(j, i, near.exit_bounds[column])]
     if kind in (MU_LOW, MU_HIGH):
         j, i = guards.sliding_pair(column)
         if near.recent(near.sliding, j * guards.n + i, end, side):

@@ -405,7 +405,7 @@ class HybridFlow:
         spacing = EventSpacing()  # bounds the first step after an event by the events' spacing
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, start=Y)
             depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
                 depths.update(self.resolution(Y, guards, memory.grazing))

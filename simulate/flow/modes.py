@@ -24,7 +24,8 @@ to the active side, mu_i = 0 -> leave to the inactive side. Pairs whose jump poi
 cannot slide stably; they cross, to the side where the one-sided field points (:func:`select_neuron_mode`),
 unless they slide already: a sliding pair whose surface has turned repelling stays in (2) and keeps sliding
 while its tangent weight is in [0, 1] (a Filippov solution, and the one that does not depend on the sign of
-a tangent rate that is zero to roundoff; docs/flow.md, "Robustness").
+a tangent rate that is zero to roundoff; docs/flow.md, "Robustness"); at a bound of its weight both one-sided
+rates point to the other bound's side, which it takes (:func:`bound_side`).
 So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
 cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
 """
@@ -177,10 +178,14 @@ class SlidingWeights:
     def mu(self, s: Any, offset: Any = None) -> Any:
         """The sliding weights mu (..., number of sliding pairs), ordered as ``pair_rows, pair_cols``: z = N +
         mu s on a sliding pair."""
+        return self.mu_times_jump(s, offset) / s[..., self.pair_cols]
+
+    def mu_times_jump(self, s: Any, offset: Any = None) -> Any:
+        """mu s_i = z - N_i of the sliding pairs (..., number of sliding pairs): a linear map of s and N, finite
+        where the jump s_i passes through 0 and mu has its pole (the weight guards' numerator,
+        :meth:`~simulate.flow.events.PieceGuards.weight_guards`)."""
         z = self._sliding(s, offset)
-        if offset is not None:
-            z = z - offset[..., self.pair_cols]
-        return z / s[..., self.pair_cols]
+        return z if offset is None else z - offset[..., self.pair_cols]
 
 
 def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -215,8 +220,10 @@ def select_neuron_mode(
         prefer: for each sample, the side a non-attracting pair starts from; it keeps it while both
             one-sided fields point away from the surface (then either side is a Filippov solution; the caller
             passes the side the pair was moving to, so it keeps its direction).
-        hints: sample -> side for pairs that left sliding through a bound of mu at this event (ties at
-            the bound go to that side).
+        hints: sample -> the bound of mu through which its pair left sliding at this event, named by the
+            side an attracting pair takes there (INACTIVE: mu = 0, ACTIVE: mu = 1); ties at the bound go to
+            that bound, whose side is :func:`bound_side`'s (the other one on a surface that has turned
+            repelling).
         offset: the offsets N (n,) of merged opposite samples (:mod:`simulate.flow.samples`): a pair with gate
             g contributes (N_i + g s_i) x_i; None when there are none.
         stuck: sample -> the side its pair left the wrong way at once, at an earlier event of the same
@@ -269,20 +276,35 @@ def select_neuron_mode(
             break
     scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
     resolution = weight_resolution(jumps[pull], norms[attracting], scale)
-    for i, weight, near in zip(attracting, mu, np.maximum(HINT_TOL, resolution), strict=True):
+    repelling = sign_v * s[attracting] > 0
+    nears = np.maximum(HINT_TOL, resolution)
+    for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):
         hint = hints.get(int(i))
         if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= near:
-            new[i] = hint
+            new[i] = bound_side(hint == ACTIVE, repels)
         elif weight >= 1.0 - BOUND_TOL:
-            new[i] = ACTIVE
+            new[i] = bound_side(True, repels)
         elif weight <= BOUND_TOL:
-            new[i] = INACTIVE
+            new[i] = bound_side(False, repels)
         else:
             new[i] = SLIDING
     for i, left in (stuck or {}).items():
         if new[i] == left != SLIDING:
             new[i] = SLIDING if i in attracting else -left
     return new
+
+
+def bound_side(upper: bool, repelling: bool) -> int:
+    """The side a pair takes where its Filippov weight (2) is at a bound: ``upper`` (mu = 1) or mu = 0.
+
+    Pair i's rate is r(g) = r_0 + g J with gate g and jump J = sign(v_j) s_i ||x_i||^2. At mu = 0 the KKT
+    condition of (2) is s_i <h, x_i> >= 0, i.e. J r_0 >= 0 (the rate at gate 0 has the jump's sign); at mu = 1,
+    J r(1) <= 0. On an attracting surface (J < 0) both one-sided rates then point to the side of the bound
+    (mu = 0: inactive, mu = 1: active); on a surface that has turned repelling under a sliding pair (J > 0:
+    merged opposite samples, a jump through 0) both point to the other side, which the pair must take: at
+    mu = 0 its rate on the inactive side points into the active one (docs/flow.md, "Robustness").
+    """
+    return (INACTIVE if upper else ACTIVE) if repelling else (ACTIVE if upper else INACTIVE)
 
 
 def weight_resolution(jumps: np.ndarray, norms: np.ndarray, scale: float) -> np.ndarray:

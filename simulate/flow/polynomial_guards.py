@@ -273,6 +273,8 @@ class PolynomialStepGuards(StepGuards):
         tol = xtol / self.h
         lo, hi = self._theta(a), self._theta(b)
         g_lo, g_hi = value_and_slope(lo)[0], value_and_slope(hi)[0]
+        if not g_lo > 0:  # crossed at a already by the polynomial's roundoff (see StepGuards.root)
+            return a
         theta = lo + (hi - lo) * g_lo / (g_lo - g_hi) if g_lo != g_hi else (lo + hi) / 2
         for _ in range(100):
             if hi - lo <= tol:

@@ -1,10 +1,13 @@
 """Event location: sampled guards, dips between samples, the polynomial pair guards, regula falsi in mpmath."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from fls.simulate.flow.arithmetic import float_arithmetic
@@ -72,6 +75,27 @@ def test_a_guard_that_drifted_through_0_in_earlier_steps_is_an_event_at_the_step
     assert (t, column) == (0.0, 0)
 
 
+def test_a_guard_that_passes_within_its_threshold_on_its_way_below_it_has_crossed():
+    """0.29 - t with a grazing depth of 0.05: -0.01 at the sample t = 0.3, past the depth at t = 0.4. It crossed
+    at 0.29 (no interval went from > 0 to <= -0.05 in one, and the next step would start below 0)."""
+    guards = ScalarGuards([lambda t: 0.29 - t])
+    guards.thresholds = np.array([0.05])
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert column == 0 and t == pytest.approx(0.29, abs=1e-12)
+
+
+def test_a_grazing_guard_that_starts_a_step_beyond_its_depth_has_crossed_though_it_comes_back():
+    """-0.2 + t after a grazing contact of depth 0.05: below the depth from the step's start, positive at its
+    end. A dip within the depth that comes back is the integration's noise; this one is an event at the start."""
+    guards = ScalarGuards([lambda t: -0.2 + t])
+    guards.thresholds, guards.grazing = np.array([0.05]), {0}
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert (t, column) == (0.0, 0)
+    shallow = ScalarGuards([lambda t: -0.02 + t])
+    shallow.thresholds, shallow.grazing = np.array([0.05]), {0}
+    assert first_event(step_over(shallow, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None
+
+
 def test_a_guard_turned_back_within_one_sample_interval_is_located_not_repeated():
     """t (0.05 - t) starts on its surface, rises and comes back at 0.05, before the first sample at 0.1: the
     event is there (reporting it at 0 would repeat the same event forever)."""
@@ -127,6 +151,47 @@ def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():
     assert event[0] == pytest.approx(root, abs=1e-12)
 
 
+@dataclass
+class OnePairGuards:
+    """A stand-in for PieceGuards with one pair guard whose pre-activation is the first state component."""
+
+    thresholds = np.array([1e-14])
+    grazing: set = field(default_factory=set)
+    weights = SimpleNamespace(mode=SimpleNamespace(side=np.array([[1]])))
+    coords = SimpleNamespace(pair_preactivations=lambda Ys, j, i: (Ys[:, 0], 1.0))
+
+    def kind(self, col):
+        return PAIR
+
+    def pair(self, col):
+        return 0, 0
+
+    def evaluate(self, Ys):
+        return Ys[:, :1]
+
+
+def test_a_pair_the_interpolant_has_crossed_at_the_bracket_start_is_located_there():
+    """The sampled guard is +1e-17 at the step's start (another rounding), the pair's interpolant -t is 0 there
+    and negative after: the crossing is at the start, not one sample interval later (regula falsi on a
+    bracket without a sign change walked to its end: RK45 kept a pair 0.018 on the wrong side)."""
+    ts = np.linspace(0.0, 1.0, 11)
+    Ys = -ts[:, None]
+    G = Ys.copy()
+    G[0] = 1e-17
+    step = StepGuards(OnePairGuards(), ts, G, lambda t: np.array([-t]), Ys)
+    t, column, _ = first_event(step, xtol=1e-15)
+    assert (t, column) == (0.0, 0)
+
+
+def test_a_polynomial_pair_guard_below_0_at_its_bracket_start_is_located_there():
+    """Newton on a pair's polynomial -1e-17 - theta that the samples had above 0 at theta = 0: the crossing is
+    the bracket's start, never a time before it."""
+    step = PolynomialStepGuards.__new__(PolynomialStepGuards)
+    step.t_a, step.h, step.n_candidates, step._reversed = 0.0, 1.0, 1, {}
+    step.pair_coefficients = np.array([[-1e-17], [-1.0]])
+    assert step.root(0, 0.0, 0.1, 1e-17, -0.1, 1e-15) == 0.0
+
+
 def test_illinois_converges_in_mpmath_to_the_working_precision():
     with mpmath.workdps(40):
         root = illinois(
@@ -169,6 +234,29 @@ def sliding_step(coords, C: np.ndarray, P0: np.ndarray):
     step = PolynomialStepGuards(guards, t_a, h, np.linspace(0.0, 1.0, 7), C, state_at)
     assert 0 < len(step.candidates) < guards.n_pairs - 2
     return guards, step, state_at
+
+
+@given(st.integers(0, 10_000))
+def test_weight_guards_have_the_signs_of_mu_and_1_minus_mu_and_no_pole(seed):
+    """The weight guards are mu and 1 - mu at the piece's start, keep their signs wherever the jump s_i is not
+    0, and stay finite where it is (mu's pole)."""
+    coords, C, P0 = polynomial_step_problem(seed, c=1.0, sizes=(1.0, 0.3, 0.1, 0.05))
+    X, (m, n) = coords.X, P0.shape
+    sliding = np.zeros((m, n), dtype=bool)
+    sliding[1, 2] = sliding[4, 5] = True
+    weights = SlidingWeights(Mode((P0 > 0) & ~sliding, sliding), X @ X.T, coords.arith)
+    guards = PieceGuards(coords, weights, None, start=C[0])
+    s_start = coords.sample_factors(coords.output(C[:1], weights))[0]
+    low, high = guards.weight_guards(s_start)
+    mu = weights.mu(s_start)
+    assert low == pytest.approx(mu, rel=1e-12) and high == pytest.approx(1 - mu, rel=1e-12)
+    s = np.random.default_rng(seed).standard_normal((20, n))
+    low, high = guards.weight_guards(s)
+    mu = weights.mu(s)
+    assert np.array_equal(np.sign(low), np.sign(mu)) and np.array_equal(np.sign(high), np.sign(1 - mu))
+    s[:, [2, 5]] = 0.0
+    low, high = guards.weight_guards(s)
+    assert np.all(low == 0) and np.all(high == 0)
 
 
 def test_polynomial_step_guards_equal_the_guards_of_the_sampled_states():

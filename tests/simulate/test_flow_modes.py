@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fls.simulate.flow.arithmetic import float_arithmetic
@@ -121,6 +121,22 @@ def test_hint_sends_a_pair_whose_weight_reached_its_bound_to_that_side():
     assert select_neuron_mode(X_perturbed, s, 1.0, side, np.array([0]), prefer)[0] == SLIDING
     hinted = select_neuron_mode(X_perturbed, s, 1.0, side, np.array([0]), prefer, {0: ACTIVE})
     assert hinted[0] == ACTIVE
+
+
+@given(st.floats(-3.0, 3.0), st.floats(0.1, 3.0), st.sampled_from([1.0, -1.0]))
+def test_a_sliding_pair_on_a_repelling_surface_leaves_to_the_side_both_rates_point_to(rate0, jump, sign_v):
+    """One sliding sample x = e_1 whose jump J = sign_v s ||x||^2 > 0 points away (a repelling surface) and an
+    offset N that puts the rate on the inactive side at r_0 = sign_v N: the rate on the active side is r_0 + J.
+    Where both point to one side the pair takes it (r_0 > 0: active, r_0 + J < 0: inactive; the least-squares
+    weight (2) is then at the other bound), else it slides with mu = -r_0 / J."""
+    assume(abs(rate0) > 1e-6 and abs(rate0 + jump) > 1e-6)
+    X = np.array([[1.0, 0.0]])
+    s, offset = np.array([sign_v * jump]), np.array([sign_v * rate0])
+    new = select_neuron_mode(
+        X, s, sign_v, np.array([SLIDING]), np.array([0]), np.array([INACTIVE]), offset=offset
+    )
+    expected = ACTIVE if rate0 > 0 else INACTIVE if rate0 + jump < 0 else SLIDING
+    assert new[0] == expected
 
 
 @given(st.integers(0, 100_000))
