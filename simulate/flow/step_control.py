@@ -6,11 +6,63 @@ overflow (docs/flow.md, "Robustness").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
 ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
+#: Field evaluations per accepted step of each explicit method in the engine: the stages after the first
+#: (first same as last), and for DOP853 the three extra stages of the dense output its guards are sampled on.
+EVALUATIONS_PER_STEP = {"RK23": 3, "RK45": 6, "DOP853": 15}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Steps a method took from one state under its own step control: their ``sizes`` and the field
+    ``evaluations`` they cost (those of Jacobians by differences and of rejected steps included)."""
+
+    sizes: tuple[float, ...]
+    evaluations: int
+
+    def work(self) -> float:
+        """Field evaluations per unit time over the trial."""
+        return self.evaluations / sum(self.sizes)
+
+
+def trial_steps(
+    solver_class: Any,
+    fun: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray,
+    first_step: float,
+    rtol: float,
+    atol: float,
+    steps: int,
+) -> Trial | None:
+    """``steps`` accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0),
+    starting with ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run
+    (docs/flow.md, "Choosing a method"); the run itself does not use them. None where a step leaves the
+    field's finite range or the solver fails."""
+    evaluations = 0
+
+    def counted(_t: float, x: np.ndarray) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return fun(x)
+
+    sizes = []
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        try:
+            solver = solver_class(counted, 0.0, y, np.inf, rtol=rtol, atol=atol, first_step=first_step)
+            for _ in range(steps):
+                solver.step()
+                if solver.status != "running" or not np.all(np.isfinite(solver.y)):
+                    return None
+                sizes.append(solver.t - solver.t_old)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            return None
+    return Trial(tuple(sizes), evaluations)
 
 
 def initial_step(

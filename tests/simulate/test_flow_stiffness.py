@@ -91,11 +91,11 @@ def test_a_stiff_problem_switches_and_agrees_with_a_tight_reference(target, stif
 @pytest.mark.parametrize("method", ["RK23", "RK45", "DOP853"])
 def test_a_non_stiff_run_never_switches(method):
     """The stall problem (logistic loss, 201 events): its 4 to 74 tests find steps below 0.001 times the
-    stability boundary."""
+    stability boundary (RK23 at this rtol may go on with DOP853 for accuracy: "order", not "stiff")."""
     W, v, X, y = stall_problem(alpha=0.1)
     run = integrate_flow(W, v, X, y, target_risk=0.05, t_max=200.0, method=method, rtol=1e-10, atol=1e-13)
     assert run.status == "target_reached"
-    assert run.info["method_switch"] is None
+    assert all(switch["reason"] == "order" for switch in run.info["method_switches"])
     assert run.info["stiffness"]["tests"] >= 4
     assert 0 < run.info["stiffness"]["largest_ratio"] < 0.01
 
