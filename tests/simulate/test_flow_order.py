@@ -56,17 +56,20 @@ def test_a_dop853_step_that_accuracy_holds_near_its_stability_boundary_stays_exp
     assert result.rhs_evals < 100_000
 
 
-@pytest.mark.parametrize(("alpha", "method", "rtol"), [(3.0, "RK23", 1e-6), (0.3, "RK45", 1e-7)])
-def test_a_benchmark_run_does_not_switch(alpha, method, rtol):
-    """benchmarks/flow.py's engine runs (low_signal, m = 100, events every few steps) keep their method."""
+def test_a_benchmark_run_does_not_switch():
+    """benchmarks/flow.py's RK23 run at alpha 1e-4 (low_signal, m = 100, 2051 events, about one every four
+    steps): its one order test finds that DOP853 would do about 5 times more work (gain 0.21), where a switch
+    needs 3 times less. (Its RK45 runs and those at alpha 0.3 and 3 have too few steps between events to be
+    tested.)"""
     data = make_data("gaussian_mixture", preset="low_signal", seed=0, n_test=10)
-    W, v = init_params(100, 100, alpha=alpha, scheme="random_sign", seed=0)
+    W, v = init_params(100, 100, alpha=1e-4, scheme="random_sign", seed=0)
     result = integrate_flow(
-        W, v, data.X, data.y, target_risk=0.05, t_max=1e5, rtol=rtol, atol=rtol * 1e-2, method=method, save_at=[0.0]
+        W, v, data.X, data.y, target_risk=0.05, t_max=1e5, rtol=1e-6, atol=1e-8, method="RK23", save_at=[0.0]
     )
     assert result.status == "target_reached"
     assert result.info["method_switches"] == []
-    assert result.info["order"]["largest_gain"] < 3.0
+    assert result.info["order"]["tests"] >= 1
+    assert result.info["order"]["largest_gain"] < 1.0
 
 
 def test_the_trial_of_a_method_takes_the_steps_of_its_solver():
