@@ -11,8 +11,8 @@ The test measures what the higher-order method would do on the run itself. After
 accepted steps that did not end in an event, and then at every doubling of their count (so the tests cost a
 vanishing share of a long run and none of a short one), the higher-order method's own step control (scipy's
 solver of ``target``) takes :data:`TRIAL_STEPS` steps from the current state at the run's tolerances,
-starting from the running method's step; the trial is discarded, and the mean size of its last two steps is
-h_high, the step that method takes there. Over the window since the last test (T time units, N accepted
+starting from the running method's step, more while its step still grows; the trial is discarded, and the
+mean size of its last two steps is h_high, the step that method takes there. Over the window since the last test (T time units, N accepted
 steps that did not end in an event, P pieces begun: every event ends a step early and restarts a piece), the
 work in field evaluations per unit time is
 
@@ -41,9 +41,9 @@ TARGETS = {"RK45": RK45, "DOP853": DOP853}
 ORDER = {"RK23": 3, "RK45": 5, "DOP853": 8}
 #: Accepted steps before the first test; later tests at every doubling of the count.
 FIRST_TEST = 100
-#: Steps of the trial: from the running method's step, the trial's step may grow tenfold per step (scipy's
-#: limit), so four steps reach a step 1000 times longer.
-TRIAL_STEPS = 4
+#: Steps of the trial, and at most how many while its step is still growing (from the running method's step
+#: the trial's may grow tenfold per step, scipy's limit).
+TRIAL_STEPS, MAX_TRIAL_STEPS = 4, 8
 #: How many times less work the target must do before the run switches: the trial and the switch cost a few
 #: steps, and the estimate leaves out rejected steps and Python overhead per step.
 WORK_FACTOR = 3.0
@@ -140,7 +140,8 @@ class OrderMonitor:
     def trial_step(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, step: float) -> float | None:
         """The step :attr:`target` takes at y under its own step control at the run's tolerances: the mean of
         its last two of :data:`TRIAL_STEPS` steps from ``step``; None where the trial fails."""
-        trial = trial_steps(TARGETS[self.target], fun, y, step, self.rtol, self.atol, TRIAL_STEPS)
+        solver = TARGETS[self.target]
+        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS)
         return None if trial is None else float(np.mean(trial.sizes[-2:]))
 
     def summary(self) -> dict[str, Any]:

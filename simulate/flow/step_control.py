@@ -18,6 +18,10 @@ ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
 EVALUATIONS_PER_STEP = {"RK23": 3, "RK45": 6, "DOP853": 15}
 
 
+#: A trial's step that is at least this many times the one before is still climbing to the method's own.
+GROWING = 2.0
+
+
 @dataclass(frozen=True)
 class Trial:
     """Steps a method took from one state under its own step control: their ``sizes`` and the field
@@ -39,10 +43,13 @@ def trial_steps(
     rtol: float,
     atol: float,
     steps: int,
+    max_steps: int | None = None,
 ) -> Trial | None:
-    """``steps`` accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0),
-    starting with ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run
-    (docs/flow.md, "Choosing a method"); the run itself does not use them. None where a step leaves the
+    """Accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0), starting with
+    ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run (docs/flow.md,
+    "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
+    the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
+    from ``first_step`` to the method's own step, tenfold per step at most). None where a step leaves the
     field's finite range or the solver fails."""
     evaluations = 0
 
@@ -51,11 +58,12 @@ def trial_steps(
         evaluations += 1
         return fun(x)
 
-    sizes = []
+    sizes: list[float] = []
+    limit = max(steps, max_steps or steps)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         try:
             solver = solver_class(counted, 0.0, y, np.inf, rtol=rtol, atol=atol, first_step=first_step)
-            for _ in range(steps):
+            while len(sizes) < steps or (len(sizes) < limit and sizes[-1] >= GROWING * sizes[-2]):
                 solver.step()
                 if solver.status != "running" or not np.all(np.isfinite(solver.y)):
                     return None

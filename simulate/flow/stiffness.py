@@ -25,9 +25,10 @@ accuracy asks of a high-order method can lie near its boundary too (DOP853 at rt
 loss with weights of 150: 0.77 times it), and there the implicit method, of lower order and with a Jacobian to
 form, takes more evaluations per unit time, not fewer (that run took 227 s after a switch to Radau, 2.8 s
 without). So before switching, the implicit method takes :data:`TRIAL_STEPS` steps from the current state
-under its own step control (a trial, discarded; ``step_control.trial_steps``), and the run switches only when
-their evaluations per unit time, the Jacobian's included, are below the explicit method's (e / h, e its
-evaluations per step). Where they are not, the test needs twice as many tests in a row before it tries again.
+under its own step control, more while its step is still growing (a trial, discarded;
+``step_control.trial_steps``), and the run switches only when their evaluations per unit time, its
+Jacobians' by differences included, are below the explicit method's (e / h, e its evaluations per step).
+Where they are not, the test needs twice as many tests in a row before it tries again.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ STIFF_TESTS = 4
 STIFF_FRACTION = 0.5
 #: The implicit methods a stiff run may be handed to, with their scipy solvers.
 IMPLICIT_SOLVERS = {"Radau": Radau, "BDF": BDF}
-#: Steps of the implicit method's trial: from the explicit step, scipy lets a step grow tenfold per step.
-TRIAL_STEPS = 4
+#: Steps of the implicit method's trial, and at most how many while its step is still growing: from the
+#: explicit step, scipy lets a step grow tenfold per step, and a stiff run's implicit step is 1e2 to 1e6 times
+#: the explicit one.
+TRIAL_STEPS, MAX_TRIAL_STEPS = 4, 12
 
 
 def stability_polynomial(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -181,7 +184,8 @@ class StiffnessMonitor:
     def implicit_gain(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, step: float) -> float:
         """e / h over the implicit method's evaluations per unit time in a trial from y (module docstring);
         0 where the trial fails."""
-        trial = trial_steps(IMPLICIT_SOLVERS[self.target], fun, y, step, self.rtol, self.atol, TRIAL_STEPS)
+        solver = IMPLICIT_SOLVERS[self.target]
+        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS)
         if trial is None:
             return 0.0
         return EVALUATIONS_PER_STEP[self.method] / step / trial.work()
