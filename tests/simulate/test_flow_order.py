@@ -5,13 +5,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.integrate import DOP853, Radau
 
 from fls.simulate.data import make_data
 from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.step_control import trial_steps
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
-from scipy.integrate import DOP853, Radau
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import AGREEMENT, check, run, state_of
 

@@ -1,6 +1,7 @@
 """The stiffness test of the explicit methods and the switch to an implicit one (docs/flow.md, "Choosing a method")."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from fls.simulate.flow.stiffness import TABLEAUS, stability_boundary
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
 from tests.simulate.test_flow_grazing import stored_problem
-from tests.simulate.test_flow_stress import check
+from tests.simulate.test_flow_stress import check, run
 
 
 def growth_factor(method: str, z: float) -> float:
@@ -113,3 +114,26 @@ def test_stored_stiff_stress_problem_is_integrated_in_seconds(name):
     d = 1, m = 20, eigenvalue -4e4, t_max 25; RK23, squared loss, m = 5, d = 20, eigenvalue -1.6e4, 23
     events. The run and its reference (DOP853 at 100x tighter tolerances) both switch to Radau."""
     check(stored_problem(name))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_stiff_run_whose_implicit_step_climbs_for_several_steps_switches():
+    """A stored slow-tier time-out (RK45, squared loss, n = d = 26, m = 34, rtol 4.4e-11, t_max 24.7; over
+    120 s): Radau's trial step grows tenfold per step from the explicit one, and four steps of it found
+    Radau 3 times slower (three Jacobians by differences over 41 explicit steps' worth of time); the trial
+    now goes on while its step grows, finds it far faster, and the run switches (about 12 s in all)."""
+    problem = stored_problem("stiff_trial_growing_step")
+    result = run(replace(problem, t_max=1.0))
+    switch = result.info["method_switch"]
+    assert (switch["to"], switch["reason"]) == ("Radau", "stiff") and switch["gain"] > 1.0
+    check(problem)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_stiff_problem_in_data_span_coordinates_has_a_reference_that_ends():
+    """A stored slow-tier time-out (RK23 in data-span coordinates, logistic loss, n = 25, d = 29, m = 34, atol
+    1e-14): the run takes 5 s, its reference at atol 1e-16 in data-span coordinates did not end (Radau) or
+    took 121 s (DOP853 at its stability boundary); in plain coordinates it takes 14 s."""
+    check(stored_problem("stiff_span_reference"))
