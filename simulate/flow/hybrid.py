@@ -52,7 +52,8 @@ from fls.simulate.flow.modes import (
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.step_control import finite_difference_jacobian
-from fls.simulate.flow.switching import Switch, handover
+from fls.simulate.flow.stiffness import MethodSwitch
+from fls.simulate.flow.switching import handover
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -217,8 +218,8 @@ class HybridFlow:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
         self.log = log  # every transition, when asked for
         self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
-        self.method_switch: Switch | None = None  # the last switch of the run, and every one in order:
-        self.switches: list[Switch] = []
+        self.method_switch: MethodSwitch | None = None
+        self.switches: list[MethodSwitch] = []  # every switch of the run in order (method_switch: the last)
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)

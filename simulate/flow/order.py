@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.integrate import DOP853, RK45
@@ -54,41 +54,16 @@ class OrderEstimate:
     """One test's finding: the running method's mean accepted ``step`` over the window, the ``trial_step`` the
     target took from the same state, and ``gain`` = W_low / W_high (module docstring)."""
 
+    reason: ClassVar[str] = "order"  # the switch it causes, for a result's ``info``
+    label: ClassVar[str] = "accuracy-bound"  # and for its message
+
     step: float
     trial_step: float
     gain: float
 
-
-@dataclass(frozen=True)
-class OrderSwitch:
-    """A run that went on with a higher-order method: at time ``t`` from ``source`` to ``target``, because the
-    target does ``estimate.gain`` times less work per unit time there."""
-
-    t: float
-    source: str
-    target: str
-    estimate: OrderEstimate
-
     def describe(self) -> str:
-        """One line for the run's message."""
-        e = self.estimate
-        return (
-            f"accuracy-bound: switched from {self.source} to {self.target} at t = {self.t:.6g} "
-            f"(steps {e.step:.3g} against {e.trial_step:.3g}: {e.gain:.1f} x less work)"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """The switch for a result's ``info``: t, from, to, reason ('order'), step, trial_step, gain."""
-        e = self.estimate
-        return {
-            "t": self.t,
-            "from": self.source,
-            "to": self.target,
-            "reason": "order",
-            "step": e.step,
-            "trial_step": e.trial_step,
-            "gain": e.gain,
-        }
+        """The finding, for a switch's line in the run's message."""
+        return f"steps {self.step:.3g} against {self.trial_step:.3g}: {self.gain:.1f} x less work"
 
 
 class OrderMonitor:

@@ -34,9 +34,9 @@ Where they are not, the test needs twice as many tests in a row before it tries 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
@@ -101,44 +101,56 @@ class StiffnessEstimate:
     vector and the accepted step size ``step`` there; ``ratio`` = -eigenvalue * step / beta; ``gain``: how
     many times fewer evaluations per unit time the implicit method's trial took (None before a trial)."""
 
+    reason: ClassVar[str] = "stiff"  # the switch it causes, for a result's ``info``
+    label: ClassVar[str] = "stiff"  # and for its message
+
     eigenvalue: float
     step: float
     ratio: float
     gain: float | None = None
 
+    def describe(self) -> str:
+        """The finding, for a switch's line in the run's message."""
+        return (
+            f"Jacobian eigenvalue {self.eigenvalue:.3g}, step {self.step:.3g}: {self.ratio:.2f} x the stability "
+            f"boundary; {self.gain:.3g} x less work"
+        )
+
+
+class SwitchEstimate(Protocol):
+    """What a test that switches methods found (:class:`StiffnessEstimate`, ``order.OrderEstimate``): a
+    dataclass with a ``reason`` for ``info``, a ``label`` and a :meth:`describe` for the message."""
+
+    reason: ClassVar[str]
+    label: ClassVar[str]
+
+    def describe(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class MethodSwitch:
-    """A run that went on with another method: at time ``t`` from method ``source`` to ``target``, because the
-    explicit steps were held at its stability boundary (``estimate``)."""
+    """A run that went on with another method: at time ``t`` from method ``source`` to ``target``, for the
+    reason its ``estimate`` gives: the explicit steps were held at their stability boundary and the implicit
+    method's trial was cheaper ('stiff'), or a higher-order method's trial was several times cheaper
+    ('order', :mod:`simulate.flow.order`)."""
 
     t: float
     source: str
     target: str
-    estimate: StiffnessEstimate
+    estimate: SwitchEstimate
 
     def describe(self) -> str:
         """One line for the run's message."""
-        e = self.estimate
         return (
-            f"stiff: switched from {self.source} to {self.target} at t = {self.t:.6g} "
-            f"(Jacobian eigenvalue {e.eigenvalue:.3g}, step {e.step:.3g}: {e.ratio:.2f} x the stability "
-            f"boundary; {e.gain:.3g} x less work)"
+            f"{self.estimate.label}: switched from {self.source} to {self.target} at t = {self.t:.6g} "
+            f"({self.estimate.describe()})"
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """The switch for ``info``: t, from, to, reason ('stiff'), eigenvalue, step, ratio, gain."""
-        e = self.estimate
-        return {
-            "t": self.t,
-            "from": self.source,
-            "to": self.target,
-            "reason": "stiff",
-            "eigenvalue": e.eigenvalue,
-            "step": e.step,
-            "ratio": e.ratio,
-            "gain": e.gain,
-        }
+        """The switch for a result's ``info``: t, from, to, reason, and the estimate's fields (stiff:
+        eigenvalue, step, ratio, gain; order: step, trial_step, gain)."""
+        about = {"t": self.t, "from": self.source, "to": self.target, "reason": self.estimate.reason}
+        return about | asdict(self.estimate)
 
 
 class StiffnessMonitor:

@@ -5,17 +5,13 @@ tolerances, and both recorded for the result (docs/flow.md, "Choosing a method")
 
 from __future__ import annotations
 
-from fls.simulate.flow.order import OrderSwitch
 from fls.simulate.flow.smooth import ExplicitPieces, PieceEnd, ScipyPieces, piece_integrator
 from fls.simulate.flow.stiffness import MethodSwitch
-
-#: The record of one switch of a run.
-Switch = MethodSwitch | OrderSwitch
 
 
 def handover(
     source: ExplicitPieces | ScipyPieces, end: PieceEnd, stiff_method: str | None
-) -> tuple[ExplicitPieces | ScipyPieces, Switch]:
+) -> tuple[ExplicitPieces | ScipyPieces, MethodSwitch]:
     """The integrator the run goes on with after ``source`` ended the piece ``end`` ('order', or 'stiff' / an
     event found stiff), and the record of the switch at end.t. After an 'order' switch the stiffness test
     goes on watching the new method when ``stiff_method`` is given; an implicit method watches nothing."""
@@ -23,6 +19,6 @@ def handover(
     if end.kind == "order":
         order = source.order_monitor
         successor = piece_integrator(order.target, rtol, atol, stiff_method)
-        return successor, OrderSwitch(float(end.t), source.method, order.target, order.estimate)
+        return successor, MethodSwitch(float(end.t), source.method, order.target, order.estimate)
     successor = piece_integrator(stiff_method, rtol, atol)
     return successor, MethodSwitch(float(end.t), source.method, stiff_method, source.monitor.estimate)
