@@ -197,7 +197,7 @@ class StiffnessMonitor:
         """e / h over the implicit method's evaluations per unit time in a trial from y (module docstring);
         0 where the trial fails."""
         solver = IMPLICIT_SOLVERS[self.target]
-        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS)
+        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS, True)
         if trial is None:
             return 0.0
         return EVALUATIONS_PER_STEP[self.method] / step / trial.work()

@@ -137,3 +137,17 @@ def test_a_stiff_problem_in_data_span_coordinates_has_a_reference_that_ends():
     1e-14): the run takes 5 s, its reference at atol 1e-16 in data-span coordinates did not end (Radau) or
     took 121 s (DOP853 at its stability boundary); in plain coordinates it takes 14 s."""
     check(stored_problem("stiff_span_reference"))
+
+
+@pytest.mark.timeout(120)
+def test_the_implicit_trial_uses_the_engines_jacobian():
+    """A slow-tier problem (DOP853 in data-span coordinates, squared loss, m = 36, samples of norm up to 20,
+    eigenvalue -6.6e5): with scipy's own Jacobian by differences, Radau's trial took a Jacobian at every step
+    and found Radau 16 times slower, and DOP853 went on at its stability boundary (over 120 s); with the
+    engine's, as the run's Radau pieces use it, the trial finds it far faster and the run takes 0.4 s."""
+    problem = stored_problem("stiff_trial_engine_jacobian")
+    result = run(problem)
+    switch = result.info["method_switch"]
+    assert (switch["from"], switch["to"], switch["reason"]) == ("DOP853", "Radau", "stiff")
+    assert result.info["stiffness"]["trials"] == 1
+    check(problem)
