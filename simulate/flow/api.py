@@ -14,6 +14,7 @@ from fls.simulate.flow.coords import Coordinates, PlainCoordinates
 from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.order import TARGETS
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
 from fls.simulate.flow.smooth import IMPLICIT, SOLVERS, ExplicitPieces, ScipyPieces, piece_integrator
 from fls.simulate.flow.spancoords import SpanCoordinates
@@ -113,12 +114,13 @@ def dense_evaluator(
     outcome: FlowOutcome,
     recorder: Recorder,
     integrator: ExplicitPieces | ScipyPieces,
-    implicit: ExplicitPieces | ScipyPieces | None = None,
+    switched: list[ExplicitPieces | ScipyPieces] | None = None,
 ):
     """t -> (W, v) on [0, t_stop]: replays the run from the last checkpoint before t.
 
-    ``integrator`` replays the pieces, and ``implicit`` those that start at or after the run's switch to an
-    implicit method (``flow.method_switch``), where the explicit one would be held at its stability boundary.
+    ``integrator`` replays the pieces, and ``switched[k]`` those that start at or after the run's k-th switch
+    of method (``flow.switches``: to an implicit method where the explicit one would be held at its stability
+    boundary, or to a higher-order one where that does several times less work).
 
     From the checkpoint's state and mode, each piece that starts before t is re-integrated to its start, where
     the event's projected rows of the touched neurons replace theirs and the mode takes their new sides
@@ -129,13 +131,14 @@ def dense_evaluator(
     times = [float(t) for t, _, _, _ in checkpoints]
     starts = [float(start) for start, _, _, _ in recorder.pieces]
     coords = flow.coords
+    replays = [integrator, *(switched or [])]
+    switch_times = [switch.t for switch in flow.switches][: len(replays) - 1]
 
     def advance(mode: Mode, t0: Any, Y: Any, t1: Any) -> Any:
         """The piece's state at t1 from (t0, Y); a stage that overflows is a rejected step, as in the run (no
         warning)."""
         weights = SlidingWeights(mode, flow.gram, flow.arith)
-        switch = flow.method_switch
-        replay = implicit if switch is not None and implicit is not None and t0 >= switch.t else integrator
+        replay = replays[bisect.bisect_right(switch_times, float(t0))]
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             return replay.run(flow.field(weights), flow.jacobian(weights), t0, Y, t1, None, None, None).y
 
@@ -174,6 +177,7 @@ def integrate_flow(
     sample_weight: Any = None,
     record_events: bool = False,
     stiff_method: str | None = "Radau",
+    high_order_method: str | None = "DOP853",
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
@@ -203,6 +207,12 @@ def integrate_flow(
             keep ``method`` throughout. A switch is said in the message and recorded in
             ``info["method_switch"]`` (t, from, to, eigenvalue, step, ratio; None without a switch);
             ``info["stiffness"]`` says how many tests ran and the largest ratio they found.
+        high_order_method: the explicit method of higher order ('RK45' or 'DOP853') an RK23 / RK45 ``method``
+            hands the rest of the run to when, measured on the run, it would do several times less work (a
+            tight tolerance on a smooth stretch: :mod:`simulate.flow.order`), or None to keep ``method``. Said
+            in the message and in ``info["method_switch"]`` like a stiff switch (with ``reason`` 'order' or
+            'stiff'; the last switch of the run, ``info["method_switches"]`` every one);
+            ``info["order"]`` says how many tests ran and the largest gain they found.
 
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
@@ -212,7 +222,7 @@ def integrate_flow(
         return with_bias(
             integrate_flow, W0, b0, v0, X, y, c=c, loss=loss, target_risk=target_risk, t_max=t_max, rtol=rtol,
             atol=atol, method=method, save_at=save_at, stop_rule=stop_rule, coords=coords,
-            sample_weight=sample_weight, stiff_method=stiff_method,
+            sample_weight=sample_weight, stiff_method=stiff_method, high_order_method=high_order_method,
         )  # fmt: skip
     started = time.perf_counter()
     W, v, X, y, c = validate_network(W0, v0, X, y, c=c, loss=loss)
@@ -224,11 +234,13 @@ def integrate_flow(
     method = check_choice("method", method, SOLVERS)
     if stiff_method is not None:
         stiff_method = check_choice("stiff_method", stiff_method, IMPLICIT + (None,))
+    if high_order_method is not None:
+        high_order_method = check_choice("high_order_method", high_order_method, tuple(TARGETS) + (None,))
     rule = resolve_stop_rule(target_risk, stop_rule, y)
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
-    integrator = piece_integrator(method, rtol, atol, watch_stiffness=stiff_method is not None)
+    integrator = piece_integrator(method, rtol, atol, stiff_method, high_order_method)
     log = EventLog() if record_events else None
     flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method)
     recorder = Recorder(schedule, coordinates, loss)
@@ -241,13 +253,14 @@ def integrate_flow(
             outcome = FlowOutcome("failed", f"{type(exc).__name__}: {exc}", t_last, Y_last, flow.counts)
         recorder.finish(outcome.t, outcome.y)
     switch = flow.method_switch
-    if switch is not None:
-        outcome.message = f"{outcome.message}; {switch.describe()}"
+    for each in flow.switches:
+        outcome.message = f"{outcome.message}; {each.describe()}"
     dense = None
     if recorder.checkpoints:
-        implicit = piece_integrator(switch.target, rtol, atol) if switch is not None else None
-        dense = dense_evaluator(flow, outcome, recorder, piece_integrator(method, rtol, atol), implicit)
+        switched = [piece_integrator(each.target, rtol, atol) for each in flow.switches]
+        dense = dense_evaluator(flow, outcome, recorder, piece_integrator(method, rtol, atol), switched)
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
+    order_monitor = getattr(integrator, "order_monitor", None)  # explicit RK23 / RK45 integrators only
     info = {
         "method": method,
         "rtol": rtol,
@@ -256,7 +269,9 @@ def integrate_flow(
         "c": c,
         "stop_rule": rule.describe() if rule is not None else None,
         "method_switch": switch.as_dict() if switch is not None else None,
+        "method_switches": [each.as_dict() for each in flow.switches],
         "stiffness": integrator.monitor.summary() if integrator.monitor is not None else None,
+        "order": order_monitor.summary() if order_monitor is not None else None,
     }
     if log is not None:
         info["event_log"] = log.arrays()

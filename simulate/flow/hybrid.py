@@ -50,9 +50,10 @@ from fls.simulate.flow.modes import (
     select_neuron_mode,
 )
 from fls.simulate.flow.recording import Recorder
-from fls.simulate.flow.smooth import PieceEnd, piece_integrator
+from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.step_control import EventSpacing, finite_difference_jacobian
 from fls.simulate.flow.stiffness import MethodSwitch
+from fls.simulate.flow.switching import handover
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -218,6 +219,7 @@ class HybridFlow:
         self.log = log  # every transition, when asked for
         self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
         self.method_switch: MethodSwitch | None = None
+        self.switches: list[MethodSwitch] = []  # every switch of the run in order (method_switch: the last)
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
@@ -378,13 +380,11 @@ class HybridFlow:
         return {col: RESOLUTION_FACTOR * float(depth) for col, depth in zip(cols, change, strict=True)}
 
     def switch_method(self, end: PieceEnd) -> None:
-        """The explicit integrator found the run stiff at end.t: the rest of the run goes to
-        :attr:`stiff_method` at the same tolerances, and the switch is recorded (docs/flow.md, "Choosing a
-        method"). Only the float engine's integrators (``smooth.ExplicitPieces``, ``smooth.ScipyPieces``) end
-        a piece 'stiff'; they carry the method, the tolerances and the test's estimate."""
-        source = self.integrator
-        self.integrator = piece_integrator(self.stiff_method, source.rtol, source.atol)
-        self.method_switch = MethodSwitch(float(end.t), source.method, self.stiff_method, source.monitor.estimate)
+        """The explicit integrator ended a piece 'stiff' or 'order' at end.t: the rest of the run goes to
+        another method (:func:`~simulate.flow.switching.handover`), and the switch is recorded. Only the float
+        engine's integrators (``smooth.ExplicitPieces``, ``smooth.ScipyPieces``) end a piece so."""
+        self.integrator, self.method_switch = handover(self.integrator, end, self.stiff_method)
+        self.switches.append(self.method_switch)
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
@@ -432,7 +432,7 @@ class HybridFlow:
                 )
             if end.kind in ("diverged", "failed"):
                 return outcome(end.kind, end.message, end.t, end.y)
-            if end.kind == "stiff":  # not an event: the same mode goes on with an implicit method
+            if end.kind in ("stiff", "order"):  # not an event: the same mode goes on with another method
                 self.switch_method(end)
                 t, Y, step, changed = end.t, end.y, None, []
                 continue

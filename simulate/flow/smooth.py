@@ -16,6 +16,7 @@ import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
+from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
@@ -48,10 +49,12 @@ _EPS = float(np.finfo(np.float64).eps)  # np.finfo per call costs more than the 
 
 @dataclass
 class PieceEnd:
-    """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed', or 'stiff' (the
+    """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed', 'stiff' (the
     integrator's :class:`~simulate.flow.stiffness.StiffnessMonitor` found its explicit steps held at the
-    stability boundary; (t, y) is the last accepted step's end). ``stiff``: the monitor found that on the
-    step that ended in this event (the run goes on with an implicit method after the event)."""
+    stability boundary; (t, y) is the last accepted step's end) or 'order' (its
+    :class:`~simulate.flow.order.OrderMonitor` found a higher-order method several times cheaper; as 'stiff').
+    ``stiff``: the monitor found that on the step that ended in this event (the run goes on with an implicit
+    method after the event)."""
 
     kind: str
     t: Any
@@ -295,13 +298,21 @@ class ExplicitPieces:
     The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
     the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
     a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs. ``monitor``: a
-    stiffness test on the accepted steps, or None.
+    stiffness test on the accepted steps, or None; ``order_monitor``: the test for a higher-order method
+    (:mod:`simulate.flow.order`), or None.
     """
 
     implicit = False
 
-    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
-        self.method, self.monitor = method, monitor
+    def __init__(
+        self,
+        method: str,
+        rtol: float,
+        atol: float,
+        monitor: StiffnessMonitor | None = None,
+        order_monitor: OrderMonitor | None = None,
+    ) -> None:
+        self.method, self.monitor, self.order_monitor = method, monitor, order_monitor
         tableau = SOLVERS[method]
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
         self.E, self.P = tableau.E, tableau.P
@@ -369,6 +380,8 @@ class ExplicitPieces:
             return PieceEnd("t_bound", t0, y0, first_step)
         checked = FiniteField(fun)
         t, y, used = t0, y0, first_step
+        if self.order_monitor is not None:
+            self.order_monitor.begin_piece(t0)
         try:
             f = checked(t, y)
             if first_step:
@@ -414,6 +427,8 @@ class ExplicitPieces:
                 t, y, f, used = t_new, y_new, K[0], h
                 if stiff:
                     return PieceEnd("stiff", t, y, h)
+                if self.order_monitor is not None and self.order_monitor.pays(checked.fun, t, y, h):
+                    return PieceEnd("order", t, y, h)
                 factor = 10.0 if error == 0 else min(10.0, 0.9 * error**self.exponent)
                 h *= min(1.0, factor) if rejected else factor
                 rejected = False
@@ -423,9 +438,21 @@ class ExplicitPieces:
 
 
 def piece_integrator(
-    method: str, rtol: float, atol: float, watch_stiffness: bool = False
+    method: str,
+    rtol: float,
+    atol: float,
+    stiff_method: str | None = None,
+    high_order_method: str | None = None,
 ) -> ExplicitPieces | ScipyPieces:
-    """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``watch_stiffness`` an explicit one
-    ends a piece 'stiff' when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`)."""
-    monitor = StiffnessMonitor(method) if watch_stiffness and method in TABLEAUS else None
-    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor)
+    """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``stiff_method`` an explicit one ends
+    a piece 'stiff' when its steps are held at their stability boundary and that implicit method would do less
+    work (:mod:`simulate.flow.stiffness`);
+    with ``high_order_method`` (of higher order than RK23 / RK45 ``method``) it ends a piece 'order' when that
+    method would do several times less work (:mod:`simulate.flow.order`)."""
+    watched = stiff_method is not None and method in TABLEAUS
+    monitor = StiffnessMonitor(method, stiff_method, rtol, atol) if watched else None
+    if method not in EXPLICIT:
+        return ScipyPieces(method, rtol, atol, monitor)
+    wanted = high_order_method is not None and ORDER[high_order_method] > ORDER[method]
+    order_monitor = OrderMonitor(method, high_order_method, rtol, atol) if wanted else None
+    return ExplicitPieces(method, rtol, atol, monitor, order_monitor)

@@ -7,12 +7,78 @@ the events (:class:`EventSpacing`, docs/flow.md "Cost").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
 ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
+#: Field evaluations per accepted step of each explicit method in the engine: the stages after the first
+#: (first same as last), and for DOP853 the three extra stages of the dense output its guards are sampled on.
+EVALUATIONS_PER_STEP = {"RK23": 3, "RK45": 6, "DOP853": 15}
+
+
+#: A trial's step that is at least this many times the one before is still climbing to the method's own.
+GROWING = 2.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Steps a method took from one state under its own step control: their ``sizes`` and the field
+    ``evaluations`` they cost (those of Jacobians by differences and of rejected steps included)."""
+
+    sizes: tuple[float, ...]
+    evaluations: int
+
+    def work(self) -> float:
+        """Field evaluations per unit time over the trial."""
+        return self.evaluations / sum(self.sizes)
+
+
+def trial_steps(
+    solver_class: Any,
+    fun: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray,
+    first_step: float,
+    rtol: float,
+    atol: float,
+    steps: int,
+    max_steps: int | None = None,
+    implicit: bool = False,
+) -> Trial | None:
+    """Accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0), starting with
+    ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run (docs/flow.md,
+    "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
+    the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
+    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets the
+    engine's Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
+    scipy's own, whose adaptive increments can take a Jacobian at every step where the engine's pieces take
+    one in all (DOP853 handed to Radau, squared loss, m = 36 in data-span coordinates). None where a step
+    leaves the field's finite range or the solver fails."""
+    evaluations = 0
+
+    def counted(_t: float, x: np.ndarray) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return fun(x)
+
+    options = {"jac": lambda t, x: finite_difference_jacobian(partial(counted, t), x)} if implicit else {}
+
+    sizes: list[float] = []
+    limit = max(steps, max_steps or steps)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        try:
+            solver = solver_class(counted, 0.0, y, np.inf, rtol=rtol, atol=atol, first_step=first_step, **options)
+            while len(sizes) < steps or (len(sizes) < limit and sizes[-1] >= GROWING * sizes[-2]):
+                solver.step()
+                if solver.status != "running" or not np.all(np.isfinite(solver.y)):
+                    return None
+                sizes.append(solver.t - solver.t_old)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            return None
+    return Trial(tuple(sizes), evaluations)
 
 
 def initial_step(
