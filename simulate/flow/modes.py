@@ -132,7 +132,7 @@ class SlidingWeights:
         for j in np.unique(self.pair_rows):
             key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
             if key not in cache:
-                S = np.flatnonzero(mode.sliding[j])
+                S = mode.sliding[j].nonzero()[0]
                 right = np.concatenate([gram[S, :] * self.active[j], gram[S, :] * self.unslid[j]], axis=1)
                 cache[key] = -arithmetic.lstsq(gram[np.ix_(S, S)], right)
             maps.append(cache[key])
@@ -161,7 +161,7 @@ class SlidingWeights:
             return q
         # one neuron (the common event): a comparison, not np.isin's sort
         in_neurons = self.pair_rows == neurons[0] if len(neurons) == 1 else np.isin(self.pair_rows, neurons)
-        pairs = np.flatnonzero(in_neurons)
+        pairs = in_neurons.nonzero()[0]
         if len(pairs):
             z = s @ self.map[pairs].T
             if offset is not None:

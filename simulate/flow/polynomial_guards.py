@@ -141,24 +141,30 @@ def _movable_pairs(
     neurons = guards.margins.stale(movement, t_a) if margins else np.arange(len(movement))
     select = slice(None) if len(neurons) == len(movement) else neurons  # all of them: views, not copies
     Z = coords.row_map
-    pre0 = coords.start_preactivations(rows[0], select) if every_pair is None else every_pair[0][select]  # (k,n)
+    if every_pair is None:
+        pre0 = coords.start_preactivations(rows[0], select)  # (k, n)
+    else:
+        pre0 = every_pair[0][select]
     if guards.row_map_norms is None:
         guards.row_map_norms = coords.arith.row_norms(Z.T)
     reach = np.abs(pre0) / guards.row_map_norms
-    reach[guards.weights.mode.sliding[select]] = np.inf
+    if isinstance(select, slice):  # every neuron: the sliding pairs' flat columns, kept by the piece's guards
+        reach.reshape(-1)[guards.sliding_columns] = np.inf
+    else:
+        reach[guards.weights.mode.sliding[select]] = np.inf
     norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     # a pair past its surface by less than its crossing threshold (an event's projection left it there by
     # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
     # its neuron's margin is 0 (measured at every step)
     signed = guards.side_over_x[select] * pre0
-    below = np.flatnonzero(signed < 0)  # flat: a fraction of the cost of the 2-d nonzero
+    below = (signed < 0).ravel().nonzero()[0]  # flat: a fraction of the cost of the 2-d nonzero
     rows_below, cols_below = np.divmod(below, n)
     thresholds = guards.thresholds[neurons[rows_below] * n + cols_below]
     past = signed.reshape(-1)[below] / norms[rows_below] >= -thresholds
     reach[rows_below[past], cols_below[past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    r, i = np.divmod(np.flatnonzero(reach <= movement[select][:, None]), n)  # flat: cheaper than 2-d nonzero
+    r, i = np.divmod((reach <= movement[select][:, None]).ravel().nonzero()[0], n)  # flat: cheaper than 2-d nonzero
     j = neurons[r]
     if every_pair is None:
         higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
