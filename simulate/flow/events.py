@@ -62,8 +62,8 @@ class PieceGuards:
         else:
             # taken over, updated in the changed rows (the previous guards are done with)
             self.side_over_x = previous.side_over_x
-            for j in changed:
-                self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
+            rows = list(changed)
+            self.side_over_x[rows] = coords.arith.convert(mode.side[rows].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
         self.stop_column = size - 1 if stop_rule is not None else None
         if previous is not None and len(previous.roundoff_thresholds) == size:

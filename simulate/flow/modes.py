@@ -117,11 +117,11 @@ class SlidingWeights:
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
             self.active, self.unslid = previous.active, previous.unslid
-            slid_before = any((self.unslid[j] == 0).any() for j in changed)
-            for j in changed:
-                self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
-                self.unslid[j] = arithmetic.convert((~mode.sliding[j]).astype(np.float64))
-            if not slid_before and not any(mode.sliding[j].any() for j in changed):
+            rows = list(changed)  # one fancy index per array for all the changed rows, not a loop over them
+            slid_before = bool((self.unslid[rows] == 0).any())
+            self.active[rows] = arithmetic.convert(mode.active[rows].astype(np.float64))
+            self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
+            if not slid_before and not mode.sliding[rows].any():
                 self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
                 self.map, self.offset_map = previous.map, previous.offset_map
                 return
