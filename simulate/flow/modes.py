@@ -123,9 +123,11 @@ class SlidingWeights:
             self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
             if not slid_before and not mode.sliding[rows].any():
                 self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
+                self.pair_flat = previous.pair_flat
                 self.map, self.offset_map = previous.map, previous.offset_map
                 return
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
+        self.pair_flat = self.pair_rows * mode.sliding.shape[1] + self.pair_cols  # into a flattened (m, n) array
         n = gram.shape[0]
         cache = {} if cache is None else cache
         maps = []
@@ -147,7 +149,9 @@ class SlidingWeights:
         q = np.multiply(self.active, s[..., None, :], out=out)
         if offset is not None:
             q += self.unslid * offset[..., None, :]
-        if len(self.pair_rows):
+        if len(self.pair_rows) and q.ndim == 2 and q.flags.c_contiguous:  # one state: by flat index, cheaper
+            q.reshape(-1)[self.pair_flat] = self._sliding(s, offset)
+        elif len(self.pair_rows):
             q[..., self.pair_rows, self.pair_cols] = self._sliding(s, offset)
         return q
 
