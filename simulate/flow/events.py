@@ -71,8 +71,8 @@ class PieceGuards:
         else:
             # taken over, updated in the changed rows (the previous guards are done with)
             self.side_over_x = previous.side_over_x
-            for j in changed:
-                self.side_over_x[j] = coords.arith.convert(mode.side[j].astype(np.float64)) / coords.x_norms
+            rows = list(changed)
+            self.side_over_x[rows] = coords.arith.convert(mode.side[rows].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
         self.stop_column = size - 1 if stop_rule is not None else None
         if previous is not None and len(previous.roundoff_thresholds) == size:
@@ -231,7 +231,7 @@ def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int,
     mid, left, right = G[1:-1], G[:-2], G[2:]
     local = (mid > 0) & (mid < left) & (mid <= right)
     local[last:] = False
-    columns = np.flatnonzero(local.any(axis=0))  # few: over one step most guards are monotone
+    columns = local.any(axis=0).nonzero()[0]  # few: over one step most guards are monotone
     if not len(columns):
         return []
     ks, which = np.nonzero(local[:, columns])
@@ -283,7 +283,7 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     ``thresholds`` are per column of G.
     """
     Gf = np.asarray(G, dtype=np.float64)
-    columns = np.flatnonzero(Gf[1:].min(axis=0) <= -thresholds)
+    columns = (Gf[1:].min(axis=0) <= -thresholds).nonzero()[0]
     sub, thresholds = Gf[:, columns], thresholds[columns]
     below = sub[1:] <= -thresholds
     positive = sub > 0
@@ -414,8 +414,8 @@ def first_event(
     Gf = np.asarray(G, dtype=np.float64)
     columns, crossed, wrong_way = crossings(Gf, thresholds)
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
-    if np.any(wrong_way):  # a guard that starts on its surface is below it at the next sample
-        k = int(np.flatnonzero(wrong_way.any(axis=1))[0])
+    if wrong_way.any():  # a guard that starts on its surface is below it at the next sample
+        k = int(wrong_way.any(axis=1).nonzero()[0][0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
                 if (
@@ -429,7 +429,7 @@ def first_event(
                     return step.event(ts[k], col, Gf[k])
                 brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
         crossed[k:] = False
-    which = np.flatnonzero(crossed.any(axis=0))
+    which = crossed.any(axis=0).nonzero()[0]
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     crossed_columns = columns[which]
     begins = last_positive(Gf[:, crossed_columns], ks)  # where each crossed column was last > 0

@@ -161,7 +161,7 @@ def below_resolution(
     """
     column, kind, side = int(end.column), guards.kind(end.column), guards.weights.mode.side
     if kind == PAIR and near.recent(near.kept, column, end, side):
-        touched = np.flatnonzero(touching.ravel()).tolist()
+        touched = touching.ravel().nonzero()[0].tolist()
         return sorted(col for col in touched if near.recent(near.kept, col, end, side))
     if kind == PAIR and near.recent(near.exits, column, end, side):
         j, i = guards.pair(column)

@@ -308,8 +308,8 @@ class HybridFlow:
         O(touched n), no (m, n) copy) and the neurons whose rows of the mode may have changed.
         """
         coords, arith, counts = self.coords, self.arith, self.counts
-        affected = sorted(set(np.flatnonzero(touching.any(axis=1)).tolist()) | set(hints))
-        on_surface = {j: np.flatnonzero(touching[j] | mode.sliding[j]) for j in affected}
+        affected = sorted(set(touching.any(axis=1).nonzero()[0].tolist()) | set(hints))
+        on_surface = {j: (touching[j] | mode.sliding[j]).nonzero()[0] for j in affected}
         before = None if outputs is None else coords.neuron_outputs(Y, weights, affected)
         Y = Y.copy()
         for j in affected:
@@ -469,7 +469,7 @@ class HybridFlow:
                     memory.left_wrong_way([j], i, mode.side, guards.n)  # the second time: it keeps that side
             hints = memory.with_hints(hints)
             t = end.t
-            pairs = np.flatnonzero(touching.ravel())
+            pairs = touching.ravel().nonzero()[0]
             before = mode.side.ravel()[pairs]  # a copy: the event updates the mode in place
             Y, mode, changed = self.apply_event(
                 end.y, mode, weights, touching, hints, t, memory.stuck, end.outputs

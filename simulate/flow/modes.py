@@ -118,22 +118,24 @@ class SlidingWeights:
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
             self.active, self.unslid = previous.active, previous.unslid
-            slid_before = any((self.unslid[j] == 0).any() for j in changed)
-            for j in changed:
-                self.active[j] = arithmetic.convert(mode.active[j].astype(np.float64))
-                self.unslid[j] = arithmetic.convert((~mode.sliding[j]).astype(np.float64))
-            if not slid_before and not any(mode.sliding[j].any() for j in changed):
+            rows = list(changed)  # one fancy index per array for all the changed rows, not a loop over them
+            slid_before = bool((self.unslid[rows] == 0).any())
+            self.active[rows] = arithmetic.convert(mode.active[rows].astype(np.float64))
+            self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
+            if not slid_before and not mode.sliding[rows].any():
                 self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
+                self.pair_flat = previous.pair_flat
                 self.map, self.offset_map = previous.map, previous.offset_map
                 return
         self.pair_rows, self.pair_cols = np.nonzero(mode.sliding)  # row-major: neuron by neuron
+        self.pair_flat = self.pair_rows * mode.sliding.shape[1] + self.pair_cols  # into a flattened (m, n) array
         n = gram.shape[0]
         cache = {} if cache is None else cache
         maps = []
         for j in np.unique(self.pair_rows):
             key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
             if key not in cache:
-                S = np.flatnonzero(mode.sliding[j])
+                S = mode.sliding[j].nonzero()[0]
                 right = np.concatenate([gram[S, :] * self.active[j], gram[S, :] * self.unslid[j]], axis=1)
                 cache[key] = -arithmetic.lstsq(gram[np.ix_(S, S)], right)
             maps.append(cache[key])
@@ -148,7 +150,9 @@ class SlidingWeights:
         q = np.multiply(self.active, s[..., None, :], out=out)
         if offset is not None:
             q += self.unslid * offset[..., None, :]
-        if len(self.pair_rows):
+        if len(self.pair_rows) and q.ndim == 2 and q.flags.c_contiguous:  # one state: by flat index, cheaper
+            q.reshape(-1)[self.pair_flat] = self._sliding(s, offset)
+        elif len(self.pair_rows):
             q[..., self.pair_rows, self.pair_cols] = self._sliding(s, offset)
         return q
 
@@ -162,7 +166,7 @@ class SlidingWeights:
             return q
         # one neuron (the common event): a comparison, not np.isin's sort
         in_neurons = self.pair_rows == neurons[0] if len(neurons) == 1 else np.isin(self.pair_rows, neurons)
-        pairs = np.flatnonzero(in_neurons)
+        pairs = in_neurons.nonzero()[0]
         if len(pairs):
             z = s @ self.map[pairs].T
             if offset is not None:
@@ -195,8 +199,49 @@ def min_norm_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     if A.shape[1] == 1:  # one surface (the common case): the clipped one-dimensional minimizer
         a = A[:, 0]
         return np.array([min(max(-float(a @ b) / float(a @ a), 0.0), 1.0)])
+    if A.shape[1] == 2:  # two surfaces (the next most common): in closed form unless nearly collinear
+        weights = _two_weights(A, b)
+        if weights is not None:
+            return weights
     weights = lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
     return np.clip(weights, 0.0, 1.0)  # bvls may overshoot a bound by ~eps
+
+
+#: :func:`_two_weights` solves (2) in closed form when sin^2 of the angle between the two columns exceeds this
+#: (the 2 x 2 Gram matrix's condition number is then below ~4e4, so the weights are exact to ~1e-11); nearer
+#: collinear columns (repeated or collinear samples) go to bvls.
+TWO_WEIGHTS_MIN_SIN2 = 1e-4
+
+
+def _two_weights(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """argmin over mu in [0, 1]^2 of ||b + A mu|| for two columns that are not nearly collinear, else None.
+
+    With G = A^T A and r = -A^T b the objective is mu^T G mu / 2 - r^T mu plus a constant, strictly convex
+    when det G > 0, so its minimizer is unique: the stationary point G mu = r (Cramer's rule) when it lies in
+    the box, else the best of the four edges' minimizers (one weight at 0 or 1, the other the clipped
+    one-dimensional minimizer there). Python floats: a few dozen operations, where bvls costs about a
+    millisecond of Python (docs/flow.md, "Cost").
+    """
+    a0, a1 = A[:, 0], A[:, 1]
+    g00, g01, g11 = float(a0 @ a0), float(a0 @ a1), float(a1 @ a1)
+    det = g00 * g11 - g01 * g01
+    if not det > TWO_WEIGHTS_MIN_SIN2 * g00 * g11:
+        return None
+    r0, r1 = -float(a0 @ b), -float(a1 @ b)
+    mu0, mu1 = (r0 * g11 - r1 * g01) / det, (r1 * g00 - r0 * g01) / det
+    if 0.0 <= mu0 <= 1.0 and 0.0 <= mu1 <= 1.0:
+        return np.array([mu0, mu1])
+    best, best_value = None, np.inf
+    for edge in (0.0, 1.0):
+        for weights in (
+            (edge, min(max((r1 - g01 * edge) / g11, 0.0), 1.0)),
+            (min(max((r0 - g01 * edge) / g00, 0.0), 1.0), edge),
+        ):
+            w0, w1 = weights
+            value = (g00 * w0 * w0 + 2.0 * g01 * w0 * w1 + g11 * w1 * w1) / 2.0 - r0 * w0 - r1 * w1
+            if value < best_value:
+                best, best_value = weights, value
+    return np.array(best)
 
 
 def select_neuron_mode(

@@ -116,7 +116,7 @@ class NeuronMargins:
 
 
 def _movable_pairs(
-    coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_start: Any = None
+    coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_pair: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
     the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1]; and those
@@ -129,8 +129,9 @@ def _movable_pairs(
     D(0) is formed for the others only, their
     pairs are screened by Cauchy-Schwarz, |D_k,ji| = |<R_k,j, Z_i>| <= ||R_k,j|| ||Z_i||, and only the pairs
     that pass get their p coefficients (O(p row) each). The columns kept are exactly those of the full test
-    (the screens only drop pairs the full test drops). ``every_start``: D(0) of every pair (m, n) when the
-    caller has formed it anyway (for the output guards), so it is not formed twice.
+    (the screens only drop pairs the full test drops). ``every_pair``: the coefficients D_k of every pair
+    (p + 1, m, n) when the caller has formed them anyway (for the output guards): D(0) and the candidates'
+    higher coefficients are then read from them, not formed a second time (docs/flow.md, "Cost").
     """
     n = coords.n
     movement = coords.arith.row_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
@@ -140,26 +141,35 @@ def _movable_pairs(
     neurons = guards.margins.stale(movement, t_a) if margins else np.arange(len(movement))
     select = slice(None) if len(neurons) == len(movement) else neurons  # all of them: views, not copies
     Z = coords.row_map
-    pre0 = coords.start_preactivations(rows[0], select) if every_start is None else every_start[select]  # (k, n)
+    if every_pair is None:
+        pre0 = coords.start_preactivations(rows[0], select)  # (k, n)
+    else:
+        pre0 = every_pair[0][select]
     if guards.row_map_norms is None:
         guards.row_map_norms = coords.arith.row_norms(Z.T)
     reach = np.abs(pre0) / guards.row_map_norms
-    reach[guards.weights.mode.sliding[select]] = np.inf
+    if isinstance(select, slice):  # every neuron: the sliding pairs' flat columns, kept by the piece's guards
+        reach.reshape(-1)[guards.sliding_columns] = np.inf
+    else:
+        reach[guards.weights.mode.sliding[select]] = np.inf
     norms = coords.start_scale(rows[0], amp0, pre0, select)  # (k,)
     # a pair past its surface by less than its crossing threshold (an event's projection left it there by
     # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
     # its neuron's margin is 0 (measured at every step)
     signed = guards.side_over_x[select] * pre0
-    below = np.flatnonzero(signed < 0)  # flat: a fraction of the cost of the 2-d nonzero
+    below = (signed < 0).ravel().nonzero()[0]  # flat: a fraction of the cost of the 2-d nonzero
     rows_below, cols_below = np.divmod(below, n)
     thresholds = guards.thresholds[neurons[rows_below] * n + cols_below]
     past = signed.reshape(-1)[below] / norms[rows_below] >= -thresholds
     reach[rows_below[past], cols_below[past]] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
-    r, i = np.divmod(np.flatnonzero(reach <= movement[select][:, None]), n)  # flat: cheaper than 2-d nonzero
+    r, i = np.divmod((reach <= movement[select][:, None]).ravel().nonzero()[0], n)  # flat: cheaper than 2-d nonzero
     j = neurons[r]
-    higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
+    if every_pair is None:
+        higher = np.einsum("kcr,rc->kc", rows[1:, j], Z[:, i])  # (p, columns)
+    else:
+        higher = every_pair[1:, j, i]
     start = pre0[r, i]
     keep = (np.abs(start) <= np.abs(higher).sum(axis=0)) | (reach[r, i] == 0)  # reach 0: D(0) = 0 or past
     r, i, j = r[keep], i[keep], j[keep]
@@ -205,22 +215,23 @@ class PolynomialStepGuards(StepGuards):
         every_pair = guards.needs_output and (
             amp is not None or not _sum_neurons_first(powers, len(fractions), coords.d)
         )
-        pre0 = coords.start_preactivations(rows[0], slice(None)) if every_pair else None
-        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, amp0, t_a, h, pre0)
+        pre = None  # every pair's coefficients (p + 1, m, n), when formed: the movable pairs read theirs from it
+        if every_pair:
+            pre = coords.all_coefficients(rows, coords.start_preactivations(rows[0], slice(None)))
+        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, amp0, t_a, h, pre)
         self.n_candidates = len(self.candidates)
 
         self.output_coefficients = self.coefficients = self.active_pre = None
         if (
             guards.needs_output and amp is not None
         ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
-            pre = coords.all_coefficients(rows, pre0)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
         elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
             if every_pair:  # f from the pairs' coefficients
-                self.active_pre = guards.weights.active * coords.all_coefficients(rows, pre0)
+                self.active_pre = guards.weights.active * pre
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
         G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))

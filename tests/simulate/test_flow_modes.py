@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from scipy.optimize import lsq_linear
 
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
@@ -16,6 +17,7 @@ from fls.simulate.flow.modes import (
     SLIDING,
     Mode,
     SlidingWeights,
+    _two_weights,
     min_norm_weights,
     project_onto_surfaces,
     select_neuron_mode,
@@ -48,6 +50,25 @@ def test_min_norm_weights_is_the_box_constrained_minimum(seed, k):
     mu = min_norm_weights(A, b)
     assert np.all((mu >= 0) & (mu <= 1))
     assert np.sum((b + A @ mu) ** 2) == pytest.approx(brute_force_min_norm(A, b), rel=1e-10, abs=1e-12)
+
+
+@given(st.integers(0, 10_000), st.floats(1e-3, 1.0))
+def test_two_weights_closed_form_is_the_box_constrained_minimum(seed, spread):
+    # columns at every angle down to ~1e-3 rad: the closed form where it answers, bvls (None) where nearly
+    # collinear; either way the box-constrained minimum (the brute force over active sets is independent)
+    rng = np.random.default_rng(seed)
+    first = rng.standard_normal(6)
+    A = np.stack([first, first + spread * rng.standard_normal(6)], axis=1) * rng.uniform(0.1, 10.0, 2)
+    b = rng.standard_normal(6) * rng.uniform(0.1, 10.0)
+    mu = _two_weights(A, b)
+    if mu is None:
+        cos2 = (A[:, 0] @ A[:, 1]) ** 2 / ((A[:, 0] @ A[:, 0]) * (A[:, 1] @ A[:, 1]))
+        assert 1 - cos2 <= 2e-4  # only nearly collinear columns are left to bvls
+        return
+    assert np.all((mu >= 0) & (mu <= 1))
+    assert np.sum((b + A @ mu) ** 2) == pytest.approx(brute_force_min_norm(A, b), rel=1e-10, abs=1e-12)
+    reference = lsq_linear(A, -b, bounds=(0.0, 1.0), method="bvls").x
+    assert mu == pytest.approx(reference, abs=1e-8)
 
 
 def random_neuron(seed: int, n: int = 8, d: int = 5):

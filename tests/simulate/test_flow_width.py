@@ -59,16 +59,19 @@ def assert_full_reach_test(coords, guards, step: PolynomialStepGuards, C: np.nda
 
 @pytest.mark.parametrize("kind", ["plain", "span", "log"])
 @pytest.mark.parametrize("seed", range(3))
-def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed):
+@pytest.mark.parametrize("stop_rule", [None, TargetRisk(0.1)])
+def test_screened_step_guards_keep_exactly_the_pairs_of_the_full_reach_test(kind, seed, stop_rule):
     """The Cauchy-Schwarz screen drops only pairs the full test |D(0)| <= sum_k |D_k| drops, and the kept pairs'
-    polynomials equal the full coefficients (scaled); steps from tiny to large, so both sides are exercised."""
+    polynomials equal the full coefficients (scaled); steps from tiny to large, so both sides are exercised.
+    With a stopping rule the output guards form every pair's coefficients and the screen reads its candidates
+    from them (plain and data-span coordinates): the same pairs, the same polynomials."""
     rng = np.random.default_rng(seed)
     m, n, d = 30, 6, 4
     coords, _ = coordinates(kind, rng, m, n, d)
     sides = random_sides(rng, m, n, d)
     weights = SlidingWeights(Mode.of_sides(sides), coords.X @ coords.X.T, ARITH)
     for size in (1e-4, 1e-2, 0.3):
-        guards = PieceGuards(coords, weights, None)  # a first step: no margins yet
+        guards = PieceGuards(coords, weights, stop_rule)  # a first step: no margins yet
         C = rng.standard_normal((4, coords.size)) * np.array([1.0, size, size / 3, size / 9])[:, None]
         step = PolynomialStepGuards(guards, 0.0, 1.0, np.linspace(0, 1, 7), C, lambda t: None)
         assert_full_reach_test(coords, guards, step, C)
