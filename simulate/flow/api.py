@@ -228,7 +228,9 @@ def integrate_flow(
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
-    integrator = piece_integrator(method, rtol, atol, watch_stiffness=stiff_method is not None)
+    integrator = piece_integrator(
+        method, rtol, atol, watch_stiffness=stiff_method is not None, coords=coordinates
+    )
     log = EventLog() if record_events else None
     flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method)
     recorder = Recorder(schedule, coordinates, loss)
@@ -245,8 +247,9 @@ def integrate_flow(
         outcome.message = f"{outcome.message}; {switch.describe()}"
     dense = None
     if recorder.checkpoints:
-        implicit = piece_integrator(switch.target, rtol, atol) if switch is not None else None
-        dense = dense_evaluator(flow, outcome, recorder, piece_integrator(method, rtol, atol), implicit)
+        implicit = piece_integrator(switch.target, rtol, atol, coords=coordinates) if switch is not None else None
+        explicit = piece_integrator(method, rtol, atol, coords=coordinates)
+        dense = dense_evaluator(flow, outcome, recorder, explicit, implicit)
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
     info = {
         "method": method,

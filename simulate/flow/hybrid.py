@@ -383,7 +383,7 @@ class HybridFlow:
         method"). Only the float engine's integrators (``smooth.ExplicitPieces``, ``smooth.ScipyPieces``) end
         a piece 'stiff'; they carry the method, the tolerances and the test's estimate."""
         source = self.integrator
-        self.integrator = piece_integrator(self.stiff_method, source.rtol, source.atol)
+        self.integrator = piece_integrator(self.stiff_method, source.rtol, source.atol, coords=self.coords)
         self.method_switch = MethodSwitch(float(end.t), source.method, self.stiff_method, source.monitor.estimate)
 
     # -- the loop ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
+from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
@@ -197,19 +198,28 @@ class FiniteField:
 
 class ScipyPieces:
     """Integrates pieces with a scipy solver class, stepping manually so the guards see every step.
-    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None."""
+    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None; ``tolerance``: what rtol
+    and atol mean in the run's coordinates (:mod:`simulate.flow.tolerance`; plain when None)."""
 
-    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        rtol: float,
+        atol: float,
+        monitor: StiffnessMonitor | None = None,
+        tolerance: StepTolerance | None = None,
+    ) -> None:
         self.method, self.monitor = method, monitor
         self.solver_class = SOLVERS[method]
         self.order = ESTIMATOR_ORDER[method]
         self.implicit = method in IMPLICIT
         self.rtol, self.atol = rtol, atol
+        self.tolerance = tolerance or StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
-        """The error per step allowed in each component of y: atol + rtol |y|."""
-        return self.atol + self.rtol * np.abs(y)
+        """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
+        return self.tolerance.of(y)
 
     def run(
         self,
@@ -234,12 +244,13 @@ class ScipyPieces:
         try:
             if first_step is None:  # scipy's own guess would take an overflowing trial step as it is
                 first_step = initial_step(
-                    checked, t0, y0, checked(t0, y0), t_bound, self.order, self.rtol, self.atol
+                    checked, t0, y0, checked(t0, y0), t_bound, self.order, self.tolerance.of(y0)
                 )
                 if first_step == 0:
                     return checked.end(t0, y0, None, "step size too small")
             options["first_step"] = min(first_step, t_bound - t0)
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
+            self.tolerance.apply_to(solver)
             while solver.status == "running":
                 try:
                     message = solver.step()
@@ -263,11 +274,13 @@ class ScipyPieces:
                         checked.overflowed = True
                         return checked.end(t_good, y_good, None, "step size too small")
                     solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
+                    self.tolerance.apply_to(solver)
                     continue
                 if end is not None:
                     end.stiff = stiff
                     return end
                 t_good, y_good = solver.t, solver.y
+                self.tolerance.apply_to(solver)
                 checked.overflow_seen = False
                 if stiff:
                     return PieceEnd("stiff", solver.t, solver.y, solver.step_size)
@@ -295,12 +308,19 @@ class ExplicitPieces:
     The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
     the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
     a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs. ``monitor``: a
-    stiffness test on the accepted steps, or None.
+    stiffness test on the accepted steps, or None; ``tolerance`` as for :class:`ScipyPieces`.
     """
 
     implicit = False
 
-    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        rtol: float,
+        atol: float,
+        monitor: StiffnessMonitor | None = None,
+        tolerance: StepTolerance | None = None,
+    ) -> None:
         self.method, self.monitor = method, monitor
         tableau = SOLVERS[method]
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
@@ -310,6 +330,7 @@ class ExplicitPieces:
         self.exponent = -1.0 / (self.order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
+        self.tolerance = tolerance or StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -341,17 +362,14 @@ class ExplicitPieces:
         y_new = (h * self.B) @ K[: self.stages]
         y_new += y
         K[-1] = fun(y_new)
-        np.abs(y, out=scale)
-        np.maximum(scale, np.abs(y_new, out=work), out=scale)
-        scale *= self.rtol
-        scale += self.atol
+        self.tolerance.step_scale(y, y_new, scale, work)
         ratio = np.matmul(h * self.E, K, out=work)
         ratio /= scale
         return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size))
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
-        """The error per step allowed in each component of y: atol + rtol |y|."""
-        return self.atol + self.rtol * np.abs(y)
+        """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
+        return self.tolerance.of(y)
 
     def run(
         self,
@@ -374,7 +392,7 @@ class ExplicitPieces:
             if first_step:
                 h = min(first_step, t_bound - t)
             else:
-                h = initial_step(checked, t, y, f, t_bound, self.order, self.rtol, self.atol)
+                h = initial_step(checked, t, y, f, t_bound, self.order, self.tolerance.of(y))
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
@@ -423,9 +441,12 @@ class ExplicitPieces:
 
 
 def piece_integrator(
-    method: str, rtol: float, atol: float, watch_stiffness: bool = False
+    method: str, rtol: float, atol: float, watch_stiffness: bool = False, coords: ConvertsTolerance | None = None
 ) -> ExplicitPieces | ScipyPieces:
     """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``watch_stiffness`` an explicit one
-    ends a piece 'stiff' when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`)."""
+    ends a piece 'stiff' when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`).
+    ``coords``: the run's coordinates, in which rtol and atol bound the weights' error per step
+    (:mod:`simulate.flow.tolerance`); None reads them on the state as it is."""
     monitor = StiffnessMonitor(method) if watch_stiffness and method in TABLEAUS else None
-    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor)
+    tolerance = StepTolerance(rtol, atol, coords)
+    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor, tolerance)
