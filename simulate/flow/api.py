@@ -191,7 +191,9 @@ def integrate_flow(
         target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule)
         instead.
         t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
-        rtol in [1e-14, 1e-2], atol > 0: the solver tolerances on each piece (per step, on the state).
+        rtol in [1e-14, 1e-2], atol > 0: each step's local error in the weights, component by component,
+            within about atol + rtol |w| (w_jk and v_j) in every coordinate system; log and span coordinates
+            convert it to their own state (:mod:`simulate.flow.tolerance`; docs/flow.md, "Options").
         save_at: None (every step), times, or a SaveSchedule; the final time is always saved last.
         coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only), 'span' (W - W(0) in
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
