@@ -198,23 +198,17 @@ class FiniteField:
 
 class ScipyPieces:
     """Integrates pieces with a scipy solver class, stepping manually so the guards see every step.
-    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None; ``tolerance``: what rtol
-    and atol mean in the run's coordinates (:mod:`simulate.flow.tolerance`; plain when None)."""
+    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None. ``tolerance``: what rtol and
+    atol mean in the run's coordinates (:mod:`simulate.flow.tolerance`; read on the state until
+    :func:`piece_integrator` sets the coordinates)."""
 
-    def __init__(
-        self,
-        method: str,
-        rtol: float,
-        atol: float,
-        monitor: StiffnessMonitor | None = None,
-        tolerance: StepTolerance | None = None,
-    ) -> None:
+    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
         self.method, self.monitor = method, monitor
         self.solver_class = SOLVERS[method]
         self.order = ESTIMATOR_ORDER[method]
         self.implicit = method in IMPLICIT
         self.rtol, self.atol = rtol, atol
-        self.tolerance = tolerance or StepTolerance(rtol, atol)
+        self.tolerance = StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
@@ -313,14 +307,7 @@ class ExplicitPieces:
 
     implicit = False
 
-    def __init__(
-        self,
-        method: str,
-        rtol: float,
-        atol: float,
-        monitor: StiffnessMonitor | None = None,
-        tolerance: StepTolerance | None = None,
-    ) -> None:
+    def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
         self.method, self.monitor = method, monitor
         tableau = SOLVERS[method]
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
@@ -330,7 +317,7 @@ class ExplicitPieces:
         self.exponent = -1.0 / (self.order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
-        self.tolerance = tolerance or StepTolerance(rtol, atol)
+        self.tolerance = StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -448,5 +435,6 @@ def piece_integrator(
     ``coords``: the run's coordinates, in which rtol and atol bound the weights' error per step
     (:mod:`simulate.flow.tolerance`); None reads them on the state as it is."""
     monitor = StiffnessMonitor(method) if watch_stiffness and method in TABLEAUS else None
-    tolerance = StepTolerance(rtol, atol, coords)
-    return (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor, tolerance)
+    integrator = (ExplicitPieces if method in EXPLICIT else ScipyPieces)(method, rtol, atol, monitor)
+    integrator.tolerance = StepTolerance(rtol, atol, coords)
+    return integrator
