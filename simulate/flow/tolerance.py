@@ -11,17 +11,16 @@ may be wrong by the largest amount that, alone and to first order, moves the wei
 
     tau_s = min over weights p of (atol + rtol |p|) / |dp / dy_s|                                           (2)
 
-in log coordinates (a component acts on one neuron's d + 1 weights; O(m d)); in data-span coordinates, where
-lambda_ji acts on the d weights of w_j along x_i, (2) in the RMS over those d components that the step's error
-norm uses, at the RMS size of the neuron's components (O(m n^2), below the cost of a field evaluation;
-``SpanCoordinates.state_tolerance``).
+(log coordinates: a component acts on one neuron's d + 1 weights, O(m d); data-span coordinates: lambda_ji
+acts on the d weights of w_j along x_i, the minimum over them taken within a factor d^(1/8) on the safe side
+at the cost of two matrix products, ``SpanCoordinates.state_tolerance``).
 
 Before, rtol and atol applied to the state itself, so the same tolerances meant a weight error of r atol for
 a neuron of norm r in log coordinates (80 times the plain error at r = 80) and, in data-span coordinates
 whose state starts at 0, a bound 1e8 times tighter than plain coordinates ask, below the field's roundoff.
 
 Precision: (2) is exact to first order in the error for one component (log coordinates: within 2 % at the
-tolerances allowed; data-span coordinates: exact, the map is linear). The step's RMS error norm lets the
+tolerances allowed; data-span coordinates: exact, the map is linear, and up to d^(1/8) tighter). The step's RMS error norm lets the
 errors of the state's components add, so a step at error norm 1 is within (1) up to a factor of about the
 number of state components that move one weight (1 in plain coordinates, d + 1 in log coordinates, n in
 data-span coordinates), and much closer in RMS (tests/simulate/test_flow_tolerance.py).
