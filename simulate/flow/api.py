@@ -195,7 +195,9 @@ def integrate_flow(
         target_risk: stop at tau = inf{t : R <= target_risk}; or give ``stop_rule`` (stopping.StopRule)
         instead.
         t_max: time limit. With a target, reaching t_max first ends ``not_reached``; without one, ``t_max``.
-        rtol in [1e-14, 1e-2], atol > 0: the solver tolerances on each piece (per step, on the state).
+        rtol in [1e-14, 1e-2], atol > 0: each step's local error in the weights, component by component,
+            within about atol + rtol |w| (w_jk and v_j) in every coordinate system; log and span coordinates
+            convert it to their own state (:mod:`simulate.flow.tolerance`; docs/flow.md, "Options").
         save_at: None (every step), times, or a SaveSchedule; the final time is always saved last.
         coords: 'plain' (W, v), 'log' (directions and log-norms; balanced init only), 'span' (W - W(0) in
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
@@ -240,7 +242,7 @@ def integrate_flow(
     schedule = resolve_schedule(save_at)
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
-    integrator = piece_integrator(method, rtol, atol, stiff_method, high_order_method)
+    integrator = piece_integrator(method, rtol, atol, stiff_method, high_order_method, coords=coordinates)
     log = EventLog() if record_events else None
     flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method)
     recorder = Recorder(schedule, coordinates, loss)
@@ -257,8 +259,9 @@ def integrate_flow(
         outcome.message = f"{outcome.message}; {each.describe()}"
     dense = None
     if recorder.checkpoints:
-        switched = [piece_integrator(each.target, rtol, atol) for each in flow.switches]
-        dense = dense_evaluator(flow, outcome, recorder, piece_integrator(method, rtol, atol), switched)
+        switched = [piece_integrator(each.target, rtol, atol, coords=coordinates) for each in flow.switches]
+        explicit = piece_integrator(method, rtol, atol, coords=coordinates)
+        dense = dense_evaluator(flow, outcome, recorder, explicit, switched)
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
     order_monitor = getattr(integrator, "order_monitor", None)  # explicit RK23 / RK45 integrators only
     info = {

@@ -22,6 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.samples import SampleGroups
+from fls.simulate.flow.tolerance import componentwise
 
 
 class Coordinates:
@@ -63,6 +64,12 @@ class Coordinates:
     def size(self) -> int:
         """Length of the state vector."""
         return self.m * (self.row + 1)
+
+    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+        """The error allowed per step in each component of the state Y (size,) for a weight error within atol +
+        rtol |w| (:mod:`simulate.flow.tolerance`, equation (1)): atol + rtol |y| where the state is the weights
+        themselves (plain coordinates); the other coordinate systems convert."""
+        return componentwise(Y, rtol, atol)
 
     def _split(self, Y: Any) -> tuple[Any, Any]:
         """(row block (..., m, row), per-neuron part (..., m)) of states Y (..., size)."""

@@ -1,9 +1,10 @@
 """Contacts below the integration's resolution, kept from event to event until their pair changes side.
 
-A step is exact to about atol + rtol |y| per component, and so is its dense output (docs/flow.md,
-"Robustness"). A guard that starts a piece at or near its bound, with its motion pointing away, can dip below
-the bound within the first step by that error alone: a pair that an event left on its side with a tiny rate,
-or a sliding weight that an event found at a bound and kept inside [0, 1] (a weight is a rate over its jump,
+A step is exact to about its tolerance per component (:mod:`simulate.flow.tolerance`), and so is its dense
+output (docs/flow.md, "Robustness"). A guard that starts a piece at or near its bound, with its motion
+pointing away, can dip below the bound within the first step by that error alone: a pair that an event left on
+its side with a tiny rate, or a sliding weight that an event found at a bound and kept inside [0, 1] (a weight
+is a rate over its jump,
 so for a small jump, a nearly fitted sample, the state's error moves it by far more than its distance to the
 bound). Such a contact *grazes*: its guard counts as crossed only below its change under a state error of the
 tolerances (the depth, :meth:`~simulate.flow.hybrid.HybridFlow.resolution`), and a dip that comes back within

@@ -72,7 +72,7 @@ class PieceIntegrator(Protocol):
     def run(self, fun, jac, t0, y0, t_bound, guards, first_step, observer) -> PieceEnd: ...
 
     def state_tolerance(self, y: Any) -> Any:
-        """The error per step allowed in each component of y (atol + rtol |y|)."""
+        """The error per step allowed in each component of y (``tolerance.StepTolerance.of``)."""
         ...
 
 
@@ -365,7 +365,7 @@ class HybridFlow:
     def resolution(self, Y: Any, guards: PieceGuards, columns: set[int]) -> dict[int, float]:
         """column -> the change of its guard under a state error of the size the tolerances allow.
 
-        A step is exact to about atol + rtol |y| per component (:meth:`PieceIntegrator.state_tolerance`), and
+        A step is exact to about its tolerance per component (:meth:`PieceIntegrator.state_tolerance`), and
         so is its dense output: a guard that starts on its surface moves by up to about
         ||grad g . tolerance|| in it from that error alone, which for a pair whose rate is near 0 (a tangency)
         or with loose tolerances (atol 1e-4 on |w| ~ 30: 4e-6 in cosine units) exceeds its true motion over

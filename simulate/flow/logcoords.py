@@ -21,6 +21,7 @@ import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.tolerance import componentwise
 
 
 class LogCoordinates(Coordinates):
@@ -93,6 +94,27 @@ class LogCoordinates(Coordinates):
         U, amp = self._step_states(C, thetas)
         by_sample = active.T @ (amp[:, None, :] * U).reshape(self.m, -1)  # (n, d K)
         return self.c * np.einsum("ndk,nd->kn", by_sample.reshape(self.n, self.d, len(thetas)), self.X)
+
+    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+        """The error allowed per step in u_jk and rho_j (docs/flow.md, "Options"; :mod:`simulate.flow.tolerance`,
+        equation (2)), never looser than atol + rtol |y| on the state itself (the relative precision at small
+        norms that log coordinates exist for).
+
+        With r_j = exp(rho_j), w_j = r_j u_j / ||u_j|| and |v_j| = r_j: an error du_jk moves w_jk by
+        r_j (1 - u_k^2 / ||u_j||^2) du_jk / ||u_j|| <= r_j du_jk / ||u_j||, so du_jk is held to ||u_j|| (atol +
+        rtol |w_jk|) / r_j; an error drho_j moves every w_jk by w_jk drho_j and v_j by v_j drho_j, the largest
+        of them v_j, so drho_j is held to (atol + rtol r_j) / r_j. At r_j = 80 that is 80 times tighter in
+        atol than the state's own rule; below r_j = 1 the state's own rule is the stricter and stays."""
+        Y = np.asarray(Y, dtype=np.float64)
+        U, rho = self._split(Y)
+        norms = np.sqrt(np.einsum("jd,jd->j", U, U))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            radius = np.exp(rho)
+            W = (radius / norms)[:, None] * U
+            by_direction = componentwise(W, rtol, atol) * (norms / radius)[:, None]
+            by_log_norm = componentwise(radius, rtol, atol) / radius
+        # fmin: a norm under- or overflowing exp (nan or inf above) leaves the state's own rule
+        return np.fmin(componentwise(Y, rtol, atol), np.concatenate([by_direction.reshape(-1), by_log_norm]))
 
     def _row_scale(self, Y: Any) -> None:
         return None  # the pre-activation factor is already that of the unit direction

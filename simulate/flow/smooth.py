@@ -20,6 +20,7 @@ from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
+from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
 
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
@@ -200,7 +201,9 @@ class FiniteField:
 
 class ScipyPieces:
     """Integrates pieces with a scipy solver class, stepping manually so the guards see every step.
-    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None."""
+    ``monitor``: a stiffness test on the accepted steps (explicit methods), or None. ``tolerance``: what rtol and
+    atol mean in the run's coordinates (:mod:`simulate.flow.tolerance`; read on the state until
+    :func:`piece_integrator` sets the coordinates)."""
 
     def __init__(self, method: str, rtol: float, atol: float, monitor: StiffnessMonitor | None = None) -> None:
         self.method, self.monitor = method, monitor
@@ -208,11 +211,12 @@ class ScipyPieces:
         self.order = ESTIMATOR_ORDER[method]
         self.implicit = method in IMPLICIT
         self.rtol, self.atol = rtol, atol
+        self.tolerance = StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
-        """The error per step allowed in each component of y: atol + rtol |y|."""
-        return self.atol + self.rtol * np.abs(y)
+        """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
+        return self.tolerance.of(y)
 
     def run(
         self,
@@ -237,12 +241,13 @@ class ScipyPieces:
         try:
             if first_step is None:  # scipy's own guess would take an overflowing trial step as it is
                 first_step = initial_step(
-                    checked, t0, y0, checked(t0, y0), t_bound, self.order, self.rtol, self.atol
+                    checked, t0, y0, checked(t0, y0), t_bound, self.order, self.tolerance.of(y0)
                 )
                 if first_step == 0:
                     return checked.end(t0, y0, None, "step size too small")
             options["first_step"] = min(first_step, t_bound - t0)
             solver = self.solver_class(checked, t0, y0, t_bound, **options)
+            self.tolerance.apply_to(solver)
             while solver.status == "running":
                 try:
                     message = solver.step()
@@ -266,11 +271,13 @@ class ScipyPieces:
                         checked.overflowed = True
                         return checked.end(t_good, y_good, None, "step size too small")
                     solver = self.solver_class(checked, t_good, y_good, t_bound, **options)
+                    self.tolerance.apply_to(solver)
                     continue
                 if end is not None:
                     end.stiff = stiff
                     return end
                 t_good, y_good = solver.t, solver.y
+                self.tolerance.apply_to(solver)
                 checked.overflow_seen = False
                 if stiff:
                     return PieceEnd("stiff", solver.t, solver.y, solver.step_size)
@@ -299,7 +306,7 @@ class ExplicitPieces:
     the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
     a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs. ``monitor``: a
     stiffness test on the accepted steps, or None; ``order_monitor``: the test for a higher-order method
-    (:mod:`simulate.flow.order`), or None.
+    (:mod:`simulate.flow.order`), or None; ``tolerance`` as for :class:`ScipyPieces`.
     """
 
     implicit = False
@@ -321,6 +328,7 @@ class ExplicitPieces:
         self.exponent = -1.0 / (self.order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
         self.rtol, self.atol = rtol, atol
+        self.tolerance = StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -352,17 +360,14 @@ class ExplicitPieces:
         y_new = (h * self.B) @ K[: self.stages]
         y_new += y
         K[-1] = fun(y_new)
-        np.abs(y, out=scale)
-        np.maximum(scale, np.abs(y_new, out=work), out=scale)
-        scale *= self.rtol
-        scale += self.atol
+        self.tolerance.step_scale(y, y_new, scale, work)
         ratio = np.matmul(h * self.E, K, out=work)
         ratio /= scale
         return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size))
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
-        """The error per step allowed in each component of y: atol + rtol |y|."""
-        return self.atol + self.rtol * np.abs(y)
+        """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
+        return self.tolerance.of(y)
 
     def run(
         self,
@@ -387,7 +392,7 @@ class ExplicitPieces:
             if first_step:
                 h = min(first_step, t_bound - t)
             else:
-                h = initial_step(checked, t, y, f, t_bound, self.order, self.rtol, self.atol)
+                h = initial_step(checked, t, y, f, t_bound, self.order, self.tolerance.of(y))
             rejected = False
             while t < t_bound:
                 h = min(h, t_bound - t)
@@ -443,16 +448,22 @@ def piece_integrator(
     atol: float,
     stiff_method: str | None = None,
     high_order_method: str | None = None,
+    coords: ConvertsTolerance | None = None,
 ) -> ExplicitPieces | ScipyPieces:
     """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``stiff_method`` an explicit one ends
     a piece 'stiff' when its steps are held at their stability boundary and that implicit method would do less
     work (:mod:`simulate.flow.stiffness`);
     with ``high_order_method`` (of higher order than RK23 / RK45 ``method``) it ends a piece 'order' when that
-    method would do several times less work (:mod:`simulate.flow.order`)."""
+    method would do several times less work (:mod:`simulate.flow.order`).
+    ``coords``: the run's coordinates, in which rtol and atol bound the weights' error per step
+    (:mod:`simulate.flow.tolerance`); None reads them on the state as it is."""
     watched = stiff_method is not None and method in TABLEAUS
     monitor = StiffnessMonitor(method, stiff_method, rtol, atol) if watched else None
     if method not in EXPLICIT:
-        return ScipyPieces(method, rtol, atol, monitor)
-    wanted = high_order_method is not None and ORDER[high_order_method] > ORDER[method]
-    order_monitor = OrderMonitor(method, high_order_method, rtol, atol) if wanted else None
-    return ExplicitPieces(method, rtol, atol, monitor, order_monitor)
+        integrator = ScipyPieces(method, rtol, atol, monitor)
+    else:
+        wanted = high_order_method is not None and ORDER[high_order_method] > ORDER[method]
+        order_monitor = OrderMonitor(method, high_order_method, rtol, atol) if wanted else None
+        integrator = ExplicitPieces(method, rtol, atol, monitor, order_monitor)
+    integrator.tolerance = StepTolerance(rtol, atol, coords)
+    return integrator

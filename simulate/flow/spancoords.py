@@ -25,6 +25,12 @@ import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.tolerance import componentwise
+
+#: The p = 2^SQUARINGS of the p-norm that stands for a maximum over the d components in
+#: :meth:`SpanCoordinates.state_tolerance`: at least the maximum and at most d^(1/p) times it.
+SQUARINGS = 3
+NORM_ORDER = 2**SQUARINGS
 
 
 class SpanCoordinates(Coordinates):
@@ -41,6 +47,10 @@ class SpanCoordinates(Coordinates):
         self.P0 = self.W0 @ self.XT
         self.norms0 = np.einsum("ji,ji->j", self.W0, self.W0)  # ||w_j(0)||^2
         self.twice_P0 = 2 * self.P0
+        absolute = np.abs(np.asarray(self.X, dtype=np.float64))
+        self.largest_x = absolute.max(axis=1)  # max_k |x_ik| (n,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples (0 at the start)."""
@@ -74,6 +84,33 @@ class SpanCoordinates(Coordinates):
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
         Lambda, v = self._split(Y)
         return self.P0[neurons] + Lambda[neurons] @ self.gram, v[neurons]
+
+    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+        """The error allowed per step in lambda_ji and v_j (docs/flow.md, "Options"; :mod:`simulate.flow.tolerance`,
+        equation (2)). An error dlambda_ji moves w_jk by x_ik dlambda_ji, so (2) is
+
+            tau_ji = min_k T_jk / |x_ik| = 1 / max_k (|x_ik| / T_jk),      T_jk = atol + rtol |w_jk|,
+
+        at the state's weights w_j = w_j(0) + sum_i lambda_ji x_i; v_j is a weight itself (T = atol + rtol |v_j|).
+        The maximum over k is taken as a p-norm (p = :data:`NORM_ORDER`), which is at least the maximum and at
+        most d^(1/p) times it: tau is never looser than (2) and at most 1.8 times tighter at d = 100, and costs
+        two matrix products (O(m n d), as a field evaluation in plain coordinates) where the exact minimum, an
+        (m, n, d) array, cost 3 ms a step at m = 100, n = 40, d = 100. The state's own rule gave lambda (0 at
+        the start) atol alone, with weights of 100 and atol 1e-14 about 1e8 times tighter than the plain rule,
+        below the field's roundoff."""
+        Lambda, v = self._split(np.asarray(Y, dtype=np.float64))
+        allowed = componentwise(self.W0 + Lambda @ self.X, rtol, atol)  # T (m, d)
+        least = allowed.min(axis=1)  # scaled by each neuron's least and each sample's largest, the p-th
+        ratios = np.divide(least[:, None], allowed, out=allowed)  # in [0, 1], as the powers below
+        for _ in range(SQUARINGS):  # the p-th power by repeated squaring, cheaper than a power
+            np.multiply(ratios, ratios, out=ratios)
+        sums = ratios @ self.scaled_x_powers
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a sum that underflows (every term below 1e-38) leaves the bound least / max_k |x_ik|, tighter
+            norms = np.where(sums > 0, sums, 1.0) ** (1.0 / NORM_ORDER)
+            tau = least[:, None] / (norms * self.largest_x)
+        tau = np.where(np.isfinite(tau), tau, componentwise(Lambda, rtol, atol))  # a sample x_i = 0
+        return np.concatenate([tau.reshape(-1), componentwise(v, rtol, atol)])
 
     def _row_scale(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)

@@ -88,18 +88,18 @@ def initial_step(
     f0: np.ndarray,
     t_bound: float,
     order: int,
-    rtol: float,
-    atol: float,
+    tolerance: np.ndarray,
 ) -> float:
     """The starting step of Hairer, Norsett & Wanner (I, II.4), as scipy's solvers choose it, made safe against
-    overflow: h0 from the sizes of y0 and f0 (RMS norms scaled by atol + rtol |y0|), then
+    overflow: h0 from the sizes of y0 and f0 (RMS norms scaled by ``tolerance``, the error allowed per step in
+    each component of y0: atol + rtol |y0| in plain coordinates, :mod:`simulate.flow.tolerance`), then
     h1 = (0.01 / max(|f0|, |f(y0 + h0 f0) - f0| / h0))^(1 / (order + 1)), and min(100 h0, h1, t_bound - t0).
 
     When the second-derivative estimate |f(y0 + h0 f0) - f0| / h0 is not finite (an Euler trial step that
     overshoots a stiff field into overflow), h0 is divided by 10 until it is; a trial step that shrinks to roundoff of t0 returns 0
     (the caller's "step size too small" ends the piece). Without overflow the result is scipy's.
     """
-    scale = atol + np.abs(y0) * rtol
+    scale = tolerance
     d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, t_bound - t0)

@@ -15,10 +15,10 @@ def handover(
     """The integrator the run goes on with after ``source`` ended the piece ``end`` ('order', or 'stiff' / an
     event found stiff), and the record of the switch at end.t. After an 'order' switch the stiffness test
     goes on watching the new method when ``stiff_method`` is given; an implicit method watches nothing."""
-    rtol, atol = source.rtol, source.atol
+    rtol, atol, coords = source.rtol, source.atol, source.tolerance.coords
     if end.kind == "order":
         order = source.order_monitor
-        successor = piece_integrator(order.target, rtol, atol, stiff_method)
+        successor = piece_integrator(order.target, rtol, atol, stiff_method, coords=coords)
         return successor, MethodSwitch(float(end.t), source.method, order.target, order.estimate)
-    successor = piece_integrator(stiff_method, rtol, atol)
+    successor = piece_integrator(stiff_method, rtol, atol, coords=coords)
     return successor, MethodSwitch(float(end.t), source.method, stiff_method, source.monitor.estimate)

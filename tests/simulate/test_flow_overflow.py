@@ -58,7 +58,7 @@ def test_initial_step_is_scipys_without_overflow():
 
     for order in (1, 2, 3, 4, 7):
         expected = select_initial_step(fun, 0.5, y0, 2.0, np.inf, fun(0.5, y0), 1, order, 1e-6, 1e-9)
-        assert initial_step(fun, 0.5, y0, fun(0.5, y0), 2.0, order, 1e-6, 1e-9) == expected
+        assert initial_step(fun, 0.5, y0, fun(0.5, y0), 2.0, order, 1e-9 + 1e-6 * np.abs(y0)) == expected
 
 
 def test_initial_step_shrinks_the_trial_step_below_overflow():
@@ -73,7 +73,7 @@ def test_initial_step_shrinks_the_trial_step_below_overflow():
         return np.where(y < 1.001, 1.0, np.inf)
 
     y0 = np.ones(1)
-    h = initial_step(fun, 0.0, y0, fun(0.0, y0), 1.0, 4, 1e-6, 1e-9)
+    h = initial_step(fun, 0.0, y0, fun(0.0, y0), 1.0, 4, 1e-9 + 1e-6 * np.abs(y0))
     assert np.allclose(trials, [0.0, 1e-2, 1e-3, 1e-4], rtol=1e-9)
     assert h == pytest.approx(1e-2, rel=1e-9)
 
@@ -85,4 +85,4 @@ def test_initial_step_is_zero_when_the_field_overflows_beside_the_start():
         return np.where(y == 0, 1.0, np.inf)
 
     y0 = np.zeros(1)
-    assert initial_step(fun, 0.0, y0, fun(0.0, y0), 1.0, 4, 1e-6, 1e-9) == 0.0
+    assert initial_step(fun, 0.0, y0, fun(0.0, y0), 1.0, 4, 1e-9 + 1e-6 * np.abs(y0)) == 0.0
