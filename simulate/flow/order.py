@@ -34,6 +34,7 @@ import numpy as np
 from scipy.integrate import DOP853, RK45
 
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
+from fls.simulate.flow.tolerance import StepTolerance
 
 #: The higher-order methods a run may be handed to, with their scipy solvers (the tableaus the engine steps).
 TARGETS = {"RK45": RK45, "DOP853": DOP853}
@@ -71,10 +72,10 @@ class OrderMonitor:
     ``target`` would do :data:`WORK_FACTOR` times less work (module docstring): :meth:`begin_piece` at each
     piece's start, :meth:`pays` after each accepted step."""
 
-    def __init__(self, method: str, target: str, rtol: float, atol: float) -> None:
+    def __init__(self, method: str, target: str, tolerance: StepTolerance) -> None:
         if ORDER[target] <= ORDER[method]:
             raise ValueError(f"target = {target!r} is not of higher order than method = {method!r}")
-        self.method, self.target, self.rtol, self.atol = method, target, rtol, atol
+        self.method, self.target, self.tolerance = method, target, tolerance
         self.accepted = 0  # accepted steps of the run that did not end in an event
         self.next_test = FIRST_TEST  # the count at the next test
         self.window_start: float | None = None  # the time the window since the last test began
@@ -116,7 +117,7 @@ class OrderMonitor:
         """The step :attr:`target` takes at y under its own step control at the run's tolerances: the mean of
         its last two of :data:`TRIAL_STEPS` steps from ``step``; None where the trial fails."""
         solver = TARGETS[self.target]
-        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS)
+        trial = trial_steps(solver, fun, y, step, self.tolerance, TRIAL_STEPS, MAX_TRIAL_STEPS)
         return None if trial is None else float(np.mean(trial.sizes[-2:]))
 
     def summary(self) -> dict[str, Any]:

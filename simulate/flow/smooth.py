@@ -457,13 +457,14 @@ def piece_integrator(
     method would do several times less work (:mod:`simulate.flow.order`).
     ``coords``: the run's coordinates, in which rtol and atol bound the weights' error per step
     (:mod:`simulate.flow.tolerance`); None reads them on the state as it is."""
+    tolerance = StepTolerance(rtol, atol, coords)
     watched = stiff_method is not None and method in TABLEAUS
-    monitor = StiffnessMonitor(method, stiff_method, rtol, atol) if watched else None
+    monitor = StiffnessMonitor(method, stiff_method, tolerance) if watched else None
     if method not in EXPLICIT:
         integrator = ScipyPieces(method, rtol, atol, monitor)
     else:
         wanted = high_order_method is not None and ORDER[high_order_method] > ORDER[method]
-        order_monitor = OrderMonitor(method, high_order_method, rtol, atol) if wanted else None
+        order_monitor = OrderMonitor(method, high_order_method, tolerance) if wanted else None
         integrator = ExplicitPieces(method, rtol, atol, monitor, order_monitor)
-    integrator.tolerance = StepTolerance(rtol, atol, coords)
+    integrator.tolerance = tolerance
     return integrator

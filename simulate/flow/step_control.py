@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow.tolerance import StepTolerance
+
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
 ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
 #: Field evaluations per accepted step of each explicit method in the engine: the stages after the first
@@ -42,14 +44,13 @@ def trial_steps(
     fun: Callable[[np.ndarray], np.ndarray],
     y: np.ndarray,
     first_step: float,
-    rtol: float,
-    atol: float,
+    tolerance: StepTolerance,
     steps: int,
     max_steps: int | None = None,
     implicit: bool = False,
 ) -> Trial | None:
     """Accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0), starting with
-    ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run (docs/flow.md,
+    ``first_step``, at the run's ``tolerance`` (in its coordinates, :mod:`simulate.flow.tolerance`), to measure what that method does on a run (docs/flow.md,
     "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
     the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
     from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets the
@@ -70,9 +71,13 @@ def trial_steps(
     limit = max(steps, max_steps or steps)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         try:
-            solver = solver_class(counted, 0.0, y, np.inf, rtol=rtol, atol=atol, first_step=first_step, **options)
+            solver = solver_class(
+                counted, 0.0, y, np.inf, rtol=tolerance.rtol, atol=tolerance.atol, first_step=first_step, **options
+            )
+            tolerance.apply_to(solver)
             while len(sizes) < steps or (len(sizes) < limit and sizes[-1] >= GROWING * sizes[-2]):
                 solver.step()
+                tolerance.apply_to(solver)
                 if solver.status != "running" or not np.all(np.isfinite(solver.y)):
                     return None
                 sizes.append(solver.t - solver.t_old)

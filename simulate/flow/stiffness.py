@@ -43,6 +43,7 @@ import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
+from fls.simulate.flow.tolerance import StepTolerance
 
 #: The explicit methods the test watches, by name (their tableaus are scipy's).
 TABLEAUS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
@@ -156,11 +157,11 @@ class MethodSwitch:
 
 class StiffnessMonitor:
     """Watches the accepted steps of one run under an explicit ``method`` (across its pieces) and says when
-    the run is stiff and the implicit ``target`` would do less work at tolerances (rtol, atol) (module
+    the run is stiff and the implicit ``target`` would do less work at the run's ``tolerance`` (module
     docstring): :meth:`stiff` after each accepted step."""
 
-    def __init__(self, method: str, target: str, rtol: float, atol: float) -> None:
-        self.method, self.target, self.rtol, self.atol = method, target, rtol, atol
+    def __init__(self, method: str, target: str, tolerance: StepTolerance) -> None:
+        self.method, self.target, self.tolerance = method, target, tolerance
         self.boundary = stability_boundary(method)
         self.steps, self.stepped = 0, 0.0  # accepted steps since the last test, and the sum of their sizes
         self.in_a_row = 0  # tests in a row that found the step at the boundary
@@ -198,7 +199,7 @@ class StiffnessMonitor:
         """e / h over the implicit method's evaluations per unit time in a trial from y (module docstring);
         0 where the trial fails."""
         solver = IMPLICIT_SOLVERS[self.target]
-        trial = trial_steps(solver, fun, y, step, self.rtol, self.atol, TRIAL_STEPS, MAX_TRIAL_STEPS, True)
+        trial = trial_steps(solver, fun, y, step, self.tolerance, TRIAL_STEPS, MAX_TRIAL_STEPS, True)
         if trial is None:
             return 0.0
         return EVALUATIONS_PER_STEP[self.method] / step / trial.work()
