@@ -40,6 +40,8 @@ class Coordinates:
     polynomial_guards = False
     #: Whether the per-neuron numbers of the state are the output weights v (plain and span coordinates).
     amplitude_is_state = True
+    #: Whether :meth:`jacobian` (Y, weights, loss) gives the field's analytic Jacobian (implicit methods).
+    analytic_jacobian = False
 
     def __init__(
         self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic, row: int | None = None
@@ -219,6 +221,11 @@ class PlainCoordinates(Coordinates):
 
     name = "plain"
     polynomial_guards = True
+
+    @property
+    def analytic_jacobian(self) -> bool:  # type: ignore[override]
+        """Whether :meth:`jacobian` applies: not with merged opposite samples (their offsets N)."""
+        return not self.samples.opposite
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         return self.arith.convert(np.concatenate([W.reshape(-1), v]))

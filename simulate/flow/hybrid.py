@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fls.simulate.flow.coords import Coordinates, PlainCoordinates
+from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import (
@@ -234,13 +234,13 @@ class HybridFlow:
         return PieceField(self.coords, weights, self.counts)
 
     def jacobian(self, weights: SlidingWeights):
-        """y -> the Jacobian for the implicit methods (None for the others): analytic in plain coordinates
-        without merged opposite samples, else by forward differences of the piece's field
+        """y -> the Jacobian for the implicit methods (None for the others): analytic where the coordinates
+        have one (``coords.analytic_jacobian``), else by forward differences of the piece's field
         (:func:`~simulate.flow.step_control.finite_difference_jacobian`)."""
         if not self.integrator.implicit:
             return None
         field = self.field(weights)
-        analytic = isinstance(self.coords, PlainCoordinates) and not self.coords.samples.opposite
+        analytic = self.coords.analytic_jacobian
 
         def jac(Y: Any) -> np.ndarray:
             self.counts.jac_evals += 1
