@@ -33,7 +33,6 @@ class LogCoordinates(Coordinates):
     #: <u_j, x_i> (unnormalized u) is linear in the state, so the pair guards of an explicit step are
     #: polynomials in time; the amplitude is not (:meth:`step_outputs`).
     polynomial_guards = True
-    analytic_jacobian = True  # merged opposite samples included (:mod:`~simulate.flow.chain`)
 
     def __init__(self, X: Any, y: Any, c: float, sign: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(sign), arithmetic)

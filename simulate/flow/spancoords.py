@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
-from fls.simulate.flow.chain import factor_derivatives, gate_map
+from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.modes import SlidingWeights
 
@@ -34,7 +34,6 @@ class SpanCoordinates(Coordinates):
 
     name = "span"
     polynomial_guards = True
-    analytic_jacobian = True  # merged opposite samples included (:mod:`~simulate.flow.chain`)
 
     def __init__(self, X: Any, y: Any, c: float, W0: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(W0), arithmetic)
@@ -126,37 +125,8 @@ class SpanCoordinates(Coordinates):
         return self._guard_scale(self.arith.sqrt(abs(norms2)), amp0[neurons])
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
-        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
-
-        D = P^0 + Lambda K, so dF_i/dlambda_jl = c v_j A_ji K_il and dF_i/dv_j = c A_ji D_ji (L alike with A =
-        1). With dq_j = Q_j dSN (:mod:`~simulate.flow.chain`), r = c/n and B_j = [(A . D)_j, D_j] (D_j only with
-        opposite samples, whose offsets N reach v' through relu(-u) = relu(u) - u):
-        d lambda_j'/dtheta = r [v_j Q_j dSN + e_{v_j} q_j],
-        d v_j'/dtheta = r [B_j dSN + e_{lambda_j}^T K ((A . S)_j + N)].  ``loss`` is the arithmetic's.
-        """
-        m, k = self.m, self.n
-        Lambda, v = self._split(Y)
-        D = self.P0 + Lambda @ self.gram
-        A, opposite = weights.active, self.samples.opposite
-        f = self.samples.outputs(self.c * (v @ (A * D)), self.c * (v @ D) if opposite else None)
-        S, N = self.sample_factors(f)
-
-        def outputs_derivative(gates: np.ndarray) -> np.ndarray:  # dF (gates: the mode's A) or dL (gates 1)
-            scaled = self.c * v[:, None] * gates  # (m, k)
-            return np.concatenate(
-                [(scaled.T[:, :, None] * self.gram[:, None, :]).reshape(k, m * k), self.c * (gates * D).T],
-                axis=1,
-            )
-
-        dL = outputs_derivative(np.ones((m, k))) if opposite else None
-        dSN = factor_derivatives(self.samples, self.arith.sample_slope(f, self.y), outputs_derivative(A), dL)
-        J = np.empty((self.size, self.size))
-        J[: m * k] = ((self.rate * v)[:, None, None] * gate_map(weights, k, opposite)).reshape(
-            m * k, -1
-        ) @ dSN
-        J[m * k :] = self.rate * (np.concatenate([A * D, D], axis=1) if opposite else A * D) @ dSN
-        rows = np.arange(m * k).reshape(m, k)
-        J[rows, m * k + np.arange(m)[:, None]] += self.rate * weights.weighted_gates(S, N)
-        kept = A * S if N is None else A * S + N
-        J[m * k + np.arange(m)[:, None], rows] += self.rate * kept @ self.gram
-        return J
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: D = P^0 + Lambda K, so
+        dD_ji/dlambda_j = K_i, and lambda_j' = (c/n) v_j q_j (:func:`~simulate.flow.chain.amplitude_jacobian`
+        with Z = K and the identity for Y, which gives the equations). ``loss`` is the arithmetic's."""
+        Lambda = self._split(Y)[0]
+        return amplitude_jacobian(self, weights, Y, self.P0 + Lambda @ self.gram, self.gram, None)

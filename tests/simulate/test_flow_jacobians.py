@@ -78,10 +78,10 @@ def state(kind, coords, U, rho) -> np.ndarray:
     return np.concatenate([U.ravel(), rho])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 100_000),
-    st.sampled_from(["log", "span"]),
+    st.sampled_from(["log", "span", "plain"]),
     st.sampled_from(LOSSES),
     st.sampled_from(["none", "same", "scaled", "opposite"]),
 )
