@@ -52,8 +52,8 @@ def trial_steps(
     ``first_step``, at the tolerances (rtol, atol), to measure what that method does on a run (docs/flow.md,
     "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
     the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
-    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets the
-    engine's Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
+    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets a
+    Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
     scipy's own, whose adaptive increments can take a Jacobian at every step where the engine's pieces take
     one in all (DOP853 handed to Radau, squared loss, m = 36 in data-span coordinates). None where a step
     leaves the field's finite range or the solver fails."""
