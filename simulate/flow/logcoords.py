@@ -130,9 +130,8 @@ class LogCoordinates(Coordinates):
             self.c * (amp @ (weights.active * D)), self.c * (amp @ D) if opposite else None
         )
         S, N = self.sample_factors(f)
-        tangents = (self.X[None, :, :] - D[:, :, None] * U_hat[:, None, :]) / norms[
-            :, None, None
-        ]  # (m, k, d)
+        tangents = self.X[None, :, :] - D[:, :, None] * U_hat[:, None, :]  # ||u_j|| dD_ji/du_j: (m, k, d)
+        tangents /= norms[:, None, None]
 
         def outputs_derivative(gates: np.ndarray) -> np.ndarray:  # dF (gates: the mode's A) or dL (gates 1)
             scaled = self.c * amp[:, None] * gates
