@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
-from fls.simulate.flow.chain import factor_derivatives, gate_map
+from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
-from fls.simulate.flow.modes import SlidingWeights
 
 
 class LogCoordinates(Coordinates):

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
-from fls.simulate.flow.chain import amplitude_jacobian
+from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
-from fls.simulate.flow.modes import SlidingWeights
 
 
 class SpanCoordinates(Coordinates):
