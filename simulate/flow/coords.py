@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.samples import SampleGroups
 from fls.simulate.flow.tolerance import componentwise
@@ -259,32 +260,7 @@ class PlainCoordinates(Coordinates):
         np.matmul(AP, self.rate * s, out=dv)
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
-        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
-
-        With Js = diag(ds/df) df/dtheta and G_j = X^T L_j (L_j the linear map s -> q_j of equation (1)):
-        d w_j'/d theta = (c/n) [v_j G_j Js + e_{v_j} h_j],
-        d v_j'/d theta = (c/n) [(A . P)_j Js + e_{w_j} X^T (A . s)_j].
-        """
-        m, d, n = self.m, self.d, self.n
-        W, v = self._split(Y)
-        A = weights.active
-        P = W @ self.XT
-        f = self.c * (v @ (A * P))
-        s = self.sample_factors(self.samples.outputs(f))[0]
-        df = np.concatenate(
-            [
-                (self.c * v[None, :, None] * A.T[:, :, None] * self.X[:, None, :]).reshape(n, m * d),
-                self.c * (A * P).T,
-            ],
-            axis=1,
-        )
-        Js = self.samples.slopes(self.samples.outputs(f), self.arith.sample_slope)[:, None] * df
-        G = np.einsum("lji,ik->jkl", weights.weighted_gates(np.eye(n)), self.X)  # (m, d, n)
-        H = weights.weighted_gates(s) @ self.X
-        J = np.empty((self.size, self.size))
-        J[: m * d] = ((v[:, None, None] * G).reshape(m * d, n)) @ Js
-        J[m * d :] = (A * P) @ Js
-        rows = np.arange(m * d)
-        J[rows, m * d + rows // d] += H.reshape(-1)
-        J[m * d + rows // d, rows] += ((A * s) @ self.X).reshape(-1)
-        return self.rate * J
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: dP_ji/dw_j = x_i and w_j' =
+        (c/n) v_j X^T q_j (:func:`~simulate.flow.chain.amplitude_jacobian` with Z = Y = X, which gives the
+        equations; merged opposite samples included). ``loss`` is the arithmetic's."""
+        return amplitude_jacobian(self, weights, Y, self._split(Y)[0] @ self.XT, self.X, self.X)

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fls.simulate.flow.coords import Coordinates, PlainCoordinates
+from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import (
@@ -51,7 +51,7 @@ from fls.simulate.flow.modes import (
 )
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.smooth import PieceEnd
-from fls.simulate.flow.step_control import EventSpacing, finite_difference_jacobian
+from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
 from fls.simulate.stopping import StopRule
@@ -234,19 +234,14 @@ class HybridFlow:
         return PieceField(self.coords, weights, self.counts)
 
     def jacobian(self, weights: SlidingWeights):
-        """y -> the Jacobian for the implicit methods (None for the others): analytic in plain coordinates
-        without merged opposite samples, else by forward differences of the piece's field
-        (:func:`~simulate.flow.step_control.finite_difference_jacobian`)."""
+        """y -> the analytic Jacobian of the piece's field for the implicit methods (None for the others):
+        every coordinate system has one (:mod:`~simulate.flow.chain`, docs/flow.md "How it works")."""
         if not self.integrator.implicit:
             return None
-        field = self.field(weights)
-        analytic = isinstance(self.coords, PlainCoordinates) and not self.coords.samples.opposite
 
         def jac(Y: Any) -> np.ndarray:
             self.counts.jac_evals += 1
-            if analytic:
-                return self.coords.jacobian(Y, weights, self.loss)
-            return finite_difference_jacobian(field, Y)
+            return self.coords.jacobian(Y, weights, self.loss)
 
         return jac
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.tolerance import componentwise
 
@@ -127,3 +128,56 @@ class LogCoordinates(Coordinates):
         U_hat *= along[:, None]  # (I - u u^T) h = h - <u, h> u
         dU -= U_hat
         dU *= (self.rate * self.sign_a * norms)[:, None]
+
+    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
+
+        With u-hat_j = u_j / ||u_j||, D_ji = <u-hat_j, x_i>, a_j = sign_j exp(2 rho_j) and P_j = I - u-hat_j
+        u-hat_j^T: dD_ji/du_j = P_j x_i / ||u_j||, so dF_i/du_j = c a_j A_ji P_j x_i / ||u_j|| and dF_i/drho_j
+        = 2 c a_j A_ji D_ji (L alike with A = 1). With dh_j = G_j dSN (G_j = X^T Q_j, :mod:`~simulate.flow.chain`)
+        and r_j = (c/n) sign_j:
+        d rho_j'/dtheta = r_j [u-hat_j^T G_j dSN + e_{u_j}^T P_j h_j / ||u_j||],
+        d u_j'/dtheta = r_j [||u_j|| P_j G_j dSN + e_{u_j} (h_j u-hat_j^T - u-hat_j h_j^T - <u-hat_j, h_j> P_j)]
+        (the last from d/du_j of ||u_j|| h_j - <u_j, h_j> u_j / ||u_j||). ``loss`` is the arithmetic's.
+        """
+        m, d, k = self.m, self.d, self.n
+        U, rho = self._split(Y)
+        norms = np.sqrt(np.einsum("jd,jd->j", U, U))
+        U_hat = U / norms[:, None]
+        D = U_hat @ self.XT
+        amp = self.sign * np.exp(2 * rho)
+        opposite = self.samples.opposite
+        f = self.samples.outputs(
+            self.c * (amp @ (weights.active * D)), self.c * (amp @ D) if opposite else None
+        )
+        S, N = self.sample_factors(f)
+        tangents = self.X[None, :, :] - D[:, :, None] * U_hat[:, None, :]  # ||u_j|| dD_ji/du_j: (m, k, d)
+        tangents /= norms[:, None, None]
+
+        def outputs_derivative(gates: np.ndarray) -> np.ndarray:  # dF (gates: the mode's A) or dL (gates 1)
+            scaled = self.c * amp[:, None] * gates
+            return np.concatenate(
+                [(scaled[:, :, None] * tangents).transpose(1, 0, 2).reshape(k, m * d), 2 * (scaled * D).T],
+                axis=1,
+            )
+
+        dL = outputs_derivative(np.ones((m, k))) if opposite else None
+        dSN = factor_derivatives(
+            self.samples, self.arith.sample_slope(f, self.y), outputs_derivative(weights.active), dL
+        )
+        G = np.einsum("jil,id->jdl", gate_map(weights, k, opposite), self.X)  # dh_j = G_j dSN
+        along_G = np.einsum("jd,jdl->jl", U_hat, G)
+        G -= U_hat[:, :, None] * along_G[:, None, :]  # P_j G_j
+        rate = self.rate * self.sign
+        J = np.empty((self.size, self.size))
+        J[: m * d] = ((rate * norms)[:, None, None] * G).reshape(m * d, -1) @ dSN
+        J[m * d :] = (rate[:, None] * along_G) @ dSN
+        H = weights.weighted_gates(S, N) @ self.X
+        along = np.einsum("jd,jd->j", U_hat, H)
+        outer = U_hat[:, :, None] * U_hat[:, None, :]
+        own = H[:, :, None] * U_hat[:, None, :] - U_hat[:, :, None] * H[:, None, :]
+        own -= along[:, None, None] * (np.eye(d) - outer)
+        rows = np.arange(m * d).reshape(m, d)
+        J[rows[:, :, None], rows[:, None, :]] += rate[:, None, None] * own
+        J[m * d + np.arange(m)[:, None], rows] += (rate / norms)[:, None] * (H - along[:, None] * U_hat)
+        return J

@@ -87,9 +87,3 @@ class SampleGroups:
             return P, None
         minus_N = s @ self.negative.T
         return P + minus_N, -minus_N
-
-    def slopes(self, f: np.ndarray, slope: Any) -> np.ndarray:
-        """dS_g / dF_g (k,) = sum_{i in g} c_i^2 s'(c_i F_g) for groups without opposite samples, from ``slope``
-        (f, y) -> ds/df of every sample (float64); f: every sample's output."""
-        values = slope(f, self.y)
-        return values @ (self.positive**2).T if self.merged else values

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.tolerance import componentwise
 
@@ -158,3 +159,10 @@ class SpanCoordinates(Coordinates):
         Lambda = rows0[neurons]
         norms2 = self.norms0[neurons] + np.einsum("ji,ji->j", Lambda, self.P0[neurons] + D0)  # 2 P^0 + Lambda K
         return self._guard_scale(self.arith.sqrt(abs(norms2)), amp0[neurons])
+
+    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: D = P^0 + Lambda K, so
+        dD_ji/dlambda_j = K_i, and lambda_j' = (c/n) v_j q_j (:func:`~simulate.flow.chain.amplitude_jacobian`
+        with Z = K and the identity for Y, which gives the equations). ``loss`` is the arithmetic's."""
+        Lambda = self._split(Y)[0]
+        return amplitude_jacobian(self, weights, Y, self.P0 + Lambda @ self.gram, self.gram, None)

@@ -53,8 +53,8 @@ def trial_steps(
     ``first_step``, at the run's ``tolerance`` (in its coordinates, :mod:`simulate.flow.tolerance`), to measure what that method does on a run (docs/flow.md,
     "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
     the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
-    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets the
-    engine's Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
+    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets a
+    Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
     scipy's own, whose adaptive increments can take a Jacobian at every step where the engine's pieces take
     one in all (DOP853 handed to Radau, squared loss, m = 36 in data-span coordinates). None where a step
     leaves the field's finite range or the solver fails."""
@@ -123,8 +123,8 @@ def finite_difference_jacobian(fun: Callable[[np.ndarray], np.ndarray], y: np.nd
     """The Jacobian of fun at y by forward differences, column k from the increment sqrt(eps) max(|y_k|, 1)
     (precision about sqrt(eps) relative, all Newton's iteration of an implicit method needs).
 
-    For the implicit methods in coordinates without an analytic Jacobian (log and span coordinates, merged
-    opposite samples). scipy's own estimate widens the increment tenfold at each Jacobian for a column the
+    For the implicit method's trial (:func:`trial_steps`), which measures that method's work in field
+    evaluations; the run's pieces use the analytic Jacobian (:mod:`~simulate.flow.chain`). scipy's own estimate widens the increment tenfold at each Jacobian for a column the
     field does not depend on (a neuron with no active sample: its log-amplitude rho_j has no effect), without
     bound: at 1.5e4 times |y_k| the increment of rho_j overflows exp(rho_j), the Jacobian gets NaN entries and
     the factorization fails (docs/flow.md, "Robustness"). A fixed relative increment stays where the field is.

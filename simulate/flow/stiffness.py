@@ -26,7 +26,7 @@ loss with weights of 150: 0.77 times it), and there the implicit method, of lowe
 form, takes more evaluations per unit time, not fewer (that run took 227 s after a switch to Radau, 2.8 s
 without). So before switching, the implicit method takes :data:`TRIAL_STEPS` steps from the current state
 under its own step control, more while its step is still growing (a trial, discarded;
-``step_control.trial_steps``, with the engine's Jacobian by differences), and the run switches only when
+``step_control.trial_steps``, with a Jacobian by differences), and the run switches only when
 their evaluations per unit time, its Jacobians' included, are below the explicit method's (e / h, e its
 evaluations per step).
 Where they are not, the test needs twice as many tests in a row before it tries again.
