@@ -218,8 +218,7 @@ class HybridFlow:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
         self.log = log  # every transition, when asked for
         self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
-        self.method_switch: MethodSwitch | None = None
-        self.switches: list[MethodSwitch] = []  # every switch of the run in order (method_switch: the last)
+        self.switches: list[MethodSwitch] = []  # every switch of the run, in order
         self.arith = coords.arith
         self.gram = coords.X @ coords.X.T
         self.X_float = self.arith.to_float(coords.X)
@@ -378,8 +377,13 @@ class HybridFlow:
         """The explicit integrator ended a piece 'stiff' or 'order' at end.t: the rest of the run goes to
         another method (:func:`~simulate.flow.switching.handover`), and the switch is recorded. Only the float
         engine's integrators (``smooth.ExplicitPieces``, ``smooth.ScipyPieces``) end a piece so."""
-        self.integrator, self.method_switch = handover(self.integrator, end, self.stiff_method)
-        self.switches.append(self.method_switch)
+        self.integrator, switch = handover(self.integrator, end, self.stiff_method)
+        self.switches.append(switch)
+
+    @property
+    def method_switch(self) -> MethodSwitch | None:
+        """The run's last switch of method, None without one."""
+        return self.switches[-1] if self.switches else None
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, t0: float, Y0: Any, t_max: float, recorder: Recorder) -> FlowOutcome:
