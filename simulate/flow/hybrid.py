@@ -54,6 +54,7 @@ from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
+from fls.simulate.flow.tangent_rates import pair_rates
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -321,7 +322,8 @@ class HybridFlow:
         for j, h_j in zip(affected, h_old, strict=True):
             old, surfaces = mode.side[j], on_surface[j]
             # the side each touched pair was moving to under the old mode (sliding ones: where the rate points)
-            before, rate = old[surfaces], signs[j] * (self.X_float[surfaces] @ h_j)
+            before = old[surfaces]
+            rate = pair_rates(signs[j], h_j, surfaces, self.X_float, self.x_norms_float, s, offset)
             prefer = old.copy()
             prefer[surfaces] = np.where(
                 before != SLIDING,

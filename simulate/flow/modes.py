@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.tangent_rates import rate_resolution, resolved
 
 #: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
 #: least-squares weight (2) is within this distance of the hinted bound (the weight is located there to
@@ -300,6 +301,7 @@ def select_neuron_mode(
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
+    rate_floor = rate_resolution(norms, s, offset, norms)  # a rate below it has no sign (tangent_rates)
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
@@ -313,7 +315,7 @@ def select_neuron_mode(
         for i in others:
             jump = sign_v * s[i] * (X[i] @ X[i])  # the rate's jump from gate 0 to gate 1
             rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * jump
-            rate_active = rate_inactive + jump
+            rate_inactive, rate_active = resolved((rate_inactive, rate_inactive + jump), rate_floor[i])
             choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else new[i]
             changed |= bool(choice != new[i])
             new[i] = choice

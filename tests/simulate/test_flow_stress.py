@@ -139,10 +139,25 @@ def reference_coordinates(problem: Problem) -> str:
     return "plain" if coordinates.name == "span" else problem.coords
 
 
+def reference_atol(problem: Problem) -> float:
+    """The reference run's atol: the run's / 100, but not below the roundoff of the largest initial weight,
+    eps max |(W(0), v(0))| (docs/flow.md, "Robustness", "A reference tighter than the weights' roundoff").
+
+    A weight of that state is not represented more finely, and the field, a sum of terms of that size and
+    more, is not computed more finely either: an error per step below it is below what the field resolves.
+    Radau's Newton iteration then converges only at steps of about 1e-7 (a stored problem with weights of 160,
+    atol 1e-16), so the stiffness test's trial rightly keeps DOP853, held at its stability boundary: about
+    5e5 evaluations per time unit. The floor is at most 2.2e-8 max |(W(0), v(0))| times the run's bound
+    (1000 (rtol scale + atol) with rtol >= 1e-11): about 1e-5 of it at the largest initial weights drawn (about
+    500), so it takes nothing from the check."""
+    largest = max(float(np.abs(problem.W).max(initial=0.0)), float(np.abs(problem.v).max(initial=0.0)))
+    return max(problem.atol / 100, float(np.finfo(np.float64).eps) * largest)
+
+
 def run(problem: Problem, reference: bool = False, **options):
-    """The problem's run, or its reference: DOP853 at 100x tighter tolerances (rtol at least 1e-14), in
-    :func:`reference_coordinates`; ``options`` go to :func:`integrate_flow` as they are
-    (``record_events=True``, for one)."""
+    """The problem's run, or its reference: DOP853 at 100x tighter tolerances (rtol at least 1e-14, atol at
+    least :func:`reference_atol`), in :func:`reference_coordinates`; ``options`` go to :func:`integrate_flow`
+    as they are (``record_events=True``, for one)."""
     return integrate_flow(
         problem.W,
         problem.v,
@@ -152,7 +167,7 @@ def run(problem: Problem, reference: bool = False, **options):
         target_risk=problem.target_risk,
         t_max=problem.t_max,
         rtol=max(problem.rtol / 100, 1e-14) if reference else problem.rtol,
-        atol=problem.atol / 100 if reference else problem.atol,
+        atol=reference_atol(problem) if reference else problem.atol,
         method="DOP853" if reference else problem.method,
         coords=reference_coordinates(problem) if reference else problem.coords,
         save_at=[0.0],
