@@ -38,6 +38,9 @@ SOLVERS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
 #: Fractions of a step at which :func:`interpolant_growth` evaluates the dense output (the interpolant's
 #: growth is smooth in theta: 400 intervals resolve its maximum to about 1e-5 relative).
 THETAS = np.linspace(0.0, 1.0, 401)
+#: Two approximations of one state that differ by less than this many roundoffs of its norm give no estimate.
+GAP_ROUNDOFF = 1e3
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def interpolant_growth(method: str, s: float) -> float:
@@ -69,7 +72,9 @@ def interpolant_boundary(method: str) -> float:
 
 def step_stiffness(solver: Any) -> float | None:
     """|h lambda| of a scipy explicit solver's last accepted step (module docstring), or None where the
-    method has no stage at the step's end before its last (RK23) or the two states coincide."""
+    method has no stage at the step's end before its last (RK23) or the two states agree to within
+    :data:`GAP_ROUNDOFF` roundoffs of the state (then no component is large enough to matter, and the ratio
+    would be one of roundoffs, which retried steps would meet again at any size)."""
     stages = solver.n_stages
     if solver.C[stages - 1] != 1.0:
         return None
@@ -77,7 +82,7 @@ def step_stiffness(solver: Any) -> float | None:
     K = solver.K  # the stages and, last, the field at the new state
     y_stage = solver.y_old + h * (solver.A[stages - 1, : stages - 1] @ K[: stages - 1])
     gap = float(np.linalg.norm(solver.y - y_stage))
-    if gap == 0.0:
+    if not gap > GAP_ROUNDOFF * _EPS * float(np.linalg.norm(solver.y)):  # a ratio of two roundoffs
         return None
     return abs(h) * float(np.linalg.norm(K[stages] - K[stages - 1])) / gap
 
