@@ -27,7 +27,9 @@ while its tangent weight is in [0, 1] (a Filippov solution, and the one that doe
 a tangent rate that is zero to roundoff; docs/flow.md, "Robustness"); at a bound of its weight both one-sided
 rates point to the other bound's side, which it takes (:func:`bound_side`).
 So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
-cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
+cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound; and
+pairs whose jump is below the error that the sample factors' own precision puts on the rates (a squared loss
+fitted to roundoff, :mod:`simulate.flow.roundoff`): the data do not fix their weights within [0, 1].
 """
 
 from __future__ import annotations
