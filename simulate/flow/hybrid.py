@@ -41,15 +41,9 @@ import numpy as np
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
-from fls.simulate.flow.modes import (
-    ACTIVE,
-    INACTIVE,
-    SLIDING,
-    Mode,
-    SlidingWeights,
-    select_neuron_mode,
-)
+from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
 from fls.simulate.flow.recording import Recorder
+from fls.simulate.flow.roundoff import float_factors
 from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
@@ -314,8 +308,7 @@ class HybridFlow:
         else:
             outputs = outputs + (coords.neuron_outputs(Y, weights, affected) - before)
         s_a, offset_a = coords.sample_factors(outputs)
-        s = arith.to_float(s_a)
-        offset = None if offset_a is None else arith.to_float(offset_a)
+        s, offset, errors = float_factors(coords, outputs, s_a, offset_a)  # float64, and their precision
         h_old = arith.to_float(weights.neuron_gates(s_a, offset_a, affected)) @ self.X_float  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
@@ -341,6 +334,7 @@ class HybridFlow:
                 offset,
                 (stuck or {}).get(j),
                 self.x_norms_float,
+                errors,
             )
             for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
                 kind = _transition(was, now)

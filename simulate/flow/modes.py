@@ -27,7 +27,9 @@ while its tangent weight is in [0, 1] (a Filippov solution, and the one that doe
 a tangent rate that is zero to roundoff; docs/flow.md, "Robustness"); at a bound of its weight both one-sided
 rates point to the other bound's side, which it takes (:func:`bound_side`).
 So do pairs whose jump |s_i| ||x_i||^2 is below roundoff of the rates (a sample fitted to s_i ~ 1e-30): they
-cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound.
+cannot slide either, and in (2) their column would be zero to the solver, which then picks either bound; and
+pairs whose jump is below the error that the sample factors' own precision puts on the rates (a squared loss
+fitted to roundoff, :mod:`simulate.flow.roundoff`): the data do not fix their weights within [0, 1].
 """
 
 from __future__ import annotations
@@ -256,6 +258,7 @@ def select_neuron_mode(
     offset: np.ndarray | None = None,
     stuck: dict[int, int] | None = None,
     norms: np.ndarray | None = None,
+    factor_errors: np.ndarray | None = None,
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -278,6 +281,10 @@ def select_neuron_mode(
             the side it would leave points into the surface after all), any other pair takes the other side.
         norms: the samples' norms ||x_i|| (n,), sqrt(einsum("ij,ij->i", X, X)), when the caller keeps them
             (an event loop selects for many events on the same X); computed here otherwise.
+        factor_errors: the absolute precision of s + N per sample (n,), or None (exact factors;
+            :func:`~simulate.flow.roundoff.float_factors`): pair i's rates are then known to
+            e_i = ||x_i|| sum_k errors_k ||x_k||, it can slide only where its jump exceeds e_i (beyond it the
+            data do not fix its weight within [0, 1]), and e_i / jump_i adds to its weight's resolution.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) and pairs that slide already get their weights from (2); each other pair crosses to the
@@ -296,7 +303,8 @@ def select_neuron_mode(
     # differently
     held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
     jump_scale = np.abs(s) @ norms
-    pull = held & (jumps > JUMP_TOL * norms[touching] * jump_scale)
+    rate_errors = np.zeros(len(touching)) if factor_errors is None else norms[touching] * (factor_errors @ norms)
+    pull = held & (jumps > JUMP_TOL * norms[touching] * jump_scale + rate_errors)
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
@@ -322,7 +330,7 @@ def select_neuron_mode(
         if not changed:
             break
     scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
-    resolution = weight_resolution(jumps[pull], norms[attracting], scale)
+    resolution = weight_resolution(jumps[pull], norms[attracting], scale) + rate_errors[pull] / jumps[pull]
     repelling = sign_v * s[attracting] > 0
     nears = np.maximum(HINT_TOL, resolution)
     for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):

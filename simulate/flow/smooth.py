@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
+from fls.simulate.flow.interpolant import interpolant_trusted
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
@@ -41,8 +43,9 @@ class Diverged(ArithmeticError):
 
 
 class StepRejected(ArithmeticError):
-    """An accepted step's dense output put its first guard event where the field is not finite: the step
-    overshot (a stiff field, an exponential loss far out) and is retried smaller (docs/flow.md, "Robustness")."""
+    """An accepted step's dense output put its first guard event where the field is not finite, or found it
+    beyond the interpolant's stability interval: the step overshot (a stiff field, an exponential loss far
+    out) and is retried smaller (docs/flow.md, "Robustness")."""
 
 
 _EPS = float(np.finfo(np.float64).eps)  # np.finfo per call costs more than the expression it serves
@@ -89,6 +92,7 @@ def accepted_step(
     step_size: float,
     checked: FiniteField,
     coefficients: np.ndarray | None = None,
+    trusted: Callable[[], bool] | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
     output ``states`` (times -> states (K, size)), tell the observer, and return the piece's end at the event,
@@ -113,6 +117,9 @@ def accepted_step(
     garbage (states of 1e143 between end points of 70) and its end state can be one where the field is 1e21
     and any further step overflows: an event located in it used to carry that into the projection, a step
     ending there shrank to nothing, and either ended the run ``diverged``.
+    ``trusted``: whether the step's dense output is as exact as the step (scipy's DOP853 beyond its
+    interpolant's stability interval is not, :func:`~simulate.flow.interpolant.interpolant_trusted`); an event
+    found on one that is not raises :class:`StepRejected` too.
     """
     if guards is not None:
 
@@ -131,6 +138,8 @@ def accepted_step(
         xtol = 4 * _EPS * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
         if event is not None:
+            if trusted is not None and not trusted():
+                raise StepRejected(f"the dense output in [{t_a:.6g}, {t_b:.6g}] is beyond its stability interval")
             t_event, column, values = event
             y_event = step.state(t_event)
             finite, outputs = checked.event_outputs(y_event, step.outputs_at(t_event))
@@ -295,7 +304,16 @@ class ScipyPieces:
             return dense(np.atleast_1d(np.asarray(ts, dtype=np.float64))).T
 
         return accepted_step(
-            guards, observer, self.fractions, solver.t_old, solver.t, solver.y, states, solver.step_size, checked
+            guards,
+            observer,
+            self.fractions,
+            solver.t_old,
+            solver.t,
+            solver.y,
+            states,
+            solver.step_size,
+            checked,
+            trusted=partial(interpolant_trusted, self.method, solver),
         )
 
 
