@@ -36,7 +36,7 @@ NORM_ORDER = 2**SQUARINGS
 #: How far a neuron's weight tolerances may have fallen since they were converted before its row of the span
 #: tolerance is converted again (:meth:`SpanCoordinates.state_tolerance`): a reused row is scaled by a factor
 #: in [1 - REUSE_FRACTION, 1] that keeps it within equation (2) at the state it is used at.
-REUSE_FRACTION = 0.25
+REUSE_FRACTION = 0.125
 
 
 @dataclass
