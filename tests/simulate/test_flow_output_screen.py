@@ -70,3 +70,14 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
     assert run.info["sliding_exits"] == full.info["sliding_exits"] > 100
     np.testing.assert_allclose(run.W, full.W, rtol=0, atol=1e-12 * np.abs(full.W).max())
     np.testing.assert_allclose(run.v, full.v, rtol=0, atol=1e-12 * np.abs(full.v).max())
+
+
+def test_excursions_add_up_over_consecutive_steps_and_a_step_that_does_not_continue_ends_the_screen():
+    """A piece's bound is the sum of its steps' excursions only while each step starts where the last ended;
+    a step that starts elsewhere (a step retried from its start) breaks the chain for the rest of the piece."""
+    reach = output_screen.OutputReach(2, 1.0)
+    assert reach.advance(np.array([1.0, 2.0]), 1.0, 0.5)
+    assert reach.advance(np.array([0.5, 0.25]), 1.5, 0.25)
+    np.testing.assert_array_equal(reach.moved, [1.5, 2.25])
+    assert not reach.advance(np.array([1.0, 1.0]), 1.5, 0.25)  # the last step again, from its start
+    assert not reach.advance(np.array([0.0, 0.0]), 1.75, 0.25)
