@@ -86,6 +86,29 @@ class LogCoordinates(Coordinates):
         states."""
         return self._step_states(C, thetas)[1].T
 
+    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+        """E_j >= sup over theta in [0, 1] of ||g_j(theta) - g_j(0)|| (m,), g_j = v_j w_j = a_j u_j with
+        a_j = sign_j exp(2 rho_j) / ||u_j||, at the states sum_k C_k theta^k (the screen of the sliding weights'
+        guards, :mod:`simulate.flow.output_screen`), in O(p m d):
+
+            ||g_j - g_j(0)|| <= |a_j - a_j(0)| ||u_j|| + |a_j(0)| ||u_j - u_j(0)||,
+
+        with ||u_j - u_j(0)|| <= M_j = sum_{k >= 1} ||C_k,u_j||, |rho_j - rho_j(0)| <= P_j = sum_{k >= 1}
+        |C_k,rho_j|, so ||u_j|| lies in ||u_j(0)|| -+ M_j and |a_j| between exp(2 (rho_j(0) - P_j)) /
+        (||u_j(0)|| + M_j) and exp(2 (rho_j(0) + P_j)) / (||u_j(0)|| - M_j). Infinite where M_j reaches
+        ||u_j(0)|| (the direction's norm could pass through 0) or exp overflows."""
+        U, rho = self._split(np.asarray(C, dtype=np.float64))
+        norm0 = np.sqrt(np.einsum("jd,jd->j", U[0], U[0]))
+        moved = np.sqrt(np.einsum("kjd,kjd->kj", U[1:], U[1:])).sum(axis=0)
+        log_moved = np.abs(rho[1:]).sum(axis=0)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            amp0 = np.exp(2 * rho[0]) / norm0
+            lowest, highest = norm0 - moved, norm0 + moved
+            amp_high = np.exp(2 * (rho[0] + log_moved)) / lowest
+            amp_low = np.exp(2 * (rho[0] - log_moved)) / highest
+            bound = np.maximum(amp_high - amp0, amp0 - amp_low) * highest + amp0 * moved
+        return np.where((lowest > 0) & np.isfinite(bound), bound, np.inf)
+
     def step_outputs(self, C: np.ndarray, thetas: np.ndarray, active: Any) -> Any:
         """F (K, n) of the representatives at the states sum_k C_k theta^k, theta in ``thetas`` (K,), under the
         mode's ``active`` gates (m, n), without the pre-activation coefficients: F_i = c sum_j active_ji

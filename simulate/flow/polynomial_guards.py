@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
+from fls.simulate.flow.output_screen import weights_stay_inside
 
 
 @cache
@@ -211,8 +212,10 @@ class PolynomialStepGuards(StepGuards):
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         rows, amp, amp0 = coords.row_blocks(coefficients)
+        # the output guards (none in a step where no sliding weight can reach a bound: :mod:`output_screen`)
+        needs_output = guards.needs_output and not weights_stay_inside(guards, coefficients, t_a, h)
         # the output guards need every pair's coefficients when amp is a polynomial, or when d is large
-        every_pair = guards.needs_output and (
+        every_pair = needs_output and (
             amp is not None or not _sum_neurons_first(powers, len(fractions), coords.d)
         )
         pre = None  # every pair's coefficients (p + 1, m, n), when formed: the movable pairs read theirs from it
@@ -223,18 +226,19 @@ class PolynomialStepGuards(StepGuards):
 
         self.output_coefficients = self.coefficients = self.active_pre = None
         if (
-            guards.needs_output and amp is not None
+            needs_output and amp is not None
         ):  # f(theta) = c sum_{a, b} theta^(a + b) amp_a @ (active . pre_b)
             products = amp @ (guards.weights.active * pre)  # (b, a, n) = amp_a @ (...)_b
             F = coords.c * (_product_powers(powers) @ products.reshape(-1, n))
             self.output_coefficients = coords.samples.outputs(F)  # every sample's (linear in F)
-        elif guards.needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
+        elif needs_output:  # an amplitude that is no polynomial (log coordinates): per sample time
             self.coefficients = coefficients
             if every_pair:  # f from the pairs' coefficients
                 self.active_pre = guards.weights.active * pre
 
         vandermonde = _vandermonde(fractions, 2 * powers - 1)
-        G = np.empty((len(fractions), self.n_candidates + len(guards.thresholds) - guards.n_pairs))
+        outputs = len(guards.thresholds) - guards.n_pairs if needs_output else 0  # the columns after the pairs
+        G = np.empty((len(fractions), self.n_candidates + outputs))
         G[:, : self.n_candidates] = vandermonde[:, :powers] @ self.pair_coefficients
         if self.output_coefficients is not None:
             G[:, self.n_candidates :] = guards.output_guards(vandermonde @ self.output_coefficients)
@@ -244,7 +248,7 @@ class PolynomialStepGuards(StepGuards):
         ts[-1] = t_a + h
         super().__init__(guards, ts, G, state_at)
         # the piece's guard index of each column of G
-        self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, len(guards.thresholds))])
+        self.columns = np.concatenate([self.candidates, np.arange(guards.n_pairs, guards.n_pairs + outputs)])
         self.thresholds = guards.thresholds[self.columns]
         # an event reports G's columns only: a pair that cannot change sign in the step is on no surface (no
         # array of all m n pairs per event, docs/flow.md "Cost")

@@ -19,6 +19,7 @@ state about d / n times shorter (the paper's n = 40, d = 100: 2.5 times). It is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,21 @@ from fls.simulate.flow.tolerance import componentwise
 #: :meth:`SpanCoordinates.state_tolerance`: at least the maximum and at most d^(1/p) times it.
 SQUARINGS = 3
 NORM_ORDER = 2**SQUARINGS
+#: How far a neuron's weight tolerances may have fallen since they were converted before its row of the span
+#: tolerance is converted again (:meth:`SpanCoordinates.state_tolerance`): a reused row is scaled by a factor
+#: in [1 - REUSE_FRACTION, 1] that keeps it within equation (2) at the state it is used at.
+REUSE_FRACTION = 0.125
+
+
+@dataclass
+class ConvertedRows:
+    """The rows of the span tolerance as last converted (:meth:`SpanCoordinates.state_tolerance`): the state's
+    rows Lambda^c (m, n) they were converted at, tau (m, n) of equation (2) there, and S (m,), the least
+    weight tolerance per unit of ||lambda_j||_1 (min_k T_jk / max_i |x_ik|)."""
+
+    Lambda: np.ndarray
+    tau: np.ndarray
+    slack: np.ndarray
 
 
 class SpanCoordinates(Coordinates):
@@ -50,6 +66,8 @@ class SpanCoordinates(Coordinates):
         self.twice_P0 = 2 * self.P0
         absolute = np.abs(np.asarray(self.X, dtype=np.float64))
         self.largest_x = absolute.max(axis=1)  # max_k |x_ik| (n,)
+        self.largest_column = absolute.max(axis=0)  # max_i |x_ik| (d,): how far w_jk moves per unit of lambda_j
+        self._converted: dict[tuple[float, float], ConvertedRows] = {}  # per (rtol, atol): state_tolerance
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
 
@@ -98,9 +116,37 @@ class SpanCoordinates(Coordinates):
         two matrix products (O(m n d), as a field evaluation in plain coordinates) where the exact minimum, an
         (m, n, d) array, cost 3 ms a step at m = 100, n = 40, d = 100. The state's own rule gave lambda (0 at
         the start) atol alone, with weights of 100 and atol 1e-14 about 1e8 times tighter than the plain rule,
-        below the field's roundoff."""
+        below the field's roundoff.
+
+        A row tau_j is converted again only when its weights may have moved enough to change it: since the
+        conversion at lambda_j^c, |dw_jk| <= ||lambda_j - lambda_j^c||_1 max_i |x_ik|, so every T_jk is still at
+        least (1 - e_j) times its converted value with e_j = rtol ||lambda_j - lambda_j^c||_1 / S_j and
+        S_j = min_k T_jk / max_i |x_ik|; tau is increasing in T and of degree 1, so (1 - e_j) tau_j^c is within
+        (2) at the new state. While e_j <= :data:`REUSE_FRACTION` that scaled row is used (O(n) per neuron, no
+        product), at most 1 / (1 - e_j) tighter than a fresh conversion; beyond it the row is converted afresh.
+        The rows are kept by value (a copy of lambda^c), never by the identity of a state's buffer."""
         Lambda, v = self._split(np.asarray(Y, dtype=np.float64))
-        allowed = componentwise(self.W0 + Lambda @ self.X, rtol, atol)  # T (m, d)
+        kept = self._converted.get((rtol, atol))
+        if kept is None:
+            kept = self._converted[(rtol, atol)] = ConvertedRows(
+                Lambda.copy(), *self._row_tolerances(Lambda, self.W0, rtol, atol)
+            )
+            return np.concatenate([kept.tau.reshape(-1), componentwise(v, rtol, atol)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept_share = 1.0 - rtol * np.abs(Lambda - kept.Lambda).sum(axis=1) / kept.slack  # 1 - e_j
+        stale = (~(kept_share >= 1.0 - REUSE_FRACTION)).nonzero()[0]  # a NaN converts afresh too
+        if stale.size:
+            kept.Lambda[stale] = Lambda[stale]
+            kept.tau[stale], kept.slack[stale] = self._row_tolerances(Lambda[stale], self.W0[stale], rtol, atol)
+            kept_share[stale] = 1.0
+        return np.concatenate([(kept.tau * kept_share[:, None]).reshape(-1), componentwise(v, rtol, atol)])
+
+    def _row_tolerances(self, Lambda: np.ndarray, W0: Any, rtol: float, atol: float) -> tuple[Any, Any]:
+        """(tau (k, n) of equation (2) as a p-norm, S (k,)) for the rows Lambda (k, n) of neurons whose initial
+        rows are W0 (k, d) (:meth:`state_tolerance`)."""
+        allowed = componentwise(W0 + Lambda @ self.X, rtol, atol)  # T (k, d)
+        with np.errstate(divide="ignore"):
+            slack = (allowed / self.largest_column).min(axis=1)  # a component no sample moves: inf
         least = allowed.min(axis=1)  # scaled by each neuron's least and each sample's largest, the p-th
         ratios = np.divide(least[:, None], allowed, out=allowed)  # in [0, 1], as the powers below
         for _ in range(SQUARINGS):  # the p-th power by repeated squaring, cheaper than a power
@@ -110,8 +156,7 @@ class SpanCoordinates(Coordinates):
             # a sum that underflows (every term below 1e-38) leaves the bound least / max_k |x_ik|, tighter
             norms = np.where(sums > 0, sums, 1.0) ** (1.0 / NORM_ORDER)
             tau = least[:, None] / (norms * self.largest_x)
-        tau = np.where(np.isfinite(tau), tau, componentwise(Lambda, rtol, atol))  # a sample x_i = 0
-        return np.concatenate([tau.reshape(-1), componentwise(v, rtol, atol)])
+        return np.where(np.isfinite(tau), tau, componentwise(Lambda, rtol, atol)), slack  # a sample x_i = 0
 
     def _row_scale(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)

@@ -13,7 +13,9 @@ may be wrong by the largest amount that, alone and to first order, moves the wei
 
 (log coordinates: a component acts on one neuron's d + 1 weights, O(m d); data-span coordinates: lambda_ji
 acts on the d weights of w_j along x_i, the minimum over them taken within a factor d^(1/8) on the safe side
-at the cost of two matrix products, ``SpanCoordinates.state_tolerance``).
+at the cost of two matrix products, ``SpanCoordinates.state_tolerance``, which converts a neuron's row again
+only when its weights may have moved its T by more than ``REUSE_FRACTION`` and scales a reused row to stay
+within (2)).
 
 Before, rtol and atol applied to the state itself, so the same tolerances meant a weight error of r atol for
 a neuron of norm r in log coordinates (80 times the plain error at r = 80) and, in data-span coordinates

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from fls.simulate.flow.api import integrate_flow
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.logcoords import LogCoordinates
-from fls.simulate.flow.spancoords import NORM_ORDER, SpanCoordinates
+from fls.simulate.flow.spancoords import NORM_ORDER, REUSE_FRACTION, SpanCoordinates
 from fls.simulate.flow.tolerance import StepTolerance, componentwise
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
@@ -175,3 +175,43 @@ def test_plain_log_and_span_runs_agree_with_the_truth_to_a_comparable_error():
         for coords in ("plain", "log", "span")
     }
     assert max(errors.values()) <= 10 * (p.atol + p.rtol * np.abs(truth).max()), errors
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4), st.integers(1, 6), st.integers(1, 8), tolerances, st.data())
+def test_a_reused_span_tolerance_stays_within_a_fresh_conversion_and_at_most_reuse_fraction_below(
+    seed, m, n, d, tols, data
+):
+    """Along a walk of states (small moves, whose rows are reused, and large ones, converted afresh) the span
+    tolerance of one coordinates object is never looser than a fresh object's conversion at the same state, so
+    within equation (2), and at most a factor (1 - REUSE_FRACTION) / (1 + REUSE_FRACTION) tighter."""
+    rtol, atol = tols
+    coords, Y = _span_state(seed, m, n, d)
+    rng = np.random.default_rng(seed + 2)
+    rows = m * coords.n
+    for _ in range(6):
+        tau = coords.state_tolerance(Y, rtol, atol)
+        fresh = SpanCoordinates(coords.X_all, coords.y, 1.0, coords.W0, float_arithmetic("logistic", None))
+        expected = fresh.state_tolerance(Y, rtol, atol)
+        assert np.all(tau <= expected * (1 + 1e-12))
+        assert np.all(tau >= expected * (1 - REUSE_FRACTION) / (1 + REUSE_FRACTION) * (1 - 1e-12))
+        size = data.draw(st.sampled_from([1e-6, 1e-3, 1.0, 30.0]))  # in units of the weights' own tolerance
+        Y[:rows] += size * rng.standard_normal(rows) * expected[:rows]
+
+
+def test_span_tolerance_is_converted_again_only_for_the_rows_that_moved():
+    """A state whose rows moved far less than their weights' tolerance reuses every row; moving one neuron's
+    row by more than its share converts that row alone, to the fresh value."""
+    coords, Y = _span_state(5, 4, 3, 6)
+    first = coords.state_tolerance(Y, 1e-6, 1e-9)
+    converted = coords._converted[(1e-6, 1e-9)]
+    kept_rows = converted.Lambda.copy()
+    Y[: coords.n] += 1e-3 * first[: coords.n]  # neuron 0, well within its share
+    Y[coords.n : 2 * coords.n] += 1e4 * np.abs(converted.Lambda[1]) + 1.0  # neuron 1, far beyond it
+    tau = coords.state_tolerance(Y, 1e-6, 1e-9)
+    np.testing.assert_array_equal(converted.Lambda[[0, 2, 3]], kept_rows[[0, 2, 3]])
+    np.testing.assert_array_equal(converted.Lambda[1], Y[coords.n : 2 * coords.n])
+    fresh = SpanCoordinates(coords.X_all, coords.y, 1.0, coords.W0, float_arithmetic("logistic", None))
+    row = slice(coords.n, 2 * coords.n)
+    np.testing.assert_allclose(tau[row], fresh.state_tolerance(Y, 1e-6, 1e-9)[row], rtol=1e-14)
+    assert np.all(tau[: coords.n] < first[: coords.n])  # scaled by 1 - e_0 < 1

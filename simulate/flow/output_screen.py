@@ -1,0 +1,104 @@
+"""A screen for the sliding weights' guards of an explicit step: the steps in which no weight can reach 0 or 1.
+
+In a piece with sliding pairs and no stopping rule, the only guards besides the pairs' are the weights' (mu and
+1 - mu, formed as (z - N_i) s_i and (s_i - z + N_i) s_i in the unit of the jump at the piece's start,
+:meth:`~simulate.flow.events.PieceGuards.weight_guards`), and they depend on the state through every sample's
+output f alone. Forming those outputs along a step costs about two field evaluations at m = 20000 on the stall
+data (docs/flow.md, "Cost"), while a bound on how far they can move costs O(p m d + m n):
+
+1. Under the piece's mode f_i = c sum_j A_ji <g_j, x_i> with g_j = v_j w_j (A: the active gates), so
+
+       |f_i(t) - f_i(t_0)| <= |c| ||x_i|| sum_j A_ji E_j,      E_j >= ||g_j(t) - g_j(t_0)||,
+
+   t_0 the piece's start, where its guards formed every output (``PieceGuards.start_outputs``). E_j is the
+   sum over the piece's steps of each step's bound on sup ||g_j(theta) - g_j(0)|| over its dense output,
+   theta in [0, 1], which the coordinates give (``contribution_excursion``: log coordinates,
+   :meth:`~simulate.flow.logcoords.LogCoordinates.contribution_excursion`).
+2. The sample factor s = -dl/df (times the sample's weight) does not increase in f for a convex loss (every
+   loss of docs/design.md section 2), so s_i stays between its values at f_i(t_0) -+ that bound, and so does
+   each representative's (a sum of samples' factors with positive scales, :mod:`~simulate.flow.samples`).
+3. z = s @ map^T is linear in s: |z_k - z_k(t_0)| <= |map_k| @ |s - s(t_0)|. The weights' guards are then
+   products of two intervals, whose least value bounds them from below.
+
+When both guards of every sliding pair stay above the touching tolerance (``Arithmetic.touch_tol``) the step
+has no weight event and no weight at a bound, and its outputs are not formed; the event's outputs, if a pair
+crosses, cost one output evaluation at the event instead. The screen never drops a step the sampled guards
+would stop: it is a bound, with a relative slack far above roundoff (:data:`EXCURSION_SLACK`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Relative slack on the excursion bounds (their rounding, and the rounding of the outputs they bound).
+EXCURSION_SLACK = 1e-9
+
+
+class OutputReach:
+    """Per piece: E_j (m,), the bound on ||g_j - g_j(t_0)|| summed over the piece's steps so far, and the end
+    of the last step it covers (a step that does not start there cannot be chained to the piece's start)."""
+
+    def __init__(self, m: int, t_start: float) -> None:
+        self.moved = np.zeros(m)
+        self.t_end = t_start
+
+    def advance(self, excursion: np.ndarray, t_a: float, h: float) -> bool:
+        """Add the step [t_a, t_a + h] whose excursion bounds are ``excursion`` (m,); whether it continues the
+        chain from the piece's start (else the bounds no longer hold and every later step is formed in full)."""
+        if t_a != self.t_end:
+            self.t_end = None
+            return False
+        self.moved += excursion
+        self.t_end = t_a + h
+        return True
+
+
+def weights_stay_inside(guards: Any, coefficients: np.ndarray, t_a: float, h: float) -> bool:
+    """Whether no sliding weight's guard (mu or 1 - mu) can come within the touching tolerance of 0 in the
+    step from t_a of size h with the power-basis dense output ``coefficients`` (p + 1, size): then the step's
+    outputs need not be formed (:mod:`simulate.flow.output_screen`). False where the screen does not apply: a
+    stopping rule (whose guard needs the outputs), no sliding pair, merged samples of opposite labels, an
+    arithmetic other than float64, coordinates without an excursion bound, or a step that does not continue
+    the piece's chain of steps."""
+    coords = guards.coords
+    excursion_of = getattr(coords, "contribution_excursion", None)
+    if (
+        excursion_of is None
+        or guards.stop_rule is not None
+        or not guards.n_sliding
+        or guards.start_outputs is None
+        or coords.samples.opposite
+        or coords.arith.name != "float64"
+    ):
+        return False
+    reach = getattr(guards, "output_reach", None)
+    if reach is None:  # the piece's first step starts at its start, where the guards formed the outputs
+        reach = guards.output_reach = OutputReach(coords.m, t_a)
+    if not reach.advance(excursion_of(coefficients), t_a, h):
+        return False
+    weights = guards.weights
+    f0 = np.asarray(guards.start_outputs[0], dtype=np.float64)
+    reach_F = abs(float(coords.c)) * coords.x_norms * (reach.moved @ weights.active)  # representatives (n,)
+    reach_f = coords.samples.outputs(reach_F) * (1 + EXCURSION_SLACK)  # every sample's (a positive map)
+    S0 = coords.sample_factors(f0[None])[0][0]
+    S_ends = coords.sample_factors(np.stack([f0 + reach_f, f0 - reach_f]))[0]
+    S_low = np.minimum(S_ends.min(axis=0), S0)
+    S_high = np.maximum(S_ends.max(axis=0), S0)
+    change = np.maximum(S_high - S0, S0 - S_low)
+    if not np.all(np.isfinite(change)):
+        return False
+    u0 = weights.mu_times_jump(S0)
+    reach_u = np.abs(weights.map) @ change * (1 + EXCURSION_SLACK)
+    u_low, u_high = u0 - reach_u, u0 + reach_u
+    jump_low, jump_high = S_low[weights.pair_cols], S_high[weights.pair_cols]
+    low = _least_product(u_low, u_high, jump_low, jump_high)
+    high = _least_product(jump_low - u_high, jump_high - u_low, jump_low, jump_high)
+    tol = coords.arith.touch_tol
+    return bool(np.all(low / guards.weight_units > tol) and np.all(high / guards.weight_units > tol))
+
+
+def _least_product(a_low: np.ndarray, a_high: np.ndarray, b_low: np.ndarray, b_high: np.ndarray) -> np.ndarray:
+    """The least value of a b for a in [a_low, a_high] and b in [b_low, b_high], elementwise (a corner)."""
+    return np.minimum(np.minimum(a_low * b_low, a_low * b_high), np.minimum(a_high * b_low, a_high * b_high))

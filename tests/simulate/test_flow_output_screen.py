@@ -1,0 +1,83 @@
+"""The screen of the sliding weights' guards (simulate/flow/output_screen.py; docs/flow.md, "Cost"): a step is
+skipped only where no weight can come near 0 or 1, checked against the guards formed from every sample's
+outputs along the step, and a run with the screen equals the run without it."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fls.simulate.flow import integrate_flow, output_screen, polynomial_guards
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.logcoords import LogCoordinates
+from fls.simulate.flow.problems import stall_problem
+from fls.simulate.initialization import init_params
+
+THETAS = np.linspace(0.0, 1.0, 201)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.floats(1e-6, 0.3))
+def test_log_contribution_excursion_bounds_the_movement_of_v_w_along_a_step(seed, m, d, degree, size):
+    """E_j bounds max over theta of ||v_j w_j (theta) - v_j w_j (0)||, v_j w_j from the coordinates' own map to
+    the network at the states sum_k C_k theta^k (an independent computation)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((4, d))
+    coords = LogCoordinates(X, np.array([1.0, -1.0, 1.0, -1.0]), 1.0, np.sign(rng.standard_normal(m) + 0.1),
+                            float_arithmetic("logistic", None))  # fmt: skip
+    C = np.empty((degree + 1, coords.size))
+    C[0] = np.concatenate([rng.standard_normal(m * d), rng.uniform(-20.0, 3.0, m)])
+    C[1:] = size * rng.standard_normal((degree, coords.size)) / np.arange(1, degree + 1)[:, None]
+    bound = coords.contribution_excursion(C)
+    states = (THETAS[:, None] ** np.arange(degree + 1)) @ C
+    W, v = coords.network(states)
+    g = v[..., None] * W  # (K, m, d)
+    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
+    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
+
+
+def _stall_run(m: int, t_max: float):
+    _, _, X, y = stall_problem(1.0)
+    W, v = init_params(m, 3, alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
+    return integrate_flow(W, v, X, y, t_max=t_max, method="RK23", rtol=1e-7, atol=1e-10, save_at=[t_max])
+
+
+def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and_the_run_is_unchanged(
+    monkeypatch,
+):
+    """Stall data, m = 100, log coordinates, to t = 70 (1152 events, 178 sliding entries, 142 exits): at every
+    step the screen skips, both guards of every sliding weight, formed from the outputs of 201 states along
+    the step's dense output, stay above the touching tolerance; most steps with sliding pairs are skipped; the
+    run has the same events and final state as the run with every step's outputs formed."""
+    screened = []
+
+    def checked(guards, coefficients, t_a, h):
+        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h)
+        screened.append(inside)
+        if inside:
+            coords = guards.coords
+            states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
+            low, high = guards.weight_guards(*coords.sample_factors(coords.output(states, guards.weights)))
+            assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
+        return inside
+
+    monkeypatch.setattr(polynomial_guards, "weights_stay_inside", checked)
+    run = _stall_run(100, 70.0)
+    assert sum(screened) > 0.5 * len(screened) > 100
+    monkeypatch.setattr(polynomial_guards, "weights_stay_inside", lambda *args: False)
+    full = _stall_run(100, 70.0)
+    for name in ("rhs_evals", "switches", "sliding_entries"):
+        assert getattr(run, name) == getattr(full, name)
+    assert run.info["sliding_exits"] == full.info["sliding_exits"] > 100
+    np.testing.assert_allclose(run.W, full.W, rtol=0, atol=1e-12 * np.abs(full.W).max())
+    np.testing.assert_allclose(run.v, full.v, rtol=0, atol=1e-12 * np.abs(full.v).max())
+
+
+def test_excursions_add_up_over_consecutive_steps_and_a_step_that_does_not_continue_ends_the_screen():
+    """A piece's bound is the sum of its steps' excursions only while each step starts where the last ended;
+    a step that starts elsewhere (a step retried from its start) breaks the chain for the rest of the piece."""
+    reach = output_screen.OutputReach(2, 1.0)
+    assert reach.advance(np.array([1.0, 2.0]), 1.0, 0.5)
+    assert reach.advance(np.array([0.5, 0.25]), 1.5, 0.25)
+    np.testing.assert_array_equal(reach.moved, [1.5, 2.25])
+    assert not reach.advance(np.array([1.0, 1.0]), 1.5, 0.25)  # the last step again, from its start
+    assert not reach.advance(np.array([0.0, 0.0]), 1.75, 0.25)
