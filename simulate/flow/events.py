@@ -225,12 +225,16 @@ def illinois(
     return a
 
 
-def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int, int]]:
-    """(k, column) of guards with a positive local minimum at sample k (< last) that may hide a zero (strictly
-    below its left neighbour: a guard held constant has none)."""
+def _dip_candidates(ts: np.ndarray, G: np.ndarray, end: int) -> list[tuple[int, int]]:
+    """(k, column) of guards with a positive local minimum at sample k that may hide a zero (strictly below its
+    left neighbour: a guard held constant has none), for the k whose dip's bracket [t_(k-1), t_(k+1)] starts
+    before sample ``end`` (the end of the earliest crossed interval): only those can hold a zero before the
+    crossing. A dip at k = end belongs there too: a weight that reaches 1 just before its pole has the 1 - mu
+    guard dip over [t_(end-1), t_(end+1)] while the mu guard crosses at the pole inside [t_(end-1), t_end]
+    (docs/flow.md, "Robustness", "A sliding weight's pole")."""
     mid, left, right = G[1:-1], G[:-2], G[2:]
     local = (mid > 0) & (mid < left) & (mid <= right)
-    local[last:] = False
+    local[end:] = False  # row r is sample r + 1, whose bracket starts at sample r
     columns = local.any(axis=0).nonzero()[0]  # few: over one step most guards are monotone
     if not len(columns):
         return []
@@ -453,8 +457,8 @@ def first_event(
         zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
     )
     if refine_dips:
-        last = int(ks.min()) if len(ks) else len(ts) - 1
-        for k, col in _dip_candidates(tf, Gf, last):
+        end = int(ks.min()) + 1 if len(ks) else len(ts) - 1
+        for k, col in _dip_candidates(tf, Gf, end):
             if col in brackets:
                 continue
             found = minimize_scalar(

@@ -53,6 +53,18 @@ def test_a_crossing_and_return_between_two_samples_is_found():
     assert column == 0 and t == pytest.approx(0.51, abs=1e-12) and abs(values[0]) < 1e-12
 
 
+def test_a_dip_whose_lowest_sample_follows_an_earlier_crossing_interval_is_found():
+    """The first guard crosses at 0.59, in the interval (0.5, 0.6); the second, (t - 0.57)^2 - 1e-4, has its
+    lowest sample at 0.6, after that interval, but crosses at 0.56, before 0.59: its dip's bracket [0.5, 0.7]
+    starts inside the crossing's interval, so it is searched (the weight guards at a pole, docs/flow.md,
+    "Robustness")."""
+    guards = ScalarGuards([lambda t: 0.59 - t, lambda t: (t - 0.57) ** 2 - 1e-4])
+    ts = np.linspace(0.0, 1.0, 11)
+    assert np.argmin(guards.evaluate(ts[:, None])[:, 1]) == 6
+    t, column, values = first_event(step_over(guards, ts), xtol=1e-15)
+    assert column == 1 and t == pytest.approx(0.56, abs=1e-12) and values[0] > 0
+
+
 def test_the_earliest_of_several_crossings_in_one_interval_wins():
     guards = ScalarGuards([lambda t: 0.57 - t, lambda t: 0.53 - t, lambda t: np.cos(8 * t)])
     t, column, values = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
