@@ -225,16 +225,14 @@ def illinois(
     return a
 
 
-def _dip_candidates(ts: np.ndarray, G: np.ndarray, end: int) -> list[tuple[int, int]]:
+def _dip_candidates(ts: np.ndarray, G: np.ndarray, crossed_by: int) -> list[tuple[int, int]]:
     """(k, column) of guards with a positive local minimum at sample k that may hide a zero (strictly below its
-    left neighbour: a guard held constant has none), for the k whose dip's bracket [t_(k-1), t_(k+1)] starts
-    before sample ``end`` (the end of the earliest crossed interval): only those can hold a zero before the
-    crossing. A dip at k = end belongs there too: a weight that reaches 1 just before its pole has the 1 - mu
-    guard dip over [t_(end-1), t_(end+1)] while the mu guard crosses at the pole inside [t_(end-1), t_end]
-    (docs/flow.md, "Robustness", "A sliding weight's pole")."""
+    left neighbour: a guard held constant has none) and whose bracket [t_(k-1), t_(k+1)] starts before sample
+    ``crossed_by``, the end of the earliest crossed interval: 1 - mu's dip at a weight's exit just before its
+    pole has k = crossed_by when mu crosses at the pole (docs/flow.md, "Robustness", "A sliding weight's pole")."""
     mid, left, right = G[1:-1], G[:-2], G[2:]
     local = (mid > 0) & (mid < left) & (mid <= right)
-    local[end:] = False  # row r is sample r + 1, whose bracket starts at sample r
+    local[crossed_by:] = False  # row r is sample r + 1, whose bracket starts at sample r
     columns = local.any(axis=0).nonzero()[0]  # few: over one step most guards are monotone
     if not len(columns):
         return []
@@ -457,8 +455,8 @@ def first_event(
         zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
     )
     if refine_dips:
-        end = int(ks.min()) + 1 if len(ks) else len(ts) - 1
-        for k, col in _dip_candidates(tf, Gf, end):
+        crossed_by = int(ks.min()) + 1 if len(ks) else len(ts) - 1
+        for k, col in _dip_candidates(tf, Gf, crossed_by):
             if col in brackets:
                 continue
             found = minimize_scalar(
