@@ -12,9 +12,9 @@ The integrator samples the guards at ``nodes + 1`` points of every step's dense 
 has degree <= 7 for DOP853, so 10 sub-intervals resolve it): all of them from the sampled states
 (:class:`StepGuards`), or, for the explicit pairs in plain, data-span and log coordinates, only those that
 can change sign in the step, from the dense output's coefficients (:mod:`simulate.flow.polynomial_guards`). It
-looks for sign changes, and also for guards that dip between samples: a guard with a discrete local minimum
-whose parabola through the three samples dips well below the middle value is minimized on the dense output,
-so a pair that crosses a surface and comes back within one step is not missed. The earliest root is then
+looks for sign changes, and also for guards that dip between samples: a guard whose parabola through three
+samples dips well below the lowest of them, inside the step or at either end (:mod:`simulate.flow.dips`), is
+minimized on the dense output, so a pair that crosses a surface and comes back within one step is not missed. The earliest root is then
 located to the arithmetic's roundoff (regula falsi, Illinois; Newton on a polynomial step's pair guards). Pair and weight guards count as crossed only below -64 eps (noise of a guard that
 starts at 0 after an event); the stopping guard at 0.
 """
@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.dips import dip_candidates
 from fls.simulate.flow.modes import SlidingWeights
 from fls.simulate.stopping import StopRule
 
@@ -223,28 +224,6 @@ def illinois(
                 ga = ga / 2
             side = 1
     return a
-
-
-def _dip_candidates(ts: np.ndarray, G: np.ndarray, last: int) -> list[tuple[int, int]]:
-    """(k, column) of guards with a positive local minimum at sample k (< last) that may hide a zero (strictly
-    below its left neighbour: a guard held constant has none)."""
-    mid, left, right = G[1:-1], G[:-2], G[2:]
-    local = (mid > 0) & (mid < left) & (mid <= right)
-    local[last:] = False
-    columns = local.any(axis=0).nonzero()[0]  # few: over one step most guards are monotone
-    if not len(columns):
-        return []
-    ks, which = np.nonzero(local[:, columns])
-    ks, cols = ks + 1, columns[which]
-    t0, t1, t2 = ts[ks - 1], ts[ks], ts[ks + 1]
-    g0, g1, g2 = G[ks - 1, cols], G[ks, cols], G[ks + 1, cols]
-    slope01, slope12 = (g1 - g0) / (t1 - t0), (g2 - g1) / (t2 - t1)
-    curvature = (slope12 - slope01) / (t2 - t0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vertex = (t0 + t1) / 2 - slope01 / (2 * curvature)
-        lowest = g1 + (vertex - t1) * (slope01 + curvature * (vertex - t0))
-    deep = (curvature > 0) & (lowest < 0.5 * g1)
-    return sorted(zip(ks[deep].tolist(), cols[deep].tolist()))
 
 
 def _hump(step: StepGuards, col: int, a: Any, b: Any, xtol: float) -> tuple[Any, Any] | None:
@@ -453,18 +432,18 @@ def first_event(
         zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
     )
     if refine_dips:
-        last = int(ks.min()) if len(ks) else len(ts) - 1
-        for k, col in _dip_candidates(tf, Gf, last):
+        crossed_by = int(ks.min()) + 1 if len(ks) else len(ts) - 1
+        for a, b, col in dip_candidates(tf, Gf, crossed_by):
             if col in brackets:
                 continue
             found = minimize_scalar(
                 lambda t, col=col: float(step.column(t, col)),
-                bounds=(tf[k - 1], tf[k + 1]),
+                bounds=(tf[a], tf[b]),
                 method="bounded",
                 options={"xatol": xtol},
             )
             if found.fun <= -thresholds[col]:
-                brackets[col] = (ts[k - 1], found.x, G[k - 1, col], found.fun)
+                brackets[col] = (ts[a], found.x, G[a, col], found.fun)
                 estimates[col] = _estimate(*brackets[col])
     if not brackets:
         return None

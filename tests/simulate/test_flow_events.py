@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
@@ -51,6 +51,48 @@ def test_a_crossing_and_return_between_two_samples_is_found():
     assert first_event(step_over(guards, ts), xtol=1e-15, refine_dips=False) is None
     t, column, values = first_event(step_over(guards, ts), xtol=1e-15)
     assert column == 0 and t == pytest.approx(0.51, abs=1e-12) and abs(values[0]) < 1e-12
+
+
+def test_a_dip_whose_lowest_sample_follows_an_earlier_crossing_interval_is_found():
+    """The first guard crosses at 0.59, in the interval (0.5, 0.6); the second, (t - 0.57)^2 - 1e-4, has its
+    lowest sample at 0.6, after that interval, but crosses at 0.56, before 0.59: its dip's bracket [0.5, 0.7]
+    starts inside the crossing's interval, so it is searched (the weight guards at a pole, docs/flow.md,
+    "Robustness")."""
+    guards = ScalarGuards([lambda t: 0.59 - t, lambda t: (t - 0.57) ** 2 - 1e-4])
+    ts = np.linspace(0.0, 1.0, 11)
+    assert np.argmin(guards.evaluate(ts[:, None])[:, 1]) == 6
+    t, column, values = first_event(step_over(guards, ts), xtol=1e-15)
+    assert column == 1 and t == pytest.approx(0.56, abs=1e-12) and values[0] > 0
+
+
+@pytest.mark.parametrize("centre", [0.02, 0.98])
+def test_a_dip_in_a_steps_first_or_last_interval_is_found(centre):
+    """(t - centre)^2 - 1e-4 crosses at centre -+ 0.01 inside the first (last) sample interval of the step and
+    is lowest at its first (last) sample: no sample inside the step is a local minimum, yet the dip is found
+    (1 - mu's guard when a step ends just before a weight's exit at its pole, docs/flow.md, "Robustness")."""
+    guards = ScalarGuards([lambda t: (t - centre) ** 2 - 1e-4])
+    ts = np.linspace(0.0, 1.0, 11)
+    assert np.all(guards.evaluate(ts[:, None]) > 0)
+    t, column, values = first_event(step_over(guards, ts), xtol=1e-15)
+    assert column == 0 and t == pytest.approx(centre - 0.01, abs=1e-12) and abs(values[0]) < 1e-12
+
+
+@given(st.floats(0.002, 0.998), st.floats(1e-4, 1e-3))
+def test_a_parabolic_dip_anywhere_in_a_step_is_found_at_its_first_root(centre, half_width):
+    """(t - c)^2 - r^2 on samples 0, 0.1, ..., 1: the first event is at c - r wherever the dip lies, between two
+    samples inside the step, at either end, or across a sample (then a sign change)."""
+    guards = ScalarGuards([lambda t: (t - centre) ** 2 - half_width**2])
+    ts = np.linspace(0.0, 1.0, 11)
+    assume(centre - half_width > 1e-3 and centre + half_width < 1 - 1e-3)
+    t, column, _ = first_event(step_over(guards, ts), xtol=1e-15)
+    assert column == 0 and t == pytest.approx(centre - half_width, abs=1e-11)
+
+
+def test_a_guard_rising_from_the_step_start_has_no_dip():
+    """A guard that is lowest at the step's start and convex but rising there (its parabola's vertex before the
+    step) is not searched: no event."""
+    guards = ScalarGuards([lambda t: (t + 0.05) ** 2 - 1e-4])
+    assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None
 
 
 def test_the_earliest_of_several_crossings_in_one_interval_wins():

@@ -25,6 +25,8 @@ and are stored as they were drawn (tests/simulate/data/):
   amplification 0.95.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from tests.simulate.test_flow_grazing import stored_problem
@@ -48,6 +50,38 @@ def test_a_weight_that_reaches_1_just_before_its_pole_leaves_there():
     log = run(problem, record_events=True).info["event_log"]
     exits = log["t"][(log["neuron"] == 30) & (log["sample"] == 2) & (log["kind"] == "leave_sliding")]
     assert len(exits) == 1 and exits[0] == pytest.approx(0.35693362, abs=1e-7)
+    check(problem)
+
+
+@pytest.mark.parametrize(
+    ("coords", "factor"),
+    [
+        ("auto", 0.9),
+        ("auto", 1.1),
+        ("auto", 1.1183),
+        ("auto", 1.1401),
+        ("auto", 0.3376),
+        ("auto", 0.4811),
+        ("auto", 0.8185),
+        ("plain", 0.3799),
+        ("plain", 0.6093),
+        ("plain", 0.9771),
+        ("log", 0.6463),
+        ("span", 0.8683),
+    ],
+)
+def test_a_weight_that_reaches_1_just_before_its_pole_leaves_there_at_nearby_tolerances(coords, factor):
+    """``mu_pole`` at rtol x factor, in each coordinate system: the run and its reference (rtol / 100) both
+    leave where mu = 1. At these factors one of them used to miss that exit: the 1 - mu guard's lowest sample
+    fell one sample after the interval where the mu guard crosses at the pole, or (x 1.1183, x 1.1401: the
+    reference) at the start of a step that began just before the exit, and the dip search did not look there
+    (1.0 to 3.4 times the bound; docs/flow.md, "Robustness")."""
+    stored = stored_problem("mu_pole")
+    problem = replace(stored, rtol=stored.rtol * factor, coords=coords)
+    for reference in (False, True):
+        log = run(problem, reference=reference, record_events=True).info["event_log"]
+        exits = log["t"][(log["neuron"] == 30) & (log["sample"] == 2) & (log["kind"] == "leave_sliding")]
+        assert len(exits) == 1 and exits[0] == pytest.approx(0.35693362, abs=1e-7)
     check(problem)
 
 

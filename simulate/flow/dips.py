@@ -1,0 +1,60 @@
+"""Dips of a guard between the samples of one step: intervals where a guard positive at every sample may still
+cross 0 and come back (docs/flow.md, "Robustness").
+
+A guard that is smooth over the step is locally a parabola near its lowest point, so the parabola through three
+neighbouring samples says whether a dip below 0 may hide between them: its vertex lies between the samples and
+its lowest value is well below the lowest sample. Such an interval is then minimized on the dense output by
+:func:`simulate.flow.events.first_event`. The lowest sample may be inside the step (a discrete local minimum,
+searched over its two neighbouring intervals) or at either end (searched over the end interval): a weight that
+reaches 1 just before its pole has 1 - mu's guard dip there whenever a step ends just before the exit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _parabola_lowest(t: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertex, lowest value, curvature) of the parabolas through the points (t[:, a], g[:, a]), a = 0, 1, 2
+    (divided differences; vertex and lowest are inf or nan where the curvature is 0)."""
+    slope01, slope12 = (g[:, 1] - g[:, 0]) / (t[:, 1] - t[:, 0]), (g[:, 2] - g[:, 1]) / (t[:, 2] - t[:, 1])
+    curvature = (slope12 - slope01) / (t[:, 2] - t[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = (t[:, 0] + t[:, 1]) / 2 - slope01 / (2 * curvature)
+        lowest = g[:, 1] + (vertex - t[:, 1]) * (slope01 + curvature * (vertex - t[:, 0]))
+    return vertex, lowest, curvature
+
+
+def dip_candidates(ts: np.ndarray, G: np.ndarray, crossed_by: int) -> list[tuple[int, int, int]]:
+    """(a, b, column): guard ``column`` of the step's samples G (K + 1, C) at times ts may dip below 0 in
+    [ts[a], ts[b]] and is positive at ts[a], for the brackets that start before sample ``crossed_by`` (the end
+    of the earliest crossed interval; only those can hold a zero before that crossing), earliest first.
+
+    - Inside the step: a positive local minimum at sample k (strictly below its left neighbour: a guard held
+      constant has none) whose parabola through samples k - 1, k, k + 1 goes below half of it: [k - 1, k + 1].
+      A dip at k = crossed_by counts: 1 - mu's dip at a weight's exit just before its pole has its lowest
+      sample there when mu crosses at the pole, one sample interval later.
+    - At the step's start (end): the lowest of the first (last) three samples, positive, whose parabola has
+      its vertex in the first (last) interval and goes below half of it: [0, 1] ([K - 1, K]).
+    """
+    K = len(ts) - 1
+    if K < 2:
+        return []
+    mid, left, right = G[1:-1], G[:-2], G[2:]
+    local = (mid > 0) & (mid < left) & (mid <= right)
+    local[crossed_by:] = False  # row r is sample r + 1, whose bracket starts at sample r
+    rows, cols = np.nonzero(local)
+    # per candidate: its parabola's first sample, its bracket [a, b], its lowest sample and its column
+    parts = [(rows, rows, rows + 2, rows + 1, cols)]
+    at_start = np.flatnonzero((G[0] > 0) & (G[0] < G[1]))
+    parts.append((0, 0, 1, 0, at_start))
+    if K - 1 < crossed_by:
+        at_end = np.flatnonzero((G[K] > 0) & (G[K] < G[K - 1]))
+        parts.append((K - 2, K - 1, K, K, at_end))
+    first, a, b, low, cols = (
+        np.concatenate([np.broadcast_to(part[i], part[-1].shape) for part in parts]) for i in range(5)
+    )
+    samples = first[:, None] + np.arange(3)  # (candidates, 3): the samples each parabola goes through
+    vertex, lowest, curvature = _parabola_lowest(ts[samples], G[samples, cols[:, None]])
+    deep = (curvature > 0) & (lowest < 0.5 * G[low, cols]) & (ts[a] < vertex) & (vertex < ts[b])
+    return sorted(zip(a[deep].tolist(), b[deep].tolist(), cols[deep].tolist()))
