@@ -43,18 +43,39 @@ def dip_candidates(ts: np.ndarray, G: np.ndarray, crossed_by: int) -> list[tuple
     mid, left, right = G[1:-1], G[:-2], G[2:]
     local = (mid > 0) & (mid < left) & (mid <= right)
     local[crossed_by:] = False  # row r is sample r + 1, whose bracket starts at sample r
-    rows, cols = np.nonzero(local)
-    # per candidate: its parabola's first sample, its bracket [a, b], its lowest sample and its column
-    parts = [(rows, rows, rows + 2, rows + 1, cols)]
-    at_start = np.flatnonzero((G[0] > 0) & (G[0] < G[1]))
-    parts.append((0, 0, 1, 0, at_start))
+    found = []
+    columns = local.any(axis=0).nonzero()[0]  # few: over one step most guards are monotone
+    if len(columns):
+        rows, which = np.nonzero(local[:, columns])
+        found += _deep(ts, G, rows, rows, rows + 2, rows + 1, columns[which])
+    # the vertex of a parabola through three samples lies in the first interval only if the second slope is
+    # over twice the first (and in the last only if the first is over twice the second, both falling)
+    first, second = np.diff(G[:3], axis=0) / np.diff(ts[:3])[:, None]
+    at_start = np.flatnonzero((G[0] > 0) & (G[0] < G[1]) & (second > 2 * first))
+    if len(at_start):
+        zero = np.zeros(len(at_start), dtype=np.intp)
+        found += _deep(ts, G, zero, zero, zero + 1, zero, at_start)
     if K - 1 < crossed_by:
-        at_end = np.flatnonzero((G[K] > 0) & (G[K] < G[K - 1]))
-        parts.append((K - 2, K - 1, K, K, at_end))
-    first, a, b, low, cols = (
-        np.concatenate([np.broadcast_to(part[i], part[-1].shape) for part in parts]) for i in range(5)
-    )
-    samples = first[:, None] + np.arange(3)  # (candidates, 3): the samples each parabola goes through
+        first, second = np.diff(G[K - 2 :], axis=0) / np.diff(ts[K - 2 :])[:, None]
+        at_end = np.flatnonzero((G[K] > 0) & (G[K] < G[K - 1]) & (first < 2 * second))
+        if len(at_end):
+            last = np.full(len(at_end), K, dtype=np.intp)
+            found += _deep(ts, G, last - 2, last - 1, last, last, at_end)
+    return sorted(found)
+
+
+def _deep(
+    ts: np.ndarray,
+    G: np.ndarray,
+    first: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    low: np.ndarray,
+    cols: np.ndarray,
+) -> list[tuple[int, int, int]]:
+    """The candidates (a, b, column) whose parabola through samples first, first + 1 and first + 2 has its
+    vertex inside [ts[a], ts[b]] and goes below half of the lowest sample ``low``."""
+    samples = first[:, None] + np.arange(3)  # (candidates, 3)
     vertex, lowest, curvature = _parabola_lowest(ts[samples], G[samples, cols[:, None]])
     deep = (curvature > 0) & (lowest < 0.5 * G[low, cols]) & (ts[a] < vertex) & (vertex < ts[b])
-    return sorted(zip(a[deep].tolist(), b[deep].tolist(), cols[deep].tolist()))
+    return list(zip(a[deep].tolist(), b[deep].tolist(), cols[deep].tolist()))
