@@ -37,6 +37,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+#: The size of the last Newton correction, in units of the error allowed per step (the RMS norm a step's
+#: error is held to 1 in), at which the Newton iteration of Radau and BDF stops. scipy takes
+#: max(10 eps / rtol, min(0.03, rtol^(1/2))): 1.3e-5 of the tolerance at rtol 1.7e-10. For a component whose
+#: tolerance is atol alone (a weight at 0, such as a neuron sliding on w_j = 0 in d = 1) that is below what
+#: one step resolves, h times the field's roundoff (about |J| eps |y|): the iteration stalls at a contraction
+#: rate of 1 and the step halves until it is. A last correction of 3 % of the tolerance is negligible
+#: against the step's error, which is held to the whole tolerance (scipy's own value for rtol >= 1e-3).
+NEWTON_TOLERANCE = 0.03
+
 
 def componentwise(values: Any, rtol: float, atol: float) -> Any:
     """atol + rtol |values|: equation (1) on the numbers themselves (the plain meaning)."""
@@ -91,7 +100,10 @@ class StepTolerance:
         and each accepted step: per step for DOP853, per step and restart for Radau / BDF).
 
         scipy scales a step's error by atol + rtol |y| with an atol array allowed; converted coordinates give
-        atol = :meth:`of` (y) and rtol = 0 (scipy's Newton tolerance of Radau / BDF was set from the scalar
-        rtol at construction and is kept). Plain coordinates keep the scalars the solver was built with."""
+        atol = :meth:`of` (y) and rtol = 0. Plain coordinates keep the scalars the solver was built with. The
+        Newton iteration of Radau / BDF stops at :data:`NEWTON_TOLERANCE` of the error allowed per step,
+        whatever rtol (docs/flow.md, "Robustness", "A Newton tolerance below the field's roundoff")."""
+        if hasattr(solver, "newton_tol"):
+            solver.newton_tol = NEWTON_TOLERANCE
         if self.coords is not None:
             solver.rtol, solver.atol = 0.0, self.of(solver.y)
