@@ -7,7 +7,8 @@ coordinate system the init allows and every method (the implicit ones, whose den
 square, on problems with m (d + 1) <= 120). Every run must end ``target_reached``, ``t_max`` or
 ``not_reached`` (``diverged`` only where the field overflows float64 at the start) and agree with a reference run (DOP853 at rtol / 100 and atol / 100, in plain coordinates where the run's are data-span ones: :func:`reference_coordinates`): stop time and final state to
 ``AGREEMENT`` times the tolerance it was given (the tolerances bound the error per step, the agreement is a
-global one over the run, through every event). The fast tier (CI) draws smaller problems (n <= 12, d <= 8,
+global one over the run, through every event; a stop time also agrees as a root of R(t) = target, where the
+risk levels off at the target: :func:`stop_time_agrees`). The fast tier (CI) draws smaller problems (n <= 12, d <= 8,
 m <= 8), t_max <= 3 and rtol >= 1e-9 (200 examples with d >= 2 and 100 with d = 1); the slow tier the full
 ranges.
 
@@ -36,7 +37,7 @@ from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.api import is_balanced, make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.initialization import INIT_SCHEMES, init_params
-from fls.theory import vector_field
+from fls.theory import compile_field, vector_field
 from fls.theory.symbolic import LOSSES
 
 METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF")
@@ -52,6 +53,7 @@ REPRESENTABLE = 1e150
 #: MAX_PERTURBATION (small enough that the flow responds linearly).
 PERTURBATION_PER_RTOL = 1e5
 MAX_PERTURBATION = 1e-4
+EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass
@@ -223,10 +225,37 @@ def amplification(problem: Problem, tight) -> tuple[float, float]:
     return float(np.abs(final - reference).max() / start), abs(moved.t_stop - tight.t_stop) / start
 
 
+def risk_gap(problem: Problem, late, t: float) -> tuple[float, float]:
+    """(R(t) - target, ||grad R(t)||_1) on the dense output of the run ``late`` at a time t at or before its
+    stop: how far that run was from the target at t, and how much a state error of 1 (max norm) moves R."""
+    W, v = late.dense(t)
+    risk = float(compile_field(problem.loss).risk(W, v, problem.X, problem.y))
+    dW, dv = vector_field(W, v, problem.X, problem.y, loss=problem.loss)  # -grad R
+    return risk - problem.target_risk, float(np.abs(dW).sum() + np.abs(dv).sum())
+
+
+def stop_time_agrees(problem: Problem, result, tight, tolerance: float, growth: float) -> bool:
+    """Where the stop times differ by more than the time bound, whether they still agree as roots of
+    R(t) = target: the later run's risk at the earlier stop time is within what a state error of
+    ``tolerance`` x max(1, growth) moves R (||grad R||_1 times it, first order) and 1000 roundoffs of the target,
+    on either side (a later run already well below the target at the earlier stop missed its crossing).
+
+    That is the root's backward error. Its forward error, the stop time itself, is that divided by |dR/dt| =
+    ||grad R||_2^2, which is unbounded where the risk levels off at the target: a risk that decays to a floor
+    equal to the target (to 1e-12 from t = 0.0095 on a stored problem, squared loss) is met at a time set by
+    the state's last digits, and tight runs stop anywhere in [0.0114, 0.0119]."""
+    if not (result.status == tight.status == "target_reached"):
+        return False
+    early, late = (result, tight) if result.t_stop < tight.t_stop else (tight, result)
+    gap, slope = risk_gap(problem, late, early.t_stop)
+    return abs(gap) <= slope * tolerance * max(1.0, growth) + AGREEMENT * EPS * problem.target_risk
+
+
 def agreement(problem: Problem, result, tight) -> None:
     """The run agrees with its 100x tighter reference run: state (at one time, :func:`states_at_one_time`) and
     stop time to ``AGREEMENT`` times the tolerance, or, where that fails, to that times max(1, the problem's
-    measured amplification) (module docstring)."""
+    measured amplification), the stop time either so or as a root of R(t) = target
+    (:func:`stop_time_agrees`) (module docstring)."""
     state, reference = states_at_one_time(result, tight)
     scale = max(1.0, float(np.abs(reference).max()))
     tolerance = AGREEMENT * (problem.rtol * scale + problem.atol)
@@ -238,9 +267,9 @@ def agreement(problem: Problem, result, tight) -> None:
     assert error <= tolerance * max(1.0, growth), (
         f"state {error / tolerance:.3g} x the bound; amplification {growth:.3g}"
     )
-    assert time_error <= time_tolerance + tolerance * max(1.0, time_growth), (
-        f"stop time {time_error:.3g} off; amplification {time_growth:.3g}"
-    )
+    assert time_error <= time_tolerance + tolerance * max(1.0, time_growth) or stop_time_agrees(
+        problem, result, tight, tolerance, growth
+    ), f"stop time {time_error:.3g} off; amplification {time_growth:.3g}"
 
 
 def check(problem: Problem) -> None:
