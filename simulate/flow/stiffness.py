@@ -16,9 +16,10 @@ steps since the last test (their full sizes: an event truncates a step, not what
 mean: at the boundary the step-size control cycles, one step beyond the boundary, then a few far below it while
 the component it amplified decays, and the shape of the cycle depends on the problem. DOP853 cycles through
 0.44, 0.44 and 1.68 times the boundary on one (mean 0.85), and through one step of 1.1 to 2 times it and three
-to seven of 0.1 to 0.2 times it on an event-dense squared-loss run (mean 0.38 to 0.42: docs/flow.md, "Stiff
-problems"), where a test on the mean never called the run stiff. The largest step reaches the boundary in
-every such cycle, and an accuracy-limited run's steps all stay below it.
+to seven of 0.1 to 0.2 times it on an event-dense squared-loss run (mean 0.38 to 0.42: docs/flow.md,
+"Robustness", "A stiff cycle below half the boundary on average"), where a test on the mean never called the
+run stiff. The largest step reaches the boundary in every such cycle, and an accuracy-limited run's steps all
+stay below it.
 A run is stiff when -lambda h >= :data:`STIFF_FRACTION` beta at :data:`STIFF_TESTS` tests in a row (over
 about 200 accepted steps): a fast component that is still moving decays within a few such steps, so a step
 size that stays at the stability boundary after that is held there by stability, not by accuracy. This is the idea of the stiffness
@@ -122,8 +123,8 @@ class StiffnessEstimate:
     def describe(self) -> str:
         """The finding, for a switch's line in the run's message."""
         return (
-            f"Jacobian eigenvalue {self.eigenvalue:.3g}, largest step {self.largest_step:.3g}: {self.ratio:.2f} x "
-            f"the stability boundary; mean step {self.step:.3g}; {self.gain:.3g} x less work"
+            f"Jacobian eigenvalue {self.eigenvalue:.3g}, largest step {self.largest_step:.3g}: "
+            f"{self.ratio:.2f} x the stability boundary; mean step {self.step:.3g}; {self.gain:.3g} x less work"
         )
 
 
@@ -215,7 +216,12 @@ class StiffnessMonitor:
         return EVALUATIONS_PER_STEP[self.method] / step / trial.work()
 
     def test(
-        self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, f: np.ndarray, step: float, largest_step: float
+        self,
+        fun: Callable[[np.ndarray], np.ndarray],
+        y: np.ndarray,
+        f: np.ndarray,
+        step: float,
+        largest_step: float,
     ) -> StiffnessEstimate | None:
         """One power-iteration step at y, with the mean accepted ``step`` and the ``largest_step`` since the last
         test: J v by a forward difference of increment sqrt(eps) max(1, ||y||)
@@ -231,7 +237,8 @@ class StiffnessMonitor:
             return None
         eigenvalue = float(self.vector @ product)
         self.vector = product / size
-        return StiffnessEstimate(eigenvalue, float(step), largest_step, -eigenvalue * largest_step / self.boundary)
+        ratio = -eigenvalue * largest_step / self.boundary
+        return StiffnessEstimate(eigenvalue, float(step), largest_step, ratio)
 
     def summary(self) -> dict[str, Any]:
         """What the tests found, for a result's ``info``: how many ran, the largest ratio -lambda h / beta
