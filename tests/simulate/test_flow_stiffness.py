@@ -186,9 +186,10 @@ def test_an_event_dense_stiff_reference_switches_to_radau():
     assert result.status == "t_max" and result.rhs_evals < 10_000
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", ["stiff_event_dense_reference", "stiff_event_dense_reference_b"])
 def test_an_event_dense_stiff_problem_passes_the_stress_check(name):
     """The two variants of that time-out: the run (96 events, Radau from t = 0.017) and its reference now
-    agree (the whole check: 1.3 s with one BLAS thread, 8 to 17 s with the default threads at a load of 5)."""
+    agree (the whole check: 1.3 s with one BLAS thread, 8 to 17 s with the default threads at a load of 5;
+    89 s with one BLAS thread when the test read the mean step)."""
     check(stored_problem(name))
