@@ -8,7 +8,8 @@ import pytest
 
 from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.problems import stall_problem
-from fls.simulate.flow.stiffness import TABLEAUS, stability_boundary
+from fls.simulate.flow.stiffness import TABLEAUS, TEST_INTERVAL, StiffnessMonitor, stability_boundary
+from fls.simulate.flow.tolerance import StepTolerance
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
 from tests.simulate.test_flow_grazing import stored_problem
@@ -151,3 +152,44 @@ def test_the_implicit_trial_uses_the_engines_jacobian():
     assert (switch["from"], switch["to"], switch["reason"]) == ("DOP853", "Radau", "stiff")
     assert result.info["stiffness"]["trials"] == 1
     check(problem)
+
+
+def test_the_test_reads_the_largest_step_of_a_cycle_at_the_stability_boundary():
+    """y' = lambda y held at DOP853's boundary by a cycle of one step at 1.5 times it and four at 0.15 times
+    it (mean 0.42 times it, the shape measured on an event-dense squared-loss run): the test finds 1.5 x the
+    boundary, from the largest step, and keeps the mean step for the explicit method's rate of work."""
+    eigenvalue, boundary = -7.5e4, stability_boundary("DOP853")
+    monitor = StiffnessMonitor("DOP853", "Radau", StepTolerance(1e-8, 1e-10, None))
+    cycle = np.array([1.5, 0.15, 0.15, 0.15, 0.15]) * boundary / -eigenvalue
+    y = np.array([1.0])
+    for step in np.resize(cycle, TEST_INTERVAL):
+        assert not monitor.stiff(lambda state: eigenvalue * state, y, eigenvalue * y, step)
+    estimate = monitor.estimate
+    assert estimate.eigenvalue == pytest.approx(eigenvalue, rel=1e-6)
+    assert estimate.ratio == pytest.approx(1.5, rel=1e-6)
+    assert estimate.step == pytest.approx(cycle.mean(), rel=1e-12)
+    assert -eigenvalue * estimate.step / boundary < 0.5
+
+
+@pytest.mark.timeout(60)
+def test_an_event_dense_stiff_reference_switches_to_radau():
+    """A stored slow-tier time-out (RK23 in plain coordinates, squared loss, n = 17, d = 11, m = 32): its
+    reference (DOP853 at rtol 4.5e-8) sits at an eigenvalue of -7.5e4 through an event every few hundred steps,
+    in a cycle of one step at 1.1 to 2 times the stability boundary and three to seven at 0.1 to 0.2 times it.
+    The test on the mean step (0.38 to 0.42 times it) never called it stiff: 8e5 evaluations per time unit,
+    no end in minutes. On the largest step it switches to Radau at t = 0.011 (the trial: 3 x less work)."""
+    problem = stored_problem("stiff_event_dense_reference")
+    result = run(replace(problem, t_max=0.05), reference=True)
+    switch = result.info["method_switch"]
+    assert (switch["from"], switch["to"], switch["reason"]) == ("DOP853", "Radau", "stiff")
+    assert switch["t"] < 0.02 and switch["ratio"] >= 1.0 and switch["gain"] > 1.0
+    assert result.status == "t_max" and result.rhs_evals < 10_000
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["stiff_event_dense_reference", "stiff_event_dense_reference_b"])
+def test_an_event_dense_stiff_problem_passes_the_stress_check(name):
+    """The two variants of that time-out: the run (96 events, Radau from t = 0.017) and its reference now
+    agree (the whole check: 1.3 s with one BLAS thread, 8 to 17 s with the default threads at a load of 5;
+    89 s with one BLAS thread when the test read the mean step)."""
+    check(stored_problem(name))
