@@ -5,7 +5,8 @@ direction), d in 1..30 (d = 1, where every surface is {w = 0}, in a quarter of t
 alpha log-uniform in [1e-4, 100], every init scheme and loss, rtol log-uniform in [1e-11, 1e-5] with atol drawn independently in [1e-14, 1e-4], every
 coordinate system the init allows and every method (the implicit ones, whose dense Jacobian is m (d + 1)
 square, on problems with m (d + 1) <= 120). Every run must end ``target_reached``, ``t_max`` or
-``not_reached`` (``diverged`` only where the field overflows float64 at the start) and agree with a reference run (DOP853 at rtol / 100 and atol / 100, in plain coordinates where the run's are data-span ones: :func:`reference_coordinates`): stop time and final state to
+``not_reached`` (``diverged`` only where the field overflows float64 at the start, ``failed`` only where a
+neuron reached its origin and the flow is certified not unique there: :func:`agrees_until_not_unique`) and agree with a reference run (DOP853 at rtol / 100 and atol / 100, in plain coordinates where the run's are data-span ones: :func:`reference_coordinates`): stop time and final state to
 ``AGREEMENT`` times the tolerance it was given (the tolerances bound the error per step, the agreement is a
 global one over the run, through every event; a stop time also agrees as a root of R(t) = target, where the
 risk levels off at the target: :func:`stop_time_agrees`). The fast tier (CI) draws smaller problems (n <= 12, d <= 8,
