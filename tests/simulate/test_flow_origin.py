@@ -14,7 +14,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
+from fls.simulate.flow.api import make_coordinates
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.origin import not_unique_at_origin, repeated_events_message
+from fls.simulate.flow.samples import SampleGroups
+from fls.theory import compile_field
 from tests.simulate.origin_escape import failed_at_the_origin, origin_contact
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import agrees_until_not_unique, check, run
@@ -56,3 +64,47 @@ def test_the_certificate_needs_both_solutions():
     assert both.stays and both.leaves and both.not_unique
     away = origin_contact(np.array([1e-3, 0.0]), 1.0, X, np.array([1.0, 1.0, -1.0, -1.0]), scale)
     assert not away.at_origin and not away.not_unique
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    n=st.integers(2, 7),
+    d=st.integers(2, 3),
+    seed=st.integers(0, 2**31),
+    loss=st.sampled_from(["squared", "logistic", "exponential"]),
+)
+def test_the_engine_finds_what_the_certificate_finds(n, d, seed, loss):
+    """The engine's test on merged surfaces (jumps S_g and offsets N_g of repeated and opposite samples) and
+    the certificate on every sample agree, wherever neither's margin is within sampling of 0: the largest
+    sampled descent at least 1e-2 of its terms' size, or below -1e-2 of it."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, d))
+    copies = rng.integers(0, n, size=rng.integers(0, 3))
+    X = np.vstack([base, rng.choice([-2.0, -0.5, 1.0, 3.0], size=(len(copies), 1)) * base[copies]])
+    y = rng.choice([-1.0, 1.0], size=len(X)) if loss != "squared" else rng.standard_normal(len(X))
+    f = 0.5 * rng.standard_normal(len(X))
+    v_j = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 2.0))
+    s = compile_field(loss).sample_factor(f, y)
+    certificate = origin_contact(np.zeros(d), v_j, X, s, 1.0)
+    terms = abs(v_j) * float(np.abs(s) @ np.linalg.norm(X, axis=1)) / len(X)
+    assume(abs(certificate.descent) > 1e-2 * terms)
+    groups = SampleGroups(X, y, float_arithmetic(loss))
+    S, N = groups.factors(f)
+    assert not_unique_at_origin(v_j, groups.X, S, N) == certificate.not_unique
+
+
+def test_the_failed_message_claims_non_uniqueness_only_at_an_origin():
+    """The stored problem's run names the origin; a neuron away from it gets no such claim."""
+    problem = stored_problem("neuron_at_the_origin")
+    assert "the flow is not unique there" in run(problem).message
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    coords = make_coordinates(
+        "plain", np.array([[1.0, 1.0]]), np.array([1.0]), X, np.ones(2), 1.0, float_arithmetic("squared")
+    )
+    weights = SlidingWeights(
+        Mode(np.ones((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool)), X @ X.T, coords.arith
+    )
+    message = repeated_events_message(
+        coords, weights, coords.pack(np.array([[1.0, 1.0]]), np.array([1.0])), 201, 0.5, 0, 1
+    )
+    assert "not unique" not in message and "(neuron 0, sample 1)" in message
