@@ -42,6 +42,7 @@ from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
+from fls.simulate.flow.origin import repeated_events_message
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
 from fls.simulate.flow.smooth import PieceEnd
@@ -444,13 +445,8 @@ class HybridFlow:
                     else guards.sliding_pair(end.column)
                 )
                 i = self.coords.samples.index[i]
-                return outcome(
-                    "failed",
-                    f"{instant} events in a row without progress at t = {float(t):.10g} (neuron {j}, sample {i}): "
-                    "the flow is not unique there",
-                    end.t,
-                    end.y,
-                )
+                message = repeated_events_message(self.coords, weights, end.y, instant, t, j, i)
+                return outcome("failed", message, end.t, end.y)
             touching, hints = self.event_pairs(mode, guards, end)
             grazing = [] if instant else below_resolution(guards, end, near, touching)
             if not instant:
