@@ -13,7 +13,8 @@ data (docs/flow.md, "Cost"), while a bound on how far they can move costs O(p m 
    t_0 the piece's start, where its guards formed every output (``PieceGuards.start_outputs``). E_j is the
    sum over the piece's steps of each step's bound on sup ||g_j(theta) - g_j(0)|| over its dense output,
    theta in [0, 1], which the coordinates give (``contribution_excursion``: log coordinates,
-   :meth:`~simulate.flow.logcoords.LogCoordinates.contribution_excursion`).
+   :meth:`~simulate.flow.logcoords.LogCoordinates.contribution_excursion`; plain and data-span coordinates,
+   whose v_j and w_j are polynomials in theta, through :func:`product_excursion`).
 2. The sample factor s = -dl/df (times the sample's weight) does not increase in f for a convex loss (every
    loss of docs/design.md section 2), so s_i stays between its values at f_i(t_0) -+ that bound, and so does
    each representative's (a sum of samples' factors with positive scales, :mod:`~simulate.flow.samples`).
@@ -53,6 +54,19 @@ class OutputReach:
         self.moved += excursion
         self.t_end = t_a + h
         return True
+
+
+def product_excursion(amp_sizes: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
+    """E_j >= sup over theta in [0, 1] of ||v_j(theta) w_j(theta) - v_j(0) w_j(0)|| (m,) where v_j = sum_a
+    v_a,j theta^a and w_j = sum_b w_b,j theta^b, from |v_a,j| (``amp_sizes``, (p + 1, m)) and bounds on
+    ||w_b,j|| (``row_sizes``, (p + 1, m)): v w - v_0 w_0 = sum over (a, b) != (0, 0) of theta^(a + b) v_a w_b,
+    so
+
+        ||v_j w_j - v_j(0) w_j(0)|| <= |v_0,j| sum_{b >= 1} ||w_b,j|| + (sum_{a >= 1} |v_a,j|) sum_b ||w_b,j||,
+
+    the terms with b >= 1 and a = 0, then those with a >= 1 (no difference of sums that could cancel)."""
+    moved_rows = row_sizes[1:].sum(axis=0)
+    return amp_sizes[0] * moved_rows + amp_sizes[1:].sum(axis=0) * (row_sizes[0] + moved_rows)
 
 
 def weights_stay_inside(guards: Any, coefficients: np.ndarray, t_a: float, h: float) -> bool:
