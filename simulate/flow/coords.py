@@ -22,7 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
-from fls.simulate.flow.output_screen import product_excursion
+from fls.simulate.flow.output_screen import bound_norms, product_excursion
 from fls.simulate.flow.samples import SampleGroups
 from fls.simulate.flow.tolerance import componentwise
 
@@ -260,7 +260,7 @@ class PlainCoordinates(Coordinates):
         theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m d):
         v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`)."""
         W, v = self._split(np.asarray(C, dtype=np.float64))
-        return product_excursion(np.abs(v), np.sqrt(np.einsum("kjd,kjd->kj", W, W)))
+        return product_excursion(np.abs(v), bound_norms(W))
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
         Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product

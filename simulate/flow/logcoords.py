@@ -22,6 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.output_screen import bound_norms
 from fls.simulate.flow.tolerance import componentwise
 
 
@@ -98,8 +99,8 @@ class LogCoordinates(Coordinates):
         (||u_j(0)|| + M_j) and exp(2 (rho_j(0) + P_j)) / (||u_j(0)|| - M_j). Infinite where M_j reaches
         ||u_j(0)|| (the direction's norm could pass through 0) or exp overflows."""
         U, rho = self._split(np.asarray(C, dtype=np.float64))
-        norm0 = np.sqrt(np.einsum("jd,jd->j", U[0], U[0]))
-        moved = np.sqrt(np.einsum("kjd,kjd->kj", U[1:], U[1:])).sum(axis=0)
+        norm0 = bound_norms(U[0])
+        moved = bound_norms(U[1:]).sum(axis=0)
         log_moved = np.abs(rho[1:]).sum(axis=0)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             amp0 = np.exp(2 * rho[0]) / norm0

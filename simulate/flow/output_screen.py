@@ -56,6 +56,15 @@ class OutputReach:
         return True
 
 
+def bound_norms(A: np.ndarray) -> np.ndarray:
+    """The Euclidean norms over the last axis of a float64 array A (..., k), for bounds only (the screens'
+    excursions): sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction over a
+    short axis (k = 3 at m = 20000: 0.12 against 0.28 ms for three coefficient blocks) and sums in another
+    order, so it serves decisions that carry a relative slack (:data:`EXCURSION_SLACK`,
+    ``polynomial_guards.SCREEN_SLACK``), never values that reach the state."""
+    return np.sqrt((A * A) @ np.ones(A.shape[-1]))
+
+
 def product_excursion(amp_sizes: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
     """E_j >= sup over theta in [0, 1] of ||v_j(theta) w_j(theta) - v_j(0) w_j(0)|| (m,) where v_j = sum_a
     v_a,j theta^a and w_j = sum_b w_b,j theta^b, from |v_a,j| (``amp_sizes``, (p + 1, m)) and bounds on

@@ -27,7 +27,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
-from fls.simulate.flow.output_screen import product_excursion
+from fls.simulate.flow.output_screen import bound_norms, product_excursion
 from fls.simulate.flow.tolerance import componentwise
 
 #: The p = 2^SQUARINGS of the p-norm that stands for a maximum over the d components in
@@ -116,7 +116,7 @@ class SpanCoordinates(Coordinates):
             X = np.asarray(self.arith.to_float(self.X), dtype=np.float64)
             self._x_spectral_norm = float(np.linalg.norm(X, 2)) if X.size else 0.0
         Lambda, v = self._split(np.asarray(C, dtype=np.float64))
-        rows = self._x_spectral_norm * np.sqrt(np.einsum("kji,kji->kj", Lambda, Lambda))
+        rows = self._x_spectral_norm * bound_norms(Lambda)
         rows[0] += np.sqrt(np.asarray(self.arith.to_float(self.norms0), dtype=np.float64))
         return product_excursion(np.abs(v), rows)
 
