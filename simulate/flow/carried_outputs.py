@@ -27,6 +27,11 @@ import numpy as np
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.modes import SlidingWeights
 
+#: The fewest pairs (m n) at which the outputs are carried: on smaller networks one output evaluation costs
+#: less than the update's few numpy calls, and carrying them changed low_signal's runs at m = 100 (data-span
+#: coordinates) by a roundoff (5e-16 and 1.8e-15 relative) for 5 % more CPU.
+CARRY_MIN_PAIRS = 20_000
+
 
 def touched_neurons(touching: np.ndarray, hints: dict[int, Any]) -> list[int]:
     """The neurons (sorted) with a pair on its surface in ``touching`` (m, n) or a sliding weight at a bound
@@ -54,9 +59,10 @@ class CarriedOutputs:
 
     def at_start(self, coords: Coordinates, Y: Any, weights: SlidingWeights) -> Any:
         """Every sample's output (1, n_samples) at the piece's start Y under the new mode ``weights``, from
-        what the event left (None when it left nothing for this very state), used once."""
+        what the event left (None when it left nothing for this very state, or on a network of fewer than
+        :data:`CARRY_MIN_PAIRS` pairs), used once."""
         kept, self._kept = self._kept, None
-        if kept is None or kept[0] is not Y:
+        if kept is None or kept[0] is not Y or coords.m * coords.n < CARRY_MIN_PAIRS:
             return None
         _, outputs, old_part, neurons = kept
         if not neurons:

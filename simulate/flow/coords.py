@@ -22,7 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
-from fls.simulate.flow.output_screen import bound_norms, product_excursion
+from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.samples import SampleGroups
 from fls.simulate.flow.tolerance import componentwise
 
@@ -228,6 +228,7 @@ class PlainCoordinates(Coordinates):
 
     name = "plain"
     polynomial_guards = True
+    screen_min_pairs = PRODUCT_SCREEN_MIN_PAIRS  # the sliding weights' screen from this many pairs on
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         return self.arith.convert(np.concatenate([W.reshape(-1), v]))

@@ -27,7 +27,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
-from fls.simulate.flow.output_screen import bound_norms, product_excursion
+from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.tolerance import componentwise
 
 #: The p = 2^SQUARINGS of the p-norm that stands for a maximum over the d components in
@@ -56,6 +56,7 @@ class SpanCoordinates(Coordinates):
 
     name = "span"
     polynomial_guards = True
+    screen_min_pairs = PRODUCT_SCREEN_MIN_PAIRS  # the sliding weights' screen from this many pairs on
 
     def __init__(self, X: Any, y: Any, c: float, W0: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(W0), arithmetic)

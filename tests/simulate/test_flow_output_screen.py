@@ -76,7 +76,8 @@ def _stall_run(m: int, t_max: float, coords: str = "auto"):
 def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and_the_run_is_unchanged(
     monkeypatch, coords
 ):
-    """Stall data, m = 100, log (1152 events, 178 sliding entries, 142 exits) and plain coordinates, to t = 70: at every
+    """Stall data, m = 100, log (1152 events, 178 sliding entries, 142 exits) and plain coordinates (screened
+    here with its threshold of pairs lifted), to t = 70: at every
     step the screen skips, both guards of every sliding weight, formed from the outputs of 201 states along
     the step's dense output, stay above the touching tolerance; most steps with sliding pairs are skipped; the
     run has the same events and final state as the run with every step's outputs formed."""
@@ -92,6 +93,7 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
             assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
         return inside
 
+    monkeypatch.setattr(PlainCoordinates, "screen_min_pairs", 0)  # screened from 20 000 pairs on: here too
     monkeypatch.setattr(polynomial_guards, "weights_stay_inside", checked)
     run = _stall_run(100, 70.0, coords)
     assert sum(screened) > 0.5 * len(screened) > 100
