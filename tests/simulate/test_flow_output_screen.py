@@ -18,6 +18,16 @@ from fls.simulate.initialization import init_params
 THETAS = np.linspace(0.0, 1.0, 201)
 
 
+def _assert_excursion_bounds_the_movement(coords, C: np.ndarray) -> None:
+    """coords.contribution_excursion(C) bounds max over theta of ||v_j w_j (theta) - v_j w_j (0)||, with v_j w_j
+    from the coordinates' own map to the network at 201 states sum_k C_k theta^k (an independent computation)."""
+    bound = coords.contribution_excursion(C)
+    W, v = coords.network((THETAS[:, None] ** np.arange(len(C))) @ C)
+    g = v[..., None] * W  # (K, m, d)
+    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
+    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), st.floats(1e-6, 0.3))
 def test_log_contribution_excursion_bounds_the_movement_of_v_w_along_a_step(seed, m, d, degree, size):
@@ -30,12 +40,7 @@ def test_log_contribution_excursion_bounds_the_movement_of_v_w_along_a_step(seed
     C = np.empty((degree + 1, coords.size))
     C[0] = np.concatenate([rng.standard_normal(m * d), rng.uniform(-20.0, 3.0, m)])
     C[1:] = size * rng.standard_normal((degree, coords.size)) / np.arange(1, degree + 1)[:, None]
-    bound = coords.contribution_excursion(C)
-    states = (THETAS[:, None] ** np.arange(degree + 1)) @ C
-    W, v = coords.network(states)
-    g = v[..., None] * W  # (K, m, d)
-    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
-    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
+    _assert_excursion_bounds_the_movement(coords, C)
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,12 +61,7 @@ def test_polynomial_contribution_excursion_bounds_the_movement_of_v_w_along_a_st
     C = np.empty((degree + 1, coords.size))
     C[0] = rng.standard_normal(coords.size)
     C[1:] = size * rng.standard_normal((degree, coords.size)) / np.arange(1, degree + 1)[:, None]
-    bound = coords.contribution_excursion(C)
-    states = (THETAS[:, None] ** np.arange(degree + 1)) @ C
-    W, v = coords.network(states)
-    g = v[..., None] * W  # (K, m, d)
-    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
-    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
+    _assert_excursion_bounds_the_movement(coords, C)
 
 
 def _stall_run(m: int, t_max: float, coords: str = "auto"):
