@@ -22,6 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
+from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.samples import SampleGroups
 from fls.simulate.flow.tolerance import componentwise
 
@@ -227,6 +228,7 @@ class PlainCoordinates(Coordinates):
 
     name = "plain"
     polynomial_guards = True
+    screen_min_pairs = PRODUCT_SCREEN_MIN_PAIRS  # the sliding weights' screen from this many pairs on
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         return self.arith.convert(np.concatenate([W.reshape(-1), v]))
@@ -253,6 +255,13 @@ class PlainCoordinates(Coordinates):
     def _row_scale(self, Y: Any) -> Any:
         W, v = self._split(Y)
         return self._guard_scale(self.arith.row_norms(W), v)
+
+    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+        """E_j >= sup over theta in [0, 1] of ||v_j w_j (theta) - v_j w_j (0)|| (m,) at the states sum_k C_k
+        theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m d):
+        v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`)."""
+        W, v = self._split(np.asarray(C, dtype=np.float64))
+        return product_excursion(np.abs(v), bound_norms(W))
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
         Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product

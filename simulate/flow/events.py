@@ -41,6 +41,8 @@ class PieceGuards:
 
     ``previous``: the guards of the piece before, whose mode differs in the neurons ``changed`` only (their
     per-pair arrays are taken over and those rows updated in place, O(changed n); it is not used again).
+    ``start_outputs``: every sample's output (1, n) at ``start`` under this mode, when known (else formed
+    here where the sliding weights' guards need them).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class PieceGuards:
         previous: PieceGuards | None = None,
         changed: list[int] | tuple[int, ...] = (),
         start: Any = None,
+        start_outputs: Any = None,
     ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
@@ -58,11 +61,13 @@ class PieceGuards:
         # Columns: all m * n pairs row-major (a sliding pair's column holds the constant 1: no guard), then
         # mu and 1 - mu of the sliding pairs, then the stopping rule's value.
         self.n_pairs, self.n_sliding = mode.sliding.size, len(weights.pair_rows)
-        # the piece's start state and its outputs (the stopping value there needs them too), and each sliding
-        # pair's jump squared there, the unit of its weight guards (:meth:`weight_guards`)
-        self.start, self.start_outputs, self.weight_units = start, None, 1.0
+        # the piece's start state and its outputs (the stopping value there needs them too; given when the
+        # event before carried them, :mod:`~simulate.flow.carried_outputs`), and each sliding pair's jump
+        # squared there, the unit of its weight guards (:meth:`weight_guards`)
+        self.start, self.start_outputs, self.weight_units = start, start_outputs, 1.0
         if self.n_sliding and start is not None:
-            self.start_outputs = coords.output(start[None], weights)
+            if start_outputs is None:
+                self.start_outputs = coords.output(start[None], weights)
             jumps = coords.sample_factors(self.start_outputs)[0][0, weights.pair_cols]
             self.weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
         self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fls.simulate.flow.carried_outputs import CarriedOutputs, touched_neurons
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
@@ -222,6 +223,7 @@ class HybridFlow:
         self.counts = EventCounts()
         self.weight_maps: dict = {}  # SlidingWeights' per-neuron maps, reused across pieces
         self.position: tuple[Any, Any] | None = None  # (t, state) at the start of the current piece
+        self.carried = CarriedOutputs()  # the last event's outputs, for the next piece's start
 
     # -- the field of a piece -----------------------------------------------------------------------------
     def field(self, weights: SlidingWeights) -> PieceField:
@@ -298,16 +300,15 @@ class HybridFlow:
         O(touched n), no (m, n) copy) and the neurons whose rows of the mode may have changed.
         """
         coords, arith, counts = self.coords, self.arith, self.counts
-        affected = sorted(set(touching.any(axis=1).nonzero()[0].tolist()) | set(hints))
+        affected = touched_neurons(touching, hints)
         on_surface = {j: (touching[j] | mode.sliding[j]).nonzero()[0] for j in affected}
         before = None if outputs is None else coords.neuron_outputs(Y, weights, affected)
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        if outputs is None:
-            outputs = coords.output(Y, weights)
-        else:
-            outputs = outputs + (coords.neuron_outputs(Y, weights, affected) - before)
+        moved = coords.neuron_outputs(Y, weights, affected)
+        outputs = coords.output(Y, weights) if outputs is None else outputs + (moved - before)
+        self.carried.keep(Y, outputs, moved, affected)
         s_a, offset_a = coords.sample_factors(outputs)
         s, offset, errors = float_factors(coords, outputs, s_a, offset_a)  # float64, and their precision
         h_old = arith.to_float(weights.neuron_gates(s_a, offset_a, affected)) @ self.X_float  # h_j = X^T q_j
@@ -401,7 +402,8 @@ class HybridFlow:
         spacing = EventSpacing()  # bounds the first step after an event by the events' spacing
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, start=Y)
+            start_outputs = self.carried.at_start(self.coords, Y, weights)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, Y, start_outputs)
             depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
                 depths.update(self.resolution(Y, guards, memory.grazing))

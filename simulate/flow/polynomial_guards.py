@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
-from fls.simulate.flow.output_screen import weights_stay_inside
+from fls.simulate.flow.output_screen import bound_norms, weights_stay_inside
 
 
 @cache
@@ -135,7 +135,7 @@ def _movable_pairs(
     higher coefficients are then read from them, not formed a second time (docs/flow.md, "Cost").
     """
     n = coords.n
-    movement = coords.arith.row_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
+    movement = bound_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
     margins = len(movement) * n >= MARGIN_MIN_PAIRS
     if margins and guards.margins is None:
         guards.margins = NeuronMargins(len(movement))

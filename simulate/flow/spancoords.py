@@ -27,6 +27,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.tolerance import componentwise
 
 #: The p = 2^SQUARINGS of the p-norm that stands for a maximum over the d components in
@@ -55,6 +56,7 @@ class SpanCoordinates(Coordinates):
 
     name = "span"
     polynomial_guards = True
+    screen_min_pairs = PRODUCT_SCREEN_MIN_PAIRS  # the sliding weights' screen from this many pairs on
 
     def __init__(self, X: Any, y: Any, c: float, W0: np.ndarray, arithmetic: Arithmetic) -> None:
         super().__init__(X, y, c, len(W0), arithmetic)
@@ -68,6 +70,7 @@ class SpanCoordinates(Coordinates):
         self.largest_x = absolute.max(axis=1)  # max_k |x_ik| (n,)
         self.largest_column = absolute.max(axis=0)  # max_i |x_ik| (d,): how far w_jk moves per unit of lambda_j
         self._converted: dict[tuple[float, float], ConvertedRows] = {}  # per (rtol, atol): state_tolerance
+        self._x_spectral_norm: float | None = None  # sigma_max(X), for contribution_excursion (float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
 
@@ -103,6 +106,20 @@ class SpanCoordinates(Coordinates):
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
         Lambda, v = self._split(Y)
         return self.P0[neurons] + Lambda[neurons] @ self.gram, v[neurons]
+
+    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+        """E_j >= sup over theta in [0, 1] of ||v_j w_j (theta) - v_j w_j (0)|| (m,) at the states sum_k C_k
+        theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m n):
+        w_j = w_j(0) + lambda_j X, so its theta^k coefficient is bounded by sigma ||lambda_k,j|| (sigma: the
+        largest singular value of X), plus ||w_j(0)|| for k = 0, and v_j is the state's own polynomial
+        (:func:`~simulate.flow.output_screen.product_excursion`)."""
+        if self._x_spectral_norm is None:
+            X = np.asarray(self.arith.to_float(self.X), dtype=np.float64)
+            self._x_spectral_norm = float(np.linalg.norm(X, 2)) if X.size else 0.0
+        Lambda, v = self._split(np.asarray(C, dtype=np.float64))
+        rows = self._x_spectral_norm * bound_norms(Lambda)
+        rows[0] += np.sqrt(np.asarray(self.arith.to_float(self.norms0), dtype=np.float64))
+        return product_excursion(np.abs(v), rows)
 
     def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
         """The error allowed per step in lambda_ji and v_j (docs/flow.md, "Options"; :mod:`simulate.flow.tolerance`,

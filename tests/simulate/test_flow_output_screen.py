@@ -3,16 +3,29 @@ skipped only where no weight can come near 0 or 1, checked against the guards fo
 outputs along the step, and a run with the screen equals the run without it."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fls.simulate.flow import integrate_flow, output_screen, polynomial_guards
 from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.problems import stall_problem
+from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.simulate.initialization import init_params
 
 THETAS = np.linspace(0.0, 1.0, 201)
+
+
+def _assert_excursion_bounds_the_movement(coords, C: np.ndarray) -> None:
+    """coords.contribution_excursion(C) bounds max over theta of ||v_j w_j (theta) - v_j w_j (0)||, with v_j w_j
+    from the coordinates' own map to the network at 201 states sum_k C_k theta^k (an independent computation)."""
+    bound = coords.contribution_excursion(C)
+    W, v = coords.network((THETAS[:, None] ** np.arange(len(C))) @ C)
+    g = v[..., None] * W  # (K, m, d)
+    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
+    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
 
 
 @settings(max_examples=60, deadline=None)
@@ -27,24 +40,44 @@ def test_log_contribution_excursion_bounds_the_movement_of_v_w_along_a_step(seed
     C = np.empty((degree + 1, coords.size))
     C[0] = np.concatenate([rng.standard_normal(m * d), rng.uniform(-20.0, 3.0, m)])
     C[1:] = size * rng.standard_normal((degree, coords.size)) / np.arange(1, degree + 1)[:, None]
-    bound = coords.contribution_excursion(C)
-    states = (THETAS[:, None] ** np.arange(degree + 1)) @ C
-    W, v = coords.network(states)
-    g = v[..., None] * W  # (K, m, d)
-    moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
-    assert np.all(moved <= bound * (1 + 1e-9) + 1e-300), (moved, bound)
+    _assert_excursion_bounds_the_movement(coords, C)
 
 
-def _stall_run(m: int, t_max: float):
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["plain", "span"]), st.integers(0, 10_000), st.integers(1, 5), st.integers(1, 5),
+    st.integers(1, 4), st.floats(1e-6, 3.0),
+)  # fmt: skip
+def test_polynomial_contribution_excursion_bounds_the_movement_of_v_w_along_a_step(name, seed, m, d, degree, size):
+    """Plain and data-span coordinates: E_j bounds max over theta of ||v_j w_j (theta) - v_j w_j (0)||, with
+    (W, v) from the coordinates' own map to the network at the states sum_k C_k theta^k (an independent
+    computation), where v_j and w_j are polynomials of degree p in theta."""
+    rng = np.random.default_rng(seed)
+    X, y, arith = rng.standard_normal((4, d)), np.array([1.0, -1.0, 1.0, -1.0]), float_arithmetic("logistic", None)
+    if name == "plain":
+        coords = PlainCoordinates(X, y, 1.0, m, arith)
+    else:
+        coords = SpanCoordinates(X, y, 1.0, rng.standard_normal((m, d)), arith)
+    C = np.empty((degree + 1, coords.size))
+    C[0] = rng.standard_normal(coords.size)
+    C[1:] = size * rng.standard_normal((degree, coords.size)) / np.arange(1, degree + 1)[:, None]
+    _assert_excursion_bounds_the_movement(coords, C)
+
+
+def _stall_run(m: int, t_max: float, coords: str = "auto"):
     _, _, X, y = stall_problem(1.0)
     W, v = init_params(m, 3, alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
-    return integrate_flow(W, v, X, y, t_max=t_max, method="RK23", rtol=1e-7, atol=1e-10, save_at=[t_max])
+    return integrate_flow(
+        W, v, X, y, t_max=t_max, method="RK23", rtol=1e-7, atol=1e-10, save_at=[t_max], coords=coords
+    )
 
 
+@pytest.mark.parametrize("coords", ["auto", "plain"])
 def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and_the_run_is_unchanged(
-    monkeypatch,
+    monkeypatch, coords
 ):
-    """Stall data, m = 100, log coordinates, to t = 70 (1152 events, 178 sliding entries, 142 exits): at every
+    """Stall data, m = 100, log (1152 events, 178 sliding entries, 142 exits) and plain coordinates (screened
+    here with its threshold of pairs lifted), to t = 70: at every
     step the screen skips, both guards of every sliding weight, formed from the outputs of 201 states along
     the step's dense output, stay above the touching tolerance; most steps with sliding pairs are skipped; the
     run has the same events and final state as the run with every step's outputs formed."""
@@ -60,11 +93,12 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
             assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
         return inside
 
+    monkeypatch.setattr(PlainCoordinates, "screen_min_pairs", 0)  # screened from 20 000 pairs on: here too
     monkeypatch.setattr(polynomial_guards, "weights_stay_inside", checked)
-    run = _stall_run(100, 70.0)
+    run = _stall_run(100, 70.0, coords)
     assert sum(screened) > 0.5 * len(screened) > 100
     monkeypatch.setattr(polynomial_guards, "weights_stay_inside", lambda *args: False)
-    full = _stall_run(100, 70.0)
+    full = _stall_run(100, 70.0, coords)
     for name in ("rhs_evals", "switches", "sliding_entries"):
         assert getattr(run, name) == getattr(full, name)
     assert run.info["sliding_exits"] == full.info["sliding_exits"] > 100

@@ -5,7 +5,7 @@ replayed through many pieces, and the event-state finiteness check."""
 import numpy as np
 import pytest
 
-from fls.simulate.flow import polynomial_guards
+from fls.simulate.flow import carried_outputs, integrate_flow, polynomial_guards
 from fls.simulate.flow.api import dense_evaluator, make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
@@ -350,3 +350,29 @@ def test_dense_output_keeps_sliding_pairs_on_their_surfaces():
         assert off.max() < 1e-12, (k, off.max())
         checked += len(neurons)
     assert checked > 50
+
+
+@pytest.mark.parametrize("coords", ["auto", "plain"])
+def test_outputs_carried_to_a_piece_start_agree_with_a_fresh_evaluation(monkeypatch, coords):
+    """Stall data at m = 1000 (20 000 pairs, where outputs are carried), t <= 0.3: at every piece that starts
+    at an event, the outputs carried from it (the event's outputs plus the touched neurons' change under the
+    new mode, docs/flow.md "Cost") equal the outputs evaluated afresh at the start under the new mode, to a few
+    roundoffs of the terms summed, 64 eps sum_j |c amp_j A_ji D_ji|."""
+    compared = []
+    at_start = carried_outputs.CarriedOutputs.at_start
+
+    def checked(self, coords, Y, weights):
+        carried = at_start(self, coords, Y, weights)
+        if carried is not None:
+            D, amp, _ = coords.parts(Y[None])
+            fresh = coords.output(Y[None], weights)
+            size = np.abs(coords.c) * (np.abs(amp)[..., None, :] @ np.abs(weights.active * D))[..., 0, :]
+            assert np.all(np.abs(carried - fresh) <= 64 * np.finfo(float).eps * size), (carried, fresh)
+            compared.append(bool(np.any(carried != fresh)))
+        return carried
+
+    monkeypatch.setattr(carried_outputs.CarriedOutputs, "at_start", checked)
+    _, _, X, y = stall_problem(1.0)
+    W, v = init_params(1000, 3, alpha=1e-3 / np.sqrt(1000), scheme="random_sign", seed=0)
+    run = integrate_flow(W, v, X, y, t_max=0.3, method="RK23", rtol=1e-7, atol=1e-10, coords=coords)
+    assert run.status == "t_max" and len(compared) > 50
