@@ -121,7 +121,10 @@ class TargetRisk(StopRule):
         object.__setattr__(self, "eps", check_positive("eps", self.eps))
 
     def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
-        return arithmetic.losses(f, y).mean(-1) - self.eps
+        losses = arithmetic.losses(f, y)
+        # the mean as ndarray.mean forms it (a sum, then one division), without its Python wrapper: the flow
+        # engine evaluates this guard at every step and event (docs/flow.md, "Cost")
+        return losses.sum(-1) / losses.shape[-1] - self.eps
 
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         return evaluation.risk <= self.eps

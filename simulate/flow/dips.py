@@ -50,14 +50,15 @@ def dip_candidates(ts: np.ndarray, G: np.ndarray, crossed_by: int) -> list[tuple
         found += _deep(ts, G, rows, rows, rows + 2, rows + 1, columns[which])
     # the vertex of a parabola through three samples lies in the first interval only if the second slope is
     # over twice the first (and in the last only if the first is over twice the second, both falling)
-    first, second = np.diff(G[:3], axis=0) / np.diff(ts[:3])[:, None]
-    at_start = np.flatnonzero((G[0] > 0) & (G[0] < G[1]) & (second > 2 * first))
+    # the slopes of the first two intervals, as np.diff forms them (its Python wrapper costs more than they do)
+    first, second = (G[1:3] - G[:2]) / (ts[1:3] - ts[:2])[:, None]
+    at_start = ((G[0] > 0) & (G[0] < G[1]) & (second > 2 * first)).nonzero()[0]
     if len(at_start):
         zero = np.zeros(len(at_start), dtype=np.intp)
         found += _deep(ts, G, zero, zero, zero + 1, zero, at_start)
     if K - 1 < crossed_by:
-        first, second = np.diff(G[K - 2 :], axis=0) / np.diff(ts[K - 2 :])[:, None]
-        at_end = np.flatnonzero((G[K] > 0) & (G[K] < G[K - 1]) & (first < 2 * second))
+        first, second = (G[K - 1 :] - G[K - 2 : K]) / (ts[K - 1 :] - ts[K - 2 : K])[:, None]
+        at_end = ((G[K] > 0) & (G[K] < G[K - 1]) & (first < 2 * second)).nonzero()[0]
         if len(at_end):
             last = np.full(len(at_end), K, dtype=np.intp)
             found += _deep(ts, G, last - 2, last - 1, last, last, at_end)

@@ -296,20 +296,22 @@ def select_neuron_mode(
     new = side.astype(np.int8)  # a copy
     touching = np.asarray(touching, dtype=int)
     norms = np.sqrt(np.einsum("ij,ij->i", X, X)) if norms is None else norms
-    jumps = np.abs(s[touching]) * norms[touching] ** 2
+    norms_at = norms[touching]
+    jumps = np.abs(s[touching]) * norms_at**2
     # a pair that slides stays in (2) while its jump is resolved, even where its surface has turned repelling
     # (sign_v s_i >= 0): holding it there is a Filippov solution, and the side it would otherwise start from,
     # the sign of its tangent rate (zero to roundoff), is noise that two runs at different tolerances resolve
     # differently
     held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
     jump_scale = np.abs(s) @ norms
-    rate_errors = np.zeros(len(touching)) if factor_errors is None else norms[touching] * (factor_errors @ norms)
-    pull = held & (jumps > JUMP_TOL * norms[touching] * jump_scale + rate_errors)
+    rate_errors = np.zeros(len(touching)) if factor_errors is None else norms_at * (factor_errors @ norms)
+    pull = held & (jumps > JUMP_TOL * norms_at * jump_scale + rate_errors)
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
-    rate_floor = rate_resolution(norms, s, offset, norms)  # a rate below it has no sign (tangent_rates)
+    # a rate below it has no sign (tangent_rates): needed for the other pairs only, often none
+    rate_floors = rate_resolution(norms[others], s, offset, norms) if len(others) else ()
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
@@ -320,10 +322,10 @@ def select_neuron_mode(
         else:
             h = base
         changed = False
-        for i in others:
+        for i, rate_floor in zip(others, rate_floors, strict=True):
             jump = sign_v * s[i] * (X[i] @ X[i])  # the rate's jump from gate 0 to gate 1
             rate_inactive = sign_v * (h @ X[i]) - (new[i] == ACTIVE) * jump
-            rate_inactive, rate_active = resolved((rate_inactive, rate_inactive + jump), rate_floor[i])
+            rate_inactive, rate_active = resolved((rate_inactive, rate_inactive + jump), rate_floor)
             choice = ACTIVE if rate_inactive > 0 else INACTIVE if rate_active < 0 else new[i]
             changed |= bool(choice != new[i])
             new[i] = choice

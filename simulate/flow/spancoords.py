@@ -145,35 +145,40 @@ class SpanCoordinates(Coordinates):
         Lambda, v = self._split(np.asarray(Y, dtype=np.float64))
         kept = self._converted.get((rtol, atol))
         if kept is None:
-            kept = self._converted[(rtol, atol)] = ConvertedRows(
-                Lambda.copy(), *self._row_tolerances(Lambda, self.W0, rtol, atol)
-            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tolerances = self._row_tolerances(Lambda, self.W0, rtol, atol)
+            kept = self._converted[(rtol, atol)] = ConvertedRows(Lambda.copy(), *tolerances)
             return np.concatenate([kept.tau.reshape(-1), componentwise(v, rtol, atol)])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # one context per step: each costs a few us
             kept_share = 1.0 - rtol * np.abs(Lambda - kept.Lambda).sum(axis=1) / kept.slack  # 1 - e_j
-        stale = (~(kept_share >= 1.0 - REUSE_FRACTION)).nonzero()[0]  # a NaN converts afresh too
-        if stale.size:
-            kept.Lambda[stale] = Lambda[stale]
-            kept.tau[stale], kept.slack[stale] = self._row_tolerances(Lambda[stale], self.W0[stale], rtol, atol)
-            kept_share[stale] = 1.0
-        return np.concatenate([(kept.tau * kept_share[:, None]).reshape(-1), componentwise(v, rtol, atol)])
+            stale = (~(kept_share >= 1.0 - REUSE_FRACTION)).nonzero()[0]  # a NaN converts afresh too
+            if stale.size:
+                kept.Lambda[stale] = Lambda[stale]
+                kept.tau[stale], kept.slack[stale] = self._row_tolerances(Lambda[stale], self.W0[stale], rtol, atol)
+                kept_share[stale] = 1.0
+        tolerance = np.empty(len(Y))  # written in place, no concatenation of two temporaries
+        np.multiply(kept.tau, kept_share[:, None], out=tolerance[: kept.tau.size].reshape(kept.tau.shape))
+        tolerance[kept.tau.size :] = componentwise(v, rtol, atol)
+        return tolerance
 
     def _row_tolerances(self, Lambda: np.ndarray, W0: Any, rtol: float, atol: float) -> tuple[Any, Any]:
         """(tau (k, n) of equation (2) as a p-norm, S (k,)) for the rows Lambda (k, n) of neurons whose initial
-        rows are W0 (k, d) (:meth:`state_tolerance`)."""
+        rows are W0 (k, d) (:meth:`state_tolerance`, which calls it with division by 0 and inf / inf silenced:
+        a component no sample moves has slack inf, a sample x_i = 0 a tau of inf or nan)."""
         allowed = componentwise(W0 + Lambda @ self.X, rtol, atol)  # T (k, d)
-        with np.errstate(divide="ignore"):
-            slack = (allowed / self.largest_column).min(axis=1)  # a component no sample moves: inf
+        slack = (allowed / self.largest_column).min(axis=1)  # a component no sample moves: inf
         least = allowed.min(axis=1)  # scaled by each neuron's least and each sample's largest, the p-th
         ratios = np.divide(least[:, None], allowed, out=allowed)  # in [0, 1], as the powers below
         for _ in range(SQUARINGS):  # the p-th power by repeated squaring, cheaper than a power
             np.multiply(ratios, ratios, out=ratios)
         sums = ratios @ self.scaled_x_powers
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # a sum that underflows (every term below 1e-38) leaves the bound least / max_k |x_ik|, tighter
-            norms = np.where(sums > 0, sums, 1.0) ** (1.0 / NORM_ORDER)
-            tau = least[:, None] / (norms * self.largest_x)
-        return np.where(np.isfinite(tau), tau, componentwise(Lambda, rtol, atol)), slack  # a sample x_i = 0
+        # a sum that underflows (every term below 1e-38) leaves the bound least / max_k |x_ik|, tighter
+        norms = np.where(sums > 0, sums, 1.0) ** (1.0 / NORM_ORDER)
+        tau = least[:, None] / (norms * self.largest_x)
+        finite = np.isfinite(tau)
+        if finite.all():  # the common case: no sample x_i = 0
+            return tau, slack
+        return np.where(finite, tau, componentwise(Lambda, rtol, atol)), slack
 
     def _row_scale(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)

@@ -199,6 +199,24 @@ def test_a_reused_span_tolerance_stays_within_a_fresh_conversion_and_at_most_reu
         Y[:rows] += size * rng.standard_normal(rows) * expected[:rows]
 
 
+def test_a_zero_sample_gets_the_plain_rule_in_span_coordinates_silently():
+    """A sample x_i = 0 moves no weight: its lambda column's equation-(2) tolerance is infinite, and the rows
+    fall back to atol + rtol |lambda| there, at the first conversion and at a reconversion of moved rows; the
+    divisions by zero on the way are expected and raise nothing even where numpy is set to raise."""
+    coords, Y = _span_state(3, 3, 4, 5)
+    X = coords.X_all.copy()
+    X[2] = 0.0
+    with np.errstate(invalid="ignore"):  # the sample groups' unit vector of x_i = 0 is nan: a group of its own
+        coords = SpanCoordinates(X, coords.y, 1.0, coords.W0, float_arithmetic("logistic", None))
+    for moved in (0.0, 1e4):  # the first conversion, then every row converted again
+        Y[: 3 * 4] += moved
+        with np.errstate(all="raise"):
+            tau = coords.state_tolerance(Y, 1e-6, 1e-9)
+        Lambda = Y[: 3 * 4].reshape(3, 4)
+        np.testing.assert_array_equal(tau[: 3 * 4].reshape(3, 4)[:, 2], componentwise(Lambda[:, 2], 1e-6, 1e-9))
+        assert np.all(np.isfinite(tau)) and np.all(tau > 0)
+
+
 def test_span_tolerance_is_converted_again_only_for_the_rows_that_moved():
     """A state whose rows moved far less than their weights' tolerance reuses every row; moving one neuron's
     row by more than its share converts that row alone, to the fresh value."""

@@ -62,6 +62,17 @@ def test_the_two_faces_of_every_rule_agree(seed, n, shift, eps, level):
         assert (rule.value(f, y, ARITH) <= 0).tolist() == rule.reached(evaluation).tolist(), rule
 
 
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), members=st.integers(0, 5), scale=st.floats(1e-3, 1e3))
+def test_the_target_risk_is_numpys_mean_to_the_last_bit(seed, n, members, scale):
+    """TargetRisk.value forms the mean without numpy's Python wrapper (the flow engine evaluates it at every
+    step and event): bit for bit ndarray.mean's value, for one output vector and for a batch of them."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice([-1.0, 1.0], n)
+    f = scale * rng.standard_normal((members, n) if members else n)
+    expected = ARITH.losses(f, y).mean(-1) - 0.05
+    np.testing.assert_array_equal(TargetRisk(0.05).value(f, y, ARITH), expected)
+
+
 def test_a_zero_margin_is_the_boundary_of_the_accuracy_rule():
     """The continuous face counts a zero margin as met (value 0), the discrete one as an error."""
     y = np.array([1.0, -1.0, 1.0])
