@@ -12,11 +12,12 @@ each alpha in {1e-4, 0.3, 3}:
    most EULER_MAX_STEPS steps, else its cost is extrapolated from the measured cost per step ('extrap.');
 4. scipy DOP853 on the unswitched field at rtol 1e-8, capped at PLAIN_MAX_SECONDS.
 
-Printed: ratios Euler / engine of RHS evaluations and of wall time, and the accuracy each method reaches. A run
-that takes under ten seconds (engine or Euler, ``gd_cost.REPEAT_BELOW``) is timed three times and its fastest
-time kept: at a fraction of a second one timing is at the mercy of the machine's noise. On a shared machine the
-wall-time ratios still swing with the load (by up to 2x between runs); docs/flow.md "Cost" records them with the
-same rows timed in CPU time, the engine before and after a change alternated in fresh processes.
+Printed: ratios Euler / engine of RHS evaluations, of wall time and of CPU time, and the accuracy each method
+reaches. A run that takes under ten seconds (engine or Euler, ``gd_cost.REPEAT_BELOW``) is timed three times and
+its fastest wall and CPU times kept: at a fraction of a second one timing is at the mercy of the machine's noise.
+On a shared machine the wall-time ratios still swing with the load (by up to 2x between runs); the CPU ratios
+swing far less. docs/flow.md "Cost" records them, with the engine before and after a change alternated in fresh
+processes.
 
     python benchmarks/flow.py
 """
@@ -51,6 +52,7 @@ class EngineTiming:
     rtol: float
     rhs_evals: int
     wall_time: float
+    cpu_time: float
     error: float
 
 
@@ -77,7 +79,7 @@ def main() -> None:
         del tight  # keep numbers only: a result holds its dense-output checkpoints
         runs = []
         for method, rtol in ENGINE_CONFIGS:
-            run = fastest(
+            timed = fastest(
                 partial(
                     integrate_flow,
                     W,
@@ -91,18 +93,21 @@ def main() -> None:
                     save_at=[T],
                 )
             )
-            runs.append(EngineTiming(method, rtol, run.rhs_evals, run.wall_time, error(run, exact)))
-            del run
+            run = timed.result
+            runs.append(
+                EngineTiming(method, rtol, run.rhs_evals, run.wall_time, timed.cpu_time, error(run, exact))
+            )
+            del run, timed
             print(
                 f"  engine {method:>6} rtol {rtol:.0e}: {runs[-1].rhs_evals:>7d} RHS evals, "
-                f"{runs[-1].wall_time:7.2f} s, error {runs[-1].error:.1e}"
+                f"{runs[-1].wall_time:7.2f} s wall, {runs[-1].cpu_time:7.2f} s CPU, error {runs[-1].error:.1e}"
             )
         accurate = [r for r in runs if r.error <= ACCURACY] or runs
         best = min(accurate, key=lambda r: r.wall_time)
         gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
         print(
-            f"  Euler (GD): order {gd.order:.2f}, {gd.steps} steps for {ACCURACY:g}, {gd.wall_time:.1f} s"
-            f"{'' if gd.measured else ' (extrapolated)'}, error {gd.error:.1e}"
+            f"  Euler (GD): order {gd.order:.2f}, {gd.steps} steps for {ACCURACY:g}, {gd.wall_time:.1f} s wall, "
+            f"{gd.cpu_time:.1f} s CPU{'' if gd.measured else ' (extrapolated)'}, error {gd.error:.1e}"
         )
         plain = plain_ode_flow(
             W, v, X, y, t_max=T, rtol=1e-8, atol=1e-10, max_evals=10**8, max_seconds=PLAIN_MAX_SECONDS
@@ -120,15 +125,16 @@ def main() -> None:
 
     print(
         f"{'alpha':>6} | {'engine':>14} {'evals':>7} {'wall s':>7} {'error':>8} | {'Euler steps':>11} "
-        f"{'wall s':>8} | {'evals x':>7} {'wall x':>6} | plain DOP853 at rtol 1e-8"
+        f"{'wall s':>8} | {'evals x':>7} {'wall x':>6} {'CPU x':>6} | plain DOP853 at rtol 1e-8"
     )
     for alpha, run, gd, plain_text in summary:
         print(
             f"{alpha:>6g} | {run.method:>6} {run.rtol:>7.0e} {run.rhs_evals:>7d} {run.wall_time:>7.2f} "
             f"{run.error:>8.1e} | {gd.steps:>11d} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} | "
-            f"{gd.steps / run.rhs_evals:>7.0f} {gd.wall_time / run.wall_time:>6.1f} | {plain_text}"
+            f"{gd.steps / run.rhs_evals:>7.0f} {gd.wall_time / run.wall_time:>6.1f} "
+            f"{gd.cpu_time / run.cpu_time:>6.1f} | {plain_text}"
         )
-    print("* extrapolated from the measured cost per Euler step")
+    print("* extrapolated from the measured cost per Euler step (wall and CPU)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ measured cost per step beyond EULER_MAX_STEPS steps). Printed per m: events, fie
 event (wall time, and CPU time of the same run: on a shared machine the CPU time is the steadier figure), ms per
 field evaluation (the engine's own field in the run's coordinates and first mode, timed alone), the
 per-event target 5 x eval + 1 ms, the engine's error, GD's steps, ms per step and wall time, and GD's wall time
-over the engine's.
+and CPU time over the engine's.
 
 At m = 20000 a run to the target takes about 2e5 events (their number grows like m), hours on a small machine:
 a window (``--t-max 0.02`` on stall, ``--t-max 0.0005`` on low_signal) gives the per-event figures in minutes,
@@ -32,6 +32,7 @@ import argparse
 import gc
 import os
 import time
+from functools import partial
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add contention
 
@@ -91,18 +92,13 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coord
     )  # fmt: skip
     T, exact = tight.t_stop, state(tight)
     del tight
-    cpu = {}  # the CPU time of each engine run, by the run's identity
-
-    def timed_run():
-        started = time.process_time()
-        result = integrate_flow(
-            W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3, save_at=[T],
-            coords=coords,
-        )  # fmt: skip
-        cpu[id(result)] = time.process_time() - started
-        return result
-
-    run = fastest(timed_run)
+    timed = fastest(
+        partial(
+            integrate_flow, W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3,
+            save_at=[T], coords=coords,
+        )
+    )  # fmt: skip
+    run = timed.result
     events = run.info["events"]
     per_eval = field_cost(W, v, X, y, coords)
     gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
@@ -115,7 +111,8 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coord
         "evals": run.rhs_evals,
         "wall": run.wall_time,
         "ms_event": 1e3 * run.wall_time / max(events, 1),
-        "cpu_event": 1e3 * cpu[id(run)] / max(events, 1),
+        "cpu": timed.cpu_time,
+        "cpu_event": 1e3 * timed.cpu_time / max(events, 1),
         "ms_eval": 1e3 * per_eval,
         "error": error(run, exact),
         "gd": gd,
@@ -160,7 +157,7 @@ def main() -> None:
     )
     header = (
         f"{'problem':>10} {'m':>6} {'T':>8} | {'events':>7} {'evals/ev':>8} {'ms/event':>9} {'CPU ms/ev':>9} {'ms/eval':>8} "
-        f"{'5 eval+1':>8} | {'error':>7} | {'GD steps':>9} {'ms/step':>7} {'GD s':>8} {'flow s':>7} {'GD/flow':>7}"
+        f"{'5 eval+1':>8} | {'error':>7} | {'GD steps':>9} {'ms/step':>7} {'GD s':>8} {'flow s':>7} {'GD/flow':>7} {'CPU x':>6}"
     )
     print(header, flush=True)
     for name in args.problems:
@@ -172,7 +169,7 @@ def main() -> None:
                 f"{r['ms_event']:>9.3f} {r['cpu_event']:>9.3f} {r['ms_eval']:>8.3f} {5 * r['ms_eval'] + 1:>8.2f} | "
                 f"{r['error']:>7.1e} | "
                 f"{gd.steps:>9d} {1e3 * gd.wall_time / gd.steps:>7.3f} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
-                f"{gd.wall_time / r['wall']:>7.1f}",
+                f"{gd.wall_time / r['wall']:>7.1f} {gd.cpu_time / r['cpu']:>6.1f}",
                 flush=True,
             )
     print(
