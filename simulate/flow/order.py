@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.integrate import DOP853, RK45
+from scipy.integrate import RK45
 
+from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
 from fls.simulate.flow.tolerance import StepTolerance
 
 #: The higher-order methods a run may be handed to, with their scipy solvers (the tableaus the engine steps).
-TARGETS = {"RK45": RK45, "DOP853": DOP853}
+TARGETS = {"RK45": RK45, "DOP853": FiniteNormDOP853}
 #: The order of each explicit method's solution (the exponent its step size scales the error by, minus one).
 ORDER = {"RK23": 3, "RK45": 5, "DOP853": 8}
 #: Accepted steps before the first test; later tests at every doubling of the count.

@@ -14,8 +14,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
+from scipy.integrate import BDF, RK23, RK45, Radau
 
+from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.interpolant import interpolant_trusted
 from fls.simulate.flow.order import ORDER, OrderMonitor
@@ -24,7 +25,7 @@ from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
 
-SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
+SOLVERS = {"DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
 #: The methods :class:`ExplicitPieces` integrates itself; the others go through scipy's solver objects.
 EXPLICIT = ("RK23", "RK45")
