@@ -18,7 +18,7 @@ from scipy.integrate import BDF, RK23, RK45, Radau
 
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
-from fls.simulate.flow.interpolant import interpolant_trusted
+from fls.simulate.flow.interpolant import interpolant_retry_factor
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
@@ -46,7 +46,13 @@ class Diverged(ArithmeticError):
 class StepRejected(ArithmeticError):
     """An accepted step's dense output put its first guard event where the field is not finite, or found it
     beyond the interpolant's stability interval: the step overshot (a stiff field, an exponential loss far
-    out) and is retried smaller (docs/flow.md, "Robustness")."""
+    out) and is retried smaller (docs/flow.md, "Robustness"), by ``factor``: ten times where the field
+    overflowed, to within the interval where the interpolant was not stable
+    (:func:`~simulate.flow.interpolant.interpolant_retry_factor`)."""
+
+    def __init__(self, message: str, factor: float = 0.1) -> None:
+        super().__init__(message)
+        self.factor = factor
 
 
 _EPS = float(np.finfo(np.float64).eps)  # np.finfo per call costs more than the expression it serves
@@ -93,7 +99,7 @@ def accepted_step(
     step_size: float,
     checked: FiniteField,
     coefficients: np.ndarray | None = None,
-    trusted: Callable[[], bool] | None = None,
+    retry_factor: Callable[[], float | None] | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
     output ``states`` (times -> states (K, size)), tell the observer, and return the piece's end at the event,
@@ -118,9 +124,10 @@ def accepted_step(
     garbage (states of 1e143 between end points of 70) and its end state can be one where the field is 1e21
     and any further step overflows: an event located in it used to carry that into the projection, a step
     ending there shrank to nothing, and either ended the run ``diverged``.
-    ``trusted``: whether the step's dense output is as exact as the step (scipy's DOP853 beyond its
-    interpolant's stability interval is not, :func:`~simulate.flow.interpolant.interpolant_trusted`); an event
-    found on one that is not raises :class:`StepRejected` too.
+    ``retry_factor``: None where the step's dense output is as exact as the step, else the factor for a retry
+    (scipy's DOP853 beyond its interpolant's stability interval,
+    :func:`~simulate.flow.interpolant.interpolant_retry_factor`); an event found on such a step raises
+    :class:`StepRejected` with that factor.
     """
     if guards is not None:
 
@@ -139,8 +146,10 @@ def accepted_step(
         xtol = 4 * _EPS * max(abs(t_b), t_b - t_a)  # relative: fast transients near t = 0
         event = first_event(step, xtol)
         if event is not None:
-            if trusted is not None and not trusted():
-                raise StepRejected(f"the dense output in [{t_a:.6g}, {t_b:.6g}] is beyond its stability interval")
+            factor = None if retry_factor is None else retry_factor()
+            if factor is not None:
+                message = f"the dense output in [{t_a:.6g}, {t_b:.6g}] is beyond its stability interval"
+                raise StepRejected(message, factor)
             t_event, column, values = event
             y_event = step.state(t_event)
             finite, outputs = checked.event_outputs(y_event, step.outputs_at(t_event))
@@ -271,12 +280,13 @@ class ScipyPieces:
                     )
                 except (ValueError, np.linalg.LinAlgError, StepRejected) as exc:
                     # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's
-                    # dense output put an event where the field overflows: restart from the last accepted
-                    # state with a step ten times smaller (as a rejected step would)
+                    # dense output put an event where the field overflows or beyond its stability interval:
+                    # restart from the last accepted state with a smaller step (as a rejected step would)
                     if not (checked.overflow_seen or isinstance(exc, StepRejected)) or solver.step_size is None:
                         raise
                     checked.overflow_seen = False
-                    options["first_step"] = min(solver.step_size, t_bound - t_good) / 10
+                    factor = exc.factor if isinstance(exc, StepRejected) else 0.1
+                    options["first_step"] = min(solver.step_size, t_bound - t_good) * factor
                     if options["first_step"] <= 10 * np.spacing(abs(t_good)):
                         checked.overflowed = True
                         return checked.end(t_good, y_good, None, "step size too small")
@@ -314,7 +324,7 @@ class ScipyPieces:
             states,
             solver.step_size,
             checked,
-            trusted=partial(interpolant_trusted, self.method, solver),
+            retry_factor=partial(interpolant_retry_factor, self.method, solver),
         )
 
 
