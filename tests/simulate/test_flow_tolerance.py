@@ -26,9 +26,9 @@ from fls.simulate.flow.api import integrate_flow
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.spancoords import NORM_ORDER, REUSE_FRACTION, SpanCoordinates
-from fls.simulate.flow.tolerance import StepTolerance, componentwise
+from fls.simulate.flow.tolerance import StepTolerance, componentwise, implicit_floor
 from tests.simulate.test_flow_grazing import stored_problem
-from tests.simulate.test_flow_stress import check
+from tests.simulate.test_flow_stress import check, run
 
 #: First-order slack of a single component's error (its second-order term, relative to the tolerance).
 FIRST_ORDER = 1.02
@@ -233,3 +233,18 @@ def test_span_tolerance_is_converted_again_only_for_the_rows_that_moved():
     row = slice(coords.n, 2 * coords.n)
     np.testing.assert_allclose(tau[row], fresh.state_tolerance(Y, 1e-6, 1e-9)[row], rtol=1e-14)
     assert np.all(tau[: coords.n] < first[: coords.n])  # scaled by 1 - e_0 < 1
+
+
+def test_radau_holds_no_component_below_the_states_roundoff():
+    """``radau_atol_below_roundoff`` (slow tier: DOP853 handed to Radau at t = 0.0031, squared loss, weights of
+    290, atol 1e-14 against the state's roundoff of 6.4e-14): with the floor the run reaches t_max = 1 in a few
+    thousand evaluations, and the check passes; with atol alone as the Newton iteration's scale its steps fell
+    from 5e-4 to 2e-8 at t = 0.00375, a Jacobian at each, and it ended ``failed`` (step size below the spacing
+    of the numbers) after 1.8e6 evaluations."""
+    problem = stored_problem("radau_atol_below_roundoff")
+    assert problem.atol < implicit_floor(np.concatenate([problem.W.ravel(), problem.v]))
+    result = run(problem)
+    assert result.status == "not_reached" and result.t_stop == problem.t_max
+    assert [s["to"] for s in result.info["method_switches"]] == ["Radau"]
+    assert result.rhs_evals < 50_000
+    check(problem)
