@@ -6,10 +6,13 @@ alpha log-uniform in [1e-4, 100], every init scheme and loss, rtol log-uniform i
 coordinate system the init allows and every method (the implicit ones, whose dense Jacobian is m (d + 1)
 square, on problems with m (d + 1) <= 120). Every run must end ``target_reached``, ``t_max`` or
 ``not_reached`` (``diverged`` only where the field overflows float64 at the start, ``failed`` only where a
-neuron reached its origin and the flow is certified not unique there: :func:`agrees_until_not_unique`) and agree with a reference run (DOP853 at rtol / 100 and atol / 100, in plain coordinates where the run's are data-span ones: :func:`reference_coordinates`): stop time and final state to
+neuron reached its origin and the flow is certified not unique there: :func:`first_not_unique`) and agree with a reference run (DOP853 at rtol / 100 and atol / 100, in plain coordinates where the run's are data-span ones: :func:`reference_coordinates`): stop time and final state to
 ``AGREEMENT`` times the tolerance it was given (the tolerances bound the error per step, the agreement is a
 global one over the run, through every event; a stop time also agrees as a root of R(t) = target, where the
-risk levels off at the target: :func:`stop_time_agrees`). The fast tier (CI) draws smaller problems (n <= 12, d <= 8,
+risk levels off at the target: :func:`stop_time_agrees`). Where the run, its reference or the amplification's
+perturbed run reaches or passes through a neuron's origin at which the flow is certified not unique, the runs
+may follow different solutions after it: they are compared, and the amplification measured, at the first such
+instant (:func:`agrees_before_passage`; docs/flow.md, "A neuron at its origin"). The fast tier (CI) draws smaller problems (n <= 12, d <= 8,
 m <= 8), t_max <= 3 and rtol >= 1e-9 (200 examples with d >= 2 and 100 with d = 1); the slow tier the full
 ranges.
 
