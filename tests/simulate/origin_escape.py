@@ -16,9 +16,10 @@ linear phi(w) = -(c / n) v_j sum_i s_i relu(<w, x_i>). Two Filippov solutions th
   speed bounded below; their limit as eps -> 0 starts at the origin).
 
 Both hold for ``neuron_at_the_origin`` (docs/flow.md "Limits"), so a run that ends ``failed`` there is right
-to. A run may also *pass through* such an origin and go on along one of the solutions (:func:`first_passage`):
-runs at different tolerances may then leave it different ways. The certificate samples directions: a sampled sector field is a true one and a sampled descent direction
-is a true one, so each test errs only towards 'not certified'. It uses the network's own formulas
+to. A run may also *pass through* such an origin and go on along one of the solutions
+(:func:`first_passage`): runs at different tolerances may then leave it different ways. The certificate
+samples directions: a sampled sector field is a true one and a sampled descent direction is a true one, so
+each test errs only towards 'not certified'. It uses the network's own formulas
 (``fls.theory``), not the engine's modes, guards or selection.
 """
 
@@ -119,19 +120,19 @@ def failed_at_the_origin(
     return origin_contact(result.W[j], float(result.v[j]), X, s, weight_scale(W0, v0, result))
 
 
-def arrival_at_the_origin(result, j: int, roundoff: float, samples: int = 16) -> float:
-    """The first time the run's dense output has neuron j within ``roundoff`` of w_j = 0 (a grid of
+def arrival_at_the_origin(result, j: int, radius: float, samples: int = 16) -> float:
+    """The first time the run's dense output has neuron j within ``radius`` of w_j = 0 (a grid of
     ``samples`` times on [0, t_stop], then bisection to 1e-9 relative; each reading replays the run from a
     checkpoint): where the flow stops being unique, the last instant at which two runs of it must agree."""
     times = np.linspace(0.0, result.t_stop, samples + 1)
     norms = np.array([np.linalg.norm(result.dense(t)[0][j]) for t in times])
-    first = int(np.argmax(norms <= roundoff))
+    first = int(np.argmax(norms <= radius))
     if first == 0:
-        return float(times[0]) if norms[0] <= roundoff else float(result.t_stop)
+        return float(times[0]) if norms[0] <= radius else float(result.t_stop)
     low, high = float(times[first - 1]), float(times[first])
     while high - low > 1e-9 * max(1.0, high):
         middle = 0.5 * (low + high)
-        there = np.linalg.norm(result.dense(middle)[0][j]) <= roundoff
+        there = np.linalg.norm(result.dense(middle)[0][j]) <= radius
         low, high = (low, middle) if there else (middle, high)
     return high
 
