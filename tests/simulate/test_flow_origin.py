@@ -8,6 +8,14 @@ unbalanced init (|v_6| = 0.008 against |w_6| = 2.9e-4), samples with repeats and
 towards w_6 = 0 at a radial speed that does not shrink, and reaches it at t = 0.37324: there staying at the
 origin and leaving along the surface of samples 2, 3, 7 are both Filippov solutions, so the run ends
 ``failed`` at that instant and the stress check accepts it (``origin_escape``).
+
+``passage_through_an_origin`` and ``passage_through_an_origin_perturbed_fails`` (the slow tier, seed 9307:
+RK23 in data-span coordinates, exponential loss, n = 16, d = 2 with the samples on a few lines through the
+origin, m = 38, rtol 1e-11, atol 2.7e-11) *pass through* such origins: neuron 23 at t = 0.25336 and neuron 33
+at t = 2.34586 (first problem), neuron 23 at t = 1.24134 (second), with a burst of the neuron's events at
+one instant. In the first the run leaves neuron 33's origin at -126.4 degrees and its reference at -65.4,
+and they end 0.17 apart; in the second the amplification's perturbed run ends ``failed`` at neuron 23's.
+The check compares the runs, and measures the amplification, up to the first such passage.
 """
 
 from dataclasses import replace
@@ -23,9 +31,17 @@ from fls.simulate.flow.modes import Mode, SlidingWeights
 from fls.simulate.flow.origin import not_unique_at_origin, repeated_events_message
 from fls.simulate.flow.samples import SampleGroups
 from fls.theory import compile_field
-from tests.simulate.origin_escape import failed_at_the_origin, origin_contact
+from tests.simulate import origin_escape
+from tests.simulate.origin_escape import failed_at_the_origin, first_passage, origin_contact
 from tests.simulate.test_flow_grazing import stored_problem
-from tests.simulate.test_flow_stress import agrees_until_not_unique, check, run
+from tests.simulate.test_flow_stress import (
+    agrees_before_passage,
+    check,
+    first_not_unique,
+    fixed_error_at,
+    perturbed_run,
+    run,
+)
 
 #: The instant neuron 6 reaches its origin (every engine and tolerance that fails there, to 1e-7).
 ARRIVAL = 0.37324
@@ -44,11 +60,59 @@ def test_a_neuron_at_its_origin_fails_there_and_the_check_accepts_it():
 
 def test_the_check_rejects_a_failure_away_from_the_origin():
     problem = stored_problem("neuron_at_the_origin")
-    result = run(problem)
+    result = run(problem, record_events=True)
     W = result.W.copy()
     W[6] = [1e-3, 2e-3]
     with pytest.raises(AssertionError, match="at the origin of its neuron"):
-        agrees_until_not_unique(problem, replace(result, W=W), run(problem, reference=True))
+        first_not_unique(problem, (replace(result, W=W),))
+
+
+@pytest.mark.parametrize("name", ["passage_through_an_origin", "passage_through_an_origin_perturbed_fails"])
+def test_runs_that_pass_through_an_origin_agree_until_the_passage(name):
+    check(stored_problem(name))
+
+
+def test_a_passage_is_a_burst_at_the_origin_with_both_solutions():
+    """The first passage is neuron 23's at t = 0.25336, in the run and in its reference; the same run with
+    every neuron's first layer moved 1e-3 away from its origin has none."""
+    problem = stored_problem("passage_through_an_origin")
+    for each in (run(problem, record_events=True), run(problem, reference=True, record_events=True)):
+        assert abs(first_passage(each, problem.X, problem.y, problem.loss) - 0.253358) < 1e-6
+
+        def far(t, result=each):
+            W, v = result.dense(t)
+            return W + np.where(W >= 0, 1e-3, -1e-3), v
+
+        assert first_passage(replace(each, dense=far), problem.X, problem.y, problem.loss) == np.inf
+
+
+def test_without_the_certificate_the_passage_is_a_disagreement(monkeypatch):
+    """With the certificate saying 'unique' everywhere, the runs are compared at the end, 0.17 apart."""
+    problem = stored_problem("passage_through_an_origin")
+
+    def unique(*args, **kwargs):
+        return replace(origin_contact(*args, **kwargs), stays=False)
+
+    monkeypatch.setattr(origin_escape, "origin_contact", unique)
+    with pytest.raises(AssertionError, match="x the bound; amplification"):
+        check(problem)
+
+
+def test_a_disagreement_before_the_passage_fails():
+    """A run moved by twice the bound before the passage (its amplification there is 0.84, below 1)."""
+    problem = stored_problem("passage_through_an_origin")
+    result, tight = run(problem, record_events=True), run(problem, reference=True, record_events=True)
+    t = first_not_unique(problem, (result, tight))
+    moving = perturbed_run(problem)
+    agrees_before_passage(problem, result, tight, moving, t)
+    shift = 2 * fixed_error_at(problem, result, tight, t)[1]
+
+    def moved(time):
+        W, v = result.dense(time)
+        return W + shift, v
+
+    with pytest.raises(AssertionError, match="x the bound at t = 0.2533"):
+        agrees_before_passage(problem, replace(result, dense=moved), tight, moving, t)
 
 
 def test_the_certificate_needs_both_solutions():
