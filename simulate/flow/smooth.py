@@ -44,13 +44,14 @@ class Diverged(ArithmeticError):
 
 
 class StepRejected(ArithmeticError):
-    """An accepted step's dense output put its first guard event where the field is not finite, or found it
-    beyond the interpolant's stability interval: the step overshot (a stiff field, an exponential loss far
-    out) and is retried smaller (docs/flow.md, "Robustness"), by ``factor``: ten times where the field
-    overflowed, to within the interval where the interpolant was not stable
-    (:func:`~simulate.flow.interpolant.interpolant_retry_factor`)."""
+    """A step's dense output put its first guard event where the field is not finite, or beyond its stability
+    interval: the step overshot (a stiff field, an exponential loss far out) and is retried smaller by ``factor``
+    (docs/flow.md, "Robustness"): OVERFLOW_FACTOR, or into the interval (``interpolant_retry_factor``)."""
 
-    def __init__(self, message: str, factor: float = 0.1) -> None:
+    #: The retry's factor where the field overflowed (an implicit method's overflow too): ten times smaller.
+    OVERFLOW_FACTOR = 0.1
+
+    def __init__(self, message: str, factor: float = OVERFLOW_FACTOR) -> None:
         super().__init__(message)
         self.factor = factor
 
@@ -279,13 +280,12 @@ class ScipyPieces:
                         fun, solver.y, solver.f, solver.t - solver.t_old
                     )
                 except (ValueError, np.linalg.LinAlgError, StepRejected) as exc:
-                    # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's
-                    # dense output put an event where the field overflows or beyond its stability interval:
-                    # restart from the last accepted state with a smaller step (as a rejected step would)
+                    # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's dense
+                    # output put an event there or beyond its stability interval: retry smaller, as a rejected step
                     if not (checked.overflow_seen or isinstance(exc, StepRejected)) or solver.step_size is None:
                         raise
                     checked.overflow_seen = False
-                    factor = exc.factor if isinstance(exc, StepRejected) else 0.1
+                    factor = exc.factor if isinstance(exc, StepRejected) else StepRejected.OVERFLOW_FACTOR
                     options["first_step"] = min(solver.step_size, t_bound - t_good) * factor
                     if options["first_step"] <= 10 * np.spacing(abs(t_good)):
                         checked.overflowed = True
