@@ -15,9 +15,9 @@ Events are located on the dense output, and the guards most sensitive to the sta
 coordinates at rtol 5.8e-7 held 45 times its tolerance inside a step at z = -8.7), the event's selection then
 sees a state that is not the flow's, and exits and returns repeat at one instant. So an event that a step of
 :class:`~simulate.flow.smooth.ScipyPieces` finds is taken only when the step is inside its interpolant's
-stability interval (:func:`interpolant_trusted`); otherwise the step is retried at the size that puts its
-|h lambda| at :data:`RETRY_FRACTION` of that interval (:func:`interpolant_retry_factor`), where the interpolant
-is exact. Not ten times smaller, as a step whose dense output overflows is: a stiff run's steps would then
+stability interval; otherwise the step is retried at the size that puts its |h lambda| at
+:data:`RETRY_FRACTION` of that interval (:func:`interpolant_retry_factor`), where the interpolant is exact.
+Not ten times smaller, as a step whose dense output overflows is: a stiff run's steps would then
 cycle between one rejected step beyond the interval and one accepted at a tenth of it (the error control lets
 the next step grow tenfold), its accepted steps at 0.3 of the step's stability boundary, below the half at
 which the stiffness test calls a run stiff ("Choosing a method"), so the run stayed explicit at two attempts
@@ -99,16 +99,11 @@ def step_stiffness(solver: Any) -> float | None:
     return abs(h) * float(np.linalg.norm(K[stages] - K[stages - 1])) / gap
 
 
-def interpolant_trusted(method: str, solver: Any) -> bool:
-    """Whether the dense output of ``solver``'s last step is as exact as the step (module docstring): the
-    step's |h lambda| (:func:`step_stiffness`) within the interpolant's stability interval, or not measured."""
-    return interpolant_retry_factor(method, solver) is None
-
-
 def interpolant_retry_factor(method: str, solver: Any) -> float | None:
-    """None where the dense output of ``solver``'s last step is as exact as the step
-    (:func:`interpolant_trusted`); else the factor RETRY_FRACTION x boundary / |h lambda| (below 0.9) by which
-    the step shrinks so that its |h lambda| is RETRY_FRACTION of the interpolant's stability interval."""
+    """None where the dense output of ``solver``'s last step is as exact as the step (its |h lambda|,
+    :func:`step_stiffness`, within the interpolant's stability interval, or not measured); else the factor
+    RETRY_FRACTION x boundary / |h lambda| (below 0.9) by which the step shrinks so that its |h lambda| is
+    RETRY_FRACTION of the interpolant's stability interval."""
     if method not in SOLVERS:
         return None
     stiffness = step_stiffness(solver)

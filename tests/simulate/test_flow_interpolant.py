@@ -29,7 +29,6 @@ from fls.simulate.flow.interpolant import (
     interpolant_boundary,
     interpolant_growth,
     interpolant_retry_factor,
-    interpolant_trusted,
     step_stiffness,
 )
 from fls.simulate.flow.stiffness import stability_boundary
@@ -95,10 +94,10 @@ def test_the_step_stiffness_estimate_and_the_trust_in_the_dense_output(z):
     assert step_stiffness(solver) == pytest.approx(-z, rel=0.02)
     if z < -interpolant_boundary("DOP853"):
         assert error > 5.0
-        assert not interpolant_trusted("DOP853", solver)
+        assert interpolant_retry_factor("DOP853", solver) is not None
     else:
         assert error < 0.5
-        assert interpolant_trusted("DOP853", solver)
+        assert interpolant_retry_factor("DOP853", solver) is None
 
 
 @pytest.mark.parametrize("name, t_max", [("interpolant_weight_exit", 0.2), ("interpolant_pair_dip", None)])
