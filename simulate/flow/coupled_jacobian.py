@@ -33,6 +33,10 @@ from scipy.linalg import lu_factor, lu_solve
 
 #: The largest backward error of a structured solve on the probe, relative: sqrt(eps).
 BACKWARD_ERROR_BOUND = float(np.sqrt(np.finfo(np.float64).eps))
+#: The smallest state whose systems are factored by structure: below it the dense LU costs less (one complex
+#: factorization, one thread: 0.14 against 0.19 ms at a state of 90, 0.28 against 0.23 ms at 120, 1.3
+#: against 0.35 ms at 220, 106 against 1.5 ms at 880; docs/flow.md "Cost").
+STRUCTURED_MIN_SIZE = 120
 
 
 def neuron_index(m: int, row: int) -> np.ndarray:
@@ -74,8 +78,11 @@ class CoupledJacobian:
         return y
 
     def shifted_factor(self, shift: complex) -> StructuredFactor | DenseFactor:
-        """A factorization of (shift I - J): structured (module docstring), or the dense LU where the blocks
-        are singular or the structured solve misses :data:`BACKWARD_ERROR_BOUND` on the probe."""
+        """A factorization of (shift I - J): structured (module docstring), or the dense LU below
+        :data:`STRUCTURED_MIN_SIZE`, where the blocks are singular or where the structured solve misses
+        :data:`BACKWARD_ERROR_BOUND` on the probe."""
+        if self.size < STRUCTURED_MIN_SIZE:
+            return DenseFactor(self, shift)
         try:
             factor = StructuredFactor(self, shift)
         except np.linalg.LinAlgError:  # a block M_j or the capacitance C singular
