@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian, neuron_index
 from fls.simulate.flow.modes import SlidingWeights
 from fls.simulate.flow.samples import SampleGroups
 
@@ -60,10 +61,11 @@ def amplitude_jacobian(
     D: np.ndarray,
     inputs: np.ndarray,
     outputs: np.ndarray | None,
-) -> np.ndarray:
-    """The Jacobian of the field (size, size) of coordinates whose per-neuron numbers are the output weights v
-    (plain and data-span): rows r_j with dD_ji/dr_j = Z_i (Z = ``inputs`` (k, row): X, or K in span
-    coordinates) and r_j' = (c/n) v_j Y^T q_j (Y = ``outputs`` (k, row): X, or None for the identity).
+) -> CoupledJacobian:
+    """The Jacobian of the field of coordinates whose per-neuron numbers are the output weights v (plain and
+    data-span), as neurons' blocks plus the coupling (:mod:`~simulate.flow.coupled_jacobian`): rows r_j with
+    dD_ji/dr_j = Z_i (Z = ``inputs`` (k, row): X, or K in span coordinates) and r_j' = (c/n) v_j Y^T q_j
+    (Y = ``outputs`` (k, row): X, or None for the identity).
 
     dF_i/dr_j = c v_j A_ji Z_i and dF_i/dv_j = c A_ji D_ji (L alike with A = 1). With dq_j = Q_j dSN, r = c/n
     and B_j = [(A . D)_j, D_j] (D_j only with opposite samples, whose offsets N reach v' through relu(-u) =
@@ -91,11 +93,15 @@ def amplitude_jacobian(
     q = weights.weighted_gates(S, N)
     if outputs is not None:
         Q, q = np.einsum("jil,id->jdl", Q, outputs), q @ outputs
-    J = np.empty((coords.size, coords.size))
-    J[: m * row] = ((coords.rate * v)[:, None, None] * Q).reshape(m * row, -1) @ dSN
-    J[m * row :] = coords.rate * (np.concatenate([A * D, D], axis=1) if opposite else A * D) @ dSN
-    rows = np.arange(m * row).reshape(m, row)
-    J[rows, m * row + np.arange(m)[:, None]] += coords.rate * q
+    left = np.concatenate(
+        [
+            ((coords.rate * v)[:, None, None] * Q).reshape(m * row, -1),
+            coords.rate * (np.concatenate([A * D, D], axis=1) if opposite else A * D),
+        ]
+    )
     kept = A * S if N is None else A * S + N
-    J[m * row + np.arange(m)[:, None], rows] += coords.rate * kept @ inputs
-    return J
+    # (r_j, v_j): beyond the outputs, r_j' is linear in v_j and v_j' in r_j
+    blocks = np.zeros((m, row + 1, row + 1))
+    blocks[:, :row, row] = coords.rate * q
+    blocks[:, row, :row] = coords.rate * kept @ inputs
+    return CoupledJacobian(blocks, neuron_index(m, row), left, dSN)

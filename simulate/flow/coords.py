@@ -21,6 +21,7 @@ import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import amplitude_jacobian
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian
 from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.samples import SampleGroups
@@ -152,6 +153,10 @@ class Coordinates:
             per_neuron += D @ (self.rate * offset)
         return out
 
+    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
+        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: :meth:`coupled_jacobian`'s."""
+        return self.coupled_jacobian(Y, weights, loss).dense()
+
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""
         return self.divide_by_row_scale(self.parts(Y)[0] / self.x_norms, Y)
@@ -268,8 +273,9 @@ class PlainCoordinates(Coordinates):
         np.matmul(Q, self.X, out=dW)
         np.matmul(AP, self.rate * s, out=dv)
 
-    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
-        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: dP_ji/dw_j = x_i and w_j' =
+    def coupled_jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> CoupledJacobian:
+        """The analytic Jacobian of :meth:`rhs` (float64) as neurons' blocks plus the coupling through the
+        outputs (:mod:`~simulate.flow.coupled_jacobian`), for implicit methods: dP_ji/dw_j = x_i and w_j' =
         (c/n) v_j X^T q_j (:func:`~simulate.flow.chain.amplitude_jacobian` with Z = Y = X, which gives the
         equations; merged opposite samples included). ``loss`` is the arithmetic's."""
         return amplitude_jacobian(self, weights, Y, self._split(Y)[0] @ self.XT, self.X, self.X)

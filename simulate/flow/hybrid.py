@@ -41,6 +41,7 @@ import numpy as np
 
 from fls.simulate.flow.carried_outputs import CarriedOutputs, touched_neurons
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
@@ -236,9 +237,9 @@ class HybridFlow:
         if not self.integrator.implicit:
             return None
 
-        def jac(Y: Any) -> np.ndarray:
+        def jac(Y: Any) -> CoupledJacobian:
             self.counts.jac_evals += 1
-            return self.coords.jacobian(Y, weights, self.loss)
+            return self.coords.coupled_jacobian(Y, weights, self.loss)
 
         return jac
 

@@ -22,6 +22,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian, neuron_index
 from fls.simulate.flow.output_screen import bound_norms
 from fls.simulate.flow.tolerance import componentwise
 
@@ -163,8 +164,9 @@ class LogCoordinates(Coordinates):
         dU -= U_hat
         dU *= (self.rate * self.sign_a * norms)[:, None]
 
-    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
-        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods.
+    def coupled_jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> CoupledJacobian:
+        """The analytic Jacobian of :meth:`rhs` (float64) as neurons' blocks plus the coupling through the
+        outputs (:mod:`~simulate.flow.coupled_jacobian`), for implicit methods.
 
         With u-hat_j = u_j / ||u_j||, D_ji = <u-hat_j, x_i>, a_j = sign_j exp(2 rho_j) and P_j = I - u-hat_j
         u-hat_j^T: dD_ji/du_j = P_j x_i / ||u_j||, so dF_i/du_j = c a_j A_ji P_j x_i / ||u_j|| and dF_i/drho_j
@@ -203,15 +205,15 @@ class LogCoordinates(Coordinates):
         along_G = np.einsum("jd,jdl->jl", U_hat, G)
         G -= U_hat[:, :, None] * along_G[:, None, :]  # P_j G_j
         rate = self.rate * self.sign
-        J = np.empty((self.size, self.size))
-        J[: m * d] = ((rate * norms)[:, None, None] * G).reshape(m * d, -1) @ dSN
-        J[m * d :] = (rate[:, None] * along_G) @ dSN
+        left = np.concatenate(
+            [((rate * norms)[:, None, None] * G).reshape(m * d, -1), rate[:, None] * along_G]
+        )
         H = weights.weighted_gates(S, N) @ self.X
         along = np.einsum("jd,jd->j", U_hat, H)
         outer = U_hat[:, :, None] * U_hat[:, None, :]
         own = H[:, :, None] * U_hat[:, None, :] - U_hat[:, :, None] * H[:, None, :]
         own -= along[:, None, None] * (np.eye(d) - outer)
-        rows = np.arange(m * d).reshape(m, d)
-        J[rows[:, :, None], rows[:, None, :]] += rate[:, None, None] * own
-        J[m * d + np.arange(m)[:, None], rows] += (rate / norms)[:, None] * (H - along[:, None] * U_hat)
-        return J
+        blocks = np.zeros((m, d + 1, d + 1))  # (u_j, rho_j): rho_j acts only through the outputs
+        blocks[:, :d, :d] = rate[:, None, None] * own
+        blocks[:, d, :d] = (rate / norms)[:, None] * (H - along[:, None] * U_hat)
+        return CoupledJacobian(blocks, neuron_index(m, d), left, dSN)

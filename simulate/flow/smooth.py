@@ -14,8 +14,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from scipy.integrate import BDF, RK23, RK45, Radau
+from scipy.integrate import BDF, RK23, RK45
 
+from fls.simulate.flow.coupled_radau import CoupledRadau
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.interpolant import interpolant_retry_factor
@@ -25,7 +26,7 @@ from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
 
-SOLVERS = {"DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF}
+SOLVERS = {"DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "Radau": CoupledRadau, "BDF": BDF}
 IMPLICIT = ("Radau", "BDF")
 #: The methods :class:`ExplicitPieces` integrates itself; the others go through scipy's solver objects.
 EXPLICIT = ("RK23", "RK45")
@@ -115,9 +116,8 @@ def accepted_step(
     the test uses the network outputs at the event, which the step's guards may have computed already, and
     the piece's end carries them for the event's handling (one output evaluation per event, docs/flow.md
     "Cost"). So does a step sampled on its states (scipy's solver objects) whose dense output leaves the
-    field's finite range at any of its guard sample times (all of them at once, ``finite_at(Ys)``; with
-    guards only, where
-    the dense output decides), though its end points agree. The engine's own RK23 / RK45 steps (the
+    field's finite range at any of its guard sample times (all of them at once, ``finite_at(Ys)``; with guards
+    only, where the dense output decides), though its end points agree. The engine's own RK23 / RK45 steps (the
     ``coefficients`` path) need no such test: their interpolants are built from the stages their error
     estimates check. DOP853's error estimate leaves out its last stage
     and the three extra stages of its interpolant, which can meet a field of 7e6 next to stages of 3 (an

@@ -27,6 +27,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian
 from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.tolerance import componentwise
 
@@ -227,8 +228,9 @@ class SpanCoordinates(Coordinates):
         norms2 = self.norms0[neurons] + np.einsum("ji,ji->j", Lambda, self.P0[neurons] + D0)  # 2 P^0 + Lambda K
         return self._guard_scale(self.arith.sqrt(abs(norms2)), amp0[neurons])
 
-    def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
-        """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: D = P^0 + Lambda K, so
+    def coupled_jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> CoupledJacobian:
+        """The analytic Jacobian of :meth:`rhs` (float64) as neurons' blocks plus the coupling through the
+        outputs (:mod:`~simulate.flow.coupled_jacobian`), for implicit methods: D = P^0 + Lambda K, so
         dD_ji/dlambda_j = K_i, and lambda_j' = (c/n) v_j q_j (:func:`~simulate.flow.chain.amplitude_jacobian`
         with Z = K and the identity for Y, which gives the equations). ``loss`` is the arithmetic's."""
         Lambda = self._split(Y)[0]
