@@ -42,7 +42,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from fls.simulate.flow.arithmetic import Arithmetic
-from fls.simulate.flow.tangent_rates import rate_resolution, resolved
+from fls.simulate.flow.tangent_rates import rate_resolution, resolved, terms_size
 
 #: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
 #: least-squares weight (2) is within this distance of the hinted bound (the weight is located there to
@@ -259,6 +259,7 @@ def select_neuron_mode(
     stuck: dict[int, int] | None = None,
     norms: np.ndarray | None = None,
     factor_errors: np.ndarray | None = None,
+    terms: float | None = None,
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -285,6 +286,9 @@ def select_neuron_mode(
             :func:`~simulate.flow.roundoff.float_factors`): pair i's rates are then known to
             e_i = ||x_i|| sum_k errors_k ||x_k||, it can slide only where its jump exceeds e_i (beyond it the
             data do not fix its weight within [0, 1]), and e_i / jump_i adds to its weight's resolution.
+        terms: the size of the rates' terms sum_k (|s_k| + |N_k|) ||x_k|| at this event
+            (:func:`~simulate.flow.tangent_rates.terms_size`), when the caller has it (an event computes it
+            once for all its neurons); computed here otherwise.
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) and pairs that slide already get their weights from (2); each other pair crosses to the
@@ -311,7 +315,8 @@ def select_neuron_mode(
     A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
     # a rate below it has no sign (tangent_rates): needed for the other pairs only, often none
-    rate_floors = rate_resolution(norms[others], s, offset, norms) if len(others) else ()
+    terms = terms_size(s, offset, norms) if terms is None else terms
+    rate_floors = rate_resolution(norms[others], terms) if len(others) else ()
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
@@ -331,8 +336,7 @@ def select_neuron_mode(
             new[i] = choice
         if not changed:
             break
-    scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
-    resolution = weight_resolution(jumps[pull], norms[attracting], scale) + rate_errors[pull] / jumps[pull]
+    resolution = weight_resolution(jumps[pull], norms[attracting], terms) + rate_errors[pull] / jumps[pull]
     repelling = sign_v * s[attracting] > 0
     nears = np.maximum(HINT_TOL, resolution)
     for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):

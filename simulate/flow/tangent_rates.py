@@ -32,27 +32,26 @@ ROUNDOFF_TERMS = 64.0
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def rate_resolution(
-    norms_at: np.ndarray | float, s: np.ndarray, offset: np.ndarray | None, norms: np.ndarray
-) -> np.ndarray | float:
-    """delta_i of equation (1) for the pairs with sample norms ``norms_at``, from the sample factors s (n,),
-    the offsets of merged opposite samples (n,) or None, and every sample's norm ``norms`` (n,)."""
+def terms_size(s: np.ndarray, offset: np.ndarray | None, norms: np.ndarray) -> float:
+    """sum_k (|s_k| + |N_k|) ||x_k|| of equation (1), from the sample factors s (n,), the offsets of merged
+    opposite samples (n,) or None, and every sample's norm ``norms`` (n,): the same for every pair of one
+    event, so an event computes it once (O(n)) for all its neurons' rates and weights."""
     factors = np.abs(s) if offset is None else np.abs(s) + np.abs(offset)
-    return ROUNDOFF_TERMS * _EPS * np.asarray(norms_at) * float(factors @ norms)
+    return float(factors @ norms)
+
+
+def rate_resolution(norms_at: np.ndarray | float, terms: float) -> np.ndarray | float:
+    """delta_i of equation (1) for the pairs with sample norms ``norms_at``, from the terms' size ``terms``
+    (:func:`terms_size`)."""
+    return ROUNDOFF_TERMS * _EPS * np.asarray(norms_at) * terms
 
 
 def pair_rates(
-    sign_v: float,
-    h: np.ndarray,
-    at: np.ndarray,
-    X: np.ndarray,
-    norms: np.ndarray,
-    s: np.ndarray,
-    offset: np.ndarray | None,
+    sign_v: float, h: np.ndarray, at: np.ndarray, X: np.ndarray, norms: np.ndarray, terms: float
 ) -> np.ndarray:
     """sign(v_j) <h, x_i> for the samples ``at`` (indices into X (n, d), whose norms are ``norms``), each set to 0
-    where it is within its resolution (1) (s, offset: as in :func:`rate_resolution`)."""
-    return resolved(sign_v * (X[at] @ h), rate_resolution(norms[at], s, offset, norms))
+    where it is within its resolution (1) (``terms``: the event's :func:`terms_size`)."""
+    return resolved(sign_v * (X[at] @ h), rate_resolution(norms[at], terms))
 
 
 def resolved(rates: np.ndarray | float, resolution: np.ndarray | float) -> np.ndarray:

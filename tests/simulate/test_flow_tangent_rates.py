@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, select_neuron_mode
-from fls.simulate.flow.tangent_rates import rate_resolution, resolved
+from fls.simulate.flow.tangent_rates import rate_resolution, resolved, terms_size
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check, run
 
@@ -60,7 +60,7 @@ def test_a_rate_is_computed_within_its_resolution(seed, n, d, merged):
         h = [mpmath.fsum(qm[k] * Xm[k, c] for k in range(n)) for c in range(d)]
         exact = [mpmath.fsum(h[c] * Xm[i, c] for c in range(d)) for i in range(n)]
     error = np.abs(rates - np.array([float(e) for e in exact]))
-    assert (error <= rate_resolution(norms, s, offset, norms)).all()
+    assert (error <= rate_resolution(norms, terms_size(s, offset, norms))).all()
 
 
 def one_neuron_at_a_repelling_surface(tiny_rate: float):
@@ -86,7 +86,7 @@ def test_a_resolved_rate_still_takes_the_pair_across():
     """A rate 1e3 times its resolution decides the side as before: a pair whose inactive-side field points
     into the active side crosses."""
     X, s, side = one_neuron_at_a_repelling_surface(0.0)
-    resolution = rate_resolution(np.sqrt(np.einsum("ij,ij->i", X, X))[1], s, None, np.ones(2))
+    resolution = rate_resolution(np.sqrt(np.einsum("ij,ij->i", X, X))[1], terms_size(s, None, np.ones(2)))
     X, s, side = one_neuron_at_a_repelling_surface(1e3 * float(resolution))
     assert select_neuron_mode(X, s, 1.0, side, np.array([1]), side.copy())[1] == ACTIVE
     assert resolved(np.array([0.5 * resolution, 2 * resolution]), resolution).tolist() == [0.0, 2 * resolution]
