@@ -67,9 +67,8 @@ def test_reference_integrates_a_field_of_1e141():
     OverflowError on the stored problem)."""
     u0, t_max = 323, 1e-135
     a = float(np.sqrt(u0))
-    reference = reference_flow(
-        np.array([[a]]), np.array([-a]), np.array([[1.0]]), np.array([1.0]), loss="exponential", t_max=t_max, dps=30
-    )
+    W, v, X, y = np.array([[a]]), np.array([-a]), np.array([[1.0]]), np.array([1.0])
+    reference = reference_flow(W, v, X, y, loss="exponential", t_max=t_max, dps=30)
     assert reference.status == "t_max"
     with mpmath.workdps(50):
         level = mpmath.e1(mpmath.mpf(a) ** 2) + 2 * mpmath.mpf(t_max)
