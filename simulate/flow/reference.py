@@ -171,8 +171,10 @@ class ExtrapolationPieces:
             H = min(H, self.max_step, t_bound - t)
             y_new, error, evens = self.step(fun, y, f0, H)
             if not error <= 1:
-                shrink = mpmath.mpf("0.1") if mpmath.isinf(error) else error ** (-mpmath.mpf(1) / (order - 1))
-                H *= max(mpmath.mpf("0.1"), min(mpmath.mpf("0.2"), mpmath.mpf("0.9") * shrink))
+                if mpmath.isinf(error):  # the substeps overflowed: 10x shorter
+                    H *= mpmath.mpf("0.1")
+                else:
+                    H *= max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * error ** (-mpmath.mpf(1) / (order - 1)))
                 continue
 
             def exact(tau, t=t, y=y, f0=f0) -> Any:
