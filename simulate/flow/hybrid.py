@@ -52,7 +52,7 @@ from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
-from fls.simulate.flow.tangent_rates import pair_rates
+from fls.simulate.flow.tangent_rates import pair_rates, rate_scale
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -312,6 +312,7 @@ class HybridFlow:
         self.carried.keep(Y, outputs, moved, affected)
         s_a, offset_a = coords.sample_factors(outputs)
         s, offset, errors = float_factors(coords, outputs, s_a, offset_a)  # float64, and their precision
+        scale = rate_scale(s, offset, self.x_norms_float, errors)  # the rates' resolution, once per event
         h_old = arith.to_float(weights.neuron_gates(s_a, offset_a, affected)) @ self.X_float  # h_j = X^T q_j
         signs = coords.signs(Y)
         rows = {}
@@ -319,7 +320,7 @@ class HybridFlow:
             old, surfaces = mode.side[j], on_surface[j]
             # the side each touched pair was moving to under the old mode (sliding ones: where the rate points)
             before = old[surfaces]
-            rate = pair_rates(signs[j], h_j, surfaces, self.X_float, self.x_norms_float, s, offset)
+            rate = pair_rates(signs[j], h_j, surfaces, self.X_float, self.x_norms_float, scale)
             prefer = old.copy()
             prefer[surfaces] = np.where(
                 before != SLIDING,
@@ -338,6 +339,7 @@ class HybridFlow:
                 (stuck or {}).get(j),
                 self.x_norms_float,
                 errors,
+                scale,
             )
             for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
                 kind = _transition(was, now)

@@ -31,11 +31,18 @@ c = 1 and the field at the new state (the stiffness estimate of Hairer's DOPRI c
 approximations of one state, which the stiff components dominate. To first order it is at most h times the
 Jacobian's norm, and |h lambda| when one stiff component dominates the difference (within 2 % on a linear
 test, tests/simulate/test_flow_interpolant.py).
+
+The states a run saves between events (``save_at``) come from the same dense output, and a step beyond the
+interval holds them as far off (80 times the tolerance at saved times of the first problem above). They are
+re-integrated instead: :func:`trusted_observer` hands the recorder, for such a step only, the states of fresh
+steps from the step's start to each saved time, each shorter than the step, so inside its stability region,
+and held to the run's tolerances by the solver's own error control.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -111,3 +118,54 @@ def interpolant_retry_factor(method: str, solver: Any) -> float | None:
     if stiffness is None or not stiffness > boundary:
         return None
     return RETRY_FRACTION * boundary / stiffness
+
+
+def trusted_observer(
+    observer: Callable[..., None] | None,
+    method: str,
+    solver: Any,
+    fun: Callable[[float, np.ndarray], np.ndarray],
+) -> Callable[..., None] | None:
+    """``observer`` (t_a, t_b, y_b, states) for ``solver``'s last step, with ``states`` replaced where that step's
+    dense output is not as exact as the step (:class:`TrustedObserver`); ``observer`` itself where it is None
+    or the method has no interpolant of concern."""
+    if observer is None or method not in SOLVERS:
+        return observer
+    return TrustedObserver(observer, method, solver, fun)
+
+
+class TrustedObserver:
+    """An observer of ``solver``'s last step whose states are as exact as the step (module docstring).
+
+    Where the step's dense output is beyond its stability interval (:func:`interpolant_retry_factor` not
+    None), each state asked for is that of a new solver of the step's class and tolerances on ``fun`` from the
+    step's start to the time asked. Decided only when the observer asks for states (saved times inside the
+    step): a step without one costs the construction of this object (about 0.5 us), and an asked state on an
+    untrusted step one short step, about 12 evaluations for DOP853.
+    """
+
+    __slots__ = ("fun", "method", "observer", "solver")
+
+    def __init__(self, observer: Callable[..., None], method: str, solver: Any, fun: Callable[..., Any]) -> None:
+        self.observer, self.method, self.solver, self.fun = observer, method, solver, fun
+
+    def __call__(self, t_a: Any, t_b: Any, y_b: Any, states: Callable[[Any], np.ndarray]) -> None:
+        self.observer(t_a, t_b, y_b, partial(self.states, states))
+
+    def states(self, interpolated: Callable[[Any], np.ndarray], ts: Any) -> np.ndarray:
+        """The states at times ``ts`` in the step: ``interpolated`` (the dense output) where it is trusted."""
+        if interpolant_retry_factor(self.method, self.solver) is None:
+            return interpolated(ts)
+        return np.stack([self.reintegrated(float(tau)) for tau in np.atleast_1d(ts)])
+
+    def reintegrated(self, tau: float) -> np.ndarray:
+        """The state at ``tau`` in the step, integrated afresh from its start (the step's own tolerances: the
+        solver's, which converted coordinates set per step, as they were for this step)."""
+        solver = self.solver
+        if tau == solver.t_old:
+            return solver.y_old
+        fresh = SOLVERS[self.method](self.fun, solver.t_old, solver.y_old, tau, first_step=tau - solver.t_old)
+        fresh.rtol, fresh.atol = solver.rtol, solver.atol
+        while fresh.status == "running":
+            fresh.step()
+        return fresh.y

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from fls.simulate.flow.arithmetic import Arithmetic
-from fls.simulate.flow.tangent_rates import rate_resolution, resolved
+from fls.simulate.flow.tangent_rates import rate_resolution, rate_scale, resolved
 
 #: A touching pair with a hint (it left sliding through mu = 0 or 1) takes the hinted side when the
 #: least-squares weight (2) is within this distance of the hinted bound (the weight is located there to
@@ -54,7 +54,6 @@ BOUND_TOL = 1e-13
 #: neuron's field can give it, ||x_i|| sum_k |s_k| ||x_k|| (~4500 roundoffs of that sum): below it, the sign
 #: of the rate on either side is the same to the precision the rates are computed with.
 JUMP_TOL = 1e-12
-_EPS = float(np.finfo(np.float64).eps)  # the float64 roundoff, looked up once
 
 ACTIVE, SLIDING, INACTIVE = 1, 0, -1
 
@@ -259,6 +258,7 @@ def select_neuron_mode(
     stuck: dict[int, int] | None = None,
     norms: np.ndarray | None = None,
     factor_errors: np.ndarray | None = None,
+    scale: float | None = None,
 ) -> np.ndarray:
     """The sides (ACTIVE / SLIDING / INACTIVE, shape (n,)) of one neuron after an event, by equation (2).
 
@@ -281,10 +281,14 @@ def select_neuron_mode(
             the side it would leave points into the surface after all), any other pair takes the other side.
         norms: the samples' norms ||x_i|| (n,), sqrt(einsum("ij,ij->i", X, X)), when the caller keeps them
             (an event loop selects for many events on the same X); computed here otherwise.
-        factor_errors: the absolute precision of s + N per sample (n,), or None (exact factors;
-            :func:`~simulate.flow.roundoff.float_factors`): pair i's rates are then known to
-            e_i = ||x_i|| sum_k errors_k ||x_k||, it can slide only where its jump exceeds e_i (beyond it the
-            data do not fix its weight within [0, 1]), and e_i / jump_i adds to its weight's resolution.
+        factor_errors: the absolute precision e of s + N per sample (n,), or None (exact factors;
+            :func:`~simulate.flow.roundoff.float_factors`).
+        scale: the event's :func:`~simulate.flow.tangent_rates.rate_scale` from s, offset, norms and
+            factor_errors, when the caller has it (an event computes it once for all its neurons); computed
+            here otherwise. Pair i's rates are known to its resolution delta_i = ||x_i|| scale
+            (:mod:`simulate.flow.tangent_rates`, equation (1)): a rate below it has no sign, the pair can slide
+            only where its jump exceeds it (beyond it the data do not fix its weight within [0, 1]), and its
+            weight is known to delta_i / jump_i (:func:`weight_resolution`).
 
     The rate of <w_j, x_i> is proportional to r_i = sign_v <h, x_i>, h = X^T q_j. Attracting pairs
     (sign_v s_i < 0) and pairs that slide already get their weights from (2); each other pair crosses to the
@@ -304,14 +308,14 @@ def select_neuron_mode(
     # differently
     held = (sign_v * s[touching] < 0) | (side[touching] == SLIDING)
     jump_scale = np.abs(s) @ norms
-    rate_errors = np.zeros(len(touching)) if factor_errors is None else norms_at * (factor_errors @ norms)
-    pull = held & (jumps > JUMP_TOL * norms_at * jump_scale + rate_errors)
+    scale = rate_scale(s, offset, norms, factor_errors) if scale is None else scale
+    resolutions = rate_resolution(norms_at, scale)  # below it a rate has no sign (tangent_rates)
+    pull = held & (jumps > JUMP_TOL * norms_at * jump_scale + resolutions)
     attracting, others = touching[pull], touching[~pull]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
-    # a rate below it has no sign (tangent_rates): needed for the other pairs only, often none
-    rate_floors = rate_resolution(norms[others], s, offset, norms) if len(others) else ()
+    rate_floors = resolutions[~pull]
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
@@ -331,8 +335,7 @@ def select_neuron_mode(
             new[i] = choice
         if not changed:
             break
-    scale = jump_scale if offset is None else (np.abs(s) + np.abs(offset)) @ norms
-    resolution = weight_resolution(jumps[pull], norms[attracting], scale) + rate_errors[pull] / jumps[pull]
+    resolution = weight_resolution(jumps[pull], norms[attracting], scale)
     repelling = sign_v * s[attracting] > 0
     nears = np.maximum(HINT_TOL, resolution)
     for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):
@@ -367,15 +370,16 @@ def bound_side(upper: bool, repelling: bool) -> int:
 def weight_resolution(jumps: np.ndarray, norms: np.ndarray, scale: float) -> np.ndarray:
     """How precisely the data fix the Filippov weights of pairs with jumps |s_i| ||x_i||^2 and norms ||x_i||.
 
-    A weight is a tangent rate divided by its jump, mu_i = -r_i / (s_i ||x_i||^2), and the rate is a sum of
-    terms up to ||x_i|| ``scale`` (scale = sum_k (|s_k| + |N_k|) ||x_k||), computed to about eps of that: the
-    weight is known to eps ||x_i|| scale / jump_i, which for a small jump (a sample nearly fitted, s_i ~ 1e-10)
-    exceeds any fixed tolerance. The piece's weights (1) and the selection's (2) then agree only to this: a
-    weight that the piece saw leave through a bound can be (2)'s interior solution by this much, and without
-    the hinted side the pair would slide on and leave through the same bound at once, event after event
-    (docs/flow.md, "Robustness").
+    A weight is a tangent rate divided by its jump, mu_i = -r_i / (s_i ||x_i||^2), and the rate is known to its
+    resolution delta_i = ||x_i|| ``scale`` (``scale``: the event's
+    :func:`~simulate.flow.tangent_rates.rate_scale`, its terms' roundoff and the sample factors' own
+    precision): the weight is known to delta_i / jump_i, which for a small jump (a sample nearly fitted,
+    s_i ~ 1e-10) exceeds any fixed tolerance. The piece's weights (1) and the selection's (2) then agree only
+    to this: a weight that the piece saw leave through a bound can be (2)'s interior solution by this much,
+    and without the hinted side the pair would slide on and leave through the same bound at once, event after
+    event (docs/flow.md, "Robustness").
     """
-    return _EPS * norms * scale / jumps
+    return rate_resolution(norms, scale) / jumps
 
 
 def project_onto_surfaces(direction: Any, X_T: Any, arithmetic: Arithmetic) -> Any:

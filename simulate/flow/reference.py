@@ -104,6 +104,20 @@ class ExtrapolationPieces:
         """The error per step allowed in each component of y: tol (1 + |y|), as in :meth:`step`."""
         return (1 + np.abs(y)) * self.tol
 
+    def longest_first_step(self, y: Any, f0: Any) -> Any:
+        """min_k (1 + |y_k|) / |f0_k|: the longest step whose first-order move changes no component by more than
+        its own size plus 1 (the first substep of every extrapolation column moves y by H f0 / n).
+
+        Away from huge fields this exceeds the default first step (0.05) and changes nothing; at a field of
+        3e140 (an exponential loss far out, docs/flow.md "Limits", the mpmath reference) it is about 1e-140,
+        where a step of 0.05 moved the weights by 1e139 and the outputs' exponentials beyond any number.
+        """
+        speeds = np.abs(f0)
+        moving = speeds > 0
+        if not moving.any():
+            return mpmath.inf
+        return min((1 + np.abs(y[moving])) / speeds[moving])
+
     def _midpoint(self, fun, y, f0, H, n: int) -> tuple[Any, list[Any]]:
         """Gragg's modified midpoint rule with n substeps; also the states at the even substeps.
 
@@ -120,11 +134,19 @@ class ExtrapolationPieces:
         return (current + previous + fun(current) * h) / 2, evens
 
     def step(self, fun, y, f0, H) -> tuple[Any, Any, list[Any]]:
-        """(y(t + H), error in tolerance units, approximate states at the finest grid's even substeps)."""
+        """(y(t + H), error in tolerance units, approximate states at the finest grid's even substeps).
+
+        A step too long for its field throws its substeps where the field's exponentials are beyond any
+        number mpmath can form (exp(1e280): an exponent of 1e280 bits; mpmath raises OverflowError) or leaves
+        them non-finite: its error is then infinite, and :meth:`run` retries it shorter.
+        """
         table: list[list[Any]] = []
         evens: list[Any] = []
         for j, n in enumerate(self.sequence):
-            value, evens = self._midpoint(fun, y, f0, H, n)
+            try:
+                value, evens = self._midpoint(fun, y, f0, H, n)
+            except OverflowError:
+                return y, mpmath.inf, [y]
             row = [value]
             for k in range(1, j + 1):
                 row.append(
@@ -134,7 +156,7 @@ class ExtrapolationPieces:
         result = table[-1][-1]
         scale = (1 + np.maximum(np.abs(y), np.abs(result))) * self.tol
         error = max(np.abs(result - table[-1][-2]) / scale)
-        return result, error, evens
+        return result, error if mpmath.isfinite(error) else mpmath.inf, evens
 
     def run(
         self, fun, jac, t0, y0, t_bound, guards: PieceGuards | None, first_step, observer: Observer | None
@@ -142,14 +164,17 @@ class ExtrapolationPieces:
         """Integrate a piece from (t0, y0) to its first guard event or t_bound (as smooth.ScipyPieces.run)."""
         t, y = mpmath.mpf(t0), y0
         t_bound = mpmath.mpf(t_bound)
-        H = mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05")
         order = 2 * len(self.sequence)
         f0 = fun(y)
+        H = min(mpmath.mpf(first_step) if first_step else mpmath.mpf("0.05"), self.longest_first_step(y, f0))
         while t < t_bound:
             H = min(H, self.max_step, t_bound - t)
             y_new, error, evens = self.step(fun, y, f0, H)
             if not error <= 1:
-                H *= max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * error ** (-mpmath.mpf(1) / (order - 1)))
+                if mpmath.isinf(error):  # the substeps overflowed: 10x shorter
+                    H *= mpmath.mpf("0.1")
+                else:
+                    H *= max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * error ** (-mpmath.mpf(1) / (order - 1)))
                 continue
 
             def exact(tau, t=t, y=y, f0=f0) -> Any:

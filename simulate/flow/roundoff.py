@@ -11,8 +11,9 @@ selection kept a pair sliding at mu = 0.031 whose piece started at mu = -0.2, an
 at once, 201 times (docs/flow.md, "Robustness", "Jumps below the sample factors' precision").
 
 :func:`float_factors` measures that precision by recomputing the factors from outputs one rounding
-larger; :func:`~simulate.flow.modes.select_neuron_mode` lets a pair slide only where its jump exceeds the
-error this puts on its rates, and counts that error in its weight's resolution.
+larger; it enters the rates' one resolution (:mod:`simulate.flow.tangent_rates`, equation (1)) beside their
+arithmetic's roundoff, which :func:`~simulate.flow.modes.select_neuron_mode` reads for a rate's sign, for
+whether a pair's jump can slide, and for its weight's resolution.
 """
 
 from __future__ import annotations

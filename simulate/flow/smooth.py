@@ -19,7 +19,7 @@ from scipy.integrate import BDF, RK23, RK45
 from fls.simulate.flow.coupled_radau import CoupledRadau
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
-from fls.simulate.flow.interpolant import interpolant_retry_factor
+from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_observer
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
@@ -316,7 +316,7 @@ class ScipyPieces:
 
         return accepted_step(
             guards,
-            observer,
+            trusted_observer(observer, self.method, solver, checked),
             self.fractions,
             solver.t_old,
             solver.t,

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from scipy.integrate import DOP853
 
+from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.interpolant import (
     RETRY_FRACTION,
     interpolant_boundary,
@@ -128,3 +129,20 @@ def test_a_stiff_run_whose_events_are_retried_is_handed_to_radau():
     assert switches[0]["ratio"] > 0.5
     assert result.rhs_evals < 50_000
     check(problem)
+
+
+def test_a_state_saved_on_a_step_beyond_the_interpolants_interval_honours_the_tolerance():
+    """``interpolant_weight_exit`` saved every 0.005 to t = 0.2: at t = 0.01, 0.03, 0.04, 0.05 and 0.09 the
+    state came from the dense output of a step beyond its interpolant's interval, 44.7, 32.8, 18.1, 8.2 and
+    14.4 times the tolerance atol + rtol |theta| from the run's own state there (the same run stopped at that
+    time, whose last step ends on it). Re-integrated from the step's start, each is within the tolerance."""
+    problem = stored_problem("interpolant_weight_exit")
+    times = np.array([0.01, 0.03, 0.04, 0.05, 0.09])
+    options = {"loss": problem.loss, "rtol": problem.rtol, "atol": problem.atol, "method": problem.method}
+    options["coords"] = problem.coords
+    saved = integrate_flow(problem.W, problem.v, problem.X, problem.y, t_max=0.2, save_at=times, **options)
+    for k, t in enumerate(times):
+        ended = integrate_flow(problem.W, problem.v, problem.X, problem.y, t_max=t, save_at=[0.0], **options)
+        state = np.concatenate([ended.W.ravel(), ended.v])
+        error = np.concatenate([saved.W_t[k].ravel(), saved.v_t[k]]) - state
+        assert np.all(np.abs(error) <= problem.atol + problem.rtol * np.abs(state)), (t, np.abs(error).max())

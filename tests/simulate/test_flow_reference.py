@@ -1,5 +1,6 @@
 """The float engine against the mpmath reference (same hybrid logic, 30-digit pieces) and plain solvers."""
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -55,3 +56,24 @@ def test_engine_matches_the_mpmath_reference_through_crossings_and_sliding():
             f"{plain.rhs_evals} evaluations"
         )
         assert plain_error > state_error
+
+
+def test_reference_integrates_a_field_of_1e141():
+    """One neuron in d = 1, one sample (x = 1, y = 1), exponential loss, w = -v = sqrt(u0) with u0 = 323: the
+    field is w e^{w^2} = 3.4e141 at t = 0 (the size of the stored problem ``dop853_error_norm_overflow``'s).
+    Here u = w^2 obeys u' = -2 u e^u, so E1(u(t)) = E1(u0) + 2 t (E1 the exponential integral,
+    dE1/du = -e^{-u} / u): an independent solution, found by mpmath's root finder at 50 digits. The reference's
+    default first step (0.05) moved w by 1e140, and exp of the outputs could not be formed (MemoryError here,
+    OverflowError on the stored problem)."""
+    u0, t_max = 323, 1e-135
+    a = float(np.sqrt(u0))
+    W, v, X, y = np.array([[a]]), np.array([-a]), np.array([[1.0]]), np.array([1.0])
+    reference = reference_flow(W, v, X, y, loss="exponential", t_max=t_max, dps=30)
+    assert reference.status == "t_max"
+    with mpmath.workdps(50):
+        level = mpmath.e1(mpmath.mpf(a) ** 2) + 2 * mpmath.mpf(t_max)
+        u = mpmath.findroot(lambda u: mpmath.e1(u) - level, mpmath.mpf(300))
+        exact = mpmath.sqrt(u)
+        w, v = reference.info["W_mp"][0, 0], reference.info["v_mp"][0]
+        assert abs(w - exact) < mpmath.mpf(10) ** -20 * exact
+        assert abs(v + exact) < mpmath.mpf(10) ** -20 * exact

@@ -16,7 +16,7 @@ import pytest
 
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
-from fls.simulate.flow.modes import ACTIVE, SLIDING, select_neuron_mode
+from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, select_neuron_mode
 from fls.simulate.flow.roundoff import float_factors
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
@@ -53,15 +53,18 @@ def test_the_factors_precision_is_their_change_under_one_rounding_of_the_outputs
 
 def test_a_pair_whose_jump_its_rates_errors_exceed_does_not_slide():
     """Sample 0 (x = e_1, attracting jump 0.5) has the weight 0.3 from sample 1's rate 0.15: it slides with exact
-    factors, and takes the side its rate points to (active) once the factors are known only to 1 (rate errors
-    of 2.1 > the jump)."""
+    factors, and not once the factors are known only to 1 (a rate resolution of 2.1 > the jump). Its rates,
+    0.15 and 0.15 - 0.5, are then within the resolution too, so no side is fixed by the data: it takes the side
+    its caller prefers (the engine: the side its rate pointed to, inactive for a rate without a sign)."""
     X = np.array([[1.0, 0.0], [0.5, 1.0]])
     s = np.array([-0.5, 0.3])
     side = np.array([SLIDING, ACTIVE], dtype=np.int8)
     args = (X, s, 1.0, side, np.array([0]), side.copy())
     assert select_neuron_mode(*args)[0] == SLIDING
     assert select_neuron_mode(*args, factor_errors=np.zeros(2))[0] == SLIDING
-    assert select_neuron_mode(*args, factor_errors=np.ones(2))[0] == ACTIVE
+    for preferred in (ACTIVE, INACTIVE):
+        prefer = np.array([preferred, ACTIVE], dtype=np.int8)
+        assert select_neuron_mode(X, s, 1.0, side, np.array([0]), prefer, factor_errors=np.ones(2))[0] == preferred
 
 
 def test_a_reference_at_an_equilibrium_below_the_factors_precision_reaches_t_max():

@@ -40,6 +40,7 @@ import pytest
 
 from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
 from fls.simulate.flow.step_control import finite_difference_jacobian, initial_step
+from fls.simulate.flow.tangent_rates import rate_scale
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
 
@@ -66,14 +67,15 @@ def test_stored_disagreement_meets_the_principled_bound(name):
 
 def test_a_hinted_weight_within_its_resolution_of_the_bound_takes_the_hinted_side():
     """A sliding pair with a small jump (s_0 = -1e-9 against s_1 = 1) whose least-squares weight (2) is 1e-8:
-    more than the fixed tolerance HINT_TOL from 0, less than the weight's resolution eps ||x_0|| scale / jump
-    (~2e-7). With the hint of an exit through mu = 0 it becomes inactive; without a hint it slides on."""
+    more than the fixed tolerance HINT_TOL from 0, less than the weight's resolution delta_0 / jump (the rate's
+    resolution over the jump, ~1e-5). With the hint of an exit through mu = 0 it becomes inactive; without a
+    hint it slides on."""
     s = np.array([-1e-9, 1.0])
     weight = 1e-8
     # the rate along x_0 vanishes at mu = -s_1 <x_1, x_0> / (s_0 ||x_0||^2) = weight
     X = np.array([[1.0, 0.0], [-weight * s[0] / s[1], 0.8]])
     norms = np.linalg.norm(X, axis=1)
-    resolution = weight_resolution(np.abs(s[:1]) * norms[:1] ** 2, norms[:1], float(np.abs(s) @ norms))[0]
+    resolution = weight_resolution(np.abs(s[:1]) * norms[:1] ** 2, norms[:1], rate_scale(s, None, norms))[0]
     assert HINT_TOL < weight < resolution / 10
     side = np.array([SLIDING, ACTIVE], dtype=np.int8)
     touching = np.array([0])

@@ -13,10 +13,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fls.simulate.flow.api import make_coordinates
+from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, select_neuron_mode
-from fls.simulate.flow.tangent_rates import rate_resolution, resolved
+from fls.simulate.flow.roundoff import float_factors
+from fls.simulate.flow.tangent_rates import rate_resolution, rate_scale, resolved
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check, run
+
+EPS = float(np.finfo(np.float64).eps)
 
 
 def test_a_dead_neuron_on_a_repelling_surface_agrees_with_its_reference():
@@ -60,7 +65,7 @@ def test_a_rate_is_computed_within_its_resolution(seed, n, d, merged):
         h = [mpmath.fsum(qm[k] * Xm[k, c] for k in range(n)) for c in range(d)]
         exact = [mpmath.fsum(h[c] * Xm[i, c] for c in range(d)) for i in range(n)]
     error = np.abs(rates - np.array([float(e) for e in exact]))
-    assert (error <= rate_resolution(norms, s, offset, norms)).all()
+    assert (error <= rate_resolution(norms, rate_scale(s, offset, norms))).all()
 
 
 def one_neuron_at_a_repelling_surface(tiny_rate: float):
@@ -86,7 +91,78 @@ def test_a_resolved_rate_still_takes_the_pair_across():
     """A rate 1e3 times its resolution decides the side as before: a pair whose inactive-side field points
     into the active side crosses."""
     X, s, side = one_neuron_at_a_repelling_surface(0.0)
-    resolution = rate_resolution(np.sqrt(np.einsum("ij,ij->i", X, X))[1], s, None, np.ones(2))
+    resolution = rate_resolution(np.sqrt(np.einsum("ij,ij->i", X, X))[1], rate_scale(s, None, np.ones(2)))
     X, s, side = one_neuron_at_a_repelling_surface(1e3 * float(resolution))
     assert select_neuron_mode(X, s, 1.0, side, np.array([1]), side.copy())[1] == ACTIVE
     assert resolved(np.array([0.5 * resolution, 2 * resolution]), resolution).tolist() == [0.0, 2 * resolution]
+
+
+def exact_factor(loss: str, f: mpmath.mpf, y: float) -> mpmath.mpf:
+    """-l'(y f) y at an exact output f, in the working precision: the margin losses' and the squared loss's."""
+    if loss == "logistic":
+        return y / (1 + mpmath.exp(y * f))
+    if loss == "exponential":
+        return y * mpmath.exp(-y * f)
+    return y - f
+
+
+def rates_and_exact_rates(loss: str, X: np.ndarray, y: np.ndarray, f: np.ndarray, shift: np.ndarray, gates):
+    """The engine's rates <X^T (s . gates), x_i> from the float outputs f, with s and their precision e from
+    :func:`float_factors`, and the same rates in 50 digits from the exact outputs f + shift (shift: within half
+    a unit in the last place of f, so f is the exact outputs rounded)."""
+    n, d = X.shape
+    # the factors depend on f and y only: coordinates on n distinct directions, so no samples are merged
+    arithmetic = float_arithmetic(loss)
+    coords = make_coordinates("plain", np.ones((2, n)), np.sqrt(n) * np.ones(2), np.eye(n), y, 1.0, arithmetic)
+    s, offset, errors = float_factors(coords, f, *coords.sample_factors(f))
+    assert offset is None
+    rates = (X.T @ (s * gates)) @ X.T
+    with mpmath.workdps(50):
+        q = [exact_factor(loss, mpmath.mpf(float(f[k])) + mpmath.mpf(float(shift[k])), float(y[k])) * float(gates[k])
+             for k in range(n)]  # fmt: skip
+        h = [mpmath.fsum(q[k] * float(X[k, c]) for k in range(n)) for c in range(d)]
+        exact = np.array([float(mpmath.fsum(h[c] * float(X[i, c]) for c in range(d))) for i in range(n)])
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    return rates, exact, rate_resolution(norms, rate_scale(s, None, norms, errors))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(2, 12),
+    st.integers(1, 8),
+    st.sampled_from(["logistic", "exponential", "squared"]),
+    st.booleans(),
+)
+def test_the_rates_resolution_bounds_their_error_from_rounded_outputs(seed, n, d, loss, near_fit):
+    """The resolution (1), arithmetic and factors' precision together, bounds the error of the rates computed
+    from the outputs rounded to float64, against the rates of the exact outputs in 50 digits: margin losses at
+    outputs up to 30 (factors up to 1e13), the squared loss anywhere or fitted to a few roundoffs."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-2, 2, size=(n, 1))
+    y = rng.choice([-1.0, 1.0], n)
+    if loss == "squared" and near_fit:
+        f = y * (1 + rng.integers(-8, 9, n) * EPS)
+    else:
+        f = rng.uniform(-30, 30, n) * 10.0 ** rng.uniform(-3, 0, n)
+    shift = rng.uniform(-0.5, 0.5, n) * np.spacing(np.abs(f))
+    gates = rng.uniform(0, 1, n) * (rng.uniform(size=n) < 0.7)
+    rates, exact, resolution = rates_and_exact_rates(loss, X, y, f, shift, gates)
+    assert np.all(np.abs(rates - exact) <= resolution)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 12), st.integers(1, 8))
+def test_the_rates_resolution_is_within_a_factor_4_of_the_error_where_the_factors_errors_add_up(seed, n, d):
+    """Collinear samples (all on one ray, so every <x_k, x_i> > 0), the squared loss fitted to a few
+    roundoffs (f_k = 1 + m_k eps, s_k = -m_k eps), every gate 1, and exact outputs 0.49 of a unit in the last
+    place above the rounded ones: each factor's error adds to every rate, and the resolution, whose
+    factors' part is one unit in the last place per factor, is at most 4 times the error met (about 2)."""
+    rng = np.random.default_rng(seed)
+    direction = rng.standard_normal(d)
+    X = np.outer(10.0 ** rng.uniform(-1, 1, n), direction / np.linalg.norm(direction))
+    y = np.ones(n)
+    f = 1 + rng.integers(1, 9, n) * EPS
+    rates, exact, resolution = rates_and_exact_rates("squared", X, y, f, 0.49 * np.spacing(f), np.ones(n))
+    error = np.abs(rates - exact)
+    assert np.all(error <= resolution) and np.all(resolution <= 4 * error)
