@@ -256,12 +256,14 @@ class PlainCoordinates(Coordinates):
         W, v = self._split(Y)
         return self._guard_scale(self.arith.row_norms(W), v)
 
-    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+    def contribution_excursion(self, C: np.ndarray, row_sizes: np.ndarray | None = None) -> np.ndarray:
         """E_j >= sup over theta in [0, 1] of ||v_j w_j (theta) - v_j w_j (0)|| (m,) at the states sum_k C_k
         theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m d):
-        v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`)."""
+        v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`).
+        ``row_sizes``: ||C_k,w_j|| (p + 1, m) of :func:`~simulate.flow.output_screen.bound_norms`, when the
+        caller has formed them."""
         W, v = self._split(np.asarray(C, dtype=np.float64))
-        return product_excursion(np.abs(v), bound_norms(W))
+        return product_excursion(np.abs(v), bound_norms(W) if row_sizes is None else row_sizes)
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
         Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product
