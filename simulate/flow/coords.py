@@ -134,15 +134,27 @@ class Coordinates:
             return self.arith.sqrt(norms * norms + v * v)
         return norms
 
-    def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
-        """The field of the mode at the state Y (size,)."""
-        D, amp, aux = self.parts(Y)
-        L = self.c * (amp @ D) if self.samples.opposite else None
-        # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
-        # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
-        AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
-        F = self.c * (amp @ AD)
-        s, offset = self.sample_factors(self.samples.outputs(F, L))
+    def velocity_parts(self, Y: Any) -> Any:
+        """The ``aux`` of :meth:`parts` at one state Y (size,) without D and amp, where the velocity reads
+        neither (log coordinates); None where it does (the output weights' velocity reads the pre-activations)."""
+        return None
+
+    def rhs(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> Any:
+        """The field of the mode at the state Y (size,). ``outputs``: every sample's network output at Y under
+        the mode (n_samples,), when known (carried from an event, :mod:`~simulate.flow.carried_outputs`):
+        coordinates whose velocity reads no pre-activation (:meth:`velocity_parts`) then form none, the
+        backward half of an evaluation only (docs/flow.md, "Cost")."""
+        aux = None if outputs is None else self.velocity_parts(Y)
+        if aux is None:
+            D, amp, aux = self.parts(Y)
+            L = self.c * (amp @ D) if self.samples.opposite else None
+            # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
+            # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
+            AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
+            outputs = self.samples.outputs(self.c * (amp @ AD), L)
+        else:
+            D = AD = None
+        s, offset = self.sample_factors(outputs)
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
         # where the velocity does not read AD (log coordinates), q takes its buffer

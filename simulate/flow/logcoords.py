@@ -65,6 +65,10 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
+    def velocity_parts(self, Y: Any) -> tuple[Any, Any]:
+        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D."""
+        return self._unit(Y)[:2]
+
     def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
         U, rho = self._split(Y)
