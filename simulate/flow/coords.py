@@ -61,6 +61,7 @@ class Coordinates:
         self.c = arithmetic.convert(np.array([c]))[0]
         self.rate = self.c / len(y)  # the neuron factor c/n of the mean-risk field, n counting every sample
         self.x_norms = arithmetic.row_norms(X)
+        self._gates: Any = None  # the weighted gates' buffer of :meth:`rhs` from given outputs
 
     @property
     def size(self) -> int:
@@ -152,8 +153,10 @@ class Coordinates:
             # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
             AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
             outputs = self.samples.outputs(self.c * (amp @ AD), L)
-        else:
-            D = AD = None
+        else:  # q goes to a buffer kept for these evaluations (a fresh (m, n) array costs page faults)
+            if self._gates is None or self._gates.dtype != Y.dtype:
+                self._gates = np.empty((self.m, self.n), dtype=Y.dtype)
+            D, AD = None, self._gates
         s, offset = self.sample_factors(outputs)
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
