@@ -169,9 +169,8 @@ class FlowOutcome:
 
 
 class PieceField:
-    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness.
-    ``start``: (the piece's start state, its outputs carried from the event (1, n_samples), or None) for the
-    first evaluation there, which then needs the backward half only (:meth:`Coordinates.rhs`)."""
+    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness;
+    ``start``: (its start state, the outputs carried there or None) for the restart's :meth:`Coordinates.rhs`."""
 
     def __init__(
         self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts, start: tuple = (None, None)
