@@ -62,6 +62,7 @@ class Coordinates:
         self.c = arithmetic.convert(np.array([c]))[0]
         self.rate = self.c / len(y)  # the neuron factor c/n of the mean-risk field, n counting every sample
         self.x_norms = arithmetic.row_norms(X)
+        self._gates: Any = None  # the weighted gates' buffer of :meth:`rhs` from given outputs
 
     @property
     def size(self) -> int:
@@ -135,15 +136,29 @@ class Coordinates:
             return self.arith.sqrt(norms * norms + v * v)
         return norms
 
-    def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
-        """The field of the mode at the state Y (size,)."""
-        D, amp, aux = self.parts(Y)
-        L = self.c * (amp @ D) if self.samples.opposite else None
-        # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
-        # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
-        AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
-        F = self.c * (amp @ AD)
-        s, offset = self.sample_factors(self.samples.outputs(F, L))
+    def velocity_parts(self, Y: Any) -> Any:
+        """The ``aux`` of :meth:`parts` at one state Y (size,) without D and amp, where the velocity reads
+        neither (log coordinates); None where it does (the output weights' velocity reads the pre-activations)."""
+        return None
+
+    def rhs(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> Any:
+        """The field of the mode at the state Y (size,). ``outputs``: every sample's network output at Y under
+        the mode (n_samples,), when known (carried from an event, :mod:`~simulate.flow.carried_outputs`):
+        coordinates whose velocity reads no pre-activation (:meth:`velocity_parts`) then form none, the
+        backward half of an evaluation only (docs/flow.md, "Cost")."""
+        aux = None if outputs is None else self.velocity_parts(Y)
+        if aux is None:
+            D, amp, aux = self.parts(Y)
+            L = self.c * (amp @ D) if self.samples.opposite else None
+            # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
+            # array per evaluation costs page faults that can exceed the arithmetic (docs/flow.md, "Cost")
+            AD = weights.active * D if self.samples.opposite else np.multiply(weights.active, D, out=D)
+            outputs = self.samples.outputs(self.c * (amp @ AD), L)
+        else:  # q goes to a buffer kept for these evaluations (a fresh (m, n) array costs page faults)
+            if self._gates is None or self._gates.dtype != Y.dtype:
+                self._gates = np.empty((self.m, self.n), dtype=Y.dtype)
+            D, AD = None, self._gates
+        s, offset = self.sample_factors(outputs)
         out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
         # where the velocity does not read AD (log coordinates), q takes its buffer
@@ -261,12 +276,14 @@ class PlainCoordinates(Coordinates):
         W, v = self._split(Y)
         return self._guard_scale(self.arith.row_norms(W), v)
 
-    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+    def contribution_excursion(self, C: np.ndarray, row_sizes: np.ndarray | None = None) -> np.ndarray:
         """E_j >= sup over theta in [0, 1] of ||v_j w_j (theta) - v_j w_j (0)|| (m,) at the states sum_k C_k
         theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m d):
-        v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`)."""
+        v_j and w_j are the state's own polynomials (:func:`~simulate.flow.output_screen.product_excursion`).
+        ``row_sizes``: ||C_k,w_j|| (p + 1, m) of :func:`~simulate.flow.output_screen.bound_norms`, when the
+        caller has formed them."""
         W, v = self._split(np.asarray(C, dtype=np.float64))
-        return product_excursion(np.abs(v), bound_norms(W))
+        return product_excursion(np.abs(v), bound_norms(W) if row_sizes is None else row_sizes)
 
     def _velocity(self, v: Any, AP: Any, Q: Any, s: Any, dW: Any, dv: Any) -> None:
         Q *= (self.rate * v)[:, None]  # on (m, n) rather than on the (m, d) product

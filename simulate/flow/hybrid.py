@@ -170,14 +170,20 @@ class FlowOutcome:
 
 
 class PieceField:
-    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness."""
+    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness;
+    ``start``: (its start state, the outputs carried there or None) for the restart's :meth:`Coordinates.rhs`."""
 
-    def __init__(self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts) -> None:
+    def __init__(
+        self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts, start: tuple = (None, None)
+    ) -> None:
         self.coords, self.weights, self.counts = coords, weights, counts
+        self.start, self.start_outputs = start
 
     def __call__(self, Y: Any) -> Any:
         self.counts.rhs_evals += 1
-        return self.coords.rhs(Y, self.weights)
+        outputs = self.start_outputs if Y is self.start else None
+        self.start_outputs = None  # used once: only the restart's evaluation is at that very state
+        return self.coords.rhs(Y, self.weights, None if outputs is None else outputs[0])
 
     def outputs(self, Y: Any) -> Any:
         """Every sample's network output (..., n) at states Y (..., size) under the piece's mode."""
@@ -227,9 +233,9 @@ class HybridFlow:
         self.carried = CarriedOutputs()  # the last event's outputs, for the next piece's start
 
     # -- the field of a piece -----------------------------------------------------------------------------
-    def field(self, weights: SlidingWeights) -> PieceField:
-        """y -> the mode's field, counting evaluations."""
-        return PieceField(self.coords, weights, self.counts)
+    def field(self, weights: SlidingWeights, start: tuple[Any, Any] = (None, None)) -> PieceField:
+        """y -> the mode's field, counting evaluations; ``start``: (state, outputs) as for :class:`PieceField`."""
+        return PieceField(self.coords, weights, self.counts, start)
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian of the piece's field for the implicit methods (None for the others):
@@ -418,7 +424,7 @@ class HybridFlow:
             if self.stop_rule is not None and guards.stop_value(Y) <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(
-                self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder
+                self.field(weights, (Y, start_outputs)), self.jacobian(weights), t, Y, t_max, guards, step, recorder
             )
             counts.pieces += 1
             step = spacing.first_step(t, end.t, end.step or step) if end.kind == "event" else end.step or step

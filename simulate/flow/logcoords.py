@@ -66,6 +66,10 @@ class LogCoordinates(Coordinates):
         U_hat, norms, rho = self._unit(Y)
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
+    def velocity_parts(self, Y: Any) -> tuple[Any, Any]:
+        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D."""
+        return self._unit(Y)[:2]
+
     def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
         U, rho = self._split(Y)
@@ -88,7 +92,7 @@ class LogCoordinates(Coordinates):
         states."""
         return self._step_states(C, thetas)[1].T
 
-    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+    def contribution_excursion(self, C: np.ndarray, row_sizes: np.ndarray | None = None) -> np.ndarray:
         """E_j >= sup over theta in [0, 1] of ||g_j(theta) - g_j(0)|| (m,), g_j = v_j w_j = a_j u_j with
         a_j = sign_j exp(2 rho_j) / ||u_j||, at the states sum_k C_k theta^k (the screen of the sliding weights'
         guards, :mod:`simulate.flow.output_screen`), in O(p m d):
@@ -98,10 +102,14 @@ class LogCoordinates(Coordinates):
         with ||u_j - u_j(0)|| <= M_j = sum_{k >= 1} ||C_k,u_j||, |rho_j - rho_j(0)| <= P_j = sum_{k >= 1}
         |C_k,rho_j|, so ||u_j|| lies in ||u_j(0)|| -+ M_j and |a_j| between exp(2 (rho_j(0) - P_j)) /
         (||u_j(0)|| + M_j) and exp(2 (rho_j(0) + P_j)) / (||u_j(0)|| - M_j). Infinite where M_j reaches
-        ||u_j(0)|| (the direction's norm could pass through 0) or exp overflows."""
+        ||u_j(0)|| (the direction's norm could pass through 0) or exp overflows. ``row_sizes``: the
+        directions' coefficient norms ||C_k,u_j|| (p + 1, m) of :func:`~simulate.flow.output_screen.bound_norms`,
+        when the caller has formed them (the step's pair screen reads the same norms)."""
         U, rho = self._split(np.asarray(C, dtype=np.float64))
-        norm0 = bound_norms(U[0])
-        moved = bound_norms(U[1:]).sum(axis=0)
+        if row_sizes is None:
+            row_sizes = bound_norms(U)
+        norm0 = row_sizes[0]
+        moved = row_sizes[1:].sum(axis=0)
         log_moved = np.abs(rho[1:]).sum(axis=0)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             amp0 = np.exp(2 * rho[0]) / norm0

@@ -83,13 +83,17 @@ def product_excursion(amp_sizes: np.ndarray, row_sizes: np.ndarray) -> np.ndarra
     return amp_sizes[0] * moved_rows + amp_sizes[1:].sum(axis=0) * (row_sizes[0] + moved_rows)
 
 
-def weights_stay_inside(guards: Any, coefficients: np.ndarray, t_a: float, h: float) -> bool:
+def weights_stay_inside(
+    guards: Any, coefficients: np.ndarray, t_a: float, h: float, row_sizes: np.ndarray | None = None
+) -> bool:
     """Whether no sliding weight's guard (mu or 1 - mu) can come within the touching tolerance of 0 in the
     step from t_a of size h with the power-basis dense output ``coefficients`` (p + 1, size): then the step's
     outputs need not be formed (:mod:`simulate.flow.output_screen`). False where the screen does not apply: a
     stopping rule (whose guard needs the outputs), no sliding pair, merged samples of opposite labels, an
     arithmetic other than float64, coordinates without an excursion bound, or a step that does not continue
-    the piece's chain of steps, or a network of fewer pairs than its coordinates' ``screen_min_pairs``."""
+    the piece's chain of steps, or a network of fewer pairs than its coordinates' ``screen_min_pairs``.
+    ``row_sizes``: the norms of the coefficients' row blocks (p + 1, m) (:func:`bound_norms`), when the caller
+    has formed them (the step's pair screen, ``polynomial_guards._movable_pairs``, reads the same)."""
     coords = guards.coords
     excursion_of = getattr(coords, "contribution_excursion", None)
     if (
@@ -105,7 +109,7 @@ def weights_stay_inside(guards: Any, coefficients: np.ndarray, t_a: float, h: fl
     reach = getattr(guards, "output_reach", None)
     if reach is None:  # the piece's first step starts at its start, where the guards formed the outputs
         reach = guards.output_reach = OutputReach(coords.m, t_a)
-    if not reach.advance(excursion_of(coefficients), t_a, h):
+    if not reach.advance(excursion_of(coefficients, row_sizes), t_a, h):
         return False
     weights = guards.weights
     f0 = np.asarray(guards.start_outputs[0], dtype=np.float64)

@@ -117,7 +117,14 @@ class NeuronMargins:
 
 
 def _movable_pairs(
-    coords: Any, guards: PieceGuards, rows: Any, amp0: Any, t_a: float, h: float, every_pair: Any = None
+    coords: Any,
+    guards: PieceGuards,
+    rows: Any,
+    row_sizes: np.ndarray,
+    amp0: Any,
+    t_a: float,
+    h: float,
+    every_pair: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the non-sliding pairs that can change sign in
     the step: |D_ji(0)| <= sum_{k >= 1} |D_k,ji|, their polynomial's largest excursion on [0, 1]; and those
@@ -133,9 +140,11 @@ def _movable_pairs(
     (the screens only drop pairs the full test drops). ``every_pair``: the coefficients D_k of every pair
     (p + 1, m, n) when the caller has formed them anyway (for the output guards): D(0) and the candidates'
     higher coefficients are then read from them, not formed a second time (docs/flow.md, "Cost").
+    ``row_sizes``: ||R_k,j|| (p + 1, m), :func:`~simulate.flow.output_screen.bound_norms` of ``rows`` (the
+    sliding weights' screen reads them too).
     """
     n = coords.n
-    movement = bound_norms(rows[1:]).sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
+    movement = row_sizes[1:].sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
     margins = len(movement) * n >= MARGIN_MIN_PAIRS
     if margins and guards.margins is None:
         guards.margins = NeuronMargins(len(movement))
@@ -212,8 +221,9 @@ class PolynomialStepGuards(StepGuards):
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         rows, amp, amp0 = coords.row_blocks(coefficients)
+        row_sizes = bound_norms(rows)  # ||R_k,j||: for the pairs' screen and the weights' (docs/flow.md "Cost")
         # the output guards (none in a step where no sliding weight can reach a bound: :mod:`output_screen`)
-        needs_output = guards.needs_output and not weights_stay_inside(guards, coefficients, t_a, h)
+        needs_output = guards.needs_output and not weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
         # the output guards need every pair's coefficients when amp is a polynomial, or when d is large
         every_pair = needs_output and (
             amp is not None or not _sum_neurons_first(powers, len(fractions), coords.d)
@@ -221,7 +231,7 @@ class PolynomialStepGuards(StepGuards):
         pre = None  # every pair's coefficients (p + 1, m, n), when formed: the movable pairs read theirs from it
         if every_pair:
             pre = coords.all_coefficients(rows, coords.start_preactivations(rows[0], slice(None)))
-        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, amp0, t_a, h, pre)
+        self.candidates, self.pair_coefficients = _movable_pairs(coords, guards, rows, row_sizes, amp0, t_a, h, pre)
         self.n_candidates = len(self.candidates)
 
         self.output_coefficients = self.coefficients = self.active_pre = None

@@ -108,17 +108,18 @@ class SpanCoordinates(Coordinates):
         Lambda, v = self._split(Y)
         return self.P0[neurons] + Lambda[neurons] @ self.gram, v[neurons]
 
-    def contribution_excursion(self, C: np.ndarray) -> np.ndarray:
+    def contribution_excursion(self, C: np.ndarray, row_sizes: np.ndarray | None = None) -> np.ndarray:
         """E_j >= sup over theta in [0, 1] of ||v_j w_j (theta) - v_j w_j (0)|| (m,) at the states sum_k C_k
         theta^k (the screen of the sliding weights' guards, :mod:`simulate.flow.output_screen`), O(p m n):
         w_j = w_j(0) + lambda_j X, so its theta^k coefficient is bounded by sigma ||lambda_k,j|| (sigma: the
         largest singular value of X), plus ||w_j(0)|| for k = 0, and v_j is the state's own polynomial
-        (:func:`~simulate.flow.output_screen.product_excursion`)."""
+        (:func:`~simulate.flow.output_screen.product_excursion`). ``row_sizes``: ||lambda_k,j|| (p + 1, m) of
+        :func:`~simulate.flow.output_screen.bound_norms`, when the caller has formed them."""
         if self._x_spectral_norm is None:
             X = np.asarray(self.arith.to_float(self.X), dtype=np.float64)
             self._x_spectral_norm = float(np.linalg.norm(X, 2)) if X.size else 0.0
         Lambda, v = self._split(np.asarray(C, dtype=np.float64))
-        rows = self._x_spectral_norm * bound_norms(Lambda)
+        rows = self._x_spectral_norm * (bound_norms(Lambda) if row_sizes is None else row_sizes)
         rows[0] += np.sqrt(np.asarray(self.arith.to_float(self.norms0), dtype=np.float64))
         return product_excursion(np.abs(v), rows)
 

@@ -20,8 +20,11 @@ THETAS = np.linspace(0.0, 1.0, 201)
 
 def _assert_excursion_bounds_the_movement(coords, C: np.ndarray) -> None:
     """coords.contribution_excursion(C) bounds max over theta of ||v_j w_j (theta) - v_j w_j (0)||, with v_j w_j
-    from the coordinates' own map to the network at 201 states sum_k C_k theta^k (an independent computation)."""
+    from the coordinates' own map to the network at 201 states sum_k C_k theta^k (an independent computation);
+    the row blocks' norms given by the caller (the step's pair screen forms them) give the same bound."""
     bound = coords.contribution_excursion(C)
+    row_sizes = output_screen.bound_norms(coords.row_blocks(C)[0])
+    np.testing.assert_array_equal(coords.contribution_excursion(C, row_sizes), bound)
     W, v = coords.network((THETAS[:, None] ** np.arange(len(C))) @ C)
     g = v[..., None] * W  # (K, m, d)
     moved = np.sqrt(((g - g[0]) ** 2).sum(axis=-1)).max(axis=0)
@@ -83,8 +86,8 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
     run has the same events and final state as the run with every step's outputs formed."""
     screened = []
 
-    def checked(guards, coefficients, t_a, h):
-        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h)
+    def checked(guards, coefficients, t_a, h, row_sizes):
+        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
         screened.append(inside)
         if inside:
             coords = guards.coords

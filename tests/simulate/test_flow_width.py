@@ -376,3 +376,43 @@ def test_outputs_carried_to_a_piece_start_agree_with_a_fresh_evaluation(monkeypa
     W, v = init_params(1000, 3, alpha=1e-3 / np.sqrt(1000), scheme="random_sign", seed=0)
     run = integrate_flow(W, v, X, y, t_max=0.3, method="RK23", rtol=1e-7, atol=1e-10, coords=coords)
     assert run.status == "t_max" and len(compared) > 50
+
+
+@pytest.mark.parametrize("kind", ["plain", "span", "log"])
+def test_the_field_from_given_outputs_is_the_field_and_log_coordinates_read_them(kind):
+    """rhs(Y, weights, outputs) with every sample's outputs at Y is rhs(Y, weights) bit for bit; log coordinates
+    form no pre-activation then (the restart's backward half, docs/flow.md "Cost") and so follow the outputs
+    given (other outputs, another field), while plain and data-span coordinates evaluate in full."""
+    rng = np.random.default_rng(3)
+    for m, n, d in ((7, 5, 3), (40, 12, 20)):
+        coords, W = coordinates(kind, rng, m, n, d)
+        Y = coords.pack(W, np.linalg.norm(W, axis=1) * coords.signs(coords.pack(W, np.ones(m))))
+        sides = random_sides(rng, m, n, d)
+        weights = SlidingWeights(Mode(sides == ACTIVE, sides == SLIDING), coords.X @ coords.X.T, ARITH)
+        outputs = coords.output(Y, weights)
+        np.testing.assert_array_equal(coords.rhs(Y, weights, outputs), coords.rhs(Y, weights))
+        moved = coords.rhs(Y, weights, outputs + 1.0)
+        assert np.array_equal(moved, coords.rhs(Y, weights)) == (kind != "log")
+
+
+def test_a_run_whose_restarts_read_the_carried_outputs_equals_one_that_evaluates_them(monkeypatch):
+    """Stall data at m = 1000 in log coordinates (20 000 pairs: outputs carried), t <= 0.3: every piece that
+    starts at an event evaluates only the backward half of its first field, from the carried outputs; the run
+    takes the same events as one whose restarts evaluate in full, and ends in the same state to roundoff."""
+    given = []
+    rhs = LogCoordinates.rhs
+
+    def counted(self, Y, weights, outputs=None):
+        given.append(outputs is not None)
+        return rhs(self, Y, weights, outputs)
+
+    monkeypatch.setattr(LogCoordinates, "rhs", counted)
+    _, _, X, y = stall_problem(1.0)
+    W, v = init_params(1000, 3, alpha=1e-3 / np.sqrt(1000), scheme="random_sign", seed=0)
+    options = {"t_max": 0.3, "method": "RK23", "rtol": 1e-7, "atol": 1e-10}
+    run = integrate_flow(W, v, X, y, **options)
+    assert sum(given) == run.info["events"] > 50
+    monkeypatch.setattr(LogCoordinates, "velocity_parts", lambda self, Y: None)
+    full = integrate_flow(W, v, X, y, **options)
+    assert (full.info["events"], full.rhs_evals) == (run.info["events"], run.rhs_evals)
+    np.testing.assert_allclose(run.W, full.W, rtol=1e-13, atol=1e-13 * np.abs(full.W).max())
