@@ -263,6 +263,16 @@ class CompiledField:
         s = self._backend(f).sample(f, y)
         return s if weights is None else s * weights
 
+    def numpy_sample_factor(self, weights: np.ndarray | None = None) -> Callable[[Any, Any], np.ndarray]:
+        """:meth:`sample_factor` on numpy arrays as one function, (f, y) -> w_i s_i, the same values bit for bit:
+        the numpy kernel itself without weights. The flow engine forms the sample factors of a few dozen
+        samples about ten times per event, where the backend dispatch's two extra calls cost half of the
+        kernel's arithmetic (docs/flow.md, "Cost")."""
+        kernel = self._numpy.sample
+        if weights is None:
+            return kernel
+        return lambda f, y: kernel(f, y) * weights
+
     def sample_slope(self, f: Any, y: Any, weights: Any = None) -> Any:
         """d(w_i s_i)/df_i, derived by sympy (the flow engine's analytic Jacobian uses it); an array of f's shape
         also where the derivative is a constant (squared loss: -1)."""

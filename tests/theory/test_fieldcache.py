@@ -75,6 +75,20 @@ def test_sample_slope_is_the_derivative_of_the_sample_factor(fields, f, loss):
     np.testing.assert_allclose(fields[1][loss, False].sample_slope(f, y), reference, rtol=1e-13, atol=1e-300)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    f=arrays(np.float64, (6,), elements=st.floats(-700.0, 700.0)),
+    loss=st.sampled_from(LOSSES),
+    weighted=st.booleans(),
+)
+def test_the_numpy_sample_factor_is_sample_factor_bit_for_bit(fields, f, loss, weighted):
+    """The flow engine's shortcut past the backend dispatch computes the same numbers, weights or none."""
+    y = np.where(np.arange(f.size) % 2 == 0, 1.0, -1.0)
+    weights = as_sample_weight(np.arange(1.0, 7.0), 6) if weighted else None
+    field = fields[0][loss, False]
+    np.testing.assert_array_equal(field.numpy_sample_factor(weights)(f, y), field.sample_factor(f, y, weights))
+
+
 @given(z=arrays(np.float64, (7,), elements=st.floats(-750.0, 750.0)))
 def test_expit_matches_scipy(z):
     """A few ulp; below the normal range scipy rounds to 0 where expit keeps the subnormal value."""
