@@ -452,6 +452,10 @@ def first_event(
                 estimates[col] = _estimate(*brackets[col])
     if not brackets:
         return None
+    if len(brackets) == 1:  # one crossing (the common case): no other guard can cross before it
+        ((col, bracket),) = brackets.items()
+        t_event = step.root(col, *bracket, xtol)
+        return step.event(t_event, col, step.values(t_event))
 
     estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
     keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start
