@@ -136,6 +136,12 @@ class Coordinates:
 
     def rhs(self, Y: Any, weights: SlidingWeights) -> Any:
         """The field of the mode at the state Y (size,)."""
+        return self.rhs_and_factors(Y, weights)[0]
+
+    def rhs_and_factors(self, Y: Any, weights: SlidingWeights) -> tuple[Any, Any, Any]:
+        """(:meth:`rhs`, the sample factors (S, N) of :meth:`sample_factors` it was formed with): the jumps at a
+        piece's start, which its weight guards are scaled by, come with its first evaluation there instead of
+        one more output evaluation (docs/flow.md, "Cost")."""
         D, amp, aux = self.parts(Y)
         L = self.c * (amp @ D) if self.samples.opposite else None
         # the mode's smooth extension of relu(D), in D's own buffer unless D is needed below: a fresh (m, n)
@@ -150,7 +156,7 @@ class Coordinates:
         self._velocity(aux, AD, Q, s, block, per_neuron)
         if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
             per_neuron += D @ (self.rate * offset)
-        return out
+        return out, s, offset
 
     def cosines(self, Y: Any) -> Any:
         """cos angle(w_j, x_i), shape (..., m, n): the guards of the activation surfaces."""

@@ -48,6 +48,7 @@ from fls.simulate.flow.origin import repeated_events_message
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
 from fls.simulate.flow.smooth import PieceEnd
+from fls.simulate.flow.start_jumps import StartJumps, start_jumps
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
@@ -171,12 +172,17 @@ class FlowOutcome:
 class PieceField:
     """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness."""
 
-    def __init__(self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts) -> None:
-        self.coords, self.weights, self.counts = coords, weights, counts
+    def __init__(
+        self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts, jumps: StartJumps | None = None
+    ) -> None:
+        self.coords, self.weights, self.counts, self.jumps = coords, weights, counts, jumps
 
     def __call__(self, Y: Any) -> Any:
         self.counts.rhs_evals += 1
-        return self.coords.rhs(Y, self.weights)
+        dY, S, _ = self.coords.rhs_and_factors(Y, self.weights)
+        if self.jumps is not None:
+            self.jumps.record(Y, S)
+        return dY
 
     def outputs(self, Y: Any) -> Any:
         """Every sample's network output (..., n) at states Y (..., size) under the piece's mode."""
@@ -226,9 +232,9 @@ class HybridFlow:
         self.carried = CarriedOutputs()  # the last event's outputs, for the next piece's start
 
     # -- the field of a piece -----------------------------------------------------------------------------
-    def field(self, weights: SlidingWeights) -> PieceField:
-        """y -> the mode's field, counting evaluations."""
-        return PieceField(self.coords, weights, self.counts)
+    def field(self, weights: SlidingWeights, jumps: StartJumps | None = None) -> PieceField:
+        """y -> the mode's field, counting evaluations (and giving ``jumps`` its factors at the start)."""
+        return PieceField(self.coords, weights, self.counts, jumps)
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian of the piece's field for the implicit methods (None for the others):
@@ -403,7 +409,8 @@ class HybridFlow:
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             start_outputs = self.carried.at_start(self.coords, Y, weights)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, Y, start_outputs)
+            jumps = start_jumps(self.coords, weights, Y, start_outputs)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, Y, start_outputs, jumps)
             depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
                 depths.update(self.resolution(Y, guards, memory.grazing))
@@ -415,7 +422,7 @@ class HybridFlow:
             if self.stop_rule is not None and guards.stop_value(Y) <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(
-                self.field(weights), self.jacobian(weights), t, Y, t_max, guards, step, recorder
+                self.field(weights, jumps), self.jacobian(weights), t, Y, t_max, guards, step, recorder
             )
             counts.pieces += 1
             step = spacing.first_step(t, end.t, end.step or step) if end.kind == "event" else end.step or step
