@@ -49,12 +49,16 @@ def expit(z: Any) -> np.ndarray:
     """The logistic sigmoid 1 / (1 + exp(-z)) to a few ulp for every float64 z, without overflow.
 
     With e = exp(-|z|) <= 1: 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0 (no cancellation on either side).
-    Same values as ``scipy.special.expit`` (tests compare them) without importing scipy.special, which would
-    cost a starting process more than the rest of :func:`compile_field` does.
+    The numerator is exp(min(z, 0)), which is exactly 1 for z >= 0 and exactly e for z < 0 (min(z, 0) = -|z|
+    there), so both sides are one expression of five ufunc calls with no ``np.where``: the flow engine forms
+    sample factors of a few dozen samples thousands of times per run, where each numpy call's overhead, not
+    the arithmetic, is the cost (docs/flow.md, "Cost"). Same values as ``scipy.special.expit`` to a few ulp
+    (tests compare them) without importing scipy.special, which would cost a starting process more than the
+    rest of :func:`compile_field` does.
     """
-    z = np.asarray(z)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+    denominator = np.exp(np.negative(np.abs(z)))
+    denominator += 1.0
+    return np.divide(np.exp(np.minimum(z, 0.0)), denominator)
 
 
 def numpy_namespace() -> dict[str, Callable[..., Any]]:
@@ -258,6 +262,16 @@ class CompiledField:
         """w_i s_i with s_i = -dl/df (f_i, y_i): the weight of sample i in the field (logistic: r_i y_i)."""
         s = self._backend(f).sample(f, y)
         return s if weights is None else s * weights
+
+    def numpy_sample_factor(self, weights: np.ndarray | None = None) -> Callable[[Any, Any], np.ndarray]:
+        """:meth:`sample_factor` on numpy arrays as one function, (f, y) -> w_i s_i, the same values bit for bit:
+        the numpy kernel itself without weights. The flow engine forms the sample factors of a few dozen
+        samples about ten times per event, where the backend dispatch's two extra calls cost half of the
+        kernel's arithmetic (docs/flow.md, "Cost")."""
+        kernel = self._numpy.sample
+        if weights is None:
+            return kernel
+        return lambda f, y: kernel(f, y) * weights
 
     def sample_slope(self, f: Any, y: Any, weights: Any = None) -> Any:
         """d(w_i s_i)/df_i, derived by sympy (the flow engine's analytic Jacobian uses it); an array of f's shape

@@ -80,7 +80,7 @@ def float_arithmetic(loss: str, weights: np.ndarray | None = None) -> Arithmetic
     return Arithmetic(
         name="float64",
         eps=float(np.finfo(np.float64).eps),
-        sample=partial(field.sample_factor, weights=weights),
+        sample=field.numpy_sample_factor(weights),
         sample_slope=partial(field.sample_slope, weights=weights),
         losses=partial(field.losses, weights=weights),
         exp=np.exp,

@@ -146,6 +146,12 @@ class Coordinates:
         the mode (n_samples,), when known (carried from an event, :mod:`~simulate.flow.carried_outputs`):
         coordinates whose velocity reads no pre-activation (:meth:`velocity_parts`) then form none, the
         backward half of an evaluation only (docs/flow.md, "Cost")."""
+        return self.rhs_and_factors(Y, weights, outputs)[0]
+
+    def rhs_and_factors(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> tuple[Any, Any, Any]:
+        """(:meth:`rhs`, the sample factors (S, N) of :meth:`sample_factors` it was formed with): the jumps at a
+        piece's start, which its weight guards are scaled by, come with its first evaluation there instead of
+        one more output evaluation (docs/flow.md, "Cost")."""
         aux = None if outputs is None else self.velocity_parts(Y)
         if aux is None:
             D, amp, aux = self.parts(Y)
@@ -166,7 +172,7 @@ class Coordinates:
         self._velocity(aux, AD, Q, s, block, per_neuron)
         if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
             per_neuron += D @ (self.rate * offset)
-        return out
+        return out, s, offset
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
         """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: :meth:`coupled_jacobian`'s."""

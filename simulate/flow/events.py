@@ -42,7 +42,9 @@ class PieceGuards:
     ``previous``: the guards of the piece before, whose mode differs in the neurons ``changed`` only (their
     per-pair arrays are taken over and those rows updated in place, O(changed n); it is not used again).
     ``start_outputs``: every sample's output (1, n) at ``start`` under this mode, when known (else formed
-    here where the sliding weights' guards need them).
+    here where the sliding weights' guards need them). ``start_jumps``: () -> the jump factors S (n,) at
+    ``start``, from the piece's first field evaluation (:mod:`~simulate.flow.start_jumps`), when the outputs
+    are not known: the weight guards' units then come from it, on first use, with no output evaluation.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class PieceGuards:
         changed: list[int] | tuple[int, ...] = (),
         start: Any = None,
         start_outputs: Any = None,
+        start_jumps: Callable[[], Any] | None = None,
     ) -> None:
         self.coords, self.weights, self.stop_rule = coords, weights, stop_rule
         mode = weights.mode
@@ -64,12 +67,16 @@ class PieceGuards:
         # the piece's start state and its outputs (the stopping value there needs them too; given when the
         # event before carried them, :mod:`~simulate.flow.carried_outputs`), and each sliding pair's jump
         # squared there, the unit of its weight guards (:meth:`weight_guards`)
-        self.start, self.start_outputs, self.weight_units = start, start_outputs, 1.0
+        self.start, self.start_outputs, self._weight_units = start, start_outputs, 1.0
+        self._start_jumps = start_jumps
         if self.n_sliding and start is not None:
-            if start_outputs is None:
-                self.start_outputs = coords.output(start[None], weights)
-            jumps = coords.sample_factors(self.start_outputs)[0][0, weights.pair_cols]
-            self.weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
+            if start_outputs is not None or start_jumps is None:
+                if start_outputs is None:
+                    self.start_outputs = coords.output(start[None], weights)
+                jumps = coords.sample_factors(self.start_outputs)[0][0, weights.pair_cols]
+                self._weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
+            else:
+                self._weight_units = None  # from ``start_jumps`` on first use (:attr:`weight_units`)
         self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
@@ -99,6 +106,14 @@ class PieceGuards:
         # ||Z_i|| of the coordinates' row map, for the polynomial guards' screen (a constant of the run: formed
         # once, not at every step)
         self.row_map_norms = None if previous is None else previous.row_map_norms
+
+    @property
+    def weight_units(self) -> Any:
+        """Each sliding pair's jump squared at the piece's start (1 where it is 0): its weight guards' unit."""
+        if self._weight_units is None:
+            jumps = self._start_jumps()[self.weights.pair_cols]
+            self._weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
+        return self._weight_units
 
     def graze(self, depths: dict[int, float]) -> None:
         """Columns whose contact with their surface is below the integration's resolution: each counts as
@@ -452,6 +467,10 @@ def first_event(
                 estimates[col] = _estimate(*brackets[col])
     if not brackets:
         return None
+    if len(brackets) == 1:  # one crossing (the common case): no other guard can cross before it
+        ((col, bracket),) = brackets.items()
+        t_event = step.root(col, *bracket, xtol)
+        return step.event(t_event, col, step.values(t_event))
 
     estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
     keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start

@@ -32,7 +32,6 @@ calls.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -46,9 +45,11 @@ from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
 from fls.simulate.flow.origin import repeated_events_message
+from fls.simulate.flow.piece_field import EventCounts, PieceField
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
 from fls.simulate.flow.smooth import PieceEnd
+from fls.simulate.flow.start_jumps import StartJumps, start_jumps
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
@@ -73,19 +74,6 @@ class PieceIntegrator(Protocol):
     def state_tolerance(self, y: Any) -> Any:
         """The error per step allowed in each component of y (``tolerance.StepTolerance.of``)."""
         ...
-
-
-@dataclass
-class EventCounts:
-    """Event diagnostics of one run."""
-
-    switches: int = 0
-    sliding_entries: int = 0
-    sliding_exits: int = 0
-    events: int = 0
-    pieces: int = 0
-    rhs_evals: int = 0
-    jac_evals: int = 0
 
 
 #: The kinds of transition an event log records (:class:`EventLog`).
@@ -169,44 +157,6 @@ class FlowOutcome:
     counts: EventCounts
 
 
-class PieceField:
-    """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness;
-    ``start``: (its start state, the outputs carried there or None) for the restart's :meth:`Coordinates.rhs`."""
-
-    def __init__(
-        self, coords: Coordinates, weights: SlidingWeights, counts: EventCounts, start: tuple = (None, None)
-    ) -> None:
-        self.coords, self.weights, self.counts = coords, weights, counts
-        self.start, self.start_outputs = start
-
-    def __call__(self, Y: Any) -> Any:
-        self.counts.rhs_evals += 1
-        outputs = self.start_outputs if Y is self.start else None
-        self.start_outputs = None  # used once: only the restart's evaluation is at that very state
-        return self.coords.rhs(Y, self.weights, None if outputs is None else outputs[0])
-
-    def outputs(self, Y: Any) -> Any:
-        """Every sample's network output (..., n) at states Y (..., size) under the piece's mode."""
-        return self.coords.output(Y, self.weights)
-
-    def finite_at(self, Y: Any) -> bool:
-        """Whether the field is finite at a finite state Y (size,), or at each of states Y (K, size), from
-        the outputs alone (:meth:`finite_outputs`): about a third of an evaluation per state, not counted as
-        one."""
-        return self.finite_outputs(self.outputs(Y))
-
-    def finite_outputs(self, f: Any) -> bool:
-        """Whether the field is finite where the network outputs are f (..., n), from the sample factors
-        s = -l'(y_i f_i) y_i: the field is (c/n) times products of the state with s, so it overflows where s
-        does (an exponential loss far out; the same test of |.|^2 as the integrators' on the field)."""
-        s, offset = self.coords.sample_factors(f)
-        s = self.coords.arith.to_float(s)
-        if offset is None:  # a Python float's test: a fraction of np.isfinite's cost on a scalar
-            return math.isfinite(np.vdot(s, s))
-        offset = self.coords.arith.to_float(offset)
-        return math.isfinite(np.vdot(s, s)) and math.isfinite(np.vdot(offset, offset))
-
-
 class HybridFlow:
     """The event loop over smooth pieces for one problem (coordinates carry X, y, c and the arithmetic)."""
 
@@ -233,9 +183,12 @@ class HybridFlow:
         self.carried = CarriedOutputs()  # the last event's outputs, for the next piece's start
 
     # -- the field of a piece -----------------------------------------------------------------------------
-    def field(self, weights: SlidingWeights, start: tuple[Any, Any] = (None, None)) -> PieceField:
-        """y -> the mode's field, counting evaluations; ``start``: (state, outputs) as for :class:`PieceField`."""
-        return PieceField(self.coords, weights, self.counts, start)
+    def field(
+        self, weights: SlidingWeights, start: tuple[Any, Any] = (None, None), jumps: StartJumps | None = None
+    ) -> PieceField:
+        """y -> the mode's field, counting evaluations; ``start``: (state, outputs) as for :class:`PieceField`;
+        ``jumps`` get the factors of the evaluations."""
+        return PieceField(self.coords, weights, self.counts, start, jumps)
 
     def jacobian(self, weights: SlidingWeights):
         """y -> the analytic Jacobian of the piece's field for the implicit methods (None for the others):
@@ -412,7 +365,8 @@ class HybridFlow:
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             start_outputs = self.carried.at_start(self.coords, Y, weights)
-            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, Y, start_outputs)
+            jumps = start_jumps(self.coords, weights, Y, start_outputs)
+            guards = PieceGuards(self.coords, weights, self.stop_rule, guards, changed, Y, start_outputs, jumps)
             depths = contacts.depths_in(guards, partial(self.resolution, Y, guards))
             if memory.grazing:
                 depths.update(self.resolution(Y, guards, memory.grazing))
@@ -424,7 +378,14 @@ class HybridFlow:
             if self.stop_rule is not None and guards.stop_value(Y) <= 0:
                 return outcome("target_reached", f"{self.stop_rule.describe()} at t = {float(t):.10g}", t, Y)
             end = self.integrator.run(
-                self.field(weights, (Y, start_outputs)), self.jacobian(weights), t, Y, t_max, guards, step, recorder
+                self.field(weights, (Y, start_outputs), jumps),
+                self.jacobian(weights),
+                t,
+                Y,
+                t_max,
+                guards,
+                step,
+                recorder,
             )
             counts.pieces += 1
             step = spacing.first_step(t, end.t, end.step or step) if end.kind == "event" else end.step or step

@@ -83,6 +83,14 @@ def product_excursion(amp_sizes: np.ndarray, row_sizes: np.ndarray) -> np.ndarra
     return amp_sizes[0] * moved_rows + amp_sizes[1:].sum(axis=0) * (row_sizes[0] + moved_rows)
 
 
+def screens(coords: Any) -> bool:
+    """Whether the screen applies to these coordinates at their size: they bound the contributions' excursion
+    and have at least their ``screen_min_pairs`` pairs (log coordinates at any size, plain and data-span ones
+    from :data:`PRODUCT_SCREEN_MIN_PAIRS`). Its pieces need the outputs at their start."""
+    has_bound = getattr(coords, "contribution_excursion", None) is not None
+    return has_bound and coords.m * coords.n >= getattr(coords, "screen_min_pairs", 0)
+
+
 def weights_stay_inside(
     guards: Any, coefficients: np.ndarray, t_a: float, h: float, row_sizes: np.ndarray | None = None
 ) -> bool:
@@ -95,10 +103,8 @@ def weights_stay_inside(
     ``row_sizes``: the norms of the coefficients' row blocks (p + 1, m) (:func:`bound_norms`), when the caller
     has formed them (the step's pair screen, ``polynomial_guards._movable_pairs``, reads the same)."""
     coords = guards.coords
-    excursion_of = getattr(coords, "contribution_excursion", None)
     if (
-        excursion_of is None
-        or coords.m * coords.n < getattr(coords, "screen_min_pairs", 0)
+        not screens(coords)
         or guards.stop_rule is not None
         or not guards.n_sliding
         or guards.start_outputs is None
@@ -106,6 +112,7 @@ def weights_stay_inside(
         or coords.arith.name != "float64"
     ):
         return False
+    excursion_of = coords.contribution_excursion
     reach = getattr(guards, "output_reach", None)
     if reach is None:  # the piece's first step starts at its start, where the guards formed the outputs
         reach = guards.output_reach = OutputReach(coords.m, t_a)

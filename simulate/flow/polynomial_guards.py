@@ -38,6 +38,7 @@ import numpy as np
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
 from fls.simulate.flow.output_screen import bound_norms, weights_stay_inside
+from fls.simulate.flow.pair_test import every_pair_test, past_surface
 
 
 @cache
@@ -139,11 +140,17 @@ def _movable_pairs(
     that pass get their p coefficients (O(p row) each). The columns kept are exactly those of the full test
     (the screens only drop pairs the full test drops). ``every_pair``: the coefficients D_k of every pair
     (p + 1, m, n) when the caller has formed them anyway (for the output guards): D(0) and the candidates'
-    higher coefficients are then read from them, not formed a second time (docs/flow.md, "Cost").
-    ``row_sizes``: ||R_k,j|| (p + 1, m), :func:`~simulate.flow.output_screen.bound_norms` of ``rows`` (the
-    sliding weights' screen reads them too).
+    higher coefficients are then read from them, not formed a second time (docs/flow.md, "Cost"), and below
+    :data:`MARGIN_MIN_PAIRS` pairs the full test runs on them without the screens
+    (:func:`~simulate.flow.pair_test.every_pair_test`: the same columns and coefficients).
+    ``row_sizes``: ||R_k,j|| (p + 1, m), :func:`~simulate.flow.output_screen.bound_norms` of ``rows``, when
+    the caller has formed them (the sliding weights' screen reads them too).
     """
     n = coords.n
+    if every_pair is not None and coords.m * n < MARGIN_MIN_PAIRS:  # the screens would cost more than they skip
+        return every_pair_test(coords, guards, rows, amp0, every_pair)
+    if row_sizes is None:
+        row_sizes = bound_norms(rows)
     movement = row_sizes[1:].sum(axis=0) * (1 + SCREEN_SLACK)  # (m,)
     margins = len(movement) * n >= MARGIN_MIN_PAIRS
     if margins and guards.margins is None:
@@ -166,12 +173,7 @@ def _movable_pairs(
     # a pair past its surface by less than its crossing threshold (an event's projection left it there by
     # roundoff) can drift on through it in steps that each move it less than it is past: always sampled, and
     # its neuron's margin is 0 (measured at every step)
-    signed = guards.side_over_x[select] * pre0
-    below = (signed < 0).ravel().nonzero()[0]  # flat: a fraction of the cost of the 2-d nonzero
-    rows_below, cols_below = np.divmod(below, n)
-    thresholds = guards.thresholds[neurons[rows_below] * n + cols_below]
-    past = signed.reshape(-1)[below] / norms[rows_below] >= -thresholds
-    reach[rows_below[past], cols_below[past]] = 0.0
+    reach[past_surface(guards, pre0, norms, select, neurons, n)] = 0.0
     if margins:
         guards.margins.advance(neurons, reach.min(axis=1, initial=np.inf), movement, t_a, h)
     r, i = np.divmod((reach <= movement[select][:, None]).ravel().nonzero()[0], n)  # flat: cheaper than 2-d nonzero

@@ -194,7 +194,7 @@ class FiniteField:
     def finite_at(self, y: np.ndarray) -> bool:
         """Whether the field is finite at y (size,), or at every one of states y (K, size) (not counted as a
         value of the step: ``overflowed`` is kept): the field's own cheaper test when it has one
-        (``hybrid.PieceField.finite_at``, a third of an evaluation per state), else one evaluation each."""
+        (``piece_field.PieceField.finite_at``, a third of an evaluation per state), else one evaluation each."""
         own_test = getattr(self.fun, "finite_at", None)
         if own_test is not None:
             return own_test(y)
@@ -203,7 +203,7 @@ class FiniteField:
     def event_outputs(self, y: np.ndarray, known: Any = None) -> tuple[bool, Any]:
         """(whether the field is finite at the state y (size,), every sample's network output there or None).
 
-        From the outputs alone when the field has that test (``hybrid.PieceField.finite_outputs``): ``known``
+        From the outputs alone when the field has that test (``piece_field.PieceField.finite_outputs``): ``known``
         (the outputs at y, when the step's guards computed them) or else one output evaluation; else
         :meth:`finite_at` and no outputs."""
         outputs_of = getattr(self.fun, "outputs", None)

@@ -75,10 +75,39 @@ def test_sample_slope_is_the_derivative_of_the_sample_factor(fields, f, loss):
     np.testing.assert_allclose(fields[1][loss, False].sample_slope(f, y), reference, rtol=1e-13, atol=1e-300)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    f=arrays(np.float64, (6,), elements=st.floats(-700.0, 700.0)),
+    loss=st.sampled_from(LOSSES),
+    weighted=st.booleans(),
+)
+def test_the_numpy_sample_factor_is_sample_factor_bit_for_bit(fields, f, loss, weighted):
+    """The flow engine's shortcut past the backend dispatch computes the same numbers, weights or none."""
+    y = np.where(np.arange(f.size) % 2 == 0, 1.0, -1.0)
+    weights = as_sample_weight(np.arange(1.0, 7.0), 6) if weighted else None
+    field = fields[0][loss, False]
+    np.testing.assert_array_equal(field.numpy_sample_factor(weights)(f, y), field.sample_factor(f, y, weights))
+
+
 @given(z=arrays(np.float64, (7,), elements=st.floats(-750.0, 750.0)))
 def test_expit_matches_scipy(z):
     """A few ulp; below the normal range scipy rounds to 0 where expit keeps the subnormal value."""
     np.testing.assert_allclose(expit(z), scipy.special.expit(z), rtol=4e-16, atol=1e-300)
+
+
+@given(
+    z=arrays(
+        np.float64,
+        st.integers(1, 9),
+        elements=st.floats(allow_nan=True, allow_infinity=True) | st.floats(-800.0, 800.0),
+    )
+)
+def test_expit_is_the_two_branch_form_bit_for_bit(z):
+    """exp(min(z, 0)) / (1 + exp(-|z|)) is the two branches 1 / (1 + e) and e / (1 + e), e = exp(-|z|), written
+    out independently here: the same bits (the flow engine's runs do not move), NaN where z is."""
+    e = np.exp(-np.abs(z))
+    branches = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    np.testing.assert_array_equal(expit(z), branches)
 
 
 def test_expit_limits_and_scalars():
