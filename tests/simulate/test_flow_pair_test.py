@@ -59,7 +59,7 @@ def check_both_ways(kind, m, n, d, size, zero_sample, rng):
     polynomial_guards.MARGIN_MIN_PAIRS, kept = 0, polynomial_guards.MARGIN_MIN_PAIRS  # the screens' path
     try:
         screened, screened_coefficients = polynomial_guards._movable_pairs(
-            coords, guards, rows, amp0, 0.0, 1.0, every_pair
+            coords, guards, rows, None, amp0, 0.0, 1.0, every_pair
         )
     finally:
         polynomial_guards.MARGIN_MIN_PAIRS = kept
