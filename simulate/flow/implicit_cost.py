@@ -1,0 +1,128 @@
+"""The work of an implicit method's step in field-evaluation equivalents, from operation counts: what the
+stiffness test's trial (:mod:`simulate.flow.stiffness`) compares with the explicit method's evaluations.
+
+A Radau or BDF step does far more than evaluate the field: it forms the Jacobian (the engine's analytic one,
+:mod:`simulate.flow.chain`), LU-factorizes the iteration matrices (Radau: one real and one complex N x N
+matrix each time its step changes) and solves with them at every Newton iteration. On a state of a few
+hundred numbers those dominate (N = 532: one real LU took as long as 140 field evaluations, one complex LU
+430, the Jacobian 17). The trial therefore counts them and prices each by its floating-point operations
+against a field evaluation's (docs/flow.md, "Choosing a method"):
+
+    LU of an N x N matrix: CALL_FLOPS + (2/3) N^3,  a solve with it: CALL_FLOPS + 2 N^2 per right-hand side
+    (the operations 4 times as many if complex), field: FIELD_CALL_FLOPS + 4 k N,
+    analytic Jacobian: JACOBIAN_CALL_FLOPS + JACOBIAN_FLOPS_PER_ENTRY k N^2,
+
+for a state of N numbers and k distinct samples. The field's own arithmetic (two products of the k samples
+with the state) is small against its fixed cost, the few dozen numpy calls of one evaluation: about 20 us,
+the time of 6e5 operations of a dense LU on one core (measured: 13 to 35 us per evaluation for N = 20 to 918,
+LU at 17 to 35 Gflop/s for N = 144 to 918; an LU or a solve of a small system takes 8 to 13 us, half an
+evaluation, its CALL_FLOPS). The Jacobian's constants are fitted to the same measurements (4 to 220 field
+evaluations' time for N = 20 to 918), to within a factor 2, and the LU and solves' prices are within a
+factor 3 of their times (complex solves run at a third of the real ones' rate); the Jacobian costs less than
+one LU wherever N > 100, so its price matters little. The counts are exact and the prices fixed, so the trial's
+finding, and with it whether a run switches (which changes its results), is the same on every machine and
+under any load; a timing would not be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+#: One field evaluation's fixed cost (its numpy calls), in floating-point operations of a dense LU.
+FIELD_CALL_FLOPS = 6e5
+#: The fixed cost of one LU factorization or one solve with it (scipy's checks around LAPACK's call).
+CALL_FLOPS = 3e5
+#: The analytic Jacobian's fixed cost: about four field evaluations' calls.
+JACOBIAN_CALL_FLOPS = 4 * FIELD_CALL_FLOPS
+#: Its operations per entry of the N x N Jacobian and per distinct sample (the products through the gates).
+JACOBIAN_FLOPS_PER_ENTRY = 8.0
+#: A complex operation's cost in real ones (a product of two complex numbers: four real products).
+COMPLEX_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class OperationPrices:
+    """What one field evaluation and one analytic Jacobian cost, in floating-point operations, for a state
+    of ``size`` numbers and ``samples`` distinct samples (module docstring)."""
+
+    samples: int
+    size: int
+
+    @property
+    def field(self) -> float:
+        """One field evaluation: FIELD_CALL_FLOPS + 4 k N."""
+        return FIELD_CALL_FLOPS + 4.0 * self.samples * self.size
+
+    @property
+    def jacobian(self) -> float:
+        """One analytic Jacobian: JACOBIAN_CALL_FLOPS + JACOBIAN_FLOPS_PER_ENTRY k N^2."""
+        return JACOBIAN_CALL_FLOPS + JACOBIAN_FLOPS_PER_ENTRY * self.samples * self.size**2
+
+    def evaluations(self, flops: float) -> float:
+        """``flops`` operations in field-evaluation equivalents."""
+        return flops / self.field
+
+
+class PricedJacobian(Protocol):
+    """y -> a field's Jacobian at y, with the :class:`OperationPrices` of that field and Jacobian."""
+
+    prices: OperationPrices
+
+    def __call__(self, y: np.ndarray) -> np.ndarray: ...
+
+
+class AnalyticJacobian:
+    """y -> the analytic Jacobian of one piece's field (``coords.jacobian`` under the mode's ``weights``),
+    each call counted in ``counts.jac_evals``, with its :attr:`prices` for the stiffness test's trial."""
+
+    def __init__(self, coords: Any, weights: Any, loss: str, counts: Any) -> None:
+        self.coords, self.weights, self.loss, self.counts = coords, weights, loss, counts
+
+    @property
+    def prices(self) -> OperationPrices:
+        """The prices of the field and of this Jacobian on the coordinates' state."""
+        return OperationPrices(int(self.coords.n), int(self.coords.size))
+
+    def __call__(self, Y: np.ndarray) -> np.ndarray:
+        self.counts.jac_evals += 1
+        return self.coords.jacobian(Y, self.weights, self.loss)
+
+
+def factorization_flops(matrix: np.ndarray) -> float:
+    """The operations of an LU factorization of the square ``matrix``: CALL_FLOPS + (2/3) N^3, the latter
+    times COMPLEX_FACTOR if it is complex."""
+    flops = 2.0 / 3.0 * matrix.shape[0] ** 3
+    return CALL_FLOPS + (flops * COMPLEX_FACTOR if np.iscomplexobj(matrix) else flops)
+
+
+def solve_flops(rhs: np.ndarray) -> float:
+    """The operations of a solve with an LU factorization of an N x N matrix for the right-hand sides ``rhs``
+    (N, or N x columns): CALL_FLOPS + 2 N^2 per column, the latter times COMPLEX_FACTOR if complex."""
+    columns = 1 if rhs.ndim == 1 else rhs.shape[1]
+    flops = 2.0 * rhs.shape[0] ** 2 * columns
+    return CALL_FLOPS + (flops * COMPLEX_FACTOR if np.iscomplexobj(rhs) else flops)
+
+
+class LinearAlgebraCount:
+    """Counts the operations of an implicit scipy solver's LU factorizations and solves (Radau, BDF: their
+    ``lu`` and ``solve_lu``, which every factorization and Newton iteration goes through): their numbers
+    and their operations, :attr:`flops`."""
+
+    def __init__(self, solver: Any) -> None:
+        self.flops, self.factorizations, self.solves = 0.0, 0, 0
+        lu, solve = solver.lu, solver.solve_lu
+
+        def counted_lu(matrix: np.ndarray) -> Any:
+            self.flops += factorization_flops(matrix)
+            self.factorizations += 1
+            return lu(matrix)
+
+        def counted_solve(factors: Any, rhs: np.ndarray) -> np.ndarray:
+            self.flops += solve_flops(rhs)
+            self.solves += 1
+            return solve(factors, rhs)
+
+        solver.lu, solver.solve_lu = counted_lu, counted_solve
