@@ -60,12 +60,13 @@ def trial_steps(
     them. ``steps`` of them, and up to ``max_steps`` while the step is still growing (each at least
     :data:`GROWING` times the one before: the step control climbing from ``first_step`` to the method's own
     step, tenfold per step at most), or with ``caught_up`` until caught_up(time, work) holds for the time
-    the steps span and their work (a race with another method's work over that time). An implicit solver gets ``jac``, the Jacobian the run's
-    pieces would use (:class:`~simulate.flow.implicit_cost.AnalyticJacobian`, with its prices: any
-    :class:`~simulate.flow.implicit_cost.PricedJacobian`), and its
-    Jacobians, LU factorizations and solves are counted in :attr:`Trial.work` (scipy's own Jacobian by
-    differences, with adaptive increments, took a Jacobian at every step of a trial where the engine's pieces
-    take one in all: DOP853 handed to Radau, squared loss, m = 36 in data-span coordinates). None where a
+    the steps span and their work (a race with another method's work over that time). An implicit solver
+    gets ``jac``, the Jacobian the run's pieces would use (any
+    :class:`~simulate.flow.implicit_cost.PricedJacobian`: the engine's
+    :class:`~simulate.flow.implicit_cost.AnalyticJacobian`), and its Jacobians, LU factorizations and solves
+    are counted in :attr:`Trial.work` (scipy's own Jacobian by differences, with adaptive increments, took a
+    Jacobian at every step of a trial where the engine's pieces take one in all: DOP853 handed to Radau,
+    squared loss, m = 36 in data-span coordinates). None where a
     step leaves the field's finite range or the solver fails."""
     evaluations, jacobians = 0, 0
 

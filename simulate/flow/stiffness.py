@@ -43,7 +43,7 @@ paid for, and its later steps are longer still. A trial that priced Jacobians by
 evaluations each, work the switched run does not do) kept an RK23 run on a state of 532 numbers explicit at
 its stability boundary (eigenvalue -6e7, 8e7 evaluations per unit time): four Jacobians over 4 steps put Radau
 at 25 times the explicit rate; with the analytic Jacobian and the LU factorizations priced (each 160 to 650
-evaluations there), Radau catches up after 18 steps and the run ends in 2 s (docs/flow.md, "Choosing a
+evaluations there), Radau catches up after 21 steps and the run ends in 2.5 s (docs/flow.md, "Choosing a
 method", "Limits"). Where the race is lost, the test needs twice as many tests in a row before it tries again.
 """
 
