@@ -53,6 +53,7 @@ def trial_steps(
     max_steps: int | None = None,
     jac: PricedJacobian | None = None,
     caught_up: Callable[[float, float], bool] | None = None,
+    step_work: float = 0.0,
 ) -> Trial | None:
     """Accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0), starting with
     ``first_step``, at the run's ``tolerance`` (in its coordinates, :mod:`simulate.flow.tolerance`), to
@@ -66,8 +67,8 @@ def trial_steps(
     :class:`~simulate.flow.implicit_cost.AnalyticJacobian`), and its Jacobians, LU factorizations and solves
     are counted in :attr:`Trial.work` (scipy's own Jacobian by differences, with adaptive increments, took a
     Jacobian at every step of a trial where the engine's pieces take one in all: DOP853 handed to Radau,
-    squared loss, m = 36 in data-span coordinates). None where a
-    step leaves the field's finite range or the solver fails."""
+    squared loss, m = 36 in data-span coordinates). ``step_work``: work counted for each accepted step
+    besides its evaluations. None where a step leaves the field's finite range or the solver fails."""
     evaluations, jacobians = 0, 0
 
     def counted(_t: float, x: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def trial_steps(
                 if solver.status != "running" or not np.all(np.isfinite(solver.y)):
                     return None
                 sizes.append(solver.t - solver.t_old)
-                done = float(evaluations)
+                done = evaluations + step_work * len(sizes)
                 if linear_algebra is not None:
                     done += jac.prices.evaluations(jacobians * jac.prices.jacobian + linear_algebra.flops)
                 work.append(done)

@@ -57,7 +57,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
 
-from fls.simulate.flow.implicit_cost import PricedJacobian
+from fls.simulate.flow.implicit_cost import STEP_WORK, PricedJacobian
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
 from fls.simulate.flow.tolerance import StepTolerance
 
@@ -230,11 +230,11 @@ class StiffnessMonitor:
         """e / h over the implicit method's work per unit time in a trial from y with the Jacobian ``jac``
         (module docstring): a race from y, which the trial ends once its work is below the explicit method's
         over the same time; 0 where the trial fails."""
-        explicit_rate = EVALUATIONS_PER_STEP[self.method] / step
+        explicit_rate = (EVALUATIONS_PER_STEP[self.method] + STEP_WORK) / step
         solver = IMPLICIT_SOLVERS[self.target]
         trial = trial_steps(
             solver, fun, y, step, self.tolerance, TRIAL_STEPS, MAX_TRIAL_STEPS, jac,
-            lambda time, work: work < explicit_rate * time,
+            lambda time, work: work < explicit_rate * time, STEP_WORK,
         )
         if trial is None:
             return 0.0
