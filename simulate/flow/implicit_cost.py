@@ -6,7 +6,8 @@ A Radau or BDF step does far more than evaluate the field: it forms the Jacobian
 matrix each time its step changes) and solves with them at every Newton iteration. On a state of a few
 hundred numbers those dominate (N = 532: one real LU took as long as 140 field evaluations, one complex LU
 430, the Jacobian 17). The trial therefore counts them and prices each by its floating-point operations
-against a field evaluation's (docs/flow.md, "Choosing a method"):
+against a field evaluation's, and counts for every accepted step of either method the engine's own work
+besides its evaluations, STEP_WORK (docs/flow.md, "Choosing a method"):
 
     LU of an N x N matrix: CALL_FLOPS + (2/3) N^3,  a solve with it: CALL_FLOPS + 2 N^2 per right-hand side
     (the operations 4 times as many if complex), field: FIELD_CALL_FLOPS + 4 k N,

@@ -34,16 +34,18 @@ without). So before switching, the implicit method races the explicit one from t
 discarded; ``step_control.trial_steps``): at least :data:`TRIAL_STEPS` steps under its own step control, with
 the analytic Jacobian the switched run's pieces use (in the run's coordinates), and on, up to
 :data:`MAX_TRIAL_STEPS`, until its work is below the explicit method's over the time its steps span. The
-explicit method's work per unit time is e / h (e its evaluations per step, h here the mean accepted step);
+explicit method's work per unit time is (e + STEP_WORK) / h (e its evaluations per step, h here the mean
+accepted step);
 the implicit method's is counted in field-evaluation equivalents (:mod:`simulate.flow.implicit_cost`): its
-evaluations, and its Jacobians, LU factorizations and solves priced by their operation counts, never by
+evaluations, and its Jacobians, LU factorizations and solves priced by their operation counts (and both
+methods' steps by the engine's own work per step, ``implicit_cost.STEP_WORK``), never by
 their timings, so that the decision, which changes the run's results, does not depend on the machine or its
 load. The run switches when the race is won: the implicit method's climb from the explicit step is then
 paid for, and its later steps are longer still. A trial that priced Jacobians by differences (N + 1
 evaluations each, work the switched run does not do) kept an RK23 run on a state of 532 numbers explicit at
 its stability boundary (eigenvalue -6e7, 8e7 evaluations per unit time): four Jacobians over 4 steps put Radau
 at 25 times the explicit rate; with the analytic Jacobian and the LU factorizations priced (each 160 to 650
-evaluations there), Radau catches up after 21 steps and the run ends in 2.5 s (docs/flow.md, "Choosing a
+evaluations there), Radau catches up after 14 steps and the run ends in 2 s (docs/flow.md, "Choosing a
 method", "Limits"). Where the race is lost, the test needs twice as many tests in a row before it tries again.
 """
 

@@ -135,8 +135,8 @@ def test_a_stiff_run_is_switched_by_a_trial_priced_with_the_analytic_jacobian():
     532 numbers, Jacobian eigenvalue -6e7). The trial took four Jacobians by differences (533 evaluations
     each) in 4 Radau steps, priced Radau at 25 times the explicit rate, and the run stayed explicit at 8e7
     evaluations per time unit (over 120 s). With the engine's analytic Jacobian and the LU factorizations
-    priced by their operations, the race catches up after 21 steps and the run switches at t = 8.2e-6 (6.9e-6 to the end: the order test's
-    starting step differs)."""
+    priced by their operations, the race catches up after 14 steps and the run switches at t = 8.2e-6 (6.9e-6 to the end: the order
+    test's starting step differs)."""
     problem = stored_problem("stiff_trial_analytic_jacobian")
     result = run(replace(problem, t_max=1e-4))
     switch = result.info["method_switch"]
