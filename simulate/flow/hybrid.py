@@ -40,9 +40,9 @@ import numpy as np
 
 from fls.simulate.flow.carried_outputs import CarriedOutputs, touched_neurons
 from fls.simulate.flow.coords import Coordinates
-from fls.simulate.flow.coupled_jacobian import CoupledJacobian
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
+from fls.simulate.flow.implicit_cost import AnalyticJacobian
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
 from fls.simulate.flow.origin import repeated_events_message
 from fls.simulate.flow.piece_field import EventCounts, PieceField
@@ -190,17 +190,13 @@ class HybridFlow:
         ``jumps`` get the factors of the evaluations."""
         return PieceField(self.coords, weights, self.counts, start, jumps)
 
-    def jacobian(self, weights: SlidingWeights):
-        """y -> the analytic Jacobian of the piece's field for the implicit methods (None for the others):
-        every coordinate system has one (:mod:`~simulate.flow.chain`, docs/flow.md "How it works")."""
-        if not self.integrator.implicit:
+    def jacobian(self, weights: SlidingWeights) -> AnalyticJacobian | None:
+        """y -> the analytic Jacobian of the piece's field for the implicit methods and the stiffness test's
+        trial of one (None for the others): every coordinate system has one (:mod:`~simulate.flow.chain`,
+        docs/flow.md "How it works")."""
+        if not self.integrator.implicit and self.stiff_method is None:
             return None
-
-        def jac(Y: Any) -> CoupledJacobian:
-            self.counts.jac_evals += 1
-            return self.coords.coupled_jacobian(Y, weights, self.loss)
-
-        return jac
+        return AnalyticJacobian(self.coords, weights, self.loss, self.counts)
 
     # -- events ------------------------------------------------------------------------------------------
     def initial_mode(self, t: Any, Y: Any) -> tuple[Any, Mode]:

@@ -277,7 +277,7 @@ class ScipyPieces:
                         raise Diverged(f"the state or the field is not finite at t = {solver.t:.6g}")
                     end = self._accepted(solver, checked, guards, observer)
                     stiff = self.monitor is not None and self.monitor.stiff(
-                        fun, solver.y, solver.f, solver.t - solver.t_old
+                        fun, jac, solver.y, solver.f, solver.t - solver.t_old
                     )
                 except (ValueError, np.linalg.LinAlgError, StepRejected) as exc:
                     # an implicit method's Newton iteration or Jacobian met an overflowing field, or the step's dense
@@ -453,7 +453,7 @@ class ExplicitPieces:
                     rejected = True
                     continue
                 # the whole step's size and end (an event truncates the step, not what held its size)
-                stiff = self.monitor is not None and self.monitor.stiff(checked.fun, y_new, K[-1], h)
+                stiff = self.monitor is not None and self.monitor.stiff(checked.fun, jac, y_new, K[-1], h)
                 if end is not None:
                     end.stiff = stiff
                     return end

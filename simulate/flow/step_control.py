@@ -1,18 +1,19 @@
-"""Step control of the piece integrators (:mod:`simulate.flow.smooth`): the starting step, the RMS norm it
-scales by, and the forward-difference Jacobian of the implicit methods, each made safe where scipy's own would
-overflow (docs/flow.md, "Robustness"); and the first step of a piece after an event, bounded by the spacing of
-the events (:class:`EventSpacing`, docs/flow.md "Cost").
+"""Step control of the piece integrators (:mod:`simulate.flow.smooth`): the starting step and the RMS norm it
+scales by, made safe where scipy's own would overflow (docs/flow.md, "Robustness"); the first step of a piece
+after an event, bounded by the spacing of the events (:class:`EventSpacing`, docs/flow.md "Cost"); and the
+trials of another method from the current state that the order and stiffness tests measure its work by
+(:func:`trial_steps`, docs/flow.md "Choosing a method").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow.implicit_cost import LinearAlgebraCount, PricedJacobian
 from fls.simulate.flow.tolerance import StepTolerance
 
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
@@ -28,15 +29,18 @@ GROWING = 2.0
 
 @dataclass(frozen=True)
 class Trial:
-    """Steps a method took from one state under its own step control: their ``sizes`` and the field
-    ``evaluations`` they cost (those of Jacobians by differences and of rejected steps included)."""
+    """Steps a method took from one state under its own step control: their ``sizes``, the field
+    ``evaluations`` they cost (those of rejected steps included) and ``work``, the work done by the end of
+    each step in field-evaluation equivalents: the evaluations, and for an implicit method its Jacobians, LU
+    factorizations and solves priced by their operations (:mod:`simulate.flow.implicit_cost`)."""
 
     sizes: tuple[float, ...]
     evaluations: int
+    work: tuple[float, ...]
 
-    def work(self) -> float:
-        """Field evaluations per unit time over the trial."""
-        return self.evaluations / sum(self.sizes)
+    def rate(self) -> float:
+        """Field-evaluation equivalents per unit time over the trial."""
+        return self.work[-1] / sum(self.sizes)
 
 
 def trial_steps(
@@ -47,43 +51,65 @@ def trial_steps(
     tolerance: StepTolerance,
     steps: int,
     max_steps: int | None = None,
-    implicit: bool = False,
+    jac: PricedJacobian | None = None,
+    caught_up: Callable[[float, float], bool] | None = None,
+    step_work: float = 0.0,
 ) -> Trial | None:
     """Accepted steps of scipy's ``solver_class`` from y (the field is autonomous: from t = 0), starting with
-    ``first_step``, at the run's ``tolerance`` (in its coordinates, :mod:`simulate.flow.tolerance`), to measure what that method does on a run (docs/flow.md,
-    "Choosing a method"); the run itself does not use them. ``steps`` of them, and up to ``max_steps`` while
-    the step is still growing (each at least :data:`GROWING` times the one before: the step control climbing
-    from ``first_step`` to the method's own step, tenfold per step at most). An ``implicit`` solver gets a
-    Jacobian by differences (:func:`finite_difference_jacobian`, its evaluations counted), not
-    scipy's own, whose adaptive increments can take a Jacobian at every step where the engine's pieces take
-    one in all (DOP853 handed to Radau, squared loss, m = 36 in data-span coordinates). None where a step
-    leaves the field's finite range or the solver fails."""
-    evaluations = 0
+    ``first_step``, at the run's ``tolerance`` (in its coordinates, :mod:`simulate.flow.tolerance`), to
+    measure what that method does on a run (docs/flow.md, "Choosing a method"); the run itself does not use
+    them. ``steps`` of them, and up to ``max_steps`` while the step is still growing (each at least
+    :data:`GROWING` times the one before: the step control climbing from ``first_step`` to the method's own
+    step, tenfold per step at most), or with ``caught_up`` until caught_up(time, work) holds for the time
+    the steps span and their work (a race with another method's work over that time). An implicit solver
+    gets ``jac``, the Jacobian the run's pieces would use (any
+    :class:`~simulate.flow.implicit_cost.PricedJacobian`: the engine's
+    :class:`~simulate.flow.implicit_cost.AnalyticJacobian`), and its Jacobians, LU factorizations and solves
+    are counted in :attr:`Trial.work` (scipy's own Jacobian by differences, with adaptive increments, took a
+    Jacobian at every step of a trial where the engine's pieces take one in all: DOP853 handed to Radau,
+    squared loss, m = 36 in data-span coordinates). ``step_work``: work counted for each accepted step
+    besides its evaluations. None where a step leaves the field's finite range or the solver fails."""
+    evaluations, jacobians = 0, 0
 
     def counted(_t: float, x: np.ndarray) -> np.ndarray:
         nonlocal evaluations
         evaluations += 1
         return fun(x)
 
-    options = {"jac": lambda t, x: finite_difference_jacobian(partial(counted, t), x)} if implicit else {}
+    def counted_jacobian(_t: float, x: np.ndarray) -> np.ndarray:
+        nonlocal jacobians
+        jacobians += 1
+        return jac(x)
 
+    def going_on(sizes: list[float], work: list[float]) -> bool:
+        if caught_up is None:
+            return sizes[-1] >= GROWING * sizes[-2]
+        return not caught_up(sum(sizes), work[-1])
+
+    options = {} if jac is None else {"jac": counted_jacobian}
     sizes: list[float] = []
+    work: list[float] = []
     limit = max(steps, max_steps or steps)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         try:
             solver = solver_class(
                 counted, 0.0, y, np.inf, rtol=tolerance.rtol, atol=tolerance.atol, first_step=first_step, **options
             )
+            linear_algebra = None if jac is None else LinearAlgebraCount(solver)
             tolerance.apply_to(solver)
-            while len(sizes) < steps or (len(sizes) < limit and sizes[-1] >= GROWING * sizes[-2]):
+            while len(sizes) < steps or (len(sizes) < limit and going_on(sizes, work)):
                 solver.step()
                 tolerance.apply_to(solver)
                 if solver.status != "running" or not np.all(np.isfinite(solver.y)):
                     return None
                 sizes.append(solver.t - solver.t_old)
+                done = evaluations + step_work * len(sizes)
+                if linear_algebra is not None:
+                    done += jac.prices.evaluations(jacobians * jac.prices.jacobian + linear_algebra.flops)
+                work.append(done)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError):
             return None
-    return Trial(tuple(sizes), evaluations)
+    return Trial(tuple(sizes), evaluations, tuple(work))
 
 
 def initial_step(
@@ -117,26 +143,6 @@ def initial_step(
             d2 = _rms((fun(t0 + h0, y0 + h0 * f0) - f0) / scale) / h0
     h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
     return min(100 * h0, h1, t_bound - t0)
-
-
-def finite_difference_jacobian(fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray) -> np.ndarray:
-    """The Jacobian of fun at y by forward differences, column k from the increment sqrt(eps) max(|y_k|, 1)
-    (precision about sqrt(eps) relative, all Newton's iteration of an implicit method needs).
-
-    For the implicit method's trial (:func:`trial_steps`), which measures that method's work in field
-    evaluations; the run's pieces use the analytic Jacobian (:mod:`~simulate.flow.chain`). scipy's own estimate widens the increment tenfold at each Jacobian for a column the
-    field does not depend on (a neuron with no active sample: its log-amplitude rho_j has no effect), without
-    bound: at 1.5e4 times |y_k| the increment of rho_j overflows exp(rho_j), the Jacobian gets NaN entries and
-    the factorization fails (docs/flow.md, "Robustness"). A fixed relative increment stays where the field is.
-    """
-    f0 = fun(y)
-    steps = np.sqrt(np.finfo(np.float64).eps) * np.maximum(np.abs(y), 1.0)
-    J = np.empty((f0.size, y.size))
-    for k, step in enumerate(steps):
-        shifted = y.copy()
-        shifted[k] += step
-        J[:, k] = (fun(shifted) - f0) / (shifted[k] - y[k])
-    return J
 
 
 def _rms(values: np.ndarray) -> float:

@@ -30,12 +30,23 @@ A step held at the stability boundary is not yet a reason to switch: at a tight 
 accuracy asks of a high-order method can lie near its boundary too (DOP853 at rtol 1e-11 on an exponential
 loss with weights of 150: 0.77 times it), and there the implicit method, of lower order and with a Jacobian to
 form, takes more evaluations per unit time, not fewer (that run took 227 s after a switch to Radau, 2.8 s
-without). So before switching, the implicit method takes :data:`TRIAL_STEPS` steps from the current state
-under its own step control, more while its step is still growing (a trial, discarded;
-``step_control.trial_steps``, with a Jacobian by differences), and the run switches only when
-their evaluations per unit time, its Jacobians' included, are below the explicit method's (e / h, e its
-evaluations per step, h here the mean accepted step: the explicit method's rate of work).
-Where they are not, the test needs twice as many tests in a row before it tries again.
+without). So before switching, the implicit method races the explicit one from the current state (a trial,
+discarded; ``step_control.trial_steps``): at least :data:`TRIAL_STEPS` steps under its own step control, with
+the analytic Jacobian the switched run's pieces use (in the run's coordinates), and on, up to
+:data:`MAX_TRIAL_STEPS`, until its work is below the explicit method's over the time its steps span. The
+explicit method's work per unit time is (e + STEP_WORK) / h (e its evaluations per step, h here the mean
+accepted step);
+the implicit method's is counted in field-evaluation equivalents (:mod:`simulate.flow.implicit_cost`): its
+evaluations, and its Jacobians, LU factorizations and solves priced by their operation counts (and both
+methods' steps by the engine's own work per step, ``implicit_cost.STEP_WORK``), never by
+their timings, so that the decision, which changes the run's results, does not depend on the machine or its
+load. The run switches when the race is won: the implicit method's climb from the explicit step is then
+paid for, and its later steps are longer still. A trial that priced Jacobians by differences (N + 1
+evaluations each, work the switched run does not do) kept an RK23 run on a state of 532 numbers explicit at
+its stability boundary (eigenvalue -6e7, 8e7 evaluations per unit time): four Jacobians over 4 steps put Radau
+at 25 times the explicit rate; with the analytic Jacobian and the LU factorizations priced (each 160 to 650
+evaluations there), Radau catches up after 14 steps and the run ends in 2 s (docs/flow.md, "Choosing a
+method", "Limits"). Where the race is lost, the test needs twice as many tests in a row before it tries again.
 """
 
 from __future__ import annotations
@@ -46,8 +57,10 @@ from functools import cache
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from scipy.integrate import BDF, DOP853, RK23, RK45, Radau
+from scipy.integrate import BDF, DOP853, RK23, RK45
 
+from fls.simulate.flow.coupled_radau import CoupledRadau
+from fls.simulate.flow.implicit_cost import STEP_WORK, PricedJacobian
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
 from fls.simulate.flow.tolerance import StepTolerance
 
@@ -61,12 +74,12 @@ STIFF_TESTS = 4
 #: counts as held by stability: a stiff run's step-size control takes a step at 1 to 2 times the boundary in
 #: every cycle, an accuracy-limited run's steps stay below it.
 STIFF_FRACTION = 0.5
-#: The implicit methods a stiff run may be handed to, with their scipy solvers.
-IMPLICIT_SOLVERS = {"Radau": Radau, "BDF": BDF}
-#: Steps of the implicit method's trial, and at most how many while its step is still growing: from the
-#: explicit step, scipy lets a step grow tenfold per step, and a stiff run's implicit step is 1e2 to 1e6 times
-#: the explicit one.
-TRIAL_STEPS, MAX_TRIAL_STEPS = 4, 12
+#: The implicit methods a stiff run may be handed to, with the solvers their pieces use (``smooth.SOLVERS``).
+IMPLICIT_SOLVERS = {"Radau": CoupledRadau, "BDF": BDF}
+#: Steps of the implicit method's trial, and at most how many until it has caught up with the explicit method:
+#: from the explicit step, scipy lets a step grow tenfold per step at most (by 1.5 to 3 where a new Jacobian
+#: or a rejection intervenes), and a stiff run's implicit step is 1e2 to 1e6 times the explicit one.
+TRIAL_STEPS, MAX_TRIAL_STEPS = 4, 24
 
 
 def stability_polynomial(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -108,8 +121,9 @@ def stability_boundary(method: str) -> float:
 class StiffnessEstimate:
     """One test's finding: the Rayleigh quotient ``eigenvalue`` of the Jacobian along the power iteration's
     vector, the mean accepted step ``step`` since the last test (the explicit method's rate of work) and the
-    largest one ``largest_step``; ``ratio`` = -eigenvalue * largest_step / beta; ``gain``: how many times fewer
-    evaluations per unit time the implicit method's trial took (None before a trial)."""
+    largest one ``largest_step``; ``ratio`` = -eigenvalue * largest_step / beta; ``gain``: the explicit method's
+    work per unit time over the implicit method's where its trial ended (above 1 where it caught up; None
+    before a trial)."""
 
     reason: ClassVar[str] = "stiff"  # the switch it causes, for a result's ``info``
     label: ClassVar[str] = "stiff"  # and for its message
@@ -182,10 +196,17 @@ class StiffnessMonitor:
         self.tests = 0
         self.largest = 0.0  # the largest ratio a test found
 
-    def stiff(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, f: np.ndarray, step: float) -> bool:
+    def stiff(
+        self,
+        fun: Callable[[np.ndarray], np.ndarray],
+        jac: PricedJacobian,
+        y: np.ndarray,
+        f: np.ndarray,
+        step: float,
+    ) -> bool:
         """Whether the run is stiff, after an accepted step of size ``step`` ending at y with field f = fun(y).
         Tests every :data:`TEST_INTERVAL` steps (one evaluation of fun), with the mean and the largest step size
-        since the last test."""
+        since the last test; ``jac``: the piece's Jacobian, for the implicit method's trial."""
         self.steps += 1
         self.stepped += float(step)
         self.largest_step = max(self.largest_step, float(step))
@@ -200,20 +221,27 @@ class StiffnessMonitor:
         if self.in_a_row < self.needed:
             return False
         self.trials += 1
-        self.estimate = replace(estimate, gain=self.implicit_gain(fun, y, estimate.step))
+        self.estimate = replace(estimate, gain=self.implicit_gain(fun, jac, y, estimate.step))
         if self.estimate.gain > 1.0:
             return True
         self.in_a_row, self.needed = 0, 2 * self.needed
         return False
 
-    def implicit_gain(self, fun: Callable[[np.ndarray], np.ndarray], y: np.ndarray, step: float) -> float:
-        """e / h over the implicit method's evaluations per unit time in a trial from y (module docstring);
-        0 where the trial fails."""
+    def implicit_gain(
+        self, fun: Callable[[np.ndarray], np.ndarray], jac: PricedJacobian, y: np.ndarray, step: float
+    ) -> float:
+        """e / h over the implicit method's work per unit time in a trial from y with the Jacobian ``jac``
+        (module docstring): a race from y, which the trial ends once its work is below the explicit method's
+        over the same time; 0 where the trial fails."""
+        explicit_rate = (EVALUATIONS_PER_STEP[self.method] + STEP_WORK) / step
         solver = IMPLICIT_SOLVERS[self.target]
-        trial = trial_steps(solver, fun, y, step, self.tolerance, TRIAL_STEPS, MAX_TRIAL_STEPS, True)
+        trial = trial_steps(
+            solver, fun, y, step, self.tolerance, TRIAL_STEPS, MAX_TRIAL_STEPS, jac,
+            lambda time, work: work < explicit_rate * time, STEP_WORK,
+        )
         if trial is None:
             return 0.0
-        return EVALUATIONS_PER_STEP[self.method] / step / trial.work()
+        return explicit_rate / trial.rate()
 
     def test(
         self,

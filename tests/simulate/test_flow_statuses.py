@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 
 from fls.simulate.flow.modes import ACTIVE, HINT_TOL, INACTIVE, SLIDING, select_neuron_mode, weight_resolution
-from fls.simulate.flow.step_control import finite_difference_jacobian, initial_step
+from fls.simulate.flow.step_control import initial_step
 from fls.simulate.flow.tangent_rates import rate_scale
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import check
@@ -81,18 +81,6 @@ def test_a_hinted_weight_within_its_resolution_of_the_bound_takes_the_hinted_sid
     touching = np.array([0])
     assert select_neuron_mode(X, s, 1.0, side, touching, side.copy())[0] == SLIDING
     assert select_neuron_mode(X, s, 1.0, side, touching, side.copy(), {0: INACTIVE})[0] == INACTIVE
-
-
-def test_the_finite_difference_jacobian_matches_a_linear_field_and_ignores_idle_columns():
-    """On y' = A y the forward differences give A to sqrt(eps) relative; a column the field does not depend
-    on is 0 (its increment stays sqrt(eps) max(|y_k|, 1), never widened)."""
-    rng = np.random.default_rng(5)
-    A = rng.standard_normal((5, 5))
-    A[:, 2] = 0.0
-    y = rng.standard_normal(5) * np.array([1e-6, 1.0, 1e3, 10.0, 1e-2])
-    J = finite_difference_jacobian(lambda x: A @ x, y)
-    np.testing.assert_allclose(J, A, rtol=0, atol=1e-6 * np.abs(A).max())
-    assert np.all(J[:, 2] == 0.0)
 
 
 def test_the_starting_step_is_positive_where_the_fields_rms_norm_overflows():

@@ -13,6 +13,7 @@ from fls.simulate.flow.tolerance import StepTolerance
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
 from tests.simulate.test_flow_grazing import stored_problem
+from tests.simulate.test_flow_implicit_cost import LinearJacobian
 from tests.simulate.test_flow_stress import check, run
 
 
@@ -161,9 +162,9 @@ def test_the_test_reads_the_largest_step_of_a_cycle_at_the_stability_boundary():
     eigenvalue, boundary = -7.5e4, stability_boundary("DOP853")
     monitor = StiffnessMonitor("DOP853", "Radau", StepTolerance(1e-8, 1e-10, None))
     cycle = np.array([1.5, 0.15, 0.15, 0.15, 0.15]) * boundary / -eigenvalue
-    y = np.array([1.0])
+    y, jac = np.array([1.0]), LinearJacobian(np.array([[eigenvalue]]))
     for step in np.resize(cycle, TEST_INTERVAL):
-        assert not monitor.stiff(lambda state: eigenvalue * state, y, eigenvalue * y, step)
+        assert not monitor.stiff(lambda state: eigenvalue * state, jac, y, eigenvalue * y, step)
     estimate = monitor.estimate
     assert estimate.eigenvalue == pytest.approx(eigenvalue, rel=1e-6)
     assert estimate.ratio == pytest.approx(1.5, rel=1e-6)
