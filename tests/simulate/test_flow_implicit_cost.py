@@ -12,9 +12,13 @@ from scipy.integrate import BDF, Radau
 
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.coupled_jacobian import CoupledJacobian, DenseFactor
+from fls.simulate.flow.coupled_radau import IDENTITY
 from fls.simulate.flow.implicit_cost import (
     CALL_FLOPS,
     COMPLEX_FACTOR,
+    STRUCTURED_FACTOR_CALLS,
+    STRUCTURED_SOLVE_CALLS,
     AnalyticJacobian,
     LinearAlgebraCount,
     OperationPrices,
@@ -98,6 +102,39 @@ def test_the_analytic_jacobian_is_the_coordinates_and_is_counted():
     np.testing.assert_array_equal(jac(Y), coords.jacobian(Y, weights, "logistic"))
     assert counts.jac_evals == 1
     assert jac.prices == OperationPrices(5, coords.size)
+
+
+def test_structured_factorizations_are_priced_by_their_own_operations():
+    """A state of 156 numbers (m = 12 neurons of p = 13 components, k = 5 samples), above the size from which
+    Radau's systems are factored by structure: the Jacobian comes in parts and is priced by them, a structured
+    factorization of shift I - J by its own operations, 2 m p^3 + 2 m p^2 l + 2 l^2 N + (2/3) l^3 (complex:
+    times four) and its calls, below a dense LU's (2/3) N^3; one that fell back to the dense LU is priced
+    as one, and so are their solves."""
+    rng = np.random.default_rng(4)
+    m, d = 12, 12
+    X, y = rng.standard_normal((5, d)), np.array([1.0, -1.0, 1.0, -1.0, 1.0])
+    W, v = init_params(m, d, alpha=1.0, scheme="random_sign", seed=5)
+    coords = PlainCoordinates(X, y, 1.0, m, float_arithmetic("logistic"))
+    weights = SlidingWeights(Mode(W @ X.T > 0, np.zeros((m, 5), dtype=bool)), X @ X.T, coords.arith)
+    jac = AnalyticJacobian(coords, weights, "logistic", SimpleNamespace(jac_evals=0))
+    J = jac(coords.pack(W, v))
+    assert isinstance(J, CoupledJacobian)
+    size, p, rank = J.size, d + 1, J.right.shape[0]
+    assert jac.prices.structure == (m, p, rank)
+    assert jac.prices.jacobian < OperationPrices(5, size).jacobian
+    system = (1e3 + 4e2j) * IDENTITY - J
+    factor = J.shifted_factor(system.shift)
+    assert factor.structured
+    operations = 2 * m * p**3 + 2 * m * p * p * rank + 2 * rank * rank * size + 2 / 3 * rank**3
+    expected = STRUCTURED_FACTOR_CALLS * CALL_FLOPS + COMPLEX_FACTOR * operations
+    assert factorization_flops(system, factor) == pytest.approx(expected)
+    dense_price = factorization_flops(np.eye(size, dtype=complex))
+    assert factorization_flops(system, factor) < dense_price
+    assert factorization_flops(system, DenseFactor(J, system.shift)) == dense_price
+    b = np.ones(size, dtype=complex)
+    solve = STRUCTURED_SOLVE_CALLS * CALL_FLOPS + COMPLEX_FACTOR * (2 * m * p * p + 4 * size * rank + 2 * rank**2)
+    assert solve_flops(b, factor) == pytest.approx(solve)
+    assert solve_flops(b, DenseFactor(J, system.shift)) == solve_flops(b) == CALL_FLOPS + COMPLEX_FACTOR * 2 * size**2
 
 
 def test_the_race_ends_once_the_implicit_method_has_caught_up():
