@@ -31,8 +31,9 @@ the time of 6e5 operations of a dense LU on one core (measured: 13 to 35 us per 
 LU at 17 to 35 Gflop/s for N = 144 to 918; an LU or a solve of a small system takes 8 to 13 us, half an
 evaluation, its CALL_FLOPS). The Jacobian's constants are fitted to the same measurements (4 to 220 field
 evaluations' time for N = 20 to 918), to within a factor 2, and the LU and solves' prices are within a
-factor 3 of their times (complex solves run at a third of the real ones' rate); the Jacobian costs less than
-one LU wherever N > 100, so its price matters little. The counts are exact and the prices fixed, so the trial's
+factor 3 of their times (complex solves run at a third of the real ones' rate); the dense Jacobian costs
+less than one dense LU wherever N > 100, so its price matters little there (in parts the two are
+comparable, and both are priced within a factor 1.6 of their times). The counts are exact and the prices fixed, so the trial's
 finding, and with it whether a run switches (which changes its results), is the same on every machine and
 under any load; a timing would not be.
 """
