@@ -413,16 +413,17 @@ def first_event(
     Gf = np.asarray(G, dtype=np.float64)
     columns, crossed, wrong_way = crossings(Gf, thresholds)
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
+    # A dip within a grazing contact's depth that comes back is no event (one that starts beyond it has
+    # crossed), and it hides no other guard's crossing in the step (docs/flow.md, "Repeated and collinear").
+    for w in wrong_way.any(axis=0).nonzero()[0].tolist():
+        col, k = columns[w], int(wrong_way[:, w].argmax())
+        grazing = step.piece_column(col) in step.guards.grazing and Gf[0, col] > -thresholds[col]
+        if grazing and np.any(Gf[k + 1 :, col] > 0):
+            wrong_way[:, w], crossed[k:, w] = False, False
     if wrong_way.any():  # a guard that starts on its surface is below it at the next sample
         k = int(wrong_way.any(axis=1).nonzero()[0][0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
-                if (
-                    step.piece_column(col) in step.guards.grazing
-                    and Gf[0, col] > -thresholds[col]
-                    and np.any(Gf[k + 1 :, col] > 0)
-                ):  # a dip within the contact's depth that comes back; one that starts beyond it has crossed
-                    continue
                 hump = _hump(step, col, ts[k], ts[k + 1], xtol)
                 if hump is None:  # it left the wrong way: an event at the last sample before
                     return step.event(ts[k], col, Gf[k])

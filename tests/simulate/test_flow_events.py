@@ -155,6 +155,16 @@ def test_a_dip_after_a_grazing_contact_that_comes_back_is_no_event():
     assert first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15) is None
 
 
+def test_a_grazing_dip_hides_no_other_guards_crossing_later_in_the_step():
+    """The grazing dip -t (0.15 - t) of the test above, beside a guard 0.48 - t that crosses at 0.48: the dip
+    is no event, the crossing is (it used to be dropped with every crossing after the dip's first sample, and
+    the pair went on through its surface on its old side; docs/flow.md, "Repeated and collinear samples")."""
+    guards = ScalarGuards([lambda t: -t * (0.15 - t), lambda t: 0.48 - t])
+    guards.grazing = {0}
+    t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    assert column == 1 and t == pytest.approx(0.48, abs=1e-12)
+
+
 def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():
     """For a degree-7 trajectory the interpolated <w_j(t), x_i> has the exact root of the true one."""
     rng = np.random.default_rng(4)
