@@ -428,7 +428,7 @@ def first_event(
                 if hump is None:  # it left the wrong way: an event at the last sample before
                     return step.event(ts[k], col, Gf[k])
                 brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
-        crossed[k:] = False
+        crossed[k + 1 :] = False  # another guard's crossing inside interval k may come before the hump's
     which = crossed.any(axis=0).nonzero()[0]
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     crossed_columns = columns[which]

@@ -165,6 +165,18 @@ def test_a_grazing_dip_hides_no_other_guards_crossing_later_in_the_step():
     assert column == 1 and t == pytest.approx(0.48, abs=1e-12)
 
 
+def test_a_guard_leaving_the_wrong_way_hides_no_earlier_crossing_in_its_interval():
+    """A guard that starts on its surface, rises to a hump and comes down through it at 0.06, t (0.06 - t),
+    beside a guard 0.04 - t that crosses at 0.04 inside the same sample interval [0, 0.1]: the crossing at
+    0.04 is the first event (it used to be dropped with every crossing from the hump's interval on); one at
+    0.08, after the hump's, is not."""
+    for crossing, first in ((0.04, (0.04, 1)), (0.08, (0.06, 0))):
+        guards = ScalarGuards([lambda t: t * (0.06 - t), lambda t, c=crossing: c - t])
+        guards.grazing = set()
+        t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+        assert (column, t) == (first[1], pytest.approx(first[0], abs=1e-12))
+
+
 def test_pair_guards_are_recovered_exactly_from_a_polynomial_dense_output():
     """For a degree-7 trajectory the interpolated <w_j(t), x_i> has the exact root of the true one."""
     rng = np.random.default_rng(4)
