@@ -31,8 +31,17 @@ def solve(problem: Problem, tight: bool = False, **options):
     """The problem's run, or DOP853 at rtol 1e-13 and atol 1e-16 in the same coordinates (``tight``)."""
     method, rtol, atol = ("DOP853", 1e-13, 1e-16) if tight else (problem.method, problem.rtol, problem.atol)
     return integrate_flow(
-        problem.W, problem.v, problem.X, problem.y, loss=problem.loss, t_max=problem.t_max, rtol=rtol, atol=atol,
-        method=method, coords=problem.coords, **options,
+        problem.W,
+        problem.v,
+        problem.X,
+        problem.y,
+        loss=problem.loss,
+        t_max=problem.t_max,
+        rtol=rtol,
+        atol=atol,
+        method=method,
+        coords=problem.coords,
+        **options,
     )
 
 
@@ -56,7 +65,11 @@ def test_the_run_misses_no_crossing_of_its_own_trajectory():
     assert np.abs(crossings_of(reference, 28, 14) - REFERENCE_CROSSING).min() < 1e-5
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="RK45's error estimate is 220x below the step's error (docs/flow.md, Limits)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="RK45's error estimate is 220x below the step's error (docs/flow.md, Limits)",
+)
 def test_the_run_agrees_with_its_reference_after_the_transient():
     """At t = 0.1, past sample 16's transient and before any further event, the run within 10 times one step's
     tolerance of the reference (it is 2.6e-4 away: 58 times)."""
@@ -68,6 +81,8 @@ def test_the_run_agrees_with_its_reference_after_the_transient():
     assert np.abs(W - W_ref).max() < 10 * tolerance
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the near tangency amplifies that error (docs/flow.md, Limits)")
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="the near tangency amplifies that error (docs/flow.md, Limits)"
+)
 def test_the_stress_check_passes():
     check(stored_problem(NAME))
