@@ -14,12 +14,13 @@ ends 0.41 away. Its guards see every crossing of its own trajectory; the stress 
 bound.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from fls.simulate.flow import integrate_flow
 from tests.simulate.test_flow_grazing import stored_problem
-from tests.simulate.test_flow_stress import Problem, check
+from tests.simulate.test_flow_stress import Problem, check, run
 
 NAME = "rk45_estimate_misses_a_fast_transient"
 #: The times around the pair's closest approach, and the reference's crossing of it.
@@ -28,21 +29,9 @@ REFERENCE_CROSSING = 0.298857
 
 
 def solve(problem: Problem, tight: bool = False, **options):
-    """The problem's run, or DOP853 at rtol 1e-13 and atol 1e-16 in the same coordinates (``tight``)."""
-    method, rtol, atol = ("DOP853", 1e-13, 1e-16) if tight else (problem.method, problem.rtol, problem.atol)
-    return integrate_flow(
-        problem.W,
-        problem.v,
-        problem.X,
-        problem.y,
-        loss=problem.loss,
-        t_max=problem.t_max,
-        rtol=rtol,
-        atol=atol,
-        method=method,
-        coords=problem.coords,
-        **options,
-    )
+    """The problem's run (the stress suite's :func:`run`), or DOP853 at rtol 1e-13 and atol 1e-16 in the same
+    coordinates (``tight``)."""
+    return run(replace(problem, method="DOP853", rtol=1e-13, atol=1e-16) if tight else problem, **options)
 
 
 def crossings_of(result, neuron: int, sample: int) -> np.ndarray:

@@ -176,7 +176,7 @@ def reference_atol(problem: Problem) -> float:
 def run(problem: Problem, reference: bool = False, **options):
     """The problem's run, or its reference: DOP853 at 100x tighter tolerances (rtol at least 1e-14, atol at
     least :func:`reference_atol`), in :func:`reference_coordinates`; ``options`` go to :func:`integrate_flow`
-    as they are (``record_events=True``, for one)."""
+    as they are (``record_events=True``, for one; ``save_at`` replaces the start)."""
     return integrate_flow(
         problem.W,
         problem.v,
@@ -189,8 +189,7 @@ def run(problem: Problem, reference: bool = False, **options):
         atol=reference_atol(problem) if reference else problem.atol,
         method="DOP853" if reference else problem.method,
         coords=reference_coordinates(problem) if reference else problem.coords,
-        save_at=[0.0],
-        **options,
+        **{"save_at": [0.0], **options},
     )
 
 
