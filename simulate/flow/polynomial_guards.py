@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
-from fls.simulate.flow.output_screen import bound_norms, weights_stay_inside
+from fls.simulate.flow.output_screen import bound_norms, screens, weights_stay_inside
 from fls.simulate.flow.pair_test import every_pair_test, past_surface
 
 
@@ -121,7 +121,7 @@ def _movable_pairs(
     coords: Any,
     guards: PieceGuards,
     rows: Any,
-    row_sizes: np.ndarray,
+    row_sizes: np.ndarray | None,
     amp0: Any,
     t_a: float,
     h: float,
@@ -223,7 +223,8 @@ class PolynomialStepGuards(StepGuards):
         self._reversed: dict[int, list[float]] = {}  # a located column's coefficients, highest power first
 
         rows, amp, amp0 = coords.row_blocks(coefficients)
-        row_sizes = bound_norms(rows)  # ||R_k,j||: for the pairs' screen and the weights' (docs/flow.md "Cost")
+        # ||R_k,j||, for the pairs' screen and the weights' where the weights' applies (docs/flow.md "Cost")
+        row_sizes = bound_norms(rows) if screens(coords) else None
         # the output guards (none in a step where no sliding weight can reach a bound: :mod:`output_screen`)
         needs_output = guards.needs_output and not weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
         # the output guards need every pair's coefficients when amp is a polynomial, or when d is large
