@@ -23,8 +23,9 @@ are priced by their own operations,
     solve: STRUCTURED_SOLVE_CALLS CALL_FLOPS + 2 m p^2 + 4 N l + 2 l^2,
     analytic Jacobian in parts: JACOBIAN_CALL_FLOPS + JACOBIAN_FLOPS_PER_ENTRY k (m p^2 + 2 N l),
 
-(measured on states of 480 to 880 numbers: a structured factorization 6 to 30 field evaluations' time, a
-solve 1.3 to 2.2, the Jacobian in parts 6 to 24, where a dense LU took 100 to 640), and a factorization that
+(measured on states of 480 to 880 numbers, ``benchmarks/implicit_prices.py``: a structured factorization 6
+to 51 field evaluations' time, a solve 1.3 to 2.2, the Jacobian in parts 6 to 14, where a dense LU took 110
+to 630), and a factorization that
 falls back to the dense LU is priced as one. The field's own arithmetic (two products of the k samples
 with the state) is small against its fixed cost, the few dozen numpy calls of one evaluation: about 20 us,
 the time of 6e5 operations of a dense LU on one core (measured: 13 to 35 us per evaluation for N = 20 to 918,
@@ -33,7 +34,7 @@ evaluation, its CALL_FLOPS). The Jacobian's constants are fitted to the same mea
 evaluations' time for N = 20 to 918), to within a factor 2, and the LU and solves' prices are within a
 factor 3 of their times (complex solves run at a third of the real ones' rate); the dense Jacobian costs
 less than one dense LU wherever N > 100, so its price matters little there (in parts the two are
-comparable, and both are priced within a factor 1.6 of their times). The counts are exact and the prices fixed, so the trial's
+comparable, and both are priced within a factor 2.2 of their times). The counts are exact and the prices fixed, so the trial's
 finding, and with it whether a run switches (which changes its results), is the same on every machine and
 under any load; a timing would not be.
 """
