@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.carried_outputs import CARRY_MIN_PAIRS
 from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.coupled_jacobian import CoupledJacobian, neuron_index
+from fls.simulate.flow.kept_units import KeptUnits
 from fls.simulate.flow.output_screen import bound_norms
 from fls.simulate.flow.tolerance import componentwise
 
@@ -63,6 +65,7 @@ class LogCoordinates(Coordinates):
         super().__init__(X, y, c, len(sign), arithmetic)
         self.sign = np.asarray(sign, dtype=np.float64)
         self.sign_a = arithmetic.convert(self.sign)
+        self.kept_units = KeptUnits()  # the directions' units at the last event's outputs, for the restart
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         W_a = self.arith.convert(W)
@@ -71,8 +74,21 @@ class LogCoordinates(Coordinates):
 
     def _unit(self, Y: Any) -> tuple[Any, Any, Any]:
         U, rho = self._split(Y)
+        return *self._normalize(U), rho
+
+    def _normalize(self, U: Any) -> tuple[Any, Any]:
+        """(U / ||u_j||, ||u_j||) of directions U (..., m, d), row by row."""
         norms = self.arith.row_norms(U)
-        return U / norms[..., None], norms, rho
+        return U / norms[..., None], norms
+
+    def output(self, Y: Any, weights: SlidingWeights) -> Any:
+        """:meth:`Coordinates.output`; at one float64 state of a network from ``CARRY_MIN_PAIRS`` pairs (where
+        events carry their outputs to the restart) the directions' units are kept for :meth:`velocity_parts`
+        (:mod:`~simulate.flow.kept_units`)."""
+        D, amp, units = self.parts(Y)
+        if np.ndim(Y) == 1 and Y.dtype == np.float64 and self.m * self.n >= CARRY_MIN_PAIRS:
+            self.kept_units.keep(self._split(Y)[0], units)
+        return self.output_of_parts(D, amp, weights, overwrite=True)
 
     def network(self, Y: Any) -> tuple[Any, Any]:
         U_hat, _, rho = self._unit(Y)
@@ -90,8 +106,9 @@ class LogCoordinates(Coordinates):
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
     def velocity_parts(self, Y: Any) -> tuple[Any, Any]:
-        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D."""
-        return self._unit(Y)[:2]
+        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D. The
+        units kept at the last outputs (:meth:`output`) serve, formed afresh in the rows that differ."""
+        return self.kept_units.units(self._split(Y)[0], self._normalize)
 
     def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""

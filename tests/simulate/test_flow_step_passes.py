@@ -4,15 +4,20 @@
   the rows where it can be below the state's own rule (:func:`~simulate.flow.logcoords.direction_rule_rows`);
   the result is checked against the rule formed on every row and the smaller of the two taken, on states whose
   radii lie below, at and above the directions' norms, with atol from 0 to loose.
+- The unit directions kept from an event's outputs for the restart's field (:mod:`~simulate.flow.kept_units`),
+  formed afresh in the rows that changed: the same numbers as a full normalization, and the same run.
 - The stage sums of the explicit steps (:func:`~simulate.flow.stage_sums.stage_sum`) against numpy's matrix
   product, signed zeros, infinities and NaN included.
 """
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.kept_units import KeptUnits
 from fls.simulate.flow.logcoords import LogCoordinates, direction_rule_rows
 from fls.simulate.flow.problems import stall_problem
 from fls.simulate.flow.stage_sums import stage_sum
@@ -100,3 +105,59 @@ def test_a_stage_sum_is_bitwise_numpys_matrix_product(k, weights, values):
         expected = np.matmul(weights, stages, out=np.empty(10))
         got = stage_sum(weights, stages, np.empty(10))
     np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
+
+
+def _normalize(U):
+    norms = np.sqrt(np.einsum("...i,...i->...", U, U))
+    return U / norms[..., None], norms
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 60), st.integers(1, 8), st.integers(0, 12))
+def test_kept_units_with_the_changed_rows_formed_afresh_are_a_full_normalization(seed, m, d, changed):
+    """Directions kept with their units, then some rows moved (a projection, NaN, a zero row): the units at
+    the new directions equal a full normalization of them, bit for bit, whether the kept ones serve (few
+    rows changed) or the block is normalized again (more than ``REFORM_FRACTION`` of them)."""
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((m, d)) * rng.uniform(0.1, 10.0, (m, 1))
+    kept = KeptUnits()
+    kept.keep(U, _normalize(U))
+    moved = U.copy()
+    rows = rng.integers(0, m, changed)
+    moved[rows] = rng.choice([0.0, np.nan, 1.0], (len(rows), 1)) * rng.standard_normal((len(rows), d))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        units, norms = kept.units(moved, _normalize)
+        expected_units, expected_norms = _normalize(moved)
+    np.testing.assert_array_equal(units.view(np.uint64), expected_units.view(np.uint64))
+    np.testing.assert_array_equal(norms.view(np.uint64), expected_norms.view(np.uint64))
+    assert kept.units(moved, lambda U: "formed") == "formed"  # used once
+
+
+def test_a_wide_run_restarting_from_kept_units_is_the_run_without_them():
+    """Stall data at m = 1000 (20 000 pairs, where events carry their outputs), log coordinates, to t = 0.3:
+    every restart after an event reads the kept units, and the run has the same evaluations, events and
+    final state bits as with every restart normalizing all directions."""
+    _, _, X, y = stall_problem(1.0)
+    m = 1000
+    W, v = init_params(m, 3, alpha=1e-3 / m**0.5, scheme="random_sign", seed=0)
+
+    def run():
+        return integrate_flow(W, v, X, y, t_max=0.3, method="RK23", rtol=1e-7, atol=1e-10, save_at=[0.3])
+
+    served = []
+    serve = KeptUnits.units
+
+    def counted(self, U, normalize):
+        served.append(self._kept is not None)
+        return serve(self, U, normalize)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KeptUnits, "units", counted)
+        kept = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KeptUnits, "keep", lambda self, U, units: None)
+        fresh = run()
+    assert kept.info["events"] > 100 and sum(served) == len(served) >= kept.info["events"] - 1
+    assert (kept.rhs_evals, kept.info["events"]) == (fresh.rhs_evals, fresh.info["events"])
+    np.testing.assert_array_equal(kept.W, fresh.W)
+    np.testing.assert_array_equal(kept.v, fresh.v)
