@@ -20,11 +20,36 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.arithmetic import Arithmetic
+from fls.simulate.flow.carried_outputs import CARRY_MIN_PAIRS
 from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.coupled_jacobian import CoupledJacobian, neuron_index
+from fls.simulate.flow.kept_units import KeptUnits
 from fls.simulate.flow.output_screen import bound_norms
 from fls.simulate.flow.tolerance import componentwise
+
+_EPS = float(np.finfo(np.float64).eps)
+#: Below this atol the rounding argument of :func:`direction_rule_rows` could meet underflow: every row is formed.
+_ATOL_FLOOR = float(np.finfo(np.float64).tiny) / _EPS
+
+
+def direction_rule_rows(U: np.ndarray, radius: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """The rows j (sorted indices) of the directions U (m, d) with radii r_j = exp(rho_j) (m,) where the
+    directions' rule of :meth:`LogCoordinates.state_tolerance`, T_jk = (atol + rtol r_j |u_jk| / ||u_j||)
+    ||u_j|| / r_j = atol ||u_j|| / r_j + rtol |u_jk|, may be below the state's own atol + rtol |u_jk|.
+
+    It exceeds it by atol (||u_j|| / r_j - 1) >= atol where ||u_j|| >= 2 r_j, and both are formed with at
+    most 8 roundings of relative size eps / 2 each, so where also atol >= 16 eps rtol ||u_j|| (>= 16 eps rtol
+    |u_jk|) the computed directions' rule is at least the computed own rule, and the smaller of the two is
+    the own rule, bit for bit. The norms here are :func:`~simulate.flow.output_screen.bound_norms` (a few
+    roundings off, covered by a relative slack of 1e-9), half the cost of the exact ones. On the stall data
+    at m = 20000 (r_j ~ 1e-5, ||u_j|| ~ 1) no row is left, which saves six passes over the directions and
+    their exact norms per step. Every row where atol is 0, below :data:`_ATOL_FLOOR`, or a radius is NaN."""
+    if not atol >= _ATOL_FLOOR:
+        return np.arange(len(radius))
+    norms = bound_norms(U)
+    own_rule = (2 * radius <= norms * (1 - 1e-9)) & (16 * _EPS * rtol * (1 + 1e-9) * norms <= atol)
+    return (~own_rule).nonzero()[0]
 
 
 class LogCoordinates(Coordinates):
@@ -40,6 +65,7 @@ class LogCoordinates(Coordinates):
         super().__init__(X, y, c, len(sign), arithmetic)
         self.sign = np.asarray(sign, dtype=np.float64)
         self.sign_a = arithmetic.convert(self.sign)
+        self.kept_units = KeptUnits()  # the directions' units at the last event's outputs, for the restart
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         W_a = self.arith.convert(W)
@@ -48,8 +74,21 @@ class LogCoordinates(Coordinates):
 
     def _unit(self, Y: Any) -> tuple[Any, Any, Any]:
         U, rho = self._split(Y)
+        return *self._normalize(U), rho
+
+    def _normalize(self, U: Any) -> tuple[Any, Any]:
+        """(U / ||u_j||, ||u_j||) of directions U (..., m, d), row by row."""
         norms = self.arith.row_norms(U)
-        return U / norms[..., None], norms, rho
+        return U / norms[..., None], norms
+
+    def output(self, Y: Any, weights: SlidingWeights) -> Any:
+        """:meth:`Coordinates.output`; at one float64 state of a network from ``CARRY_MIN_PAIRS`` pairs (where
+        events carry their outputs to the restart) the directions' units are kept for :meth:`velocity_parts`
+        (:mod:`~simulate.flow.kept_units`)."""
+        D, amp, units = self.parts(Y)
+        if np.ndim(Y) == 1 and Y.dtype == np.float64 and self.m * self.n >= CARRY_MIN_PAIRS:
+            self.kept_units.keep(self._split(Y)[0], units)
+        return self.output_of_parts(D, amp, weights, overwrite=True)
 
     def network(self, Y: Any) -> tuple[Any, Any]:
         U_hat, _, rho = self._unit(Y)
@@ -67,8 +106,9 @@ class LogCoordinates(Coordinates):
         return U_hat @ self.XT, self.sign_a * self.arith.exp(2 * rho), (U_hat, norms)
 
     def velocity_parts(self, Y: Any) -> tuple[Any, Any]:
-        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D."""
-        return self._unit(Y)[:2]
+        """(U-hat, ||u_j||), the ``aux`` of :meth:`parts`: the velocity reads the directions only, not D. The
+        units kept at the last outputs (:meth:`output`) serve, formed afresh in the rows that differ."""
+        return self.kept_units.units(self._split(Y)[0], self._normalize)
 
     def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""
@@ -138,26 +178,36 @@ class LogCoordinates(Coordinates):
         r_j (1 - u_k^2 / ||u_j||^2) du_jk / ||u_j|| <= r_j du_jk / ||u_j||, so du_jk is held to ||u_j|| (atol +
         rtol |w_jk|) / r_j; an error drho_j moves every w_jk by w_jk drho_j and v_j by v_j drho_j, the largest
         of them v_j, so drho_j is held to (atol + rtol r_j) / r_j. At r_j = 80 that is 80 times tighter in
-        atol than the state's own rule; below r_j = 1 the state's own rule is the stricter and stays."""
+        atol than the state's own rule; below r_j = 1 the state's own rule is the stricter and stays.
+
+        The directions' rule is formed only for the rows where it can be the stricter
+        (:func:`direction_rule_rows`): elsewhere the result is the state's own rule, bit for bit as when every
+        row is formed and the smaller taken (docs/flow.md, "Cost")."""
         Y = np.asarray(Y, dtype=np.float64)
         U, rho = self._split(Y)
-        norms = np.sqrt(np.einsum("jd,jd->j", U, U))
         # the same operations as componentwise's, in place (each pass over the state costs at m = 20000)
         tolerance = np.abs(Y)
         tolerance *= rtol
         tolerance += atol  # componentwise(Y, rtol, atol)
+        rows, per_neuron = self._split(tolerance)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             radius = np.exp(rho)
+            by_log_norm = componentwise(radius, rtol, atol) / radius
+            # fmin: a norm under- or overflowing exp (nan or inf) leaves the state's own rule
+            np.fmin(per_neuron, by_log_norm, out=per_neuron)
+            near = direction_rule_rows(U, radius, rtol, atol)
+            if not len(near):
+                return tolerance
+            if len(near) == len(radius):
+                near = slice(None)  # every row: views, not copies
+            U, radius = U[near], radius[near]
+            norms = np.sqrt(np.einsum("jd,jd->j", U, U))
             by_direction = np.multiply((radius / norms)[:, None], U)  # W
             np.abs(by_direction, out=by_direction)
             by_direction *= rtol
             by_direction += atol
             by_direction *= (norms / radius)[:, None]
-            by_log_norm = componentwise(radius, rtol, atol) / radius
-        # fmin: a norm under- or overflowing exp (nan or inf above) leaves the state's own rule
-        rows, per_neuron = self._split(tolerance)
-        np.fmin(rows, by_direction, out=rows)
-        np.fmin(per_neuron, by_log_norm, out=per_neuron)
+        rows[near] = np.fmin(rows[near], by_direction)
         return tolerance
 
     def _row_scale(self, Y: Any) -> None:

@@ -22,6 +22,7 @@ from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_observer
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.flow.stage_sums import stage_sum
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
@@ -376,14 +377,13 @@ class ExplicitPieces:
     def _step(self, fun: Callable[[Any], Any], y: np.ndarray, f: np.ndarray, h: float):
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
 
-        Written to touch each length-size vector as few times as possible (the stage combinations are small
-        matrix-vector products with the step size folded into the coefficients) and to allocate only y_new:
-        K is the workspace's, valid until the next step.
+        Touches each length-size vector as few times as possible (stage combinations: ``stage_sum``, the step
+        size folded into the coefficients) and allocates only y_new: K is the workspace's, until the next step.
         """
         K, _, (work, scale) = self._workspace(y.size)
         K[0] = f
         for s in range(1, self.stages):
-            np.matmul(h * self.A[s, :s], K[:s], out=work)
+            stage_sum(h * self.A[s, :s], K[:s], work)
             work += y
             K[s] = fun(work)
         y_new = (h * self.B) @ K[: self.stages]

@@ -118,3 +118,30 @@ def test_excursions_add_up_over_consecutive_steps_and_a_step_that_does_not_conti
     np.testing.assert_array_equal(reach.moved, [1.5, 2.25])
     assert not reach.advance(np.array([1.0, 1.0]), 1.5, 0.25)  # the last step again, from its start
     assert not reach.advance(np.array([0.0, 0.0]), 1.75, 0.25)
+
+
+def test_the_ungated_bound_decides_as_the_gated_one_where_it_decides():
+    """The screen tries sum_j E_j, which bounds every gated sum sum_j A_ji E_j, before forming the (m, n)
+    product: a step it keeps inside is one the gated bound keeps inside too, so every decision is the gated
+    bound's (stall data, m = 100, log coordinates, to t = 30), and most are made without the product."""
+    decisions = []
+    gated_screen = output_screen._guards_stay_inside
+
+    def compared(guards, coefficients, t_a, h, row_sizes):
+        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
+        reach = getattr(guards, "output_reach", None)
+        if reach is not None and reach.t_end == t_a + h:  # the screen applied to this step
+            moved = abs(float(guards.coords.c)) * guards.coords.x_norms
+            ungated = gated_screen(guards, moved * reach.moved.sum())
+            decisions.append(
+                (inside, gated_screen(guards, moved * (reach.moved @ guards.weights.active)), ungated)
+            )
+        return inside
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(polynomial_guards, "weights_stay_inside", compared)
+        _stall_run(100, 30.0, "auto")
+    assert len(decisions) > 100
+    assert all(inside == gated for inside, gated, _ in decisions)
+    assert all(gated for _, gated, ungated in decisions if ungated)
+    assert sum(ungated for *_, ungated in decisions) > 0.5 * len(decisions)
