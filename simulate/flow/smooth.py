@@ -425,6 +425,7 @@ class ExplicitPieces:
                 y_new, K, error = self._step(checked.fun, y, f, h)
                 checked.overflowed = not np.isfinite(error)
                 if not error < 1:  # rejected (also when a stage is not finite: the error is then NaN or inf)
+                    self.retry_check.rejected(t, h, error)
                     h *= max(0.2, 0.9 * error**self.exponent)
                     rejected = True
                     continue
@@ -433,9 +434,8 @@ class ExplicitPieces:
                 coefficients = self._workspace(y.size)[1]
                 coefficients[0] = y
                 np.matmul(h * self.P.T, K, out=coefficients[1:])
-                scale = self._workspace(y.size)[2][1]  # the step's error scale (_step)
-                shrink = rejected and self.retry_check.shrink(checked.fun, y, y_new, K, coefficients, h, scale)
-                if shrink and shrink < 1:  # a retry whose estimate missed a transient (retry_check)
+                shrink = self.retry_check.shrink(checked.fun, t, h, y, y_new, self._workspace(y.size))
+                if shrink < 1:  # a step whose estimate missed a transient (retry_check): rejected after all
                     h *= shrink
                     continue
 
