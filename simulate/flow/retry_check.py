@@ -30,8 +30,8 @@ Which steps are checked (:class:`RetryCheck`):
 - The retry after any rejection. The rejection shows that the control's model of the error broke within one
   step, which is what a transient does; the retry is the step that the same estimate then passes.
 - After a rejection at an estimate above :data:`LARGE_ESTIMATE`, or a step that fails the check, every step
-  that starts within that step's interval, since the transient lies somewhere in it. The step after a passed
-  retry grows, and at its first try it may take the transient's tail.
+  that starts within that step's interval, since the transient lies somewhere in it. The steps after a
+  passed retry keep its size and then grow, and at their first try they may take the transient's tail.
 
 A checked step costs one evaluation. ``benchmarks/flow.py``'s six RK23 / RK45 rows have one retry or none each
 (in 282 to 2219 steps), and no large rejection.
@@ -72,7 +72,8 @@ class RetryCheck:
     The steps at risk are the retry after any rejection (it starts at ``retry_at``), and every step that
     starts before ``watched_until``. That is the end of the last step rejected with an estimate above
     :data:`LARGE_ESTIMATE`, or of a step the check rejected: the transient lies somewhere in that step's
-    interval. The step after a passed retry grows and may take the transient's tail at its first try."""
+    interval. The steps after a passed retry keep its size and then grow, and may take the transient's tail
+    at their first try."""
 
     def __init__(self, powers: np.ndarray, exponent: float) -> None:
         self.midpoint = 0.5**powers

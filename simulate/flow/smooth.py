@@ -436,7 +436,7 @@ class ExplicitPieces:
                 np.matmul(h * self.P.T, K, out=coefficients[1:])
                 shrink = self.retry_check.shrink(checked.fun, t, h, y, y_new, self._workspace(y.size))
                 if shrink < 1:  # a step whose estimate missed a transient (retry_check): rejected after all
-                    h *= shrink
+                    h, rejected = h * shrink, True
                     continue
 
                 def states(ts: Any, t=t, h=h, coefficients=coefficients) -> np.ndarray:
