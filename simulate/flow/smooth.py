@@ -19,9 +19,11 @@ from scipy.integrate import BDF, RK23, RK45
 from fls.simulate.flow.coupled_radau import CoupledRadau
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
+from fls.simulate.flow.guard_nodes import guard_fractions
 from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_observer
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
+from fls.simulate.flow.retry_check import RetryCheck
 from fls.simulate.flow.stage_sums import stage_sum
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
@@ -31,14 +33,6 @@ SOLVERS = {"DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "Radau": Coup
 IMPLICIT = ("Radau", "BDF")
 #: The methods :class:`ExplicitPieces` integrates itself; the others go through scipy's solver objects.
 EXPLICIT = ("RK23", "RK45")
-#: Sub-intervals per step at which the guards are sampled: three more than the degree of the method's dense
-#: output (7, 4, 3, 3, <= 5), at least 6, so the samples resolve the step's polynomial with room to spare.
-NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "Radau": 6, "BDF": 8}
-
-
-def guard_fractions(method: str) -> np.ndarray:
-    """The fractions of a step at which ``method``'s guards are sampled: NODES[method] equal sub-intervals."""
-    return np.linspace(0.0, 1.0, NODES[method] + 1)
 
 
 class Diverged(ArithmeticError):
@@ -360,6 +354,7 @@ class ExplicitPieces:
         self.rtol, self.atol = rtol, atol
         self.tolerance = StepTolerance(rtol, atol)
         self.fractions = guard_fractions(method)
+        self.retry_check = RetryCheck(self.powers, self.exponent)
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _workspace(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -430,6 +425,7 @@ class ExplicitPieces:
                 y_new, K, error = self._step(checked.fun, y, f, h)
                 checked.overflowed = not np.isfinite(error)
                 if not error < 1:  # rejected (also when a stage is not finite: the error is then NaN or inf)
+                    self.retry_check.rejected(t, h, error)
                     h *= max(0.2, 0.9 * error**self.exponent)
                     rejected = True
                     continue
@@ -438,6 +434,10 @@ class ExplicitPieces:
                 coefficients = self._workspace(y.size)[1]
                 coefficients[0] = y
                 np.matmul(h * self.P.T, K, out=coefficients[1:])
+                shrink = self.retry_check.shrink(checked.fun, t, h, y, y_new, self._workspace(y.size))
+                if shrink < 1:  # a step whose estimate missed a transient (retry_check): rejected after all
+                    h, rejected = h * shrink, True
+                    continue
 
                 def states(ts: Any, t=t, h=h, coefficients=coefficients) -> np.ndarray:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
