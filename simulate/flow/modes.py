@@ -91,6 +91,13 @@ class Mode:
         return mode
 
 
+def changed_rows(changed: list[int] | tuple[int, ...]) -> int | list[int]:
+    """The index of the rows ``changed`` of a per-pair (m, n) array that an event updates: the neuron itself
+    when it changed one (the common event; a basic index reads a view and writes without an index array),
+    else one fancy index for all of them, not a loop over them (docs/flow.md, "Cost")."""
+    return int(changed[0]) if len(changed) == 1 else list(changed)
+
+
 class SlidingWeights:
     """The weighted gates q of one piece as a linear map of the sample factors, by equation (1).
 
@@ -120,7 +127,7 @@ class SlidingWeights:
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
             self.active, self.unslid = previous.active, previous.unslid
-            rows = list(changed)  # one fancy index per array for all the changed rows, not a loop over them
+            rows = changed_rows(changed)
             slid_before = bool((self.unslid[rows] == 0).any())
             self.active[rows] = arithmetic.convert(mode.active[rows].astype(np.float64))
             self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
