@@ -77,7 +77,7 @@ class PieceGuards:
                 self._weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
             else:
                 self._weight_units = None  # from ``start_jumps`` on first use (:attr:`weight_units`)
-        self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
+        self.sliding_columns = weights.pair_flat  # pair_rows * n + pair_cols, kept by the weights across pieces
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
             self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
