@@ -30,7 +30,7 @@ from scipy.optimize import minimize_scalar
 
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.dips import dip_candidates
-from fls.simulate.flow.modes import SlidingWeights, changed_rows
+from fls.simulate.flow.modes import SlidingWeights, neuron_rows
 from fls.simulate.stopping import StopRule
 
 PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
@@ -77,14 +77,14 @@ class PieceGuards:
                 self._weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
             else:
                 self._weight_units = None  # from ``start_jumps`` on first use (:attr:`weight_units`)
-        self.sliding_columns = weights.pair_flat  # pair_rows * n + pair_cols, kept by the weights across pieces
+        self.sliding_columns = weights.pair_flat  # pair_rows * n + pair_cols, kept across pieces by the weights
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
             self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
         else:
             # taken over, updated in the changed rows (the previous guards are done with)
             self.side_over_x = previous.side_over_x
-            rows = changed_rows(changed)
+            rows = neuron_rows(changed)
             self.side_over_x[rows] = coords.arith.convert(mode.side[rows].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
         self.stop_column = size - 1 if stop_rule is not None else None
@@ -415,7 +415,8 @@ def first_event(
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     # A dip within a grazing contact's depth that comes back is no event (one that starts beyond it has
     # crossed), and it hides no other guard's crossing in the step (docs/flow.md, "Repeated and collinear").
-    for w in wrong_way.any(axis=0).nonzero()[0].tolist() if wrong_way.any() else ():  # few: the common step none
+    wrong = wrong_way.any(axis=0).nonzero()[0].tolist() if wrong_way.any() else []  # the common step: none
+    for w in wrong:
         col, k = columns[w], int(wrong_way[:, w].argmax())
         grazing = step.piece_column(col) in step.guards.grazing and Gf[0, col] > -thresholds[col]
         if grazing and np.any(Gf[k + 1 :, col] > 0):
@@ -466,10 +467,11 @@ def first_event(
         t_event = step.root(col, *bracket, xtol)
         return step.event(t_event, col, step.values(t_event))
 
-    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps' and dips'; the crossed:
+    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps' and dips' hold
     start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
     g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
-    estimates.update(zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist()))
+    crossed_estimates = start + (end - start) * g_start / (g_start - g_end)
+    estimates.update(zip(crossed_columns.tolist(), crossed_estimates.tolist()))
     estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
     keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start
     starts = np.array([float(bracket[0]) for bracket in brackets.values()])

@@ -91,11 +91,14 @@ class Mode:
         return mode
 
 
-def changed_rows(changed: list[int] | tuple[int, ...]) -> int | list[int]:
-    """The index of the rows ``changed`` of a per-pair (m, n) array that an event updates: the neuron itself
-    when it changed one (the common event; a basic index reads a view and writes without an index array),
-    else one fancy index for all of them, not a loop over them (docs/flow.md, "Cost")."""
-    return int(changed[0]) if len(changed) == 1 else list(changed)
+def neuron_rows(neurons: list[int] | tuple[int, ...]) -> slice | list[int]:
+    """An index of the rows ``neurons`` of a per-neuron array (m, ...) that keeps the neuron axis: a slice for
+    one neuron (the common event: its rows read as a view and written without an index array), else the list
+    (one fancy index for all of them, not a loop over them; docs/flow.md, "Cost")."""
+    if len(neurons) == 1:
+        j = int(neurons[0])
+        return slice(j, j + 1)
+    return list(neurons)
 
 
 class SlidingWeights:
@@ -127,7 +130,7 @@ class SlidingWeights:
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
             self.active, self.unslid = previous.active, previous.unslid
-            rows = changed_rows(changed)
+            rows = neuron_rows(changed)
             slid_before = bool((self.unslid[rows] == 0).any())
             self.active[rows] = arithmetic.convert(mode.active[rows].astype(np.float64))
             self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
