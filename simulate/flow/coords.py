@@ -100,10 +100,10 @@ class Coordinates:
         F = self.c * (amp[..., None, :] @ AD)[..., 0, :]
         return self.samples.outputs(F, L)
 
-    def neuron_outputs(self, Y: Any, weights: SlidingWeights, neurons: list[int]) -> Any:
-        """The part of :meth:`output` (every sample's, (n_samples,)) that the neurons ``neurons`` contribute at
-        one state Y (size,), in O(len(neurons) n row): the change of the output when an event moves only
-        those neurons is the change of this part (docs/flow.md, "Cost")."""
+    def neuron_outputs(self, Y: Any, weights: SlidingWeights, neurons: list[int] | slice) -> Any:
+        """The part of :meth:`output` (every sample's, (n_samples,)) that the neurons ``neurons`` (indices, or a
+        slice: ``modes.neuron_rows``) contribute at one state Y (size,), in O(len(neurons) n row): the change
+        of the output when an event moves only those neurons is the change of this part (docs/flow.md, "Cost")."""
         D, amp = self.neuron_parts(Y, neurons)
         L = self.c * (amp @ D) if self.samples.opposite else None
         return self.samples.outputs(self.c * (amp @ (weights.active[neurons] * D)), L)

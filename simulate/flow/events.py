@@ -30,7 +30,7 @@ from scipy.optimize import minimize_scalar
 
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.dips import dip_candidates
-from fls.simulate.flow.modes import SlidingWeights
+from fls.simulate.flow.modes import SlidingWeights, neuron_rows
 from fls.simulate.stopping import StopRule
 
 PAIR, MU_LOW, MU_HIGH, STOP = 0, 1, 2, 3
@@ -77,14 +77,14 @@ class PieceGuards:
                 self._weight_units = np.where(jumps != 0, jumps * jumps, 1.0)
             else:
                 self._weight_units = None  # from ``start_jumps`` on first use (:attr:`weight_units`)
-        self.sliding_columns = weights.pair_rows * self.n + weights.pair_cols
+        self.sliding_columns = weights.pair_flat  # pair_rows * n + pair_cols, kept across pieces by the weights
         # side_ji / ||x_i|| on every pair (0 on sliding ones): D times this, divided by the row scale, is the guard
         if previous is None:
             self.side_over_x = coords.arith.convert(mode.side.astype(np.float64)) / coords.x_norms
         else:
             # taken over, updated in the changed rows (the previous guards are done with)
             self.side_over_x = previous.side_over_x
-            rows = list(changed)
+            rows = neuron_rows(changed)
             self.side_over_x[rows] = coords.arith.convert(mode.side[rows].astype(np.float64)) / coords.x_norms
         size = self.n_pairs + 2 * self.n_sliding + (stop_rule is not None)
         self.stop_column = size - 1 if stop_rule is not None else None
@@ -205,8 +205,8 @@ class PieceGuards:
         events, grazing depths) is formed here.
         """
         u = self.weights.mu_times_jump(s, offset)
-        jump = s[..., self.weights.pair_cols]
-        return u * jump / self.weight_units, (jump - u) * jump / self.weight_units
+        jump, units = s[..., self.weights.pair_cols], self.weight_units
+        return u * jump / units, (jump - u) * jump / units
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
         """(j, i) of a MU_LOW / MU_HIGH column."""
@@ -415,7 +415,8 @@ def first_event(
     brackets = {}  # column -> (a, b, guard at a, guard at b) with the guard > 0 at a and crossed at b
     # A dip within a grazing contact's depth that comes back is no event (one that starts beyond it has
     # crossed), and it hides no other guard's crossing in the step (docs/flow.md, "Repeated and collinear").
-    for w in wrong_way.any(axis=0).nonzero()[0].tolist():
+    wrong = wrong_way.any(axis=0).nonzero()[0].tolist() if wrong_way.any() else []  # the common step: none
+    for w in wrong:
         col, k = columns[w], int(wrong_way[:, w].argmax())
         grazing = step.piece_column(col) in step.guards.grazing and Gf[0, col] > -thresholds[col]
         if grazing and np.any(Gf[k + 1 :, col] > 0):
@@ -433,7 +434,6 @@ def first_event(
     ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
     crossed_columns = columns[which]
     begins = last_positive(Gf[:, crossed_columns], ks)  # where each crossed column was last > 0
-    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps'; the crossed follow
     times = list(ts)  # in the arithmetic's own type, as G's entries
     brackets.update(
         zip(
@@ -447,11 +447,6 @@ def first_event(
         )
     )
     tf = np.asarray(ts, dtype=np.float64)
-    start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
-    g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
-    estimates.update(
-        zip(crossed_columns.tolist(), (start + (end - start) * g_start / (g_start - g_end)).tolist())
-    )
     if refine_dips:
         crossed_by = int(ks.min()) + 1 if len(ks) else len(ts) - 1
         for a, b, col in dip_candidates(tf, Gf, crossed_by):
@@ -465,14 +460,18 @@ def first_event(
             )
             if found.fun <= -thresholds[col]:
                 brackets[col] = (ts[a], found.x, G[a, col], found.fun)
-                estimates[col] = _estimate(*brackets[col])
     if not brackets:
         return None
-    if len(brackets) == 1:  # one crossing (the common case): no other guard can cross before it
+    if len(brackets) == 1:  # one crossing (the common case): no other guard can cross before it, no estimates
         ((col, bracket),) = brackets.items()
         t_event = step.root(col, *bracket, xtol)
         return step.event(t_event, col, step.values(t_event))
 
+    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps' and dips' hold
+    start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
+    g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
+    crossed_estimates = start + (end - start) * g_start / (g_start - g_end)
+    estimates.update(zip(crossed_columns.tolist(), crossed_estimates.tolist()))
     estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
     keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start
     starts = np.array([float(bracket[0]) for bracket in brackets.values()])

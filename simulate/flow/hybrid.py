@@ -43,7 +43,15 @@ from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.implicit_cost import AnalyticJacobian
-from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights, select_neuron_mode
+from fls.simulate.flow.modes import (
+    ACTIVE,
+    INACTIVE,
+    SLIDING,
+    Mode,
+    SlidingWeights,
+    neuron_rows,
+    select_neuron_mode,
+)
 from fls.simulate.flow.origin import repeated_events_message
 from fls.simulate.flow.piece_field import EventCounts, PieceField
 from fls.simulate.flow.recording import Recorder
@@ -258,11 +266,12 @@ class HybridFlow:
         coords, arith, counts = self.coords, self.arith, self.counts
         affected = touched_neurons(touching, hints)
         on_surface = {j: (touching[j] | mode.sliding[j]).nonzero()[0] for j in affected}
-        before = None if outputs is None else coords.neuron_outputs(Y, weights, affected)
+        rows = neuron_rows(affected)
+        before = None if outputs is None else coords.neuron_outputs(Y, weights, rows)
         Y = Y.copy()
         for j in affected:
             coords.project(Y, j, on_surface[j])
-        moved = coords.neuron_outputs(Y, weights, affected)
+        moved = coords.neuron_outputs(Y, weights, rows)
         outputs = coords.output(Y, weights) if outputs is None else outputs + (moved - before)
         self.carried.keep(Y, outputs, moved, affected)
         s_a, offset_a = coords.sample_factors(outputs)

@@ -91,6 +91,16 @@ class Mode:
         return mode
 
 
+def neuron_rows(neurons: list[int] | tuple[int, ...]) -> slice | list[int]:
+    """An index of the rows ``neurons`` of a per-neuron array (m, ...) that keeps the neuron axis: a slice for
+    one neuron (the common event: its rows read as a view and written without an index array), else the list
+    (one fancy index for all of them, not a loop over them; docs/flow.md, "Cost")."""
+    if len(neurons) == 1:
+        j = int(neurons[0])
+        return slice(j, j + 1)
+    return list(neurons)
+
+
 class SlidingWeights:
     """The weighted gates q of one piece as a linear map of the sample factors, by equation (1).
 
@@ -102,7 +112,8 @@ class SlidingWeights:
     event changes the mode of the touched neurons only. ``previous``: the weights of the piece before, whose
     mode differs from ``mode`` in the rows ``changed`` only; its arrays are taken over and updated in those
     rows in place, O(changed n) (it is not used again), and its whole map serves when no changed neuron
-    slides, before or after.
+    slides, before or after; else only the changed neurons' rows of the map are looked up again
+    (:attr:`neuron_maps`, docs/flow.md "Cost").
     """
 
     def __init__(
@@ -120,10 +131,11 @@ class SlidingWeights:
             self.unslid = arithmetic.convert((~mode.sliding).astype(np.float64))
         else:  # the previous piece's arrays, taken over and updated in the changed rows (it is done with)
             self.active, self.unslid = previous.active, previous.unslid
-            rows = list(changed)  # one fancy index per array for all the changed rows, not a loop over them
+            rows = neuron_rows(changed)
             slid_before = bool((self.unslid[rows] == 0).any())
             self.active[rows] = arithmetic.convert(mode.active[rows].astype(np.float64))
             self.unslid[rows] = arithmetic.convert((~mode.sliding[rows]).astype(np.float64))
+            self.neuron_maps = previous.neuron_maps
             if not slid_before and not mode.sliding[rows].any():
                 self.pair_rows, self.pair_cols = previous.pair_rows, previous.pair_cols
                 self.pair_flat = previous.pair_flat
@@ -133,14 +145,22 @@ class SlidingWeights:
         self.pair_flat = self.pair_rows * mode.sliding.shape[1] + self.pair_cols  # into a flattened (m, n) array
         n = gram.shape[0]
         cache = {} if cache is None else cache
-        maps = []
-        for j in np.unique(self.pair_rows):
-            key = (int(j), mode.sliding[j].tobytes(), mode.active[j].tobytes())
+        if previous is None:  # every sliding neuron's rows of the map (its sliding pairs'), by neuron
+            self.neuron_maps: dict[int, Any] = {}
+            renewed = np.unique(self.pair_rows).tolist()
+        else:  # the piece before's, but for the changed neurons: no key per sliding neuron and piece
+            renewed = [int(j) for j in changed]
+        for j in renewed:
+            self.neuron_maps.pop(j, None)
+            if not mode.sliding[j].any():
+                continue
+            key = (j, mode.sliding[j].tobytes(), mode.active[j].tobytes())
             if key not in cache:
                 S = mode.sliding[j].nonzero()[0]
                 right = np.concatenate([gram[S, :] * self.active[j], gram[S, :] * self.unslid[j]], axis=1)
                 cache[key] = -arithmetic.lstsq(gram[np.ix_(S, S)], right)
-            maps.append(cache[key])
+            self.neuron_maps[j] = cache[key]
+        maps = [self.neuron_maps[j] for j in sorted(self.neuron_maps)]  # np.unique(pair_rows)'s order
         # One matrix for all sliding pairs: z = s @ map^T + N @ offset_map^T, ordered as (pair_rows, pair_cols).
         both = np.concatenate(maps, axis=0) if maps else arithmetic.convert(np.zeros((0, 2 * n)))
         self.map, self.offset_map = both[:, :n], both[:, n:]

@@ -137,7 +137,10 @@ class Recorder:
         if times is None:
             self._save(t_b, y_b)
             return
-        inside = times[slice(*np.searchsorted(times, [float(t_a), float(t_b)], side="right"))]  # times sorted
+        t_a, t_b = float(t_a), float(t_b)
+        if not len(times) or t_b < times[0] or t_a >= times[-1]:  # none in (t_a, t_b] (most steps): no search
+            return
+        inside = times[slice(*np.searchsorted(times, [t_a, t_b], side="right"))]  # times sorted
         if len(inside):
             for t, Y in zip(inside, dense(inside), strict=True):
                 self._save(t, Y)

@@ -101,7 +101,9 @@ class SpanCoordinates(Coordinates):
 
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         Lambda, v = self._split(Y)
-        return self.P0 + Lambda @ self.gram, v, v
+        D = Lambda @ self.gram
+        D += self.P0  # in the product's buffer: one (..., m, n) array per evaluation, not two
+        return D, v, v
 
     def neuron_parts(self, Y: Any, neurons: list[int]) -> tuple[Any, Any]:
         """The rows ``neurons`` of :meth:`parts`' D and amp at one state Y (size,)."""

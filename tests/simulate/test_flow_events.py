@@ -102,6 +102,26 @@ def test_the_earliest_of_several_crossings_in_one_interval_wins():
     assert values[0] > 0 and values[1] > 0
 
 
+@given(
+    st.lists(st.floats(0.01, 0.99), min_size=1, max_size=6),
+    st.lists(st.floats(0.02, 0.98), max_size=3),
+    st.booleans(),
+)
+def test_the_earliest_zero_of_many_crossings_and_dips_in_one_step_is_the_event(roots, centres, bent):
+    """Guards that cross 0 at ``roots`` (lines, or bent ones) beside parabolic dips (t - c)^2 - r^2 of half-width
+    r = 3e-3 at ``centres``, in one step sampled at 0, 0.1, ..., 1: the event is the earliest zero of them all,
+    whichever of the brackets (one or several, crossings and dips) holds it."""
+    half_width = 3e-3
+    guards = ScalarGuards(
+        [lambda t, r=r: (r - t) * (1.0 + t if bent else 1.0) for r in roots]
+        + [lambda t, c=c: (t - c) ** 2 - half_width**2 for c in centres]
+    )
+    t, column, values = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)
+    zeros = roots + [c - half_width for c in centres]
+    assert t == pytest.approx(min(zeros), abs=1e-11)
+    assert zeros[column] == pytest.approx(min(zeros), abs=1e-11) and abs(values[column]) <= 1e-11
+
+
 def test_a_guard_leaving_its_surface_the_wrong_way_is_an_event_at_once():
     guards = ScalarGuards([lambda t: -t])
     t, column, _ = first_event(step_over(guards, np.linspace(0.0, 1.0, 11)), xtol=1e-15)

@@ -221,9 +221,10 @@ def test_an_event_s_shortcuts_give_the_whole_computation_s_numbers(seed):
     )
 
 
-@given(st.integers(0, 100_000))
-def test_weights_and_guards_updated_from_the_previous_piece_equal_fresh_ones(seed):
-    """An event changes some neurons' rows; the incremental SlidingWeights and PieceGuards equal new ones."""
+@given(st.integers(0, 100_000), st.integers(1, 4))
+def test_weights_and_guards_updated_from_the_previous_piece_equal_fresh_ones(seed, events):
+    """Events change some neurons' rows, piece after piece; the incremental SlidingWeights (their map bit for
+    bit: only the changed neurons' rows are looked up again) and PieceGuards equal new ones."""
     rng = np.random.default_rng(seed)
     m, n, d = 5, 7, 4
     X = rng.standard_normal((n, d))
@@ -241,17 +242,20 @@ def test_weights_and_guards_updated_from_the_previous_piece_equal_fresh_ones(see
     gram, cache = X @ X.T, {}
     weights = SlidingWeights(mode, gram, ARITH, cache)
     guards = PieceGuards(coords, weights, TargetRisk(0.1))
-    new_rows = random_rows()
-    changed = sorted(rng.choice(m, size=rng.integers(1, m + 1), replace=False).tolist())
-    next_mode = mode.with_rows({j: new_rows[j] for j in changed})
-    updated = SlidingWeights(next_mode, gram, ARITH, cache, weights, changed)
-    fresh = SlidingWeights(next_mode, gram, ARITH)
-    s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
-    assert np.array_equal(next_mode.side, np.where(next_mode.active, 1, np.where(next_mode.sliding, 0, -1)))
-    assert np.allclose(updated.weighted_gates(s), fresh.weighted_gates(s), rtol=1e-13, atol=1e-13)
-    assert np.allclose(updated.mu(s), fresh.mu(s), rtol=1e-13, atol=1e-13)
-    updated_guards = PieceGuards(coords, updated, TargetRisk(0.1), guards, changed)
-    fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
-    Ys = rng.standard_normal((3, coords.size))
-    assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
-    assert np.array_equal(updated_guards.thresholds, fresh_guards.thresholds)
+    for _ in range(events):
+        new_rows = random_rows()
+        changed = sorted(rng.choice(m, size=rng.integers(1, m + 1), replace=False).tolist())
+        next_mode = mode.with_rows({j: new_rows[j] for j in changed})
+        updated = SlidingWeights(next_mode, gram, ARITH, cache, weights, changed)
+        fresh = SlidingWeights(next_mode, gram, ARITH)
+        s = rng.uniform(0.1, 1.0, n) * rng.choice([-1.0, 1.0], n)
+        assert np.array_equal(next_mode.side, np.where(next_mode.active, 1, np.where(next_mode.sliding, 0, -1)))
+        assert np.array_equal(updated.map, fresh.map) and np.array_equal(updated.offset_map, fresh.offset_map)
+        assert np.allclose(updated.weighted_gates(s), fresh.weighted_gates(s), rtol=1e-13, atol=1e-13)
+        assert np.allclose(updated.mu(s), fresh.mu(s), rtol=1e-13, atol=1e-13)
+        updated_guards = PieceGuards(coords, updated, TargetRisk(0.1), guards, changed)
+        fresh_guards = PieceGuards(coords, fresh, TargetRisk(0.1))
+        Ys = rng.standard_normal((3, coords.size))
+        assert np.array_equal(updated_guards.evaluate(Ys), fresh_guards.evaluate(Ys))
+        assert np.array_equal(updated_guards.thresholds, fresh_guards.thresholds)
+        mode, weights, guards = next_mode, updated, updated_guards
