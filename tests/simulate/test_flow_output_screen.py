@@ -2,6 +2,8 @@
 skipped only where no weight can come near 0 or 1, checked against the guards formed from every sample's
 outputs along the step, and a run with the screen equals the run without it."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -68,6 +70,24 @@ def test_polynomial_contribution_excursion_bounds_the_movement_of_v_w_along_a_st
     _assert_excursion_bounds_the_movement(coords, C)
 
 
+def _checked_screen(screened: list, guards, coefficients, t_a, h, row_sizes) -> bool:
+    """The screen's decision on a step, appended to ``screened``; where it skips the step, every output guard
+    formed from the outputs of 201 states along the step's dense output is off its surface: both guards of
+    every sliding weight above the touching tolerance, the stopping rule's value above 0."""
+    off = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
+    screened.append(off)
+    if off:
+        coords = guards.coords
+        states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
+        f = coords.output(states, guards.weights)
+        if guards.n_sliding:
+            low, high = guards.weight_guards(*coords.sample_factors(f))
+            assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
+        if guards.stop_rule is not None:
+            assert guards.stop_rule.value(f, coords.y, coords.arith).min() > 0
+    return off
+
+
 def _stall_run(m: int, t_max: float, coords: str = "auto"):
     _, _, X, y = stall_problem(1.0)
     W, v = init_params(m, 3, alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
@@ -86,19 +106,8 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
     the step's dense output, stay above the touching tolerance; most steps with sliding pairs are skipped; the
     run has the same events and final state as the run with every step's outputs formed."""
     screened = []
-
-    def checked(guards, coefficients, t_a, h, row_sizes):
-        inside = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
-        screened.append(inside)
-        if inside:
-            coords = guards.coords
-            states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
-            low, high = guards.weight_guards(*coords.sample_factors(coords.output(states, guards.weights)))
-            assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
-        return inside
-
     monkeypatch.setattr(PlainCoordinates, "screen_min_pairs", 0)  # screened from 20 000 pairs on: here too
-    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", checked)
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", partial(_checked_screen, screened))
     run = _stall_run(100, 70.0, coords)
     assert sum(screened) > 0.5 * len(screened) > 100
     monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", lambda *args: False)
@@ -164,21 +173,7 @@ def test_a_run_to_a_target_with_the_screen_stops_where_the_run_without_it_stops(
     state are those of the run with every step's outputs formed (the event's outputs, formed once at the
     event instead of along the step, agree to roundoff)."""
     screened = []
-
-    def checked(guards, coefficients, t_a, h, row_sizes):
-        off = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
-        screened.append(off)
-        if off:
-            coords = guards.coords
-            states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
-            f = coords.output(states, guards.weights)
-            assert rule.value(f, coords.y, coords.arith).min() > 0
-            if guards.n_sliding:
-                low, high = guards.weight_guards(*coords.sample_factors(f))
-                assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
-        return off
-
-    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", checked)
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", partial(_checked_screen, screened))
     run = _stall_run_to(rule)
     assert sum(screened) > 0.8 * len(screened) > 100
     monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", lambda *args: False)

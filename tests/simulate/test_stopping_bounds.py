@@ -12,7 +12,11 @@ from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.stopping import PositiveClassLoss, TargetRisk, TrainAccuracy
 from fls.theory.losses import LOSSES
 
-RULES = st.sampled_from(["risk", "positive", "accuracy"])
+#: loss, rule, seed, n, weighted, eps, level, the box's scale
+CASES = (
+    st.sampled_from(LOSSES), st.sampled_from(["risk", "positive", "accuracy"]), st.integers(0, 10_000),
+    st.integers(1, 12), st.booleans(), st.floats(1e-3, 2.0), st.floats(0.05, 1.0), st.floats(1e-3, 10.0),
+)  # fmt: skip
 
 
 def _problem(loss: str, rule_name: str, seed: int, n: int, weighted: bool, eps: float, level: float):
@@ -41,10 +45,7 @@ def _box(seed: int, n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.sampled_from(LOSSES), RULES, st.integers(0, 10_000), st.integers(1, 12), st.booleans(),
-    st.floats(1e-3, 2.0), st.floats(0.05, 1.0), st.floats(1e-3, 10.0),
-)  # fmt: skip
+@given(*CASES)
 def test_the_bound_is_at_most_the_value_everywhere_in_the_box(loss, rule_name, seed, n, weighted, eps, level, scale):
     """At 64 random outputs inside a random box (and its corners), every loss, labels, sample weights: the
     rule's lower bound is <= its value, up to the value's own rounding (a relative 1e-12)."""
@@ -60,10 +61,7 @@ def test_the_bound_is_at_most_the_value_everywhere_in_the_box(loss, rule_name, s
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.sampled_from(LOSSES), RULES, st.integers(0, 10_000), st.integers(1, 12), st.booleans(),
-    st.floats(1e-3, 2.0), st.floats(0.05, 1.0), st.floats(1e-3, 10.0),
-)  # fmt: skip
+@given(*CASES)
 def test_the_bound_is_the_value_at_the_boxs_best_corner(loss, rule_name, seed, n, weighted, eps, level, scale):
     """The bound is attained: each sample's output put at the end of its interval with the larger margin y f
     (binary labels), or at its target clipped to the interval (squared loss, real targets), gives the rule's
