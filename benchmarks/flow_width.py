@@ -10,7 +10,9 @@ alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target 
 For each: a tight engine run (DOP853, rtol 1e-11, or ``--reference METHOD RTOL``) gives the time T (the stop
 time by default; ``--t-max`` ends it earlier: a window of the run, for the widest networks) and the state
 theta*(T); the engine runs to T at
-ENGINE_METHOD / ENGINE_RTOL (log coordinates, or those of ``--coords``); GD (fixed-step Euler) reaches the same
+ENGINE_METHOD / ENGINE_RTOL (log coordinates, or those of ``--coords``) with the same target risk, so that a window
+pays at every step what a run to the target pays (its stopping guard; the stop is not reached inside a window,
+and a full run stops at its own stop time, within its tolerance of T); GD (fixed-step Euler) reaches the same
 accuracy, 1e-6 relative in the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its
 measured cost per step beyond EULER_MAX_STEPS steps). Printed per m: events, field evaluations per event, ms per
 event (wall time, and CPU time of the same run: on a shared machine the CPU time is the steadier figure), ms per
@@ -94,8 +96,8 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coord
     del tight
     timed = fastest(
         partial(
-            integrate_flow, W, v, X, y, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL, atol=ENGINE_RTOL * 1e-3,
-            save_at=[T], coords=coords,
+            integrate_flow, W, v, X, y, target_risk=TARGET, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL,
+            atol=ENGINE_RTOL * 1e-3, save_at=[T], coords=coords,
         )
     )  # fmt: skip
     run = timed.result

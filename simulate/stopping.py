@@ -21,6 +21,10 @@ Every rule has two faces, so that one object (``TargetRisk(0.05)``, say) can be 
   (default every step, which makes the stopping step exact), and a member stops at the first checked step where
   its rule holds: tau_eps = k eta. The flow engine has no steps and ignores ``every``.
 
+The flow engine also asks each rule for ``lower_bound(f_low, f_high, y, arithmetic)``: a lower bound on ``value``
+over a box of outputs, so that a step whose outputs provably stay in a box where the target cannot hold need
+not form them (:mod:`simulate.flow.output_screen`; docs/flow.md, "Cost").
+
 For binary labels the faces agree: ``value(f, y) <= 0`` exactly when ``reached`` holds at the same outputs, apart
 from a margin y_i f_i exactly 0 in :class:`TrainAccuracy` (see there).
 
@@ -101,6 +105,12 @@ class StopRule(ABC):
     def describe(self) -> str:
         """A short human-readable statement of the target."""
 
+    @abstractmethod
+    def lower_bound(self, f_low: np.ndarray, f_high: np.ndarray, y: np.ndarray, arithmetic: Arithmetic) -> float:
+        """A lower bound on ``value(f, y)`` over every f with f_low <= f <= f_high (n,) elementwise, float64:
+        where it is > 0 the target cannot hold anywhere in that box of outputs (the flow engine's screen of the
+        stopping rule's guard, :mod:`simulate.flow.output_screen`; docs/flow.md, "Cost")."""
+
     def check_labels(self, y: np.ndarray) -> None:
         """Raise ParameterError when the rule cannot be evaluated on these labels (default: always fine)."""
 
@@ -128,6 +138,11 @@ class TargetRisk(StopRule):
 
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         return evaluation.risk <= self.eps
+
+    def lower_bound(self, f_low: np.ndarray, f_high: np.ndarray, y: np.ndarray, arithmetic: Arithmetic) -> float:
+        """(1/n) sum_i min over [f_low_i, f_high_i] of w_i l(f, y_i), less eps (:func:`least_losses`)."""
+        least = least_losses(f_low, f_high, y, arithmetic)
+        return float(least.sum() / least.shape[-1] - self.eps)
 
     def describe(self) -> str:
         return f"training risk <= {self.eps:g}"
@@ -170,6 +185,14 @@ class PositiveClassLoss(StopRule):
     def describe(self) -> str:
         return f"positive-class mean loss <= {self.eps:g}"
 
+    def lower_bound(self, f_low: np.ndarray, f_high: np.ndarray, y: np.ndarray, arithmetic: Arithmetic) -> float:
+        """The positive samples' weighted mean of the least losses on their intervals, less eps
+        (:func:`least_losses`)."""
+        positive = np.asarray(y) > 0
+        least = least_losses(f_low, f_high, y, arithmetic)[positive]
+        weight = least.shape[-1] if arithmetic.weights is None else arithmetic.weights[positive].sum()
+        return float(least.sum() / weight - self.eps)
+
     def check_labels(self, y: np.ndarray) -> None:
         require_binary("PositiveClassLoss", y)
         if not np.any(y > 0):
@@ -208,11 +231,34 @@ class TrainAccuracy(StopRule):
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         return evaluation.correct.sum(-1) >= self.required(evaluation.correct.shape[-1])
 
+    def lower_bound(self, f_low: np.ndarray, f_high: np.ndarray, y: np.ndarray, arithmetic: Arithmetic) -> float:
+        """Minus the (e+1)-th smallest of the margins' upper ends: each margin y_i f_i is at most y_i f_high_i
+        (y_i = +1) or -f_low_i (y_i = -1) on the box, and an order statistic does not decrease in any entry, so
+        the (e+1)-th smallest margin is at most that of the upper ends (exact: a comparison and a sign)."""
+        n = len(f_low)
+        highest_margins = np.where(np.asarray(y) > 0, f_high, -f_low)
+        return float(-np.sort(highest_margins)[n - self.required(n)])
+
     def describe(self) -> str:
         return f"train accuracy >= {self.level:g}"
 
     def check_labels(self, y: np.ndarray) -> None:
         require_binary("TrainAccuracy", y)
+
+
+def least_losses(f_low: np.ndarray, f_high: np.ndarray, y: np.ndarray, arithmetic: Arithmetic) -> np.ndarray:
+    """Each sample's least weighted loss w_i l(f, y_i) over f in [f_low_i, f_high_i] (n,), float64.
+
+    Every loss of docs/design.md section 2 is convex in f and >= 0, and the weights are >= 0, so the least value
+    on an interval is at an end, unless the loss's minimizer is inside: then the derivative changes sign on
+    the interval (the weighted sample factor w s = -w dl/df is > 0 at f_low and < 0 at f_high), and 0 bounds
+    it (the squared loss's least value, reached at f = y; the logistic and exponential losses decrease in the
+    margin and have no minimizer).
+    """
+    ends = np.stack([np.asarray(f_low, dtype=np.float64), np.asarray(f_high, dtype=np.float64)])
+    losses, factors = arithmetic.losses(ends, y), arithmetic.sample(ends, y)
+    inside = (factors[0] > 0) & (factors[1] < 0)
+    return np.where(inside, 0.0, np.minimum(losses[0], losses[1]))
 
 
 def require_binary(rule: str, y: np.ndarray) -> None:

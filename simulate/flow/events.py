@@ -138,9 +138,11 @@ class PieceGuards:
         return j, i
 
     def stop_value(self, Y: Any) -> Any:
-        """The stopping rule's value at one state (<= 0: reached)."""
-        known = Y is self.start and self.start_outputs is not None
-        f = self.start_outputs if known else self.coords.output(Y[None], self.weights)
+        """The stopping rule's value at one state (<= 0: reached); at the piece's start the outputs are kept for
+        the output screen (:mod:`~simulate.flow.output_screen`)."""
+        if Y is self.start and self.start_outputs is None:
+            self.start_outputs = self.coords.output(Y[None], self.weights)
+        f = self.start_outputs if Y is self.start else self.coords.output(Y[None], self.weights)
         return self.stop_rule.value(f, self.coords.y, self.coords.arith)[0]
 
     def evaluate(self, Ys: Any, one_scale: bool = False) -> Any:

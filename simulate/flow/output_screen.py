@@ -1,10 +1,12 @@
-"""A screen for the sliding weights' guards of an explicit step: the steps in which no weight can reach 0 or 1.
+"""A screen for the output guards of an explicit step (the sliding weights' and the stopping rule's): the steps in
+which no weight can reach 0 or 1 and the target cannot be reached.
 
-In a piece with sliding pairs and no stopping rule, the only guards besides the pairs' are the weights' (mu and
-1 - mu, formed as (z - N_i) s_i and (s_i - z + N_i) s_i in the unit of the jump at the piece's start,
-:meth:`~simulate.flow.events.PieceGuards.weight_guards`), and they depend on the state through every sample's
-output f alone. Forming those outputs along a step costs about two field evaluations at m = 20000 on the stall
-data (docs/flow.md, "Cost"), while a bound on how far they can move costs O(p m d + m n):
+The guards besides the pairs' are the sliding weights' (mu and 1 - mu, formed as (z - N_i) s_i and
+(s_i - z + N_i) s_i in the unit of the jump at the piece's start,
+:meth:`~simulate.flow.events.PieceGuards.weight_guards`) and the stopping rule's value, and they depend on the
+state through every sample's output f alone. Forming those outputs along a step costs about two field
+evaluations at m = 20000 on the stall data (docs/flow.md, "Cost"), while a bound on how far they can move
+costs O(p m d + m n):
 
 1. Under the piece's mode f_i = c sum_j A_ji <g_j, x_i> with g_j = v_j w_j (A: the active gates), so
 
@@ -23,9 +25,17 @@ data (docs/flow.md, "Cost"), while a bound on how far they can move costs O(p m 
 3. z = s @ map^T is linear in s: |z_k - z_k(t_0)| <= |map_k| @ |s - s(t_0)|. The weights' guards are then
    products of two intervals, whose least value bounds them from below.
 
-When both guards of every sliding pair stay above the touching tolerance (``Arithmetic.touch_tol``) the step
-has no weight event and no weight at a bound, and its outputs are not formed; the event's outputs, if a pair
-crosses, cost one output evaluation at the event instead. The screen never drops a step the sampled guards
+4. The stopping rule bounds its value from below on the box of outputs f(t_0) -+ that bound
+   (:meth:`~simulate.stopping.StopRule.lower_bound`: the least loss of a convex loss on each sample's
+   interval, or the order statistic of the margins' upper ends); where that bound is above 0 the target
+   cannot be reached in the step.
+
+When both guards of every sliding pair stay above the touching tolerance (``Arithmetic.touch_tol``) and the
+stopping rule's bound above 0, the step has no weight event, no weight at a bound and no stop, and its outputs
+are not formed; the event's outputs, if a pair crosses, cost one output evaluation at the event instead. The
+bounds are those of the step's dense output, which the sampled guards read too, so a stop located by them is
+located the same way with the screen (the risk's decrease along the exact flow is not used: the dense output
+is not the flow, and its risk may rise within the tolerances). The screen never drops a step the sampled guards
 would stop: it is a bound, with a relative slack far above roundoff (:data:`EXCURSION_SLACK`).
 """
 
@@ -93,22 +103,22 @@ def screens(coords: Any) -> bool:
     return has_bound and coords.m * coords.n >= getattr(coords, "screen_min_pairs", 0)
 
 
-def weights_stay_inside(
+def output_guards_stay_off(
     guards: Any, coefficients: np.ndarray, t_a: float, h: float, row_sizes: np.ndarray | None = None
 ) -> bool:
-    """Whether no sliding weight's guard (mu or 1 - mu) can come within the touching tolerance of 0 in the
-    step from t_a of size h with the power-basis dense output ``coefficients`` (p + 1, size): then the step's
-    outputs need not be formed (:mod:`simulate.flow.output_screen`). False where the screen does not apply: a
-    stopping rule (whose guard needs the outputs), no sliding pair, merged samples of opposite labels, an
-    arithmetic other than float64, coordinates without an excursion bound, or a step that does not continue
-    the piece's chain of steps, or a network of fewer pairs than its coordinates' ``screen_min_pairs``.
-    ``row_sizes``: the norms of the coefficients' row blocks (p + 1, m) (:func:`bound_norms`), when the caller
-    has formed them (the step's pair screen, ``polynomial_guards._movable_pairs``, reads the same)."""
+    """Whether no output guard can reach its surface in the step from t_a of size h with the power-basis dense
+    output ``coefficients`` (p + 1, size): no sliding weight's guard (mu or 1 - mu) comes within the touching
+    tolerance of 0, and the stopping rule's lower bound on the box of outputs stays above 0 (step 4 of the
+    module's screen); then the step's outputs need not be formed (:mod:`simulate.flow.output_screen`). False
+    where the screen does not apply: no output guard, merged samples of opposite labels, an arithmetic other
+    than float64, coordinates without an excursion bound, a step that does not continue the piece's chain of
+    steps, or a network of fewer pairs than its coordinates' ``screen_min_pairs``. ``row_sizes``: the norms of
+    the coefficients' row blocks (p + 1, m) (:func:`bound_norms`), when the caller has formed them (the step's
+    pair screen, ``polynomial_guards._movable_pairs``, reads the same)."""
     coords = guards.coords
     if (
         not screens(coords)
-        or guards.stop_rule is not None
-        or not guards.n_sliding
+        or not guards.needs_output
         or guards.start_outputs is None
         or coords.samples.opposite
         or coords.arith.name != "float64"
@@ -121,19 +131,35 @@ def weights_stay_inside(
     if not reach.advance(excursion_of(coefficients, row_sizes), t_a, h):
         return False
     # the gates' sum first bounded by sum_j E_j (one pass over m numbers): where that bound already keeps every
-    # guard inside, so does the gated one (it is smaller), and the (m, n) product is not formed
+    # guard off its surface, so does the gated one (it is smaller), and the (m, n) product is not formed
     moved = abs(float(coords.c)) * coords.x_norms
-    return _guards_stay_inside(guards, moved * reach.moved.sum()) or _guards_stay_inside(
+    return _guards_stay_off(guards, moved * reach.moved.sum()) or _guards_stay_off(
         guards, moved * (reach.moved @ guards.weights.active)
     )
 
 
-def _guards_stay_inside(guards: Any, reach_F: np.ndarray) -> bool:
-    """Whether every sliding weight's guard stays above the touching tolerance while each representative's
-    output moves by at most ``reach_F`` (n,) from the piece's start (steps 2 and 3 of the module's screen)."""
-    coords, weights = guards.coords, guards.weights
+def _guards_stay_off(guards: Any, reach_F: np.ndarray) -> bool:
+    """Whether every output guard stays off its surface while each representative's output moves by at most
+    ``reach_F`` (n,) from the piece's start (steps 2 to 4 of the module's screen)."""
     f0 = np.asarray(guards.start_outputs[0], dtype=np.float64)
-    reach_f = coords.samples.outputs(reach_F) * (1 + EXCURSION_SLACK)  # every sample's (a positive map)
+    reach_f = guards.coords.samples.outputs(reach_F) * (1 + EXCURSION_SLACK)  # every sample's (a positive map)
+    if guards.n_sliding and not _weights_stay_inside(guards, f0, reach_f):
+        return False
+    return guards.stop_rule is None or _stop_stays_off(guards, f0, reach_f)
+
+
+def _stop_stays_off(guards: Any, f0: np.ndarray, reach_f: np.ndarray) -> bool:
+    """Whether the stopping rule's value stays above 0 on the box f0 -+ ``reach_f`` (step 4): its lower bound
+    there (:meth:`~simulate.stopping.StopRule.lower_bound`) exceeds the relative slack of the value at f0."""
+    coords, rule = guards.coords, guards.stop_rule
+    bound = rule.lower_bound(f0 - reach_f, f0 + reach_f, coords.y, coords.arith)
+    return bool(bound > EXCURSION_SLACK * abs(float(rule.value(f0[None], coords.y, coords.arith)[0])))
+
+
+def _weights_stay_inside(guards: Any, f0: np.ndarray, reach_f: np.ndarray) -> bool:
+    """Whether every sliding weight's guard stays above the touching tolerance while every sample's output
+    stays within ``reach_f`` (n,) of its value f0 at the piece's start (steps 2 and 3 of the module's screen)."""
+    coords, weights = guards.coords, guards.weights
     S0 = coords.sample_factors(f0[None])[0][0]
     S_ends = coords.sample_factors(np.stack([f0 + reach_f, f0 - reach_f]))[0]
     S_low = np.minimum(S_ends.min(axis=0), S0)

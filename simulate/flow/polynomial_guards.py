@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
-from fls.simulate.flow.output_screen import bound_norms, screens, weights_stay_inside
+from fls.simulate.flow.output_screen import bound_norms, output_guards_stay_off, screens
 from fls.simulate.flow.pair_test import every_pair_test, past_surface
 
 
@@ -225,8 +225,8 @@ class PolynomialStepGuards(StepGuards):
         rows, amp, amp0 = coords.row_blocks(coefficients)
         # ||R_k,j||, for the pairs' screen and the weights' where the weights' applies (docs/flow.md "Cost")
         row_sizes = bound_norms(rows) if screens(coords) else None
-        # the output guards (none in a step where no sliding weight can reach a bound: :mod:`output_screen`)
-        needs_output = guards.needs_output and not weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
+        # the output guards (none in a step where no output guard can reach its surface: :mod:`output_screen`)
+        needs_output = guards.needs_output and not output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
         # the output guards need every pair's coefficients when amp is a polynomial, or when d is large
         every_pair = needs_output and (
             amp is not None or not _sum_neurons_first(powers, len(fractions), coords.d)

@@ -2,6 +2,8 @@
 skipped only where no weight can come near 0 or 1, checked against the guards formed from every sample's
 outputs along the step, and a run with the screen equals the run without it."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.problems import stall_problem
 from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.simulate.initialization import init_params
+from fls.simulate.stopping import TargetRisk, TrainAccuracy
 
 THETAS = np.linspace(0.0, 1.0, 201)
 
@@ -67,6 +70,24 @@ def test_polynomial_contribution_excursion_bounds_the_movement_of_v_w_along_a_st
     _assert_excursion_bounds_the_movement(coords, C)
 
 
+def _checked_screen(screened: list, guards, coefficients, t_a, h, row_sizes) -> bool:
+    """The screen's decision on a step, appended to ``screened``; where it skips the step, every output guard
+    formed from the outputs of 201 states along the step's dense output is off its surface: both guards of
+    every sliding weight above the touching tolerance, the stopping rule's value above 0."""
+    off = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
+    screened.append(off)
+    if off:
+        coords = guards.coords
+        states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
+        f = coords.output(states, guards.weights)
+        if guards.n_sliding:
+            low, high = guards.weight_guards(*coords.sample_factors(f))
+            assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
+        if guards.stop_rule is not None:
+            assert guards.stop_rule.value(f, coords.y, coords.arith).min() > 0
+    return off
+
+
 def _stall_run(m: int, t_max: float, coords: str = "auto"):
     _, _, X, y = stall_problem(1.0)
     W, v = init_params(m, 3, alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
@@ -85,22 +106,11 @@ def test_a_screened_step_has_every_weight_guard_above_the_touching_tolerance_and
     the step's dense output, stay above the touching tolerance; most steps with sliding pairs are skipped; the
     run has the same events and final state as the run with every step's outputs formed."""
     screened = []
-
-    def checked(guards, coefficients, t_a, h, row_sizes):
-        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
-        screened.append(inside)
-        if inside:
-            coords = guards.coords
-            states = (THETAS[:, None] ** np.arange(len(coefficients))) @ coefficients
-            low, high = guards.weight_guards(*coords.sample_factors(coords.output(states, guards.weights)))
-            assert low.min() > coords.arith.touch_tol and high.min() > coords.arith.touch_tol
-        return inside
-
     monkeypatch.setattr(PlainCoordinates, "screen_min_pairs", 0)  # screened from 20 000 pairs on: here too
-    monkeypatch.setattr(polynomial_guards, "weights_stay_inside", checked)
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", partial(_checked_screen, screened))
     run = _stall_run(100, 70.0, coords)
     assert sum(screened) > 0.5 * len(screened) > 100
-    monkeypatch.setattr(polynomial_guards, "weights_stay_inside", lambda *args: False)
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", lambda *args: False)
     full = _stall_run(100, 70.0, coords)
     for name in ("rhs_evals", "switches", "sliding_entries"):
         assert getattr(run, name) == getattr(full, name)
@@ -125,10 +135,10 @@ def test_the_ungated_bound_decides_as_the_gated_one_where_it_decides():
     product: a step it keeps inside is one the gated bound keeps inside too, so every decision is the gated
     bound's (stall data, m = 100, log coordinates, to t = 30), and most are made without the product."""
     decisions = []
-    gated_screen = output_screen._guards_stay_inside
+    gated_screen = output_screen._guards_stay_off
 
     def compared(guards, coefficients, t_a, h, row_sizes):
-        inside = output_screen.weights_stay_inside(guards, coefficients, t_a, h, row_sizes)
+        inside = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
         reach = getattr(guards, "output_reach", None)
         if reach is not None and reach.t_end == t_a + h:  # the screen applied to this step
             moved = abs(float(guards.coords.c)) * guards.coords.x_norms
@@ -139,9 +149,62 @@ def test_the_ungated_bound_decides_as_the_gated_one_where_it_decides():
         return inside
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(polynomial_guards, "weights_stay_inside", compared)
+        patch.setattr(polynomial_guards, "output_guards_stay_off", compared)
         _stall_run(100, 30.0, "auto")
     assert len(decisions) > 100
     assert all(inside == gated for inside, gated, _ in decisions)
     assert all(gated for _, gated, ungated in decisions if ungated)
     assert sum(ungated for *_, ungated in decisions) > 0.5 * len(decisions)
+
+
+def _stall_run_to(rule, m: int = 100):
+    """Stall data to ``rule``'s target (t <= 70), log coordinates: the stop comes after hundreds of events."""
+    _, _, X, y = stall_problem(1.0)
+    W, v = init_params(m, 3, alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
+    return integrate_flow(W, v, X, y, stop_rule=rule, t_max=70.0, method="RK23", rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("rule", [TargetRisk(0.3), TrainAccuracy(0.9)], ids=["risk", "accuracy"])
+def test_a_run_to_a_target_with_the_screen_stops_where_the_run_without_it_stops(monkeypatch, rule):
+    """Stall data, m = 100, to training risk 0.3 (1151 events, t = 50.03) and to train accuracy 0.9 (128 events,
+    t = 1.13): at every step the screen skips, the stopping value and every sliding weight's guards, formed
+    from the outputs of 201 states along the step's dense output, stay off their surfaces; most steps of
+    pieces with a stopping rule are skipped (no outputs formed); the stop time, events, evaluations and final
+    state are those of the run with every step's outputs formed (the event's outputs, formed once at the
+    event instead of along the step, agree to roundoff)."""
+    screened = []
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", partial(_checked_screen, screened))
+    run = _stall_run_to(rule)
+    assert sum(screened) > 0.8 * len(screened) > 100
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", lambda *args: False)
+    full = _stall_run_to(rule)
+    assert run.status == full.status == "target_reached"
+    for name in ("rhs_evals", "switches", "sliding_entries"):
+        assert getattr(run, name) == getattr(full, name)
+    assert run.info["events"] == full.info["events"]
+    assert abs(run.t_stop - full.t_stop) <= 1e-13 * full.t_stop
+    np.testing.assert_allclose(run.W, full.W, rtol=0, atol=1e-12 * np.abs(full.W).max())
+    np.testing.assert_allclose(run.v, full.v, rtol=0, atol=1e-12 * np.abs(full.v).max())
+
+
+def test_a_target_reached_between_two_events_inside_a_screened_stretch_is_located(monkeypatch):
+    """The last piece of a run to training risk 0.3 (stall data, m = 100) has screened steps before the step in
+    which the risk reaches 0.3: the bound stops screening as the box of outputs comes to hold the target, the
+    sampled stopping guard brackets its zero, and the stop is located where the run without the screen
+    locates it (to roundoff), after the piece's last event."""
+    steps = []
+
+    def recorded(guards, coefficients, t_a, h, row_sizes):
+        off = output_screen.output_guards_stay_off(guards, coefficients, t_a, h, row_sizes)
+        steps.append((guards, t_a, h, off))
+        return off
+
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", recorded)
+    run = _stall_run_to(TargetRisk(0.3))
+    last_piece = [step for step in steps if step[0] is steps[-1][0]]
+    *before, (_, t_a, h, off) = last_piece
+    assert not off and t_a <= run.t_stop <= t_a + h
+    assert sum(step[3] for step in before) >= 2
+    monkeypatch.setattr(polynomial_guards, "output_guards_stay_off", lambda *args: False)
+    full = _stall_run_to(TargetRisk(0.3))
+    assert abs(run.t_stop - full.t_stop) <= 1e-13 * full.t_stop
