@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from fls.simulate.flow import origin
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.modes import Mode, SlidingWeights
-from fls.simulate.flow import origin
 from fls.simulate.flow.samples import SampleGroups
 from fls.theory import compile_field
 from tests.simulate import origin_escape
