@@ -52,6 +52,8 @@ def test_the_stored_runs_end_at_an_origin_where_the_neuron_stays():
         assert certificate.descent < -1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="a unique stay at an origin is not continued yet (docs/flow.md, Limits)")
+@pytest.mark.xfail(
+    strict=True, reason="a unique stay at an origin is not continued yet (docs/flow.md, Limits)"
+)
 def test_the_stress_check_passes():
     check(stored_problem(NAME))
