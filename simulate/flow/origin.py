@@ -15,7 +15,7 @@ Two Filippov solutions leave the instant when
   solution at the rate |w_j'|^2 and has no critical point where it is negative).
 
 With both, the flow is not unique, and a run that repeats events there ends ``failed`` saying so
-(:func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin"). Both are tested on
+(:func:`origin_contact`, :func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin"). Both are tested on
 sampled directions: a sampled sector field is a true one and a sampled descent a true one, so the test errs
 only towards not claiming non-uniqueness. Precision: |w_j| within 64 roundoffs of the largest weight is at
 the origin; a descent must exceed 64 roundoffs of its terms; the hull is tested by non-negative least
@@ -24,6 +24,7 @@ squares to 1e-12 of the fields' size.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,9 +48,25 @@ def at_origin(w: np.ndarray, scale: float) -> bool:
     return bool(np.linalg.norm(w) <= ORIGIN_ROUNDOFFS * EPS * scale)
 
 
-def not_unique_at_origin(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | None) -> bool:
-    """Whether a neuron with second layer ``v_j`` at w_j = 0 may both stay and leave (module docstring), for
-    the representatives X (k, d) with jumps S (k,) and offsets N (k,) (None: zero)."""
+@dataclass(frozen=True)
+class OriginContact:
+    """The two answers at a neuron's origin (module docstring): ``stays``, 0 is in the convex hull of its
+    sampled sector fields; ``leaves``, phi(u) < 0 beyond roundoff in some sampled direction u. The flow there
+    is unique where exactly one holds, and not unique where both do."""
+
+    stays: bool
+    leaves: bool
+
+    @property
+    def not_unique(self) -> bool:
+        """Whether both Filippov solutions, staying at w_j = 0 and leaving it, are there."""
+        return self.stays and self.leaves
+
+
+def origin_contact(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | None) -> OriginContact:
+    """Whether a neuron with second layer ``v_j`` at w_j = 0 may stay and whether it may leave (module
+    docstring), for the representatives X (k, d) with jumps S (k,) and offsets N (k,) (None: zero). A neuron
+    with no field at all (every sector field 0) stays and cannot leave."""
     offset = np.zeros_like(S) if N is None else N
     d = X.shape[1]
     U = np.random.default_rng(0).standard_normal((DIRECTIONS, d))
@@ -58,13 +75,14 @@ def not_unique_at_origin(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray
     fields = v_j * (offset + (pre > 0) * S) @ X  # (K, d), the sector fields without c / n
     size = float(np.abs(fields).max())
     if size == 0.0:
-        return False
+        return OriginContact(stays=True, leaves=False)
     system = np.vstack([fields.T / size, np.ones(DIRECTIONS)])
     _, residual = nnls(system, np.r_[np.zeros(d), 1.0])
-    stays = residual <= HULL_RESIDUAL
     descent = v_j * (np.maximum(pre, 0.0) * S + pre * offset).sum(axis=1)  # -phi(u) without c / n
     terms = abs(v_j) * float((np.abs(S) + np.abs(offset)) @ np.linalg.norm(X, axis=1))
-    return bool(stays and descent.max() > ORIGIN_ROUNDOFFS * EPS * terms)
+    return OriginContact(
+        stays=bool(residual <= HULL_RESIDUAL), leaves=bool(descent.max() > ORIGIN_ROUNDOFFS * EPS * terms)
+    )
 
 
 def repeated_events_message(
@@ -80,6 +98,9 @@ def repeated_events_message(
         return f"{where}: the selection finds no mode that holds there"
     S, N = coords.sample_factors(coords.output(Y, weights))
     X = arith.to_float(coords.X)
-    if not_unique_at_origin(float(v[j]), X, arith.to_float(S), None if N is None else arith.to_float(N)):
+    contact = origin_contact(float(v[j]), X, arith.to_float(S), None if N is None else arith.to_float(N))
+    if contact.not_unique:
         return f"{where}: neuron {j} reached w = 0, where it may stay or leave: the flow is not unique there"
+    if contact.stays:
+        return f"{where}: neuron {j} reached w = 0, where it stays (a unique solution the engine does not continue)"
     return f"{where}: neuron {j} reached w = 0"

@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from fls.simulate.flow import origin
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.modes import Mode, SlidingWeights
-from fls.simulate.flow.origin import not_unique_at_origin, repeated_events_message
 from fls.simulate.flow.samples import SampleGroups
 from fls.theory import compile_field
 from tests.simulate import origin_escape
@@ -154,7 +154,9 @@ def test_the_engine_finds_what_the_certificate_finds(n, d, seed, loss):
     assume(abs(certificate.descent) > 1e-2 * terms)
     groups = SampleGroups(X, y, float_arithmetic(loss))
     S, N = groups.factors(f)
-    assert not_unique_at_origin(v_j, groups.X, S, N) == certificate.not_unique
+    found = origin.origin_contact(v_j, groups.X, S, N)
+    assert found.leaves == certificate.leaves
+    assert found.not_unique == certificate.not_unique
 
 
 def test_the_failed_message_claims_non_uniqueness_only_at_an_origin():
@@ -168,7 +170,7 @@ def test_the_failed_message_claims_non_uniqueness_only_at_an_origin():
     weights = SlidingWeights(
         Mode(np.ones((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool)), X @ X.T, coords.arith
     )
-    message = repeated_events_message(
+    message = origin.repeated_events_message(
         coords, weights, coords.pack(np.array([[1.0, 1.0]]), np.array([1.0])), 201, 0.5, 0, 1
     )
     assert "not unique" not in message and "(neuron 0, sample 1)" in message
