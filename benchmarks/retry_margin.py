@@ -47,18 +47,11 @@ SEEN: list[float] = []
 class MeasuredCheck(RetryCheck):
     """The engine's retry check that also forms q on every step the error estimate accepts."""
 
-    def shrink(
-        self,
-        fun: Callable[[Any], Any],
-        t: float,
-        h: float,
-        y: np.ndarray,
-        y_new: np.ndarray,
-        workspace: tuple,
-    ) -> float:
-        K, coefficients, (_, scale) = workspace
+    def shrink(self, *step: Any) -> float:
+        """:meth:`RetryCheck.shrink` of the step (fun, t, h, y, y_new, workspace), after recording its q."""
+        fun, _, h, y, y_new, (K, coefficients, (_, scale)) = step
         SEEN.append(self.comparison(fun, y, y_new, K, coefficients, h, scale))
-        return super().shrink(fun, t, h, y, y_new, workspace)
+        return super().shrink(*step)
 
 
 def measured(run_once: Callable[[], Any]) -> np.ndarray:
