@@ -7,13 +7,14 @@ the kernels on against off (``FLS_NUMBA=0``); the numpy path where the switch is
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.simulate.flow import integrate_flow, jit
+from fls.simulate.flow import integrate_flow, jit, pair_test
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
@@ -120,6 +121,43 @@ def test_span_tolerance_is_the_numpy_tolerance(seed, log_rtol, log_ratio):
         assert np.allclose(got, expected, rtol=1e-12, atol=0), step
         moved = rng.random(m) < 0.5  # some rows move far (converted afresh), the others a little (kept)
         Y[: m * n] += (rng.standard_normal((m, n)) * np.where(moved, 1.0, 1e-9)[:, None]).ravel()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["plain", "span"]), st.integers(3, 5))
+def test_pair_test_is_the_numpy_pair_test_bit_for_bit(seed, coordinates, powers):
+    """The compiled full pair test against the numpy one: the same columns and coefficients, exactly; pairs
+    at 0, past their surface by less or more than their threshold and sliding ones drawn."""
+    rng = np.random.default_rng(seed)
+    m, n = rng.integers(1, 25), rng.integers(1, 15)
+    d = n + rng.integers(1, 10) if coordinates == "span" else rng.integers(1, 20)
+    X, y = rng.standard_normal((n, d)), rng.choice([-1.0, 1.0], n)
+    W = rng.standard_normal((m, d))
+    arith = float_arithmetic("logistic")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        span = coordinates == "span"
+        coords = SpanCoordinates(X, y, 1.0, W, arith) if span else PlainCoordinates(X, y, 1.0, m, arith)
+    n = coords.n  # merged samples (d = 1) leave fewer surfaces
+    every_pair = rng.standard_normal((powers, m, n)) * 10.0 ** rng.uniform(-3, 1, (powers, m, n))
+    every_pair[0][rng.random((m, n)) < 0.1] = 0.0
+    every_pair[0][rng.random((m, n)) < 0.1] *= 1e-16  # near the surface: past it by about the threshold
+    sliding = rng.random((m, n)) < 0.1
+    side = np.where(sliding, 0.0, rng.choice([-1.0, 1.0], (m, n)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        guards = SimpleNamespace(
+            row_map_norms=None,
+            sliding_columns=sliding.ravel().nonzero()[0],
+            side_over_x=side / coords.x_norms,
+            thresholds=np.full(m * n + 3, 1e-15) * rng.uniform(0.5, 2.0, m * n + 3),
+        )
+    rows = rng.standard_normal((powers, m, coords.row))
+    amp0 = rng.standard_normal(m)
+    compiled = pair_test.every_pair_test(coords, guards, rows, amp0, every_pair)
+    with pytest.MonkeyPatch.context() as switch:
+        switch.setenv(jit.SWITCH, "0")
+        expected = pair_test.every_pair_test(coords, guards, rows, amp0, every_pair)
+    assert np.array_equal(compiled[0], expected[0])
+    assert np.array_equal(compiled[1], expected[1], equal_nan=True)
 
 
 def run_pair(problem, monkeypatch):
