@@ -47,8 +47,23 @@ def sample_factor(loss: int, f: float, y: float) -> float:
 
 @njit(cache=True)
 def mode_field(
-    rows, row_map, offset, amp, active, c, y, weights, loss, pair_flat, sliding_map, rate, D, Q, velocity, s
-):
+    rows: np.ndarray,
+    row_map: np.ndarray,
+    offset: np.ndarray,
+    amp: np.ndarray,
+    active: np.ndarray,
+    c: float,
+    y: np.ndarray,
+    weights: np.ndarray,
+    loss: int,
+    pair_flat: np.ndarray,
+    sliding_map: np.ndarray,
+    rate: float,
+    D: np.ndarray,
+    Q: np.ndarray,
+    velocity: np.ndarray,
+    s: np.ndarray,
+) -> None:
     """The field's per-pair parts, written in place: D (m, n) the active pre-activations A D with D = rows @
     row_map (+ ``offset`` (m, n) unless it is empty; the matrix product is BLAS's, as numpy's), Q (m, n) the
     gates times (c/n) a_j, ``velocity`` (m,) a', s (n,) the sample factors (module docstring). ``weights``: the

@@ -1,13 +1,16 @@
 """The switch of the flow engine's compiled kernels: numba where it is installed and not turned off.
 
 The float64 engine spends most of an event at m = 100 in the overhead of numpy calls on arrays of a few
-thousand numbers (docs/flow.md, "Cost"); the kernels of :mod:`~simulate.flow.field_kernel` and
-:mod:`~simulate.flow.span_tolerance_kernel` do the same arithmetic in one compiled call each. They round sums
-and exp differently from numpy (each kernel's docstring states by how much), so the numpy code they mirror
-stays the reference and the path every other arithmetic runs.
+thousand numbers (docs/flow.md, "Cost"). Four kernels do the same arithmetic in one compiled call each: the
+field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
+(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test (:mod:`~simulate.flow.pair_test_kernel`)
+and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
+differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
+code they mirror stays the reference and the path every other arithmetic (mpmath) runs.
 
-The environment variable ``FLS_NUMBA=0`` turns compilation off (read once per process, at the first flow
-run); without numba installed the numpy path runs. numba is imported only here and only at a flow run's
+The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
+coordinates at their construction, the pair test and the crossings at each step); without numba installed the
+numpy path runs. numba is imported only here and only at a flow run's
 first use of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled
 with ``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a
 fresh install compiles them once (docs/flow.md, "Cost"); later processes load them.

@@ -14,7 +14,14 @@ from numba import njit
 
 
 @njit(cache=True)
-def every_pair_test(pre, map_norms, sliding_columns, side_over_x, thresholds, norms):  # noqa: ANN001, ANN201
+def every_pair_test(
+    pre: np.ndarray,
+    map_norms: np.ndarray,
+    sliding_columns: np.ndarray,
+    side_over_x: np.ndarray,
+    thresholds: np.ndarray,
+    norms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """(columns, coefficients (p + 1, columns)) of the pairs that can change sign in the step, from every
     pair's coefficients ``pre`` (p + 1, m, n): kept where |D_0| <= sum_{k >= 1} |D_k| or D_0 = 0, on a sample
     with ||Z_i|| > 0 (``map_norms``), not sliding (``sliding_columns``: flat indices), or where the guard

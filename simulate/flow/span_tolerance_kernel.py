@@ -20,8 +20,19 @@ from numba import njit
 
 @njit(cache=True, error_model="numpy")
 def convert_row(
-    j, Lambda, W0, X, largest_column, largest_x, scaled_x_powers, rtol, atol, squarings, tau, slack
-):
+    j: int,
+    Lambda: np.ndarray,
+    W0: np.ndarray,
+    X: np.ndarray,
+    largest_column: np.ndarray,
+    largest_x: np.ndarray,
+    scaled_x_powers: np.ndarray,
+    rtol: float,
+    atol: float,
+    squarings: int,
+    tau: np.ndarray,
+    slack: np.ndarray,
+) -> None:
     """Row j of tau (n,) and its slack S_j from the state's lambda_j: T_c = atol + rtol |w_jc| at w_j = w_j(0)
     + lambda_j X, S_j = min_c T_c / max_i |x_ic|, tau_ji = min_c T_c / (||(min T / T_c)_c ||_p max_c |x_ic|)
     with the p-norm's sum against the scaled powers (|x_ic| / max_c |x_ic|)^p (d, n); a tau that is not finite
@@ -54,9 +65,22 @@ def convert_row(
 
 @njit(cache=True, error_model="numpy")
 def state_tolerance(
-    Lambda, v, kept, tau, slack, W0, X, largest_column, largest_x, scaled_x_powers, rtol, atol, reuse, squarings,
-    out,
-):
+    Lambda: np.ndarray,
+    v: np.ndarray,
+    kept: np.ndarray,
+    tau: np.ndarray,
+    slack: np.ndarray,
+    W0: np.ndarray,
+    X: np.ndarray,
+    largest_column: np.ndarray,
+    largest_x: np.ndarray,
+    scaled_x_powers: np.ndarray,
+    rtol: float,
+    atol: float,
+    reuse: float,
+    squarings: int,
+    out: np.ndarray,
+) -> None:
     """The tolerance (m n + m,) into ``out`` at the state (Lambda (m, n), v (m,)) from the rows as last
     converted (``kept`` = Lambda^c, tau, slack, updated in place where a row is converted afresh): row j is
     scaled by 1 - e_j, e_j = rtol ||lambda_j - lambda_j^c||_1 / S_j, while 1 - e_j >= 1 - ``reuse`` (else,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.simulate.flow import integrate_flow, jit, pair_test
+from fls.simulate.flow import events, integrate_flow, jit, pair_test
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
@@ -158,6 +158,24 @@ def test_pair_test_is_the_numpy_pair_test_bit_for_bit(seed, coordinates, powers)
         expected = pair_test.every_pair_test(coords, guards, rows, amp0, every_pair)
     assert np.array_equal(compiled[0], expected[0])
     assert np.array_equal(compiled[1], expected[1], equal_nan=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 9), st.integers(0, 40))
+def test_crossings_are_the_numpy_crossings_bit_for_bit(seed, samples, guards):
+    """The compiled crossed intervals against numpy's: exactly, with guards at 0, at their threshold and NaN."""
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((samples, guards))
+    G[rng.random(G.shape) < 0.1] = 0.0
+    thresholds = rng.choice([0.0, 1e-3, 0.5], guards)
+    G[rng.random(G.shape) < 0.05] = -0.5
+    G[rng.random(G.shape) < 0.02] = np.nan
+    compiled = events.crossings(G, thresholds)
+    with pytest.MonkeyPatch.context() as switch:
+        switch.setenv(jit.SWITCH, "0")
+        expected = events.crossings(G, thresholds)
+    for got, want in zip(compiled, expected, strict=True):
+        assert got.shape == want.shape and np.array_equal(got, want)
 
 
 def run_pair(problem, monkeypatch):
