@@ -282,7 +282,7 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
     where it is within the touching tolerance; or the stop guard, whose threshold is 0, at or below 0 at every
     sample of a step that the exact state at its start put above 0: the target is met there to roundoff).
-    ``thresholds`` are per column of G. In one compiled call where :mod:`~simulate.flow.jit` allows (the same).
+    ``thresholds`` are per column of G. One compiled call where :mod:`~simulate.flow.jit` allows (the same).
     """
     Gf = np.asarray(G, dtype=np.float64)
     if (kernel := jit.kernels("crossings_kernel")) is not None:

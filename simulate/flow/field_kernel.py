@@ -1,5 +1,5 @@
-"""The field of a mode (:meth:`Coordinates.rhs_and_factors <simulate.flow.coords.Coordinates.rhs_and_factors>`)
-from its pre-activations in one compiled call: outputs, sample factors, weighted gates and the output
+"""The field of a mode (:meth:`~simulate.flow.coords.Coordinates.rhs_and_factors`) from its pre-activations in
+one compiled call: outputs, sample factors, weighted gates and the output
 weights' velocity (imported through :mod:`simulate.flow.jit` only: it imports numba).
 
 With the pre-activations D (m, n) (a BLAS product of the state's row block, as numpy forms it), the
@@ -66,8 +66,8 @@ def mode_field(
 ) -> None:
     """The field's per-pair parts, written in place: D (m, n) the active pre-activations A D with D = rows @
     row_map (+ ``offset`` (m, n) unless it is empty; the matrix product is BLAS's, as numpy's), Q (m, n) the
-    gates times (c/n) a_j, ``velocity`` (m,) a', s (n,) the sample factors (module docstring). ``weights``: the
-    sample weights w (n,) (ones without); ``pair_flat``: the sliding pairs as flat indices into (m, n), in the
+    gates times (c/n) a_j, ``velocity`` (m,) a', s (n,) the sample factors (module docstring). ``weights``:
+    the sample weights w (n,) (ones without); ``pair_flat``: the sliding pairs as flat indices into (m, n), in the
     order of the rows of ``sliding_map`` (k, n)."""
     np.dot(rows, row_map, D)
     m, n = D.shape

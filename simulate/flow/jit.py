@@ -3,8 +3,8 @@
 The float64 engine spends most of an event at m = 100 in the overhead of numpy calls on arrays of a few
 thousand numbers (docs/flow.md, "Cost"). Four kernels do the same arithmetic in one compiled call each: the
 field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
-(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test (:mod:`~simulate.flow.pair_test_kernel`)
-and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
+(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test
+(:mod:`~simulate.flow.pair_test_kernel`) and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
 differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
 code they mirror stays the reference and the path every other arithmetic (mpmath) runs.
 

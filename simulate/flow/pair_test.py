@@ -55,8 +55,9 @@ def every_pair_test(
     kernel = jit.kernels("pair_test_kernel") if coords.arith.name == "float64" else None
     if kernel is not None:
         norms = coords.start_scale(rows[0], amp0, pre0, slice(None))
+        columns = guards.sliding_columns
         return kernel.every_pair_test(
-            every_pair, guards.row_map_norms, guards.sliding_columns, guards.side_over_x, guards.thresholds, norms
+            every_pair, guards.row_map_norms, columns, guards.side_over_x, guards.thresholds, norms
         )
     keep = np.abs(pre0) <= np.abs(higher).sum(axis=0)
     keep |= pre0 == 0

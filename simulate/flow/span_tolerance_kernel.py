@@ -4,8 +4,8 @@ rows converted afresh and the scaled tolerance (imported through :mod:`simulate.
 numba).
 
 The same rule as the numpy code it mirrors (equation (2) of :mod:`simulate.flow.tolerance` with the maximum
-over the d components as a p-norm, the kept rows scaled by 1 - e_j while e_j <= the reuse fraction). Precision:
-the sums (||lambda_j - lambda_j^c||_1, w_j = w_j(0) + lambda_j X and the p-norm's) run in another order than
+over the d components as a p-norm, the kept rows scaled by 1 - e_j while e_j <= the reuse fraction).
+Precision: the sums (||lambda_j - lambda_j^c||_1, w_j = w_j(0) + lambda_j X and the p-norm's) run in another order than
 numpy's and the p-th root is the C library's pow, so each kept share, converted tau and slack is within a few
 ulps of numpy's relative to its terms' sizes (tests compare them on random inputs); the scaling by the share
 and the output weights' atol + rtol |v_j| are the same roundings. A tolerance is a bound that the step's error
@@ -22,11 +22,7 @@ from numba import njit
 def convert_row(
     j: int,
     Lambda: np.ndarray,
-    W0: np.ndarray,
-    X: np.ndarray,
-    largest_column: np.ndarray,
-    largest_x: np.ndarray,
-    scaled_x_powers: np.ndarray,
+    data: tuple,
     rtol: float,
     atol: float,
     squarings: int,
@@ -36,7 +32,9 @@ def convert_row(
     """Row j of tau (n,) and its slack S_j from the state's lambda_j: T_c = atol + rtol |w_jc| at w_j = w_j(0)
     + lambda_j X, S_j = min_c T_c / max_i |x_ic|, tau_ji = min_c T_c / (||(min T / T_c)_c ||_p max_c |x_ic|)
     with the p-norm's sum against the scaled powers (|x_ic| / max_c |x_ic|)^p (d, n); a tau that is not finite
-    (a sample x_i = 0) is atol + rtol |lambda_ji|."""
+    (a sample x_i = 0) is atol + rtol |lambda_ji|. ``data``: (W(0) (m, d), X (n, d), max_i |x_ic| (d,),
+    max_c |x_ic| (n,), the scaled powers (d, n)), the coordinates' constants."""
+    W0, X, largest_column, largest_x, scaled_x_powers = data
     n, d = X.shape
     allowed = W0[j].copy()
     for i in range(n):
@@ -70,11 +68,7 @@ def state_tolerance(
     kept: np.ndarray,
     tau: np.ndarray,
     slack: np.ndarray,
-    W0: np.ndarray,
-    X: np.ndarray,
-    largest_column: np.ndarray,
-    largest_x: np.ndarray,
-    scaled_x_powers: np.ndarray,
+    data: tuple,
     rtol: float,
     atol: float,
     reuse: float,
@@ -84,7 +78,8 @@ def state_tolerance(
     """The tolerance (m n + m,) into ``out`` at the state (Lambda (m, n), v (m,)) from the rows as last
     converted (``kept`` = Lambda^c, tau, slack, updated in place where a row is converted afresh): row j is
     scaled by 1 - e_j, e_j = rtol ||lambda_j - lambda_j^c||_1 / S_j, while 1 - e_j >= 1 - ``reuse`` (else,
-    or where it is NaN, converted afresh at the state: :func:`convert_row`); v_j's is atol + rtol |v_j|."""
+    or where it is NaN, converted afresh at the state: :func:`convert_row`, which reads ``data``); v_j's is
+    atol + rtol |v_j|."""
     m, n = Lambda.shape
     for j in range(m):
         distance = 0.0
@@ -93,9 +88,7 @@ def state_tolerance(
         share = 1.0 - rtol * distance / slack[j]
         if not share >= 1.0 - reuse:
             kept[j] = Lambda[j]
-            convert_row(
-                j, Lambda, W0, X, largest_column, largest_x, scaled_x_powers, rtol, atol, squarings, tau, slack
-            )
+            convert_row(j, Lambda, data, rtol, atol, squarings, tau, slack)
             share = 1.0
         for i in range(n):
             out[j * n + i] = tau[j, i] * share

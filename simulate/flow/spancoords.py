@@ -79,7 +79,9 @@ class SpanCoordinates(Coordinates):
         # the compiled tolerance (float64 only: the reference arithmetic's rows are mpmath numbers), which reads
         # the scaled powers row by row
         self._tolerance_kernel = jit.kernels("span_tolerance_kernel") if arithmetic.name == "float64" else None
-        self._powers_by_row = np.ascontiguousarray(self.scaled_x_powers)
+        self._tolerance_data = (
+            self.W0, self.X, self.largest_column, self.largest_x, np.ascontiguousarray(self.scaled_x_powers)
+        )
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples (0 at the start)."""
@@ -162,8 +164,8 @@ class SpanCoordinates(Coordinates):
         tolerance = np.empty(len(Y))  # written in place, no concatenation of two temporaries
         if self._tolerance_kernel is not None:  # the same rule in one call (its precision)
             self._tolerance_kernel.state_tolerance(
-                Lambda, v, kept.Lambda, kept.tau, kept.slack, self.W0, self.X, self.largest_column,
-                self.largest_x, self._powers_by_row, rtol, atol, REUSE_FRACTION, SQUARINGS, tolerance,
+                Lambda, v, kept.Lambda, kept.tau, kept.slack, self._tolerance_data, rtol, atol, REUSE_FRACTION,
+                SQUARINGS, tolerance,
             )
             return tolerance
         with np.errstate(divide="ignore", invalid="ignore"):  # one context per step: each costs a few us

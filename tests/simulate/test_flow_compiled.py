@@ -163,7 +163,7 @@ def test_pair_test_is_the_numpy_pair_test_bit_for_bit(seed, coordinates, powers)
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(2, 9), st.integers(0, 40))
 def test_crossings_are_the_numpy_crossings_bit_for_bit(seed, samples, guards):
-    """The compiled crossed intervals against numpy's: exactly, with guards at 0, at their threshold and NaN."""
+    """The compiled crossed intervals against numpy's: exactly, guards at 0, at their threshold and NaN."""
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((samples, guards))
     G[rng.random(G.shape) < 0.1] = 0.0
