@@ -52,7 +52,7 @@ from fls.simulate.flow.modes import (
     neuron_rows,
     select_neuron_mode,
 )
-from fls.simulate.flow.origin import repeated_events_message
+from fls.simulate.flow.origin import contact_at, repeated_events_message
 from fls.simulate.flow.piece_field import EventCounts, PieceField
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
@@ -163,6 +163,9 @@ class FlowOutcome:
     t: Any
     y: Any
     counts: EventCounts
+    #: the neuron (its row) whose repeated events are at its origin where it stays and cannot leave: the run
+    #: ends there and goes on without it (:mod:`simulate.flow.freeze`); None otherwise
+    stay: int | None = None
 
 
 class HybridFlow:
@@ -176,8 +179,12 @@ class HybridFlow:
         loss: str,
         log: EventLog | None = None,
         stiff_method: str | None = None,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
+        #: the name of each neuron in messages and the event log (its row in the whole network, when this one
+        #: leaves out frozen neurons: :mod:`simulate.flow.freeze`)
+        self.labels = np.arange(coords.m) if labels is None else labels
         self.log = log  # every transition, when asked for
         self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
         self.switches: list[MethodSwitch] = []  # every switch of the run, in order
@@ -316,7 +323,7 @@ class HybridFlow:
                 else:
                     counts.sliding_exits += 1
                 if self.log is not None:
-                    self.log.add(t, j, coords.samples.index[i], kind)
+                    self.log.add(t, self.labels[j], coords.samples.index[i], kind)
             rows[j] = new
         mode.update_rows(rows)
         return Y, mode, affected
@@ -421,9 +428,11 @@ class HybridFlow:
                     if guards.kind(end.column) == PAIR
                     else guards.sliding_pair(end.column)
                 )
+                contact = contact_at(self.coords, weights, end.y, j)
                 i = self.coords.samples.index[i]
-                message = repeated_events_message(self.coords, weights, end.y, instant, t, j, i)
-                return outcome("failed", message, end.t, end.y)
+                message = repeated_events_message(contact, instant, t, self.labels[j], i)
+                stay = j if contact is not None and contact.unique_stay else None
+                return FlowOutcome("failed", message, end.t, end.y, counts, stay)
             touching, hints = self.event_pairs(mode, guards, end)
             grazing = [] if instant else below_resolution(guards, end, near, touching)
             if not instant:
