@@ -16,7 +16,7 @@ The stay is unique only while phi(u) > 0 in every direction: as the other neuron
 change and a descent direction can open. The later runs watch it with their stopping rule,
 :class:`StayWatch`: the run's own rule and, for each frozen neuron, its leave gap
 
-    g_j = 64 eps - max_u v_j sum_i w_i s_i relu(<u, x_i>) / (|v_j| sum_i w_i |s_i| ||x_i||),
+    g_j = 128 eps - max_u v_j sum_i w_i s_i relu(<u, x_i>) / (|v_j| sum_i w_i |s_i| ||x_i||),
 
 over the sampled directions u of :func:`~simulate.flow.origin.directions` (w_i s_i the weighted sample
 factors), a continuous function of the outputs located like a target, to the engine's event precision
@@ -44,6 +44,10 @@ from fls.simulate.stopping import Evaluation, StopRule
 
 #: The event log's kind of a neuron frozen at its origin (its ``sample`` is -1).
 STAY = "stay_at_origin"
+#: A gap's roundoffs: twice the test's at an origin, so that where the watch ends a run, the descent is beyond
+#: the roundoff that test allows (:data:`~simulate.flow.origin.ORIGIN_ROUNDOFFS`), by a time of order
+#: 64 eps / (d(-phi)/dt) after it reached it.
+WATCH_ROUNDOFFS = 2.0 * ORIGIN_ROUNDOFFS
 #: The counts of a result's ``info`` that add up over the stitched runs.
 COUNTS = ("sliding_exits", "events", "pieces", "jac_evals")
 
@@ -70,7 +74,7 @@ class StayWatch(StopRule):
         v = self.v
         descent = np.where(v > 0, v * along.max(-1)[..., None], v * along.min(-1)[..., None])
         terms = np.abs(v) * (np.abs(s) @ self.x_norms)[..., None]
-        return ORIGIN_ROUNDOFFS * EPS - descent / np.where(terms > 0, terms, 1.0)
+        return WATCH_ROUNDOFFS * EPS - descent / np.where(terms > 0, terms, 1.0)
 
     def value(self, f: Any, y: Any, arithmetic: Arithmetic) -> Any:
         gap = self.gaps(arithmetic.to_float(arithmetic.sample(f, y))).min(-1)
@@ -90,7 +94,7 @@ class StayWatch(StopRule):
         inside = (descent <= 0) | (terms > 0)
         gaps = np.where(
             inside,
-            ORIGIN_ROUNDOFFS * EPS - np.maximum(descent, 0.0) / np.where(terms > 0, terms, 1.0),
+            WATCH_ROUNDOFFS * EPS - np.maximum(descent, 0.0) / np.where(terms > 0, terms, 1.0),
             -np.inf,
         )
         gap = float(gaps.min())
