@@ -12,8 +12,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
 from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
-from fls.simulate.flow.freeze import Problem as FrozenProblem
-from fls.simulate.flow.freeze import continue_past_stays
+from fls.simulate.flow.freeze import RunData, continue_past_stays
 from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
@@ -206,7 +205,8 @@ def integrate_flow(
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
             ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
         record_events: keep every transition: ``info["event_log"]`` then holds arrays ``t``, ``neuron``,
-            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event.
+            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event,
+            and 'stay_at_origin' (sample -1) where a neuron is frozen at its origin.
         stiff_method: the implicit method ('Radau' or 'BDF') an explicit ``method`` hands the rest of the run to
             when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`), or None to
             keep ``method`` throughout. A switch is said in the message and recorded in
@@ -222,6 +222,9 @@ def integrate_flow(
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
     ``wall_time`` and ``dense(t)``; ``info`` holds sliding exits, events, pieces, coordinates and tolerances.
+    A neuron that reaches its origin where it stays and cannot leave is frozen there (w_j = 0, v_j constant)
+    and the run goes on without it (:mod:`simulate.flow.freeze`): ``info["stays"]`` (times ``t``, ``neuron``)
+    and ``info["frozen_neurons"]`` say so, and the run ends ``failed`` where such a stay stops being unique.
     """
     if b0 is not None:
         return with_bias(
@@ -249,7 +252,7 @@ def integrate_flow(
     )  # fmt: skip
     result, stay = segment(W, v, t0=0.0, method=method, rule=rule, coords=coords)
     if stay is not None:
-        problem = FrozenProblem(X, y, c, float_arithmetic(loss, weights), t_max)
+        problem = RunData(X, y, c, float_arithmetic(loss, weights), t_max)
         result = continue_past_stays(segment, result, stay, rule, problem)
     result.wall_time = time.perf_counter() - started
     return result

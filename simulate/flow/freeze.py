@@ -135,7 +135,7 @@ class Stays:
 
 
 @dataclass(frozen=True)
-class Problem:
+class RunData:
     """What the watch and the stitching need of the run: samples X (n, d) float, targets y, output
     multiplier c, the arithmetic of the sample factors and the time limit."""
 
@@ -155,7 +155,7 @@ def continue_past_stays(
     first: RunResult,
     stay: int,
     rule: StopRule | None,
-    problem: Problem,
+    problem: RunData,
 ) -> RunResult:
     """The run ``first`` (ended at the unique stay of neuron ``stay``) continued without the frozen neurons
     (module docstring): ``segment(W, v, t0=, method=, rule=, coords=, labels=)`` runs the flow of the rows
@@ -172,7 +172,7 @@ def continue_past_stays(
         active, watch = active[keep], stays.watch(rule, problem.X)
         frozen = Stays(list(stays.times), list(stays.labels), dict(stays.v))
         if not len(active):  # nothing moves any more: the outputs are 0 from t on
-            parts.append((still(result, t, problem), active, frozen))
+            parts.append((still(result, watch, problem), active, frozen))
             break
         switch = result.info["method_switch"]
         method = result.info["method"] if switch is None else switch["to"]
@@ -185,14 +185,15 @@ def continue_past_stays(
     return stitch(parts, stays, m, rule, status, message)
 
 
-def still(result: RunResult, t: float, problem: Problem) -> RunResult:
-    """The part of a run after its last neuron froze at time t: nothing moves up to t_max (the watch's
-    sample factors are constant, so it holds), and only t_max is saved."""
+def still(result: RunResult, watch: StayWatch, problem: RunData) -> RunResult:
+    """The part of a run after ``result`` froze its last neuron: nothing moves up to t_max (the outputs are 0,
+    so the sample factors are constant and ``watch`` holds), and only t_max is saved."""
     d = result.W.shape[1]
     W, v = np.zeros((0, d)), np.zeros(0)
     risk = float(problem.arithmetic.losses(np.zeros(len(problem.y)), problem.y).mean())
     return RunResult(
-        status="not_reached", message=f"not reached by t_max = {problem.t_max:g}", engine=result.engine,
+        status="not_reached", message=f"{watch.describe()} not reached by t_max = {problem.t_max:g}",
+        engine=result.engine,
         t_stop=problem.t_max, W=W, v=v, t=np.array([problem.t_max]), risk=np.array([risk]),
         W_t=np.zeros((1, 0, d)) if result.W_t is not None else None,
         v_t=np.zeros((1, 0)) if result.v_t is not None else None, dense=lambda _: (W, v),
@@ -200,7 +201,9 @@ def still(result: RunResult, t: float, problem: Problem) -> RunResult:
     )  # fmt: skip
 
 
-def ending(last: RunResult, stays: Stays, rule: StopRule | None, watch: StayWatch, problem: Problem):
+def ending(
+    last: RunResult, stays: Stays, rule: StopRule | None, watch: StayWatch, problem: RunData
+) -> tuple[str, str]:
     """The status and message of the stitched run from its last part's: a watch that ended it is a frozen
     neuron that may leave (``failed``, naming the time and the neuron); without a rule of its own, a run
     that did not reach the watch's target reached t_max."""
@@ -256,11 +259,12 @@ def stitch(parts, stays: Stays, m: int, rule: StopRule | None, status: str, mess
         part_dense, rows, stays_part = denses[min(bisect.bisect_left(ends, t), len(ends) - 1)]
         return stays_part.whole(*part_dense(t), rows, m)
 
-    stays_note = "".join(
-        f"; neuron {j} stays at its origin w = 0 from t = {t:.10g}" for t, j in zip(stays.times, stays.labels)
-    )
+    notes = [part.message.partition("; ")[2] for part, _, _ in parts[:-1]]  # their method switches
+    notes += [
+        f"neuron {j} stays at its origin w = 0 from t = {t:.10g}" for t, j in zip(stays.times, stays.labels)
+    ]
     return RunResult(
-        status=status, message=message + stays_note, engine=last.engine, t_stop=last.t_stop, W=W, v=v,
+        status=status, message="; ".join([message, *filter(None, notes)]), engine=last.engine, t_stop=last.t_stop, W=W, v=v,
         t=np.concatenate([part.t[k] for (part, _, _), k in zip(parts, keep)]),
         risk=np.concatenate([part.risk[k] for (part, _, _), k in zip(parts, keep)]), W_t=W_t, v_t=v_t,
         rhs_evals=sum(part.rhs_evals for part, _, _ in parts), switches=sum(part.switches for part, _, _ in parts),
@@ -293,9 +297,4 @@ def event_log(logs: list[dict[str, np.ndarray] | None], stays: Stays) -> dict[st
         )
         if k + 1 < len(logs) and logs[k + 1] is not None:
             parts.append(logs[k + 1])
-    return {
-        key: np.concatenate([part[key] for part in parts]).astype(
-            logs[0][key].dtype if key != "kind" else str
-        )
-        for key in logs[0]
-    }
+    return {key: np.concatenate([part[key] for part in parts]) for key in logs[0]}

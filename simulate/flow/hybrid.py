@@ -23,7 +23,8 @@ decided (those sides, the tolerated dips, the sides of sliding weights that left
 later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
 Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
-and sample.
+and sample; where they repeat at a neuron's origin where it stays and cannot leave, the outcome says so
+(``FlowOutcome.stay``) and the run goes on without that neuron (:mod:`simulate.flow.freeze`).
 
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
@@ -92,7 +93,8 @@ TRANSITIONS = ("cross", "enter_sliding", "leave_sliding")
 class EventLog:
     """Every transition of a run, in order, like solve_ivp's ``t_events``: at time ``t[k]`` the pair (neuron
     ``neuron[k]``, sample ``sample[k]``) crossed its surface, entered sliding or left it (``kind[k]``, one of
-    :data:`TRANSITIONS`). Transitions of one event share its time."""
+    :data:`TRANSITIONS`). Transitions of one event share its time. A run that freezes a neuron at its origin
+    adds an entry of kind ``freeze.STAY`` there (:mod:`simulate.flow.freeze`)."""
 
     t: list[float] = field(default_factory=list)
     neuron: list[int] = field(default_factory=list)

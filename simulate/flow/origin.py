@@ -15,7 +15,9 @@ Two Filippov solutions leave the instant when
   solution at the rate |w_j'|^2 and has no critical point where it is negative).
 
 With both, the flow is not unique, and a run that repeats events there ends ``failed`` saying so
-(:func:`origin_contact`, :func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin"). Both are tested on
+(:func:`origin_contact`, :func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin");
+where the neuron stays and cannot leave (:attr:`OriginContact.unique_stay`), it is frozen there and the flow
+goes on without it (:mod:`simulate.flow.freeze`). Both are tested on
 sampled directions: a sampled sector field is a true one and a sampled descent a true one, so the test errs
 only towards not claiming non-uniqueness. Precision: |w_j| within 64 roundoffs of the largest weight is at
 the origin; a descent must exceed 64 roundoffs of its terms; the hull is tested by non-negative least

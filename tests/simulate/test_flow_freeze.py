@@ -25,7 +25,7 @@ from scipy.optimize import brentq
 
 from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.arithmetic import float_arithmetic
-from fls.simulate.flow.freeze import STAY, Problem, StayWatch, continue_past_stays
+from fls.simulate.flow.freeze import STAY, RunData, StayWatch, continue_past_stays
 from fls.simulate.stopping import TargetRisk
 from fls.theory import compile_field, vector_field
 from fls.theory.losses import LOSSES
@@ -101,7 +101,7 @@ def test_the_last_neuron_frozen_holds_until_t_max():
     def no_segment(*_, **__):
         raise AssertionError("no neuron is left to run")
 
-    problem = Problem(HEXAGON, TARGETS, 1.0, float_arithmetic("squared"), 8.0)
+    problem = RunData(HEXAGON, TARGETS, 1.0, float_arithmetic("squared"), 8.0)
     for target, status in ((None, "t_max"), (TargetRisk(0.1), "not_reached")):
         result = continue_past_stays(no_segment, first, 0, target, problem)
         assert result.status == status and result.t_stop == 8.0, result.message
