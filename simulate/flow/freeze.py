@@ -46,7 +46,8 @@ from fls.simulate.stopping import Evaluation, StopRule
 STAY = "stay_at_origin"
 #: A gap's roundoffs: twice the test's at an origin, so that where the watch ends a run, the descent is beyond
 #: the roundoff that test allows (:data:`~simulate.flow.origin.ORIGIN_ROUNDOFFS`), by a time of order
-#: 64 eps / (d(-phi)/dt) after it reached it.
+#: 64 eps / (d(-phi)/dt) after it reached it; and where that test found no descent, the gap starts >= 0 (its
+#: terms over merged samples, |S_g| + |N_g|, are at most twice the samples' own).
 WATCH_ROUNDOFFS = 2.0 * ORIGIN_ROUNDOFFS
 #: The counts of a result's ``info`` that add up over the stitched runs.
 COUNTS = ("sliding_exits", "events", "pieces", "jac_evals")
