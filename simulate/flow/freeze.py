@@ -32,15 +32,17 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.origin import EPS, ORIGIN_ROUNDOFFS, directions
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import Evaluation, StopRule
+
+if TYPE_CHECKING:  # torch only for the discrete engines' face: importing the flow engine does not load it
+    import torch
 
 #: The event log's kind of a neuron frozen at its origin (its ``sample`` is -1).
 STAY = "stay_at_origin"
@@ -104,6 +106,8 @@ class StayWatch(StopRule):
     def reached(self, evaluation: Evaluation) -> torch.Tensor:
         """The discrete face: the run's own rule's (the discrete engines freeze no neuron)."""
         if self.rule is None:
+            import torch  # here only: importing the flow engine does not load torch
+
             return torch.zeros_like(evaluation.risk, dtype=torch.bool)
         return self.rule.reached(evaluation)
 

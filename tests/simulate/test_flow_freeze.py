@@ -18,6 +18,7 @@ into w_0 = 0 in finite time, where its events repeat. Neuron 1 (v_1 < 0) sits in
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
@@ -26,7 +27,7 @@ from scipy.optimize import brentq
 from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.freeze import STAY, RunData, StayWatch, continue_past_stays
-from fls.simulate.stopping import TargetRisk
+from fls.simulate.stopping import Evaluation, TargetRisk
 from fls.theory import compile_field, vector_field
 from fls.theory.losses import LOSSES
 from tests.simulate.origin_escape import failed_neuron
@@ -198,4 +199,16 @@ def test_the_stress_check_compares_runs_that_freeze_a_neuron(X):
             method="DOP853",
             coords="plain",
         )
+    )
+
+
+def test_the_watchs_discrete_face_is_its_rules():
+    """The discrete engines freeze no neuron: the watch's discrete face is its rule's, or never reached."""
+    losses = torch.tensor([[0.05, 0.05], [1.0, 1.0]])
+    evaluation = Evaluation(losses=losses, correct=torch.ones_like(losses, dtype=torch.bool))
+    watch = StayWatch(TargetRisk(0.1), np.ones(1), np.zeros(1, dtype=np.int64), HEXAGON)
+    assert watch.reached(evaluation).tolist() == [True, False]
+    assert (
+        StayWatch(None, np.ones(1), np.zeros(1, dtype=np.int64), HEXAGON).reached(evaluation).tolist()
+        == [False] * 2
     )
