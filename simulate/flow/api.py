@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from fls.simulate.flow.arithmetic import Arithmetic, float_arithmetic
 from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.coords import Coordinates, PlainCoordinates
+from fls.simulate.flow.freeze import RunData, continue_past_stays
 from fls.simulate.flow.hybrid import EventLog, FlowOutcome, HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
@@ -143,7 +145,7 @@ def dense_evaluator(
             return replay.run(flow.field(weights), flow.jacobian(weights), t0, Y, t1, None, None, None).y
 
     def dense(t: float) -> tuple[np.ndarray, np.ndarray]:
-        t = check_in_range("t", t, 0.0, float(outcome.t))
+        t = check_in_range("t", t, times[0], float(outcome.t))
         t_c, Y, piece, sides = checkpoints[bisect.bisect_right(times, t) - 1]
         mode = Mode.of_sides(sides)
         for k in range(piece + 1, bisect.bisect_right(starts, t)):
@@ -203,7 +205,8 @@ def integrate_flow(
             the span of the samples, and v: m (n + 1) numbers) or 'auto' (log for a balanced init with max
             ||w_j|| < 0.1, else span when n < d and the method is explicit, else plain).
         record_events: keep every transition: ``info["event_log"]`` then holds arrays ``t``, ``neuron``,
-            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event.
+            ``sample`` and ``kind`` ('cross', 'enter_sliding', 'leave_sliding'), one entry per pair and event,
+            and 'stay_at_origin' (sample -1) where a neuron is frozen at its origin.
         stiff_method: the implicit method ('Radau' or 'BDF') an explicit ``method`` hands the rest of the run to
             when its steps are held at their stability boundary (:mod:`simulate.flow.stiffness`), or None to
             keep ``method`` throughout. A switch is said in the message and recorded in
@@ -219,6 +222,9 @@ def integrate_flow(
     Returns a RunResult (engine 'flow' or 'flow-logcoords') with diagnostics ``rhs_evals``, ``switches``
     (crossings), ``sliding_entries``, ``invariant_drift`` (exact 0 in log coordinates),
     ``wall_time`` and ``dense(t)``; ``info`` holds sliding exits, events, pieces, coordinates and tolerances.
+    A neuron that reaches its origin where it stays and cannot leave is frozen there (w_j = 0, v_j constant)
+    and the run goes on without it (:mod:`simulate.flow.freeze`): ``info["stays"]`` (times ``t``, ``neuron``)
+    and ``info["frozen_neurons"]`` say so, and the run ends ``failed`` where such a stay stops being unique.
     """
     if b0 is not None:
         return with_bias(
@@ -239,19 +245,56 @@ def integrate_flow(
     if high_order_method is not None:
         high_order_method = check_choice("high_order_method", high_order_method, tuple(TARGETS) + (None,))
     rule = resolve_stop_rule(target_risk, stop_rule, y)
-    schedule = resolve_schedule(save_at)
+    segment = partial(
+        flow_segment, X=X, y=y, c=c, loss=loss, weights=weights, t_max=t_max, rtol=rtol, atol=atol,
+        schedule=resolve_schedule(save_at), record_events=record_events, stiff_method=stiff_method,
+        high_order_method=high_order_method,
+    )  # fmt: skip
+    result, stay = segment(W, v, t0=0.0, method=method, rule=rule, coords=coords)
+    if stay is not None:
+        problem = RunData(X, y, c, float_arithmetic(loss, weights), t_max)
+        result = continue_past_stays(segment, result, stay, rule, problem)
+    result.wall_time = time.perf_counter() - started
+    return result
+
+
+def flow_segment(
+    W: np.ndarray,
+    v: np.ndarray,
+    *,
+    X: np.ndarray,
+    y: np.ndarray,
+    c: float,
+    loss: str,
+    weights: np.ndarray | None,
+    t0: float,
+    t_max: float,
+    rtol: float,
+    atol: float,
+    method: str,
+    schedule: SaveSchedule,
+    rule: StopRule | None,
+    coords: str,
+    record_events: bool,
+    stiff_method: str | None,
+    high_order_method: str | None,
+    labels: np.ndarray | None = None,
+) -> tuple[RunResult, int | None]:
+    """The run of :func:`integrate_flow` (validated arguments) from (W, v) at time t0, and the row of the
+    neuron whose unique stay at its origin ended it (None where none did: the run is then the whole flow).
+    ``labels``: each row's neuron in messages and the event log (None: the rows themselves)."""
     arithmetic = float_arithmetic(loss, weights)
     coordinates = make_coordinates(coords, W, v, X, y, c, arithmetic, implicit=method in IMPLICIT)
     integrator = piece_integrator(method, rtol, atol, stiff_method, high_order_method, coords=coordinates)
     log = EventLog() if record_events else None
-    flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method)
+    flow = HybridFlow(coordinates, integrator, rule, loss, log, stiff_method, labels)
     recorder = Recorder(schedule, coordinates, loss)
     # Overflow and NaN end the run with status 'diverged'; numpy need not warn about them as well.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         try:
-            outcome = flow.run(0.0, coordinates.pack(W, v), t_max, recorder)
+            outcome = flow.run(t0, coordinates.pack(W, v), t_max, recorder)
         except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:
-            t_last, Y_last = flow.position or (0.0, coordinates.pack(W, v))
+            t_last, Y_last = flow.position or (t0, coordinates.pack(W, v))
             outcome = FlowOutcome("failed", f"{type(exc).__name__}: {exc}", t_last, Y_last, flow.counts)
         recorder.finish(outcome.t, outcome.y)
     switch = flow.method_switch
@@ -278,6 +321,4 @@ def integrate_flow(
     }
     if log is not None:
         info["event_log"] = log.arrays()
-    return run_result(
-        outcome, recorder, engine=engine, wall_time=time.perf_counter() - started, dense=dense, info=info
-    )
+    return run_result(outcome, recorder, engine=engine, wall_time=0.0, dense=dense, info=info), outcome.stay

@@ -23,7 +23,8 @@ decided (those sides, the tolerated dips, the sides of sliding weights that left
 later event of that instant (:class:`InstantMemory`): the events of one instant are resolved together, so a
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
 Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
-and sample.
+and sample; where they repeat at a neuron's origin where it stays and cannot leave, the outcome says so
+(``FlowOutcome.stay``) and the run goes on without that neuron (:mod:`simulate.flow.freeze`).
 
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
@@ -52,7 +53,7 @@ from fls.simulate.flow.modes import (
     neuron_rows,
     select_neuron_mode,
 )
-from fls.simulate.flow.origin import repeated_events_message
+from fls.simulate.flow.origin import contact_at, repeated_events_message
 from fls.simulate.flow.piece_field import EventCounts, PieceField
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
@@ -92,7 +93,8 @@ TRANSITIONS = ("cross", "enter_sliding", "leave_sliding")
 class EventLog:
     """Every transition of a run, in order, like solve_ivp's ``t_events``: at time ``t[k]`` the pair (neuron
     ``neuron[k]``, sample ``sample[k]``) crossed its surface, entered sliding or left it (``kind[k]``, one of
-    :data:`TRANSITIONS`). Transitions of one event share its time."""
+    :data:`TRANSITIONS`). Transitions of one event share its time. A run that freezes a neuron at its origin
+    adds an entry of kind ``freeze.STAY`` there (:mod:`simulate.flow.freeze`)."""
 
     t: list[float] = field(default_factory=list)
     neuron: list[int] = field(default_factory=list)
@@ -163,6 +165,9 @@ class FlowOutcome:
     t: Any
     y: Any
     counts: EventCounts
+    #: the neuron (its row) whose repeated events are at its origin where it stays and cannot leave: the run
+    #: ends there and goes on without it (:mod:`simulate.flow.freeze`); None otherwise
+    stay: int | None = None
 
 
 class HybridFlow:
@@ -176,8 +181,12 @@ class HybridFlow:
         loss: str,
         log: EventLog | None = None,
         stiff_method: str | None = None,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.coords, self.integrator, self.stop_rule, self.loss = coords, integrator, stop_rule, loss
+        #: the name of each neuron in messages and the event log (its row in the whole network, when this one
+        #: leaves out frozen neurons: :mod:`simulate.flow.freeze`)
+        self.labels = np.arange(coords.m) if labels is None else labels
         self.log = log  # every transition, when asked for
         self.stiff_method = stiff_method  # the implicit method a piece that ends 'stiff' hands the run to
         self.switches: list[MethodSwitch] = []  # every switch of the run, in order
@@ -316,7 +325,7 @@ class HybridFlow:
                 else:
                     counts.sliding_exits += 1
                 if self.log is not None:
-                    self.log.add(t, j, coords.samples.index[i], kind)
+                    self.log.add(t, self.labels[j], coords.samples.index[i], kind)
             rows[j] = new
         mode.update_rows(rows)
         return Y, mode, affected
@@ -421,9 +430,11 @@ class HybridFlow:
                     if guards.kind(end.column) == PAIR
                     else guards.sliding_pair(end.column)
                 )
+                contact = contact_at(self.coords, weights, end.y, j)
                 i = self.coords.samples.index[i]
-                message = repeated_events_message(self.coords, weights, end.y, instant, t, j, i)
-                return outcome("failed", message, end.t, end.y)
+                message = repeated_events_message(contact, instant, t, self.labels[j], i)
+                stay = j if contact is not None and contact.unique_stay else None
+                return FlowOutcome("failed", message, end.t, end.y, counts, stay)
             touching, hints = self.event_pairs(mode, guards, end)
             grazing = [] if instant else below_resolution(guards, end, near, touching)
             if not instant:

@@ -15,7 +15,9 @@ Two Filippov solutions leave the instant when
   solution at the rate |w_j'|^2 and has no critical point where it is negative).
 
 With both, the flow is not unique, and a run that repeats events there ends ``failed`` saying so
-(:func:`origin_contact`, :func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin"). Both are tested on
+(:func:`origin_contact`, :func:`repeated_events_message`; docs/flow.md, "Robustness", "A neuron at its origin");
+where the neuron stays and cannot leave (:attr:`OriginContact.unique_stay`), it is frozen there and the flow
+goes on without it (:mod:`simulate.flow.freeze`). Both are tested on
 sampled directions: a sampled sector field is a true one and a sampled descent a true one, so the test errs
 only towards not claiming non-uniqueness. Precision: |w_j| within 64 roundoffs of the largest weight is at
 the origin; a descent must exceed 64 roundoffs of its terms; the hull is tested by non-negative least
@@ -62,6 +64,18 @@ class OriginContact:
         """Whether both Filippov solutions, staying at w_j = 0 and leaving it, are there."""
         return self.stays and self.leaves
 
+    @property
+    def unique_stay(self) -> bool:
+        """Whether staying at w_j = 0 is the one Filippov solution: the neuron is frozen there."""
+        return self.stays and not self.leaves
+
+
+def directions(d: int) -> np.ndarray:
+    """The sampled unit directions (:data:`DIRECTIONS`, d) of a first layer in d dimensions, fixed: the test
+    at a neuron's arrival and the watch over its stay (:mod:`simulate.flow.freeze`) sample the same ones."""
+    U = np.random.default_rng(0).standard_normal((DIRECTIONS, d))
+    return U / np.linalg.norm(U, axis=1)[:, None]
+
 
 def origin_contact(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | None) -> OriginContact:
     """Whether a neuron with second layer ``v_j`` at w_j = 0 may stay and whether it may leave (module
@@ -69,9 +83,7 @@ def origin_contact(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | Non
     with no field at all (every sector field 0) stays and cannot leave."""
     offset = np.zeros_like(S) if N is None else N
     d = X.shape[1]
-    U = np.random.default_rng(0).standard_normal((DIRECTIONS, d))
-    U /= np.linalg.norm(U, axis=1)[:, None]
-    pre = U @ X.T  # (K, k)
+    pre = directions(d) @ X.T  # (K, k)
     fields = v_j * (offset + (pre > 0) * S) @ X  # (K, d), the sector fields without c / n
     size = float(np.abs(fields).max())
     if size == 0.0:
@@ -85,22 +97,28 @@ def origin_contact(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | Non
     )
 
 
-def repeated_events_message(
-    coords: Coordinates, weights: SlidingWeights, Y: Any, instant: int, t: Any, j: int, i: int
-) -> str:
-    """The message of a run that ends ``failed`` at state Y (under the piece's ``weights``) after ``instant``
-    events at time t without progress, the last one of neuron j and sample i: where neuron j is at w_j = 0
-    and may stay or leave, it says the flow is not unique there; elsewhere it says only what repeated."""
+def contact_at(coords: Coordinates, weights: SlidingWeights, Y: Any, j: int) -> OriginContact | None:
+    """The two answers for neuron j at state Y (under the piece's ``weights``), or None where it is not at
+    its origin (|w_j| above 64 roundoffs of the largest weight)."""
     arith = coords.arith
-    where = f"{instant} events in a row without progress at t = {float(t):.10g} (neuron {j}, sample {i})"
     W, v = (arith.to_float(part) for part in coords.network(Y))
     if not at_origin(W[j], max(float(np.abs(W).max()), float(np.abs(v).max()))):
-        return f"{where}: the selection finds no mode that holds there"
+        return None
     S, N = coords.sample_factors(coords.output(Y, weights))
     X = arith.to_float(coords.X)
-    contact = origin_contact(float(v[j]), X, arith.to_float(S), None if N is None else arith.to_float(N))
+    return origin_contact(float(v[j]), X, arith.to_float(S), None if N is None else arith.to_float(N))
+
+
+def repeated_events_message(contact: OriginContact | None, instant: int, t: Any, j: int, i: int) -> str:
+    """The message of a run that ends ``failed`` after ``instant`` events at time t without progress, the
+    last one of neuron j and sample i, with ``contact`` the answers at neuron j's origin (None where it is
+    not at its origin, :func:`contact_at`): where it may stay or leave, it says the flow is not unique there;
+    elsewhere it says only what repeated."""
+    where = f"{instant} events in a row without progress at t = {float(t):.10g} (neuron {j}, sample {i})"
+    if contact is None:
+        return f"{where}: the selection finds no mode that holds there"
     if contact.not_unique:
         return f"{where}: neuron {j} reached w = 0, where it may stay or leave: the flow is not unique there"
     if contact.stays:
-        return f"{where}: neuron {j} reached w = 0, where it stays (a unique solution the engine does not continue)"
+        return f"{where}: neuron {j} reached w = 0, where it stays"
     return f"{where}: neuron {j} reached w = 0"

@@ -98,8 +98,9 @@ def origin_contact(
 
 
 def failed_neuron(message: str) -> int:
-    """The neuron a ``failed`` run's message names ("... (neuron j, sample i) ...")."""
-    found = re.search(r"\(neuron (\d+), sample \d+\)", message)
+    """The neuron a ``failed`` run's message names ("... (neuron j, sample i) ...", or "(neuron j)" where a
+    frozen neuron may leave its origin)."""
+    found = re.search(r"\(neuron (\d+)(?:, sample \d+)?\)", message)
     assert found is not None, f"a failed run names no neuron: {message}"
     return int(found.group(1))
 

@@ -170,7 +170,6 @@ def test_the_failed_message_claims_non_uniqueness_only_at_an_origin():
     weights = SlidingWeights(
         Mode(np.ones((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool)), X @ X.T, coords.arith
     )
-    message = origin.repeated_events_message(
-        coords, weights, coords.pack(np.array([[1.0, 1.0]]), np.array([1.0])), 201, 0.5, 0, 1
-    )
-    assert "not unique" not in message and "(neuron 0, sample 1)" in message
+    contact = origin.contact_at(coords, weights, coords.pack(np.array([[1.0, 1.0]]), np.array([1.0])), 0)
+    message = origin.repeated_events_message(contact, 201, 0.5, 0, 1)
+    assert contact is None and "not unique" not in message and "(neuron 0, sample 1)" in message

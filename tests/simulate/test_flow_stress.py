@@ -327,16 +327,23 @@ def first_not_unique(problem: Problem, runs) -> float:
     beyond it runs may follow different solutions. A run that passes through such an origin has a burst of
     the neuron's events there (:func:`first_passage`); one that ends ``failed`` must be at the origin of the
     neuron its message names, with both solutions certified, and arrived there at the first instant its
-    neuron was within its precision of w_j = 0. Infinity where no run has such an instant."""
+    neuron was within its precision of w_j = 0; or, where the engine froze that neuron there (a unique stay,
+    simulate/flow/freeze.py), its run ended where the neuron may leave (a descent certified at the origin),
+    the time the stay stopped being unique. Infinity where no run has such an instant."""
     first = math.inf
     for each in runs:
         first = min(first, first_passage(each, problem.X, problem.y, problem.loss))
         if each.status != "failed":
             continue
         contact = failed_at_the_origin(problem.W, problem.v, problem.X, problem.y, problem.loss, each)
+        j = failed_neuron(each.message)
+        if j in each.info.get("stays", {}).get("neuron", ()):  # frozen there, unique until it may leave
+            assert contact.at_origin and contact.leaves, f"{each.message}; at the origin of its neuron: {contact}"
+            first = min(first, each.t_stop)
+            continue
         assert contact.not_unique, f"{each.message}; at the origin of its neuron: {contact}"
         radius = max(contact.radius, passage_radius(each, each.W, each.v))
-        first = min(first, arrival_at_the_origin(each, failed_neuron(each.message), radius))
+        first = min(first, arrival_at_the_origin(each, j, radius))
     return first
 
 
