@@ -43,6 +43,7 @@ class Arithmetic:
             singular when samples repeat or are collinear (the same surface twice), so never a plain solve.
         convert: a float array -> an array of this system (exact: every float64 is representable).
         to_float: an array of this system -> float64.
+        loss: the name of the loss whose kernels these are (float64; the compiled field's choice of kernel).
     """
 
     name: str
@@ -58,6 +59,7 @@ class Arithmetic:
     convert: Callable[[Any], Any]
     to_float: Callable[[Any], np.ndarray]
     weights: np.ndarray | None = None
+    loss: str = ""
 
     @property
     def guard_tol(self) -> float:
@@ -91,4 +93,5 @@ def float_arithmetic(loss: str, weights: np.ndarray | None = None) -> Arithmetic
         convert=to_float,
         to_float=to_float,
         weights=weights,
+        loss=loss,
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import amplitude_jacobian
 from fls.simulate.flow.coupled_jacobian import CoupledJacobian
@@ -26,6 +27,9 @@ from fls.simulate.flow.modes import SlidingWeights, project_onto_surfaces
 from fls.simulate.flow.output_screen import PRODUCT_SCREEN_MIN_PAIRS, bound_norms, product_excursion
 from fls.simulate.flow.samples import SampleGroups
 from fls.simulate.flow.tolerance import componentwise
+
+#: :attr:`Coordinates.preactivation_offset` where there is none.
+_NO_OFFSET = np.empty((0, 0))
 
 
 class Coordinates:
@@ -44,6 +48,9 @@ class Coordinates:
     polynomial_guards = False
     #: Whether the per-neuron numbers of the state are the output weights v (plain and span coordinates).
     amplitude_is_state = True
+    #: Whether the weighted gates times (c/n) v_j are the first block's velocity itself (data-span
+    #: coordinates), not a factor of it (plain: times X).
+    gates_are_rows = False
 
     def __init__(
         self, X: Any, y: Any, c: float, m: int, arithmetic: Arithmetic, row: int | None = None
@@ -63,6 +70,7 @@ class Coordinates:
         self.rate = self.c / len(y)  # the neuron factor c/n of the mean-risk field, n counting every sample
         self.x_norms = arithmetic.row_norms(X)
         self._gates: Any = None  # the weighted gates' buffer of :meth:`rhs` from given outputs
+        self._kernel = self._compiled_field()
 
     @property
     def size(self) -> int:
@@ -151,7 +159,10 @@ class Coordinates:
     def rhs_and_factors(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> tuple[Any, Any, Any]:
         """(:meth:`rhs`, the sample factors (S, N) of :meth:`sample_factors` it was formed with): the jumps at a
         piece's start, which its weight guards are scaled by, come with its first evaluation there instead of
-        one more output evaluation (docs/flow.md, "Cost")."""
+        one more output evaluation (docs/flow.md, "Cost"). One compiled call after the pre-activations where
+        :meth:`_compiled_field` applies."""
+        if self._kernel is not None and Y.ndim == 1:
+            return self._compiled_rhs(Y, weights)
         aux = None if outputs is None else self.velocity_parts(Y)
         if aux is None:
             D, amp, aux = self.parts(Y)
@@ -173,6 +184,41 @@ class Coordinates:
         if offset is not None and self.amplitude_is_state:  # opposite samples: relu(-u) = relu(u) - u
             per_neuron += D @ (self.rate * offset)
         return out, s, offset
+
+    def _compiled_field(self) -> Any:
+        """The compiled field (:mod:`~simulate.flow.field_kernel`, :mod:`~simulate.flow.jit`) where it applies:
+        float64, a loss it knows, no merged samples and the output weights in the state; else None."""
+        if self.arith.name != "float64" or self.samples.merged or not self.amplitude_is_state:
+            return None
+        kernel = jit.kernels("field_kernel")
+        if kernel is None or self.arith.loss not in kernel.LOSS_CODES:
+            return None
+        self._loss_code = kernel.LOSS_CODES[self.arith.loss]
+        weights = self.arith.weights
+        self._sample_weights = np.ones(self.n) if weights is None else np.ascontiguousarray(weights, np.float64)
+        self._labels = np.ascontiguousarray(self.y, dtype=np.float64)
+        return kernel
+
+    def _compiled_rhs(self, Y: np.ndarray, weights: SlidingWeights) -> tuple[Any, Any, None]:
+        """:meth:`rhs_and_factors` by :func:`~simulate.flow.field_kernel.mode_field` (its precision), with
+        :meth:`parts`' pre-activations D = R Z + D^0 (:attr:`row_map` Z, :attr:`preactivation_offset` D^0);
+        in plain coordinates X maps the gates to the first block."""
+        rows, amp = self._split(Y)
+        if self._gates is None or self._gates.dtype != np.float64:
+            self._gates = np.empty((self.m, self.n))
+            self._preactivations = np.empty((self.m, self.n))  # D: a buffer, kept from call to call
+        out = np.empty(self.size)
+        block, per_neuron = self._split(out)
+        gates = block if self.gates_are_rows else self._gates
+        s = np.empty(self.n)
+        self._kernel.mode_field(
+            rows, self.row_map, self.preactivation_offset, amp, weights.active, self.c, self._labels,
+            self._sample_weights, self._loss_code, weights.pair_flat, weights.map, self.rate,
+            self._preactivations, gates, per_neuron, s,
+        )
+        if not self.gates_are_rows:
+            np.matmul(gates, self.X, out=block)
+        return out, s, None
 
     def jacobian(self, Y: np.ndarray, weights: SlidingWeights, loss: str) -> np.ndarray:
         """The analytic Jacobian of :meth:`rhs` (float64), for implicit methods: :meth:`coupled_jacobian`'s."""
@@ -206,6 +252,11 @@ class Coordinates:
     def row_map(self) -> Any:
         """Z (row, n) with D = R @ Z (+ a constant, :meth:`row_polynomials`) for the row block R of a state."""
         return self.XT
+
+    @property
+    def preactivation_offset(self) -> np.ndarray:
+        """The constant D^0 (m, n) of D = R @ :attr:`row_map` + D^0, or an empty array where it is 0."""
+        return _NO_OFFSET
 
     def row_polynomials(self, C: np.ndarray) -> tuple[Any, Any, Any, Any]:
         """For the states sum_k C_k theta^k (C: (p + 1, size), power basis) where D and amp are affine in the

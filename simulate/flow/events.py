@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.dips import dip_candidates
 from fls.simulate.flow.modes import SlidingWeights, neuron_rows
@@ -281,9 +282,11 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     through 0 in earlier steps too short to take it below -threshold in one (an event at the step's start,
     where it is within the touching tolerance; or the stop guard, whose threshold is 0, at or below 0 at every
     sample of a step that the exact state at its start put above 0: the target is met there to roundoff).
-    ``thresholds`` are per column of G.
+    ``thresholds`` are per column of G. One compiled call where :mod:`~simulate.flow.jit` allows (the same).
     """
     Gf = np.asarray(G, dtype=np.float64)
+    if (kernel := jit.kernels("crossings_kernel")) is not None:
+        return kernel.crossings(Gf, thresholds)
     columns = (Gf[1:].min(axis=0) <= -thresholds).nonzero()[0]
     sub, thresholds = Gf[:, columns], thresholds[columns]
     below = sub[1:] <= -thresholds

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.events import PieceGuards
 
 
@@ -44,11 +45,20 @@ def every_pair_test(
     coords: Any, guards: PieceGuards, rows: Any, amp0: Any, every_pair: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, their guard polynomials (p + 1, columns)) of the pairs that can change sign in the step, from
-    every pair's coefficients ``every_pair`` (p + 1, m, n) (as ``polynomial_guards._movable_pairs``)."""
+    every pair's coefficients ``every_pair`` (p + 1, m, n) (as ``polynomial_guards._movable_pairs``); in one
+    compiled call in float64 where :mod:`~simulate.flow.jit` allows (:mod:`~simulate.flow.pair_test_kernel`,
+    bit for bit the same)."""
     n = coords.n
     pre0, higher = every_pair[0], every_pair[1:]
     if guards.row_map_norms is None:
         guards.row_map_norms = coords.arith.row_norms(coords.row_map.T)
+    kernel = jit.kernels("pair_test_kernel") if coords.arith.name == "float64" else None
+    if kernel is not None:
+        norms = coords.start_scale(rows[0], amp0, pre0, slice(None))
+        columns = guards.sliding_columns
+        return kernel.every_pair_test(
+            every_pair, guards.row_map_norms, columns, guards.side_over_x, guards.thresholds, norms
+        )
     keep = np.abs(pre0) <= np.abs(higher).sum(axis=0)
     keep |= pre0 == 0
     keep &= guards.row_map_norms > 0

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.chain import SlidingWeights, amplitude_jacobian
 from fls.simulate.flow.coords import Coordinates
@@ -57,6 +58,7 @@ class SpanCoordinates(Coordinates):
 
     name = "span"
     polynomial_guards = True
+    gates_are_rows = True  # lambda_j' = (c/n) v_j q_j
     screen_min_pairs = PRODUCT_SCREEN_MIN_PAIRS  # the sliding weights' screen from this many pairs on
 
     def __init__(self, X: Any, y: Any, c: float, W0: np.ndarray, arithmetic: Arithmetic) -> None:
@@ -74,6 +76,12 @@ class SpanCoordinates(Coordinates):
         self._x_spectral_norm: float | None = None  # sigma_max(X), for contribution_excursion (float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
+        # the compiled tolerance (float64 only: the reference arithmetic's rows are mpmath numbers), which reads
+        # the scaled powers row by row
+        self._tolerance_kernel = jit.kernels("span_tolerance_kernel") if arithmetic.name == "float64" else None
+        self._tolerance_data = (
+            self.W0, self.X, self.largest_column, self.largest_x, np.ascontiguousarray(self.scaled_x_powers)
+        )
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples (0 at the start)."""
@@ -153,6 +161,13 @@ class SpanCoordinates(Coordinates):
                 tolerances = self._row_tolerances(Lambda, self.W0, rtol, atol)
             kept = self._converted[(rtol, atol)] = ConvertedRows(Lambda.copy(), *tolerances)
             return np.concatenate([kept.tau.reshape(-1), componentwise(v, rtol, atol)])
+        tolerance = np.empty(len(Y))  # written in place, no concatenation of two temporaries
+        if self._tolerance_kernel is not None:  # the same rule in one call (its precision)
+            self._tolerance_kernel.state_tolerance(
+                Lambda, v, kept.Lambda, kept.tau, kept.slack, self._tolerance_data, rtol, atol, REUSE_FRACTION,
+                SQUARINGS, tolerance,
+            )
+            return tolerance
         with np.errstate(divide="ignore", invalid="ignore"):  # one context per step: each costs a few us
             kept_share = 1.0 - rtol * np.abs(Lambda - kept.Lambda).sum(axis=1) / kept.slack  # 1 - e_j
             stale = (~(kept_share >= 1.0 - REUSE_FRACTION)).nonzero()[0]  # a NaN converts afresh too
@@ -160,7 +175,6 @@ class SpanCoordinates(Coordinates):
                 kept.Lambda[stale] = Lambda[stale]
                 kept.tau[stale], kept.slack[stale] = self._row_tolerances(Lambda[stale], self.W0[stale], rtol, atol)
                 kept_share[stale] = 1.0
-        tolerance = np.empty(len(Y))  # written in place, no concatenation of two temporaries
         np.multiply(kept.tau, kept_share[:, None], out=tolerance[: kept.tau.size].reshape(kept.tau.shape))
         tolerance[kept.tau.size :] = componentwise(v, rtol, atol)
         return tolerance
@@ -222,6 +236,10 @@ class SpanCoordinates(Coordinates):
     @property
     def row_map(self) -> Any:
         return self.gram
+
+    @property
+    def preactivation_offset(self) -> np.ndarray:
+        return self.P0
 
     def start_preactivations(self, rows0: Any, neurons: Any) -> Any:
         return self.P0[neurons] + rows0[neurons] @ self.gram  # P^0: the pre-activations' constant term

@@ -154,7 +154,7 @@ def test_help_and_version_import_no_heavy_module(flag):
         f"    main([{flag!r}])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('torch', 'sympy', 'pandas', 'matplotlib', 'numpy', 'scipy', 'fls.simulate', 'fls.theory')\n"
+        "heavy = ('torch', 'sympy', 'pandas', 'matplotlib', 'numpy', 'scipy', 'numba', 'fls.simulate', 'fls.theory')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

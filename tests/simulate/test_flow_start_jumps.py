@@ -1,11 +1,15 @@
 """The sliding weights' guard units from a piece's first field evaluation (fls.simulate.flow.start_jumps):
 the same numbers, bit for bit, as from an output evaluation at the start, in every coordinate system, with
-merged and opposite samples and every loss."""
+merged and opposite samples and every loss, where the field is numpy's (``FLS_NUMBA=0``); the compiled field
+(fls.simulate.flow.field_kernel) sums the outputs in another order and takes exp from the C library, so there
+they agree to its rounding (a unit is a jump squared, a positive scale of the weights' guards)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.events import PieceGuards
@@ -26,8 +30,11 @@ from fls.theory.losses import LOSSES
     repeat=st.sampled_from([None, 1.0, -2.0]),
     log_alpha=st.floats(-3.0, 1.0),
     seed=st.integers(0, 2**16),
+    compiled=st.booleans(),
 )
-def test_the_first_evaluations_jumps_are_the_output_evaluations(n, d, m, kind, loss, repeat, log_alpha, seed):
+def test_the_first_evaluations_jumps_are_the_output_evaluations(
+    n, d, m, kind, loss, repeat, log_alpha, seed, compiled
+):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     if repeat is not None:  # a repeated or an opposite (rescaled) sample: merged groups, offsets
@@ -35,7 +42,10 @@ def test_the_first_evaluations_jumps_are_the_output_evaluations(n, d, m, kind, l
     y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     arith = float_arithmetic(loss)
     W, v = init_params(m, d, alpha=10.0**log_alpha, scheme="random_sign", seed=seed)
-    coords = make_coordinates(kind, W, v, X, y, 1.0 / m, arith)
+    with pytest.MonkeyPatch.context() as switch:
+        if not compiled:
+            switch.setenv(jit.SWITCH, "0")
+        coords = make_coordinates(kind, W, v, X, y, 1.0 / m, arith)  # the field's kernel is chosen here
     start = coords.pack(W, v)
     D = coords.parts(start)[0]
     sliding = rng.random(D.shape) < 0.1
@@ -46,7 +56,10 @@ def test_the_first_evaluations_jumps_are_the_output_evaluations(n, d, m, kind, l
     jumps.coords = None  # from here on an output evaluation (the fallback) would raise: the units are the field's
     from_outputs = PieceGuards(coords, weights, None, start=start)  # the units from an output evaluation
     from_field = PieceGuards(coords, weights, None, start=start, start_jumps=jumps)
-    np.testing.assert_array_equal(from_field.weight_units, from_outputs.weight_units)
+    if compiled and coords._kernel is not None:
+        np.testing.assert_allclose(from_field.weight_units, from_outputs.weight_units, rtol=1e-10)
+    else:
+        np.testing.assert_array_equal(from_field.weight_units, from_outputs.weight_units)
     assert from_field.start_outputs is None  # no output evaluation was made for them
 
 

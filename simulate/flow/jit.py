@@ -1,0 +1,47 @@
+"""The switch of the flow engine's compiled kernels: numba where it is installed and not turned off.
+
+The float64 engine spends most of an event at m = 100 in the overhead of numpy calls on arrays of a few
+thousand numbers (docs/flow.md, "Cost"). Four kernels do the same arithmetic in one compiled call each: the
+field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
+(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test
+(:mod:`~simulate.flow.pair_test_kernel`) and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
+differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
+code they mirror stays the reference and the path every other arithmetic (mpmath) runs.
+
+The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
+coordinates at their construction, the pair test and the crossings at each step); without numba installed the
+numpy path runs. numba is imported only here and only at a flow run's
+first use of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled
+with ``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a
+fresh install compiles them once (docs/flow.md, "Cost"); later processes load them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import cache
+from types import ModuleType
+
+#: The environment variable that turns the compiled kernels off ("0") or leaves them on (anything else).
+SWITCH = "FLS_NUMBA"
+
+
+def enabled() -> bool:
+    """Whether the compiled kernels run: numba importable and ``$FLS_NUMBA`` not "0" (read at each call)."""
+    return os.environ.get(SWITCH, "1").strip() != "0" and _numba_available()
+
+
+@cache
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def kernels(module: str) -> ModuleType | None:
+    """The compiled kernel module ``fls.simulate.flow.<module>`` when :func:`enabled`, else None (the caller
+    runs its numpy code)."""
+    return importlib.import_module(f"fls.simulate.flow.{module}") if enabled() else None
