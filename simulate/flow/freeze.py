@@ -229,7 +229,10 @@ def ending(
     return status, message
 
 
-def stitch(parts, stays: Stays, m: int, rule: StopRule | None, status: str, message: str) -> RunResult:
+def stitch(
+    parts: list[tuple[RunResult, np.ndarray, Stays]], stays: Stays, m: int, rule: StopRule | None, status: str,
+    message: str,
+) -> RunResult:
     """One result from the runs ``parts`` [(result, its rows' neurons, the neurons frozen before it)], in
     time order (module docstring)."""
     last, active, _ = parts[-1]
