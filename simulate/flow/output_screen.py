@@ -73,12 +73,21 @@ class OutputReach:
         return True
 
 
+#: From this many numbers per row on, :func:`bound_norms` reduces with einsum (no squared copy of A).
+EINSUM_MIN_ROW = 16
+
+
 def bound_norms(A: np.ndarray) -> np.ndarray:
     """The Euclidean norms over the last axis of a float64 array A (..., k), for bounds only (the screens'
-    excursions): sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction over a
-    short axis (k = 3 at m = 20000: 0.12 against 0.28 ms for three coefficient blocks) and sums in another
-    order, so it serves decisions that carry a relative slack (:data:`EXCURSION_SLACK`,
-    ``polynomial_guards.SCREEN_SLACK``), never values that reach the state."""
+    excursions), summed in an order of their own, so they serve decisions that carry a relative slack
+    (:data:`EXCURSION_SLACK`, ``polynomial_guards.SCREEN_SLACK``), never values that reach the state.
+
+    Over a short axis, sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction
+    (k = 3 at m = 20000: 0.25 against 0.47 ms for four coefficient blocks); from :data:`EINSUM_MIN_ROW`
+    numbers per row on, einsum's reduction, which forms no squared copy of A, is the cheaper (k = 100 at
+    m = 20000: 2.5 against 14.7 ms for four blocks of 16 MB, docs/flow.md "Cost")."""
+    if A.shape[-1] >= EINSUM_MIN_ROW:
+        return np.sqrt(np.einsum("...k,...k->...", A, A))
     return np.sqrt((A * A) @ np.ones(A.shape[-1]))
 
 

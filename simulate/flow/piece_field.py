@@ -44,11 +44,12 @@ class PieceField:
         self.coords, self.weights, self.counts, self.jumps = coords, weights, counts, jumps
         self.start, self.start_outputs = start
 
-    def __call__(self, Y: Any) -> Any:
+    def __call__(self, Y: Any, out: Any = None) -> Any:
+        """The field at Y, written into ``out`` when given (:meth:`Coordinates.rhs`)."""
         self.counts.rhs_evals += 1
         outputs = self.start_outputs if Y is self.start else None
         self.start_outputs = None  # used once: only the restart's evaluation is at that very state
-        dY, S, _ = self.coords.rhs_and_factors(Y, self.weights, None if outputs is None else outputs[0])
+        dY, S, _ = self.coords.rhs_and_factors(Y, self.weights, None if outputs is None else outputs[0], out)
         if self.jumps is not None:
             self.jumps.record(Y, S)
         return dY

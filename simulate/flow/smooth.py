@@ -373,17 +373,17 @@ class ExplicitPieces:
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
 
         Touches each length-size vector as few times as possible (stage combinations: ``stage_sum``, the step
-        size folded into the coefficients) and allocates only y_new: K is the workspace's, until the next step.
-        """
+        size folded into the coefficients, the field written into K's rows) and allocates only y_new: K is the
+        workspace's, until the next step. ``fun(y, out=row)`` writes the field at y into row."""
         K, _, (work, scale) = self._workspace(y.size)
         K[0] = f
         for s in range(1, self.stages):
             stage_sum(h * self.A[s, :s], K[:s], work)
             work += y
-            K[s] = fun(work)
+            fun(work, out=K[s])
         y_new = (h * self.B) @ K[: self.stages]
         y_new += y
-        K[-1] = fun(y_new)
+        fun(y_new, out=K[-1])
         self.tolerance.step_scale(y, y_new, scale, work)
         ratio = np.matmul(h * self.E, K, out=work)
         ratio /= scale
