@@ -33,6 +33,8 @@ class PieceField:
     """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness;
     ``start``: (its start state, the outputs carried there or None) for the restart's :meth:`Coordinates.rhs`."""
 
+    writes_into = True  # takes ``out=`` (:func:`~simulate.flow.stage_sums.stage_value`)
+
     def __init__(
         self,
         coords: Coordinates,

@@ -94,7 +94,9 @@ class StepTolerance:
         into ``out`` when given (a buffer of y's size)."""
         if self.coords is None:
             return componentwise(y, self.rtol, self.atol)
-        return self.coords.state_tolerance(y, self.rtol, self.atol, out)
+        if out is None:
+            return self.coords.state_tolerance(y, self.rtol, self.atol)
+        return self.coords.state_tolerance(y, self.rtol, self.atol, out=out)
 
     def step_scale(self, y: np.ndarray, y_new: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
         """The scale of a step's error estimate from y to y_new, written to ``out`` (``work``: a buffer of the
