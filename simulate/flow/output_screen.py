@@ -77,6 +77,8 @@ class OutputReach:
 
 #: From this many numbers per row on, :func:`bound_norms` reduces with einsum (no squared copy of A).
 EINSUM_MIN_ROW = 16
+#: From this many rows per block on, :func:`bound_norms` of shorter rows runs the compiled loop.
+KERNEL_MIN_ROWS = 4096
 
 
 def bound_norms(A: np.ndarray) -> np.ndarray:
@@ -87,13 +89,15 @@ def bound_norms(A: np.ndarray) -> np.ndarray:
     Over a short axis, sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction
     (k = 3 at m = 20000: 0.25 against 0.47 ms for four coefficient blocks); from :data:`EINSUM_MIN_ROW`
     numbers per row on, einsum's reduction, which forms no squared copy of A, is the cheaper (k = 100 at
-    m = 20000: 2.5 against 14.7 ms for four blocks of 16 MB, docs/flow.md "Cost"). Short rows of a 2- or
-    3-dimensional float64 array go to a compiled loop where :mod:`~simulate.flow.jit` allows
-    (:func:`~simulate.flow.screen_kernel.row_norms`: 0.06 against 0.26 ms for those four blocks at k = 3)."""
+    m = 20000: 2.5 against 14.7 ms for four blocks of 16 MB, docs/flow.md "Cost"). Shorter rows in blocks of
+    :data:`KERNEL_MIN_ROWS` rows and more (a 2- or 3-dimensional float64 array) go to a compiled loop where
+    :mod:`~simulate.flow.jit` allows (:func:`~simulate.flow.screen_kernel.row_norms`: 75 against 213 us a call
+    in the stall window's run at m = 20000, d = 3); in smaller blocks the call costs what it saves (11 against
+    10.5 us at m = 100), and a process that never meets such a block never loads the kernel (0.3 s)."""
     if A.shape[-1] >= EINSUM_MIN_ROW:
         return np.sqrt(np.einsum("...k,...k->...", A, A))
     rows_contiguous = A.ndim in (2, 3) and A.dtype == np.float64 and A.strides[-2:] == (8 * A.shape[-1], 8)
-    kernel = jit.kernels("screen_kernel") if rows_contiguous else None
+    kernel = jit.kernels("screen_kernel") if rows_contiguous and A.shape[-2] >= KERNEL_MIN_ROWS else None
     if kernel is None:
         return np.sqrt((A * A) @ np.ones(A.shape[-1]))
     blocks = A if A.ndim == 3 else A[None]
