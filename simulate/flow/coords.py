@@ -77,11 +77,15 @@ class Coordinates:
         """Length of the state vector."""
         return self.m * (self.row + 1)
 
-    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+    def state_tolerance(self, Y: Any, rtol: float, atol: float, out: Any = None) -> Any:
         """The error allowed per step in each component of the state Y (size,) for a weight error within atol +
         rtol |w| (:mod:`simulate.flow.tolerance`, equation (1)): atol + rtol |y| where the state is the weights
-        themselves (plain coordinates); the other coordinate systems convert."""
-        return componentwise(Y, rtol, atol)
+        themselves (plain coordinates); the other coordinate systems convert. ``out``: an array (size,) to
+        write it into, else a fresh one."""
+        if out is None:
+            return componentwise(Y, rtol, atol)
+        out[:] = componentwise(Y, rtol, atol)
+        return out
 
     def _split(self, Y: Any) -> tuple[Any, Any]:
         """(row block (..., m, row), per-neuron part (..., m)) of states Y (..., size)."""
@@ -149,20 +153,26 @@ class Coordinates:
         neither (log coordinates); None where it does (the output weights' velocity reads the pre-activations)."""
         return None
 
-    def rhs(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> Any:
+    def rhs(self, Y: Any, weights: SlidingWeights, outputs: Any = None, out: Any = None) -> Any:
         """The field of the mode at the state Y (size,). ``outputs``: every sample's network output at Y under
         the mode (n_samples,), when known (carried from an event, :mod:`~simulate.flow.carried_outputs`):
         coordinates whose velocity reads no pre-activation (:meth:`velocity_parts`) then form none, the
-        backward half of an evaluation only (docs/flow.md, "Cost")."""
-        return self.rhs_and_factors(Y, weights, outputs)[0]
+        backward half of an evaluation only (docs/flow.md, "Cost"). ``out``: a contiguous array (size,) of Y's
+        dtype to write the field into (an integrator's stage row: no fresh state-sized array and no copy),
+        else a fresh one."""
+        return self.rhs_and_factors(Y, weights, outputs, out)[0]
 
-    def rhs_and_factors(self, Y: Any, weights: SlidingWeights, outputs: Any = None) -> tuple[Any, Any, Any]:
+    def rhs_and_factors(
+        self, Y: Any, weights: SlidingWeights, outputs: Any = None, out: Any = None
+    ) -> tuple[Any, Any, Any]:
         """(:meth:`rhs`, the sample factors (S, N) of :meth:`sample_factors` it was formed with): the jumps at a
         piece's start, which its weight guards are scaled by, come with its first evaluation there instead of
         one more output evaluation (docs/flow.md, "Cost"). One compiled call after the pre-activations where
         :meth:`_compiled_field` applies."""
+        if out is None:
+            out = np.empty(self.size, dtype=Y.dtype)
         if self._kernel is not None and Y.ndim == 1:
-            return self._compiled_rhs(Y, weights)
+            return self._compiled_rhs(Y, weights, out)
         aux = None if outputs is None else self.velocity_parts(Y)
         if aux is None:
             D, amp, aux = self.parts(Y)
@@ -176,7 +186,6 @@ class Coordinates:
                 self._gates = np.empty((self.m, self.n), dtype=Y.dtype)
             D, AD = None, self._gates
         s, offset = self.sample_factors(outputs)
-        out = np.empty(self.size, dtype=Y.dtype)
         block, per_neuron = self._split(out)
         # where the velocity does not read AD (log coordinates), q takes its buffer
         Q = weights.weighted_gates(s, offset, None if self.amplitude_is_state else AD)
@@ -199,7 +208,7 @@ class Coordinates:
         self._labels = np.ascontiguousarray(self.y, dtype=np.float64)
         return kernel
 
-    def _compiled_rhs(self, Y: np.ndarray, weights: SlidingWeights) -> tuple[Any, Any, None]:
+    def _compiled_rhs(self, Y: np.ndarray, weights: SlidingWeights, out: np.ndarray) -> tuple[Any, Any, None]:
         """:meth:`rhs_and_factors` by :func:`~simulate.flow.field_kernel.mode_field` (its precision), with
         :meth:`parts`' pre-activations D = R Z + D^0 (:attr:`row_map` Z, :attr:`preactivation_offset` D^0);
         in plain coordinates X maps the gates to the first block."""
@@ -207,7 +216,6 @@ class Coordinates:
         if self._gates is None or self._gates.dtype != np.float64:
             self._gates = np.empty((self.m, self.n))
             self._preactivations = np.empty((self.m, self.n))  # D: a buffer, kept from call to call
-        out = np.empty(self.size)
         block, per_neuron = self._split(out)
         gates = block if self.gates_are_rows else self._gates
         s = np.empty(self.n)

@@ -169,7 +169,7 @@ class LogCoordinates(Coordinates):
         by_sample = active.T @ (amp[:, None, :] * U).reshape(self.m, -1)  # (n, d K)
         return self.c * np.einsum("ndk,nd->kn", by_sample.reshape(self.n, self.d, len(thetas)), self.X)
 
-    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+    def state_tolerance(self, Y: Any, rtol: float, atol: float, out: Any = None) -> Any:
         """The error allowed per step in u_jk and rho_j (docs/flow.md, "Options"; :mod:`simulate.flow.tolerance`,
         equation (2)), never looser than atol + rtol |y| on the state itself (the relative precision at small
         norms that log coordinates exist for).
@@ -182,11 +182,12 @@ class LogCoordinates(Coordinates):
 
         The directions' rule is formed only for the rows where it can be the stricter
         (:func:`direction_rule_rows`): elsewhere the result is the state's own rule, bit for bit as when every
-        row is formed and the smaller taken (docs/flow.md, "Cost")."""
+        row is formed and the smaller taken (docs/flow.md, "Cost"). ``out``: a float64 array (size,) to write it
+        into, else a fresh one."""
         Y = np.asarray(Y, dtype=np.float64)
         U, rho = self._split(Y)
         # the same operations as componentwise's, in place (each pass over the state costs at m = 20000)
-        tolerance = np.abs(Y)
+        tolerance = np.abs(Y, out=out)
         tolerance *= rtol
         tolerance += atol  # componentwise(Y, rtol, atol)
         rows, per_neuron = self._split(tolerance)

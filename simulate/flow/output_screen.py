@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
+
 #: Relative slack on the excursion bounds (their rounding, and the rounding of the outputs they bound).
 EXCURSION_SLACK = 1e-9
 #: The fewest pairs (m n) at which coordinates whose outputs along a step are a polynomial (plain, data-span:
@@ -73,13 +75,36 @@ class OutputReach:
         return True
 
 
+#: From this many numbers per row on, :func:`bound_norms` reduces with einsum (no squared copy of A).
+EINSUM_MIN_ROW = 16
+#: From this many rows per block on, :func:`bound_norms` of shorter rows runs the compiled loop.
+KERNEL_MIN_ROWS = 4096
+
+
 def bound_norms(A: np.ndarray) -> np.ndarray:
     """The Euclidean norms over the last axis of a float64 array A (..., k), for bounds only (the screens'
-    excursions): sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction over a
-    short axis (k = 3 at m = 20000: 0.12 against 0.28 ms for three coefficient blocks) and sums in another
-    order, so it serves decisions that carry a relative slack (:data:`EXCURSION_SLACK`,
-    ``polynomial_guards.SCREEN_SLACK``), never values that reach the state."""
-    return np.sqrt((A * A) @ np.ones(A.shape[-1]))
+    excursions), summed in an order of their own, so they serve decisions that carry a relative slack
+    (:data:`EXCURSION_SLACK`, ``polynomial_guards.SCREEN_SLACK``), never values that reach the state.
+
+    Over a short axis, sqrt((A . A) @ 1), a matrix-vector product, costs about half of einsum's reduction
+    (k = 3 at m = 20000: 0.25 against 0.47 ms for four coefficient blocks); from :data:`EINSUM_MIN_ROW`
+    numbers per row on, einsum's reduction, which forms no squared copy of A, is the cheaper (k = 100 at
+    m = 20000: 2.5 against 14.7 ms for four blocks of 16 MB, docs/flow.md "Cost"). Shorter rows in blocks of
+    :data:`KERNEL_MIN_ROWS` rows and more (a 2- or 3-dimensional float64 array) go to a compiled loop where
+    :mod:`~simulate.flow.jit` allows (:func:`~simulate.flow.screen_kernel.row_norms`: 75 against 213 us a call
+    in the stall window's run at m = 20000, d = 3); in smaller blocks the call costs what it saves (11 against
+    10.5 us at m = 100), and a process that never meets such a block never loads the kernel (0.3 s)."""
+    if A.shape[-1] >= EINSUM_MIN_ROW:
+        return np.sqrt(np.einsum("...k,...k->...", A, A))
+    rows_contiguous = A.ndim in (2, 3) and A.dtype == np.float64 and A.strides[-2:] == (8 * A.shape[-1], 8)
+    kernel = jit.kernels("screen_kernel") if rows_contiguous and A.shape[-2] >= KERNEL_MIN_ROWS else None
+    if kernel is None:
+        return np.sqrt((A * A) @ np.ones(A.shape[-1]))
+    blocks = A if A.ndim == 3 else A[None]
+    norms = np.empty(blocks.shape[:2])
+    for block, out in zip(blocks, norms, strict=True):  # each block a C-contiguous array: the loop vectorizes
+        kernel.row_norms(block, out)
+    return norms if A.ndim == 3 else norms[0]
 
 
 def product_excursion(amp_sizes: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:

@@ -33,6 +33,8 @@ class PieceField:
     """The field of one piece's mode, y -> y' (each evaluation counted), and a cheaper test of its finiteness;
     ``start``: (its start state, the outputs carried there or None) for the restart's :meth:`Coordinates.rhs`."""
 
+    writes_into = True  # takes ``out=`` (:func:`~simulate.flow.stage_sums.stage_value`)
+
     def __init__(
         self,
         coords: Coordinates,
@@ -44,11 +46,12 @@ class PieceField:
         self.coords, self.weights, self.counts, self.jumps = coords, weights, counts, jumps
         self.start, self.start_outputs = start
 
-    def __call__(self, Y: Any) -> Any:
+    def __call__(self, Y: Any, out: Any = None) -> Any:
+        """The field at Y, written into ``out`` when given (:meth:`Coordinates.rhs`)."""
         self.counts.rhs_evals += 1
         outputs = self.start_outputs if Y is self.start else None
         self.start_outputs = None  # used once: only the restart's evaluation is at that very state
-        dY, S, _ = self.coords.rhs_and_factors(Y, self.weights, None if outputs is None else outputs[0])
+        dY, S, _ = self.coords.rhs_and_factors(Y, self.weights, None if outputs is None else outputs[0], out)
         if self.jumps is not None:
             self.jumps.record(Y, S)
         return dY

@@ -24,7 +24,7 @@ from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_obse
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.retry_check import RetryCheck
-from fls.simulate.flow.stage_sums import stage_sum
+from fls.simulate.flow.stage_sums import stage_sum, stage_value
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
@@ -373,17 +373,17 @@ class ExplicitPieces:
         """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
 
         Touches each length-size vector as few times as possible (stage combinations: ``stage_sum``, the step
-        size folded into the coefficients) and allocates only y_new: K is the workspace's, until the next step.
-        """
+        size folded into the coefficients, the field written into K's rows: ``stage_value``) and allocates only
+        y_new: K is the workspace's, until the next step."""
         K, _, (work, scale) = self._workspace(y.size)
         K[0] = f
         for s in range(1, self.stages):
             stage_sum(h * self.A[s, :s], K[:s], work)
             work += y
-            K[s] = fun(work)
+            stage_value(fun, work, K[s])
         y_new = (h * self.B) @ K[: self.stages]
         y_new += y
-        K[-1] = fun(y_new)
+        stage_value(fun, y_new, K[-1])
         self.tolerance.step_scale(y, y_new, scale, work)
         ratio = np.matmul(h * self.E, K, out=work)
         ratio /= scale

@@ -133,7 +133,7 @@ class SpanCoordinates(Coordinates):
         rows[0] += np.sqrt(np.asarray(self.arith.to_float(self.norms0), dtype=np.float64))
         return product_excursion(np.abs(v), rows)
 
-    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any:
+    def state_tolerance(self, Y: Any, rtol: float, atol: float, out: Any = None) -> Any:
         """The error allowed per step in lambda_ji and v_j (docs/flow.md, "Options"; :mod:`simulate.flow.tolerance`,
         equation (2)). An error dlambda_ji moves w_jk by x_ik dlambda_ji, so (2) is
 
@@ -153,15 +153,16 @@ class SpanCoordinates(Coordinates):
         S_j = min_k T_jk / max_i |x_ik|; tau is increasing in T and of degree 1, so (1 - e_j) tau_j^c is within
         (2) at the new state. While e_j <= :data:`REUSE_FRACTION` that scaled row is used (O(n) per neuron, no
         product), at most 1 / (1 - e_j) tighter than a fresh conversion; beyond it the row is converted afresh.
-        The rows are kept by value (a copy of lambda^c), never by the identity of a state's buffer."""
+        The rows are kept by value (a copy of lambda^c), never by the identity of a state's buffer. ``out``: a
+        float64 array (size,) to write the tolerance into, else a fresh one."""
         Lambda, v = self._split(np.asarray(Y, dtype=np.float64))
         kept = self._converted.get((rtol, atol))
         if kept is None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 tolerances = self._row_tolerances(Lambda, self.W0, rtol, atol)
             kept = self._converted[(rtol, atol)] = ConvertedRows(Lambda.copy(), *tolerances)
-            return np.concatenate([kept.tau.reshape(-1), componentwise(v, rtol, atol)])
-        tolerance = np.empty(len(Y))  # written in place, no concatenation of two temporaries
+            return np.concatenate([kept.tau.reshape(-1), componentwise(v, rtol, atol)], out=out)
+        tolerance = np.empty(len(Y)) if out is None else out  # in place, no concatenation of two temporaries
         if self._tolerance_kernel is not None:  # the same rule in one call (its precision)
             self._tolerance_kernel.state_tolerance(
                 Lambda, v, kept.Lambda, kept.tau, kept.slack, self._tolerance_data, rtol, atol, REUSE_FRACTION,

@@ -70,7 +70,7 @@ class ConvertsTolerance(Protocol):
 
     name: str
 
-    def state_tolerance(self, Y: Any, rtol: float, atol: float) -> Any: ...
+    def state_tolerance(self, Y: Any, rtol: float, atol: float, out: Any = None) -> Any: ...
 
 
 class StepTolerance:
@@ -89,19 +89,22 @@ class StepTolerance:
         """Whether the state's tolerance differs from atol + rtol |y| (coordinates other than plain)."""
         return self.coords is not None
 
-    def of(self, y: np.ndarray) -> np.ndarray:
-        """The error allowed per step in each component of the state y (size,)."""
+    def of(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The error allowed per step in each component of the state y (size,); converted coordinates write it
+        into ``out`` when given (a buffer of y's size)."""
         if self.coords is None:
             return componentwise(y, self.rtol, self.atol)
-        return self.coords.state_tolerance(y, self.rtol, self.atol)
+        if out is None:
+            return self.coords.state_tolerance(y, self.rtol, self.atol)
+        return self.coords.state_tolerance(y, self.rtol, self.atol, out=out)
 
     def step_scale(self, y: np.ndarray, y_new: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
         """The scale of a step's error estimate from y to y_new, written to ``out`` (``work``: a buffer of the
         same size, overwritten): atol + rtol max(|y|, |y_new|) as scipy's Runge–Kutta steps form it, in place;
-        converted coordinates take the tolerance at the step's start, :meth:`of` (y)."""
+        converted coordinates take the tolerance at the step's start, :meth:`of` (y), formed in ``out`` (no
+        state-sized temporary and copy: 2 ms a step on low_signal at m = 20000, docs/flow.md "Cost")."""
         if self.coords is not None:
-            out[:] = self.of(y)
-            return out
+            return self.of(y, out)
         np.abs(y, out=out)
         np.maximum(out, np.abs(y_new, out=work), out=out)
         out *= self.rtol

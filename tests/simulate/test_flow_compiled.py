@@ -18,6 +18,7 @@ from fls.simulate.flow import events, integrate_flow, jit, pair_test
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.output_screen import EINSUM_MIN_ROW, KERNEL_MIN_ROWS, bound_norms
 from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.theory.compiled import compile_field
 from fls.theory.losses import LOSSES
@@ -176,6 +177,23 @@ def test_crossings_are_the_numpy_crossings_bit_for_bit(seed, samples, guards):
         expected = events.crossings(G, thresholds)
     for got, want in zip(compiled, expected, strict=True):
         assert got.shape == want.shape and np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(0, 300), st.integers(1, EINSUM_MIN_ROW - 1))
+def test_screen_norms_are_the_numpy_norms(seed, blocks, extra_rows, k):
+    """The screens' norms of short rows (a step's coefficient blocks, as strided views of its coefficients, and
+    one block) against numpy's sqrt((A . A) @ 1): within 4 ulps (the same squares, summed in order)."""
+    rng = np.random.default_rng(seed)
+    rows = KERNEL_MIN_ROWS + extra_rows  # blocks that take the compiled loop
+    coefficients = rng.standard_normal((blocks, rows * k + 7)) * 10.0 ** rng.uniform(-100, 100, (blocks, 1))
+    A = coefficients[:, : rows * k].reshape(blocks, rows, k)
+    got = bound_norms(A)
+    with pytest.MonkeyPatch.context() as switch:
+        switch.setenv(jit.SWITCH, "0")
+        expected = bound_norms(A)
+    np.testing.assert_allclose(got, expected, rtol=4 * EPS, atol=0)
+    np.testing.assert_array_equal(bound_norms(A[0]), got[0])
 
 
 def run_pair(problem, monkeypatch):

@@ -402,9 +402,9 @@ def test_a_run_whose_restarts_read_the_carried_outputs_equals_one_that_evaluates
     given = []
     rhs_and_factors = LogCoordinates.rhs_and_factors  # what a piece's field calls
 
-    def counted(self, Y, weights, outputs=None):
+    def counted(self, Y, weights, outputs=None, out=None):
         given.append(outputs is not None)
-        return rhs_and_factors(self, Y, weights, outputs)
+        return rhs_and_factors(self, Y, weights, outputs, out)
 
     monkeypatch.setattr(LogCoordinates, "rhs_and_factors", counted)
     _, _, X, y = stall_problem(1.0)

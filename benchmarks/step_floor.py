@@ -1,0 +1,107 @@
+"""The floor of an event's cost at a width window's state: the passes any RK23 step and event restart make.
+
+At the start state of ``benchmarks/flow_width.py``'s window (the problem's balanced ``random_sign`` init at
+alpha = 1e-3 / sqrt(m), log coordinates, its first mode), each item is timed alone (CPU, best of three) and
+printed in milliseconds and in units of one field evaluation:
+
+- the three field evaluations of an RK23 step that ends in an event (its first stage is the restart's),
+  and the step's passes over the state in the engine's own forms (``smooth.ExplicitPieces``): the two stage
+  inputs, the new state, the error norm, the step's tolerance, the dense output's coefficients, the copy of
+  the last stage to the next step's first, and the state at the event;
+- the event: every sample's output there (the selection and the field's finiteness read them) and the
+  restart's evaluation from those outputs.
+
+Their sum is a floor for an event that takes one step, with nothing for the step's guards, locating the
+event, its selection and projection, or the Python between them; docs/flow.md "Width" compares it with the
+target of ``flow_width.py``, 5 field evaluations + 1 ms per event.
+
+    python benchmarks/step_floor.py [--problem stall|low_signal] [--width M]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as flow_width.py: one BLAS thread
+
+import numpy as np
+from flow_width import problem_data
+from implicit_prices import cpu_seconds
+from scipy.integrate import RK23
+
+from fls.simulate.flow.api import make_coordinates
+from fls.simulate.flow.arithmetic import float_arithmetic
+from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.initialization import init_params
+
+RTOL, ATOL = 1e-7, 1e-10  # flow_width.py's engine tolerances
+STEP = 1e-6  # a step size for the stage coefficients (the passes' cost does not depend on it)
+
+
+def floor_items(problem: str, m: int) -> dict[str, float]:
+    """CPU milliseconds of each item of the floor (the module's docstring) at the window's start state."""
+    X, y = problem_data(problem)
+    W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
+    coords = make_coordinates("log", W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
+    Y = coords.pack(W, v)
+    mode = Mode(coords.cosines(Y) > 0, np.zeros((m, coords.n), dtype=bool))
+    weights = SlidingWeights(mode, coords.X @ coords.X.T, coords.arith)
+    K, C = np.empty((4, Y.size)), np.empty((4, Y.size))
+    work, scale = np.empty(Y.size), np.empty(Y.size)
+    for row in K:
+        coords.rhs(Y, weights, out=row)
+    coords.state_tolerance(Y, RTOL, ATOL, scale)
+    outputs = coords.output(Y, weights)
+    A, B, E, P = STEP * RK23.A, STEP * RK23.B, STEP * RK23.E, STEP * RK23.P.T
+    at_event = np.array([[1.0, 0.5, 0.25, 0.125]])
+
+    def stage_inputs() -> None:
+        np.add(np.multiply(K[0], A[1, 0], out=work), Y, out=work)
+        np.add(np.matmul(A[2, :2], K[:2], out=work), Y, out=work)
+
+    def new_state() -> None:
+        y_new = B @ K[:3]
+        y_new += Y
+
+    def error_norm() -> None:
+        ratio = np.divide(np.matmul(E, K, out=work), scale, out=work)
+        np.sqrt(ratio @ ratio / ratio.size)
+
+    def coefficients() -> None:
+        C[0] = Y
+        np.matmul(P, K, out=C[1:])
+
+    works = {
+        "field evaluation": lambda: coords.rhs(Y, weights, out=K[1]),
+        "stage inputs (2)": stage_inputs,
+        "new state": new_state,
+        "error norm": error_norm,
+        "step tolerance": lambda: coords.state_tolerance(Y, RTOL, ATOL, scale),
+        "dense coefficients": coefficients,
+        "last stage to first": lambda: np.copyto(K[0], K[3]),
+        "state at the event": lambda: at_event @ C,
+        "outputs at the event": lambda: coords.output(Y, weights),
+        "restart from the outputs": lambda: coords.rhs(Y, weights, outputs, out=K[1]),
+    }
+    repeats = max(3, int(2e5 // m))
+    return {name: 1e3 * cpu_seconds(work, repeats) for name, work in works.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", default="stall", choices=["stall", "low_signal"])
+    parser.add_argument("--width", type=int, default=20000)
+    args = parser.parse_args()
+    items = floor_items(args.problem, args.width)
+    field = items["field evaluation"]
+    print(f"{args.problem}, m = {args.width}: one field evaluation {field:.3f} ms of CPU")
+    for name, cost in items.items():
+        print(f"  {name:26s} {cost:9.3f} ms  {cost / field:5.2f} evaluations")
+    floor = 2 * field + sum(items.values())  # the step's three evaluations, one of them listed
+    print(
+        f"  floor per event: {floor:.2f} ms = {floor / field:.2f} evaluations; "
+        f"target 5 evaluations + 1 ms = {5 * field + 1:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
