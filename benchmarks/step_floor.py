@@ -8,8 +8,9 @@ printed in milliseconds and in units of one field evaluation:
   and the step's passes over the state in the engine's own forms (``rk_step.explicit_step``): the two stage
   inputs, the new state, the error norm, the step's tolerance, the dense output's coefficients, the copy of
   the last stage to the next step's first, and the state at the event; with the compiled kernels on and
-  from ``rk_step.FUSED_MIN_SIZE`` components the engine's compiled forms (the error norm and the
-  coefficients in one pass, the tolerance in one), numpy's otherwise (``FLS_NUMBA=0``);
+  from ``rk_step.FUSED_MIN_SIZE`` components the engine's compiled forms (the stage sums and the tolerance
+  in one pass each, from ``rk_step.FUSED_NORM_MIN_SIZE`` the error norm and the coefficients in one),
+  numpy's otherwise (``FLS_NUMBA=0``);
 - the event: every sample's output there (the selection and the field's finiteness read them) and the
   restart's evaluation from those outputs.
 
@@ -34,7 +35,7 @@ from fls.simulate.flow import jit
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.modes import Mode, SlidingWeights
-from fls.simulate.flow.rk_step import FUSED_MIN_SIZE
+from fls.simulate.flow.rk_step import FUSED_MIN_SIZE, FUSED_NORM_MIN_SIZE
 from fls.simulate.initialization import init_params
 
 RTOL, ATOL = 1e-7, 1e-10  # flow_width.py's engine tolerances
@@ -94,7 +95,7 @@ def floor_items(problem: str, m: int) -> tuple[dict[str, float], str]:
         "new state": new_state,
         "step tolerance": lambda: coords.state_tolerance(Y, RTOL, ATOL, scale),
     }
-    if kernel is None:
+    if kernel is None or Y.size < FUSED_NORM_MIN_SIZE:
         works.update({"error norm": error_norm, "dense coefficients": coefficients})
     else:
         works["error, coefficients (fused)"] = error_and_coefficients

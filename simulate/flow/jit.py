@@ -8,7 +8,11 @@ field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
 differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
 code they mirror stays the reference and the path every other arithmetic (mpmath) runs. A fifth,
 :mod:`~simulate.flow.screen_kernel`, forms the norms of short rows for the step screens' bounds (at m = 20000
-in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a few ulps from numpy's).
+in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a few ulps from numpy's). Two
+more fuse an explicit step's passes over a wide state (from :data:`~simulate.flow.rk_step.FUSED_MIN_SIZE`
+components): its stage sums, error norm and dense output's coefficients (:mod:`~simulate.flow.rk_step_kernel`,
+its sums over the stages in another order) and the log coordinates' tolerance
+(:mod:`~simulate.flow.log_tolerance_kernel`, bit for bit).
 
 The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
 coordinates at their construction, the pair test and the crossings at each step); without numba installed the

@@ -11,10 +11,10 @@ scale the error control's tolerance (:class:`~simulate.flow.tolerance.StepTolera
 |y_new|) in plain coordinates, the converted tolerance at y in others. Each length-size vector is touched as
 few times as possible: numpy's stage combinations by ``stage_sum`` with the step size folded into the
 coefficients, the field written into the stages' rows (``stage_value``); the compiled ones in one loop per
-combination and one for the error norm and the coefficients together (with plain coordinates' scale), bit
-for bit numpy's products and quotients with the sums in another order (the kernel's docstring states by how
-much). At low_signal's m = 20000 that takes the step's passes over its 2 million numbers from about 25 to
-about 12 (docs/flow.md, "Width").
+combination and, beyond the caches (:data:`FUSED_NORM_MIN_SIZE`), one for the error norm and the
+coefficients together (with plain coordinates' scale), bit for bit numpy's products and quotients with the
+sums in another order (the kernel's docstring states by how much). At low_signal's m = 20000 that takes the
+step's passes over its 2 million numbers from about 25 to about 12 (docs/flow.md, "Width").
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ from fls.simulate.flow.tolerance import StepTolerance
 #: otherwise than BLAS's: small problems, whose events and stays can sit on roundoff's edge (a neuron sliding
 #: into its origin), keep numpy's bits.
 FUSED_MIN_SIZE = 2**15
+#: The fewest state components at which the error norm and the dense output's coefficients are formed in one
+#: compiled pass. The loop is scalar where numpy's matrix products are vectorized: while the stages fit in the
+#: caches it is the slower (0.31 against 0.15 ms at the stall data's 80 000 components), beyond them memory
+#: traffic decides and the one pass is the faster (7.4 against 11.3 ms at low_signal's 2 million,
+#: docs/flow.md "Width").
+FUSED_NORM_MIN_SIZE = 2**18
 
 
 def explicit_step(
@@ -50,7 +56,8 @@ def explicit_step(
     (A, B, E, P) of the pair; ``workspace``: the stages K, the coefficients (degree + 1, size) and the (work,
     scale) buffers (2, size), whose scale holds the error scale after the step (the retry check reads it);
     ``kernel``: :mod:`~simulate.flow.rk_step_kernel`, or None for numpy (numpy also below
-    :data:`FUSED_MIN_SIZE` components), which leaves the coefficients to the caller (an accepted step's only).
+    :data:`FUSED_MIN_SIZE` components), which leaves the coefficients to the caller (an accepted step's only;
+    so does the compiled step below :data:`FUSED_NORM_MIN_SIZE`).
     Allocates only y_new."""
     A, B, E, P = tableau
     if y.size < FUSED_MIN_SIZE:
@@ -72,7 +79,7 @@ def explicit_step(
         y_new = np.empty_like(y)
         kernel.combine(tuple(h * B), K, y, y_new)
     stage_value(fun, y_new, K[-1])
-    if kernel is None:
+    if kernel is None or y.size < FUSED_NORM_MIN_SIZE:
         tolerance.step_scale(y, y_new, scale, work)
         ratio = np.matmul(h * E, K, out=work)
         ratio /= scale

@@ -122,6 +122,7 @@ def test_explicit_step_is_numpy_s_step(seed, method, converted):
         K, C = np.empty((solver.n_stages + 1, size)), np.empty((solver.P.shape[1] + 1, size))
         with pytest.MonkeyPatch.context() as patch:  # compiled at this size too
             patch.setattr(rk_step, "FUSED_MIN_SIZE", 0)
+            patch.setattr(rk_step, "FUSED_NORM_MIN_SIZE", 0)
             step = explicit_step(
                 lambda x: J @ x, y, J @ y, 0.3, tableau, tolerance, (K, C, np.empty((2, size))), kernel
             )
@@ -177,6 +178,7 @@ def test_the_stall_window_runs_alike_with_the_kernels_on_and_off(monkeypatch):
     fused at this size too: the same status, events and evaluations, the state within the run's
     tolerance."""
     monkeypatch.setattr(rk_step, "FUSED_MIN_SIZE", 0)
+    monkeypatch.setattr(rk_step, "FUSED_NORM_MIN_SIZE", 0)
     monkeypatch.setattr(logcoords, "FUSED_MIN_SIZE", 0)
     _, _, X, y = stall_problem(1.0)
     W, v = init_params(100, 3, alpha=1e-4, scheme="random_sign", seed=0)
