@@ -36,7 +36,7 @@ FUSED_MIN_SIZE = 2**15
 #: The fewest state components at which the error norm and the dense output's coefficients are formed in one
 #: compiled pass. The loop is scalar where numpy's matrix products are vectorized: while the stages fit in the
 #: caches it is the slower (0.31 against 0.15 ms at the stall data's 80 000 components), beyond them memory
-#: traffic decides and the one pass is the faster (7.4 against 11.3 ms at low_signal's 2 million,
+#: traffic decides and the one pass is the faster (7.7 against 11.7 ms at low_signal's 2 million,
 #: docs/flow.md "Width").
 FUSED_NORM_MIN_SIZE = 2**18
 
