@@ -1,15 +1,18 @@
 """The switch of the flow engine's compiled kernels: numba where it is installed and not turned off.
 
 The float64 engine spends most of an event at m = 100 in the overhead of numpy calls on arrays of a few
-thousand numbers (docs/flow.md, "Cost"). Four kernels do the same arithmetic in one compiled call each: the
+thousand numbers (docs/flow.md, "Cost"). Six kernels do the same arithmetic in one compiled call each: the
 field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
 (:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test
-(:mod:`~simulate.flow.pair_test_kernel`) and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
-differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
-code they mirror stays the reference and the path every other arithmetic (mpmath) runs.
+(:mod:`~simulate.flow.pair_test_kernel`), its crossed intervals (:mod:`~simulate.flow.crossings_kernel`), the
+crossed guards' brackets (:mod:`~simulate.flow.brackets_kernel`) and the dips between samples
+(:mod:`~simulate.flow.dips_kernel`). The first two round sums and exp differently from numpy (their docstrings
+state by how much), the others are bit for bit numpy's; the numpy code they mirror stays the reference and the
+path every other arithmetic (mpmath) runs.
 
 The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
-coordinates at their construction, the pair test and the crossings at each step); without numba installed the
+coordinates at their construction, the pair test, the crossings, their brackets and the dips at each step); without
+numba installed the
 numpy path runs. numba is imported only here and only at a flow run's
 first use of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled
 with ``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a
@@ -44,4 +47,10 @@ def _numba_available() -> bool:
 def kernels(module: str) -> ModuleType | None:
     """The compiled kernel module ``fls.simulate.flow.<module>`` when :func:`enabled`, else None (the caller
     runs its numpy code)."""
-    return importlib.import_module(f"fls.simulate.flow.{module}") if enabled() else None
+    return _module(module) if enabled() else None
+
+
+@cache
+def _module(module: str) -> ModuleType:
+    """The kernel module, imported once (a lookup at every step costs a dict access, not an import)."""
+    return importlib.import_module(f"fls.simulate.flow.{module}")
