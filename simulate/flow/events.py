@@ -206,10 +206,14 @@ class PieceGuards:
         back from +inf within one sample interval, both samples positive: the exit was missed and located at
         the pole, 1e-3 later. Without the pole the dip between the samples is a smooth one the dip search
         finds (docs/flow.md, "Robustness"). Every guard of a weight (sampled, polynomial steps, located
-        events, grazing depths) is formed here.
+        events, grazing depths) is formed here; in one compiled call where :mod:`~simulate.flow.jit` allows
+        (:mod:`~simulate.flow.weight_guards_kernel`: the same numbers).
         """
-        u = self.weights.mu_times_jump(s, offset)
-        jump, units = s[..., self.weights.pair_cols], self.weight_units
+        u, units = self.weights.mu_times_jump(s, offset), self.weight_units
+        kernel = jit.kernels("weight_guards_kernel") if s.ndim == 2 and isinstance(units, np.ndarray) else None
+        if kernel is not None and s.dtype == units.dtype == np.float64:  # one compiled call, the same numbers
+            return kernel.weight_guards(u, s, self.weights.pair_cols, units)
+        jump = s[..., self.weights.pair_cols]
         return u * jump / units, (jump - u) * jump / units
 
     def sliding_pair(self, column: int) -> tuple[int, int]:

@@ -1,13 +1,14 @@
-"""The compiled kernels of an event's location (the crossed guards' brackets, the dips between samples) against
-the numpy code they mirror, bit for bit, and the first event of a step located alike with them on and off
-(simulate/flow/jit.py)."""
+"""The compiled kernels of an event's location and handling (the crossed guards' brackets, the dips between
+samples, Newton on a pair's polynomial, the weights' guards, the guards on their bounds) against the code they
+mirror, bit for bit, and the first event of a step located alike with them on and off (simulate/flow/jit.py)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fls.simulate.flow import brackets, dips, events, jit
+from fls.simulate.flow import brackets, dips, events, jit, touching
+from fls.simulate.flow.polynomial_guards import newton_root
 
 pytestmark = pytest.mark.skipif(not jit.enabled(), reason="numba is not installed or FLS_NUMBA=0")
 
@@ -95,3 +96,51 @@ def test_the_first_event_is_located_alike_with_the_kernels_on_and_off(seed, samp
     assert (compiled is None) == (expected is None)
     if compiled is not None:
         assert compiled[:2] == expected[:2] and np.array_equal(compiled[2], expected[2], equal_nan=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.sampled_from([1e-15, 1e-12, 1e-6]))
+def test_newton_is_the_python_newton_bit_for_bit(seed, powers, tol):
+    """The compiled safeguarded Newton against the Python one on random polynomials and brackets (a root in
+    them, none, or crossed at the start already), exactly."""
+    rng = np.random.default_rng(seed)
+    coefficients = rng.standard_normal((powers, 3)) * rng.choice([1.0, 1e-8, 1e5], (powers, 1))
+    col = int(rng.integers(0, 3))
+    if rng.random() < 0.2:
+        coefficients[0, col] = 0.0
+    lo, hi = sorted(rng.uniform(0.0, 1.0, 2).tolist())
+    compiled = jit.kernels("root_kernel").newton_root(coefficients, col, lo, hi, tol)
+    assert compiled == newton_root(coefficients[::-1, col].tolist(), lo, hi, tol)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 9), st.integers(1, 12))
+def test_weight_guards_are_the_numpy_guards_bit_for_bit(seed, samples, pairs):
+    """The compiled weights' guards against numpy's on random numerators, factors (some 0) and units."""
+    rng = np.random.default_rng(seed)
+    n = 20
+    s = rng.standard_normal((samples, n)) * rng.choice([1.0, 1e-12], n)
+    s[:, rng.random(n) < 0.1] = 0.0
+    pair_cols = rng.integers(0, n, pairs)
+    u, units = rng.standard_normal((samples, pairs)), rng.uniform(1e-3, 10.0, pairs)
+    guards = type("Guards", (), {})()
+    guards.weights = type("Weights", (), {"pair_cols": pair_cols, "mu_times_jump": lambda self, s, offset: u})()
+    guards.weight_units = units
+    compiled = events.PieceGuards.weight_guards(guards, s)
+    expected = numpy_path(events.PieceGuards.weight_guards, guards, s)
+    for got, want in zip(compiled, expected, strict=True):
+        assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.integers(0, 5))
+def test_touched_columns_are_the_numpy_ones_bit_for_bit(seed, pairs, sliding):
+    """The compiled pairs on their surfaces and weights at a bound against numpy's: values at, within and
+    beyond the tolerance, and NaN."""
+    rng = np.random.default_rng(seed)
+    size, tol = pairs + 2 * sliding + 1, 1e-12
+    columns = np.sort(rng.choice(size, rng.integers(0, size + 1), replace=False)).astype(np.int64)
+    values = rng.choice([0.0, tol, -tol, 2 * tol, -2 * tol, 0.5, -0.5, np.nan], len(columns))
+    compiled = touching.touched_columns(values, columns, pairs, sliding, tol)
+    expected = numpy_path(touching.touched_columns, values, columns, pairs, sliding, tol)
+    assert np.array_equal(compiled[0], expected[0]) and compiled[1] == expected[1]
