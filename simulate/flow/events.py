@@ -433,8 +433,8 @@ def first_event(
                     return step.event(ts[k], col, Gf[k])
                 brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
         crossed[k + 1 :] = False  # another guard's crossing inside interval k may come before the hump's
-    # each crossed column's first crossed interval, and where it was last > 0 before it
     tf = np.asarray(ts, dtype=np.float64)
+    # each crossed column's first crossed interval, where it was last > 0 before it, and its crossing's estimate
     crossed_columns, ks, begins, crossed_estimates = crossed_brackets(Gf, tf, columns, crossed)
     times = list(ts)  # in the arithmetic's own type, as G's entries
     crossed_list, firsts = crossed_columns.tolist(), ks.tolist()

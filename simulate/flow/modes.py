@@ -360,7 +360,8 @@ def select_neuron_mode(
     repelling = sign_v * s[attracting] > 0
     nears = np.maximum(HINT_TOL, resolution)
     # as Python numbers (the same values): a loop over numpy scalars costs a few microseconds per pair
-    for i, weight, near, repels in zip(attracting.tolist(), mu.tolist(), nears.tolist(), repelling.tolist(), strict=True):
+    numbers = (attracting.tolist(), mu.tolist(), nears.tolist(), repelling.tolist())
+    for i, weight, near, repels in zip(*numbers, strict=True):
         hint = hints.get(i)
         if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= near:
             new[i] = bound_side(hint == ACTIVE, repels)
