@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fls.simulate.flow import jit
+
 
 def _parabola_lowest(t: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(vertex, lowest value, curvature) of the parabolas through the points (t[:, a], g[:, a]), a = 0, 1, 2
@@ -36,10 +38,14 @@ def dip_candidates(ts: np.ndarray, G: np.ndarray, crossed_by: int) -> list[tuple
       sample there when mu crosses at the pole, one sample interval later.
     - At the step's start (end): the lowest of the first (last) three samples, positive, whose parabola has
       its vertex in the first (last) interval and goes below half of it: [0, 1] ([K - 1, K]).
+
+    One compiled call where :mod:`~simulate.flow.jit` allows (:mod:`~simulate.flow.dips_kernel`: the same).
     """
     K = len(ts) - 1
     if K < 2:
         return []
+    if (kernel := jit.kernels("dips_kernel")) is not None:
+        return sorted(map(tuple, kernel.dip_candidates(ts, G, crossed_by).tolist()))
     mid, left, right = G[1:-1], G[:-2], G[2:]
     local = (mid > 0) & (mid < left) & (mid <= right)
     local[crossed_by:] = False  # row r is sample r + 1, whose bracket starts at sample r

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from fls.simulate.flow import jit
+from fls.simulate.flow.brackets import crossed_brackets
 from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.dips import dip_candidates
 from fls.simulate.flow.modes import SlidingWeights, neuron_rows
@@ -205,10 +206,14 @@ class PieceGuards:
         back from +inf within one sample interval, both samples positive: the exit was missed and located at
         the pole, 1e-3 later. Without the pole the dip between the samples is a smooth one the dip search
         finds (docs/flow.md, "Robustness"). Every guard of a weight (sampled, polynomial steps, located
-        events, grazing depths) is formed here.
+        events, grazing depths) is formed here; in one compiled call where :mod:`~simulate.flow.jit` allows
+        (:mod:`~simulate.flow.weight_guards_kernel`: the same numbers).
         """
-        u = self.weights.mu_times_jump(s, offset)
-        jump, units = s[..., self.weights.pair_cols], self.weight_units
+        u, units = self.weights.mu_times_jump(s, offset), self.weight_units
+        kernel = jit.kernels("weight_guards_kernel") if s.ndim == 2 and isinstance(units, np.ndarray) else None
+        if kernel is not None and s.dtype == units.dtype == np.float64:  # one compiled call, the same numbers
+            return kernel.weight_guards(u, s, self.weights.pair_cols, units)
+        jump = s[..., self.weights.pair_cols]
         return u * jump / units, (jump - u) * jump / units
 
     def sliding_pair(self, column: int) -> tuple[int, int]:
@@ -293,13 +298,6 @@ def crossings(G: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     positive = sub > 0
     seen = np.logical_or.accumulate(positive, axis=0)[:-1]  # > 0 at some sample up to the interval's start
     return columns, seen & below, ~seen & below
-
-
-def last_positive(G: np.ndarray, intervals: np.ndarray) -> np.ndarray:
-    """For each column of G (K, C), the last sample at or before ``intervals`` (C,) where it is > 0 (the start
-    of a crossed column's bracket, :func:`crossings`)."""
-    samples = np.where(G > 0, np.arange(len(G))[:, None], -1)
-    return np.maximum.accumulate(samples, axis=0)[intervals, np.arange(G.shape[1])]
 
 
 class StepGuards:
@@ -426,7 +424,7 @@ def first_event(
         grazing = step.piece_column(col) in step.guards.grazing and Gf[0, col] > -thresholds[col]
         if grazing and np.any(Gf[k + 1 :, col] > 0):
             wrong_way[:, w], crossed[k:, w] = False, False
-    if wrong_way.any():  # a guard that starts on its surface is below it at the next sample
+    if wrong and wrong_way.any():  # a guard that starts on its surface is below it at the next sample
         k = int(wrong_way.any(axis=1).nonzero()[0][0])
         if not crossed[:k].any():
             for col in columns[np.flatnonzero(wrong_way[k])].tolist():
@@ -435,25 +433,24 @@ def first_event(
                     return step.event(ts[k], col, Gf[k])
                 brackets[col] = (hump[0], ts[k + 1], hump[1], G[k + 1, col])
         crossed[k + 1 :] = False  # another guard's crossing inside interval k may come before the hump's
-    which = crossed.any(axis=0).nonzero()[0]
-    ks = crossed[:, which].argmax(axis=0)  # each crossed column's first crossed interval
-    crossed_columns = columns[which]
-    begins = last_positive(Gf[:, crossed_columns], ks)  # where each crossed column was last > 0
+    tf = np.asarray(ts, dtype=np.float64)
+    # each crossed column's first crossed interval, where it was last > 0 before it, and its crossing's estimate
+    crossed_columns, ks, begins, crossed_estimates = crossed_brackets(Gf, tf, columns, crossed)
     times = list(ts)  # in the arithmetic's own type, as G's entries
+    crossed_list, firsts = crossed_columns.tolist(), ks.tolist()
     brackets.update(
         zip(
-            crossed_columns.tolist(),
+            crossed_list,
             zip(
                 [times[k] for k in begins.tolist()],
-                [times[k + 1] for k in ks.tolist()],
+                [times[k + 1] for k in firsts],
                 G[begins, crossed_columns],
                 G[ks + 1, crossed_columns],
             ),
         )
     )
-    tf = np.asarray(ts, dtype=np.float64)
     if refine_dips:
-        crossed_by = int(ks.min()) + 1 if len(ks) else len(ts) - 1
+        crossed_by = min(firsts) + 1 if firsts else len(ts) - 1
         for a, b, col in dip_candidates(tf, Gf, crossed_by):
             if col in brackets:
                 continue
@@ -472,11 +469,10 @@ def first_event(
         t_event = step.root(col, *bracket, xtol)
         return step.event(t_event, col, step.values(t_event))
 
-    estimates = {c: _estimate(*bracket) for c, bracket in brackets.items()}  # the humps' and dips' hold
-    start, end = tf[begins], tf[ks + 1]  # the same operations as _estimate's, on every crossed column at once
-    g_start, g_end = Gf[begins, crossed_columns], Gf[ks + 1, crossed_columns]
-    crossed_estimates = start + (end - start) * g_start / (g_start - g_end)
-    estimates.update(zip(crossed_columns.tolist(), crossed_estimates.tolist()))
+    # the crossed columns' estimates (the same operations as _estimate's, on all of them at once), then the
+    # humps' and dips'
+    estimates = dict(zip(crossed_list, crossed_estimates.tolist()))
+    estimates.update({c: _estimate(*bracket) for c, bracket in brackets.items() if c not in estimates})
     estimate = estimates.__getitem__  # column -> the linear-interpolation estimate of its crossing time
     keys = np.array(list(brackets), dtype=np.int64)  # the bracketed columns, in order, and where they start
     starts = np.array([float(bracket[0]) for bracket in brackets.values()])

@@ -63,6 +63,7 @@ from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
 from fls.simulate.flow.switching import handover
 from fls.simulate.flow.tangent_rates import pair_rates, rate_scale
+from fls.simulate.flow.touching import touched_columns
 from fls.simulate.stopping import StopRule
 
 #: A run whose events stop advancing time (more than this many in a row within a few roundoffs of t) has
@@ -236,10 +237,8 @@ class HybridFlow:
         values = np.asarray(end.values, dtype=np.float64)
         P, S = guards.n_pairs, guards.n_sliding
         columns = np.arange(len(values)) if end.columns is None else end.columns  # the guards of ``values``
-        touching = np.zeros(P, dtype=bool)
-        touching[columns[(columns < P) & (np.abs(values) <= tol)]] = True  # a sliding pair's column is 1
+        touching, at_bound = touched_columns(values, columns, P, S, tol)
         touching = touching.reshape(mode.sliding.shape)
-        at_bound = columns[(columns >= P) & (columns < P + 2 * S) & (values <= tol)].tolist()
         column = int(end.column)
         kind = guards.kind(column)
         if kind == PAIR:

@@ -1,12 +1,16 @@
 """The switch of the flow engine's compiled kernels: numba where it is installed and not turned off.
 
 The float64 engine spends most of an event at m = 100 in the overhead of numpy calls on arrays of a few
-thousand numbers (docs/flow.md, "Cost"). Four kernels do the same arithmetic in one compiled call each: the
+thousand numbers (docs/flow.md, "Cost"). Nine kernels do the same arithmetic in one compiled call each: the
 field of a mode (:mod:`~simulate.flow.field_kernel`), the data-span tolerance
-(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test
-(:mod:`~simulate.flow.pair_test_kernel`) and its crossed intervals (:mod:`~simulate.flow.crossings_kernel`). The first two round sums and exp
-differently from numpy (their docstrings state by how much), the other two are bit for bit numpy's; the numpy
-code they mirror stays the reference and the path every other arithmetic (mpmath) runs. A fifth,
+(:mod:`~simulate.flow.span_tolerance_kernel`), a step's full pair test (:mod:`~simulate.flow.pair_test_kernel`),
+its crossed intervals (:mod:`~simulate.flow.crossings_kernel`), the crossed guards' brackets
+(:mod:`~simulate.flow.brackets_kernel`), the dips between samples (:mod:`~simulate.flow.dips_kernel`), Newton on
+a pair's guard polynomial (:mod:`~simulate.flow.root_kernel`), the sliding weights' guards
+(:mod:`~simulate.flow.weight_guards_kernel`) and the guards on their bounds at an event
+(:mod:`~simulate.flow.touching_kernel`). The first two round sums and exp differently from numpy (their
+docstrings state by how much), the others are bit for bit the code they mirror; that code stays the reference
+and the path every other arithmetic (mpmath) runs. A tenth,
 :mod:`~simulate.flow.screen_kernel`, forms the norms of short rows for the step screens' bounds (at m = 20000
 in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a few ulps from numpy's). Two
 more fuse an explicit step's passes over a wide state (from :data:`~simulate.flow.rk_step.FUSED_MIN_SIZE`
@@ -15,11 +19,11 @@ its sums over the stages in another order) and the log coordinates' tolerance
 (:mod:`~simulate.flow.log_tolerance_kernel`, bit for bit).
 
 The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
-coordinates at their construction, the pair test and the crossings at each step); without numba installed the
-numpy path runs. numba is imported only here and only at a flow run's
-first use of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled
-with ``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a
-fresh install compiles them once (docs/flow.md, "Cost"); later processes load them.
+coordinates and explicit step at their construction, the other kernels at each call); without numba the numpy
+path runs. numba is imported only by the kernel modules, which this module imports at a flow run's first use
+of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled with
+``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a fresh
+install compiles them once (docs/flow.md, "Cost"); later processes load them.
 """
 
 from __future__ import annotations
@@ -50,4 +54,10 @@ def _numba_available() -> bool:
 def kernels(module: str) -> ModuleType | None:
     """The compiled kernel module ``fls.simulate.flow.<module>`` when :func:`enabled`, else None (the caller
     runs its numpy code)."""
-    return importlib.import_module(f"fls.simulate.flow.{module}") if enabled() else None
+    return _module(module) if enabled() else None
+
+
+@cache
+def _module(module: str) -> ModuleType:
+    """The kernel module, imported once (a lookup at every step costs a dict access, not an import)."""
+    return importlib.import_module(f"fls.simulate.flow.{module}")

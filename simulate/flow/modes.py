@@ -331,11 +331,12 @@ def select_neuron_mode(
     scale = rate_scale(s, offset, norms, factor_errors) if scale is None else scale
     resolutions = rate_resolution(norms_at, scale)  # below it a rate has no sign (tangent_rates)
     pull = held & (jumps > JUMP_TOL * norms_at * jump_scale + resolutions)
-    attracting, others = touching[pull], touching[~pull]
+    unpulled = ~pull
+    attracting, others = touching[pull], touching[unpulled]
     new[others] = prefer[others]
     A = X[attracting].T * s[attracting]
     mu = np.zeros(0)
-    rate_floors = resolutions[~pull]
+    rate_floors = resolutions[unpulled]
     for _ in range(len(touching) + 1):
         gates = (new == ACTIVE).astype(np.float64)
         gates[attracting] = 0.0
@@ -358,8 +359,10 @@ def select_neuron_mode(
     resolution = weight_resolution(jumps[pull], norms[attracting], scale)
     repelling = sign_v * s[attracting] > 0
     nears = np.maximum(HINT_TOL, resolution)
-    for i, weight, near, repels in zip(attracting, mu, nears, repelling, strict=True):
-        hint = hints.get(int(i))
+    # as Python numbers (the same values): a loop over numpy scalars costs a few microseconds per pair
+    numbers = (attracting.tolist(), mu.tolist(), nears.tolist(), repelling.tolist())
+    for i, weight, near, repels in zip(*numbers, strict=True):
+        hint = hints.get(i)
         if hint is not None and abs(weight - (1.0 if hint == ACTIVE else 0.0)) <= near:
             new[i] = bound_side(hint == ACTIVE, repels)
         elif weight >= 1.0 - BOUND_TOL:

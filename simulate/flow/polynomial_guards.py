@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.events import PieceGuards, StepGuards, illinois
 from fls.simulate.flow.output_screen import bound_norms, output_guards_stay_off, screens
 from fls.simulate.flow.pair_test import every_pair_test, past_surface
@@ -67,6 +68,44 @@ def _horner(coefficients: list[float], theta: float) -> tuple[float, float]:
         slope = slope * theta + value
         value = value * theta + coefficient
     return value, slope
+
+
+def newton_root(coefficients: list[float], lo: float, hi: float, tol: float) -> tuple[bool, float]:
+    """(crossed at lo, theta): the crossing in [lo, hi] of the polynomial with ``coefficients`` (highest power
+    first; > 0 at lo, <= 0 at hi) to ``tol``, on the side not crossed.
+
+    Safeguarded Newton (Horner's rule for the value and the derivative; bisection when a step leaves the
+    bracket), then the bracket is closed to tol around the converged point; theta is the bracket's lower end,
+    or a point where the polynomial is exactly 0. Where the polynomial is not > 0 at lo (crossed there already
+    by its roundoff, see ``StepGuards.root``), the first entry is True.
+    """
+    g_lo, g_hi = _horner(coefficients, lo)[0], _horner(coefficients, hi)[0]
+    if not g_lo > 0:
+        return True, lo
+    theta = lo + (hi - lo) * g_lo / (g_lo - g_hi) if g_lo != g_hi else (lo + hi) / 2
+    for _ in range(100):
+        if hi - lo <= tol:
+            break
+        g, slope = _horner(coefficients, theta)
+        if g == 0:
+            return False, theta
+        if g > 0:
+            lo = theta
+        else:
+            hi = theta
+        newton = theta - g / slope if slope != 0 else lo - 1.0
+        if not lo < newton < hi:
+            newton = (lo + hi) / 2
+        if abs(newton - theta) <= tol / 4:  # converged: close the bracket around the point
+            left, right = max(lo, newton - tol / 4), min(hi, newton + tol / 4)
+            if _horner(coefficients, left)[0] > 0:
+                lo = left
+            if _horner(coefficients, right)[0] <= 0:
+                hi = right
+            theta = (lo + hi) / 2
+        else:
+            theta = newton
+    return False, lo
 
 
 #: Relative slack of the screen of :func:`_movable_pairs` (the bound ||R_k,j|| ||Z_i|| is rounded, as is the
@@ -287,46 +326,19 @@ class PolynomialStepGuards(StepGuards):
     def root(self, col: int, a: float, b: float, ga: float, gb: float, xtol: float) -> float:
         """Column ``col``'s crossing in [a, b] (ga > 0 >= gb) to ``xtol``, on the side not crossed.
 
-        A movable pair's guard is a polynomial of degree p in theta: safeguarded Newton (Horner's rule for the
-        value and the derivative; bisection when a step leaves the bracket), then the bracket is closed to
-        xtol around the converged point. The output columns go to regula falsi (:func:`illinois`).
+        A movable pair's guard is a polynomial of degree p in theta: safeguarded Newton (:func:`newton_root`),
+        in one compiled call where :mod:`~simulate.flow.jit` allows (:mod:`~simulate.flow.root_kernel`: the
+        same floating-point operations, so the same root bit for bit). The output columns go to regula falsi
+        (:func:`illinois`).
         """
         if col >= self.n_candidates:
             return illinois(lambda t: self.column(t, col), a, b, ga, gb, xtol)
-        coefficients = self._highest_first(col)
-
-        def value_and_slope(theta: float) -> tuple[float, float]:
-            return _horner(coefficients, theta)
-
-        tol = xtol / self.h
-        lo, hi = self._theta(a), self._theta(b)
-        g_lo, g_hi = value_and_slope(lo)[0], value_and_slope(hi)[0]
-        if not g_lo > 0:  # crossed at a already by the polynomial's roundoff (see StepGuards.root)
-            return a
-        theta = lo + (hi - lo) * g_lo / (g_lo - g_hi) if g_lo != g_hi else (lo + hi) / 2
-        for _ in range(100):
-            if hi - lo <= tol:
-                break
-            g, slope = value_and_slope(theta)
-            if g == 0:
-                return self.t_a + theta * self.h
-            if g > 0:
-                lo = theta
-            else:
-                hi = theta
-            newton = theta - g / slope if slope != 0 else lo - 1.0
-            if not lo < newton < hi:
-                newton = (lo + hi) / 2
-            if abs(newton - theta) <= tol / 4:  # converged: close the bracket around the point
-                left, right = max(lo, newton - tol / 4), min(hi, newton + tol / 4)
-                if value_and_slope(left)[0] > 0:
-                    lo = left
-                if value_and_slope(right)[0] <= 0:
-                    hi = right
-                theta = (lo + hi) / 2
-            else:
-                theta = newton
-        return self.t_a + lo * self.h
+        lo, hi, tol = self._theta(a), self._theta(b), xtol / self.h
+        if (kernel := jit.kernels("root_kernel")) is not None:
+            crossed_at_a, theta = kernel.newton_root(self.pair_coefficients, col, lo, hi, tol)
+        else:
+            crossed_at_a, theta = newton_root(self._highest_first(col), lo, hi, tol)
+        return a if crossed_at_a else self.t_a + theta * self.h
 
     def _highest_first(self, col: int) -> list[float]:
         """A movable pair's coefficients, highest power first (kept: a located column is evaluated often)."""
