@@ -5,9 +5,12 @@ alpha = 1e-3 / sqrt(m), log coordinates, its first mode), each item is timed alo
 printed in milliseconds and in units of one field evaluation:
 
 - the three field evaluations of an RK23 step that ends in an event (its first stage is the restart's),
-  and the step's passes over the state in the engine's own forms (``smooth.ExplicitPieces``): the two stage
+  and the step's passes over the state in the engine's own forms (``rk_step.explicit_step``): the two stage
   inputs, the new state, the error norm, the step's tolerance, the dense output's coefficients, the copy of
-  the last stage to the next step's first, and the state at the event;
+  the last stage to the next step's first, and the state at the event; with the compiled kernels on and
+  from ``rk_step.FUSED_MIN_SIZE`` components the engine's compiled forms (the stage sums and the tolerance
+  in one pass each, from ``rk_step.FUSED_NORM_MIN_SIZE`` the error norm and the coefficients in one),
+  numpy's otherwise (``FLS_NUMBA=0``);
 - the event: every sample's output there (the selection and the field's finiteness read them) and the
   restart's evaluation from those outputs.
 
@@ -28,17 +31,20 @@ from flow_width import problem_data
 from implicit_prices import cpu_seconds
 from scipy.integrate import RK23
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.api import make_coordinates
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.modes import Mode, SlidingWeights
+from fls.simulate.flow.rk_step import FUSED_MIN_SIZE, FUSED_NORM_MIN_SIZE
 from fls.simulate.initialization import init_params
 
 RTOL, ATOL = 1e-7, 1e-10  # flow_width.py's engine tolerances
 STEP = 1e-6  # a step size for the stage coefficients (the passes' cost does not depend on it)
 
 
-def floor_items(problem: str, m: int) -> dict[str, float]:
-    """CPU milliseconds of each item of the floor (the module's docstring) at the window's start state."""
+def floor_items(problem: str, m: int) -> tuple[dict[str, float], str]:
+    """(CPU milliseconds of each item of the floor (the module's docstring) at the window's start state, which
+    forms the step's passes took: "compiled" or "numpy")."""
     X, y = problem_data(problem)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
     coords = make_coordinates("log", W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
@@ -54,11 +60,20 @@ def floor_items(problem: str, m: int) -> dict[str, float]:
     A, B, E, P = STEP * RK23.A, STEP * RK23.B, STEP * RK23.E, STEP * RK23.P.T
     at_event = np.array([[1.0, 0.5, 0.25, 0.125]])
 
+    kernel = jit.kernels("rk_step_kernel") if Y.size >= FUSED_MIN_SIZE else None
+
     def stage_inputs() -> None:
+        if kernel is not None:
+            kernel.combine(tuple(A[1, :1]), K, Y, work)
+            kernel.combine(tuple(A[2, :2]), K, Y, work)
+            return
         np.add(np.multiply(K[0], A[1, 0], out=work), Y, out=work)
         np.add(np.matmul(A[2, :2], K[:2], out=work), Y, out=work)
 
     def new_state() -> None:
+        if kernel is not None:
+            kernel.combine(tuple(B), K, Y, np.empty_like(Y))
+            return
         y_new = B @ K[:3]
         y_new += Y
 
@@ -70,20 +85,31 @@ def floor_items(problem: str, m: int) -> dict[str, float]:
         C[0] = Y
         np.matmul(P, K, out=C[1:])
 
+    def error_and_coefficients() -> None:
+        interpolant = tuple(tuple(row) for row in P)
+        kernel.error_and_coefficients(tuple(E), interpolant, K, Y, Y, False, RTOL, ATOL, scale, C)
+
     works = {
         "field evaluation": lambda: coords.rhs(Y, weights, out=K[1]),
         "stage inputs (2)": stage_inputs,
         "new state": new_state,
-        "error norm": error_norm,
         "step tolerance": lambda: coords.state_tolerance(Y, RTOL, ATOL, scale),
-        "dense coefficients": coefficients,
-        "last stage to first": lambda: np.copyto(K[0], K[3]),
-        "state at the event": lambda: at_event @ C,
-        "outputs at the event": lambda: coords.output(Y, weights),
-        "restart from the outputs": lambda: coords.rhs(Y, weights, outputs, out=K[1]),
     }
+    if kernel is None or Y.size < FUSED_NORM_MIN_SIZE:
+        works.update({"error norm": error_norm, "dense coefficients": coefficients})
+    else:
+        works["error, coefficients (fused)"] = error_and_coefficients
+    works.update(
+        {
+            "last stage to first": lambda: np.copyto(K[0], K[3]),
+            "state at the event": lambda: at_event @ C,
+            "outputs at the event": lambda: coords.output(Y, weights),
+            "restart from the outputs": lambda: coords.rhs(Y, weights, outputs, out=K[1]),
+        }
+    )
     repeats = max(3, int(2e5 // m))
-    return {name: 1e3 * cpu_seconds(work, repeats) for name, work in works.items()}
+    forms = "numpy" if kernel is None else "compiled"
+    return {name: 1e3 * cpu_seconds(work, repeats) for name, work in works.items()}, forms
 
 
 def main() -> None:
@@ -91,11 +117,13 @@ def main() -> None:
     parser.add_argument("--problem", default="stall", choices=["stall", "low_signal"])
     parser.add_argument("--width", type=int, default=20000)
     args = parser.parse_args()
-    items = floor_items(args.problem, args.width)
+    items, forms = floor_items(args.problem, args.width)
     field = items["field evaluation"]
-    print(f"{args.problem}, m = {args.width}: one field evaluation {field:.3f} ms of CPU")
+    print(
+        f"{args.problem}, m = {args.width} (the step's {forms} forms): one field evaluation {field:.3f} ms of CPU"
+    )
     for name, cost in items.items():
-        print(f"  {name:26s} {cost:9.3f} ms  {cost / field:5.2f} evaluations")
+        print(f"  {name:30s} {cost:9.3f} ms  {cost / field:5.2f} evaluations")
     floor = 2 * field + sum(items.values())  # the step's three evaluations, one of them listed
     print(
         f"  floor per event: {floor:.2f} ms = {floor / field:.2f} evaluations; "

@@ -12,14 +12,18 @@ a pair's guard polynomial (:mod:`~simulate.flow.root_kernel`), the sliding weigh
 docstrings state by how much), the others are bit for bit the code they mirror; that code stays the reference
 and the path every other arithmetic (mpmath) runs. A tenth,
 :mod:`~simulate.flow.screen_kernel`, forms the norms of short rows for the step screens' bounds (at m = 20000
-in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a few ulps from numpy's).
+in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a few ulps from numpy's). Two
+more fuse an explicit step's passes over a wide state (from :data:`~simulate.flow.rk_step.FUSED_MIN_SIZE`
+components): its stage sums, error norm and dense output's coefficients (:mod:`~simulate.flow.rk_step_kernel`,
+its sums over the stages in another order) and the log coordinates' tolerance
+(:mod:`~simulate.flow.log_tolerance_kernel`, bit for bit).
 
 The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
-coordinates at their construction, the other kernels at each call); without numba installed the numpy path
-runs. numba is imported only by the kernel modules, which this module imports at a flow run's first use of a
-kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled
-with ``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a
-fresh install compiles them once (docs/flow.md, "Cost"); later processes load them.
+coordinates and explicit step at their construction, the other kernels at each call); without numba the numpy
+path runs. numba is imported only by the kernel modules, which this module imports at a flow run's first use
+of a kernel, never by ``import fls`` or the command line's ``--help``. The kernels are compiled with
+``cache=True`` (numba's on-disk cache next to the modules, or ``$NUMBA_CACHE_DIR``): the first run of a fresh
+install compiles them once (docs/flow.md, "Cost"); later processes load them.
 """
 
 from __future__ import annotations

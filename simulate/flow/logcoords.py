@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.carried_outputs import CARRY_MIN_PAIRS
 from fls.simulate.flow.chain import SlidingWeights, factor_derivatives, gate_map
@@ -26,6 +27,7 @@ from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.coupled_jacobian import CoupledJacobian, neuron_index
 from fls.simulate.flow.kept_units import KeptUnits
 from fls.simulate.flow.output_screen import bound_norms
+from fls.simulate.flow.rk_step import FUSED_MIN_SIZE
 from fls.simulate.flow.tolerance import componentwise
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -66,6 +68,8 @@ class LogCoordinates(Coordinates):
         self.sign = np.asarray(sign, dtype=np.float64)
         self.sign_a = arithmetic.convert(self.sign)
         self.kept_units = KeptUnits()  # the directions' units at the last event's outputs, for the restart
+        # the tolerance in one compiled pass (log_tolerance_kernel, docs/flow.md "Width"), or None
+        self._tolerance_kernel = jit.kernels("log_tolerance_kernel") if arithmetic.name == "float64" else None
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
         W_a = self.arith.convert(W)
@@ -182,21 +186,30 @@ class LogCoordinates(Coordinates):
 
         The directions' rule is formed only for the rows where it can be the stricter
         (:func:`direction_rule_rows`): elsewhere the result is the state's own rule, bit for bit as when every
-        row is formed and the smaller taken (docs/flow.md, "Cost"). ``out``: a float64 array (size,) to write it
-        into, else a fresh one."""
+        row is formed and the smaller taken (docs/flow.md, "Cost"). With the compiled kernels on and from
+        :data:`~simulate.flow.rk_step.FUSED_MIN_SIZE` components, the own and log-norms' rules and the rows'
+        test in one pass (:mod:`~simulate.flow.log_tolerance_kernel`), the same bits. ``out``: a float64 array
+        (size,) to write it into, else a fresh one."""
         Y = np.asarray(Y, dtype=np.float64)
         U, rho = self._split(Y)
-        # the same operations as componentwise's, in place (each pass over the state costs at m = 20000)
-        tolerance = np.abs(Y, out=out)
-        tolerance *= rtol
-        tolerance += atol  # componentwise(Y, rtol, atol)
-        rows, per_neuron = self._split(tolerance)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             radius = np.exp(rho)
-            by_log_norm = componentwise(radius, rtol, atol) / radius
-            # fmin: a norm under- or overflowing exp (nan or inf) leaves the state's own rule
-            np.fmin(per_neuron, by_log_norm, out=per_neuron)
-            near = direction_rule_rows(U, radius, rtol, atol)
+            if self._tolerance_kernel is not None and Y.size >= FUSED_MIN_SIZE:
+                tolerance = np.empty_like(Y) if out is None else out
+                flags = np.empty(len(radius), dtype=np.bool_)
+                every_row = not atol >= _ATOL_FLOOR
+                self._tolerance_kernel.own_rules(Y, radius, self.d, rtol, atol, every_row, tolerance, flags)
+                near = flags.nonzero()[0]
+            else:
+                # the same operations as componentwise's, in place (each pass over the state costs at m = 20000)
+                tolerance = np.abs(Y, out=out)
+                tolerance *= rtol
+                tolerance += atol  # componentwise(Y, rtol, atol)
+                per_neuron = self._split(tolerance)[1]
+                by_log_norm = componentwise(radius, rtol, atol) / radius
+                # fmin: a norm under- or overflowing exp (nan or inf) leaves the state's own rule
+                np.fmin(per_neuron, by_log_norm, out=per_neuron)
+                near = direction_rule_rows(U, radius, rtol, atol)
             if not len(near):
                 return tolerance
             if len(near) == len(radius):
@@ -208,6 +221,7 @@ class LogCoordinates(Coordinates):
             by_direction *= rtol
             by_direction += atol
             by_direction *= (norms / radius)[:, None]
+        rows = self._split(tolerance)[0]
         rows[near] = np.fmin(rows[near], by_direction)
         return tolerance
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.integrate import BDF, RK23, RK45
 
+from fls.simulate.flow import jit
 from fls.simulate.flow.coupled_radau import CoupledRadau
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
@@ -24,7 +25,7 @@ from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_obse
 from fls.simulate.flow.order import ORDER, OrderMonitor
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.retry_check import RetryCheck
-from fls.simulate.flow.stage_sums import stage_sum, stage_value
+from fls.simulate.flow.rk_step import explicit_step
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
@@ -356,6 +357,7 @@ class ExplicitPieces:
         self.fractions = guard_fractions(method)
         self.retry_check = RetryCheck(self.powers, self.exponent)
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.kernel = jit.kernels("rk_step_kernel")  # the compiled step (docs/flow.md, "Width"), or None
 
     def _workspace(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stages K (stages + 1, size), the dense output's coefficients (degree + 1, size) and two work
@@ -370,24 +372,12 @@ class ExplicitPieces:
         return self._buffers
 
     def _step(self, fun: Callable[[Any], Any], y: np.ndarray, f: np.ndarray, h: float):
-        """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm).
-
-        Touches each length-size vector as few times as possible (stage combinations: ``stage_sum``, the step
-        size folded into the coefficients, the field written into K's rows: ``stage_value``) and allocates only
-        y_new: K is the workspace's, until the next step."""
-        K, _, (work, scale) = self._workspace(y.size)
-        K[0] = f
-        for s in range(1, self.stages):
-            stage_sum(h * self.A[s, :s], K[:s], work)
-            work += y
-            stage_value(fun, work, K[s])
-        y_new = (h * self.B) @ K[: self.stages]
-        y_new += y
-        stage_value(fun, y_new, K[-1])
-        self.tolerance.step_scale(y, y_new, scale, work)
-        ratio = np.matmul(h * self.E, K, out=work)
-        ratio /= scale
-        return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size))
+        """One step of size h: (y_new, stages K (stages + 1, size) with K[-1] = f(y_new), error norm, whether
+        the dense output's coefficients were formed), by :func:`~simulate.flow.rk_step.explicit_step`
+        (compiled where the switch is on and y is float64). K is the workspace's, until the next step."""
+        kernel = self.kernel if y.dtype == np.float64 else None
+        tableau = (self.A, self.B, self.E, self.P)
+        return explicit_step(fun, y, f, h, tableau, self.tolerance, self._workspace(y.size), kernel)
 
     def state_tolerance(self, y: np.ndarray) -> np.ndarray:
         """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
@@ -422,7 +412,7 @@ class ExplicitPieces:
                 h = min(h, t_bound - t)
                 if h <= 10 * np.spacing(abs(t)):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
                     return checked.end(t, y, used, f"step size too small at t = {t:.6g}")
-                y_new, K, error = self._step(checked.fun, y, f, h)
+                y_new, K, error, formed = self._step(checked.fun, y, f, h)
                 checked.overflowed = not np.isfinite(error)
                 if not error < 1:  # rejected (also when a stage is not finite: the error is then NaN or inf)
                     self.retry_check.rejected(t, h, error)
@@ -432,8 +422,9 @@ class ExplicitPieces:
                 t_new = t_bound if h == t_bound - t else t + h
                 # y(t + theta h) = sum_k coefficients_k theta^k, k = 0 .. degree (row 0 is y): contiguous rows
                 coefficients = self._workspace(y.size)[1]
-                coefficients[0] = y
-                np.matmul(h * self.P.T, K, out=coefficients[1:])
+                if not formed:
+                    coefficients[0] = y
+                    np.matmul(h * self.P.T, K, out=coefficients[1:])
                 shrink = self.retry_check.shrink(checked.fun, t, h, y, y_new, self._workspace(y.size))
                 if shrink < 1:  # a step whose estimate missed a transient (retry_check): rejected after all
                     h, rejected = h * shrink, True

@@ -131,7 +131,7 @@ def test_the_limit_is_above_the_comparisons_own_error_on_smooth_steps():
         integrator = ExplicitPieces(method, 1e-8, 1e-8)
         y, f = np.array([1.0, 0.5]), np.array([-1.0, -0.5])
         h = 0.9 * (1e-8) ** (-integrator.exponent)
-        y_new, K, error = integrator._step(lambda z: -z, y, f, h)
+        y_new, K, error, _ = integrator._step(lambda z: -z, y, f, h)
         coefficients = np.vstack([y, h * (integrator.P.T @ K)])
         scale = 1e-8 + 1e-8 * np.maximum(np.abs(y), np.abs(y_new))
         q = RetryCheck(integrator.powers, integrator.exponent).comparison(
