@@ -73,7 +73,7 @@ class SpanCoordinates(Coordinates):
         self.largest_x = absolute.max(axis=1)  # max_k |x_ik| (n,)
         self.largest_column = absolute.max(axis=0)  # max_i |x_ik| (d,): how far w_jk moves per unit of lambda_j
         self._converted: dict[tuple[float, float], ConvertedRows] = {}  # per (rtol, atol): state_tolerance
-        self._kept_product: tuple[Any, Any, Any] | None = None  # (state, its rows, Lambda K): output
+        self._kept_product: tuple[Any, ...] | None = None  # (state, its rows, Lambda K, work): output
         self._x_spectral_norm: float | None = None  # sigma_max(X), for contribution_excursion (float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
@@ -120,16 +120,20 @@ class SpanCoordinates(Coordinates):
         if np.ndim(Y) != 1 or self.arith.name != "float64":
             return super().output(Y, weights)
         Lambda, v = self._split(Y)
-        product = Lambda @ self.gram
-        self._kept_product = (Y, Lambda.copy(), product)
-        return self.output_of_parts(product + self.P0, v, weights, overwrite=True)
+        if self._kept_product is None:  # buffers kept from event to event: no fresh (m, n) arrays to fault in
+            self._kept_product = (None, *np.empty((3, *Lambda.shape)))
+        _, rows, product, D = self._kept_product
+        np.copyto(rows, Lambda)
+        np.matmul(Lambda, self.gram, out=product)
+        self._kept_product = (Y, rows, product, D)
+        return self.output_of_parts(np.add(product, self.P0, out=D), v, weights, overwrite=True)
 
     def _product_at(self, Y: Any, Lambda: Any) -> Any:
         """Lambda K at the state Y whose rows are Lambda: the one :meth:`output` kept when it was formed at this
         state (the same array, its rows unchanged since: compared by value), else formed afresh."""
         kept = self._kept_product
         if kept is not None and kept[0] is Y and np.array_equal(kept[1], Lambda):
-            return kept[2]
+            return kept[2]  # read before the next output overwrites it
         return Lambda @ self.gram
 
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
