@@ -1,8 +1,8 @@
 """The floor of an event's cost at a width window's state: the passes any RK23 step and event restart make.
 
 At the start state of ``benchmarks/flow_width.py``'s window (the problem's balanced ``random_sign`` init at
-alpha = 1e-3 / sqrt(m), log coordinates, its first mode), each item is timed alone (CPU, best of three) and
-printed in milliseconds and in units of one field evaluation:
+alpha = 1e-3 / sqrt(m), in log or data-span coordinates, its first mode), each item is timed alone (CPU, best
+of three) and printed in milliseconds and in units of one field evaluation:
 
 - the three field evaluations of an RK23 step that ends in an event (its first stage is the restart's),
   and the step's passes over the state in the engine's own forms (``rk_step.explicit_step``): the two stage
@@ -18,7 +18,7 @@ Their sum is a floor for an event that takes one step, with nothing for the step
 event, its selection and projection, or the Python between them; docs/flow.md "Width" compares it with the
 target of ``flow_width.py``, 5 field evaluations + 1 ms per event.
 
-    python benchmarks/step_floor.py [--problem stall|low_signal] [--width M]
+    python benchmarks/step_floor.py [--problem stall|low_signal] [--width M] [--coords log|span]
 """
 
 import argparse
@@ -42,12 +42,12 @@ RTOL, ATOL = 1e-7, 1e-10  # flow_width.py's engine tolerances
 STEP = 1e-6  # a step size for the stage coefficients (the passes' cost does not depend on it)
 
 
-def floor_items(problem: str, m: int) -> tuple[dict[str, float], str]:
-    """(CPU milliseconds of each item of the floor (the module's docstring) at the window's start state, which
-    forms the step's passes took: "compiled" or "numpy")."""
+def floor_items(problem: str, m: int, coordinates: str = "log") -> tuple[dict[str, float], str]:
+    """(CPU milliseconds of each item of the floor (the module's docstring) at the window's start state in
+    ``coordinates`` ("log" or "span"), which forms the step's passes took: "compiled" or "numpy")."""
     X, y = problem_data(problem)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
-    coords = make_coordinates("log", W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
+    coords = make_coordinates(coordinates, W, v, X, y, 1.0, float_arithmetic("logistic"), implicit=False)
     Y = coords.pack(W, v)
     mode = Mode(coords.cosines(Y) > 0, np.zeros((m, coords.n), dtype=bool))
     weights = SlidingWeights(mode, coords.X @ coords.X.T, coords.arith)
@@ -116,11 +116,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", default="stall", choices=["stall", "low_signal"])
     parser.add_argument("--width", type=int, default=20000)
+    parser.add_argument("--coords", default="log", choices=["log", "span"])
     args = parser.parse_args()
-    items, forms = floor_items(args.problem, args.width)
+    items, forms = floor_items(args.problem, args.width, args.coords)
     field = items["field evaluation"]
     print(
-        f"{args.problem}, m = {args.width} (the step's {forms} forms): one field evaluation {field:.3f} ms of CPU"
+        f"{args.problem}, m = {args.width}, {args.coords} coordinates (the step's {forms} forms): one field "
+        f"evaluation {field:.3f} ms of CPU"
     )
     for name, cost in items.items():
         print(f"  {name:30s} {cost:9.3f} ms  {cost / field:5.2f} evaluations")

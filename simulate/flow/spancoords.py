@@ -73,6 +73,7 @@ class SpanCoordinates(Coordinates):
         self.largest_x = absolute.max(axis=1)  # max_k |x_ik| (n,)
         self.largest_column = absolute.max(axis=0)  # max_i |x_ik| (d,): how far w_jk moves per unit of lambda_j
         self._converted: dict[tuple[float, float], ConvertedRows] = {}  # per (rtol, atol): state_tolerance
+        self._kept_product: tuple[Any, ...] | None = None  # (state, its rows, Lambda K, work): output
         self._x_spectral_norm: float | None = None  # sigma_max(X), for contribution_excursion (float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.scaled_x_powers = np.nan_to_num((absolute / self.largest_x[:, None]) ** NORM_ORDER).T  # (d, n)
@@ -84,8 +85,12 @@ class SpanCoordinates(Coordinates):
         )
 
     def pack(self, W: np.ndarray, v: np.ndarray) -> Any:
-        """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples (0 at the start)."""
+        """(Lambda, v) of the network (W, v); W - W(0) is taken onto the span of the samples. At the start
+        (W = W(0), every run's first state) Lambda = 0 without the product X (W - W(0))^T and the solve, which
+        cost 48 ms at m = 20000, n = 40, d = 100 (docs/flow.md "Width")."""
         shift = self.arith.convert(W) - self.W0
+        if self.arith.name == "float64" and not shift.any():
+            return np.concatenate([np.zeros(self.m * self.n), self.arith.convert(v)])
         Lambda = self.arith.lstsq(self.gram, self.X @ shift.T).T
         return np.concatenate([Lambda.reshape(-1), self.arith.convert(v)])
 
@@ -105,7 +110,31 @@ class SpanCoordinates(Coordinates):
 
     def invariant(self, Y: Any) -> Any:
         Lambda, v = self._split(Y)
-        return v * v - self._norms2(Lambda, Lambda @ self.gram)
+        return v * v - self._norms2(Lambda, self._product_at(Y, Lambda))
+
+    def output(self, Y: Any, weights: SlidingWeights) -> Any:
+        """:meth:`Coordinates.output`, with the product Lambda K at one float64 state Y (size,) kept: the step's
+        observer reads the invariant at the same state (an event's, after its outputs), which then costs O(m n)
+        instead of a second O(m n^2) product, one field evaluation at m = 20000, n = 40 (docs/flow.md "Width").
+        D = Lambda K + P^0 is the sum :meth:`parts` forms, so the outputs are bitwise the same."""
+        if np.ndim(Y) != 1 or self.arith.name != "float64":
+            return super().output(Y, weights)
+        Lambda, v = self._split(Y)
+        if self._kept_product is None:  # buffers kept from event to event: no fresh (m, n) arrays to fault in
+            self._kept_product = (None, *np.empty((3, *Lambda.shape)))
+        _, rows, product, D = self._kept_product
+        np.copyto(rows, Lambda)
+        np.matmul(Lambda, self.gram, out=product)
+        self._kept_product = (Y, rows, product, D)
+        return self.output_of_parts(np.add(product, self.P0, out=D), v, weights, overwrite=True)
+
+    def _product_at(self, Y: Any, Lambda: Any) -> Any:
+        """Lambda K at the state Y whose rows are Lambda: the one :meth:`output` kept when it was formed at this
+        state (the same array, its rows unchanged since: compared by value), else formed afresh."""
+        kept = self._kept_product
+        if kept is not None and kept[0] is Y and np.array_equal(kept[1], Lambda):
+            return kept[2]  # read before the next output overwrites it
+        return Lambda @ self.gram
 
     def parts(self, Y: Any) -> tuple[Any, Any, Any]:
         Lambda, v = self._split(Y)
@@ -184,7 +213,8 @@ class SpanCoordinates(Coordinates):
         """(tau (k, n) of equation (2) as a p-norm, S (k,)) for the rows Lambda (k, n) of neurons whose initial
         rows are W0 (k, d) (:meth:`state_tolerance`, which calls it with division by 0 and inf / inf silenced:
         a component no sample moves has slack inf, a sample x_i = 0 a tau of inf or nan)."""
-        allowed = componentwise(W0 + Lambda @ self.X, rtol, atol)  # T (k, d)
+        W = W0 + Lambda @ self.X if Lambda.any() else W0  # at Lambda = 0 (the start): W(0), no O(k n d) product
+        allowed = componentwise(W, rtol, atol)  # T (k, d)
         slack = (allowed / self.largest_column).min(axis=1)  # a component no sample moves: inf
         least = allowed.min(axis=1)  # scaled by each neuron's least and each sample's largest, the p-th
         ratios = np.divide(least[:, None], allowed, out=allowed)  # in [0, 1], as the powers below

@@ -193,3 +193,22 @@ def test_sliding_on_a_surface_shared_by_opposite_samples_keeps_the_motion_tangen
     gates[along] = np.where(positive[along], mu, 1 - mu)
     expected = v[0] * (s * gates) @ X / len(y)
     assert np.allclose(dW[0], expected, rtol=1e-12, atol=1e-14)
+
+
+@given(st.integers(0, 100_000), LOSS)
+def test_span_invariant_after_outputs_is_the_fresh_one_and_never_stale(seed, loss):
+    """The invariant reads the product Lambda K that output kept at the same state: bitwise the one formed
+    afresh (and the outputs bitwise the parts' ones); after the state's rows change in place it is formed anew."""
+    W, v, X, y = network(seed)
+    arith = float_arithmetic(loss)
+    span = SpanCoordinates(X, y, 1.0, W, arith)
+    Y = span.pack(W, v)
+    assert not Y[: span.m * span.n].any()  # the start: Lambda = 0
+    Y[: span.m * span.n] = np.random.default_rng(seed).standard_normal(span.m * span.n)
+    weights = SlidingWeights(sign_mode(span.network(Y)[0], span.X), span.X @ span.XT, arith)
+    fresh = SpanCoordinates(X, y, 1.0, W, arith)
+    D, amp, _ = fresh.parts(Y)
+    assert np.array_equal(span.output(Y, weights), fresh.output_of_parts(D, amp, weights))
+    assert np.array_equal(span.invariant(Y), fresh.invariant(Y))
+    Y[0] += 1.0  # the same array, another state
+    assert np.array_equal(span.invariant(Y), fresh.invariant(Y))
