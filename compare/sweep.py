@@ -243,9 +243,7 @@ class _InProcess:
 class _ProcessPool:
     def __init__(self, workers: int, runner: Runner) -> None:
         self.slots = workers
-        self._pool = ProcessPoolExecutor(
-            workers, mp_context=_pool_context(runner), initializer=_exit_with_driver
-        )
+        self._pool = ProcessPoolExecutor(workers, mp_context=_pool_context(runner), initializer=_exit_with_driver)
 
     def results(
         self, runner: Runner, batches: list[list[Run]], interrupt: Interrupt
@@ -282,7 +280,8 @@ class _ProcessPool:
         if cancel:  # end the running batches now, not when they finish (the executor has no public way)
             for process in list(getattr(self._pool, "_processes", {}).values()):
                 process.terminate()
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        # joined even so: a manager thread alive at exit races CPython 3.11's exit hook ("Bad file descriptor")
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 class _Dask:
