@@ -10,7 +10,7 @@ alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target 
 For each: a tight engine run (DOP853, rtol 1e-11, or ``--reference METHOD RTOL``) gives the time T (the stop
 time by default; ``--t-max`` ends it earlier: a window of the run, for the widest networks) and the state
 theta*(T); the engine runs to T at
-ENGINE_METHOD / ENGINE_RTOL (log coordinates, or those of ``--coords``) with the same target risk, so that a window
+ENGINE_METHOD (or ``--method``) at ENGINE_RTOL (log coordinates, or those of ``--coords``) with the same target risk, so that a window
 pays at every step what a run to the target pays (its stopping guard; the stop is not reached inside a window,
 and a full run stops at its own stop time, within its tolerance of T); GD (fixed-step Euler) reaches the same
 accuracy, 1e-6 relative in the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its
@@ -27,7 +27,7 @@ compare two engines on one window: each engine in fresh processes, alternated, C
 field timed alone in the same process (docs/flow.md "Width").
 
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
-        [--reference METHOD RTOL] [--coords auto|log|span|plain]
+        [--reference METHOD RTOL] [--coords auto|log|span|plain] [--method RK12|RK23|RK45]
 """
 
 import argparse
@@ -84,7 +84,9 @@ def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, coord
     return best
 
 
-def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coords: str) -> dict:
+def measure(
+    name: str, m: int, t_max: float, reference: tuple[str, float], coords: str, method: str = ENGINE_METHOD
+) -> dict:
     X, y = problem_data(name)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
     gc.collect()
@@ -96,7 +98,7 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coord
     del tight
     timed = fastest(
         partial(
-            integrate_flow, W, v, X, y, target_risk=TARGET, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL,
+            integrate_flow, W, v, X, y, target_risk=TARGET, t_max=T, method=method, rtol=ENGINE_RTOL,
             atol=ENGINE_RTOL * 1e-3, save_at=[T], coords=coords,
         )
     )  # fmt: skip
@@ -145,6 +147,12 @@ def main() -> None:
         choices=["auto", "log", "span", "plain"],
         help="the engine run's coordinates (default auto: log coordinates at these small inits)",
     )
+    parser.add_argument(
+        "--method",
+        default=ENGINE_METHOD,
+        choices=["RK12", "RK23", "RK45"],
+        help=f"the engine run's method (default {ENGINE_METHOD}; RK12 for event-dense windows)",
+    )
     args = parser.parse_args()
     reference = (args.reference[0], float(args.reference[1]))
     windows = args.t_max * len(args.widths) if len(args.t_max) == 1 else args.t_max
@@ -154,7 +162,7 @@ def main() -> None:
         *init_params(10, 3, alpha=1.0, scheme="random_sign", seed=0), *problem_data("stall"), t_max=0.01
     )
     print(
-        f"engine {ENGINE_METHOD} rtol {ENGINE_RTOL:g} ({args.coords} coordinates); accuracy = max |theta - theta*| / "
+        f"engine {args.method} rtol {ENGINE_RTOL:g} ({args.coords} coordinates); accuracy = max |theta - theta*| / "
         f"max |theta*| at T against {reference[0]} rtol {reference[1]:g}; GD at {ACCURACY:g}\n"
     )
     header = (
@@ -164,7 +172,7 @@ def main() -> None:
     print(header, flush=True)
     for name in args.problems:
         for m, window in zip(args.widths, windows, strict=True):
-            r = measure(name, m, window, reference, args.coords)
+            r = measure(name, m, window, reference, args.coords, args.method)
             gd = r["gd"]
             print(
                 f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "
