@@ -28,6 +28,7 @@ field timed alone in the same process (docs/flow.md "Width").
 
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
         [--reference METHOD RTOL] [--coords auto|log|span|plain] [--method RK12|RK23|RK45]
+        [--engine-only | --no-gd]
 """
 
 import argparse
@@ -91,9 +92,10 @@ def measure(
     reference: tuple[str, float] | None,
     coords: str,
     method: str = ENGINE_METHOD,
+    gd: bool = True,
 ) -> dict:
     """The figures of one problem at one width; ``reference`` None: the engine's alone, to ``t_max`` (no tight
-    run, error or GD)."""
+    run, error or GD); ``gd`` False: no GD."""
     X, y = problem_data(name)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
     gc.collect()
@@ -107,7 +109,8 @@ def measure(
     del tight
     figures = engine_figures(name, m, W, v, X, y, T, coords, method)
     figures["error"] = error(figures.pop("run"), exact)
-    figures["gd"] = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
+    if gd:
+        figures["gd"] = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
     return figures
 
 
@@ -171,6 +174,7 @@ def main() -> None:
         action="store_true",
         help="the engine's figures alone, to --t-max (no tight run, error or GD: for alternated timings)",
     )
+    parser.add_argument("--no-gd", action="store_true", help="the engine and its error, without GD's cost")
     parser.add_argument(
         "--method",
         default=ENGINE_METHOD,
@@ -197,7 +201,7 @@ def main() -> None:
     print(header, flush=True)
     for name in args.problems:
         for m, window in zip(args.widths, windows, strict=True):
-            r = measure(name, m, window, reference, args.coords, args.method)
+            r = measure(name, m, window, reference, args.coords, args.method, not args.no_gd)
             gd = r["gd"]
             line = (
                 f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "
