@@ -155,7 +155,7 @@ class LogCoordinates(Coordinates):
         if row_sizes is None:
             row_sizes = bound_norms(U)
         norm0 = row_sizes[0]
-        if (kernel := jit.kernels("excursion_kernel")) is not None:
+        if len(row_sizes) > 1 and (kernel := jit.kernels("excursion_kernel")) is not None:
             moved, powers, bound = np.empty(self.m), np.empty((3, self.m)), np.empty(self.m)
             C = np.ascontiguousarray(C, dtype=np.float64)
             kernel.exponents(row_sizes, C, self.m * self.d, moved, powers)
