@@ -16,7 +16,8 @@ in d = 3 numpy's reduction over the short axis costs more than the arithmetic; a
 more fuse an explicit step's passes over a wide state (from :data:`~simulate.flow.rk_step.FUSED_MIN_SIZE`
 components): its stage sums, error norm and dense output's coefficients (:mod:`~simulate.flow.rk_step_kernel`,
 its sums over the stages in another order) and the log coordinates' tolerance
-(:mod:`~simulate.flow.log_tolerance_kernel`, bit for bit).
+(:mod:`~simulate.flow.log_tolerance_kernel`, bit for bit); one more forms the log coordinates' excursion
+bounds for the output screen around numpy's exp (:mod:`~simulate.flow.excursion_kernel`, bit for bit).
 
 The environment variable ``FLS_NUMBA=0`` turns compilation off (read where a kernel is looked up: a run's
 coordinates and explicit step at their construction, the other kernels at each call); without numba the numpy

@@ -148,11 +148,21 @@ class LogCoordinates(Coordinates):
         (||u_j(0)|| + M_j) and exp(2 (rho_j(0) + P_j)) / (||u_j(0)|| - M_j). Infinite where M_j reaches
         ||u_j(0)|| (the direction's norm could pass through 0) or exp overflows. ``row_sizes``: the
         directions' coefficient norms ||C_k,u_j|| (p + 1, m) of :func:`~simulate.flow.output_screen.bound_norms`,
-        when the caller has formed them (the step's pair screen reads the same norms)."""
+        when the caller has formed them (the step's pair screen reads the same norms). With the compiled
+        kernels on, two compiled passes around numpy's exp (:mod:`~simulate.flow.excursion_kernel`), the same
+        bits."""
         U, rho = self._split(np.asarray(C, dtype=np.float64))
         if row_sizes is None:
             row_sizes = bound_norms(U)
         norm0 = row_sizes[0]
+        if len(row_sizes) > 1 and (kernel := jit.kernels("excursion_kernel")) is not None:
+            moved, powers, bound = np.empty(self.m), np.empty((3, self.m)), np.empty(self.m)
+            C = np.ascontiguousarray(C, dtype=np.float64)
+            kernel.exponents(row_sizes, C, self.m * self.d, moved, powers)
+            with np.errstate(over="ignore"):
+                np.exp(powers, out=powers)
+            kernel.bounds(norm0, moved, powers, bound)
+            return bound
         moved = row_sizes[1:].sum(axis=0)
         log_moved = np.abs(rho[1:]).sum(axis=0)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from fls.simulate.flow import events, integrate_flow, jit, pair_test
 from fls.simulate.flow.arithmetic import float_arithmetic
 from fls.simulate.flow.coords import PlainCoordinates
+from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import Mode, SlidingWeights
 from fls.simulate.flow.output_screen import EINSUM_MIN_ROW, KERNEL_MIN_ROWS, bound_norms
 from fls.simulate.flow.spancoords import SpanCoordinates
@@ -194,6 +195,26 @@ def test_screen_norms_are_the_numpy_norms(seed, blocks, extra_rows, k):
         expected = bound_norms(A)
     np.testing.assert_allclose(got, expected, rtol=4 * EPS, atol=0)
     np.testing.assert_array_equal(bound_norms(A[0]), got[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(1, 5), st.integers(1, 5))
+def test_contribution_excursion_is_the_numpy_bound_bit_for_bit(seed, m, d, powers):
+    """The log coordinates' excursion bounds (``excursion_kernel``) against numpy's, exactly: coefficients of
+    every scale, movements past the directions' norms (an infinite bound), overflowing exp, zeros and NaN."""
+    rng = np.random.default_rng(seed)
+    coords = LogCoordinates(rng.standard_normal((3, d)), np.array([1.0, -1.0, 1.0]), 1.0, np.ones(m),
+                            float_arithmetic("logistic", None))  # fmt: skip
+    C = rng.standard_normal((powers, m * (d + 1))) * 10.0 ** rng.uniform(-8, 1, (powers, 1))
+    C[0, m * d :] = rng.choice([-30.0, -5.0, 0.0, 2.0, 400.0], m) * rng.uniform(0.5, 1.5, m)
+    C[rng.random(C.shape) < 0.05] = 0.0
+    C[rng.random(C.shape) < 0.01] = rng.choice([np.nan, np.inf, -0.0])
+    row_sizes = bound_norms(C[:, : m * d].reshape(powers, m, d))
+    got = coords.contribution_excursion(C, row_sizes)
+    with pytest.MonkeyPatch.context() as switch:
+        switch.setenv(jit.SWITCH, "0")
+        expected = coords.contribution_excursion(C, row_sizes)
+    np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
 
 
 def run_pair(problem, monkeypatch):

@@ -26,15 +26,13 @@ stored as they were drawn (tests/simulate/data/):
   bound at t = 1, amplification 0.985.
 - ``rk45_stiff_noise_holds_a_crossing``: RK45 at rtol 4.3e-11 with atol 5.75e-6 (drawn apart: the tolerance is
   almost all atol), plain coordinates, logistic loss, n = 27, d = 12, m = 26, weights up to 76, Jacobian
-  eigenvalues down to -1.4e6. The stiffness test never holds 4 tests in a row at the stability boundary
-  (872 tests to t = 0.15, none a trial; at atol / 10 the run switches to Radau at t = 0.024), so RK45 stays
-  at its boundary to t = 0.23 with the stiff components' error at the tolerance. Pair (4, 26) reaches its
-  surface at t = 0.15267 moving across at 12.7 (the reference crosses there), but that rate's gradient in
-  the state has an l1 norm of 4.3e6 (atol per component moves it by up to 25), and the rate every event of
-  the pair reads is negative (its resolution, from the factors' roundoff, is 5e-12): the pair is kept
-  inactive, projected back and met again by the next step, 3437 events to t = 0.2155, which hold w_4 on the
-  surface: 19.4 times the suite's bound at t = 1, amplification 0.95. Expected to fail (xfail) until an
-  event's rates are resolved against the state's tolerance.
+  eigenvalues down to -6e5 at the start. RK45's step settles at a constant -lambda h = 1.63, 0.49 times its
+  stability boundary, with its whole error estimate in the fast component; the stiffness test, against half
+  the boundary, read 0.488 and 0.501 in turn and never called it stiff, and the fast component's error at the
+  tolerance gave pair (4, 26)'s rate the wrong sign at 3437 events, which held w_4 on its surface from
+  t = 0.1527 to 0.2155 where the reference crosses (19.4 times the suite's bound at t = 1). The test now
+  also counts steps whose mean spans the fast time constant (-lambda h >= 1): the run switches to Radau at
+  t = 0.024 and agrees with the tight run.
 """
 
 from dataclasses import replace
@@ -151,12 +149,11 @@ def test_a_grazing_dip_hides_no_crossing_of_another_neuron():
     check(problem)
 
 
-@pytest.mark.slow  # about 40 s: the run's 6400 events, the reference and the amplification's run
-@pytest.mark.xfail(
-    strict=True,
-    reason="an event's tangent rate read at a state with the stiff components' error at atol (RK45 at its "
-    "stability boundary, no switch) has the wrong sign at every event of pair (4, 26): it is kept inactive "
-    "and held on its surface from t = 0.1527 to 0.2155 where the reference crosses",
-)
 def test_a_crossing_held_by_the_stiff_components_error_at_its_events():
-    check(stored_problem("rk45_stiff_noise_holds_a_crossing"))
+    """RK45 held below half its stability boundary by the fast component's error switches to Radau before
+    pair (4, 26) reaches its surface (t = 0.15267), and crosses it where the tight run does."""
+    problem = stored_problem("rk45_stiff_noise_holds_a_crossing")
+    switch = run(replace(problem, t_max=0.05)).info["method_switch"]
+    assert (switch["from"], switch["to"], switch["reason"]) == ("RK45", "Radau", "stiff")
+    assert switch["t"] < 0.03 and switch["ratio"] < 0.5
+    check(problem)

@@ -8,7 +8,13 @@ import pytest
 
 from fls.simulate.flow import integrate_flow
 from fls.simulate.flow.problems import stall_problem
-from fls.simulate.flow.stiffness import TABLEAUS, TEST_INTERVAL, StiffnessMonitor, stability_boundary
+from fls.simulate.flow.stiffness import (
+    STIFF_TESTS,
+    TABLEAUS,
+    TEST_INTERVAL,
+    StiffnessMonitor,
+    stability_boundary,
+)
 from fls.simulate.flow.tolerance import StepTolerance
 from fls.simulate.initialization import init_params
 from fls.theory.validation import ParameterError
@@ -170,6 +176,36 @@ def test_the_test_reads_the_largest_step_of_a_cycle_at_the_stability_boundary():
     assert estimate.ratio == pytest.approx(1.5, rel=1e-6)
     assert estimate.step == pytest.approx(cycle.mean(), rel=1e-12)
     assert -eigenvalue * estimate.step / boundary < 0.5
+
+
+def steps_held_at(products: list[float]) -> tuple[StiffnessMonitor, int | None]:
+    """RK45's monitor fed steps with -lambda h = ``products`` in turn on y' = diag(lambda, -1) y (lambda = -6e5,
+    the eigenvalue of ``rk45_stiff_noise_holds_a_crossing``), for up to 2 STIFF_TESTS tests: the monitor and
+    the accepted step at which it called the run stiff (None: never)."""
+    eigenvalue = -6e5
+    A = np.diag([eigenvalue, -1.0])
+    monitor = StiffnessMonitor("RK45", "Radau", StepTolerance(1e-10, 1e-6, None))
+    y, jac = np.array([1e-6, 1.0]), LinearJacobian(A)
+    steps = np.resize(np.array(products) / -eigenvalue, 2 * STIFF_TESTS * TEST_INTERVAL)
+    for k, step in enumerate(steps):
+        if monitor.stiff(lambda state: A @ state, jac, y, A @ y, step):
+            return monitor, k + 1
+    return monitor, None
+
+
+def test_steps_that_stay_at_the_fast_time_constant_below_half_the_boundary_are_stiff():
+    """The test's second bound: -lambda h >= 1 for the mean step of a window. Constant steps at -lambda h = 1.63
+    (0.49 times RK45's boundary: where atol sets the tolerance, the step settles there with its error in the
+    fast component) are stiff at the STIFF_TESTS-th test after the power iteration's first, and the trial
+    finds Radau cheaper. Constant steps at 0.9, and a window of one step at 1.5 among steps at 0.2 (mean 0.33),
+    run no trial."""
+    monitor, at = steps_held_at([1.63])
+    assert monitor.estimate.ratio < 0.5
+    assert at == (STIFF_TESTS + 1) * TEST_INTERVAL  # the power iteration's first test, from a random vector, is low
+    assert monitor.trials == 1 and monitor.estimate.gain > 1.0
+    for products in ([0.9], [1.5] + [0.2] * 9):
+        monitor, at = steps_held_at(products)
+        assert at is None and monitor.trials == 0 and monitor.tests == 2 * STIFF_TESTS
 
 
 @pytest.mark.timeout(60)
