@@ -10,7 +10,7 @@ alpha = 1e-3 / sqrt(m) (log coordinates, docs/flow.md "Coordinates") and target 
 For each: a tight engine run (DOP853, rtol 1e-11, or ``--reference METHOD RTOL``) gives the time T (the stop
 time by default; ``--t-max`` ends it earlier: a window of the run, for the widest networks) and the state
 theta*(T); the engine runs to T at
-ENGINE_METHOD / ENGINE_RTOL (log coordinates, or those of ``--coords``) with the same target risk, so that a window
+ENGINE_METHOD (or ``--method``) at ENGINE_RTOL (log coordinates, or those of ``--coords``) with the same target risk, so that a window
 pays at every step what a run to the target pays (its stopping guard; the stop is not reached inside a window,
 and a full run stops at its own stop time, within its tolerance of T); GD (fixed-step Euler) reaches the same
 accuracy, 1e-6 relative in the parameters at T, at the cost of ``gd_cost.euler_cost`` (extrapolated from its
@@ -27,7 +27,8 @@ compare two engines on one window: each engine in fresh processes, alternated, C
 field timed alone in the same process (docs/flow.md "Width").
 
     python benchmarks/flow_width.py [--widths 100 1000 20000] [--problems stall low_signal] [--t-max T ...]
-        [--reference METHOD RTOL] [--coords auto|log|span|plain]
+        [--reference METHOD RTOL] [--coords auto|log|span|plain] [--method RK12|RK23|RK45]
+        [--engine-only | --no-gd]
 """
 
 import argparse
@@ -84,26 +85,48 @@ def field_cost(W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, coord
     return best
 
 
-def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coords: str) -> dict:
+def measure(
+    name: str,
+    m: int,
+    t_max: float,
+    reference: tuple[str, float] | None,
+    coords: str,
+    method: str = ENGINE_METHOD,
+    gd: bool = True,
+) -> dict:
+    """The figures of one problem at one width; ``reference`` None: the engine's alone, to ``t_max`` (no tight
+    run, error or GD); ``gd`` False: no GD."""
     X, y = problem_data(name)
     W, v = init_params(m, X.shape[1], alpha=1e-3 / np.sqrt(m), scheme="random_sign", seed=0)
     gc.collect()
+    if reference is None:
+        return engine_figures(name, m, W, v, X, y, t_max, coords, method)
     tight = integrate_flow(
         W, v, X, y, target_risk=TARGET, t_max=t_max, method=reference[0], rtol=reference[1],
         atol=reference[1] * 1e-3, save_at=[t_max],
     )  # fmt: skip
     T, exact = tight.t_stop, state(tight)
     del tight
+    figures = engine_figures(name, m, W, v, X, y, T, coords, method)
+    figures["error"] = error(figures.pop("run"), exact)
+    if gd:
+        figures["gd"] = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
+    return figures
+
+
+def engine_figures(
+    name: str, m: int, W: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray, T: float, coords: str, method: str
+) -> dict:
+    """The engine's run to T (the fastest CPU of three) and its field's cost: events, evaluations, times."""
     timed = fastest(
         partial(
-            integrate_flow, W, v, X, y, target_risk=TARGET, t_max=T, method=ENGINE_METHOD, rtol=ENGINE_RTOL,
+            integrate_flow, W, v, X, y, target_risk=TARGET, t_max=T, method=method, rtol=ENGINE_RTOL,
             atol=ENGINE_RTOL * 1e-3, save_at=[T], coords=coords,
         )
     )  # fmt: skip
     run = timed.result
     events = run.info["events"]
     per_eval = field_cost(W, v, X, y, coords)
-    gd = euler_cost(W, v, X, y, T, exact, ACCURACY, EULER_MAX_STEPS, EULER_MAX_PROBE)
     return {
         "problem": name,
         "m": m,
@@ -116,8 +139,9 @@ def measure(name: str, m: int, t_max: float, reference: tuple[str, float], coord
         "cpu": timed.cpu_time,
         "cpu_event": 1e3 * timed.cpu_time / max(events, 1),
         "ms_eval": 1e3 * per_eval,
-        "error": error(run, exact),
-        "gd": gd,
+        "run": run,
+        "error": float("nan"),
+        "gd": None,
     }
 
 
@@ -145,17 +169,30 @@ def main() -> None:
         choices=["auto", "log", "span", "plain"],
         help="the engine run's coordinates (default auto: log coordinates at these small inits)",
     )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="the engine's figures alone, to --t-max (no tight run, error or GD: for alternated timings)",
+    )
+    parser.add_argument("--no-gd", action="store_true", help="the engine and its error, without GD's cost")
+    parser.add_argument(
+        "--method",
+        default=ENGINE_METHOD,
+        choices=["RK12", "RK23", "RK45"],
+        help=f"the engine run's method (default {ENGINE_METHOD}; RK12 for event-dense windows)",
+    )
     args = parser.parse_args()
-    reference = (args.reference[0], float(args.reference[1]))
+    reference = None if args.engine_only else (args.reference[0], float(args.reference[1]))
     windows = args.t_max * len(args.widths) if len(args.t_max) == 1 else args.t_max
     if len(windows) != len(args.widths):
         parser.error("--t-max takes one value or one per width")
     integrate_flow(
         *init_params(10, 3, alpha=1.0, scheme="random_sign", seed=0), *problem_data("stall"), t_max=0.01
     )
+    against = "no reference" if reference is None else f"{reference[0]} rtol {reference[1]:g}"
     print(
-        f"engine {ENGINE_METHOD} rtol {ENGINE_RTOL:g} ({args.coords} coordinates); accuracy = max |theta - theta*| / "
-        f"max |theta*| at T against {reference[0]} rtol {reference[1]:g}; GD at {ACCURACY:g}\n"
+        f"engine {args.method} rtol {ENGINE_RTOL:g} ({args.coords} coordinates); accuracy = max |theta - theta*| / "
+        f"max |theta*| at T against {against}; GD at {ACCURACY:g}\n"
     )
     header = (
         f"{'problem':>10} {'m':>6} {'T':>8} | {'events':>7} {'evals/ev':>8} {'ms/event':>9} {'CPU ms/ev':>9} {'ms/eval':>8} "
@@ -164,13 +201,19 @@ def main() -> None:
     print(header, flush=True)
     for name in args.problems:
         for m, window in zip(args.widths, windows, strict=True):
-            r = measure(name, m, window, reference, args.coords)
+            r = measure(name, m, window, reference, args.coords, args.method, not args.no_gd)
             gd = r["gd"]
-            print(
+            line = (
                 f"{name:>10} {m:>6d} {r['T']:>8.3f} | {r['events']:>7d} {r['evals'] / max(r['events'], 1):>8.2f} "
                 f"{r['ms_event']:>9.3f} {r['cpu_event']:>9.3f} {r['ms_eval']:>8.3f} {5 * r['ms_eval'] + 1:>8.2f} | "
                 f"{r['error']:>7.1e} | "
-                f"{gd.steps:>9d} {1e3 * gd.wall_time / gd.steps:>7.3f} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
+            )
+            if gd is None:
+                print(line, flush=True)
+                continue
+            print(
+                line
+                + f"{gd.steps:>9d} {1e3 * gd.wall_time / gd.steps:>7.3f} {gd.wall_time:>7.1f}{' ' if gd.measured else '*'} {r['wall']:>7.2f} "
                 f"{gd.wall_time / r['wall']:>7.1f} {gd.cpu_time / r['cpu']:>6.1f}",
                 flush=True,
             )

@@ -149,7 +149,7 @@ TABLES: Mapping[str, Mapping[str, Field]] = {
             SWEEP_METHOD,
             str,
             one_of(FLOW_METHODS),
-            "solver of the flow engine's smooth pieces: explicit RK23, RK45, DOP853 or implicit Radau, BDF (the "
+            "solver of the flow engine's smooth pieces: explicit RK12, RK23, RK45, DOP853 or implicit Radau, BDF (the "
             "measured sweep default, docs/flow.md)",
         ),
     },

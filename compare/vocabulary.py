@@ -40,7 +40,7 @@ ENGINES = ("gd", "sgd", "flow", "kernel")
 
 #: Runge-Kutta methods the flow engine may integrate its smooth pieces with (``train.method``; the solvers of
 #: :func:`fls.simulate.flow.integrate_flow`, docs/flow.md "Choosing a method and tolerances").
-FLOW_METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF")
+FLOW_METHODS = ("RK12", "RK23", "RK45", "DOP853", "Radau", "BDF")
 
 #: Stopping rules (docs/design.md section 2): training risk <= eps, mean loss over y = +1 <= eps, train
 #: accuracy >= 99 %, zero train error.

@@ -183,8 +183,9 @@ def integrate_flow(
 ) -> RunResult:
     """Integrate the Filippov gradient flow theta' = -grad R of docs/design.md section 2 from (W0, v0) on (X, y).
 
-    A hybrid integrator: adaptive ``method`` (scipy DOP853 by default; RK45, RK23, or Radau / BDF with the
-    analytic Jacobian) on each smooth piece; activation crossings, sliding entries / exits and the stopping
+    A hybrid integrator: adaptive ``method`` (scipy DOP853 by default; RK45, RK23, the Heun–Euler pair RK12 for
+    runs whose steps events end (:mod:`simulate.flow.heun_euler`), or Radau / BDF with the analytic Jacobian)
+    on each smooth piece; activation crossings, sliding entries / exits and the stopping
     time located on the dense output (see :mod:`simulate.flow.hybrid`).
 
     Args:
@@ -212,7 +213,7 @@ def integrate_flow(
             keep ``method`` throughout. A switch is said in the message and recorded in
             ``info["method_switch"]`` (t, from, to, eigenvalue, step, ratio; None without a switch);
             ``info["stiffness"]`` says how many tests ran and the largest ratio they found.
-        high_order_method: the explicit method of higher order ('RK45' or 'DOP853') an RK23 / RK45 ``method``
+        high_order_method: the explicit method of higher order ('RK45' or 'DOP853') an RK12 / RK23 / RK45 ``method``
             hands the rest of the run to when, measured on the run, it would do several times less work (a
             tight tolerance on a smooth stretch: :mod:`simulate.flow.order`), or None to keep ``method``. Said
             in the message and in ``info["method_switch"]`` like a stiff switch (with ``reason`` 'order' or
@@ -306,7 +307,7 @@ def flow_segment(
         explicit = piece_integrator(method, rtol, atol, coords=coordinates)
         dense = dense_evaluator(flow, outcome, recorder, explicit, switched)
     engine = "flow-logcoords" if coordinates.name == "log" else "flow"
-    order_monitor = getattr(integrator, "order_monitor", None)  # explicit RK23 / RK45 integrators only
+    order_monitor = getattr(integrator, "order_monitor", None)  # explicit RK12 / RK23 / RK45 integrators only
     info = {
         "method": method,
         "rtol": rtol,

@@ -27,7 +27,7 @@ import numpy as np
 
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.modes import INACTIVE, SLIDING, Mode
-from fls.simulate.flow.smooth import PieceEnd
+from fls.simulate.flow.piece_end import PieceEnd
 
 #: A grazing contact: a pair column j n + i (a pair kept on its side), or (j, i, MU_LOW or MU_HIGH) (the bound of
 #: a sliding weight).

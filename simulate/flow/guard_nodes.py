@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 #: Sub-intervals per step at which the guards are sampled: three more than the degree of the method's dense
-#: output (7, 4, 3, 3, <= 5), at least 6, so the samples resolve the step's polynomial with room to spare.
-NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "Radau": 6, "BDF": 8}
+#: output (7, 4, 3, 2, 3, <= 5), at least 6, so the samples resolve the step's polynomial with room to spare.
+NODES = {"DOP853": 10, "RK45": 7, "RK23": 6, "RK12": 6, "Radau": 6, "BDF": 8}
 
 
 def guard_fractions(method: str) -> np.ndarray:

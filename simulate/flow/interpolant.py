@@ -3,7 +3,9 @@
 An explicit Runge–Kutta step of size h multiplies a component of the solution along an eigenvector of the
 field's Jacobian (eigenvalue lambda, z = h lambda) by its stability polynomial R(z) at the step's end, and by
 R_theta(z) at the fraction theta of the step on its dense output. The error control checks the end only. For
-RK23 and RK45 the two nearly agree (their interpolants' stability intervals end within 4 % of their steps'), but
+RK23 and RK45 the two nearly agree (their interpolants' stability intervals end within 4 % of their steps'), for
+RK12 (:mod:`~simulate.flow.heun_euler`) they are one: R_theta(z) = 1 + theta z + (theta z)^2 / 2 is R at
+theta z, at most 1 for z in [-2, 0] (the step's interval) and every theta, so it needs no rule here; but
 DOP853's interpolant has a stability interval of its own, far shorter than the step's: max over theta of
 |R_theta(-s)| is 1 up to s = 5.06 and then grows fast, to 10.5 at s = 6, 25.6 at the step's stability boundary
 6.39 and 1855 at s = 8.7 (a step the error control accepts while it cycles at the boundary). A stiff

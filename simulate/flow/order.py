@@ -40,7 +40,7 @@ from fls.simulate.flow.tolerance import StepTolerance
 #: The higher-order methods a run may be handed to, with their scipy solvers (the tableaus the engine steps).
 TARGETS = {"RK45": RK45, "DOP853": FiniteNormDOP853}
 #: The order of each explicit method's solution (the exponent its step size scales the error by, minus one).
-ORDER = {"RK23": 3, "RK45": 5, "DOP853": 8}
+ORDER = {"RK12": 2, "RK23": 3, "RK45": 5, "DOP853": 8}
 #: Accepted steps before the first test; later tests at every doubling of the count.
 FIRST_TEST = 100
 #: Steps of the trial, and at most how many while its step is still growing (from the running method's step

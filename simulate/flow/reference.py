@@ -24,8 +24,9 @@ from fls.simulate.flow.arithmetic import Arithmetic
 from fls.simulate.flow.biased import with_bias
 from fls.simulate.flow.events import PieceGuards, StepGuards, crossings, first_event
 from fls.simulate.flow.hybrid import HybridFlow
+from fls.simulate.flow.piece_end import PieceEnd
 from fls.simulate.flow.recording import Recorder, SaveSchedule, run_result
-from fls.simulate.flow.smooth import Observer, PieceEnd
+from fls.simulate.flow.smooth import Observer
 from fls.simulate.result import RunResult
 from fls.simulate.stopping import StopRule
 from fls.theory import symbolic as S

@@ -90,6 +90,11 @@ class RetryCheck:
         if not estimate <= LARGE_ESTIMATE:
             self.watched_until = max(self.watched_until, t + h)
 
+    def at_risk(self, t: float) -> bool:
+        """Whether the step that starts at t is checked: the retry after a rejection, or one that starts before
+        ``watched_until``."""
+        return t == self.retry_at or t < self.watched_until
+
     def comparison(
         self,
         fun: Callable[[Any], Any],
@@ -127,8 +132,8 @@ class RetryCheck:
         estimate, at least :data:`MIN_FACTOR` (also where q is not finite); the failed step's interval is
         then watched too.
         ``workspace``: the integrator's (stages K, dense-output coefficients, (work, the step's error scale)),
-        as ``smooth.ExplicitPieces._step`` leaves them."""
-        if t != self.retry_at and t >= self.watched_until:
+        as ``smooth.ExplicitPieces._step`` leaves them, with K[-1] = f(y_new) (RK12's formed for the check)."""
+        if not self.at_risk(t):
             return 1.0
         K, coefficients, (_, scale) = workspace
         q = self.comparison(fun, y, y_new, K, coefficients, h, scale)

@@ -1,4 +1,4 @@
-"""One step of an explicit Runge–Kutta pair (RK23, RK45) on a float64 state: its stages, its new state, its
+"""One step of an explicit Runge–Kutta pair (RK12, RK23, RK45) on a float64 state: its stages, its new state, its
 RMS error norm and (compiled) the dense output's coefficients, by numpy (the reference) or by the compiled
 passes of :mod:`~simulate.flow.rk_step_kernel`.
 
@@ -7,7 +7,9 @@ With the tableau (A, B, E, P) and step size h, from y with f = f(y):
     K_0 = f,   K_s = f(y + h sum_{k < s} A_sk K_k),   y_new = y + h sum_k B_k K_k,   K_last = f(y_new),
     err = sqrt(mean((h sum_k E_k K_k / scale)^2)),   y(t + theta h) = y + sum_r (h P^T K)_r theta^(r+1),
 
-scale the error control's tolerance (:class:`~simulate.flow.tolerance.StepTolerance`): atol + rtol max(|y|,
+the sums over the stages that E and P cover: all and f(y_new) (RK23, RK45), or the stages alone where the
+pair reads no f(y_new) (RK12, :mod:`~simulate.flow.heun_euler`), whose K_last is then left to the caller
+(formed only where the next step starts from y_new); scale the error control's tolerance (:class:`~simulate.flow.tolerance.StepTolerance`): atol + rtol max(|y|,
 |y_new|) in plain coordinates, the converted tolerance at y in others. Each length-size vector is touched as
 few times as possible: numpy's stage combinations by ``stage_sum`` with the step size folded into the
 coefficients, the field written into the stages' rows (``stage_value``); the compiled ones in one loop per
@@ -53,7 +55,8 @@ def explicit_step(
 ) -> tuple[np.ndarray, np.ndarray, float, bool]:
     """(y_new, the stages K (stages + 1, size) with K[-1] = f(y_new), the error norm, whether the dense output's
     coefficients were formed) of the step of size h from y with f = f(y) (module docstring). ``tableau``:
-    (A, B, E, P) of the pair; ``workspace``: the stages K, the coefficients (degree + 1, size) and the (work,
+    (A, B, E, P) of the pair, E and P cut to the rows the pair reads: K[-1] is formed only where E has a row
+    for it (stages + 1 rows; with ``stages`` rows it is left as it was); ``workspace``: the stages K, the coefficients (degree + 1, size) and the (work,
     scale) buffers (2, size), whose scale holds the error scale after the step (the retry check reads it);
     ``kernel``: :mod:`~simulate.flow.rk_step_kernel`, or None for numpy (numpy also below
     :data:`FUSED_MIN_SIZE` components), which leaves the coefficients to the caller (an accepted step's only;
@@ -78,10 +81,12 @@ def explicit_step(
     else:
         y_new = np.empty_like(y)
         kernel.combine(tuple(h * B), K, y, y_new)
-    stage_value(fun, y_new, K[-1])
+    read = len(E)  # the rows of K the error and the dense output read
+    if read > stages:
+        stage_value(fun, y_new, K[-1])
     if kernel is None or y.size < FUSED_NORM_MIN_SIZE:
         tolerance.step_scale(y, y_new, scale, work)
-        ratio = np.matmul(h * E, K, out=work)
+        ratio = np.matmul(h * E, K[:read], out=work)
         ratio /= scale
         return y_new, K, float(np.sqrt(ratio @ ratio / ratio.size)), False
     plain = not tolerance.converted

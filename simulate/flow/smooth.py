@@ -9,7 +9,6 @@ are sampled on the step's dense output; the first crossing ends the piece at its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -21,63 +20,25 @@ from fls.simulate.flow.coupled_radau import CoupledRadau
 from fls.simulate.flow.error_norm import FiniteNormDOP853
 from fls.simulate.flow.events import PieceGuards, StepGuards, first_event
 from fls.simulate.flow.guard_nodes import guard_fractions
+from fls.simulate.flow.heun_euler import HeunEuler
 from fls.simulate.flow.interpolant import interpolant_retry_factor, trusted_observer
 from fls.simulate.flow.order import ORDER, OrderMonitor
+from fls.simulate.flow.piece_end import Diverged, FiniteField, PieceEnd, StepRejected
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.retry_check import RetryCheck
 from fls.simulate.flow.rk_step import explicit_step
+from fls.simulate.flow.stage_sums import stage_value
 from fls.simulate.flow.step_control import ESTIMATOR_ORDER, initial_step
 from fls.simulate.flow.stiffness import TABLEAUS, StiffnessMonitor
 from fls.simulate.flow.tolerance import ConvertsTolerance, StepTolerance
 
-SOLVERS = {"DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "Radau": CoupledRadau, "BDF": BDF}
+SOLVERS = {
+    "DOP853": FiniteNormDOP853, "RK45": RK45, "RK23": RK23, "RK12": HeunEuler, "Radau": CoupledRadau, "BDF": BDF,
+}
 IMPLICIT = ("Radau", "BDF")
 #: The methods :class:`ExplicitPieces` integrates itself; the others go through scipy's solver objects.
-EXPLICIT = ("RK23", "RK45")
-
-
-class Diverged(ArithmeticError):
-    """The field or the state became NaN or infinite."""
-
-
-class StepRejected(ArithmeticError):
-    """A step's dense output put its first guard event where the field is not finite, or beyond its stability
-    interval: the step overshot (a stiff field, an exponential loss far out) and is retried smaller by ``factor``
-    (docs/flow.md, "Robustness"): OVERFLOW_FACTOR, or into the interval (``interpolant_retry_factor``)."""
-
-    #: The retry's factor where the field overflowed (an implicit method's overflow too): ten times smaller.
-    OVERFLOW_FACTOR = 0.1
-
-    def __init__(self, message: str, factor: float = OVERFLOW_FACTOR) -> None:
-        super().__init__(message)
-        self.factor = factor
-
-
+EXPLICIT = ("RK12", "RK23", "RK45")
 _EPS = float(np.finfo(np.float64).eps)  # np.finfo per call costs more than the expression it serves
-
-
-@dataclass
-class PieceEnd:
-    """Why and where a piece ended: ``kind`` in 'event', 't_bound', 'diverged', 'failed', 'stiff' (the
-    integrator's :class:`~simulate.flow.stiffness.StiffnessMonitor` found its explicit steps held at the
-    stability boundary; (t, y) is the last accepted step's end) or 'order' (its
-    :class:`~simulate.flow.order.OrderMonitor` found a higher-order method several times cheaper; as 'stiff').
-    ``stiff``: the monitor found that on the step that ended in this event (the run goes on with an implicit
-    method after the event)."""
-
-    kind: str
-    t: Any
-    y: Any
-    step: float | None = None
-    column: int | None = None
-    values: np.ndarray | None = None  # the guards at t (events): all of them, or those of ``columns``
-    message: str = ""
-    #: the piece's guard index of each entry of ``values``, when they are not all the guards: every guard not
-    #: listed is off its surface (a pair that cannot change sign in the step, a sliding pair's column)
-    columns: np.ndarray | None = None
-    #: every sample's network output at y under the piece's mode (events), when the integrator computed it
-    outputs: Any = None
-    stiff: bool = False
 
 
 #: observer(t_a, t_b, y_b, dense): called after each accepted (possibly truncated) step on [t_a, t_b];
@@ -98,6 +59,7 @@ def accepted_step(
     checked: FiniteField,
     coefficients: np.ndarray | None = None,
     retry_factor: Callable[[], float | None] | None = None,
+    end_field: Callable[[], None] | None = None,
 ) -> PieceEnd | None:
     """What both integrators do after an accepted step [t_a, t_b]: look for the first guard event on the dense
     output ``states`` (times -> states (K, size)), tell the observer, and return the piece's end at the event,
@@ -124,7 +86,9 @@ def accepted_step(
     ``retry_factor``: None where the step's dense output is as exact as the step, else the factor for a retry
     (scipy's DOP853 beyond its interpolant's stability interval,
     :func:`~simulate.flow.interpolant.interpolant_retry_factor`); an event found on such a step raises
-    :class:`StepRejected` with that factor.
+    :class:`StepRejected` with that factor. ``end_field``: called where no event ends the step, before the
+    observer sees it: forms the field at y_b where the pair's step did not (RK12's, read by the next step
+    only), and raises :class:`StepRejected` where it is not finite; None where the step formed it.
     """
     if guards is not None:
 
@@ -156,63 +120,11 @@ def accepted_step(
                 observer(t_a, t_event, y_event, states)
             columns = step.value_columns
             return PieceEnd("event", t_event, y_event, step_size, column, values, columns=columns, outputs=outputs)
+    if end_field is not None:
+        end_field()
     if observer is not None:
         observer(t_a, t_b, y_b, states)
     return None
-
-
-class FiniteField:
-    """(t, y) -> fun(y), raising :class:`Diverged` when the first value (the field at the piece's start, where
-    both integrators evaluate first) is not finite.
-
-    Later values pass through as they are: a stage that overshoots into overflow (an exponential loss far
-    out) has a non-finite error estimate, and the step is rejected and retried smaller, as for any step that
-    misses its tolerance. ``overflowed`` says whether the last value was not finite: when the step size then
-    shrinks to nothing, the field is not finite just beyond the last accepted state (a divergence, not a
-    failure of the method).
-    """
-
-    def __init__(self, fun: Callable[[Any], Any]) -> None:
-        self.fun = fun
-        self.started = False
-        self.overflowed = False
-        self.overflow_seen = False  # some value since the last accepted step was not finite
-
-    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
-        dy = self.fun(y)
-        self.overflowed = not np.isfinite(dy @ dy)  # a NaN or inf entry (or a field beyond 1e154)
-        self.overflow_seen |= self.overflowed
-        if self.overflowed and not self.started:
-            raise Diverged(f"the field is not finite at t = {t:.6g}")
-        self.started = True
-        return dy
-
-    def finite_at(self, y: np.ndarray) -> bool:
-        """Whether the field is finite at y (size,), or at every one of states y (K, size) (not counted as a
-        value of the step: ``overflowed`` is kept): the field's own cheaper test when it has one
-        (``piece_field.PieceField.finite_at``, a third of an evaluation per state), else one evaluation each."""
-        own_test = getattr(self.fun, "finite_at", None)
-        if own_test is not None:
-            return own_test(y)
-        return all(np.isfinite(np.vdot(dy, dy)) for dy in map(self.fun, np.atleast_2d(y)))
-
-    def event_outputs(self, y: np.ndarray, known: Any = None) -> tuple[bool, Any]:
-        """(whether the field is finite at the state y (size,), every sample's network output there or None).
-
-        From the outputs alone when the field has that test (``piece_field.PieceField.finite_outputs``): ``known``
-        (the outputs at y, when the step's guards computed them) or else one output evaluation; else
-        :meth:`finite_at` and no outputs."""
-        outputs_of = getattr(self.fun, "outputs", None)
-        if outputs_of is None:
-            return self.finite_at(y), None
-        outputs = outputs_of(y) if known is None else known
-        return self.fun.finite_outputs(outputs), outputs
-
-    def end(self, t: float, y: np.ndarray, step: float | None, message: str) -> PieceEnd:
-        """The piece's end when the step size has shrunk to nothing at (t, y): diverged or failed."""
-        if self.overflowed:
-            return PieceEnd("diverged", t, y, message=f"the field is not finite beyond t = {t:.6g}")
-        return PieceEnd("failed", t, y, step, message=message)
 
 
 class ScipyPieces:
@@ -325,11 +237,14 @@ class ScipyPieces:
 
 
 class ExplicitPieces:
-    """Integrates pieces with an embedded explicit Runge–Kutta pair (RK23 or RK45), stepping it directly.
+    """Integrates pieces with an embedded explicit Runge–Kutta pair (RK12, RK23 or RK45), stepping it directly.
 
-    The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name;
-    the dense output of a step from (t, y) with size h is y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1),
-    a polynomial of degree 3 (RK23) or 4 (RK45) in t, exactly what :class:`StepGuards` needs. ``monitor``: a
+    The tableau (A, B, C), the error weights E and the interpolant P are those of scipy's class of the same name
+    (RK12: :class:`~simulate.flow.heun_euler.HeunEuler`); the dense output of a step from (t, y) with size h is
+    y(t + theta h) = y + sum_k (h P^T K)_k theta^(k+1), a polynomial of degree 2 (RK12), 3 (RK23) or 4 (RK45)
+    in t, exactly what :class:`StepGuards` needs. A pair whose E and P do not read f(y_new) (RK12: ``deferred``)
+    forms it only once the step is known not to end in an event (the next step's first stage), or for the
+    retry check; a step an event ends costs its stages alone. ``monitor``: a
     stiffness test on the accepted steps, or None; ``order_monitor``: the test for a higher-order method
     (:mod:`simulate.flow.order`), or None; ``tolerance`` as for :class:`ScipyPieces`.
     """
@@ -347,8 +262,12 @@ class ExplicitPieces:
         self.method, self.monitor, self.order_monitor = method, monitor, order_monitor
         tableau = SOLVERS[method]
         self.A, self.B, self.C = tableau.A, tableau.B, tableau.C
-        self.E, self.P = tableau.E, tableau.P
         self.stages = tableau.n_stages
+        #: the step reads no f(y_new): it is formed for the next step (``_form_end``), never on an event's step
+        self.deferred = not (tableau.E[-1] or tableau.P[-1].any())
+        read = self.stages + (0 if self.deferred else 1)  # the rows of K that the error and dense output read
+        self.E, self.P = tableau.E[:read], tableau.P[:read]
+        self.end_formed = True  # whether K[-1] holds f(y_new) of the last step
         self.order = tableau.error_estimator_order
         self.exponent = -1.0 / (self.order + 1)
         self.powers = np.arange(self.P.shape[1] + 1)
@@ -383,6 +302,16 @@ class ExplicitPieces:
         """The error per step allowed in each component of y (:meth:`StepTolerance.of`)."""
         return self.tolerance.of(y)
 
+    def _form_end(self, fun: Callable[[Any], Any], y_new: np.ndarray, K: np.ndarray, checked: bool) -> None:
+        """K[-1] = f(y_new) for a ``deferred`` pair's step, once; ``checked``: raise :class:`StepRejected` where
+        it is not finite (the step then retried smaller, as a step whose last stage overflows under RK23)."""
+        if self.end_formed:
+            return
+        stage_value(fun, y_new, K[-1])
+        self.end_formed = True
+        if checked and not np.isfinite(K[-1] @ K[-1]):
+            raise StepRejected("the field is not finite at the step's end")
+
     def run(
         self,
         fun: Callable[[Any], Any],
@@ -413,6 +342,7 @@ class ExplicitPieces:
                 if h <= 10 * np.spacing(abs(t)):  # as scipy's solvers: a transient at t ~ 0 may need tiny steps
                     return checked.end(t, y, used, f"step size too small at t = {t:.6g}")
                 y_new, K, error, formed = self._step(checked.fun, y, f, h)
+                self.end_formed = not self.deferred
                 checked.overflowed = not np.isfinite(error)
                 if not error < 1:  # rejected (also when a stage is not finite: the error is then NaN or inf)
                     self.retry_check.rejected(t, h, error)
@@ -424,7 +354,9 @@ class ExplicitPieces:
                 coefficients = self._workspace(y.size)[1]
                 if not formed:
                     coefficients[0] = y
-                    np.matmul(h * self.P.T, K, out=coefficients[1:])
+                    np.matmul(h * self.P.T, K[: len(self.P)], out=coefficients[1:])
+                if self.retry_check.at_risk(t):  # Simpson's rule reads f(y_new)
+                    self._form_end(checked.fun, y_new, K, checked=False)
                 shrink = self.retry_check.shrink(checked.fun, t, h, y, y_new, self._workspace(y.size))
                 if shrink < 1:  # a step whose estimate missed a transient (retry_check): rejected after all
                     h, rejected = h * shrink, True
@@ -434,9 +366,11 @@ class ExplicitPieces:
                     theta = (np.atleast_1d(np.asarray(ts, dtype=np.float64)) - t) / h
                     return (theta[:, None] ** self.powers) @ coefficients
 
+                end_field = partial(self._form_end, checked.fun, y_new, K, True) if self.deferred else None
                 try:
                     end = accepted_step(
                         guards, observer, self.fractions, t, t_new, y_new, states, h, checked, coefficients,
+                        end_field=end_field,
                     )
                 except StepRejected:  # the step's interior overshot into overflow: as a rejected step
                     checked.overflowed = True
@@ -444,7 +378,8 @@ class ExplicitPieces:
                     rejected = True
                     continue
                 # the whole step's size and end (an event truncates the step, not what held its size)
-                stiff = self.monitor is not None and self.monitor.stiff(checked.fun, jac, y_new, K[-1], h)
+                f_new = K[-1] if self.end_formed else None  # None: formed by the test where it needs it
+                stiff = self.monitor is not None and self.monitor.stiff(checked.fun, jac, y_new, f_new, h)
                 if end is not None:
                     end.stiff = stiff
                     return end
@@ -473,7 +408,7 @@ def piece_integrator(
     """The piece integrator of ``method`` (one of :data:`SOLVERS`); with ``stiff_method`` an explicit one ends
     a piece 'stiff' when its steps are held at their stability boundary and that implicit method would do less
     work (:mod:`simulate.flow.stiffness`);
-    with ``high_order_method`` (of higher order than RK23 / RK45 ``method``) it ends a piece 'order' when that
+    with ``high_order_method`` (of higher order than RK12 / RK23 / RK45 ``method``) it ends a piece 'order' when that
     method would do several times less work (:mod:`simulate.flow.order`).
     ``coords``: the run's coordinates, in which rtol and atol bound the weights' error per step
     (:mod:`simulate.flow.tolerance`); None reads them on the state as it is."""

@@ -19,8 +19,9 @@ from fls.simulate.flow.tolerance import StepTolerance
 #: The error estimator order scipy's :func:`select_initial_step` uses for each method.
 ESTIMATOR_ORDER = {"DOP853": 7, "RK45": 4, "RK23": 2, "Radau": 3, "BDF": 1}
 #: Field evaluations per accepted step of each explicit method in the engine: the stages after the first
-#: (first same as last), and for DOP853 the three extra stages of the dense output its guards are sampled on.
-EVALUATIONS_PER_STEP = {"RK23": 3, "RK45": 6, "DOP853": 15}
+#: (first same as last), and for DOP853 the three extra stages of the dense output its guards are sampled on;
+#: RK12's two stages (the first is the last step's f(y_new), formed only where no event ended it).
+EVALUATIONS_PER_STEP = {"RK12": 2, "RK23": 3, "RK45": 6, "DOP853": 15}
 
 
 #: A trial's step that is at least this many times the one before is still climbing to the method's own.

@@ -2,7 +2,7 @@
 
 An explicit method is stable on y' = lambda y only while h lambda lies in its stability region; on the negative
 real axis that is [-beta, 0] with beta the method's *stability boundary* (:func:`stability_boundary`, from the
-tableau: about 2.51 for RK23, 3.31 for RK45, 6.39 for DOP853). On a stiff problem (squared or exponential loss
+tableau: 2 for RK12, about 2.51 for RK23, 3.31 for RK45, 6.39 for DOP853). On a stiff problem (squared or exponential loss
 with weights of 10 and more: the largest eigenvalue of the field's Jacobian is -1e4 to -1e7) the step-size
 control holds h near beta / rho for the whole run, however smooth the solution, and the run takes 1e5 to 1e8
 steps. An implicit method (Radau) is stable there at any step.
@@ -24,7 +24,8 @@ A test finds the step held by the fast component when -lambda h >= :data:`STIFF_
 largest step (the cycle at the boundary), or -lambda h >= :data:`STIFF_PRODUCT` with h the mean step (the
 steps stay where each spans the fast component's time constant), and a run is stiff when it does at
 :data:`STIFF_TESTS` tests in a row (over about 200 accepted steps): a fast component that is still moving
-decays within a few such steps (by |R(-1)| = 0.33 to 0.37 per step of -lambda h = 1 for these tableaus), so a
+decays within a few such steps (by |R(-1)| = 0.33 to 0.37 per step of -lambda h = 1 for RK23, RK45 and DOP853,
+0.5 for RK12), so a
 step size that stays there after that is held by the fast component, not by the accuracy of the slow
 solution. At the boundary it is held by stability. Where atol, not rtol, sets the tolerance it can also
 settle below the boundary, at a constant size with the whole error estimate in the fast component: RK45 at
@@ -74,12 +75,13 @@ import numpy as np
 from scipy.integrate import BDF, DOP853, RK23, RK45
 
 from fls.simulate.flow.coupled_radau import CoupledRadau
+from fls.simulate.flow.heun_euler import HeunEuler
 from fls.simulate.flow.implicit_cost import STEP_WORK, PricedJacobian
 from fls.simulate.flow.step_control import EVALUATIONS_PER_STEP, trial_steps
 from fls.simulate.flow.tolerance import StepTolerance
 
-#: The explicit methods the test watches, by name (their tableaus are scipy's).
-TABLEAUS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853}
+#: The explicit methods the test watches, by name (their tableaus: scipy's, and RK12's own).
+TABLEAUS = {"RK12": HeunEuler, "RK23": RK23, "RK45": RK45, "DOP853": DOP853}
 #: Accepted steps between two tests (each one field evaluation).
 TEST_INTERVAL = 50
 #: Tests in a row that must find the steps held by the fast component before the run is called stiff.
@@ -227,10 +229,11 @@ class StiffnessMonitor:
         fun: Callable[[np.ndarray], np.ndarray],
         jac: PricedJacobian,
         y: np.ndarray,
-        f: np.ndarray,
+        f: np.ndarray | None,
         step: float,
     ) -> bool:
-        """Whether the run is stiff, after an accepted step of size ``step`` ending at y with field f = fun(y).
+        """Whether the run is stiff, after an accepted step of size ``step`` ending at y with field f = fun(y)
+        (None where the step did not form it: RK12's step an event ends; a test then forms it).
         Tests every :data:`TEST_INTERVAL` steps (one evaluation of fun), with the mean and the largest step size
         since the last test; ``jac``: the piece's Jacobian, for the implicit method's trial."""
         self.steps += 1
@@ -238,7 +241,7 @@ class StiffnessMonitor:
         self.largest_step = max(self.largest_step, float(step))
         if self.steps < TEST_INTERVAL:
             return False
-        estimate = self.test(fun, y, f, self.stepped / self.steps, self.largest_step)
+        estimate = self.test(fun, y, fun(y) if f is None else f, self.stepped / self.steps, self.largest_step)
         self.steps, self.stepped, self.largest_step = 0, 0.0, 0.0
         if estimate is None:
             return False

@@ -5,7 +5,8 @@ tolerances, and both recorded for the result (docs/flow.md, "Choosing a method")
 
 from __future__ import annotations
 
-from fls.simulate.flow.smooth import ExplicitPieces, PieceEnd, ScipyPieces, piece_integrator
+from fls.simulate.flow.piece_end import PieceEnd
+from fls.simulate.flow.smooth import ExplicitPieces, ScipyPieces, piece_integrator
 from fls.simulate.flow.stiffness import MethodSwitch
 
 

@@ -61,12 +61,13 @@ def test_non_finite_field_and_blow_up_end_the_piece():
 
 
 def test_methods_get_their_integrators():
+    assert isinstance(piece_integrator("RK12", 1e-6, 1e-8), ExplicitPieces)
     assert isinstance(piece_integrator("RK23", 1e-6, 1e-8), ExplicitPieces)
     assert isinstance(piece_integrator("RK45", 1e-6, 1e-8), ExplicitPieces)
     assert isinstance(piece_integrator("DOP853", 1e-6, 1e-8), ScipyPieces)
 
 
-@pytest.mark.parametrize("method", ["RK23", "RK45"])
+@pytest.mark.parametrize("method", ["RK12", "RK23", "RK45"])
 def test_hybrid_run_with_crossings_and_sliding_agrees_with_dop853(method):
     W, v, X, y = switching_problem()
     tight = integrate_flow(W, v, X, y, target_risk=0.1, t_max=200.0, rtol=1e-12, atol=1e-14)

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from scipy.integrate import RK23, RK45
 from scipy.special import expit
 
+from fls.simulate.flow.heun_euler import HeunEuler
 from fls.simulate.flow.retry_check import SIMPSON_LIMIT, RetryCheck
 from fls.simulate.flow.smooth import ExplicitPieces
 from tests.simulate.test_flow_grazing import stored_problem
 from tests.simulate.test_flow_stress import AGREEMENT, errors_at_the_end, problems, run
 
-TABLEAUS = {"RK45": RK45, "RK23": RK23}
+TABLEAUS = {"RK45": RK45, "RK23": RK23, "RK12": HeunEuler}
 
 
 def clock_and_jump(jump: float, at: float):
@@ -30,7 +31,7 @@ def clock_and_jump(jump: float, at: float):
     return lambda y: np.array([1.0, jump * float(y[0] > at)])
 
 
-@pytest.mark.parametrize("method", ["RK45", "RK23"])
+@pytest.mark.parametrize("method", ["RK45", "RK23", "RK12"])
 @pytest.mark.parametrize("at", [0.05, 0.25, 0.45, 0.6, 0.85, 0.95])
 def test_the_comparison_of_a_step_over_a_jump_is_its_quadrature_minus_simpsons(method, at):
     """For w' = J [t > s h] over one step from (0, 0), the stages are K_i = (1, J [c_i > s]) (u's stages are

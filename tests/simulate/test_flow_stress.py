@@ -51,7 +51,7 @@ from tests.simulate.origin_escape import (
     passage_radius,
 )
 
-METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF")
+METHODS = ("DOP853", "RK45", "RK23", "RK12", "Radau", "BDF")
 IMPLICIT_SIZE = 120
 #: Global agreement with the 100x tighter run, in units of the run's tolerance (rtol relative to the state's
 #: scale, plus atol): errors per step add up over the steps and events of a run.
@@ -127,7 +127,7 @@ def problems(
         m += 1
     alpha = draw(log_uniform(1e-4, 100.0))
     W, v = init_params(m, d, alpha=alpha, scheme=scheme, seed=draw(st.integers(0, 2**16)))
-    method = draw(st.sampled_from(METHODS if m * (d + 1) <= IMPLICIT_SIZE else METHODS[:3]))
+    method = draw(st.sampled_from(METHODS if m * (d + 1) <= IMPLICIT_SIZE else METHODS[:4]))
     coords = ("auto", "plain", "span") + (("log",) if is_balanced(W, v) else ())
     return Problem(
         W,

@@ -13,10 +13,11 @@ from fls.simulate.flow.events import PieceGuards
 from fls.simulate.flow.hybrid import HybridFlow
 from fls.simulate.flow.logcoords import LogCoordinates
 from fls.simulate.flow.modes import ACTIVE, INACTIVE, SLIDING, Mode, SlidingWeights
+from fls.simulate.flow.piece_end import FiniteField
 from fls.simulate.flow.polynomial_guards import PolynomialStepGuards
 from fls.simulate.flow.problems import stall_problem
 from fls.simulate.flow.recording import Recorder, SaveSchedule
-from fls.simulate.flow.smooth import FiniteField, piece_integrator
+from fls.simulate.flow.smooth import piece_integrator
 from fls.simulate.flow.spancoords import SpanCoordinates
 from fls.simulate.initialization import init_params
 from fls.simulate.stopping import TargetRisk
