@@ -40,6 +40,14 @@ stored as they were drawn (tests/simulate/data/):
   through 0 and the run leaves sliding at t = 0.3797, where the tight run slides on to t = 0.495, where s_5
   passes through 0, and crosses: 4.08 times the suite's bound, amplification 1. Whether it crosses there
   depends on the sign of S_0 = 5e-10. Not resolved (a strict xfail; docs/flow.md, "Limits").
+- ``unique_leave_from_an_origin``: Radau at rtol 1.5e-6, atol 1e-14, plain coordinates, squared loss, n = 30,
+  d = 2, m = 19, t_max = 1. Neuron 14 slides on the surface of sample 24 into w_14 = 0 at t = 0.3605807,
+  where it cannot stay (0 is not in the hull of its sector fields) and has one way out: of the rays where
+  its direction's field turns, one only has a positive radial speed (+0.0615 along the surface of sample
+  10, at 120.46 degrees), so the flow is unique. The run and 12 other runs leave along it after a burst of
+  13 to 16 events at the instant; the reference (DOP853 at rtol / 100, atol 3.7e-16) has w_14 = 0 exactly
+  and its sector-by-sector selection settles in a mode that pair (14, 11) leaves at once: 201 events in a
+  row, ``failed``. Not resolved (a strict xfail; docs/flow.md, "Limits").
 """
 
 from dataclasses import replace
@@ -180,3 +188,20 @@ def test_a_sliding_weight_below_its_resolution_leaves_where_the_tight_run_slides
     crosses there depends on the sign of S_0 = 5e-10, below any resolution the run's tolerances give: not
     resolved, the check fails."""
     check(stored_problem("sliding_weight_below_resolution"))
+
+
+@pytest.mark.xfail(
+    raises=AssertionError,
+    strict=True,
+    reason="at an origin with a unique leave the selection walks the sectors and does not leave "
+    "(docs/flow.md, Limits)",
+)
+def test_a_unique_leave_from_an_origin_is_taken_by_the_tight_run():
+    """Neuron 14 reaches w_14 = 0 at t = 0.3605807, where the one Filippov solution leaves along the surface
+    of sample 10 (docstring). The run reaches t_max 1.2e-7 from DOP853 and RK45 at rtol 1e-10 (the bound is
+    2.4e-3), but its reference, with w_14 = 0 exactly after projecting it onto the surfaces of samples 0 and
+    24, selects the neuron's mode one event at a time and ends in a mode that pair (14, 11) leaves at once,
+    again and again (still at 5000 events in a row): ``failed`` with a descent and no stay, which the check
+    accepts only where the flow is not unique. Not resolved: the engine has no rule that puts a neuron at its
+    origin on its one way out, the check fails."""
+    check(stored_problem("unique_leave_from_an_origin"))
