@@ -24,7 +24,8 @@ later event of that instant (:class:`InstantMemory`): the events of one instant 
 pair's exit and another neuron's weight exit at the same instant do not undo each other's selection in turn.
 Only events that still repeat, :data:`MAX_INSTANT_EVENTS` in a row, end the run ``failed``, naming the neuron
 and sample; where they repeat at a neuron's origin where it stays and cannot leave, the outcome says so
-(``FlowOutcome.stay``) and the run goes on without that neuron (:mod:`simulate.flow.freeze`).
+(``FlowOutcome.stay``) and the run goes on without that neuron (:mod:`simulate.flow.freeze`); where, in d = 2,
+it cannot stay and has exactly one way out, it takes that one and the run goes on (:mod:`simulate.flow.leave`).
 
 The same loop drives the float engine (scipy solvers) and the mpmath reference: only the piece integrator and
 the arithmetic differ. Diagnostics: crossings (``switches``), sliding entries and exits, events, pieces, RHS
@@ -44,6 +45,7 @@ from fls.simulate.flow.coords import Coordinates
 from fls.simulate.flow.events import MU_HIGH, MU_LOW, PAIR, PieceGuards
 from fls.simulate.flow.grazing import GrazingContacts, NearBounds, below_resolution
 from fls.simulate.flow.implicit_cost import AnalyticJacobian
+from fls.simulate.flow.leave import leave_origin
 from fls.simulate.flow.modes import (
     ACTIVE,
     INACTIVE,
@@ -271,7 +273,7 @@ class HybridFlow:
         Returns the projected state, the next mode (``mode`` itself, updated in place in the touched rows:
         O(touched n), no (m, n) copy) and the neurons whose rows of the mode may have changed.
         """
-        coords, arith, counts = self.coords, self.arith, self.counts
+        coords, arith = self.coords, self.arith
         affected = touched_neurons(touching, hints)
         on_surface = {j: (touching[j] | mode.sliding[j]).nonzero()[0] for j in affected}
         rows = neuron_rows(affected)
@@ -313,21 +315,26 @@ class HybridFlow:
                 errors,
                 scale,
             )
-            for i, was, now in zip(surfaces.tolist(), before.tolist(), new[surfaces].tolist(), strict=True):
-                kind = _transition(was, now)
-                if kind is None:
-                    continue
-                if kind == "cross":
-                    counts.switches += 1
-                elif kind == "enter_sliding":
-                    counts.sliding_entries += 1
-                else:
-                    counts.sliding_exits += 1
-                if self.log is not None:
-                    self.log.add(t, self.labels[j], coords.samples.index[i], kind)
+            self.record(t, j, surfaces, before, new[surfaces])
             rows[j] = new
         mode.update_rows(rows)
         return Y, mode, affected
+
+    def record(self, t: Any, j: int, pairs: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
+        """Count (and log) the transitions at time t of neuron j's ``pairs`` from sides ``was`` to ``now``."""
+        for i, before, after in zip(pairs.tolist(), was.tolist(), now.tolist(), strict=True):
+            kind = _transition(before, after)
+            if kind is None:
+                continue
+            counts = self.counts
+            if kind == "cross":
+                counts.switches += 1
+            elif kind == "enter_sliding":
+                counts.sliding_entries += 1
+            else:
+                counts.sliding_exits += 1
+            if self.log is not None:
+                self.log.add(t, self.labels[j], self.coords.samples.index[i], kind)
 
     def resolution(self, Y: Any, guards: PieceGuards, columns: set[int]) -> dict[int, float]:
         """column -> the change of its guard under a state error of the size the tolerances allow.
@@ -375,6 +382,7 @@ class HybridFlow:
         near = NearBounds()  # the guards that events left at their bounds
         memory, contacts = InstantMemory(), GrazingContacts(mode.side.shape[1])
         spacing = EventSpacing()  # bounds the first step after an event by the events' spacing
+        left = None  # (time, neuron) of the last leave from an origin: once an instant
         while True:
             weights = SlidingWeights(mode, self.gram, self.arith, self.weight_maps, weights, changed)
             start_outputs = self.carried.at_start(self.coords, Y, weights)
@@ -430,6 +438,13 @@ class HybridFlow:
                     else guards.sliding_pair(end.column)
                 )
                 contact = contact_at(self.coords, weights, end.y, j)
+                way = None if (end.t, j) == left else leave_origin(self.coords, weights, end.y, j, contact)
+                if way is not None:  # its one way out (d = 2): the run goes on from w_j = 0 in that mode
+                    (Y, row), t, instant, changed, left = way, end.t, 0, [j], (end.t, j)
+                    self.record(t, j, np.arange(len(row)), mode.side[j].copy(), row)
+                    mode.update_rows({j: row})
+                    memory.clear()
+                    continue
                 i = self.coords.samples.index[i]
                 message = repeated_events_message(contact, instant, t, self.labels[j], i)
                 stay = j if contact is not None and contact.unique_stay else None

@@ -47,7 +47,8 @@ stored as they were drawn (tests/simulate/data/):
   10, at 120.46 degrees), so the flow is unique. The run and 12 other runs leave along it after a burst of
   13 to 16 events at the instant; the reference (DOP853 at rtol / 100, atol 3.7e-16) has w_14 = 0 exactly
   and its sector-by-sector selection settles in a mode that pair (14, 11) leaves at once: 201 events in a
-  row, ``failed``. Not resolved (a strict xfail; docs/flow.md, "Limits").
+  row; the engine then takes the one exit, found exactly from the rays of the neuron's surfaces
+  (:mod:`simulate.flow.leave`), and goes on.
 """
 
 from dataclasses import replace
@@ -190,18 +191,12 @@ def test_a_sliding_weight_below_its_resolution_leaves_where_the_tight_run_slides
     check(stored_problem("sliding_weight_below_resolution"))
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="at an origin with a unique leave the selection walks the sectors and does not leave "
-    "(docs/flow.md, Limits)",
-)
 def test_a_unique_leave_from_an_origin_is_taken_by_the_tight_run():
     """Neuron 14 reaches w_14 = 0 at t = 0.3605807, where the one Filippov solution leaves along the surface
     of sample 10 (docstring). The run reaches t_max 1.2e-7 from DOP853 and RK45 at rtol 1e-10 (the bound is
     2.4e-3), but its reference, with w_14 = 0 exactly after projecting it onto the surfaces of samples 0 and
     24, selects the neuron's mode one event at a time and ends in a mode that pair (14, 11) leaves at once,
-    again and again (still at 5000 events in a row): ``failed`` with a descent and no stay, which the check
-    accepts only where the flow is not unique. Not resolved: the engine has no rule that puts a neuron at its
-    origin on its one way out, the check fails."""
+    again and again. There, 201 events in a row at an origin in d = 2 where the neuron cannot stay, the engine
+    finds its one exit exactly (:func:`~simulate.flow.leave.unique_exit`: sliding on the surface of sample 10
+    at 120.46 degrees) and goes on in that mode: the reference reaches t_max too and the check passes."""
     check(stored_problem("unique_leave_from_an_origin"))
