@@ -64,6 +64,7 @@ def rays(X: np.ndarray) -> np.ndarray:
 
 
 def unit(angle: float) -> np.ndarray:
+    """The unit vector (cos angle, sin angle)."""
     return np.array([np.cos(angle), np.sin(angle)])
 
 
@@ -87,10 +88,7 @@ def unique_exit(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | None) 
     exits: list[Exit] = []
     for s, F in enumerate(fields):
         low, high = unit(ends[s]), unit(ends[s + 1])
-        across_low, across_high = (
-            cross(low, F),
-            cross(F, high),
-        )  # > 0: F lies on the sector's side of each ray
+        across_low, across_high = cross(low, F), cross(F, high)  # > 0: F on the sector's side of each ray
         if min(abs(across_low), abs(across_high)) <= tie and np.linalg.norm(F) > tie:
             return None
         if across_low > 0 and across_high > 0:
@@ -98,10 +96,7 @@ def unique_exit(v_j: float, X: np.ndarray, S: np.ndarray, N: np.ndarray | None) 
     for r, angle in enumerate(angles):
         u = unit(angle)
         before, after = fields[r - 1], fields[r]  # the sectors below and above ray r
-        b_before, b_after = (
-            cross(u, before),
-            cross(u, after),
-        )  # the parts across the ray, towards higher angles
+        b_before, b_after = cross(u, before), cross(u, after)  # the parts across the ray, to higher angles
         if b_before > tie and b_after < -tie:
             weight = -b_after / (b_before - b_after)
             radial = weight * float(before @ u) + (1 - weight) * float(after @ u)
