@@ -56,10 +56,10 @@ from fls.simulate.flow.modes import (
     select_neuron_mode,
 )
 from fls.simulate.flow.origin import contact_at, repeated_events_message
+from fls.simulate.flow.piece_end import PieceEnd
 from fls.simulate.flow.piece_field import EventCounts, PieceField
 from fls.simulate.flow.recording import Recorder
 from fls.simulate.flow.roundoff import float_factors
-from fls.simulate.flow.smooth import PieceEnd
 from fls.simulate.flow.start_jumps import StartJumps, start_jumps
 from fls.simulate.flow.step_control import EventSpacing
 from fls.simulate.flow.stiffness import MethodSwitch
